@@ -1,0 +1,207 @@
+//! Histogram settings, summaries and interval logs, shared by every process that records latency.
+//!
+//! Every latency is recorded in nanoseconds into a histogram from 1 ns to 60 s at three
+//! significant digits. Histograms travel between processes as HdrHistogram interval logs
+//! (V2 compressed entries, one per second), the format HdrHistogram's own Java and Python log
+//! readers understand; merging is `Histogram::add`, never an average of percentiles.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
+use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Lowest value tracked: 1 ns.
+pub const LOWEST_NS: u64 = 1;
+/// Highest value tracked: 60 s. Larger values are clamped to it (and still counted).
+pub const HIGHEST_NS: u64 = 60_000_000_000;
+/// Significant decimal digits kept for every value.
+pub const SIGFIG: u8 = 3;
+/// Interval logs record nanoseconds; HdrHistogram tools print `Interval_Max` in milliseconds.
+pub const LOG_MAX_VALUE_DIVISOR: f64 = 1_000_000.0;
+
+/// A fresh histogram with wsbench's settings; allocate once and reuse (`reset`), never per message.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("constant bounds are valid")
+}
+
+/// Records one value in nanoseconds, clamping beyond [`HIGHEST_NS`]; never allocates.
+#[inline]
+pub fn record_ns(h: &mut Histogram<u64>, ns: u64) {
+    h.saturating_record(ns);
+}
+
+/// Percentiles of one histogram in microseconds: the shape of every latency block in result files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub p99_99: f64,
+    pub max: f64,
+}
+
+impl LatencySummary {
+    /// Summarises a histogram recorded in nanoseconds. An empty histogram gives all zeros.
+    pub fn from_histogram_ns(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let us = |ns: u64| ns as f64 / 1_000.0;
+        Self {
+            count: h.len(),
+            min: us(h.min()),
+            mean: h.mean() / 1_000.0,
+            p50: us(h.value_at_quantile(0.50)),
+            p90: us(h.value_at_quantile(0.90)),
+            p99: us(h.value_at_quantile(0.99)),
+            p99_9: us(h.value_at_quantile(0.999)),
+            p99_99: us(h.value_at_quantile(0.9999)),
+            max: us(h.max()),
+        }
+    }
+}
+
+/// One entry of an interval log.
+#[derive(Debug, Clone)]
+pub struct LogInterval {
+    /// Start of the interval, relative to the log's base time.
+    pub start: Duration,
+    pub duration: Duration,
+    pub tag: Option<String>,
+    pub histogram: Histogram<u64>,
+}
+
+/// Errors reading or writing interval logs.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{path}: entry {entry}: {what}")]
+    Corrupt { path: String, entry: usize, what: String },
+}
+
+/// The builder every wsbench interval log is started with: start and base time set to `start`
+/// (so entry timestamps are seconds since the log began) and `Interval_Max` in milliseconds.
+pub fn interval_log_builder(start: SystemTime, comment: &str) -> IntervalLogWriterBuilder {
+    let mut b = IntervalLogWriterBuilder::new();
+    b.add_comment(comment)
+        .add_comment("values in nanoseconds; Interval_Max in milliseconds")
+        .with_start_time(start)
+        .with_base_time(start)
+        .with_max_value_divisor(LOG_MAX_VALUE_DIVISOR);
+    b
+}
+
+/// The serializer for interval log entries (compressed, as Java's log reader expects).
+pub fn log_serializer() -> V2DeflateSerializer {
+    V2DeflateSerializer::new()
+}
+
+/// Writes a whole interval log at once (used when merging shards or trials).
+pub fn write_interval_log(path: &Path, start: SystemTime, comment: &str, intervals: &[LogInterval]) -> Result<(), LogError> {
+    let io_err = |source| LogError::Io { path: path.display().to_string(), source };
+    let mut file = io::BufWriter::new(fs::File::create(path).map_err(io_err)?);
+    let mut ser = log_serializer();
+    {
+        let mut w = interval_log_builder(start, comment).begin_log_with(&mut file, &mut ser).map_err(io_err)?;
+        for (i, iv) in intervals.iter().enumerate() {
+            let tag = iv.tag.as_deref().and_then(Tag::new);
+            w.write_histogram(&iv.histogram, iv.start, iv.duration, tag).map_err(|e| LogError::Corrupt {
+                path: path.display().to_string(),
+                entry: i,
+                what: e.to_string(),
+            })?;
+        }
+    }
+    io::Write::flush(&mut file).map_err(io_err)
+}
+
+/// Reads every histogram of an interval log written by wsbench or any HdrHistogram tool.
+/// Histograms are widened to wsbench's bounds so they can be added to each other.
+pub fn read_interval_log(path: &Path) -> Result<Vec<LogInterval>, LogError> {
+    let p = || path.display().to_string();
+    let bytes = fs::read(path).map_err(|source| LogError::Io { path: p(), source })?;
+    let mut out = Vec::new();
+    let mut decoder = Deserializer::new();
+    for (entry, item) in IntervalLogIterator::new(&bytes).enumerate() {
+        let corrupt = |what: String| LogError::Corrupt { path: p(), entry, what };
+        let item = item.map_err(|e| corrupt(format!("{e:?}")))?;
+        let LogEntry::Interval(iv) = item else { continue };
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(iv.encoded_histogram())
+            .map_err(|e| corrupt(e.to_string()))?;
+        let decoded: Histogram<u64> = decoder.deserialize(&mut io::Cursor::new(raw)).map_err(|e| corrupt(format!("{e:?}")))?;
+        let mut histogram = new_histogram();
+        histogram.add(&decoded).map_err(|e| corrupt(format!("{e:?}")))?;
+        out.push(LogInterval { start: iv.start_timestamp(), duration: iv.duration(), tag: iv.tag().map(|t| t.as_str().to_owned()), histogram });
+    }
+    Ok(out)
+}
+
+/// Adds every interval of a log into one histogram: the whole run's distribution.
+pub fn total(intervals: &[LogInterval]) -> Histogram<u64> {
+    let mut h = new_histogram();
+    for iv in intervals {
+        h.add(&iv.histogram).expect("all wsbench histograms share bounds");
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_in_microseconds() {
+        let mut h = new_histogram();
+        for v in 1..=1000u64 {
+            record_ns(&mut h, v * 1_000);
+        }
+        let s = LatencySummary::from_histogram_ns(&h);
+        assert_eq!(s.count, 1000);
+        assert!((s.p50 - 500.0).abs() < 1.0, "{s:?}");
+        assert!((s.p99 - 990.0).abs() < 1.0, "{s:?}");
+        assert!((s.max - 1000.0).abs() < 1.0, "{s:?}");
+    }
+
+    #[test]
+    fn values_beyond_the_range_are_clamped_not_lost() {
+        let mut h = new_histogram();
+        record_ns(&mut h, HIGHEST_NS * 10);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn interval_log_round_trips_count_for_count() {
+        let dir = std::env::temp_dir().join(format!("wsbench-hist-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.hlog");
+        let mut ivs = Vec::new();
+        for i in 0..3u64 {
+            let mut h = new_histogram();
+            for v in 0..100u64 {
+                record_ns(&mut h, 1_000 + v * 997 * (i + 1));
+            }
+            ivs.push(LogInterval { start: Duration::from_secs(i), duration: Duration::from_secs(1), tag: None, histogram: h });
+        }
+        write_interval_log(&path, SystemTime::now(), "test", &ivs).unwrap();
+        let back = read_interval_log(&path).unwrap();
+        assert_eq!(back.len(), 3);
+        for (a, b) in ivs.iter().zip(&back) {
+            assert_eq!(a.start, b.start);
+            assert_eq!(a.histogram, b.histogram);
+        }
+        assert_eq!(total(&back).len(), 300);
+        fs::remove_dir_all(&dir).ok();
+    }
+}

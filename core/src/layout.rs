@@ -1,0 +1,61 @@
+//! Where results live: one function or constant per path, so every process agrees on them.
+//!
+//! ```text
+//! results/<scenario>/<run-id>/run.json                  the manifest: scenario, configs, order, host
+//! results/<scenario>/<run-id>/<config>/trial-<n>/       one trial of one configuration:
+//!     summary.json  latency.hlog  service_time.hlog  send_lag.hlog  intervals.csv   (load generator)
+//!     server.json   server-latency.hlog                                           (server)
+//!     processes.csv  server.log  loadgen-<i>/ (one per process when there are several)
+//! results/<scenario>/<run-id>/report/                   plots (PNG, SVG) and report.md
+//! ```
+
+use std::path::{Path, PathBuf};
+
+pub const RUN_MANIFEST: &str = "run.json";
+pub const SUMMARY: &str = "summary.json";
+pub const LATENCY_LOG: &str = "latency.hlog";
+pub const SERVICE_TIME_LOG: &str = "service_time.hlog";
+pub const SEND_LAG_LOG: &str = "send_lag.hlog";
+pub const INTERVALS_CSV: &str = "intervals.csv";
+pub const SERVER_SUMMARY: &str = "server.json";
+pub const SERVER_LATENCY_LOG: &str = "server-latency.hlog";
+pub const PROCESSES_CSV: &str = "processes.csv";
+pub const SERVER_LOG: &str = "server.log";
+pub const REPORT_DIR: &str = "report";
+pub const REPORT_MD: &str = "report.md";
+
+/// `results/<scenario>/<run-id>`.
+pub fn run_dir(results: &Path, scenario: &str, run_id: &str) -> PathBuf {
+    results.join(slug(scenario)).join(run_id)
+}
+
+/// `<run-dir>/<config>/trial-<n>` (trials count from 1).
+pub fn trial_dir(run_dir: &Path, config: &str, trial: u32) -> PathBuf {
+    run_dir.join(slug(config)).join(format!("trial-{trial}"))
+}
+
+/// `<trial-dir>/loadgen-<i>`: one load-generator process's files when a trial has several.
+pub fn shard_dir(trial_dir: &Path, index: usize) -> PathBuf {
+    trial_dir.join(format!("loadgen-{index}"))
+}
+
+/// A configuration or scenario name made safe as a folder name.
+pub fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect();
+    if s.is_empty() || s.starts_with('.') { format!("_{s}") } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_documented_layout() {
+        let run = run_dir(Path::new("results"), "quick", "20261125-101500");
+        assert_eq!(trial_dir(&run, "multi thread", 2), Path::new("results/quick/20261125-101500/multi_thread/trial-2"));
+        assert_eq!(slug(".."), "_..");
+    }
+}

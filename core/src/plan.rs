@@ -1,0 +1,246 @@
+//! Fully resolved plans for each process, and their command-line form.
+//!
+//! The orchestrator turns a scenario configuration into one [`ServerPlan`] and one [`LoadPlan`]
+//! per load-generator process, and hands them over as command-line arguments (`to_args`), so a
+//! process started by hand and one started by `wsbench run` are configured the same way. Each
+//! plan is also written into that process's result file, field by field, as its `config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{format_duration, serde_duration};
+
+/// Server implementation under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// tokio-tungstenite: the reference engine.
+    #[default]
+    Tungstenite,
+}
+
+/// What the server does with each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Text and binary messages are sent back unchanged.
+    #[default]
+    Echo,
+}
+
+/// Which tokio runtime the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// One thread does everything.
+    CurrentThread,
+    /// Work-stealing runtime with `workers` threads.
+    #[default]
+    MultiThread,
+}
+
+/// Frame type of the load generator's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Binary,
+    Text,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident => $n:literal),* $(,)? }) => {
+        impl $t {
+            /// The name used on the command line, in scenario files and in results.
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$v => $n),* }
+            }
+        }
+    };
+}
+names!(Engine { Tungstenite => "tungstenite" });
+names!(Workload { Echo => "echo" });
+names!(Runtime { CurrentThread => "current-thread", MultiThread => "multi-thread" });
+names!(Mode { Binary => "binary", Text => "text" });
+
+/// Emulated stop-the-world pauses: every runtime thread stops for `pause_for` once per `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    #[serde(with = "serde_duration")]
+    pub every: Duration,
+    #[serde(rename = "for", with = "serde_duration")]
+    pub pause_for: Duration,
+}
+
+/// Default largest message the server accepts; Autobahn's 9.* cases send 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 16 << 20;
+
+/// Everything a server process needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerPlan {
+    pub listen: SocketAddr,
+    pub engine: Engine,
+    pub workload: Workload,
+    pub runtime: Runtime,
+    /// Worker threads of the multi-thread runtime (ignored by current-thread).
+    pub workers: usize,
+    pub max_message_size: u64,
+    pub pause: Option<Pause>,
+    pub out: Option<PathBuf>,
+}
+
+impl Default for ServerPlan {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9001".parse().expect("literal address"),
+            engine: Engine::default(),
+            workload: Workload::default(),
+            runtime: Runtime::default(),
+            workers: 2,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            pause: None,
+            out: None,
+        }
+    }
+}
+
+impl ServerPlan {
+    /// The `wsbench server` / `wsbench-server` arguments that reproduce this plan.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--listen".into(),
+            self.listen.to_string(),
+            "--engine".into(),
+            self.engine.name().into(),
+            "--workload".into(),
+            self.workload.name().into(),
+            "--runtime".into(),
+            self.runtime.name().into(),
+            "--workers".into(),
+            self.workers.to_string(),
+            "--max-message-size".into(),
+            self.max_message_size.to_string(),
+        ];
+        if let Some(p) = self.pause {
+            a.extend(["--pause-every".into(), format_duration(p.every), "--pause-for".into(), format_duration(p.pause_for)]);
+        }
+        if let Some(out) = &self.out {
+            a.extend(["--out".into(), out.display().to_string()]);
+        }
+        a
+    }
+}
+
+/// Everything a load-generator process needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadPlan {
+    pub url: String,
+    pub connections: u32,
+    /// New connections opened per second while connecting.
+    pub connect_rate: f64,
+    /// Message size in bytes, header included (at least [`crate::header::HEADER_LEN`]).
+    pub size: u64,
+    pub mode: Mode,
+    #[serde(with = "serde_duration")]
+    pub duration: Duration,
+    #[serde(with = "serde_duration")]
+    pub warmup: Duration,
+    /// Closed loop: messages outstanding per connection. Ignored when `rate` is set.
+    pub in_flight: u32,
+    /// Open loop: messages per second over all connections of this process.
+    pub rate: Option<f64>,
+    /// Worker threads, each with its own runtime and its share of the connections.
+    pub threads: usize,
+    /// How long to wait for outstanding echoes after the measured window before counting them lost.
+    #[serde(with = "serde_duration")]
+    pub drain_timeout: Duration,
+    pub out: Option<PathBuf>,
+}
+
+impl Default for LoadPlan {
+    fn default() -> Self {
+        Self {
+            url: "ws://127.0.0.1:9001/".into(),
+            connections: 10,
+            connect_rate: 1000.0,
+            size: 32,
+            mode: Mode::Binary,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            in_flight: 1,
+            rate: None,
+            threads: 1,
+            drain_timeout: Duration::from_secs(2),
+            out: None,
+        }
+    }
+}
+
+impl LoadPlan {
+    /// The `wsbench loadgen` / `wsbench-loadgen` arguments that reproduce this plan.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--url".into(),
+            self.url.clone(),
+            "--connections".into(),
+            self.connections.to_string(),
+            "--connect-rate".into(),
+            self.connect_rate.to_string(),
+            "--size".into(),
+            self.size.to_string(),
+            match self.mode {
+                Mode::Binary => "--binary".into(),
+                Mode::Text => "--text".into(),
+            },
+            "--duration".into(),
+            format_duration(self.duration),
+            "--warmup".into(),
+            format_duration(self.warmup),
+            "--in-flight".into(),
+            self.in_flight.to_string(),
+            "--threads".into(),
+            self.threads.to_string(),
+            "--drain-timeout".into(),
+            format_duration(self.drain_timeout),
+        ];
+        if let Some(r) = self.rate {
+            a.extend(["--rate".into(), r.to_string()]);
+        }
+        if let Some(out) = &self.out {
+            a.extend(["--out".into(), out.display().to_string()]);
+        }
+        a
+    }
+
+    /// True for an open-loop (fixed rate) plan.
+    pub fn is_open_loop(&self) -> bool {
+        self.rate.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_serde() {
+        for r in [Runtime::CurrentThread, Runtime::MultiThread] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.name());
+        }
+        assert_eq!(Runtime::CurrentThread.name(), "current-thread");
+        assert_eq!(Engine::Tungstenite.name(), "tungstenite");
+        assert_eq!(Mode::Text.name(), "text");
+    }
+
+    #[test]
+    fn args_carry_pause_and_rate() {
+        let s = ServerPlan { pause: Some(Pause { every: Duration::from_secs(1), pause_for: Duration::from_millis(50) }), ..Default::default() };
+        let a = s.to_args().join(" ");
+        assert!(a.contains("--pause-every 1s --pause-for 50ms"), "{a}");
+        let l = LoadPlan { rate: Some(2000.0), ..Default::default() };
+        assert!(l.to_args().join(" ").contains("--rate 2000"));
+    }
+}

@@ -1,0 +1,233 @@
+//! Result files, versioned ([`crate::SCHEMA_VERSION`]) and documented field by field.
+//!
+//! `summary.json` (load generator), `server.json` (server), `intervals.csv`, `processes.csv` and
+//! `run.json` (orchestrator) are written and read through these types only.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hist::LatencySummary;
+use crate::plan::{LoadPlan, ServerPlan};
+use crate::warning::Warning;
+
+/// Where and with what a result was produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub os: String,
+    pub kernel: String,
+    pub arch: String,
+    pub cpus: usize,
+}
+
+impl HostInfo {
+    /// Reads the host's identity from `uname(2)`.
+    pub fn current() -> Self {
+        // SAFETY: utsname is plain old data; uname fills it with NUL-terminated strings.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::uname(&mut u) } == 0;
+        let field = |f: &[libc::c_char]| -> String {
+            if !ok {
+                return String::new();
+            }
+            let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        Self {
+            hostname: field(&u.nodename),
+            os: field(&u.sysname),
+            kernel: field(&u.release),
+            arch: std::env::consts::ARCH.to_owned(),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        }
+    }
+}
+
+/// Message counts of a load-generator run (measured window only; warm-up excluded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageCounts {
+    /// Messages sent in the measured window.
+    pub sent: u64,
+    /// Echoes received for those messages (including during the drain after the window).
+    pub received: u64,
+    /// Send or receive failures and connections dropped by the peer.
+    pub errors: u64,
+    /// Echoes that did not match what was sent: wrong sequence, length or content.
+    pub corrupted: u64,
+    /// Messages still unanswered when the drain timeout ended.
+    pub lost: u64,
+}
+
+impl std::ops::AddAssign for MessageCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.sent += o.sent;
+        self.received += o.received;
+        self.errors += o.errors;
+        self.corrupted += o.corrupted;
+        self.lost += o.lost;
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionCounts {
+    pub target: u32,
+    pub established: u32,
+    pub failed: u32,
+}
+
+impl std::ops::AddAssign for ConnectionCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.target += o.target;
+        self.established += o.established;
+        self.failed += o.failed;
+    }
+}
+
+/// Asked versus achieved rate of an open-loop run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateReport {
+    pub asked_msgs_per_s: f64,
+    /// Messages actually sent per second in the measured window.
+    pub sent_msgs_per_s: f64,
+}
+
+/// CPU use of the load-generator process over the measured window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuUse {
+    /// All threads together, in % of one core.
+    pub process_pct: f64,
+    /// The busiest worker thread, in % of one core: over 90 % means the thread was saturated.
+    pub busiest_thread_pct: f64,
+}
+
+/// `summary.json`: what one load-generator process measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadgenSummary {
+    pub schema_version: u32,
+    /// False when the run was interrupted or the server went away; the figures cover what was measured.
+    pub complete: bool,
+    /// Why the run is incomplete; absent when complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub wsbench_version: String,
+    /// Every effective option.
+    pub config: LoadPlan,
+    /// The command line that produced this result.
+    pub command: Vec<String>,
+    pub host: HostInfo,
+    /// Wall-clock start of the measured window (RFC 3339, UTC).
+    pub started_at: String,
+    /// Length of the measured window in seconds (shorter than asked when interrupted).
+    pub duration_s: f64,
+    /// Echoes received per second in the measured window.
+    pub throughput_msgs_per_s: f64,
+    /// Open loop only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateReport>,
+    pub messages: MessageCounts,
+    pub connections: ConnectionCounts,
+    /// From each message's intended send time to its echo (coordinated-omission corrected).
+    pub latency_us: LatencySummary,
+    /// From each message's actual send time to its echo.
+    pub service_time_us: LatencySummary,
+    /// Actual minus intended send time: the load generator's own delay.
+    pub send_lag_us: LatencySummary,
+    pub cpu: CpuUse,
+    pub warnings: Vec<Warning>,
+}
+
+/// Server-side message and byte counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerCounts {
+    pub connections_accepted: u64,
+    pub connections_peak: u64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub protocol_errors: u64,
+}
+
+/// `server.json`: what the server saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerSummary {
+    pub schema_version: u32,
+    /// False when the server stopped for another reason than SIGTERM/SIGINT.
+    pub complete: bool,
+    pub wsbench_version: String,
+    pub config: ServerPlan,
+    pub command: Vec<String>,
+    pub host: HostInfo,
+    pub started_at: String,
+    /// Seconds from listening to shutdown.
+    pub duration_s: f64,
+    pub counts: ServerCounts,
+    /// Pauses emulated (stop-the-world events) during the run.
+    pub pauses: u64,
+    /// Client send (timestamp in the message header) to server receive, warm-up excluded.
+    /// Valid on one host only: both ends read the same monotonic clock.
+    pub one_way_latency_us: LatencySummary,
+    /// CPU time of the whole server process over its life, in % of one core.
+    pub cpu_pct: f64,
+}
+
+/// One row of `intervals.csv`: one second of a load-generator run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalRow {
+    /// End of the interval, seconds since the measured window began.
+    pub elapsed_s: f64,
+    pub sent: u64,
+    pub received: u64,
+    pub errors: u64,
+    /// Echoes received per second in this interval.
+    pub throughput: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p99_9_us: f64,
+    pub max_us: f64,
+}
+
+/// One row of `processes.csv`, sampled from /proc once per second by the orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSample {
+    pub elapsed_s: f64,
+    /// `server` or `loadgen-<i>`.
+    pub role: String,
+    pub pid: u32,
+    /// CPU over the last sample period, in % of one core.
+    pub cpu_pct: f64,
+    pub rss_bytes: u64,
+}
+
+/// One configuration of a run, as resolved from the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigEntry {
+    pub name: String,
+    /// Folder name under the run directory.
+    pub dir: String,
+    /// The server side: a built-in plan, or an external command.
+    pub server: serde_json::Value,
+    pub load: serde_json::Value,
+}
+
+/// `run.json`: the manifest of a `wsbench run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    pub schema_version: u32,
+    pub wsbench_version: String,
+    pub scenario: String,
+    pub scenario_file: String,
+    /// The scenario file's text, so the run can be repeated from its results alone.
+    pub scenario_text: String,
+    pub run_id: String,
+    pub started_at: String,
+    pub command: Vec<String>,
+    pub host: HostInfo,
+    pub trials: u32,
+    pub configs: Vec<ConfigEntry>,
+    /// The order trials ran in: (config name, trial number).
+    pub order: Vec<(String, u32)>,
+    /// Trials that failed, with their reason.
+    #[serde(default)]
+    pub failures: Vec<(String, u32, String)>,
+}

@@ -1,0 +1,491 @@
+//! Scenario files: what to run, against what, and which configurations to compare.
+//!
+//! ```toml
+//! name = "quick"
+//! trials = 2                       # run interleaved: A B A B ...
+//!
+//! [server]                         # built-in server options, or `command = [...]` for any server
+//! runtime = "multi-thread"
+//!
+//! [load]
+//! connections = 10
+//! duration = "5s"
+//!
+//! [[configs]]                      # each config overrides [server] / [load]
+//! name = "current-thread"
+//! server = { runtime = "current-thread" }
+//!
+//! [matrix]                         # or: every combination of these values
+//! "load.in_flight" = [1, 16]
+//! ```
+//!
+//! Unknown keys are errors, and every error names the file, the line and the key.
+
+use std::collections::BTreeMap;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::header::HEADER_LEN;
+use crate::plan::{Engine, Mode, Pause, Runtime, Workload, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::units::{serde_duration, serde_size};
+
+/// A scenario error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: String,
+    /// 1-based line and column, when the error can be placed.
+    pub line: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some((l, c)) => write!(f, "{}:{l}:{c}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// A parsed, validated scenario with every configuration fully resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub trials: u32,
+    pub configs: Vec<ConfigSpec>,
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// One configuration to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigSpec {
+    pub name: String,
+    pub server: ServerSpec,
+    pub load: LoadSpec,
+}
+
+/// The server of a configuration.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServerSpec {
+    /// `wsbench server` with these options.
+    Builtin(BuiltinServer),
+    /// Any server started by a command; `{port}` in its arguments is replaced by a free port.
+    Command(CommandServer),
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BuiltinServer {
+    pub engine: Engine,
+    pub workload: Workload,
+    pub runtime: Runtime,
+    pub workers: usize,
+    pub max_message_size: u64,
+    pub pause: Option<Pause>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CommandServer {
+    pub command: Vec<String>,
+    /// How long to wait for the port to accept connections.
+    #[serde(with = "serde_duration")]
+    pub ready_timeout: Duration,
+    /// Path part of the WebSocket URL, e.g. `/` or `/ws`.
+    pub path: String,
+}
+
+/// The load of a configuration, before it is split over processes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoadSpec {
+    pub connections: u32,
+    pub connect_rate: f64,
+    pub size: u64,
+    pub mode: Mode,
+    #[serde(with = "serde_duration")]
+    pub duration: Duration,
+    #[serde(with = "serde_duration")]
+    pub warmup: Duration,
+    pub in_flight: u32,
+    /// Open loop: total messages per second over every process.
+    pub rate: Option<f64>,
+    /// Load-generator processes; connections and rate are split between them.
+    pub processes: u32,
+    /// Worker threads per load-generator process.
+    pub threads: usize,
+    #[serde(with = "serde_duration")]
+    pub drain_timeout: Duration,
+}
+
+// ---------------------------------------------------------------- the file as written
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    description: Option<String>,
+    trials: Option<Spanned<u32>>,
+    server: Option<Spanned<ServerSection>>,
+    load: Option<Spanned<LoadSection>>,
+    configs: Option<Vec<Spanned<RawConfig>>>,
+    matrix: Option<BTreeMap<Spanned<String>, Spanned<Vec<toml::Value>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: Spanned<String>,
+    server: Option<Spanned<ServerSection>>,
+    load: Option<Spanned<LoadSection>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    engine: Option<Engine>,
+    workload: Option<Workload>,
+    runtime: Option<Runtime>,
+    workers: Option<NonZeroUsize>,
+    #[serde(default, deserialize_with = "serde_size::option::deserialize")]
+    max_message_size: Option<u64>,
+    #[serde(default, with = "serde_duration::option")]
+    pause_every: Option<Duration>,
+    #[serde(default, with = "serde_duration::option")]
+    pause_for: Option<Duration>,
+    command: Option<Vec<String>>,
+    #[serde(default, with = "serde_duration::option")]
+    ready_timeout: Option<Duration>,
+    path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadSection {
+    connections: Option<NonZeroU32>,
+    connect_rate: Option<f64>,
+    #[serde(default, deserialize_with = "serde_size::option::deserialize")]
+    size: Option<u64>,
+    mode: Option<Mode>,
+    #[serde(default, with = "serde_duration::option")]
+    duration: Option<Duration>,
+    #[serde(default, with = "serde_duration::option")]
+    warmup: Option<Duration>,
+    in_flight: Option<NonZeroU32>,
+    rate: Option<f64>,
+    processes: Option<NonZeroU32>,
+    threads: Option<NonZeroUsize>,
+    #[serde(default, with = "serde_duration::option")]
+    drain_timeout: Option<Duration>,
+}
+
+/// `over` wins where it says something; `base` fills the rest.
+macro_rules! overlay {
+    ($base:expr, $over:expr, $ty:ident { $($f:ident),* }) => {
+        $ty { $($f: $over.$f.clone().or_else(|| $base.$f.clone())),* }
+    };
+}
+
+impl ServerSection {
+    fn overlay(&self, over: &Self) -> Self {
+        overlay!(self, over, ServerSection {
+            engine, workload, runtime, workers, max_message_size, pause_every, pause_for, command, ready_timeout, path
+        })
+    }
+}
+
+impl LoadSection {
+    fn overlay(&self, over: &Self) -> Self {
+        overlay!(self, over, LoadSection {
+            connections, connect_rate, size, mode, duration, warmup, in_flight, rate, processes, threads, drain_timeout
+        })
+    }
+}
+
+// ---------------------------------------------------------------- loading
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.display().to_string(),
+            line: None,
+            message: format!("cannot read the scenario: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses scenario text; `path` names the file in errors and gives the default name.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ScenarioError> {
+        let cx = Cx { file: path.display().to_string(), text };
+        let raw: RawScenario = toml::from_str(text).map_err(|e| cx.err(e.span(), e.message().to_owned()))?;
+
+        let name = raw.name.clone().unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into()));
+        let trials = match &raw.trials {
+            Some(t) if *t.get_ref() == 0 || *t.get_ref() > 1000 => return Err(cx.err(Some(t.span()), "`trials` must be between 1 and 1000".into())),
+            Some(t) => *t.get_ref(),
+            None => 1,
+        };
+        let base_server = raw.server.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
+        let base_load = raw.load.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
+
+        // Each variant: a name, overlays, and where to point when it does not validate.
+        let mut variants: Vec<(String, ServerSection, LoadSection, Option<std::ops::Range<usize>>)> = Vec::new();
+        match (&raw.configs, &raw.matrix) {
+            (Some(_), Some(m)) if !m.is_empty() => {
+                let first = m.keys().next().map(|k| k.span());
+                return Err(cx.err(first, "use either [[configs]] or [matrix], not both".into()));
+            }
+            (Some(configs), _) => {
+                for c in configs {
+                    let c = c.get_ref();
+                    let s = c.server.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
+                    let l = c.load.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
+                    let span = c.server.as_ref().map(|s| s.span()).or_else(|| c.load.as_ref().map(|s| s.span())).unwrap_or(c.name.span());
+                    if variants.iter().any(|v| &v.0 == c.name.get_ref()) {
+                        return Err(cx.err(Some(c.name.span()), format!("config name `{}` is used twice", c.name.get_ref())));
+                    }
+                    variants.push((c.name.get_ref().clone(), s, l, Some(span)));
+                }
+            }
+            (None, Some(m)) => variants = expand_matrix(&cx, m)?,
+            (None, None) => {}
+        }
+        if variants.is_empty() {
+            variants.push(("default".into(), ServerSection::default(), LoadSection::default(), raw.server.as_ref().map(|s| s.span()).or(raw.load.as_ref().map(|s| s.span()))));
+        }
+
+        let mut configs = Vec::new();
+        for (vname, s, l, span) in variants {
+            let server = base_server.overlay(&s);
+            let load = base_load.overlay(&l);
+            let spec = resolve(&vname, server, load).map_err(|m| cx.err(span.clone(), m))?;
+            configs.push(spec);
+        }
+        Ok(Scenario { name, description: raw.description.unwrap_or_default(), trials, configs, path: path.to_owned(), text: text.to_owned() })
+    }
+}
+
+struct Cx<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl Cx<'_> {
+    fn err(&self, span: Option<std::ops::Range<usize>>, message: String) -> ScenarioError {
+        let line = span.map(|s| {
+            let before = &self.text[..s.start.min(self.text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+            (line, col)
+        });
+        ScenarioError { file: self.file.clone(), line, message }
+    }
+}
+
+type Variant = (String, ServerSection, LoadSection, Option<std::ops::Range<usize>>);
+
+fn expand_matrix(cx: &Cx, m: &BTreeMap<Spanned<String>, Spanned<Vec<toml::Value>>>) -> Result<Vec<Variant>, ScenarioError> {
+    let mut variants: Vec<Variant> = vec![(String::new(), ServerSection::default(), LoadSection::default(), None)];
+    for (key, values) in m {
+        let (section, field) = key.get_ref().split_once('.').unwrap_or(("", key.get_ref()));
+        if !matches!(section, "server" | "load") || field.is_empty() {
+            return Err(cx.err(Some(key.span()), format!("matrix key `{}` must be `server.<key>` or `load.<key>`", key.get_ref())));
+        }
+        if values.get_ref().is_empty() {
+            return Err(cx.err(Some(values.span()), format!("matrix key `{}` has no values", key.get_ref())));
+        }
+        let mut next = Vec::new();
+        for (name, s, l, _) in &variants {
+            for v in values.get_ref() {
+                let mut t = toml::Table::new();
+                t.insert(field.to_owned(), v.clone());
+                let label = format!("{field}={}", match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+                let at = |e: toml::de::Error| cx.err(Some(key.span()), format!("matrix key `{}`: {}", key.get_ref(), e.message()));
+                let (mut s, mut l) = (s.clone(), l.clone());
+                if section == "server" {
+                    s = s.overlay(&toml::Value::Table(t).try_into::<ServerSection>().map_err(at)?);
+                } else {
+                    l = l.overlay(&toml::Value::Table(t).try_into::<LoadSection>().map_err(at)?);
+                }
+                let name = if name.is_empty() { label } else { format!("{name},{label}") };
+                next.push((name, s, l, Some(key.span())));
+            }
+        }
+        variants = next;
+    }
+    Ok(variants)
+}
+
+fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, String> {
+    let cfg = |m: String| format!("config `{name}`: {m}");
+    let server = match s.command {
+        Some(command) => {
+            let builtin_keys = [
+                ("engine", s.engine.is_some()),
+                ("workload", s.workload.is_some()),
+                ("runtime", s.runtime.is_some()),
+                ("workers", s.workers.is_some()),
+                ("max_message_size", s.max_message_size.is_some()),
+                ("pause_every", s.pause_every.is_some()),
+                ("pause_for", s.pause_for.is_some()),
+            ];
+            if let Some((k, _)) = builtin_keys.iter().find(|(_, set)| *set) {
+                return Err(cfg(format!("server key `{k}` applies to the built-in server, but `command` runs an external one; remove one of them")));
+            }
+            if command.is_empty() {
+                return Err(cfg("server key `command` is empty; give the program and its arguments, e.g. [\"node\", \"echo.js\", \"{port}\"]".into()));
+            }
+            ServerSpec::Command(CommandServer {
+                command,
+                ready_timeout: s.ready_timeout.unwrap_or(Duration::from_secs(10)),
+                path: s.path.unwrap_or_else(|| "/".into()),
+            })
+        }
+        None => {
+            if s.ready_timeout.is_some() || s.path.is_some() {
+                return Err(cfg("server keys `ready_timeout` and `path` apply only with `command`".into()));
+            }
+            let pause = match (s.pause_every, s.pause_for) {
+                (None, None) => None,
+                (Some(_), Some(f)) if f.is_zero() => None,
+                (Some(every), Some(pause_for)) => {
+                    if pause_for >= every {
+                        return Err(cfg(format!("server key `pause_for` ({pause_for:?}) must be shorter than `pause_every` ({every:?})")));
+                    }
+                    Some(Pause { every, pause_for })
+                }
+                _ => return Err(cfg("server keys `pause_every` and `pause_for` go together; give both".into())),
+            };
+            ServerSpec::Builtin(BuiltinServer {
+                engine: s.engine.unwrap_or_default(),
+                workload: s.workload.unwrap_or_default(),
+                runtime: s.runtime.unwrap_or_default(),
+                workers: s.workers.map(|w| w.get()).unwrap_or(2),
+                max_message_size: s.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
+                pause,
+            })
+        }
+    };
+    let load = LoadSpec {
+        connections: l.connections.map(|c| c.get()).unwrap_or(10),
+        connect_rate: l.connect_rate.unwrap_or(1000.0),
+        size: l.size.unwrap_or(32),
+        mode: l.mode.unwrap_or_default(),
+        duration: l.duration.unwrap_or(Duration::from_secs(10)),
+        warmup: l.warmup.unwrap_or(Duration::from_secs(2)),
+        in_flight: l.in_flight.map(|c| c.get()).unwrap_or(1),
+        rate: l.rate,
+        processes: l.processes.map(|c| c.get()).unwrap_or(1),
+        threads: l.threads.map(|c| c.get()).unwrap_or(1),
+        drain_timeout: l.drain_timeout.unwrap_or(Duration::from_secs(2)),
+    };
+    if load.size < HEADER_LEN as u64 {
+        return Err(cfg(format!("load key `size` is {} bytes; the smallest message is {HEADER_LEN} bytes (the header)", load.size)));
+    }
+    if let ServerSpec::Builtin(b) = &server {
+        if load.size > b.max_message_size {
+            return Err(cfg(format!("load key `size` ({}) exceeds server key `max_message_size` ({})", load.size, b.max_message_size)));
+        }
+    }
+    if load.duration.is_zero() {
+        return Err(cfg("load key `duration` must be longer than 0s".into()));
+    }
+    if !(load.connect_rate > 0.0) {
+        return Err(cfg("load key `connect_rate` must be above 0".into()));
+    }
+    if let Some(r) = load.rate {
+        if !(r > 0.0) || !r.is_finite() {
+            return Err(cfg(format!("load key `rate` is {r}; it must be above 0 messages per second")));
+        }
+    }
+    if load.processes > load.connections {
+        return Err(cfg(format!("load key `processes` ({}) exceeds `connections` ({}); every process needs a connection", load.processes, load.connections)));
+    }
+    Ok(ConfigSpec { name: name.to_owned(), server, load })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(Path::new("scenarios/t.toml"), text)
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = parse("trials = 2\n[load]\nconnections = 5\nrat = 100\n").unwrap_err();
+        assert_eq!(e.file, "scenarios/t.toml");
+        assert_eq!(e.line.map(|l| l.0), Some(4), "{e}");
+        assert!(e.to_string().contains("rat"), "{e}");
+    }
+
+    #[test]
+    fn configs_overlay_the_base() {
+        let s = parse(
+            "[server]\nruntime = \"multi-thread\"\nworkers = 2\n[load]\nconnections = 4\n\
+             [[configs]]\nname = \"ct\"\nserver = { runtime = \"current-thread\" }\n\
+             [[configs]]\nname = \"mt\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.configs.len(), 2);
+        let ServerSpec::Builtin(ct) = &s.configs[0].server else { panic!() };
+        assert_eq!(ct.runtime, Runtime::CurrentThread);
+        let ServerSpec::Builtin(mt) = &s.configs[1].server else { panic!() };
+        assert_eq!(mt.runtime, Runtime::MultiThread);
+        assert_eq!(s.configs[1].load.connections, 4);
+        assert_eq!(s.name, "t");
+    }
+
+    #[test]
+    fn matrix_is_the_cartesian_product() {
+        let s = parse("[matrix]\n\"server.runtime\" = [\"current-thread\", \"multi-thread\"]\n\"load.in_flight\" = [1, 16]\n").unwrap();
+        let names: Vec<_> = s.configs.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["in_flight=1,runtime=current-thread", "in_flight=1,runtime=multi-thread", "in_flight=16,runtime=current-thread", "in_flight=16,runtime=multi-thread"]);
+    }
+
+    #[test]
+    fn matrix_errors_point_at_the_key() {
+        let e = parse("trials = 1\n[matrix]\n\"server.runtim\" = [\"x\"]\n").unwrap_err();
+        assert_eq!(e.line.map(|l| l.0), Some(3), "{e}");
+        assert!(e.message.contains("runtim"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_located() {
+        let e = parse("[load]\nsize = \"tiny\"\n").unwrap_err();
+        assert_eq!(e.line.map(|l| l.0), Some(2), "{e}");
+        let e = parse("[server]\nruntime = \"fibers\"\n").unwrap_err();
+        assert!(e.message.contains("current-thread"), "{e}");
+        let e = parse("[load]\nsize = 8\n").unwrap_err();
+        assert!(e.message.contains("size"), "{e}");
+        assert_eq!(e.line.map(|l| l.0), Some(1), "{e}");
+    }
+
+    #[test]
+    fn command_servers_reject_builtin_keys() {
+        let e = parse("[server]\ncommand = [\"node\", \"echo.js\", \"{port}\"]\nruntime = \"current-thread\"\n").unwrap_err();
+        assert!(e.message.contains("runtime"), "{e}");
+        let s = parse("[server]\ncommand = [\"node\", \"echo.js\", \"{port}\"]\n").unwrap();
+        assert!(matches!(s.configs[0].server, ServerSpec::Command(_)));
+    }
+
+    #[test]
+    fn pauses_need_both_keys() {
+        let e = parse("[server]\npause_every = \"1s\"\n").unwrap_err();
+        assert!(e.message.contains("pause_for"), "{e}");
+        let s = parse("[server]\npause_every = \"1s\"\npause_for = \"50ms\"\n").unwrap();
+        let ServerSpec::Builtin(b) = &s.configs[0].server else { panic!() };
+        assert_eq!(b.pause.unwrap().pause_for, Duration::from_millis(50));
+    }
+}

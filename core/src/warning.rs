@@ -1,0 +1,90 @@
+//! Typed warnings shown next to the figures they put in doubt.
+//!
+//! A figure that looks fine can still be wrong: the load generator may have been the bottleneck,
+//! messages may have been lost, the run may have been cut short. Each kind of doubt is a variant
+//! with its own message, so reports can list them and tools can match on them.
+
+use serde::{Deserialize, Serialize};
+
+/// Send lag p99 above this (µs) means the load generator could not keep its schedule.
+pub const SEND_LAG_P99_LIMIT_US: f64 = 1_000.0;
+/// A load-generator thread busier than this (% of one core) was probably the bottleneck.
+pub const LOADGEN_CPU_LIMIT_PCT: f64 = 90.0;
+/// Fewer measured messages than this make tail percentiles guesswork.
+pub const MIN_SAMPLES: u64 = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    SendLagHigh,
+    LoadgenSaturated,
+    ErrorsSeen,
+    MessagesCorrupted,
+    MessagesLost,
+    ConnectionsFailed,
+    RateNotReached,
+    TooFewSamples,
+    Incomplete,
+}
+
+/// One warning as stored in result files: `{"kind": "...", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    pub kind: WarningKind,
+    pub message: String,
+}
+
+impl Warning {
+    fn new(kind: WarningKind, message: String) -> Self {
+        Self { kind, message }
+    }
+
+    pub fn send_lag_high(p99_us: f64) -> Self {
+        Self::new(
+            WarningKind::SendLagHigh,
+            format!(
+                "send lag p99 is {p99_us:.0} µs (over {SEND_LAG_P99_LIMIT_US:.0} µs): the load generator fell behind its schedule, so latency includes its own delay; use more threads or processes, or a lower rate"
+            ),
+        )
+    }
+
+    pub fn loadgen_saturated(thread_cpu_pct: f64) -> Self {
+        Self::new(
+            WarningKind::LoadgenSaturated,
+            format!(
+                "a load-generator thread used {thread_cpu_pct:.0} % of a core (over {LOADGEN_CPU_LIMIT_PCT:.0} %): it, not the server, may be the bottleneck; add threads or processes"
+            ),
+        )
+    }
+
+    pub fn errors_seen(errors: u64) -> Self {
+        Self::new(WarningKind::ErrorsSeen, format!("{errors} errors (failed sends, receives or dropped connections) during the run"))
+    }
+
+    pub fn corrupted(n: u64) -> Self {
+        Self::new(WarningKind::MessagesCorrupted, format!("{n} echoes did not match what was sent (sequence, length or content)"))
+    }
+
+    pub fn lost(n: u64) -> Self {
+        Self::new(WarningKind::MessagesLost, format!("{n} messages were never answered"))
+    }
+
+    pub fn connections_failed(failed: u32, target: u32) -> Self {
+        Self::new(WarningKind::ConnectionsFailed, format!("{failed} of {target} connections failed to open"))
+    }
+
+    pub fn rate_not_reached(asked: f64, achieved: f64) -> Self {
+        Self::new(
+            WarningKind::RateNotReached,
+            format!("asked for {asked:.0} msgs/s but only {achieved:.0} msgs/s were answered: the server is overloaded at this rate"),
+        )
+    }
+
+    pub fn too_few_samples(n: u64) -> Self {
+        Self::new(WarningKind::TooFewSamples, format!("only {n} messages measured (fewer than {MIN_SAMPLES}): tail percentiles are unreliable"))
+    }
+
+    pub fn incomplete(reason: &str) -> Self {
+        Self::new(WarningKind::Incomplete, format!("the run did not complete: {reason}"))
+    }
+}
