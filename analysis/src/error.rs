@@ -1,0 +1,66 @@
+//! The one error type of the analysis crate.
+//!
+//! Every variant names the file it is about and, where the user can do something, what to do.
+//! Only problems that stop a whole command are errors: a trial with missing or damaged files is
+//! reported inside the report (see [`crate::load::TrialProblem`]), never turned into an error.
+
+use std::path::PathBuf;
+
+use wsbench_core::hist::LogError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error(
+        "{}: no {} here; pass a run directory written by `wsbench run` (results/<scenario>/<run-id>)",
+        dir.display(),
+        wsbench_core::layout::RUN_MANIFEST
+    )]
+    NotARun { dir: PathBuf },
+
+    #[error("{}: cannot read: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+
+    #[error("{}: cannot write: {source}; check that the directory is writable and the disk is not full", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+
+    #[error("{}: not a valid {what}: {message}; the file is damaged or was not written by wsbench", path.display())]
+    Parse { path: PathBuf, what: &'static str, message: String },
+
+    #[error(
+        "{}: schema version {found}, but this wsbench reads version {expected}; use the wsbench version that wrote it ({written_by})",
+        path.display()
+    )]
+    SchemaVersion { path: PathBuf, found: u32, expected: u32, written_by: String },
+
+    #[error("{0}; the HdrHistogram interval log is damaged or truncated")]
+    Log(#[from] LogError),
+
+    #[error("{}: cannot draw the figure: {message}", path.display())]
+    Plot { path: PathBuf, message: String },
+
+    #[error("the bundled font could not be loaded; this build of wsbench is broken")]
+    Font,
+
+    #[error("nothing to merge: give the directories of at least one load-generator process (each holding summary.json)")]
+    NoShards,
+
+    #[error(
+        "{}: missing; every load-generator directory needs summary.json, latency.hlog, service_time.hlog, send_lag.hlog and intervals.csv (did that process stop before writing its results?)",
+        path.display()
+    )]
+    MissingShardFile { path: PathBuf },
+}
+
+impl AnalysisError {
+    pub(crate) fn read(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Read { path: path.into(), source }
+    }
+
+    pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Write { path: path.into(), source }
+    }
+
+    pub(crate) fn parse(path: impl Into<PathBuf>, what: &'static str, message: impl ToString) -> Self {
+        Self::Parse { path: path.into(), what, message: message.to_string() }
+    }
+}

@@ -1,0 +1,275 @@
+//! The one input door: reads a run directory (or one trial's files) into memory.
+//!
+//! Every file the analysis reads goes through this module, so the rules live in one place: the
+//! run manifest must be there (without it nothing says which configurations and trials exist),
+//! while any file of a trial may be missing or damaged — a failed trial still belongs in the
+//! report. Such gaps become [`TrialProblem`]s, never errors. This module only reads; it computes
+//! nothing beyond picking the files apart.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use wsbench_core::hist::{self, LogInterval};
+use wsbench_core::layout;
+use wsbench_core::result::{IntervalRow, LoadgenSummary, ProcessSample, RunManifest, ServerSummary};
+use wsbench_core::SCHEMA_VERSION;
+
+use crate::error::AnalysisError;
+use crate::merge;
+
+/// Role of the server process in `processes.csv`.
+pub const SERVER_ROLE: &str = "server";
+
+/// A whole run: the manifest and every trial of every configuration it lists.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub dir: PathBuf,
+    pub manifest: RunManifest,
+    /// In the manifest's order.
+    pub configs: Vec<ConfigRun>,
+}
+
+/// One configuration and its trials.
+#[derive(Debug, Clone)]
+pub struct ConfigRun {
+    pub name: String,
+    pub dir: PathBuf,
+    /// The server was an external command: it writes no `server.json`, so its absence is no gap.
+    pub external_server: bool,
+    /// Trials 1..=manifest.trials, whether they ran or not.
+    pub trials: Vec<Trial>,
+}
+
+/// What was found of one trial.
+#[derive(Debug, Clone, Default)]
+pub struct Trial {
+    pub number: u32,
+    pub dir: PathBuf,
+    /// The orchestrator's reason, when it recorded this trial as failed.
+    pub failure: Option<String>,
+    pub summary: Option<LoadgenSummary>,
+    pub server: Option<ServerSummary>,
+    /// `latency.hlog`, one histogram per second; empty when missing.
+    pub latency: Vec<LogInterval>,
+    /// `intervals.csv`; empty when missing.
+    pub intervals: Vec<IntervalRow>,
+    /// `processes.csv`, every role; empty when missing.
+    pub processes: Vec<ProcessSample>,
+    /// Files that were missing or could not be read, and other notes on how the trial was read.
+    pub problems: Vec<TrialProblem>,
+}
+
+impl Trial {
+    /// The `processes.csv` rows of the server process.
+    pub fn server_samples(&self) -> impl Iterator<Item = &ProcessSample> {
+        self.processes.iter().filter(|s| s.role == SERVER_ROLE)
+    }
+}
+
+/// A gap in a trial's files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialProblem {
+    /// The file, relative to the run directory.
+    pub file: PathBuf,
+    pub kind: ProblemKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProblemKind {
+    /// The trial directory does not exist: the trial never ran (or ran elsewhere).
+    NotRun,
+    Missing,
+    Unreadable(String),
+    /// Not a gap but worth saying: the load-generator shards were merged while reading.
+    MergedOnRead { shards: usize },
+}
+
+impl std::fmt::Display for TrialProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = self.file.display();
+        match &self.kind {
+            ProblemKind::NotRun => write!(f, "{file}: no such directory; the trial did not run"),
+            ProblemKind::Missing => write!(f, "{file}: missing"),
+            ProblemKind::Unreadable(why) => write!(f, "{why}"),
+            ProblemKind::MergedOnRead { shards } => {
+                write!(f, "{file}: the results of {shards} load-generator processes were not merged; merged them while reading (`wsbench merge` writes them)")
+            }
+        }
+    }
+}
+
+/// Reads a run directory: `run.json` and every trial it lists.
+pub fn run(dir: &Path) -> Result<Run, AnalysisError> {
+    let manifest_path = dir.join(layout::RUN_MANIFEST);
+    if !manifest_path.is_file() {
+        return Err(AnalysisError::NotARun { dir: dir.to_owned() });
+    }
+    let manifest: RunManifest = read_json(&manifest_path, "run manifest")?;
+    if manifest.schema_version != SCHEMA_VERSION {
+        return Err(AnalysisError::SchemaVersion {
+            path: manifest_path,
+            found: manifest.schema_version,
+            expected: SCHEMA_VERSION,
+            written_by: manifest.wsbench_version.clone(),
+        });
+    }
+    let configs = manifest
+        .configs
+        .iter()
+        .map(|entry| {
+            // `dir` is already a slug; slugging it again is a no-op and keeps the layout's rule in one place.
+            let trials = (1..=manifest.trials.max(1))
+                .map(|n| {
+                    let failure = manifest.failures.iter().find(|(c, t, _)| c == &entry.name && *t == n).map(|(_, _, why)| why.clone());
+                    trial(dir, &layout::trial_dir(dir, &entry.dir, n), n, failure, is_external(&entry.server))
+                })
+                .collect();
+            ConfigRun { name: entry.name.clone(), dir: dir.join(&entry.dir), external_server: is_external(&entry.server), trials }
+        })
+        .collect();
+    Ok(Run { dir: dir.to_owned(), manifest, configs })
+}
+
+/// `ServerSpec` is written into the manifest with `"kind": "command"` for external servers.
+fn is_external(server: &serde_json::Value) -> bool {
+    server.get("kind").and_then(|k| k.as_str()) == Some("command")
+}
+
+/// Reads what exists of one trial; gaps become problems.
+fn trial(run_dir: &Path, dir: &Path, number: u32, failure: Option<String>, external_server: bool) -> Trial {
+    let mut t = Trial { number, dir: dir.to_owned(), failure, ..Default::default() };
+    let rel = |p: &Path| p.strip_prefix(run_dir).unwrap_or(p).to_owned();
+    if !dir.is_dir() {
+        t.problems.push(TrialProblem { file: rel(dir), kind: ProblemKind::NotRun });
+        return t;
+    }
+
+    let mut problems = Vec::new();
+    let mut optional = |name: &str, expected: bool| -> Option<PathBuf> {
+        let path = dir.join(name);
+        if path.is_file() {
+            Some(path)
+        } else {
+            if expected {
+                problems.push(TrialProblem { file: rel(&path), kind: ProblemKind::Missing });
+            }
+            None
+        }
+    };
+    let summary_path = dir.join(layout::SUMMARY);
+    let shards = shard_dirs(dir);
+    // A trial of several load generators whose merge did not happen (the orchestrator was
+    // interrupted): merging is lossless, so do it here rather than show nothing.
+    let merged = if !summary_path.is_file() && !shards.is_empty() {
+        match merge::merge_shards(&shards) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                t.problems.push(TrialProblem { file: rel(dir), kind: ProblemKind::Unreadable(e.to_string()) });
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let (summary, latency, intervals) = if merged.is_none() {
+        (optional(layout::SUMMARY, true), optional(layout::LATENCY_LOG, true), optional(layout::INTERVALS_CSV, true))
+    } else {
+        (None, None, None)
+    };
+    let server = optional(layout::SERVER_SUMMARY, !external_server);
+    let processes = optional(layout::PROCESSES_CSV, true);
+
+    let mut note = |r: Result<_, AnalysisError>, path: &Path| match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(TrialProblem { file: rel(path), kind: ProblemKind::Unreadable(e.to_string()) });
+            None
+        }
+    };
+    if let Some(m) = merged {
+        t.problems.push(TrialProblem { file: rel(dir), kind: ProblemKind::MergedOnRead { shards: shards.len() } });
+        t.summary = Some(m.summary);
+        t.latency = m.latency;
+        t.intervals = m.intervals;
+    }
+    if let Some(p) = summary {
+        t.summary = note(read_summary(&p), &p);
+    }
+    if let Some(p) = latency {
+        t.latency = note(read_log(&p), &p).unwrap_or_default();
+    }
+    if let Some(p) = intervals {
+        t.intervals = note(read_csv(&p, "intervals.csv"), &p).unwrap_or_default();
+    }
+    if let Some(p) = server {
+        t.server = note(read_json(&p, "server summary"), &p);
+    }
+    if let Some(p) = processes {
+        t.processes = note(read_csv(&p, "processes.csv"), &p).unwrap_or_default();
+    }
+    t.problems.extend(problems);
+    t
+}
+
+/// `loadgen-0`, `loadgen-1`, ... of a trial, in index order, as long as they hold a summary.
+pub fn shard_dirs(trial_dir: &Path) -> Vec<PathBuf> {
+    (0..)
+        .map(|i| layout::shard_dir(trial_dir, i))
+        .take_while(|d| d.join(layout::SUMMARY).is_file())
+        .collect()
+}
+
+/// Reads a `summary.json`, refusing other schema versions with a clear message.
+pub fn read_summary(path: &Path) -> Result<LoadgenSummary, AnalysisError> {
+    let s: LoadgenSummary = read_json(path, "load-generator summary")?;
+    if s.schema_version != SCHEMA_VERSION {
+        return Err(AnalysisError::SchemaVersion {
+            path: path.to_owned(),
+            found: s.schema_version,
+            expected: SCHEMA_VERSION,
+            written_by: s.wsbench_version,
+        });
+    }
+    Ok(s)
+}
+
+/// Reads any JSON result file; `what` names it in errors.
+pub fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, AnalysisError> {
+    let text = fs::read_to_string(path).map_err(|e| AnalysisError::read(path, e))?;
+    serde_json::from_str(&text).map_err(|e| AnalysisError::parse(path, what, e))
+}
+
+/// Reads a CSV file with a header row into rows of `T`.
+pub fn read_csv<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<Vec<T>, AnalysisError> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| match e.into_kind() {
+        csv::ErrorKind::Io(io) => AnalysisError::read(path, io),
+        other => AnalysisError::parse(path, what, format!("{other:?}")),
+    })?;
+    reader.deserialize().collect::<Result<Vec<T>, _>>().map_err(|e| AnalysisError::parse(path, what, e))
+}
+
+/// Reads an HdrHistogram interval log.
+pub fn read_log(path: &Path) -> Result<Vec<LogInterval>, AnalysisError> {
+    Ok(hist::read_interval_log(path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_servers_are_recognised_from_the_manifest() {
+        assert!(is_external(&serde_json::json!({"kind": "command", "command": ["node"]})));
+        assert!(!is_external(&serde_json::json!({"kind": "builtin", "runtime": "multi-thread"})));
+        assert!(!is_external(&serde_json::Value::Null));
+    }
+
+    #[test]
+    fn a_directory_without_manifest_is_not_a_run() {
+        let e = run(Path::new("/nonexistent/wsbench")).unwrap_err();
+        assert!(matches!(e, AnalysisError::NotARun { .. }));
+        assert!(e.to_string().contains("run.json"), "{e}");
+    }
+}

@@ -1,0 +1,540 @@
+//! `wsbench run SCENARIO.toml`: orchestration of one run.
+//!
+//! For every trial of every configuration (interleaved: A B A B ..., so machine drift hits every
+//! configuration alike) it starts the server as its own process and waits until it is ready,
+//! starts the load-generator processes with their share of connections and rate, samples every
+//! process from /proc, stops them with signals and leaves their files in the trial folder. At the
+//! end it writes `run.json` and the report. It measures nothing itself.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use wsbench_core::clock::wall_clock_rfc3339;
+use wsbench_core::event::Listening;
+use wsbench_core::layout;
+use wsbench_core::plan::{LoadPlan, ServerPlan};
+use wsbench_core::result::{ConfigEntry, HostInfo, LoadgenSummary, RunManifest};
+use wsbench_core::scenario::{ConfigSpec, LoadSpec, Scenario, ServerSpec};
+
+use crate::procstat::Sampler;
+use crate::{EXIT_FAILED, EXIT_USAGE};
+
+/// How long a server may take to print its listening line or open its port by default.
+const SERVER_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may take to exit after SIGTERM before it is killed.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Slack on top of a load generator's planned time before it is interrupted.
+const LOADGEN_SLACK: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML), e.g. scenarios/quick.toml.
+    pub scenario: PathBuf,
+    /// Folder under which results/<scenario>/<run-id>/ is created.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Name of the run folder [default: UTC date and time, e.g. 20261125-101500].
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Override the scenario's number of trials.
+    #[arg(long)]
+    pub trials: Option<u32>,
+    /// Do not write the report at the end (run `wsbench report RUN_DIR` later).
+    #[arg(long)]
+    pub no_report: bool,
+    /// Program started for the server and load-generator processes [default: this executable].
+    #[arg(long, hide = true)]
+    pub exe: Option<PathBuf>,
+}
+
+/// Entry point of `wsbench run`.
+pub fn main(args: RunArgs, argv: Vec<String>) -> ExitCode {
+    let mut scenario = match Scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsbench run: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Some(t) = args.trials {
+        if t == 0 {
+            eprintln!("wsbench run: --trials must be at least 1");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        scenario.trials = t;
+    }
+    match run(&args, &scenario, argv) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_FAILED),
+        Err(e) => {
+            eprintln!("wsbench run: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Everything a trial needs to know about the run around it.
+struct RunContext {
+    exe: PathBuf,
+    run_dir: PathBuf,
+    interrupted: Arc<AtomicBool>,
+}
+
+fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
+    let exe = match &args.exe {
+        Some(e) => e.clone(),
+        None => std::env::current_exe().context("cannot find the wsbench executable to start servers and load generators")?,
+    };
+    let started = SystemTime::now();
+    let run_dir = create_run_dir(&args.results, &scenario.name, args.run_id.as_deref(), started)?;
+
+    // The terminal's Ctrl-C reaches the children too (same process group); we only stop
+    // scheduling new trials and let the current one write its files.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // A second signal while the first is being handled ends the orchestrator at once.
+        signal_hook::flag::register_conditional_shutdown(sig, EXIT_FAILED.into(), interrupted.clone())
+            .and_then(|_| signal_hook::flag::register(sig, interrupted.clone()))
+            .context("cannot install the signal handler")?;
+    }
+    let cx = RunContext { exe, run_dir: run_dir.clone(), interrupted };
+
+    let order: Vec<(usize, u32)> = (1..=scenario.trials).flat_map(|t| (0..scenario.configs.len()).map(move |c| (c, t))).collect();
+    let mut manifest = RunManifest {
+        schema_version: wsbench_core::SCHEMA_VERSION,
+        wsbench_version: wsbench_core::VERSION.into(),
+        scenario: scenario.name.clone(),
+        scenario_file: scenario.path.display().to_string(),
+        scenario_text: scenario.text.clone(),
+        run_id: run_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        started_at: wall_clock_rfc3339(started),
+        command: argv,
+        host: HostInfo::current(),
+        trials: scenario.trials,
+        configs: scenario
+            .configs
+            .iter()
+            .map(|c| ConfigEntry {
+                name: c.name.clone(),
+                dir: layout::slug(&c.name),
+                server: serde_json::to_value(&c.server).unwrap_or_default(),
+                load: serde_json::to_value(&c.load).unwrap_or_default(),
+            })
+            .collect(),
+        order: order.iter().map(|&(c, t)| (scenario.configs[c].name.clone(), t)).collect(),
+        failures: Vec::new(),
+    };
+    write_manifest(&run_dir, &manifest)?;
+
+    eprintln!(
+        "wsbench run: scenario `{}`: {} configurations × {} trials → {}",
+        scenario.name,
+        scenario.configs.len(),
+        scenario.trials,
+        run_dir.display()
+    );
+    let mut ok = true;
+    for (i, &(c, t)) in order.iter().enumerate() {
+        if cx.interrupted.load(Ordering::Relaxed) {
+            ok = false;
+            manifest.failures.push((scenario.configs[c].name.clone(), t, "not run: interrupted".into()));
+            continue;
+        }
+        let config = &scenario.configs[c];
+        let prefix = format!("[{}/{}] {} · trial {t}/{}", i + 1, order.len(), config.name, scenario.trials);
+        eprintln!("{prefix}: running");
+        match run_trial(&cx, config, t) {
+            Ok(summary) => eprintln!("{prefix}: {}", one_line(&summary)),
+            Err(TrialError::ServerStart(e)) => {
+                // A server that cannot start will not start on the next trial either.
+                manifest.failures.push((config.name.clone(), t, format!("{e:#}")));
+                write_manifest(&run_dir, &manifest)?;
+                bail!("{}: {e:#}", config.name);
+            }
+            Err(TrialError::Failed(e)) => {
+                ok = false;
+                eprintln!("{prefix}: failed: {e:#}");
+                manifest.failures.push((config.name.clone(), t, format!("{e:#}")));
+            }
+        }
+        write_manifest(&run_dir, &manifest)?;
+    }
+
+    if !args.no_report {
+        match wsbench_analysis::report(&run_dir) {
+            Ok(paths) => eprintln!("wsbench run: report: {}", paths.report_md.display()),
+            Err(e) => {
+                eprintln!("wsbench run: the report could not be written: {e}");
+                ok = false;
+            }
+        }
+    }
+    if cx.interrupted.load(Ordering::Relaxed) {
+        eprintln!("wsbench run: interrupted; what was measured is in {}", run_dir.display());
+    }
+    Ok(ok)
+}
+
+fn create_run_dir(results: &Path, scenario: &str, run_id: Option<&str>, started: SystemTime) -> Result<PathBuf> {
+    let (dir, fixed) = match run_id {
+        Some(id) => (layout::run_dir(results, scenario, id), true),
+        None => {
+            let stamp = humantime::format_rfc3339_seconds(started).to_string();
+            // 2026-11-25T10:15:00Z -> 20261125-101500
+            let id: String = stamp.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect::<String>().replace('T', "-");
+            (layout::run_dir(results, scenario, &id), false)
+        }
+    };
+    let mut candidate = dir.clone();
+    let mut n = 2;
+    while candidate.exists() {
+        if fixed {
+            bail!("{} already exists; choose another --run-id", candidate.display());
+        }
+        candidate = dir.with_file_name(format!("{}-{n}", dir.file_name().unwrap_or_default().to_string_lossy()));
+        n += 1;
+    }
+    fs::create_dir_all(&candidate).with_context(|| format!("cannot create {}", candidate.display()))?;
+    Ok(candidate)
+}
+
+fn write_manifest(run_dir: &Path, m: &RunManifest) -> Result<()> {
+    let path = run_dir.join(layout::RUN_MANIFEST);
+    fs::write(&path, serde_json::to_vec_pretty(m)?).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn one_line(s: &LoadgenSummary) -> String {
+    let mut line = format!(
+        "{:.0} msgs/s · latency p50 {} p99 {} max {} · {} sent, {} errors",
+        s.throughput_msgs_per_s,
+        fmt_us(s.latency_us.p50),
+        fmt_us(s.latency_us.p99),
+        fmt_us(s.latency_us.max),
+        s.messages.sent,
+        s.messages.errors + s.messages.corrupted + s.messages.lost
+    );
+    if !s.warnings.is_empty() {
+        line.push_str(&format!(" · {} warning(s)", s.warnings.len()));
+    }
+    line
+}
+
+fn fmt_us(us: f64) -> String {
+    if us >= 1_000.0 { format!("{:.1} ms", us / 1_000.0) } else { format!("{us:.0} µs") }
+}
+
+enum TrialError {
+    /// The server never became ready: the run stops, later trials would fail the same way.
+    ServerStart(anyhow::Error),
+    /// This trial failed; its files are kept and the run goes on.
+    Failed(anyhow::Error),
+}
+
+/// A started server process and where it listens.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+fn run_trial(cx: &RunContext, config: &ConfigSpec, trial: u32) -> Result<LoadgenSummary, TrialError> {
+    let dir = layout::trial_dir(&cx.run_dir, &config.name, trial);
+    fs::create_dir_all(&dir).map_err(|e| TrialError::Failed(anyhow!("cannot create {}: {e}", dir.display())))?;
+
+    let mut server = start_server(cx, &config.server, &dir).map_err(TrialError::ServerStart)?;
+    let path = match &config.server {
+        ServerSpec::Command(c) => c.path.clone(),
+        ServerSpec::Builtin(_) => "/".into(),
+    };
+    let url = format!("ws://{}{}", server.addr, path);
+    let plans = split_load(&config.load, &url, &dir);
+
+    let mut loadgens = Vec::new();
+    let mut procs = vec![("server".to_string(), server.child.id())];
+    for (i, plan) in plans.iter().enumerate() {
+        let log = dir.join(if plans.len() == 1 { "loadgen.log".to_string() } else { format!("loadgen-{i}.log") });
+        let child = spawn_logged(Command::new(&cx.exe).arg("loadgen").args(plan.to_args()), &log).map_err(|e| {
+            stop_server(&mut server);
+            TrialError::Failed(e.context("cannot start the load generator"))
+        })?;
+        procs.push((format!("loadgen-{i}"), child.id()));
+        loadgens.push((child, log));
+    }
+    let sampler = Sampler::start(&dir.join(layout::PROCESSES_CSV), procs, Duration::from_secs(1)).ok();
+
+    let load = &config.load;
+    let planned = load.warmup + load.duration + load.drain_timeout + Duration::from_secs_f64(f64::from(load.connections) / load.connect_rate);
+    let deadline = Instant::now() + planned + LOADGEN_SLACK;
+    let mut statuses: Vec<Option<ExitStatus>> = vec![None; loadgens.len()];
+    let mut forwarded = false;
+    while statuses.iter().any(Option::is_none) {
+        for ((child, _), st) in loadgens.iter_mut().zip(statuses.iter_mut()) {
+            if st.is_none() {
+                *st = child.try_wait().ok().flatten();
+            }
+        }
+        let late = Instant::now() > deadline;
+        if (cx.interrupted.load(Ordering::Relaxed) || late) && !forwarded {
+            // Interrupt, don't kill: an interrupted load generator still writes its files.
+            for ((child, _), st) in loadgens.iter().zip(&statuses) {
+                if st.is_none() {
+                    signal(child.id(), libc::SIGINT);
+                }
+            }
+            forwarded = true;
+        }
+        if late && Instant::now() > deadline + SERVER_STOP_TIMEOUT {
+            for ((child, _), st) in loadgens.iter_mut().zip(statuses.iter_mut()) {
+                if st.is_none() {
+                    let _ = child.kill();
+                    *st = child.wait().ok();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server_note = stop_server(&mut server);
+    if let Some(s) = sampler {
+        let _ = s.finish();
+    }
+
+    if plans.len() > 1 {
+        let shards: Vec<PathBuf> = (0..plans.len()).map(|i| layout::shard_dir(&dir, i)).filter(|d| d.join(layout::SUMMARY).exists()).collect();
+        if !shards.is_empty() {
+            wsbench_analysis::merge_loadgen(&shards, &dir).map_err(|e| TrialError::Failed(anyhow!("cannot merge the load generators' results: {e}")))?;
+        }
+    }
+
+    let failed: Vec<String> = loadgens
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, st)| !st.map(|s| s.success()).unwrap_or(false))
+        .map(|((_, log), st)| format!("load generator exited with {}: {}", describe(*st), tail(log, 1).trim()))
+        .collect();
+    let summary = read_summary(&dir.join(layout::SUMMARY));
+    if let Some(note) = server_note {
+        if failed.is_empty() {
+            return Err(TrialError::Failed(anyhow!("{note}; {}", tail(&server.log, 3).trim())));
+        }
+    }
+    match (failed.is_empty(), summary) {
+        (true, Ok(s)) => Ok(s),
+        (true, Err(e)) => Err(TrialError::Failed(e)),
+        (false, _) => Err(TrialError::Failed(anyhow!("{}", failed.join("; ")))),
+    }
+}
+
+fn read_summary(path: &Path) -> Result<LoadgenSummary> {
+    let bytes = fs::read(path).with_context(|| format!("no load-generator summary at {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not a wsbench summary", path.display()))
+}
+
+/// Splits a configuration's load over its processes: connections as evenly as possible, the rate
+/// in proportion to each process's connections, every process writing into its own folder.
+pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan> {
+    let p = load.processes.max(1);
+    (0..p)
+        .map(|i| {
+            let connections = load.connections / p + u32::from(i < load.connections % p);
+            let share = f64::from(connections) / f64::from(load.connections);
+            LoadPlan {
+                url: url.to_owned(),
+                connections,
+                connect_rate: load.connect_rate * share,
+                size: load.size,
+                mode: load.mode,
+                duration: load.duration,
+                warmup: load.warmup,
+                in_flight: load.in_flight,
+                rate: load.rate.map(|r| r * share),
+                threads: load.threads,
+                drain_timeout: load.drain_timeout,
+                out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
+            }
+        })
+        .collect()
+}
+
+fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<ServerProcess> {
+    let log = dir.join(layout::SERVER_LOG);
+    match spec {
+        ServerSpec::Builtin(b) => {
+            let plan = ServerPlan {
+                listen: "127.0.0.1:0".parse().expect("literal address"),
+                engine: b.engine,
+                workload: b.workload,
+                runtime: b.runtime,
+                workers: b.workers,
+                max_message_size: b.max_message_size,
+                pause: b.pause,
+                out: Some(dir.to_owned()),
+            };
+            let mut cmd = Command::new(&cx.exe);
+            cmd.arg("server").args(plan.to_args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log_file(&log)?);
+            let mut child = cmd.spawn().with_context(|| format!("cannot start {}", cx.exe.display()))?;
+            let stdout = child.stdout.take().expect("stdout was piped");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(stdout).lines();
+                let _ = tx.send(lines.next());
+                // Keep draining so the server can never block on a full pipe.
+                for _ in lines {}
+            });
+            let line = rx.recv_timeout(SERVER_READY_TIMEOUT);
+            let ready = line.ok().flatten().and_then(Result::ok).and_then(|l| Listening::parse(&l));
+            match ready.and_then(|ev| ev.addr.parse::<SocketAddr>().ok()) {
+                Some(addr) => Ok(ServerProcess { child, addr, log }),
+                None => {
+                    let status = child.try_wait().ok().flatten();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let how = match status {
+                        Some(st) => format!("exited with {}", describe(Some(st))),
+                        None => format!("did not report listening within {}s", SERVER_READY_TIMEOUT.as_secs()),
+                    };
+                    bail!("the server {how}; its stderr ends: {}", tail(&log, 3).trim())
+                }
+            }
+        }
+        ServerSpec::Command(c) => {
+            let port = free_port()?;
+            let argv: Vec<String> = c.command.iter().map(|a| a.replace("{port}", &port.to_string()).replace("{host}", "127.0.0.1")).collect();
+            let mut cmd = Command::new(&argv[0]);
+            cmd.args(&argv[1..]).env("PORT", port.to_string()).stdin(Stdio::null()).stdout(log_file(&log)?).stderr(log_file(&log)?);
+            let mut child = cmd.spawn().with_context(|| format!("cannot start `{}`", argv.join(" ")))?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let deadline = Instant::now() + c.ready_timeout;
+            loop {
+                if let Some(st) = child.try_wait().ok().flatten() {
+                    bail!("`{}` exited with {} before accepting connections; its output ends: {}", argv.join(" "), describe(Some(st)), tail(&log, 3).trim());
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return Ok(ServerProcess { child, addr, log });
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("`{}` did not accept connections on {addr} within {:?}; its output ends: {}", argv.join(" "), c.ready_timeout, tail(&log, 3).trim());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL if the server has not exited in time. Returns a note when it misbehaved.
+fn stop_server(server: &mut ServerProcess) -> Option<String> {
+    if let Ok(Some(st)) = server.child.try_wait() {
+        return Some(format!("the server died during the trial ({})", describe(Some(st))));
+    }
+    signal(server.child.id(), libc::SIGTERM);
+    let deadline = Instant::now() + SERVER_STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = server.child.try_wait() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    Some(format!("the server did not exit within {}s of SIGTERM and was killed", SERVER_STOP_TIMEOUT.as_secs()))
+}
+
+fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file(log)?);
+    cmd.spawn().map_err(anyhow::Error::from)
+}
+
+fn log_file(path: &Path) -> Result<File> {
+    File::options().create(true).append(true).open(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) on a child we started and have not reaped yet.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+fn describe(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        None => "an unknown status".into(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("code {c}"),
+            (None, Some(sig)) => format!("signal {sig}"),
+            _ => s.to_string(),
+        },
+    }
+}
+
+/// The last `n` non-empty lines of a log file, for error messages.
+fn tail(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(n);
+    if lines.is_empty() { "(nothing)".into() } else { lines[start..].join(" | ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsbench_core::plan::Mode;
+
+    fn spec(connections: u32, processes: u32, rate: Option<f64>) -> LoadSpec {
+        LoadSpec {
+            connections,
+            connect_rate: 1000.0,
+            size: 32,
+            mode: Mode::Binary,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            in_flight: 1,
+            rate,
+            processes,
+            threads: 1,
+            drain_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn split_keeps_totals() {
+        let plans = split_load(&spec(10, 3, Some(9000.0)), "ws://127.0.0.1:1/", Path::new("t"));
+        assert_eq!(plans.iter().map(|p| p.connections).collect::<Vec<_>>(), [4, 3, 3]);
+        let rate: f64 = plans.iter().map(|p| p.rate.unwrap()).sum();
+        assert!((rate - 9000.0).abs() < 1e-6);
+        assert_eq!(plans[1].out.as_deref(), Some(Path::new("t/loadgen-1")));
+    }
+
+    #[test]
+    fn one_process_writes_into_the_trial_folder() {
+        let plans = split_load(&spec(5, 1, None), "ws://127.0.0.1:1/", Path::new("t"));
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].out.as_deref(), Some(Path::new("t")));
+        assert_eq!(plans[0].rate, None);
+    }
+
+    #[test]
+    fn run_ids_never_overwrite() {
+        let root = std::env::temp_dir().join(format!("wsbench-runid-{}", std::process::id()));
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_065_700);
+        let a = create_run_dir(&root, "s", None, t).unwrap();
+        let b = create_run_dir(&root, "s", None, t).unwrap();
+        assert_ne!(a, b);
+        assert!(a.ends_with("20251125-101500"), "{}", a.display());
+        assert!(create_run_dir(&root, "s", Some("x"), t).is_ok());
+        assert!(create_run_dir(&root, "s", Some("x"), t).is_err());
+        fs::remove_dir_all(&root).ok();
+    }
+}
