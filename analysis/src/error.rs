@@ -32,8 +32,9 @@ pub enum AnalysisError {
     )]
     SchemaVersion { path: PathBuf, found: u32, expected: u32, written_by: String },
 
-    #[error("{0}; the HdrHistogram interval log is damaged or truncated")]
-    Log(#[from] LogError),
+    /// Reading or writing an HdrHistogram interval log failed; `detail` names the file.
+    #[error("{detail}")]
+    Log { detail: String },
 
     #[error("{}: cannot draw the figure: {message}", path.display())]
     Plot { path: PathBuf, message: String },
@@ -49,6 +50,16 @@ pub enum AnalysisError {
         path.display()
     )]
     MissingShardFile { path: PathBuf },
+}
+
+impl From<LogError> for AnalysisError {
+    fn from(e: LogError) -> Self {
+        let detail = match &e {
+            LogError::Io { .. } => e.to_string(),
+            LogError::Corrupt { .. } => format!("{e}; the HdrHistogram interval log is damaged or truncated"),
+        };
+        Self::Log { detail }
+    }
 }
 
 impl AnalysisError {

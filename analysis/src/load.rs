@@ -82,7 +82,9 @@ pub enum ProblemKind {
     Missing,
     Unreadable(String),
     /// Not a gap but worth saying: the load-generator shards were merged while reading.
-    MergedOnRead { shards: usize },
+    MergedOnRead {
+        shards: usize,
+    },
 }
 
 impl std::fmt::Display for TrialProblem {
@@ -139,86 +141,70 @@ fn is_external(server: &serde_json::Value) -> bool {
 /// Reads what exists of one trial; gaps become problems.
 fn trial(run_dir: &Path, dir: &Path, number: u32, failure: Option<String>, external_server: bool) -> Trial {
     let mut t = Trial { number, dir: dir.to_owned(), failure, ..Default::default() };
-    let rel = |p: &Path| p.strip_prefix(run_dir).unwrap_or(p).to_owned();
+    let mut r = TrialReader { run_dir, dir, problems: Vec::new() };
     if !dir.is_dir() {
-        t.problems.push(TrialProblem { file: rel(dir), kind: ProblemKind::NotRun });
+        t.problems.push(TrialProblem { file: r.rel(dir), kind: ProblemKind::NotRun });
         return t;
     }
-
-    let mut problems = Vec::new();
-    let mut optional = |name: &str, expected: bool| -> Option<PathBuf> {
-        let path = dir.join(name);
-        if path.is_file() {
-            Some(path)
-        } else {
-            if expected {
-                problems.push(TrialProblem { file: rel(&path), kind: ProblemKind::Missing });
-            }
-            None
-        }
-    };
-    let summary_path = dir.join(layout::SUMMARY);
     let shards = shard_dirs(dir);
-    // A trial of several load generators whose merge did not happen (the orchestrator was
-    // interrupted): merging is lossless, so do it here rather than show nothing.
-    let merged = if !summary_path.is_file() && !shards.is_empty() {
+    if !dir.join(layout::SUMMARY).is_file() && !shards.is_empty() {
+        // Several load generators whose merge did not happen (the orchestrator was interrupted):
+        // merging is lossless, so do it here rather than show nothing.
         match merge::merge_shards(&shards) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                t.problems.push(TrialProblem { file: rel(dir), kind: ProblemKind::Unreadable(e.to_string()) });
-                None
+            Ok(m) => {
+                r.problems.push(TrialProblem { file: r.rel(dir), kind: ProblemKind::MergedOnRead { shards: shards.len() } });
+                t.summary = Some(m.summary);
+                t.latency = m.latency;
+                t.intervals = m.intervals;
             }
+            Err(e) => r.unreadable(dir, &e),
         }
     } else {
-        None
-    };
-
-    let (summary, latency, intervals) = if merged.is_none() {
-        (optional(layout::SUMMARY, true), optional(layout::LATENCY_LOG, true), optional(layout::INTERVALS_CSV, true))
-    } else {
-        (None, None, None)
-    };
-    let server = optional(layout::SERVER_SUMMARY, !external_server);
-    let processes = optional(layout::PROCESSES_CSV, true);
-
-    let mut note = |r: Result<_, AnalysisError>, path: &Path| match r {
-        Ok(v) => Some(v),
-        Err(e) => {
-            problems.push(TrialProblem { file: rel(path), kind: ProblemKind::Unreadable(e.to_string()) });
-            None
-        }
-    };
-    if let Some(m) = merged {
-        t.problems.push(TrialProblem { file: rel(dir), kind: ProblemKind::MergedOnRead { shards: shards.len() } });
-        t.summary = Some(m.summary);
-        t.latency = m.latency;
-        t.intervals = m.intervals;
+        t.summary = r.read(layout::SUMMARY, true, read_summary);
+        t.latency = r.read(layout::LATENCY_LOG, true, read_log).unwrap_or_default();
+        t.intervals = r.read(layout::INTERVALS_CSV, true, |p| read_csv(p, "intervals.csv")).unwrap_or_default();
     }
-    if let Some(p) = summary {
-        t.summary = note(read_summary(&p), &p);
-    }
-    if let Some(p) = latency {
-        t.latency = note(read_log(&p), &p).unwrap_or_default();
-    }
-    if let Some(p) = intervals {
-        t.intervals = note(read_csv(&p, "intervals.csv"), &p).unwrap_or_default();
-    }
-    if let Some(p) = server {
-        t.server = note(read_json(&p, "server summary"), &p);
-    }
-    if let Some(p) = processes {
-        t.processes = note(read_csv(&p, "processes.csv"), &p).unwrap_or_default();
-    }
-    t.problems.extend(problems);
+    t.server = r.read(layout::SERVER_SUMMARY, !external_server, |p| read_json(p, "server summary"));
+    t.processes = r.read(layout::PROCESSES_CSV, true, |p| read_csv(p, "processes.csv")).unwrap_or_default();
+    t.problems = r.problems;
     t
+}
+
+/// Reads the files of one trial directory, collecting gaps instead of failing.
+struct TrialReader<'a> {
+    run_dir: &'a Path,
+    dir: &'a Path,
+    problems: Vec<TrialProblem>,
+}
+
+impl TrialReader<'_> {
+    /// Paths in the report are relative to the run directory: shorter, and the same on any machine.
+    fn rel(&self, p: &Path) -> PathBuf {
+        p.strip_prefix(self.run_dir).unwrap_or(p).to_owned()
+    }
+
+    /// Reads `name` with `read`. A missing file is a problem only when `expected` (an external
+    /// server writes no `server.json`); a file that exists but cannot be read always is one.
+    fn read<T>(&mut self, name: &str, expected: bool, read: impl FnOnce(&Path) -> Result<T, AnalysisError>) -> Option<T> {
+        let path = self.dir.join(name);
+        if !path.is_file() {
+            if expected {
+                self.problems.push(TrialProblem { file: self.rel(&path), kind: ProblemKind::Missing });
+            }
+            return None;
+        }
+        read(&path).map_err(|e| self.unreadable(&path, &e)).ok()
+    }
+
+    fn unreadable(&mut self, path: &Path, e: &AnalysisError) {
+        let prefix = format!("{}/", self.run_dir.display());
+        self.problems.push(TrialProblem { file: self.rel(path), kind: ProblemKind::Unreadable(e.to_string().replace(&prefix, "")) });
+    }
 }
 
 /// `loadgen-0`, `loadgen-1`, ... of a trial, in index order, as long as they hold a summary.
 pub fn shard_dirs(trial_dir: &Path) -> Vec<PathBuf> {
-    (0..)
-        .map(|i| layout::shard_dir(trial_dir, i))
-        .take_while(|d| d.join(layout::SUMMARY).is_file())
-        .collect()
+    (0..).map(|i| layout::shard_dir(trial_dir, i)).take_while(|d| d.join(layout::SUMMARY).is_file()).collect()
 }
 
 /// Reads a `summary.json`, refusing other schema versions with a clear message.

@@ -24,6 +24,7 @@ fn only_run_dir(results: &Path, scenario: &str) -> PathBuf {
 
 #[test]
 fn a_scenario_run_leaves_every_file_a_user_needs() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write_scenario(
         tmp.path(),
@@ -130,6 +131,7 @@ server = { runtime = "multi-thread", workers = 2 }
 
 #[test]
 fn closed_loop_counts_add_up_with_zero_errors() {
+    let _serial = serial();
     let server = Server::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let out = loadgen(
@@ -152,6 +154,7 @@ fn closed_loop_counts_add_up_with_zero_errors() {
 
 #[test]
 fn text_messages_are_echoed_and_checked() {
+    let _serial = serial();
     let server = Server::start(&["--runtime", "current-thread"]);
     let tmp = tempfile::tempdir().unwrap();
     let out = loadgen(
@@ -170,6 +173,7 @@ fn text_messages_are_echoed_and_checked() {
 /// in its service time (coordinated omission).
 #[test]
 fn pauses_show_in_open_loop_latency_and_hide_in_closed_loop_service_time() {
+    let _serial = serial();
     let server = Server::start(&["--pause-every", "500ms", "--pause-for", "50ms"]);
     let open = tempfile::tempdir().unwrap();
     let out = loadgen(
@@ -194,6 +198,7 @@ fn pauses_show_in_open_loop_latency_and_hide_in_closed_loop_service_time() {
 
 #[test]
 fn sigint_leaves_complete_files_marked_incomplete() {
+    let _serial = serial();
     let server = Server::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let mut child = wsbench()
@@ -243,6 +248,7 @@ fn a_killed_server_makes_the_load_generator_exit_1_with_files() {
 
 #[test]
 fn the_server_stops_cleanly_on_sigterm_and_writes_its_files() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let mut server = Server::start(&["--out", tmp.path().to_str().unwrap()]);
     let lg = tempfile::tempdir().unwrap();
@@ -261,6 +267,7 @@ fn the_server_stops_cleanly_on_sigterm_and_writes_its_files() {
 
 #[test]
 fn a_bad_scenario_key_names_file_line_and_key() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write_scenario(tmp.path(), "trials = 1\n[load]\nconnections = 2\nrat = 100\n");
     let out = wsbench().arg("run").arg(&scenario).arg("--results").arg(tmp.path().join("r")).output().unwrap();
@@ -273,6 +280,7 @@ fn a_bad_scenario_key_names_file_line_and_key() {
 
 #[test]
 fn a_server_that_cannot_start_gives_one_line_with_its_stderr() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write_scenario(
         tmp.path(),
@@ -286,6 +294,7 @@ fn a_server_that_cannot_start_gives_one_line_with_its_stderr() {
 
 #[test]
 fn a_busy_port_is_a_one_line_error() {
+    let _serial = serial();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let out = wsbench().args(["server", "--listen", &addr]).output().unwrap();
@@ -297,6 +306,7 @@ fn a_busy_port_is_a_one_line_error() {
 
 #[test]
 fn an_external_server_command_is_measured_too() {
+    let _serial = serial();
     // The built-in server started as if it were a foreign one: readiness by TCP connect only.
     let tmp = tempfile::tempdir().unwrap();
     let exe = env!("CARGO_BIN_EXE_wsbench");
@@ -314,6 +324,7 @@ fn an_external_server_command_is_measured_too() {
 
 #[test]
 fn help_lists_every_command() {
+    let _serial = serial();
     let out = wsbench().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in ["run", "server", "loadgen", "report", "merge"] {

@@ -400,11 +400,11 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
     if load.duration.is_zero() {
         return Err(cfg("load key `duration` must be longer than 0s".into()));
     }
-    if !(load.connect_rate > 0.0) {
+    if !load.connect_rate.is_finite() || load.connect_rate <= 0.0 {
         return Err(cfg("load key `connect_rate` must be above 0".into()));
     }
     if let Some(r) = load.rate {
-        if !(r > 0.0) || !r.is_finite() {
+        if !r.is_finite() || r <= 0.0 {
             return Err(cfg(format!("load key `rate` is {r}; it must be above 0 messages per second")));
         }
     }

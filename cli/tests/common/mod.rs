@@ -11,6 +11,12 @@ use std::time::{Duration, Instant};
 use wsbench_core::event::Listening;
 use wsbench_core::result::LoadgenSummary;
 
+/// Tests that measure take turns: on a 2-core machine two runs at once would measure each other.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn wsbench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wsbench"))
 }

@@ -1,0 +1,301 @@
+//! Lossless merging of several load-generator processes of one trial.
+//!
+//! When a trial's load is split over several processes, each writes its own `summary.json`,
+//! interval logs and `intervals.csv`. Merging adds histograms interval by interval and sums
+//! counts; every percentile of the result is recomputed from the merged histograms. Percentiles
+//! are never averaged: the p99 of two processes is not the mean of their p99s.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use wsbench_core::hist::{self, LatencySummary, LogInterval};
+use wsbench_core::layout;
+use wsbench_core::result::{CpuUse, IntervalRow, LoadgenSummary, RateReport};
+use wsbench_core::SCHEMA_VERSION;
+
+use crate::error::AnalysisError;
+use crate::load;
+
+/// Everything one load-generator process writes, in memory.
+#[derive(Debug, Clone)]
+pub struct LoadgenFiles {
+    pub summary: LoadgenSummary,
+    pub latency: Vec<LogInterval>,
+    pub service_time: Vec<LogInterval>,
+    pub send_lag: Vec<LogInterval>,
+    pub intervals: Vec<IntervalRow>,
+}
+
+/// Merges the outputs of several load-generator processes of one trial and writes the merged
+/// `summary.json`, `latency.hlog`, `service_time.hlog`, `send_lag.hlog` and `intervals.csv`
+/// into `out` (created if needed). Returns the merged summary.
+pub fn merge_loadgen(shards: &[PathBuf], out: &Path) -> Result<LoadgenSummary, AnalysisError> {
+    let mut merged = merge_shards(shards)?;
+    merged.summary.config.out = Some(out.to_owned());
+    write(&merged, out, shards.len())?;
+    Ok(merged.summary)
+}
+
+/// Reads and merges shards without writing anything.
+pub fn merge_shards(shards: &[PathBuf]) -> Result<LoadgenFiles, AnalysisError> {
+    if shards.is_empty() {
+        return Err(AnalysisError::NoShards);
+    }
+    let files = shards.iter().map(|d| read_shard(d)).collect::<Result<Vec<_>, _>>()?;
+    Ok(combine(files))
+}
+
+/// Reads one process's files; all of them must be there, since a merge missing one process's
+/// histograms would silently under-report.
+pub fn read_shard(dir: &Path) -> Result<LoadgenFiles, AnalysisError> {
+    let need = |name: &str| {
+        let p = dir.join(name);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(AnalysisError::MissingShardFile { path: p })
+        }
+    };
+    Ok(LoadgenFiles {
+        summary: load::read_summary(&need(layout::SUMMARY)?)?,
+        latency: load::read_log(&need(layout::LATENCY_LOG)?)?,
+        service_time: load::read_log(&need(layout::SERVICE_TIME_LOG)?)?,
+        send_lag: load::read_log(&need(layout::SEND_LAG_LOG)?)?,
+        intervals: load::read_csv(&need(layout::INTERVALS_CSV)?, "intervals.csv")?,
+    })
+}
+
+/// Adds the k-th histogram of every log into the k-th histogram of the result.
+///
+/// Logs of different lengths are fine: the result is as long as the longest, and each interval
+/// keeps the earliest start and the longest duration seen at its index (processes start at a
+/// shared time, so these agree up to scheduling jitter).
+pub fn add_by_index<'a>(logs: impl IntoIterator<Item = &'a [LogInterval]>) -> Vec<LogInterval> {
+    let mut out: Vec<LogInterval> = Vec::new();
+    for log in logs {
+        for (k, iv) in log.iter().enumerate() {
+            match out.get_mut(k) {
+                Some(m) => {
+                    m.histogram.add(&iv.histogram).expect("read_interval_log widens every histogram to the same bounds");
+                    m.start = m.start.min(iv.start);
+                    m.duration = m.duration.max(iv.duration);
+                }
+                None => out.push(LogInterval { tag: None, ..iv.clone() }),
+            }
+        }
+    }
+    out
+}
+
+/// Merges processes in memory. Counts add, histograms add by interval, percentiles are
+/// recomputed from the merged histograms. Field by field: message and connection counts add;
+/// `duration_s` is the longest; throughput is all echoes over that duration; `complete` only if
+/// every process completed (the reasons are joined); warnings are the union without repeats;
+/// process CPU adds up while the busiest thread is the busiest of any; asked and sent rates add;
+/// `started_at` is the earliest; `config` is the first process's plan with connections and rate
+/// summed to describe the whole load; command and host are the first process's.
+pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
+    assert!(!shards.is_empty(), "combine needs at least one shard");
+    let latency = add_by_index(shards.iter().map(|s| s.latency.as_slice()));
+    let service_time = add_by_index(shards.iter().map(|s| s.service_time.as_slice()));
+    let send_lag = add_by_index(shards.iter().map(|s| s.send_lag.as_slice()));
+    let intervals = combine_rows(shards.iter().map(|s| s.intervals.as_slice()), &latency);
+
+    let first = &shards[0].summary;
+    let mut summary = first.clone();
+    summary.schema_version = SCHEMA_VERSION;
+    summary.messages = Default::default();
+    summary.connections = Default::default();
+    summary.cpu = CpuUse::default();
+    summary.warnings = Vec::new();
+    let mut reasons = Vec::new();
+    let mut rate: Option<RateReport> = None;
+    let mut plan_rate: Option<f64> = None;
+    let mut plan_connections = 0;
+    for (i, s) in shards.iter().map(|s| &s.summary).enumerate() {
+        summary.messages += s.messages;
+        summary.connections += s.connections;
+        // Processes run side by side: their CPU adds up; the busiest thread is the busiest of any.
+        summary.cpu.process_pct += s.cpu.process_pct;
+        summary.cpu.busiest_thread_pct = summary.cpu.busiest_thread_pct.max(s.cpu.busiest_thread_pct);
+        summary.duration_s = summary.duration_s.max(s.duration_s);
+        if s.started_at < summary.started_at {
+            summary.started_at = s.started_at.clone(); // RFC 3339 UTC stamps sort as text
+        }
+        if !s.complete {
+            reasons.push(format!("loadgen-{i}: {}", s.reason.as_deref().unwrap_or("incomplete")));
+        }
+        if let Some(r) = s.rate {
+            let m = rate.get_or_insert_with(RateReport::default);
+            m.asked_msgs_per_s += r.asked_msgs_per_s;
+            m.sent_msgs_per_s += r.sent_msgs_per_s;
+        }
+        for w in &s.warnings {
+            if !summary.warnings.contains(w) {
+                summary.warnings.push(w.clone());
+            }
+        }
+        // The merged plan describes the whole load: connections and rate over all processes.
+        plan_connections += s.config.connections;
+        if let Some(r) = s.config.rate {
+            plan_rate = Some(plan_rate.unwrap_or(0.0) + r);
+        }
+    }
+    summary.complete = reasons.is_empty();
+    summary.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+    summary.rate = rate;
+    summary.config.connections = plan_connections;
+    summary.config.rate = plan_rate;
+    summary.throughput_msgs_per_s = if summary.duration_s > 0.0 { summary.messages.received as f64 / summary.duration_s } else { 0.0 };
+    summary.latency_us = LatencySummary::from_histogram_ns(&hist::total(&latency));
+    summary.service_time_us = LatencySummary::from_histogram_ns(&hist::total(&service_time));
+    summary.send_lag_us = LatencySummary::from_histogram_ns(&hist::total(&send_lag));
+
+    LoadgenFiles { summary, latency, service_time, send_lag, intervals }
+}
+
+/// Sums `intervals.csv` rows by index; throughput and percentiles are recomputed (percentiles
+/// from the merged latency histogram of the same index).
+fn combine_rows<'a>(shards: impl IntoIterator<Item = &'a [IntervalRow]>, latency: &[LogInterval]) -> Vec<IntervalRow> {
+    let mut rows: Vec<IntervalRow> = Vec::new();
+    // Where no histogram backs a row, the largest of the processes' percentiles is the honest
+    // bound we have (it can only overstate); rows and log intervals normally match one to one.
+    let mut fallback: Vec<[f64; 5]> = Vec::new();
+    for shard in shards {
+        for (k, r) in shard.iter().enumerate() {
+            if k == rows.len() {
+                rows.push(IntervalRow { elapsed_s: r.elapsed_s, ..Default::default() });
+                fallback.push([0.0; 5]);
+            }
+            let m = &mut rows[k];
+            m.elapsed_s = m.elapsed_s.max(r.elapsed_s);
+            m.sent += r.sent;
+            m.received += r.received;
+            m.errors += r.errors;
+            m.throughput += r.throughput;
+            let f = &mut fallback[k];
+            for (slot, v) in f.iter_mut().zip([r.p50_us, r.p90_us, r.p99_us, r.p99_9_us, r.max_us]) {
+                *slot = slot.max(v);
+            }
+        }
+    }
+    let mut previous_end = 0.0;
+    for (k, row) in rows.iter_mut().enumerate() {
+        let length = row.elapsed_s - previous_end;
+        previous_end = row.elapsed_s;
+        // The summed throughput (kept above) is the answer whenever the length is unusable.
+        if length > 0.0 {
+            row.throughput = row.received as f64 / length;
+        }
+        match latency.get(k).filter(|iv| !iv.histogram.is_empty()) {
+            Some(iv) => {
+                let s = LatencySummary::from_histogram_ns(&iv.histogram);
+                (row.p50_us, row.p90_us, row.p99_us, row.p99_9_us, row.max_us) = (s.p50, s.p90, s.p99, s.p99_9, s.max);
+            }
+            None => [row.p50_us, row.p90_us, row.p99_us, row.p99_9_us, row.max_us] = fallback[k],
+        }
+    }
+    rows
+}
+
+/// Writes merged files into `out`.
+fn write(m: &LoadgenFiles, out: &Path, processes: usize) -> Result<(), AnalysisError> {
+    fs::create_dir_all(out).map_err(|e| AnalysisError::write(out, e))?;
+    let summary_path = out.join(layout::SUMMARY);
+    let json = serde_json::to_string_pretty(&m.summary).expect("summaries always serialize");
+    fs::write(&summary_path, json + "\n").map_err(|e| AnalysisError::write(&summary_path, e))?;
+
+    let start = humantime::parse_rfc3339_weak(&m.summary.started_at).unwrap_or(UNIX_EPOCH);
+    let comment = format!("merged by wsbench {} from {processes} load-generator processes", wsbench_core::VERSION);
+    for (name, log) in [(layout::LATENCY_LOG, &m.latency), (layout::SERVICE_TIME_LOG, &m.service_time), (layout::SEND_LAG_LOG, &m.send_lag)] {
+        hist::write_interval_log(&out.join(name), start, &comment, log)?;
+    }
+
+    let csv_path = out.join(layout::INTERVALS_CSV);
+    let csv_err = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(io) => AnalysisError::write(&csv_path, io),
+        other => AnalysisError::parse(&csv_path, "intervals.csv", format!("{other:?}")),
+    };
+    let mut w = csv::Writer::from_path(&csv_path).map_err(csv_err)?;
+    for row in &m.intervals {
+        w.serialize(row).map_err(csv_err)?;
+    }
+    w.flush().map_err(|e| AnalysisError::write(&csv_path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::Histogram;
+    use std::time::Duration;
+    use wsbench_core::hist::{new_histogram, record_ns};
+
+    fn log_of(values: &[Vec<u64>]) -> Vec<LogInterval> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(k, vs)| {
+                let mut h = new_histogram();
+                vs.iter().for_each(|&v| record_ns(&mut h, v));
+                LogInterval { start: Duration::from_secs(k as u64), duration: Duration::from_secs(1), tag: None, histogram: h }
+            })
+            .collect()
+    }
+
+    /// Deterministic spread of latencies from 1 µs to ~1 s, with a tail.
+    fn values(seed: u64, n: usize) -> Vec<u64> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                1_000 + (x % 1_000_000) * (1 + (x >> 60))
+            })
+            .collect()
+    }
+
+    fn counts(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+        h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect()
+    }
+
+    #[test]
+    fn merged_histograms_equal_one_histogram_of_all_values_count_for_count() {
+        let a = [values(1, 5_000), values(2, 4_000), values(3, 100)];
+        let b = [values(4, 3_000), values(5, 6_000)];
+        let merged = add_by_index([log_of(&a).as_slice(), log_of(&b).as_slice()]);
+        assert_eq!(merged.len(), 3, "as long as the longest shard");
+        for (k, iv) in merged.iter().enumerate() {
+            let mut all = new_histogram();
+            a.get(k).into_iter().chain(b.get(k)).flatten().for_each(|&v| record_ns(&mut all, v));
+            assert_eq!(counts(&iv.histogram), counts(&all), "interval {k}");
+            assert_eq!(iv.histogram, all, "interval {k}");
+        }
+        let mut everything = new_histogram();
+        a.iter().chain(&b).flatten().for_each(|&v| record_ns(&mut everything, v));
+        assert_eq!(counts(&hist::total(&merged)), counts(&everything));
+    }
+
+    #[test]
+    fn rows_sum_counts_and_take_percentiles_from_the_merged_histogram() {
+        let row = |elapsed_s, received, p99_us| IntervalRow {
+            elapsed_s,
+            sent: received,
+            received,
+            errors: 1,
+            throughput: received as f64,
+            p99_us,
+            ..Default::default()
+        };
+        let a = vec![row(1.0, 100, 50.0), row(2.0, 200, 60.0)];
+        let b = vec![row(1.0, 300, 500.0), row(2.0, 400, 600.0)];
+        let latency = log_of(&[vec![10_000; 10], vec![]]);
+        let m = combine_rows([a.as_slice(), b.as_slice()], &latency);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].received, m[0].errors, m[0].throughput), (400, 2, 400.0));
+        assert_eq!((m[1].received, m[1].throughput), (600, 600.0));
+        assert!((m[0].p99_us - 10.0).abs() < 0.1, "{:?}", m[0]);
+        assert_eq!(m[1].p99_us, 600.0, "no histogram: the larger bound");
+    }
+}

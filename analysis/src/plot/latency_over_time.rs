@@ -1,0 +1,70 @@
+//! Figure `latency-over-time`: p50, p99, p99.9 and max of each second, one line per configuration.
+//!
+//! Four small panels share one log-scale latency axis, so a line's height means the same in each
+//! and a pause that lifts only the tail (p99.9, max) stands out against a flat median.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{config_color, legend_strip, line_width, no_data, text, DrawResult, Figure, LegendEntry, LogAxis, DESC_FONT, TICK_FONT};
+use crate::series::{ConfigSeries, LatencyPoint};
+
+pub struct LatencyOverTime<'a> {
+    /// Every configuration of the run, in manifest order (the order fixes the colours).
+    pub configs: &'a [ConfigSeries],
+}
+
+type Pick = fn(&LatencyPoint) -> f64;
+
+const PANELS: [(&str, Pick); 4] = [("p50 (median)", |p| p.p50), ("p99", |p| p.p99), ("p99.9", |p| p.p99_9), ("max", |p| p.max)];
+
+impl Figure for LatencyOverTime<'_> {
+    const NAME: &'static str = "latency-over-time";
+    const TITLE: &'static str = "Latency per second";
+    const HOW_TO_READ: &'static str =
+        "Each panel is one percentile of every 1-second interval (all trials of a configuration added together), on the same log scale: \
+         flat lines are steady latency; spikes that appear in p99.9 and max but not in p50 are pauses (GC, scheduling, TCP) that hit a few messages.";
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let shown: Vec<(usize, &ConfigSeries)> = self.configs.iter().enumerate().filter(|(_, c)| !c.latency.is_empty()).collect();
+        let axis = LogAxis::covering(shown.iter().flat_map(|(_, c)| c.latency.iter().flat_map(|p| PANELS.map(|(_, f)| f(p)))));
+        let Some(axis) = axis else {
+            return no_data(area, "no latency data: no trial has a readable latency.hlog");
+        };
+        let max_t = shown.iter().flat_map(|(_, c)| c.latency.iter().map(|p| p.t_s)).fold(0.0, f64::max);
+
+        let entries: Vec<LegendEntry> = shown.iter().map(|(i, c)| LegendEntry { label: c.name.clone(), color: config_color(*i) }).collect();
+        let body = legend_strip(area, &entries)?;
+        let panels = body.margin(0, 4, 6, 6).split_evenly((2, 2));
+        for (k, (panel, (label, pick))) in panels.iter().zip(PANELS).enumerate() {
+            let (left, bottom) = (k % 2 == 0, k >= 2);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(label, text(17))
+                .margin(6)
+                .margin_right(24)
+                .x_label_area_size(if bottom { 42 } else { 26 })
+                .y_label_area_size(76)
+                .build_cartesian_2d(super::time_axis(max_t), axis.coord())?;
+            chart
+                .configure_mesh()
+                .x_desc(if bottom { "time since the measured window began (s)" } else { "" })
+                .y_desc(if left { "latency" } else { "" })
+                .x_label_formatter(&super::seconds_tick)
+                .y_label_formatter(&super::latency_tick)
+                .x_labels(8)
+                .label_style(text(TICK_FONT))
+                .axis_desc_style(text(DESC_FONT))
+                .bold_line_style(super::bold_grid())
+                .light_line_style(super::light_grid())
+                .max_light_lines(1)
+                .draw()?;
+            for (k, (i, c)) in shown.iter().enumerate() {
+                let points = c.latency.iter().map(|p| (p.t_s, axis.clamp(pick(p))));
+                // A lone point draws no line; a dot keeps a one-second run visible.
+                let dots = if c.latency.len() < 3 { 3 } else { 0 };
+                chart.draw_series(LineSeries::new(points, config_color(*i).stroke_width(line_width(k, shown.len()))).point_size(dots))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,562 @@
+//! One WebSocket connection: opening it, and the loop that sends, receives, checks and records.
+//!
+//! Each connection is one task that waits, with `tokio::select!`, for whichever comes first: a
+//! stop request, socket I/O (an incoming frame, or the end of a pending flush), or its deadline
+//! timer ([`Pacer`]). Sending happens in the loop body, never inside a select arm, so a send is
+//! never half-done when another arm wins. Messages are handed to the sink one by one (buffered by
+//! tungstenite) and flushed once per batch; while a flush is pending the task keeps reading, so a
+//! server that blocks on writing its echoes to us can never deadlock with us blocking on writing
+//! to it.
+//!
+//! The hot path allocates nothing: a message is built in the connection's reused `BytesMut`
+//! (tungstenite copies it into its write buffer and drops our handle, so the next `reserve`
+//! reclaims the same memory), the filler is copied from a pattern built once, echoes are checked
+//! against the oldest outstanding message in a ring that only grows, and recording goes into the
+//! worker's pre-sized histograms.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use wsbench_core::clock::now_ns;
+use wsbench_core::header::{MessageHeader, HEADER_LEN};
+use wsbench_core::plan::Mode;
+
+use crate::pacer::Pacer;
+use crate::recorder::Recorder;
+use crate::schedule::{OpenLoopSchedule, Timeline};
+
+/// A client connection as the load generator uses it.
+pub type WsStream = WebSocketStream<TcpStream>;
+
+/// Read buffer per connection: tungstenite's default 128 KiB is zero-filled on every read and
+/// costs a quarter of small-message throughput.
+const READ_BUFFER: usize = 8 << 10;
+/// Bound on the closing handshake at the end of a run.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Opens one connection: TCP with `TCP_NODELAY`, then the WebSocket handshake.
+pub async fn connect(addr: &str, url: &str, size: u64) -> Result<WsStream, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let defaults = WebSocketConfig::default();
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(defaults.max_message_size.unwrap_or(0).max(size)))
+        .max_frame_size(Some(defaults.max_frame_size.unwrap_or(0).max(size)));
+    let (ws, _response) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config))
+        .await
+        .map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))?;
+    Ok(ws)
+}
+
+/// The filler after the header, precomputed once per connection.
+///
+/// [`wsbench_core::header::fill_payload`] computes every byte (`'a' + (seq + i) % 26`); the same
+/// bytes are a window into one repeating alphabet, so a message's filler is a slice of a pattern
+/// built once, copied (and compared) with `memcpy`/`memcmp` speed. Tests check both agree.
+#[derive(Debug, Clone)]
+pub struct Filler {
+    pattern: Vec<u8>,
+    size: usize,
+}
+
+impl Filler {
+    pub fn new(size: usize) -> Self {
+        assert!(size >= HEADER_LEN);
+        Self { pattern: (0..size + 26).map(|j| b'a' + (j % 26) as u8).collect(), size }
+    }
+
+    /// The bytes following the header in message `seq`.
+    #[inline]
+    pub fn tail(&self, seq: u64) -> &[u8] {
+        let start = (seq % 26) as usize;
+        &self.pattern[start + HEADER_LEN..start + self.size]
+    }
+
+    /// True when `msg` has the right length and the filler of message `seq`.
+    #[inline]
+    pub fn matches(&self, msg: &[u8], seq: u64) -> bool {
+        msg.len() == self.size && msg[HEADER_LEN..] == *self.tail(seq)
+    }
+}
+
+/// When this process's messages are sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SendMode {
+    /// Keep `in_flight` messages outstanding per connection.
+    Closed { in_flight: u32 },
+    /// Send `rate` messages per second over all `connections` of the process.
+    Open { rate: f64, connections: u32 },
+}
+
+/// What every connection of a worker shares.
+pub struct ConnShared {
+    pub timeline: Timeline,
+    pub size: usize,
+    pub mode: Mode,
+    pub send_mode: SendMode,
+    pub recorder: RefCell<Recorder>,
+    /// Set once by the control thread: stop sending, drain until the given instant, close.
+    pub stop: watch::Receiver<Option<Stop>>,
+    /// Called when the peer drops a connection (or its I/O fails), with a description of how.
+    pub on_drop: Box<dyn Fn(String)>,
+}
+
+/// A request to end the run early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop {
+    /// When the request was made: the end of the measured window.
+    pub at_ns: u64,
+    /// Outstanding echoes are awaited until this instant, then counted as lost.
+    pub drain_until_ns: u64,
+}
+
+/// How a connection's loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnEnd {
+    /// Sent everything, drained, closed normally.
+    Finished,
+    /// The peer closed or reset the connection, or I/O failed; the text says how.
+    Dropped(String),
+}
+
+/// What the socket had to say.
+enum Io {
+    Frame(Message),
+    /// A pending flush completed after the sink had pushed back: sending may resume.
+    Writable,
+    Failed(String),
+}
+
+/// One connection's state. Owned by its task; shares only [`ConnShared`].
+struct Connection<'a> {
+    shared: &'a ConnShared,
+    ws: WsStream,
+    schedule: Option<OpenLoopSchedule>,
+    filler: Filler,
+    buf: BytesMut,
+    /// Headers of the messages sent and not yet echoed, oldest first.
+    outstanding: VecDeque<MessageHeader>,
+    next_seq: u64,
+    /// Closed loop: messages that may be sent now.
+    credits: u32,
+    sending: bool,
+    drain_deadline: u64,
+    /// Messages were handed to the sink since the last completed flush.
+    want_flush: bool,
+    /// The sink pushed back; nothing is sent until a flush completes.
+    blocked: bool,
+}
+
+/// Runs connection number `index` (of the whole process) until it has sent its share, drained
+/// and closed, or until the peer drops it.
+pub async fn run(ws: WsStream, index: u32, shared: &ConnShared) -> ConnEnd {
+    let pacer = match Pacer::new() {
+        Ok(p) => p,
+        Err(e) => return ConnEnd::Dropped(format!("cannot create a timerfd: {e}")),
+    };
+    let tl = shared.timeline;
+    let (schedule, credits, ring) = match shared.send_mode {
+        SendMode::Closed { in_flight } => (None, in_flight, in_flight as usize),
+        SendMode::Open { rate, connections } => (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate)), 0, 64),
+    };
+    let mut conn = Connection {
+        shared,
+        ws,
+        schedule,
+        filler: Filler::new(shared.size),
+        // Room for a few messages, so one allocation serves several sends even when an earlier
+        // message is still referenced; `reserve` reclaims it once tungstenite has copied them.
+        buf: BytesMut::with_capacity(shared.size.max(4 << 10)),
+        outstanding: VecDeque::with_capacity(ring),
+        next_seq: 0,
+        credits,
+        sending: true,
+        drain_deadline: tl.drain_deadline_ns,
+        want_flush: false,
+        blocked: false,
+    };
+    let end = conn.run_loop(&pacer).await;
+    conn.count_lost();
+    if end == ConnEnd::Finished {
+        conn.close().await;
+    } else {
+        // Let tungstenite send its reply to a close frame; a reset connection fails at once.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.ws.flush()).await;
+        conn.shared.recorder.borrow_mut().error();
+        if let ConnEnd::Dropped(cause) = &end {
+            (conn.shared.on_drop)(cause.clone());
+        }
+    }
+    end
+}
+
+impl Connection<'_> {
+    async fn run_loop(&mut self, pacer: &Pacer) -> ConnEnd {
+        let mut stop_rx = self.shared.stop.clone();
+        let mut stopped = false;
+        // The stop may have been requested before this task first ran.
+        if let Some(stop) = *stop_rx.borrow_and_update() {
+            self.apply_stop(stop);
+            stopped = true;
+        }
+        let mut armed = 0u64;
+        loop {
+            if self.sending && !self.blocked {
+                if let Err(cause) = self.send_due() {
+                    return ConnEnd::Dropped(cause);
+                }
+            }
+            if !self.sending && self.outstanding.is_empty() {
+                return ConnEnd::Finished;
+            }
+            let deadline = self.next_deadline();
+            if !self.sending && now_ns() >= self.drain_deadline {
+                return ConnEnd::Finished;
+            }
+            // Re-arming costs a syscall; skip it when the deadline did not move.
+            if deadline != armed {
+                if let Err(e) = pacer.set(deadline) {
+                    return ConnEnd::Dropped(format!("cannot arm the timerfd: {e}"));
+                }
+                armed = deadline;
+            }
+            // While the sink pushes back, a past send deadline would fire on every turn: wait
+            // for the flush instead.
+            let timer_on = !(self.sending && self.blocked);
+
+            let io = {
+                let batch_reads = self.schedule.is_none();
+                let (ws, want_flush, blocked) = (&mut self.ws, &mut self.want_flush, &mut self.blocked);
+                tokio::select! {
+                    biased;
+                    _ = stop_rx.changed(), if !stopped => {
+                        stopped = true;
+                        // A dropped sender (control thread gone) is a stop as well.
+                        let stop = stop_rx.borrow().unwrap_or(Stop { at_ns: now_ns(), drain_until_ns: now_ns() });
+                        self.apply_stop(stop);
+                        continue;
+                    }
+                    io = poll_fn(|cx| poll_io(ws, want_flush, blocked, batch_reads, cx)) => io,
+                    r = pacer.wait(), if timer_on => {
+                        if let Err(e) = r {
+                            return ConnEnd::Dropped(format!("timerfd failed: {e}"));
+                        }
+                        // A fired timer is disarmed; make sure it is armed again.
+                        armed = 0;
+                        continue;
+                    }
+                }
+            };
+            match io {
+                Io::Frame(msg) => {
+                    if let Some(end) = self.on_frame(msg) {
+                        return end;
+                    }
+                }
+                Io::Writable => {}
+                Io::Failed(cause) => return ConnEnd::Dropped(cause),
+            }
+        }
+    }
+
+    /// The instant the connection's timer should fire next.
+    fn next_deadline(&self) -> u64 {
+        let tl = self.shared.timeline;
+        if !self.sending {
+            return self.drain_deadline;
+        }
+        match &self.schedule {
+            Some(s) => s.intended(self.next_seq),
+            None if now_ns() < tl.start_ns => tl.start_ns,
+            None => tl.measured_end_ns,
+        }
+    }
+
+    fn apply_stop(&mut self, stop: Stop) {
+        self.sending = false;
+        self.drain_deadline = self.drain_deadline.min(stop.drain_until_ns);
+    }
+
+    /// Sends every message that is due now: the whole backlog after a stall, not just one.
+    /// Returns early when the sink pushes back; the rest goes once the flush completes.
+    fn send_due(&mut self) -> Result<(), String> {
+        let tl = self.shared.timeline;
+        match self.schedule {
+            Some(s) => loop {
+                let now = now_ns();
+                let intended = s.intended(self.next_seq);
+                // Sending ends with the window, even with a backlog left: what was not sent in
+                // time shows as a rate not reached, and the drain stays bounded.
+                if !tl.may_send(intended) || !tl.may_send(now) {
+                    self.sending = false;
+                    return Ok(());
+                }
+                if intended > now {
+                    return Ok(());
+                }
+                if !self.send_one(Some(intended))? {
+                    return Ok(());
+                }
+            },
+            None => {
+                let now = now_ns();
+                if now < tl.start_ns {
+                    return Ok(());
+                }
+                if !tl.may_send(now) {
+                    self.sending = false;
+                    return Ok(());
+                }
+                while self.credits > 0 {
+                    if !self.send_one(None)? {
+                        break;
+                    }
+                    self.credits -= 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Builds and hands one message to the sink. `intended` is `None` in closed loop, where the
+    /// intended time is the actual send time. Returns false when the sink pushed back (nothing
+    /// was sent).
+    fn send_one(&mut self, intended: Option<u64>) -> Result<bool, String> {
+        // Readiness is checked without registering interest: when the sink is not ready the
+        // pending flush in `poll_io` registers it.
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        match self.ws.poll_ready_unpin(&mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Err(describe_error(&e)),
+            Poll::Pending => {
+                self.blocked = true;
+                self.want_flush = true;
+                return Ok(false);
+            }
+        }
+        let tl = self.shared.timeline;
+        let seq = self.next_seq;
+        let size = self.shared.size;
+        self.buf.reserve(size);
+        self.buf.extend_from_slice(&[0u8; HEADER_LEN]);
+        self.buf.extend_from_slice(self.filler.tail(seq));
+        // The actual send time is read as late as possible: right before the hand-over.
+        let sent_ns = now_ns();
+        let intended_ns = intended.unwrap_or(sent_ns);
+        let header = MessageHeader { seq, intended_ns, sent_ns, warmup: tl.is_warmup(intended_ns) };
+        header.encode(&mut self.buf[..HEADER_LEN]);
+        let bytes = self.buf.split().freeze();
+        let msg = match self.shared.mode {
+            Mode::Binary => Message::Binary(bytes),
+            Mode::Text => Message::Text(text(bytes)),
+        };
+        self.ws.start_send_unpin(msg).map_err(|e| describe_error(&e))?;
+        self.next_seq += 1;
+        self.want_flush = true;
+        self.outstanding.push_back(header);
+        if !header.warmup {
+            self.shared.recorder.borrow_mut().sent(sent_ns - intended_ns);
+        }
+        Ok(true)
+    }
+
+    /// Handles one incoming frame; `Some` ends the connection.
+    fn on_frame(&mut self, msg: Message) -> Option<ConnEnd> {
+        let now = now_ns();
+        let (data, is_text): (&[u8], bool) = match &msg {
+            Message::Binary(b) => (b, false),
+            Message::Text(t) => (t.as_bytes(), true),
+            Message::Close(frame) => return Some(ConnEnd::Dropped(describe_close(frame.as_ref()))),
+            // tungstenite answers pings itself; pongs and raw frames carry nothing for us.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return None,
+        };
+        let tl = self.shared.timeline;
+        // Echoes come back in order on one connection: this one answers the oldest message.
+        let Some(expected) = self.outstanding.pop_front() else {
+            // An echo of nothing: the server made it up.
+            if !tl.is_warmup(now) {
+                self.shared.recorder.borrow_mut().unexpected();
+            }
+            return None;
+        };
+        let h = expected;
+        if !h.warmup {
+            let mut rec = self.shared.recorder.borrow_mut();
+            let intact = is_text == (self.shared.mode == Mode::Text)
+                && MessageHeader::decode(data) == Some(h)
+                && self.filler.matches(data, h.seq);
+            if intact {
+                rec.received(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
+            } else {
+                rec.corrupted();
+            }
+        }
+        if self.schedule.is_none() && self.sending {
+            self.credits += 1;
+        }
+        None
+    }
+
+    /// Counts the measured messages still outstanding as lost.
+    fn count_lost(&mut self) {
+        let lost = self.outstanding.iter().filter(|h| !h.warmup).count() as u64;
+        if lost > 0 {
+            self.shared.recorder.borrow_mut().lost(lost);
+        }
+        self.outstanding.clear();
+    }
+
+    /// Normal closure (1000), waiting a bounded time for the server's reply.
+    async fn close(&mut self) {
+        let ws = &mut self.ws;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            if ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: Utf8Bytes::from_static("") })).await.is_err() {
+                return;
+            }
+            // Read until the server closes the TCP connection; late echoes are ignored.
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+    }
+}
+
+/// Polls the socket for the next thing worth reporting: an incoming frame, a failure, or the
+/// end of a flush that sending was blocked on. Both halves are cancel-safe, so dropping this
+/// future in `select!` loses nothing.
+///
+/// Open loop flushes first, so a message goes out as soon as it is due. Closed loop reads every
+/// echo already received first and flushes the messages they released in one write: one syscall
+/// per batch instead of per message, which is what lets pipelined connections go fast. A sink
+/// that pushed back is flushed first in either case.
+fn poll_io(ws: &mut WsStream, want_flush: &mut bool, blocked: &mut bool, batch_reads: bool, cx: &mut Context<'_>) -> Poll<Io> {
+    let flush_first = !batch_reads || *blocked;
+    if flush_first {
+        if let Some(io) = poll_flush(ws, want_flush, blocked, cx) {
+            return Poll::Ready(io);
+        }
+    }
+    match ws.poll_next_unpin(cx) {
+        Poll::Ready(Some(Ok(msg))) => return Poll::Ready(Io::Frame(msg)),
+        Poll::Ready(Some(Err(e))) => return Poll::Ready(Io::Failed(describe_error(&e))),
+        Poll::Ready(None) => return Poll::Ready(Io::Failed("connection closed".into())),
+        Poll::Pending => {}
+    }
+    if !flush_first {
+        if let Some(io) = poll_flush(ws, want_flush, blocked, cx) {
+            return Poll::Ready(io);
+        }
+    }
+    Poll::Pending
+}
+
+/// Drives a pending flush; `Some` when it has something to report.
+fn poll_flush(ws: &mut WsStream, want_flush: &mut bool, blocked: &mut bool, cx: &mut Context<'_>) -> Option<Io> {
+    if !*want_flush {
+        return None;
+    }
+    match ws.poll_flush_unpin(cx) {
+        Poll::Ready(Ok(())) => {
+            *want_flush = false;
+            std::mem::take(blocked).then_some(Io::Writable)
+        }
+        Poll::Ready(Err(e)) => Some(Io::Failed(describe_error(&e))),
+        Poll::Pending => None,
+    }
+}
+
+/// Wraps bytes built from the header and the filler as a text payload.
+fn text(bytes: Bytes) -> Utf8Bytes {
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: every byte of a message is below 0x80 (the header stores 7-bit groups and ASCII
+    // flags, the filler is lower-case letters), so the bytes are valid UTF-8. Validating each
+    // message again would cost a pass over it on the hot path.
+    unsafe { Utf8Bytes::from_bytes_unchecked(bytes) }
+}
+
+/// How a failed connection ended, in words a user can act on.
+pub fn describe_error(e: &WsError) -> String {
+    use std::io::ErrorKind;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match e {
+        WsError::Io(io) => match io.kind() {
+            ErrorKind::ConnectionReset => "connection reset".into(),
+            ErrorKind::BrokenPipe => "connection reset (broken pipe)".into(),
+            ErrorKind::ConnectionAborted => "connection aborted".into(),
+            ErrorKind::UnexpectedEof => "connection closed without a close frame".into(),
+            _ => format!("I/O error: {io}"),
+        },
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => "connection closed without a close frame".into(),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => "connection closed".into(),
+        other => format!("WebSocket error: {other}"),
+    }
+}
+
+/// `close 1001 going away` and the like.
+pub fn describe_close(frame: Option<&CloseFrame>) -> String {
+    let Some(frame) = frame else {
+        return "close frame without a code".into();
+    };
+    let code = u16::from(frame.code);
+    let name = match code {
+        1000 => "normal closure",
+        1001 => "going away",
+        1002 => "protocol error",
+        1003 => "unsupported data",
+        1007 => "invalid payload",
+        1008 => "policy violation",
+        1009 => "message too big",
+        1010 => "extension required",
+        1011 => "internal error",
+        1012 => "service restart",
+        1013 => "try again later",
+        _ => "",
+    };
+    if name.is_empty() { format!("close {code}") } else { format!("close {code} {name}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsbench_core::header::{fill_payload, payload_matches};
+
+    #[test]
+    fn filler_agrees_with_core() {
+        for size in [HEADER_LEN, HEADER_LEN + 1, 100, 4096 + 7] {
+            let f = Filler::new(size);
+            for seq in [0u64, 1, 25, 26, 27, 12345, u64::MAX] {
+                let mut core = vec![0u8; size];
+                fill_payload(&mut core, seq);
+                let mut ours = vec![0u8; HEADER_LEN];
+                ours.extend_from_slice(f.tail(seq));
+                assert_eq!(core[HEADER_LEN..], ours[HEADER_LEN..], "size {size} seq {seq}");
+                assert!(f.matches(&core, seq));
+                assert!(payload_matches(&ours, seq));
+                if size > HEADER_LEN {
+                    assert!(!f.matches(&core, seq.wrapping_add(1)));
+                }
+                assert!(!f.matches(&core[..size - 1], seq), "length is checked");
+            }
+        }
+    }
+
+    #[test]
+    fn close_codes_read_well() {
+        let f = CloseFrame { code: CloseCode::Away, reason: Utf8Bytes::from_static("bye") };
+        assert_eq!(describe_close(Some(&f)), "close 1001 going away");
+        let f = CloseFrame { code: CloseCode::from(4000), reason: Utf8Bytes::from_static("") };
+        assert_eq!(describe_close(Some(&f)), "close 4000");
+        assert_eq!(describe_close(None), "close frame without a code");
+    }
+}

@@ -1,0 +1,406 @@
+//! Worker threads: each opens its share of the connections, runs them, and hands its intervals
+//! to the collector.
+//!
+//! Worker `w` of `n` owns connections `i` with `i % n == w`. Each worker is an OS thread with its
+//! own current-thread tokio runtime, so a connection's task, its timer and the worker's
+//! histograms live on one core with no locks. The control thread talks to the workers through
+//! three channels only: a `watch` that publishes the [`Timeline`] once everyone is connected, a
+//! `watch` that asks them to stop early, and an event channel on which they report connection
+//! results and connections the server dropped.
+
+use std::rc::Rc;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::LocalSet;
+use wsbench_core::clock::{now_ns, thread_cpu_ns};
+use wsbench_core::plan::LoadPlan;
+
+use crate::connection::{self, ConnShared, SendMode, Stop, WsStream};
+use crate::recorder::{IntervalSet, Recorder};
+use crate::schedule::Timeline;
+
+/// Bound on opening one connection (TCP connect and WebSocket handshake).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a worker tells the control thread.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The worker's connect phase is over.
+    Connected { established: u32, failed: u32, first_error: Option<String> },
+    /// The peer dropped one connection mid-run; the text says how.
+    Dropped(String),
+}
+
+/// What a worker reports when its thread ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WorkerReport {
+    /// The worker thread's CPU use over the measured window, in % of one core; `None` when the
+    /// window never began.
+    pub cpu_pct: Option<f64>,
+}
+
+/// The control thread's handle on all workers.
+pub struct Fleet {
+    threads: Vec<JoinHandle<WorkerReport>>,
+    timeline: watch::Sender<Option<Timeline>>,
+    stop: watch::Sender<Option<Stop>>,
+    /// Closed once every worker thread has ended.
+    pub events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Fleet {
+    /// Starts `workers` threads that begin connecting at once, at `plan.connect_rate` in total.
+    /// `recycled[w]` is where the collector sends worker `w`'s emptied interval sets back.
+    pub fn launch(
+        plan: &LoadPlan,
+        addr: &str,
+        workers: usize,
+        collector: &std_mpsc::Sender<IntervalSet>,
+        recycled: Vec<std_mpsc::Receiver<IntervalSet>>,
+    ) -> std::io::Result<Fleet> {
+        assert_eq!(recycled.len(), workers);
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (timeline, timeline_rx) = watch::channel(None);
+        let (stop, stop_rx) = watch::channel(None);
+        let connect_start_ns = now_ns();
+        let mut threads = Vec::with_capacity(workers);
+        for (id, recycled) in recycled.into_iter().enumerate() {
+            let job = WorkerJob {
+                id,
+                connections: (0..plan.connections).filter(|i| *i as usize % workers == id).collect(),
+                plan: plan.clone(),
+                addr: addr.to_owned(),
+                connect_start_ns,
+                events: events_tx.clone(),
+                timeline: timeline_rx.clone(),
+                stop: stop_rx.clone(),
+                collector: collector.clone(),
+                recycled,
+            };
+            let handle = std::thread::Builder::new().name(format!("wsbench-worker-{id}")).spawn(move || job.run())?;
+            threads.push(handle);
+        }
+        Ok(Fleet { threads, timeline, stop, events })
+    }
+
+    /// Publishes the run's timeline: workers start their connections' loops.
+    pub fn start(&self, timeline: Timeline) {
+        self.timeline.send_replace(Some(timeline));
+    }
+
+    /// Asks every worker to stop sending and drain until `stop.drain_until_ns`.
+    pub fn stop(&self, stop: Stop) {
+        self.stop.send_if_modified(|s| {
+            if s.is_none() {
+                *s = Some(stop);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Waits for every worker thread; a panicked worker gives `Err` with its message.
+    pub fn join_all(&mut self) -> Vec<Result<WorkerReport, String>> {
+        std::mem::take(&mut self.threads)
+            .into_iter()
+            .map(|t| {
+                t.join().map_err(|p| {
+                    let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+                    msg.unwrap_or_else(|| "unknown panic".into())
+                })
+            })
+            .collect()
+    }
+}
+
+/// Everything one worker thread needs.
+struct WorkerJob {
+    id: usize,
+    /// Global indices of this worker's connections.
+    connections: Vec<u32>,
+    plan: LoadPlan,
+    addr: String,
+    connect_start_ns: u64,
+    events: mpsc::UnboundedSender<Event>,
+    timeline: watch::Receiver<Option<Timeline>>,
+    stop: watch::Receiver<Option<Stop>>,
+    collector: std_mpsc::Sender<IntervalSet>,
+    recycled: std_mpsc::Receiver<IntervalSet>,
+}
+
+impl WorkerJob {
+    fn run(self) -> WorkerReport {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => LocalSet::new().block_on(&rt, self.main()),
+            Err(e) => {
+                // Report the connections as failed so the control thread does not wait for them.
+                let first_error = Some(format!("worker {} cannot start a tokio runtime: {e}", self.id));
+                let _ = self.events.send(Event::Connected { established: 0, failed: self.connections.len() as u32, first_error });
+                WorkerReport::default()
+            }
+        }
+    }
+
+    async fn main(mut self) -> WorkerReport {
+        let conns = self.connect_all().await;
+        let mut stop_rx = self.stop.clone();
+        let timeline = tokio::select! {
+            biased;
+            _ = stop_rx.wait_for(|s| s.is_some()) => None,
+            t = self.timeline.wait_for(|t| t.is_some()) => t.ok().and_then(|t| *t),
+        };
+        let Some(timeline) = timeline else {
+            // Stopped before the run began: close politely and report an empty interval.
+            for (_, mut ws) in conns {
+                let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+            }
+            let mut rec = Recorder::new(self.id);
+            let now = now_ns();
+            rec.begin(now);
+            let _ = self.collector.send(rec.finish(now));
+            return WorkerReport::default();
+        };
+        self.run_connections(conns, timeline).await
+    }
+
+    /// Opens this worker's connections, each at its slot of the process-wide connect rate, and
+    /// reports how many succeeded. Stops early when the control thread asks.
+    async fn connect_all(&mut self) -> Vec<(u32, WsStream)> {
+        let ns_per_connection = 1e9 / self.plan.connect_rate;
+        let mut pending = Vec::with_capacity(self.connections.len());
+        for &i in &self.connections {
+            let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
+            let (addr, url, size) = (self.addr.clone(), self.plan.url.clone(), self.plan.size);
+            pending.push((
+                i,
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep_until(instant_at(at)).await;
+                    match tokio::time::timeout(CONNECT_TIMEOUT, connection::connect(&addr, &url, size)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(format!("connecting to {addr} timed out after {CONNECT_TIMEOUT:?}")),
+                    }
+                }),
+            ));
+        }
+        let mut conns = Vec::with_capacity(pending.len());
+        let (mut failed, mut first_error) = (0u32, None);
+        let mut stop_rx = self.stop.clone();
+        let mut stopped = false;
+        for (i, handle) in &mut pending {
+            if stopped {
+                handle.abort();
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = stop_rx.wait_for(|s| s.is_some()) => {
+                    stopped = true;
+                    handle.abort();
+                }
+                r = &mut *handle => match r {
+                    Ok(Ok(ws)) => conns.push((*i, ws)),
+                    Ok(Err(e)) => {
+                        failed += 1;
+                        first_error.get_or_insert(e);
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        first_error.get_or_insert(format!("connection task failed: {e}"));
+                    }
+                },
+            }
+        }
+        let _ = self.events.send(Event::Connected { established: conns.len() as u32, failed, first_error });
+        conns
+    }
+
+    /// Runs every connection to its end while the ticker hands over intervals; returns the
+    /// thread's CPU use over the measured window.
+    async fn run_connections(self, conns: Vec<(u32, WsStream)>, timeline: Timeline) -> WorkerReport {
+        let mut recorder = Recorder::new(self.id);
+        recorder.begin(timeline.measured_start_ns);
+        let send_mode = match self.plan.rate {
+            Some(rate) => SendMode::Open { rate, connections: self.plan.connections },
+            None => SendMode::Closed { in_flight: self.plan.in_flight },
+        };
+        let shared = Rc::new(ConnShared {
+            timeline,
+            size: self.plan.size as usize,
+            mode: self.plan.mode,
+            send_mode,
+            recorder: std::cell::RefCell::new(recorder),
+            stop: self.stop.clone(),
+            on_drop: Box::new({
+                let events = self.events.clone();
+                // The report is lost only when the control thread is gone, and then nobody asks.
+                move |cause| drop(events.send(Event::Dropped(cause)))
+            }),
+        });
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|(i, ws)| {
+                let shared = shared.clone();
+                tokio::task::spawn_local(async move { connection::run(ws, i, &shared).await })
+            })
+            .collect();
+
+        let mut cpu = CpuWindow::default();
+        let all_done = async {
+            for t in tasks {
+                // A panicked connection task ends only that connection; count it as dropped.
+                if let Err(e) = t.await {
+                    shared.recorder.borrow_mut().error();
+                    let _ = self.events.send(Event::Dropped(format!("connection task failed: {e}")));
+                }
+            }
+        };
+        {
+            let ticker = ticker(&shared, &self.collector, &self.recycled, &mut cpu);
+            tokio::pin!(ticker);
+            tokio::select! {
+                _ = all_done => {}
+                _ = &mut ticker => unreachable!("the ticker never ends"),
+            }
+            // Connections can end before the window does: open-loop ones once their last message
+            // is answered, dropped ones at any time. The window still lasts until its planned
+            // end or a stop, and the ticker keeps handing over (empty) intervals meanwhile, so
+            // the collector never waits for this worker.
+            let mut stop_rx = self.stop.clone();
+            tokio::select! {
+                _ = wait_until(&mut stop_rx, timeline.measured_end_ns) => {}
+                _ = &mut ticker => unreachable!("the ticker never ends"),
+            }
+        }
+
+        let end = window_end(&timeline, *self.stop.borrow());
+        cpu.end();
+        while let Ok(set) = self.recycled.try_recv() {
+            shared.recorder.borrow_mut().give_back(set);
+        }
+        let last = shared.recorder.borrow_mut().finish(end);
+        let _ = self.collector.send(last);
+        WorkerReport { cpu_pct: cpu.pct() }
+    }
+}
+
+/// End of the measured window: as planned, or when a stop was requested.
+pub fn window_end(timeline: &Timeline, stop: Option<Stop>) -> u64 {
+    stop.map_or(timeline.measured_end_ns, |s| s.at_ns.min(timeline.measured_end_ns))
+}
+
+/// Hands the worker's intervals to the collector at every whole second of the measured window
+/// and reads the thread's CPU clock at the window's start and end. The last interval (which
+/// also holds echoes of the drain) is handed over by the worker when its connections are done.
+/// Never returns.
+async fn ticker(shared: &ConnShared, collector: &std_mpsc::Sender<IntervalSet>, recycled: &std_mpsc::Receiver<IntervalSet>, cpu: &mut CpuWindow) {
+    let tl = shared.timeline;
+    let mut stop_rx = shared.stop.clone();
+    if wait_until(&mut stop_rx, tl.measured_start_ns).await {
+        cpu.start();
+        let mut k = 0;
+        while tl.interval_end(k) < tl.measured_end_ns && wait_until(&mut stop_rx, tl.interval_end(k)).await {
+            let mut rec = shared.recorder.borrow_mut();
+            while let Ok(set) = recycled.try_recv() {
+                rec.give_back(set);
+            }
+            let _ = collector.send(rec.rotate(tl.interval_end(k)));
+            k += 1;
+        }
+        // At the window's end, or at once when it was cut short.
+        wait_until(&mut stop_rx, tl.measured_end_ns).await;
+        cpu.end();
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Sleeps until the monotonic instant `t`; false when a stop was requested first (or the control
+/// thread is gone).
+async fn wait_until(stop_rx: &mut watch::Receiver<Option<Stop>>, t: u64) -> bool {
+    tokio::select! {
+        biased;
+        _ = stop_rx.wait_for(|s| s.is_some()) => false,
+        _ = tokio::time::sleep_until(instant_at(t)) => true,
+    }
+}
+
+/// The worker thread's CPU clock at the start and end of the measured window.
+#[derive(Debug, Default)]
+struct CpuWindow {
+    start: Option<(u64, u64)>,
+    end: Option<(u64, u64)>,
+}
+
+impl CpuWindow {
+    fn start(&mut self) {
+        self.start = Some((now_ns(), thread_cpu_ns()));
+    }
+
+    /// Takes the end reading, once: both clocks are read together, so a window cut short is
+    /// measured up to when the worker noticed.
+    fn end(&mut self) {
+        if self.start.is_some() && self.end.is_none() {
+            self.end = Some((now_ns(), thread_cpu_ns()));
+        }
+    }
+
+    fn pct(&self) -> Option<f64> {
+        let ((w0, c0), (w1, c1)) = (self.start?, self.end?);
+        (w1 > w0).then(|| c1.saturating_sub(c0) as f64 * 100.0 / (w1 - w0) as f64)
+    }
+}
+
+/// The tokio instant of a monotonic timestamp (both read `CLOCK_MONOTONIC`).
+pub fn instant_at(ns: u64) -> tokio::time::Instant {
+    let (now, now_i) = (now_ns(), tokio::time::Instant::now());
+    if ns >= now { now_i + Duration::from_nanos(ns - now) } else { now_i.checked_sub(Duration::from_nanos(now - ns)).unwrap_or(now_i) }
+}
+
+/// Raises the soft limit of open files to the hard limit: every connection costs two
+/// descriptors (socket and timerfd) and the usual soft limit of 1024 stops at ~500 connections.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid, writable struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_ends_at_the_earlier_of_plan_and_stop() {
+        let tl = Timeline::new(0, Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(1));
+        assert_eq!(window_end(&tl, None), tl.measured_end_ns);
+        assert_eq!(window_end(&tl, Some(Stop { at_ns: 1_500_000_000, drain_until_ns: 0 })), 1_500_000_000);
+        assert_eq!(window_end(&tl, Some(Stop { at_ns: u64::MAX, drain_until_ns: 0 })), tl.measured_end_ns);
+    }
+
+    #[test]
+    fn cpu_window_needs_both_readings() {
+        let mut c = CpuWindow::default();
+        c.end();
+        assert_eq!(c.pct(), None, "no start, no figure");
+        c.start();
+        let t0 = now_ns();
+        while now_ns() - t0 < 5_000_000 {
+            std::hint::black_box(0);
+        }
+        c.end();
+        let pct = c.pct().unwrap();
+        assert!(pct > 10.0 && pct <= 110.0, "busy loop measured {pct} %");
+    }
+}

@@ -1,0 +1,216 @@
+//! Send-schedule arithmetic: when a run's phases begin and end, and when each open-loop message is
+//! due.
+//!
+//! Everything here is a pure function of plain numbers (monotonic nanoseconds), so it is tested
+//! without sockets, timers or a runtime. Nothing here reads the clock or sleeps; the connection
+//! loop asks "what is due at `now`?" and the pacer turns the answer into a wake-up.
+
+use std::time::Duration;
+
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// The phases of one run on the monotonic clock, in nanoseconds.
+///
+/// ```text
+/// start ── warm-up ──> measured_start ── duration ──> measured_end ── drain ──> drain_deadline
+/// ```
+///
+/// Every worker thread and connection receives the same timeline, so intervals, open-loop phases
+/// and the end of sending line up across the whole process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeline {
+    /// First send (warm-up begins).
+    pub start_ns: u64,
+    /// Warm-up ends; from here on messages are counted and recorded.
+    pub measured_start_ns: u64,
+    /// No message intended at or after this instant is sent.
+    pub measured_end_ns: u64,
+    /// Echoes still outstanding at this instant are counted as lost.
+    pub drain_deadline_ns: u64,
+}
+
+/// Length of one histogram interval.
+pub const INTERVAL_NS: u64 = NS_PER_S;
+
+impl Timeline {
+    pub fn new(start_ns: u64, warmup: Duration, duration: Duration, drain_timeout: Duration) -> Self {
+        let measured_start_ns = start_ns + duration_ns(warmup);
+        let measured_end_ns = measured_start_ns + duration_ns(duration);
+        Self { start_ns, measured_start_ns, measured_end_ns, drain_deadline_ns: measured_end_ns + duration_ns(drain_timeout) }
+    }
+
+    /// True when a message intended at `t` belongs to the warm-up (echoed, never recorded).
+    #[inline]
+    pub fn is_warmup(&self, t: u64) -> bool {
+        t < self.measured_start_ns
+    }
+
+    /// True when a message intended at `t` may still be sent.
+    #[inline]
+    pub fn may_send(&self, t: u64) -> bool {
+        t < self.measured_end_ns
+    }
+
+    /// The absolute end of interval `k` (intervals count from 0 at `measured_start_ns`).
+    pub fn interval_end(&self, k: u64) -> u64 {
+        self.measured_start_ns + (k + 1) * INTERVAL_NS
+    }
+}
+
+/// Nanoseconds of a duration, saturating at `u64::MAX` (584 years).
+pub fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Open-loop schedule of one connection.
+///
+/// The process sends `rate` messages per second in total. Message `g` of the whole process
+/// (counting from 0) is intended at `start + g / rate`; connection `i` of `n` owns the messages
+/// `g = i, i + n, i + 2n, ...`, so each connection sends at `rate / n` with phase `i / rate` and the
+/// aggregate is evenly spread. Intended times are absolute: a connection that falls behind sends
+/// its backlog, it never re-bases its schedule (that would hide the delay, coordinated omission).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpenLoopSchedule {
+    start_ns: u64,
+    connection: u64,
+    connections: u64,
+    ns_per_msg: f64,
+}
+
+impl OpenLoopSchedule {
+    /// Schedule of connection `connection` (0-based) of `connections`, sending `rate` msgs/s in total.
+    ///
+    /// # Panics
+    /// If `rate` is not a positive finite number or `connection >= connections` (both are
+    /// validated with the command line).
+    pub fn new(start_ns: u64, connection: u32, connections: u32, rate: f64) -> Self {
+        assert!(rate > 0.0 && rate.is_finite(), "rate must be positive, got {rate}");
+        assert!(connection < connections, "connection {connection} of {connections}");
+        Self { start_ns, connection: u64::from(connection), connections: u64::from(connections), ns_per_msg: NS_PER_S as f64 / rate }
+    }
+
+    /// Intended send time of this connection's `k`-th message (0-based).
+    #[inline]
+    pub fn intended(&self, k: u64) -> u64 {
+        let g = self.connection + k * self.connections;
+        // f64 is exact to the nanosecond for offsets below 2^53 ns (104 days).
+        self.start_ns + (g as f64 * self.ns_per_msg).round() as u64
+    }
+
+    /// Seconds between two messages of this connection.
+    pub fn period_ns(&self) -> f64 {
+        self.ns_per_msg * self.connections as f64
+    }
+
+    /// Index of the first message of this connection intended at or after `t`.
+    pub fn first_at_or_after(&self, t: u64) -> u64 {
+        if t <= self.intended(0) {
+            return 0;
+        }
+        // Estimate, then correct for rounding in either direction.
+        let mut k = ((t - self.start_ns) as f64 / self.period_ns()).floor() as u64;
+        while k > 0 && self.intended(k - 1) >= t {
+            k -= 1;
+        }
+        while self.intended(k) < t {
+            k += 1;
+        }
+        k
+    }
+
+    /// How many of this connection's messages fall in `[from, to)`.
+    pub fn count_between(&self, from: u64, to: u64) -> u64 {
+        if to <= from {
+            return 0;
+        }
+        self.first_at_or_after(to) - self.first_at_or_after(from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = NS_PER_S;
+
+    #[test]
+    fn timeline_phases_follow_each_other() {
+        let t = Timeline::new(1_000, Duration::from_secs(2), Duration::from_millis(2_500), Duration::from_secs(1));
+        assert_eq!(t.measured_start_ns, 1_000 + 2 * S);
+        assert_eq!(t.measured_end_ns, t.measured_start_ns + 2_500_000_000);
+        assert_eq!(t.drain_deadline_ns, t.measured_end_ns + S);
+        assert!(t.is_warmup(t.measured_start_ns - 1));
+        assert!(!t.is_warmup(t.measured_start_ns));
+        assert!(t.may_send(t.measured_end_ns - 1));
+        assert!(!t.may_send(t.measured_end_ns));
+        assert_eq!(t.interval_end(0), t.measured_start_ns + S);
+        assert_eq!(t.interval_end(2), t.measured_start_ns + 3 * S);
+    }
+
+    #[test]
+    fn connections_interleave_into_an_even_aggregate() {
+        // 4 connections at 1000 msgs/s in total: every millisecond one message, round robin.
+        let scheds: Vec<_> = (0..4).map(|i| OpenLoopSchedule::new(5 * S, i, 4, 1_000.0)).collect();
+        let mut all: Vec<(u64, u32)> = Vec::new();
+        for (i, s) in scheds.iter().enumerate() {
+            for k in 0..250 {
+                all.push((s.intended(k), i as u32));
+            }
+        }
+        all.sort();
+        for (g, (t, conn)) in all.iter().enumerate() {
+            assert_eq!(*t, 5 * S + g as u64 * 1_000_000, "message {g}");
+            assert_eq!(*conn as usize, g % 4, "message {g}");
+        }
+        assert_eq!(scheds[0].period_ns(), 4_000_000.0);
+    }
+
+    #[test]
+    fn intended_times_are_absolute_and_never_drift() {
+        // 3 msgs/s does not divide a second into whole nanoseconds; rounding must not accumulate.
+        let s = OpenLoopSchedule::new(0, 0, 1, 3.0);
+        assert_eq!(s.intended(3), S);
+        assert_eq!(s.intended(3_000_000), 1_000_000 * S);
+        assert_eq!(s.intended(1), 333_333_333);
+        assert_eq!(s.intended(2), 666_666_667);
+    }
+
+    #[test]
+    fn backlog_after_a_stall_is_everything_due() {
+        // 10 msgs/s on one connection, the sender stalls for 1.05 s after message 0: at the
+        // wake-up, messages 1..=10 are all due and must be sent, none skipped.
+        let s = OpenLoopSchedule::new(0, 0, 1, 10.0);
+        let now = 1_050_000_000;
+        let due = s.first_at_or_after(now + 1) - 1;
+        assert_eq!(due, 10);
+        assert!((1..=10).all(|k| s.intended(k) <= now));
+        assert!(s.intended(11) > now);
+    }
+
+    #[test]
+    fn counts_in_a_window_add_up_to_rate_times_duration() {
+        let rate = 2_000.0;
+        let n = 7;
+        let scheds: Vec<_> = (0..n).map(|i| OpenLoopSchedule::new(S, i, n, rate)).collect();
+        let t = Timeline::new(S, Duration::from_secs(1), Duration::from_secs(2), Duration::ZERO);
+        let total: u64 = scheds.iter().map(|s| s.count_between(t.measured_start_ns, t.measured_end_ns)).sum();
+        assert_eq!(total, 4_000);
+        let warm: u64 = scheds.iter().map(|s| s.count_between(t.start_ns, t.measured_start_ns)).sum();
+        assert_eq!(warm, 2_000);
+    }
+
+    #[test]
+    fn first_at_or_after_is_exact_around_every_message() {
+        let s = OpenLoopSchedule::new(123, 2, 5, 777.7);
+        for k in 0..2_000 {
+            let t = s.intended(k);
+            assert_eq!(s.first_at_or_after(t), k);
+            assert_eq!(s.first_at_or_after(t + 1), k + 1);
+            if t > 0 {
+                assert_eq!(s.first_at_or_after(t - 1), k);
+            }
+        }
+        assert_eq!(s.first_at_or_after(0), 0);
+        assert_eq!(s.count_between(10, 5), 0);
+    }
+}

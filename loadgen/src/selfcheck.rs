@@ -1,0 +1,136 @@
+//! The load generator's doubts about its own figures, as typed warnings.
+//!
+//! A pure function of the summary: it looks for signs that the figures do not describe the
+//! server alone (the load generator fell behind or was saturated), that something went wrong
+//! (errors, corrupted or lost messages, failed connections), or that there is too little data.
+//! The wording of each warning lives in `wsbench_core::warning`, shared with the reports.
+
+use wsbench_core::result::LoadgenSummary;
+use wsbench_core::warning::{Warning, LOADGEN_CPU_LIMIT_PCT, MIN_SAMPLES, SEND_LAG_P99_LIMIT_US};
+
+/// Open loop: an answered rate below this share of the asked rate means the rate was not reached.
+pub const RATE_REACHED_SHARE: f64 = 0.95;
+
+/// Every warning that applies to `s` (its own `warnings` field is ignored).
+pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
+    let mut w = Vec::new();
+    if let Some(reason) = &s.reason {
+        w.push(Warning::incomplete(reason));
+    } else if !s.complete {
+        w.push(Warning::incomplete("unknown reason"));
+    }
+    if s.send_lag_us.count > 0 && s.send_lag_us.p99 > SEND_LAG_P99_LIMIT_US {
+        w.push(Warning::send_lag_high(s.send_lag_us.p99));
+    }
+    if s.cpu.busiest_thread_pct > LOADGEN_CPU_LIMIT_PCT {
+        w.push(Warning::loadgen_saturated(s.cpu.busiest_thread_pct));
+    }
+    let m = s.messages;
+    if m.errors > 0 {
+        w.push(Warning::errors_seen(m.errors));
+    }
+    if m.corrupted > 0 {
+        w.push(Warning::corrupted(m.corrupted));
+    }
+    if m.lost > 0 {
+        w.push(Warning::lost(m.lost));
+    }
+    if s.connections.failed > 0 {
+        w.push(Warning::connections_failed(s.connections.failed, s.connections.target));
+    }
+    if let Some(rate) = s.rate {
+        // A window that never began says nothing about the rate.
+        if s.duration_s > 0.0 && s.throughput_msgs_per_s < RATE_REACHED_SHARE * rate.asked_msgs_per_s {
+            w.push(Warning::rate_not_reached(rate.asked_msgs_per_s, s.throughput_msgs_per_s));
+        }
+    }
+    if s.latency_us.count < MIN_SAMPLES {
+        w.push(Warning::too_few_samples(s.latency_us.count));
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsbench_core::hist::LatencySummary;
+    use wsbench_core::result::{ConnectionCounts, CpuUse, HostInfo, MessageCounts, RateReport};
+    use wsbench_core::warning::WarningKind::{self, *};
+
+    fn healthy() -> LoadgenSummary {
+        let lat = LatencySummary { count: 50_000, p50: 50.0, p99: 120.0, ..Default::default() };
+        LoadgenSummary {
+            schema_version: 1,
+            complete: true,
+            reason: None,
+            wsbench_version: "0".into(),
+            config: Default::default(),
+            command: vec![],
+            host: HostInfo::current(),
+            started_at: String::new(),
+            duration_s: 10.0,
+            throughput_msgs_per_s: 5_000.0,
+            rate: Some(RateReport { asked_msgs_per_s: 5_000.0, sent_msgs_per_s: 5_000.0 }),
+            messages: MessageCounts { sent: 50_000, received: 50_000, ..Default::default() },
+            connections: ConnectionCounts { target: 10, established: 10, failed: 0 },
+            latency_us: lat,
+            service_time_us: lat,
+            send_lag_us: LatencySummary { count: 50_000, p99: 30.0, ..Default::default() },
+            cpu: CpuUse { process_pct: 40.0, busiest_thread_pct: 35.0 },
+            warnings: vec![],
+        }
+    }
+
+    fn kinds(s: &LoadgenSummary) -> Vec<WarningKind> {
+        warnings(s).into_iter().map(|w| w.kind).collect()
+    }
+
+    #[test]
+    fn a_healthy_run_has_no_warnings() {
+        assert!(warnings(&healthy()).is_empty(), "{:?}", warnings(&healthy()));
+    }
+
+    #[test]
+    fn each_doubt_has_its_warning() {
+        let mut s = healthy();
+        s.send_lag_us.p99 = 1_500.0;
+        assert_eq!(kinds(&s), [SendLagHigh]);
+
+        let mut s = healthy();
+        s.cpu.busiest_thread_pct = 97.0;
+        assert_eq!(kinds(&s), [LoadgenSaturated]);
+
+        let mut s = healthy();
+        s.messages.errors = 1;
+        s.messages.corrupted = 2;
+        s.messages.lost = 3;
+        s.connections.failed = 4;
+        assert_eq!(kinds(&s), [ErrorsSeen, MessagesCorrupted, MessagesLost, ConnectionsFailed]);
+        assert!(warnings(&s)[3].message.contains("4 of 10"));
+
+        let mut s = healthy();
+        s.throughput_msgs_per_s = 4_700.0;
+        assert_eq!(kinds(&s), [RateNotReached]);
+        s.throughput_msgs_per_s = 4_760.0;
+        assert!(kinds(&s).is_empty(), "95 % is reached");
+
+        let mut s = healthy();
+        s.latency_us.count = 999;
+        assert_eq!(kinds(&s), [TooFewSamples]);
+
+        let mut s = healthy();
+        s.complete = false;
+        s.reason = Some("interrupted by SIGINT".into());
+        let w = warnings(&s);
+        assert_eq!(w[0].kind, Incomplete);
+        assert!(w[0].message.contains("SIGINT"));
+    }
+
+    #[test]
+    fn closed_loop_has_no_rate_check() {
+        let mut s = healthy();
+        s.rate = None;
+        s.throughput_msgs_per_s = 1.0;
+        assert!(kinds(&s).is_empty());
+    }
+}

@@ -1,0 +1,146 @@
+//! Complete runs of the real binary against an echo server in the test process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{out_dir, read_results, run_loadgen, serial, EchoServer, Stall};
+use wsbench_core::plan::Mode;
+use wsbench_core::warning::WarningKind;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn closed_loop_counts_add_up_and_files_parse() {
+    let _turn = serial();
+    let server = EchoServer::start(None);
+    let dir = out_dir("closed");
+    let url = server.url();
+    let (status, _, stderr) = run_loadgen(
+        &["--url", &url, "--connections", "4", "--in-flight", "2", "--threads", "2", "--duration", "2s", "--warmup", "500ms", "--out", dir.to_str().unwrap()],
+        LIMIT,
+    );
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    let r = read_results(&dir);
+    r.assert_consistent();
+    let s = &r.summary;
+    assert!(s.complete);
+    assert!(s.messages.sent > 0);
+    assert_eq!(s.messages.received, s.messages.sent, "{:?}", s.messages);
+    assert_eq!((s.messages.errors, s.messages.corrupted, s.messages.lost), (0, 0, 0));
+    assert_eq!((s.connections.target, s.connections.established, s.connections.failed), (4, 4, 0));
+    assert!(s.throughput_msgs_per_s > 0.0);
+    assert!((s.duration_s - 2.0).abs() < 0.01, "duration {}", s.duration_s);
+    assert_eq!(s.latency_us.count, s.messages.received);
+    // Closed loop: intended time is the send time, so latency is service time and lag is zero.
+    assert_eq!(s.latency_us, s.service_time_us);
+    assert_eq!(s.send_lag_us.max, 0.0);
+    assert!(s.rate.is_none());
+    assert_eq!(s.config.in_flight, 2);
+    assert!(s.command.iter().any(|a| a == "--in-flight"));
+    assert!(s.cpu.process_pct > 0.0 && s.cpu.busiest_thread_pct > 0.0, "{:?}", s.cpu);
+    assert!(s.started_at.ends_with('Z'));
+    assert!(!s.warnings.iter().any(|w| w.kind != WarningKind::LoadgenSaturated && w.kind != WarningKind::TooFewSamples), "{:?}", s.warnings);
+    assert!((2..=3).contains(&r.rows.len()), "{} rows for 2 s", r.rows.len());
+    assert!((r.rows.last().unwrap().elapsed_s - 2.0).abs() < 0.01);
+    eprintln!(
+        "closed loop, 4 connections x 2 in flight: {:.0} msgs/s, latency p50 {} us p99 {} us",
+        s.throughput_msgs_per_s, s.latency_us.p50, s.latency_us.p99
+    );
+}
+
+#[test]
+fn text_mode_sends_text_frames_that_check_out() {
+    let _turn = serial();
+    let server = EchoServer::start(None);
+    let dir = out_dir("text");
+    let url = server.url();
+    let (status, _, stderr) =
+        run_loadgen(&["--url", &url, "--connections", "2", "--text", "--size", "1KiB", "--duration", "1s", "--warmup", "0s", "--out", dir.to_str().unwrap()], LIMIT);
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    let r = read_results(&dir);
+    r.assert_consistent();
+    let s = &r.summary;
+    assert_eq!(s.config.mode, Mode::Text);
+    assert_eq!(s.config.size, 1024);
+    assert!(s.messages.received > 0);
+    assert_eq!(s.messages.received, s.messages.sent);
+    assert_eq!((s.messages.corrupted, s.messages.lost, s.messages.errors), (0, 0, 0));
+}
+
+#[test]
+fn open_loop_sends_rate_times_duration() {
+    let _turn = serial();
+    let server = EchoServer::start(None);
+    let dir = out_dir("open");
+    let url = server.url();
+    let (status, _, stderr) = run_loadgen(
+        &["--url", &url, "--connections", "10", "--rate", "2000", "--duration", "2s", "--warmup", "500ms", "--out", dir.to_str().unwrap()],
+        LIMIT,
+    );
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    let r = read_results(&dir);
+    r.assert_consistent();
+    let s = &r.summary;
+    // The schedule decides what is sent: exact up to one message per connection, unless the
+    // load generator is descheduled right at the window's end (what is not sent by then is not
+    // sent at all), hence 2 %.
+    assert!(s.messages.sent.abs_diff(4_000) <= 80, "sent {}", s.messages.sent);
+    assert_eq!(s.messages.received, s.messages.sent);
+    assert_eq!((s.messages.corrupted, s.messages.lost, s.messages.errors), (0, 0, 0));
+    let rate = s.rate.expect("open loop reports its rate");
+    assert_eq!(rate.asked_msgs_per_s, 2_000.0);
+    assert!((rate.sent_msgs_per_s - 2_000.0).abs() <= 40.0, "{rate:?}");
+    assert_eq!(s.send_lag_us.count, s.messages.sent);
+    // Latency is measured from the intended time, which is never after the actual send.
+    assert!(s.latency_us.p50 >= s.service_time_us.p50 * 0.999);
+    assert!(s.latency_us.max >= s.service_time_us.max * 0.999);
+    // Each second sends its share; a message late across a boundary counts in the next one.
+    assert_eq!(r.rows.len(), 2, "{:?}", r.rows);
+    assert!(r.rows.iter().all(|row| row.sent.abs_diff(2_000) <= 100), "{:?}", r.rows);
+    eprintln!(
+        "open loop 2000/s: latency p50 {} us p99 {} us; send lag p50 {} us p99 {} us max {} us",
+        s.latency_us.p50, s.latency_us.p99, s.send_lag_us.p50, s.send_lag_us.p99, s.send_lag_us.max
+    );
+}
+
+/// The server stops for 200 ms every 500 ms. Open loop keeps sending through the stall, so 40 %
+/// of the messages wait for the stall's end, uniformly 0–200 ms: latency p99 is ~195 ms (the top
+/// 2.5 % of the stalled messages). Messages go out on time, so service time rises the same way
+/// (it too includes the wait); latency from the intended time is never below it. A closed loop
+/// against the same server hides the stall: only the few messages in flight when it begins wait,
+/// so its p99 stays far lower (coordinated omission), which is why open loop exists.
+#[test]
+fn a_stalling_server_shows_in_open_loop_latency() {
+    let _turn = serial();
+    let stall = Stall { every: Duration::from_millis(500), pause: Duration::from_millis(200) };
+    let server = EchoServer::start(Some(stall));
+    let url = server.url();
+
+    let dir = out_dir("stall-open");
+    let (status, _, stderr) = run_loadgen(
+        &["--url", &url, "--connections", "10", "--rate", "2000", "--duration", "3s", "--warmup", "500ms", "--out", dir.to_str().unwrap()],
+        LIMIT,
+    );
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    let open = read_results(&dir);
+    open.assert_consistent();
+    let (lat, svc) = (open.summary.latency_us, open.summary.service_time_us);
+    eprintln!("stalled server, open loop: latency p50 {} p99 {} max {} us; service p50 {} p99 {} us", lat.p50, lat.p99, lat.max, svc.p50, svc.p99);
+    assert!((120_000.0..=300_000.0).contains(&lat.p99), "latency p99 {} us, expected ~195 ms", lat.p99);
+    assert!(lat.max <= 400_000.0, "no message waits much longer than one stall: max {} us", lat.max);
+    assert!(svc.p99 > 100_000.0, "service time includes the stall too: p99 {} us", svc.p99);
+    for (l, s) in [(lat.p50, svc.p50), (lat.p90, svc.p90), (lat.p99, svc.p99), (lat.max, svc.max)] {
+        assert!(l >= s * 0.999, "latency {l} us below service time {s} us");
+    }
+    assert_eq!(open.summary.messages.received, open.summary.messages.sent);
+
+    let dir = out_dir("stall-closed");
+    let (status, _, stderr) =
+        run_loadgen(&["--url", &url, "--connections", "10", "--duration", "3s", "--warmup", "500ms", "--out", dir.to_str().unwrap()], LIMIT);
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    let closed = read_results(&dir).summary;
+    eprintln!("stalled server, closed loop: latency p50 {} p99 {} max {} us", closed.latency_us.p50, closed.latency_us.p99, closed.latency_us.max);
+    assert!(closed.latency_us.max >= 100_000.0, "the closed loop saw the stall too (max {} us)", closed.latency_us.max);
+    assert!(closed.latency_us.p99 < lat.p99 / 4.0, "closed-loop p99 {} us hides the stall that open loop shows ({} us)", closed.latency_us.p99, lat.p99);
+}

@@ -1,0 +1,236 @@
+//! The server's command line, and its conversion into a [`ServerPlan`].
+//!
+//! The flags are exactly those [`ServerPlan::to_args`] prints, so a server started by hand and
+//! one started by `wsbench run` are configured the same way; a unit test holds the two together.
+//! Parsing checks the syntax of each value; [`ServerArgs::into_plan`] checks how they combine.
+//! This module knows nothing of sockets or runtimes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use wsbench_core::plan::{Engine, Pause, Runtime, ServerPlan, Workload};
+use wsbench_core::units::{parse_duration, parse_size};
+
+/// Options of `wsbench-server` and of `wsbench server`.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct ServerArgs {
+    /// Address to listen on; port 0 picks a free port (the chosen address is printed on stdout).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9001")]
+    pub listen: SocketAddr,
+
+    /// WebSocket implementation under test.
+    #[arg(long, value_name = "ENGINE", default_value = "tungstenite", value_parser = named(ENGINES, Engine::name))]
+    pub engine: Engine,
+
+    /// What the server does with each message.
+    #[arg(long, value_name = "WORKLOAD", default_value = "echo", value_parser = named(WORKLOADS, Workload::name))]
+    pub workload: Workload,
+
+    /// Tokio runtime flavour: one thread for everything, or a work-stealing pool of --workers threads.
+    #[arg(long, value_name = "RUNTIME", default_value = "multi-thread", value_parser = named(RUNTIMES, Runtime::name))]
+    pub runtime: Runtime,
+
+    /// Worker threads of the multi-thread runtime (ignored by current-thread).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub workers: usize,
+
+    /// Largest message (and frame) accepted, e.g. 64KiB or 16MiB; larger ones are closed with code 1009.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_message_size: u64,
+
+    /// Emulate a stop-the-world pause (like a garbage collector) this often, e.g. 1s; needs --pause-for.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub pause_every: Option<Duration>,
+
+    /// How long each emulated pause freezes every runtime thread, e.g. 50ms; shorter than --pause-every.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub pause_for: Option<Duration>,
+
+    /// Directory for server.json and server-latency.hlog (created if missing); nothing is written without it.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+// Every variant of the core enums, in the order `--help` lists them.
+const ENGINES: &[Engine] = &[Engine::Tungstenite];
+const WORKLOADS: &[Workload] = &[Workload::Echo];
+const RUNTIMES: &[Runtime] = &[Runtime::CurrentThread, Runtime::MultiThread];
+
+/// Never called: it stops compiling when core gains a variant, as a reminder to list it above.
+#[allow(dead_code)]
+fn every_variant_is_listed(e: Engine, w: Workload, r: Runtime) {
+    match e {
+        Engine::Tungstenite => {}
+    }
+    match w {
+        Workload::Echo => {}
+    }
+    match r {
+        Runtime::CurrentThread | Runtime::MultiThread => {}
+    }
+}
+
+/// A clap parser accepting exactly the core names of `all`, so `--help` lists them and the values
+/// stay the core types (core has no clap).
+fn named<T>(all: &'static [T], name: fn(T) -> &'static str) -> impl TypedValueParser<Value = T>
+where
+    T: Copy + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(all.iter().map(|&v| name(v))).map(move |s| {
+        *all.iter()
+            .find(|&&v| name(v) == s)
+            .expect("PossibleValuesParser only passes listed names")
+    })
+}
+
+impl ServerArgs {
+    /// Checks how the options combine and returns the plan they describe.
+    /// The error is one line that names the flags involved and what to change.
+    pub fn into_plan(self) -> Result<ServerPlan, String> {
+        if self.workers == 0 {
+            return Err("--workers must be at least 1".into());
+        }
+        if self.max_message_size == 0 {
+            return Err("--max-message-size must be at least 1 byte, e.g. 64KiB".into());
+        }
+        if usize::try_from(self.max_message_size).is_err() {
+            return Err(format!(
+                "--max-message-size {} does not fit in memory on this platform",
+                self.max_message_size
+            ));
+        }
+        let pause = match (self.pause_every, self.pause_for) {
+            (None, None) => None,
+            (Some(every), Some(pause_for)) => {
+                if pause_for.is_zero() {
+                    return Err("--pause-for must be longer than 0, e.g. 50ms".into());
+                }
+                if pause_for >= every {
+                    return Err(format!(
+                        "--pause-for ({}) must be shorter than --pause-every ({})",
+                        wsbench_core::units::format_duration(pause_for),
+                        wsbench_core::units::format_duration(every)
+                    ));
+                }
+                Some(Pause { every, pause_for })
+            }
+            _ => return Err("--pause-every and --pause-for go together: give both (e.g. --pause-every 1s --pause-for 50ms) or neither".into()),
+        };
+        Ok(ServerPlan {
+            listen: self.listen,
+            engine: self.engine,
+            workload: self.workload,
+            runtime: self.runtime,
+            workers: self.workers,
+            max_message_size: self.max_message_size,
+            pause,
+            out: self.out,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    fn parse(args: &[String]) -> Result<ServerArgs, clap::Error> {
+        Cli::try_parse_from(
+            std::iter::once("wsbench-server".to_owned()).chain(args.iter().cloned()),
+        )
+        .map(|c| c.args)
+    }
+
+    fn plan_from(args: &[&str]) -> Result<ServerPlan, String> {
+        let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse(&owned).map_err(|e| e.to_string())?.into_plan()
+    }
+
+    #[test]
+    fn defaults_are_the_default_plan() {
+        assert_eq!(plan_from(&[]).unwrap(), ServerPlan::default());
+    }
+
+    #[test]
+    fn every_plan_round_trips_through_its_arguments() {
+        let mut plans = vec![ServerPlan::default()];
+        for &runtime in RUNTIMES {
+            plans.push(ServerPlan {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                runtime,
+                workers: 7,
+                max_message_size: 1024,
+                pause: Some(Pause {
+                    every: Duration::from_millis(1500),
+                    pause_for: Duration::from_millis(50),
+                }),
+                out: Some(PathBuf::from("/tmp/some dir/out")),
+                ..ServerPlan::default()
+            });
+        }
+        for plan in plans {
+            let args = plan.to_args();
+            let back = parse(&args)
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+                .into_plan()
+                .unwrap();
+            assert_eq!(back, plan, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_durations_take_units() {
+        let plan = plan_from(&[
+            "--max-message-size",
+            "1KiB",
+            "--pause-every",
+            "1s",
+            "--pause-for",
+            "50ms",
+        ])
+        .unwrap();
+        assert_eq!(plan.max_message_size, 1024);
+        assert_eq!(
+            plan.pause,
+            Some(Pause {
+                every: Duration::from_secs(1),
+                pause_for: Duration::from_millis(50)
+            })
+        );
+    }
+
+    #[test]
+    fn pause_flags_go_together() {
+        let err = plan_from(&["--pause-every", "1s"]).unwrap_err();
+        assert!(err.contains("--pause-for"), "{err}");
+        let err = plan_from(&["--pause-for", "1s"]).unwrap_err();
+        assert!(err.contains("--pause-every"), "{err}");
+        let err = plan_from(&["--pause-every", "50ms", "--pause-for", "50ms"]).unwrap_err();
+        assert!(err.contains("shorter"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(plan_from(&["--workers", "0"])
+            .unwrap_err()
+            .contains("--workers"));
+        assert!(plan_from(&["--max-message-size", "0"])
+            .unwrap_err()
+            .contains("--max-message-size"));
+        assert!(plan_from(&["--runtime", "fast"]).is_err());
+        assert!(plan_from(&["--engine", "nope"]).is_err());
+        assert!(plan_from(&["--listen", "localhost"]).is_err());
+        assert_eq!(
+            plan_from(&["--runtime", "current-thread"]).unwrap().runtime,
+            Runtime::CurrentThread
+        );
+    }
+}

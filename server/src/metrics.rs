@@ -1,0 +1,214 @@
+//! The server's counters: what `/metrics` shows and `server.json` records.
+//!
+//! Plain relaxed atomics: every counter is read on its own, nothing needs them to agree with
+//! each other at one instant. Connection tasks add their message and byte counts in batches
+//! ([`ConnectionCounts`]) so that worker threads do not bounce these cache lines per message.
+//! This module renders nothing; `routes` turns a [`Snapshot`] into Prometheus text.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use wsbench_core::result::ServerCounts;
+
+/// Counters shared by every task of one server.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    connections_open: AtomicU64,
+    connections_peak: AtomicU64,
+    connections_accepted: AtomicU64,
+    messages_in: AtomicU64,
+    messages_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    protocol_errors: AtomicU64,
+    pauses: AtomicU64,
+}
+
+/// One reading of every counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub connections_open: u64,
+    pub connections_peak: u64,
+    pub connections_accepted: u64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub protocol_errors: u64,
+    pub pauses: u64,
+}
+
+impl Snapshot {
+    /// The counts block of `server.json`.
+    pub fn counts(&self) -> ServerCounts {
+        ServerCounts {
+            connections_accepted: self.connections_accepted,
+            connections_peak: self.connections_peak,
+            messages_in: self.messages_in,
+            messages_out: self.messages_out,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            protocol_errors: self.protocol_errors,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a WebSocket connection as accepted and open until the returned guard drops, so a
+    /// task that ends any way at all (including abort or panic) still closes its count.
+    pub(crate) fn open_connection(&self) -> OpenConnection<'_> {
+        self.connections_accepted.fetch_add(1, Relaxed);
+        let open = self.connections_open.fetch_add(1, Relaxed) + 1;
+        self.connections_peak.fetch_max(open, Relaxed);
+        OpenConnection { metrics: self }
+    }
+
+    pub(crate) fn protocol_error(&self) {
+        self.protocol_errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn pause(&self) {
+        self.pauses.fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            connections_open: self.connections_open.load(Relaxed),
+            connections_peak: self.connections_peak.load(Relaxed),
+            connections_accepted: self.connections_accepted.load(Relaxed),
+            messages_in: self.messages_in.load(Relaxed),
+            messages_out: self.messages_out.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            protocol_errors: self.protocol_errors.load(Relaxed),
+            pauses: self.pauses.load(Relaxed),
+        }
+    }
+}
+
+/// An open WebSocket connection's place in the `connections_open` gauge.
+#[derive(Debug)]
+pub(crate) struct OpenConnection<'a> {
+    metrics: &'a Metrics,
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.metrics.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Message and byte counts of one connection, not yet added to the shared [`Metrics`].
+/// Whatever is pending is published when it drops, so an aborted task loses no counts.
+#[derive(Debug)]
+pub(crate) struct ConnectionCounts<'a> {
+    metrics: &'a Metrics,
+    messages_in: u64,
+    messages_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl<'a> ConnectionCounts<'a> {
+    /// Messages after which a busy connection publishes even if it never goes idle, so
+    /// `/metrics` keeps moving under a saturating load.
+    const PUBLISH_EVERY: u64 = 256;
+
+    pub fn new(metrics: &'a Metrics) -> Self {
+        Self {
+            metrics,
+            messages_in: 0,
+            messages_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    #[inline]
+    pub fn received(&mut self, bytes: usize) {
+        self.messages_in += 1;
+        self.bytes_in += bytes as u64;
+    }
+
+    #[inline]
+    pub fn sent(&mut self, bytes: usize) {
+        self.messages_out += 1;
+        self.bytes_out += bytes as u64;
+    }
+
+    /// True when enough has accumulated that it should be published now.
+    #[inline]
+    pub fn is_due(&self) -> bool {
+        self.messages_in + self.messages_out >= Self::PUBLISH_EVERY
+    }
+
+    /// Adds the pending counts to the shared metrics and starts again from zero.
+    pub fn publish(&mut self) {
+        let m = self.metrics;
+        if self.messages_in != 0 {
+            m.messages_in.fetch_add(self.messages_in, Relaxed);
+            m.bytes_in.fetch_add(self.bytes_in, Relaxed);
+        }
+        if self.messages_out != 0 {
+            m.messages_out.fetch_add(self.messages_out, Relaxed);
+            m.bytes_out.fetch_add(self.bytes_out, Relaxed);
+        }
+        self.messages_in = 0;
+        self.messages_out = 0;
+        self.bytes_in = 0;
+        self.bytes_out = 0;
+    }
+}
+
+impl Drop for ConnectionCounts<'_> {
+    fn drop(&mut self) {
+        self.publish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_connections_track_guards_and_peak() {
+        let m = Metrics::default();
+        let a = m.open_connection();
+        let b = m.open_connection();
+        drop(a);
+        let s = m.snapshot();
+        assert_eq!(
+            (
+                s.connections_open,
+                s.connections_peak,
+                s.connections_accepted
+            ),
+            (1, 2, 2)
+        );
+        drop(b);
+        assert_eq!(m.snapshot().connections_open, 0);
+    }
+
+    #[test]
+    fn connection_counts_publish_in_batches() {
+        let m = Metrics::default();
+        let mut c = ConnectionCounts::new(&m);
+        c.received(10);
+        c.sent(10);
+        c.received(5);
+        assert_eq!(m.snapshot().messages_in, 0);
+        c.publish();
+        let s = m.snapshot();
+        assert_eq!(
+            (s.messages_in, s.bytes_in, s.messages_out, s.bytes_out),
+            (2, 15, 1, 10)
+        );
+        assert_eq!(s.counts().bytes_in, 15);
+        c.received(1);
+        drop(c);
+        assert_eq!(
+            m.snapshot().messages_in,
+            3,
+            "dropping publishes what is pending"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! What a finished server run reports, and its one output door: `server.json`.
+//!
+//! [`ServerReport`] is what [`crate::Server::run`] measured; [`ServerReport::summary`] adds the
+//! plan, the command and the host to make the versioned `server.json`
+//! ([`wsbench_core::result::ServerSummary`]). The latency interval log is written live by the
+//! recorder, not here.
+
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use wsbench_core::clock::wall_clock_rfc3339;
+use wsbench_core::hist::LatencySummary;
+use wsbench_core::layout::SERVER_SUMMARY;
+use wsbench_core::plan::ServerPlan;
+use wsbench_core::result::{HostInfo, ServerSummary};
+
+use crate::metrics::Snapshot;
+
+/// What one server run measured.
+#[derive(Debug, Clone)]
+pub struct ServerReport {
+    /// True when the server stopped because it was asked to (signal or shutdown future).
+    pub complete: bool,
+    /// When the server started serving (wall clock).
+    pub started_at: SystemTime,
+    /// From the start of serving to the end of shutdown.
+    pub duration: Duration,
+    pub metrics: Snapshot,
+    /// Client send to server receive, in nanoseconds, warm-up excluded.
+    pub one_way_latency_ns: Histogram<u64>,
+    /// Process CPU time over `duration`, in % of one core.
+    pub cpu_pct: f64,
+    /// Why `server-latency.hlog` is incomplete, if it is.
+    pub log_error: Option<String>,
+}
+
+impl ServerReport {
+    /// The `server.json` contents for this run of `plan`, started by `command`.
+    pub fn summary(&self, plan: &ServerPlan, command: Vec<String>) -> ServerSummary {
+        ServerSummary {
+            schema_version: wsbench_core::SCHEMA_VERSION,
+            complete: self.complete,
+            wsbench_version: wsbench_core::VERSION.to_owned(),
+            config: plan.clone(),
+            command,
+            host: HostInfo::current(),
+            started_at: wall_clock_rfc3339(self.started_at),
+            duration_s: self.duration.as_secs_f64(),
+            counts: self.metrics.counts(),
+            pauses: self.metrics.pauses,
+            one_way_latency_us: LatencySummary::from_histogram_ns(&self.one_way_latency_ns),
+            cpu_pct: self.cpu_pct,
+        }
+    }
+}
+
+/// Writes `summary` to `dir/server.json` (through a temporary file, so a reader never sees half
+/// of it) and returns the path.
+pub fn write_summary(dir: &Path, summary: &ServerSummary) -> io::Result<PathBuf> {
+    let path = dir.join(SERVER_SUMMARY);
+    let tmp = dir.join(format!(".{SERVER_SUMMARY}.tmp"));
+    let mut text = serde_json::to_vec_pretty(summary).map_err(io::Error::other)?;
+    text.push(b'\n');
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&text)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsbench_core::hist::{new_histogram, record_ns};
+
+    #[test]
+    fn summary_round_trips_through_server_json() {
+        let mut h = new_histogram();
+        for v in 1..=10u64 {
+            record_ns(&mut h, v * 1_000);
+        }
+        let report = ServerReport {
+            complete: true,
+            started_at: SystemTime::now(),
+            duration: Duration::from_millis(1500),
+            metrics: Snapshot {
+                messages_in: 10,
+                messages_out: 10,
+                pauses: 2,
+                ..Snapshot::default()
+            },
+            one_way_latency_ns: h,
+            cpu_pct: 12.5,
+            log_error: None,
+        };
+        let plan = ServerPlan::default();
+        let summary = report.summary(&plan, vec!["wsbench-server".into()]);
+        assert_eq!(summary.schema_version, wsbench_core::SCHEMA_VERSION);
+        assert_eq!(summary.one_way_latency_us.count, 10);
+        assert_eq!((summary.counts.messages_in, summary.pauses), (10, 2));
+        assert!((summary.duration_s - 1.5).abs() < 1e-9);
+
+        let dir =
+            std::env::temp_dir().join(format!("wsbench-server-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = write_summary(&dir, &summary).unwrap();
+        let back: ServerSummary = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back, summary);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,142 @@
+//! The side routes next to the WebSocket endpoint: `/healthz` and `/metrics`.
+//!
+//! `/healthz` says the process accepts and answers; `/metrics` is the Prometheus text exposition
+//! format (version 0.0.4) of [`crate::metrics::Metrics`], so any scraper can watch a run. This
+//! module only renders answers; reading requests is `http`'s business.
+
+use std::fmt::Write as _;
+
+use crate::metrics::Snapshot;
+
+/// Body of a `/healthz` answer.
+pub const HEALTH_BODY: &str = "ok\n";
+
+/// Content type of a `/metrics` answer.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// Kind of a Prometheus metric.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// Renders `s` in the Prometheus text format, one `# HELP` and `# TYPE` line per metric.
+pub fn metrics_text(s: &Snapshot) -> String {
+    let metrics: [(&str, Kind, &str, u64); 9] = [
+        (
+            "wsbench_server_connections_open",
+            Kind::Gauge,
+            "WebSocket connections open now.",
+            s.connections_open,
+        ),
+        (
+            "wsbench_server_connections_peak",
+            Kind::Gauge,
+            "Most WebSocket connections open at once.",
+            s.connections_peak,
+        ),
+        (
+            "wsbench_server_connections_accepted_total",
+            Kind::Counter,
+            "WebSocket connections accepted (handshake answered).",
+            s.connections_accepted,
+        ),
+        (
+            "wsbench_server_messages_received_total",
+            Kind::Counter,
+            "Text and binary messages received.",
+            s.messages_in,
+        ),
+        (
+            "wsbench_server_messages_sent_total",
+            Kind::Counter,
+            "Text and binary messages sent.",
+            s.messages_out,
+        ),
+        (
+            "wsbench_server_bytes_received_total",
+            Kind::Counter,
+            "Payload bytes of the messages received.",
+            s.bytes_in,
+        ),
+        (
+            "wsbench_server_bytes_sent_total",
+            Kind::Counter,
+            "Payload bytes of the messages sent.",
+            s.bytes_out,
+        ),
+        (
+            "wsbench_server_protocol_errors_total",
+            Kind::Counter,
+            "Connections closed for a WebSocket protocol violation or an oversized message.",
+            s.protocol_errors,
+        ),
+        (
+            "wsbench_server_pauses_total",
+            Kind::Counter,
+            "Emulated stop-the-world pauses.",
+            s.pauses,
+        ),
+    ];
+    let mut out = String::with_capacity(2048);
+    for (name, kind, help, value) in metrics {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_has_help_type_and_one_sample() {
+        let s = Snapshot {
+            connections_open: 3,
+            messages_in: 42,
+            pauses: 7,
+            ..Snapshot::default()
+        };
+        let text = metrics_text(&s);
+        assert!(text.ends_with('\n'));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len() % 3, 0);
+        for chunk in lines.chunks(3) {
+            let name = chunk[2].split(' ').next().unwrap();
+            assert!(name.starts_with("wsbench_server_"), "{name}");
+            assert!(
+                chunk[0].starts_with(&format!("# HELP {name} ")),
+                "{chunk:?}"
+            );
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            assert_eq!(chunk[1], format!("# TYPE {name} {kind}"));
+            let value = chunk[2].split(' ').nth(1).unwrap();
+            assert!(value.parse::<u64>().is_ok(), "{chunk:?}");
+        }
+        for needed in [
+            "wsbench_server_connections_open 3",
+            "wsbench_server_connections_accepted_total 0",
+            "wsbench_server_messages_received_total 42",
+            "wsbench_server_messages_sent_total 0",
+            "wsbench_server_bytes_received_total 0",
+            "wsbench_server_bytes_sent_total 0",
+            "wsbench_server_protocol_errors_total 0",
+            "wsbench_server_pauses_total 7",
+        ] {
+            assert!(lines.contains(&needed), "missing {needed:?} in\n{text}");
+        }
+    }
+}

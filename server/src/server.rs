@@ -1,0 +1,261 @@
+//! The server proper: the accept loop, per-connection routing, and the shutdown sequence.
+//!
+//! [`Server::new`] does everything that can fail before the server announces itself (open the
+//! latency log); [`Server::run`] accepts until its shutdown future resolves, then stops
+//! accepting, ends emulated pauses, tells every connection to go away, waits for them within a
+//! bounded time, and hands back a [`ServerReport`]. One task per connection, never per message.
+//! Writing result files and signal handling belong to the binary edge (`run_main`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::{timeout_at, Instant};
+use wsbench_core::clock::{now_ns, process_cpu_ns};
+use wsbench_core::layout::SERVER_LATENCY_LOG;
+use wsbench_core::plan::ServerPlan;
+
+use crate::engine::{self, ConnectionContext, Upgraded, CLOSE_WAIT};
+use crate::http::{self, ReadError, Route};
+use crate::metrics::Metrics;
+use crate::pause::{PauseGate, PauseTicker};
+use crate::recorder::{Harvester, IntervalLogFile, Recorder};
+use crate::report::ServerReport;
+use crate::routes::{metrics_text, HEALTH_BODY, METRICS_CONTENT_TYPE};
+use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::ServeError;
+
+/// Extra time, beyond [`CLOSE_WAIT`], that shutdown grants connection tasks before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(150);
+
+/// Pause after a failed `accept` (out of file descriptors, say) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A bound, ready server.
+#[derive(Debug)]
+pub struct Server {
+    plan: ServerPlan,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    ctx: Arc<ConnectionContext>,
+    latency_log: Option<IntervalLogFile>,
+}
+
+impl Server {
+    /// Prepares a server for `plan` on `listener` (whose address may differ from `plan.listen`,
+    /// e.g. when port 0 was asked for). Creates `plan.out` and opens the latency log in it.
+    pub fn new(plan: ServerPlan, listener: TcpListener) -> Result<Self, ServeError> {
+        Self::with_pause_gate(plan, listener, Arc::new(PauseGate::new()))
+    }
+
+    /// As [`Server::new`], pausing through `gate`, which the caller may also have wired into
+    /// the runtime's thread hooks.
+    pub fn with_pause_gate(
+        plan: ServerPlan,
+        listener: TcpListener,
+        gate: Arc<PauseGate>,
+    ) -> Result<Self, ServeError> {
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| ServeError::listen(plan.listen, &e))?;
+        let max_message_size = usize::try_from(plan.max_message_size).map_err(|_| {
+            ServeError::Config(format!(
+                "--max-message-size {} does not fit in memory",
+                plan.max_message_size
+            ))
+        })?;
+        let latency_log = match &plan.out {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| ServeError::Output {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let path = dir.join(SERVER_LATENCY_LOG);
+                Some(
+                    IntervalLogFile::create(&path)
+                        .map_err(|source| ServeError::Output { path, source })?,
+                )
+            }
+            None => None,
+        };
+        let ctx = Arc::new(ConnectionContext {
+            engine: plan.engine,
+            workload: plan.workload,
+            max_message_size,
+            metrics: Arc::new(Metrics::default()),
+            pause: gate,
+            recorder: Arc::new(Recorder::new()),
+        });
+        Ok(Self {
+            plan,
+            listener,
+            local_addr,
+            ctx,
+            latency_log,
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's live counters (what `/metrics` shows).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.ctx.metrics)
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down gracefully (clients get close code
+    /// 1001 and half a second to answer; stragglers are dropped soon after) and reports what
+    /// happened.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<ServerReport, ServeError> {
+        let Self {
+            plan,
+            listener,
+            local_addr: _,
+            ctx,
+            latency_log,
+        } = self;
+        let started_at = SystemTime::now();
+        let start_ns = now_ns();
+        let start_cpu_ns = process_cpu_ns();
+
+        let harvester =
+            Harvester::start(Arc::clone(&ctx.recorder), latency_log, started_at, start_ns)
+                .map_err(ServeError::Thread)?;
+        let ticker = match plan.pause {
+            Some(p) => Some(
+                PauseTicker::start(Arc::clone(&ctx.pause), p, Arc::clone(&ctx.metrics))
+                    .map_err(ServeError::Thread)?,
+            ),
+            None => None,
+        };
+        let trigger = ShutdownTrigger::new();
+        let mut tasks = JoinSet::new();
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        ctx.pause.safepoint();
+                        // Latency is what we measure; Nagle's algorithm would add up to 40 ms.
+                        if stream.set_nodelay(true).is_err() {
+                            continue; // the peer is gone already
+                        }
+                        tasks.spawn(connection(stream, Arc::clone(&ctx), trigger.subscribe()));
+                    }
+                    Err(e) => {
+                        eprintln!("wsbench server: accept failed: {e}; retrying");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => report_panic(done),
+            }
+        }
+
+        // New clients are refused from here on; pauses end so closing is not delayed by them.
+        drop(listener);
+        if let Some(t) = ticker {
+            t.stop();
+        }
+        trigger.trigger();
+        let deadline = Instant::now() + CLOSE_WAIT + SHUTDOWN_GRACE;
+        loop {
+            match timeout_at(deadline, tasks.join_next()).await {
+                Ok(Some(done)) => report_panic(done),
+                Ok(None) => break,
+                Err(_) => {
+                    eprintln!(
+                        "wsbench server: {} connections did not close in time; dropping them",
+                        tasks.len()
+                    );
+                    tasks.shutdown().await;
+                    break;
+                }
+            }
+        }
+        let duration = Duration::from_nanos(now_ns().saturating_sub(start_ns));
+        let cpu_ns = process_cpu_ns().saturating_sub(start_cpu_ns);
+
+        let harvest = tokio::task::spawn_blocking(move || harvester.finish())
+            .await
+            .map_err(|_| {
+                ServeError::Thread(std::io::Error::other("the histogram harvester panicked"))
+            })?;
+        Ok(ServerReport {
+            complete: true,
+            started_at,
+            duration,
+            metrics: ctx.metrics.snapshot(),
+            one_way_latency_ns: harvest.total,
+            cpu_pct: if duration.is_zero() {
+                0.0
+            } else {
+                cpu_ns as f64 / duration.as_nanos() as f64 * 100.0
+            },
+            log_error: harvest.log_error,
+        })
+    }
+}
+
+fn report_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            eprintln!("wsbench server: a connection task panicked: {e}");
+        }
+    }
+}
+
+/// One accepted socket: read its request head, then answer it or hand it to the engine.
+async fn connection(mut stream: TcpStream, ctx: Arc<ConnectionContext>, mut shutdown: Shutdown) {
+    let request = tokio::select! {
+        r = http::read_request(&mut stream) => r,
+        () = shutdown.wait() => return,
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(ReadError::Gone) => return,
+        Err(ReadError::Refused(refusal)) => {
+            let _ = http::refuse(&mut stream, refusal).await;
+            return;
+        }
+    };
+    ctx.pause.safepoint();
+    // A failed answer means the client left; there is no one to tell.
+    let _ = match request.route {
+        Route::Health => {
+            http::respond(
+                &mut stream,
+                "200 OK",
+                "",
+                "text/plain; charset=utf-8",
+                HEALTH_BODY,
+            )
+            .await
+        }
+        Route::Metrics => {
+            let body = metrics_text(&ctx.metrics.snapshot());
+            http::respond(&mut stream, "200 OK", "", METRICS_CONTENT_TYPE, &body).await
+        }
+        Route::Refuse(refusal) => http::refuse(&mut stream, refusal).await,
+        Route::WebSocket { accept } => {
+            if http::switch_protocols(&mut stream, &accept).await.is_ok() {
+                engine::serve(
+                    Upgraded {
+                        stream,
+                        leftover: request.leftover,
+                    },
+                    &ctx,
+                    shutdown,
+                )
+                .await;
+            }
+            return;
+        }
+    };
+}
