@@ -20,6 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use wsbench_core::clock::wall_clock_rfc3339;
 use wsbench_core::event::Listening;
 use wsbench_core::layout;
+use wsbench_core::units::latency_us;
 use wsbench_core::plan::{LoadPlan, ServerPlan};
 use wsbench_core::result::{ConfigEntry, HostInfo, LoadgenSummary, RunManifest};
 use wsbench_core::scenario::{ConfigSpec, LoadSpec, Scenario, ServerSpec};
@@ -215,9 +216,9 @@ fn one_line(s: &LoadgenSummary) -> String {
     let mut line = format!(
         "{:.0} msgs/s · latency p50 {} p99 {} max {} · {} sent, {} errors",
         s.throughput_msgs_per_s,
-        fmt_us(s.latency_us.p50),
-        fmt_us(s.latency_us.p99),
-        fmt_us(s.latency_us.max),
+        latency_us(s.latency_us.p50),
+        latency_us(s.latency_us.p99),
+        latency_us(s.latency_us.max),
         s.messages.sent,
         s.messages.errors + s.messages.corrupted + s.messages.lost
     );
@@ -227,9 +228,6 @@ fn one_line(s: &LoadgenSummary) -> String {
     line
 }
 
-fn fmt_us(us: f64) -> String {
-    if us >= 1_000.0 { format!("{:.1} ms", us / 1_000.0) } else { format!("{us:.0} µs") }
-}
 
 enum TrialError {
     /// The server never became ready: the run stops, later trials would fail the same way.

@@ -1,4 +1,5 @@
-//! Parsing and printing of the units users type: durations (`10s`, `50ms`) and sizes (`32`, `1KiB`).
+//! Parsing and printing of the units users type: durations (`10s`, `50ms`) and sizes (`32`, `1KiB`),
+//! and latencies printed for people (`48.2 µs`, `1.23 ms`).
 //!
 //! One implementation for the command line, scenario files and result files, so `64KiB` means the
 //! same everywhere and a result file can be pasted back into a scenario.
@@ -24,6 +25,93 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     t.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("`{s}` is not a size ({e}); write e.g. 32, 1KiB, 64KiB, 16MiB"))
+}
+
+// ---------------------------------------------------------------- latencies for people
+
+/// A time unit to print latencies in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    Ns,
+    Us,
+    Ms,
+    S,
+}
+
+impl TimeUnit {
+    /// The unit a value in microseconds reads best in: the largest that keeps it at or above 1.
+    pub fn for_us(us: f64) -> Self {
+        let a = us.abs();
+        if a >= 1e6 {
+            Self::S
+        } else if a >= 1e3 {
+            Self::Ms
+        } else if a >= 1.0 || a == 0.0 {
+            Self::Us
+        } else {
+            Self::Ns
+        }
+    }
+
+    /// How many microseconds make one of this unit.
+    pub fn us_per_unit(self) -> f64 {
+        match self {
+            Self::Ns => 1e-3,
+            Self::Us => 1.0,
+            Self::Ms => 1e3,
+            Self::S => 1e6,
+        }
+    }
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Ns => "ns",
+            Self::Us => "µs",
+            Self::Ms => "ms",
+            Self::S => "s",
+        }
+    }
+}
+
+/// Three significant digits, without a trailing `.0` on round values: `48.2`, `480`, `4.82`, `1`.
+pub fn sig3(v: f64) -> String {
+    trim_zeros(format!("{v:.d$}", d = decimals_for(v)))
+}
+
+/// Drops trailing zeros after a decimal point: `1.50` -> `1.5`, `2.00` -> `2`.
+pub fn trim_zeros(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+/// A latency given in µs, in its best unit and without trailing zeros (axis ticks, prose):
+/// `850 ns`, `48.2 µs`, `1 ms`, `2.5 s`.
+pub fn latency_us(us: f64) -> String {
+    let unit = TimeUnit::for_us(us);
+    format!("{} {}", sig3(us / unit.us_per_unit()), unit.suffix())
+}
+
+/// Decimals that give three significant digits at the magnitude of `v`: `48.2`, `480`, `4.82`.
+pub fn decimals_for(v: f64) -> usize {
+    let a = v.abs();
+    if a >= 100.0 || a == 0.0 {
+        0
+    } else if a >= 10.0 {
+        1
+    } else {
+        2
+    }
+}
+
+/// A latency given in µs for a table: best unit, fixed decimals (`1.00 ms`, `48.2 µs`), so the
+/// cells of a column line up and a range can reuse the same unit and decimals.
+pub fn latency_fixed(us: f64) -> String {
+    let unit = TimeUnit::for_us(us);
+    let v = us / unit.us_per_unit();
+    format!("{v:.d$} {}", unit.suffix(), d = decimals_for(v))
 }
 
 /// Serde helpers for durations written as human strings.
@@ -98,6 +186,14 @@ mod tests {
         assert_eq!(parse_size("64KiB").unwrap(), 65536);
         assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
         assert!(parse_size("lots").unwrap_err().contains("lots"));
+    }
+
+    #[test]
+    fn latencies_pick_a_readable_unit() {
+        assert_eq!(latency_us(0.85), "850 ns");
+        assert_eq!(latency_us(48.234), "48.2 µs");
+        assert_eq!(latency_us(1_234.0), "1.23 ms");
+        assert_eq!(latency_fixed(1_000.0), "1.00 ms");
     }
 
     #[test]

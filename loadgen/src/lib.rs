@@ -38,7 +38,8 @@ use wsbench_core::result::{ConnectionCounts, CpuUse, HostInfo, LoadgenSummary, R
 pub use args::LoadgenArgs;
 use connection::Stop;
 use fleet::{instant_at, Event, Fleet};
-use progress::{micros, thousands, Progress};
+use progress::{thousands, Progress};
+use wsbench_core::units::latency_us;
 use schedule::{duration_ns, Timeline};
 use writer::{Begin, OutputFiles, Totals};
 
@@ -397,9 +398,9 @@ fn report(s: &LoadgenSummary, out: Option<&Path>) {
                 s.messages.received,
                 s.duration_s,
                 thousands(s.throughput_msgs_per_s),
-                micros(l.p50),
-                micros(l.p99),
-                micros(l.max)
+                latency_us(l.p50),
+                latency_us(l.p99),
+                latency_us(l.max)
             );
             for w in &s.warnings {
                 eprintln!("loadgen: warning: {}", w.message);

@@ -6,6 +6,8 @@
 
 use std::io::{IsTerminal, Write};
 
+use wsbench_core::units::latency_us;
+
 /// The progress line, or nothing.
 #[derive(Debug)]
 pub struct Progress {
@@ -47,18 +49,7 @@ impl Progress {
 
 /// The text of the line.
 pub fn line(elapsed_s: f64, msgs_per_s: f64, p99_us: f64) -> String {
-    format!("{elapsed_s:>6.1} s  {:>10} msgs/s  p99 {}", thousands(msgs_per_s), micros(p99_us))
-}
-
-/// A duration given in microseconds, in the unit that reads best.
-pub fn micros(us: f64) -> String {
-    if us < 1_000.0 {
-        format!("{us:.0} µs")
-    } else if us < 1_000_000.0 {
-        format!("{:.2} ms", us / 1_000.0)
-    } else {
-        format!("{:.2} s", us / 1_000_000.0)
-    }
+    format!("{elapsed_s:>6.1} s  {:>10} msgs/s  p99 {}", thousands(msgs_per_s), latency_us(p99_us))
 }
 
 /// A rate with thousands separators: `123,456`.
@@ -81,8 +72,6 @@ mod tests {
     #[test]
     fn line_reads_well() {
         assert_eq!(line(3.0, 123456.4, 87.0), "   3.0 s     123,456 msgs/s  p99 87 µs");
-        assert_eq!(micros(1_500.0), "1.50 ms");
-        assert_eq!(micros(2_500_000.0), "2.50 s");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(1000.0), "1,000");
         assert_eq!(thousands(0.0), "0");

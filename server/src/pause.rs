@@ -173,8 +173,9 @@ fn tick(gate: &PauseGate, pause: Pause, metrics: &Metrics, stopped: &mpsc::Recei
     gate.end();
 }
 
-/// Sleeps until `deadline_ns`; true when asked to stop instead.
-fn sleep_until(stopped: &mpsc::Receiver<()>, deadline_ns: u64) -> bool {
+/// Sleeps until `deadline_ns`; true when asked to stop instead. Shared by the background
+/// threads (pause ticker, histogram harvester) that must wake on time and stop promptly.
+pub(crate) fn sleep_until(stopped: &mpsc::Receiver<()>, deadline_ns: u64) -> bool {
     loop {
         let now = now_ns();
         if now >= deadline_ns {

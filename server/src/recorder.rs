@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -21,6 +21,8 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use wsbench_core::clock::now_ns;
 use wsbench_core::header::MessageHeader;
+
+use crate::pause::sleep_until;
 use wsbench_core::hist::{interval_log_builder, log_serializer, new_histogram, record_ns};
 
 /// The comment at the top of `server-latency.hlog`.
@@ -250,19 +252,6 @@ fn harvest_loop(
     Harvest { total, log_error }
 }
 
-/// Sleeps until `deadline_ns`; true when asked to stop instead.
-fn sleep_until(stopped: &mpsc::Receiver<()>, deadline_ns: u64) -> bool {
-    loop {
-        let now = now_ns();
-        if now >= deadline_ns {
-            return false;
-        }
-        match stopped.recv_timeout(Duration::from_nanos(deadline_ns - now)) {
-            Err(RecvTimeoutError::Timeout) => continue,
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return true,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
