@@ -17,6 +17,13 @@ pub enum AnalysisError {
     )]
     NotARun { dir: PathBuf },
 
+    #[error(
+        "{}: neither a run directory (with {}) nor a configuration directory (with trial-<n>/ folders); pass results/<scenario>/<run-id> or one of its configuration folders",
+        dir.display(),
+        wsbench_core::layout::RUN_MANIFEST
+    )]
+    NotAResult { dir: PathBuf },
+
     #[error("{}: cannot read: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
 

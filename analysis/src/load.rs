@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use wsbench_core::hist::{self, LogInterval};
 use wsbench_core::layout;
-use wsbench_core::result::{IntervalRow, LoadgenSummary, ProcessSample, RunManifest, ServerSummary};
+use wsbench_core::result::{CapacityResult, IntervalRow, LoadgenSummary, ProcessSample, RunManifest, ServerSummary};
 use wsbench_core::SCHEMA_VERSION;
 
 use crate::error::AnalysisError;
@@ -56,6 +56,9 @@ pub struct Trial {
     pub intervals: Vec<IntervalRow>,
     /// `processes.csv`, every role; empty when missing.
     pub processes: Vec<ProcessSample>,
+    /// `capacity.json`: present only when the trial was a capacity search. The trial's other
+    /// files are then those of the probe at capacity (copied from its `probe-NN/` folder).
+    pub capacity: Option<CapacityResult>,
     /// Files that were missing or could not be read, and other notes on how the trial was read.
     pub problems: Vec<TrialProblem>,
 }
@@ -133,6 +136,76 @@ pub fn run(dir: &Path) -> Result<Run, AnalysisError> {
     Ok(Run { dir: dir.to_owned(), manifest, configs })
 }
 
+/// What a path given on the command line holds: a whole run, or one configuration of a run.
+#[derive(Debug, Clone)]
+pub enum Results {
+    Run(Box<Run>),
+    Config(ConfigRun),
+}
+
+impl Results {
+    /// The configurations it holds, in manifest order.
+    pub fn configs(&self) -> Vec<&ConfigRun> {
+        match self {
+            Self::Run(r) => r.configs.iter().collect(),
+            Self::Config(c) => vec![c],
+        }
+    }
+}
+
+/// Reads `dir` as a run directory (it holds `run.json`) or as one configuration's directory (it
+/// holds `trial-<n>/` folders), whichever it is.
+pub fn results(dir: &Path) -> Result<Results, AnalysisError> {
+    if dir.join(layout::RUN_MANIFEST).is_file() {
+        return run(dir).map(|r| Results::Run(Box::new(r)));
+    }
+    config_dir(dir).map(Results::Config)
+}
+
+/// Reads one configuration's directory: `results/<scenario>/<run-id>/<config>`, or any folder of
+/// `trial-<n>/` folders copied out of a run. When the run's manifest is beside it, the
+/// configuration is read through it (so the orchestrator's failed trials are known); otherwise
+/// every `trial-<n>` folder found is a trial and the folder's name is the configuration's.
+pub fn config_dir(dir: &Path) -> Result<ConfigRun, AnalysisError> {
+    let numbers = trial_numbers(dir);
+    if numbers.is_empty() {
+        return Err(AnalysisError::NotAResult { dir: dir.to_owned() });
+    }
+    let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Some(parent) = dir.parent().filter(|p| p.join(layout::RUN_MANIFEST).is_file()) {
+        if let Ok(r) = run(parent) {
+            if let Some(c) = r.configs.into_iter().find(|c| c.dir.file_name() == dir.file_name()) {
+                return Ok(c);
+            }
+        }
+    }
+    let base = dir.parent().unwrap_or(dir);
+    let mut trials: Vec<Trial> = numbers.into_iter().map(|n| trial(base, &dir.join(format!("trial-{n}")), n, None, true)).collect();
+    // Without a manifest nothing says whether the server was external; it was not when any trial
+    // has a server.json, and then a trial without one has a gap.
+    let external_server = !trials.iter().any(|t| t.server.is_some());
+    if !external_server {
+        for t in trials.iter_mut().filter(|t| t.server.is_none() && t.dir.is_dir()) {
+            let file = t.dir.strip_prefix(base).unwrap_or(&t.dir).join(layout::SERVER_SUMMARY);
+            t.problems.push(TrialProblem { file, kind: ProblemKind::Missing });
+        }
+    }
+    Ok(ConfigRun { name: folder, dir: dir.to_owned(), external_server, trials })
+}
+
+/// The `n` of every `trial-<n>` folder in `dir`, ascending.
+fn trial_numbers(dir: &Path) -> Vec<u32> {
+    let mut numbers: Vec<u32> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("trial-")?.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
 /// `ServerSpec` is written into the manifest with `"kind": "command"` for external servers.
 fn is_external(server: &serde_json::Value) -> bool {
     server.get("kind").and_then(|k| k.as_str()) == Some("command")
@@ -144,6 +217,14 @@ fn trial(run_dir: &Path, dir: &Path, number: u32, failure: Option<String>, exter
     let mut r = TrialReader { run_dir, dir, problems: Vec::new() };
     if !dir.is_dir() {
         t.problems.push(TrialProblem { file: r.rel(dir), kind: ProblemKind::NotRun });
+        return t;
+    }
+    t.capacity = r.read(layout::CAPACITY, false, read_capacity);
+    // A search in which no probe met the objective has no probe at capacity to copy into the
+    // trial folder: its measurement files are absent by design, not missing.
+    let nothing_passed = t.capacity.as_ref().is_some_and(|c| !c.probes.iter().any(|p| p.passed));
+    if nothing_passed {
+        t.problems = r.problems;
         return t;
     }
     let shards = shard_dirs(dir);
@@ -221,6 +302,21 @@ pub fn read_summary(path: &Path) -> Result<LoadgenSummary, AnalysisError> {
     Ok(s)
 }
 
+/// Reads a `capacity.json`, refusing other schema versions with a clear message.
+pub fn read_capacity(path: &Path) -> Result<CapacityResult, AnalysisError> {
+    let c: CapacityResult = read_json(path, "capacity search result")?;
+    if c.schema_version != SCHEMA_VERSION {
+        // The file names no wsbench version; the run manifest beside it does.
+        return Err(AnalysisError::SchemaVersion {
+            path: path.to_owned(),
+            found: c.schema_version,
+            expected: SCHEMA_VERSION,
+            written_by: "see run.json".into(),
+        });
+    }
+    Ok(c)
+}
+
 /// Reads any JSON result file; `what` names it in errors.
 pub fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, AnalysisError> {
     let text = fs::read_to_string(path).map_err(|e| AnalysisError::read(path, e))?;
@@ -250,6 +346,22 @@ mod tests {
         assert!(is_external(&serde_json::json!({"kind": "command", "command": ["node"]})));
         assert!(!is_external(&serde_json::json!({"kind": "builtin", "runtime": "multi-thread"})));
         assert!(!is_external(&serde_json::Value::Null));
+    }
+
+    #[test]
+    fn a_folder_of_trials_is_a_configuration() {
+        let dir = std::env::temp_dir().join(format!("wsbench-load-config-{}", std::process::id()));
+        let config = dir.join("my-config");
+        for n in [2, 10, 1] {
+            fs::create_dir_all(config.join(format!("trial-{n}"))).unwrap();
+        }
+        fs::create_dir_all(config.join("trial-x")).unwrap();
+        let c = config_dir(&config).unwrap();
+        assert_eq!(c.name, "my-config");
+        assert_eq!(c.trials.iter().map(|t| t.number).collect::<Vec<_>>(), [1, 2, 10]);
+        assert!(c.trials[0].problems.iter().any(|p| p.file == Path::new("my-config/trial-1/summary.json")), "{:?}", c.trials[0].problems);
+        assert!(matches!(results(&dir), Err(AnalysisError::NotAResult { .. })));
+        fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -1,24 +1,37 @@
-//! `wsbench report`: a run directory in, `report/` with figures (PNG and SVG) and `report.md` out.
+//! `wsbench report`: a run directory in; `report/` with figures (PNG and SVG), `report.md` and a
+//! self-contained `report.html` out.
 //!
-//! The report leads with one table row per configuration (medians over trials with their range),
-//! then says everything that puts those figures in doubt: warnings from the load generators,
-//! failed trials, missing or damaged files. It never hides a trial: what exists is shown and what
-//! is missing is named. Writing Markdown is pure ([`markdown`]); only [`report`] touches files.
+//! The report leads with one table row per configuration (medians over trials with their range).
+//! A run that answers a question of its own gets a section for it next: a capacity search its
+//! capacities with their spread, brackets and probes; a rate sweep its load curve and, per
+//! sweep, where it became overloaded. Then it says everything that puts those figures in doubt:
+//! warnings from the load generators, failed trials, missing or damaged files. It never hides a trial: what exists is shown and what
+//! is missing is named. The content is built once as a [`Document`] ([`document`], pure) and
+//! rendered twice: Markdown that links the PNGs beside it, and HTML with every figure's SVG inline,
+//! the scenario file, and no external resource, so the one file can be mailed or archived as the
+//! record of the run. Only [`report`] touches files.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use wsbench_core::layout;
 use wsbench_core::result::LoadgenSummary;
 use wsbench_core::units::format_duration;
+use wsbench_core::warning::WarningKind;
 
+use crate::doc::{self, code, plain, strong, t, Align, Block, Document, Inline, Item, Table};
 use crate::error::AnalysisError;
 use crate::format::{self, TimeUnit};
 use crate::load::{self, ProblemKind, Run};
-use crate::plot::{self, FigureFiles, LatencyOverTime, PercentileDistribution, ServerResources, ThroughputOverTime};
-use crate::series::ConfigSeries;
+use crate::plot::{
+    self, CapacityProbes, Figure, FigureFiles, LatencyCdf, LatencyHeatmap, LatencyOverTime, LatencyVsSize, LatencyVsThroughput, PercentileDistribution, ServerResources,
+    ThroughputOverTime,
+};
+use crate::series::{self, CapacityConfig, ConfigSeries, SweepGroup, ACHIEVED_SHARE};
 use crate::stats::{self, ConfigStats, Spread};
+
+/// File name of the HTML report in the report directory.
+pub const REPORT_HTML: &str = "report.html";
 
 /// The files a report wrote, all under [`ReportPaths::dir`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,119 +39,201 @@ pub struct ReportPaths {
     /// `RUN_DIR/report`.
     pub dir: PathBuf,
     pub report_md: PathBuf,
+    /// One self-contained page: tables, inline SVG figures, scenario, warnings.
+    pub report_html: PathBuf,
     /// In the order the report shows them.
     pub figures: Vec<FigureFiles>,
 }
 
 impl ReportPaths {
-    /// Every file written: the Markdown first, then each figure's PNG and SVG.
+    /// Every file written: the Markdown and HTML first, then each figure's PNG and SVG.
     pub fn files(&self) -> Vec<&Path> {
-        std::iter::once(self.report_md.as_path()).chain(self.figures.iter().flat_map(|f| [f.png.as_path(), f.svg.as_path()])).collect()
+        [self.report_md.as_path(), self.report_html.as_path()]
+            .into_iter()
+            .chain(self.figures.iter().flat_map(|f| [f.png.as_path(), f.svg.as_path()]))
+            .collect()
     }
 }
 
-/// Reads the run in `run_dir` and writes `run_dir/report/`: four figures as PNG and SVG, and
-/// `report.md` embedding them. Trials with missing files are reported, not fatal; only an
-/// unreadable manifest or an unwritable report directory is an error.
+/// Reads the run in `run_dir` and writes `run_dir/report/`: the figures as PNG and SVG,
+/// `report.md` embedding them and `report.html` holding them. Trials with missing files are
+/// reported, not fatal; only an unreadable manifest or an unwritable report directory is an error.
 pub fn report(run_dir: &Path) -> Result<ReportPaths, AnalysisError> {
     let run = load::run(run_dir)?;
     let dir = run_dir.join(layout::REPORT_DIR);
     fs::create_dir_all(&dir).map_err(|e| AnalysisError::write(&dir, e))?;
 
-    let series: Vec<ConfigSeries> = run.configs.iter().map(ConfigSeries::of).collect();
+    let series = ConfigSeries::of_run(&run);
     let stats: Vec<ConfigStats> = run.configs.iter().map(ConfigStats::of).collect();
     let m = &run.manifest;
     let subtitle = format!("{} · run {} · {}", m.scenario, m.run_id, m.host.hostname);
-    let figures = vec![
+    // The answers a sweep or a search was run for come first; the report shows them in their
+    // own sections, above the figures every run has.
+    let mut figures = Vec::new();
+    let capacity = series::capacity(&run);
+    if !capacity.is_empty() {
+        figures.push(plot::render(&CapacityProbes { configs: &capacity }, &subtitle, &dir)?);
+    }
+    let sweeps = series::rate_sweep(&run);
+    if !sweeps.is_empty() {
+        figures.push(plot::render(&LatencyVsThroughput { groups: &sweeps }, &subtitle, &dir)?);
+    }
+    figures.extend([
         plot::render(&LatencyOverTime { configs: &series }, &subtitle, &dir)?,
+        plot::render(&LatencyHeatmap { configs: &series }, &subtitle, &dir)?,
         plot::render(&PercentileDistribution { configs: &series }, &subtitle, &dir)?,
-        plot::render(&ThroughputOverTime { configs: &series }, &subtitle, &dir)?,
-        plot::render(&ServerResources { configs: &series }, &subtitle, &dir)?,
-    ];
+        plot::render(&LatencyCdf { configs: &series }, &subtitle, &dir)?,
+    ]);
+    if let Some(points) = series::size_sweep(&run) {
+        figures.push(plot::render(&LatencyVsSize { points: &points }, &subtitle, &dir)?);
+    }
+    figures.push(plot::render(&ThroughputOverTime { configs: &series }, &subtitle, &dir)?);
+    figures.push(plot::render(&ServerResources { configs: &series }, &subtitle, &dir)?);
 
+    let content = document(&run, &stats, &figures);
     let report_md = dir.join(layout::REPORT_MD);
-    fs::write(&report_md, markdown(&run, &stats, &figures)).map_err(|e| AnalysisError::write(&report_md, e))?;
-    Ok(ReportPaths { dir, report_md, figures })
+    fs::write(&report_md, doc::markdown(&content)).map_err(|e| AnalysisError::write(&report_md, e))?;
+    let report_html = dir.join(REPORT_HTML);
+    let html = doc::html(&content, &|f| fs::read_to_string(&f.svg).ok());
+    fs::write(&report_html, html).map_err(|e| AnalysisError::write(&report_html, e))?;
+    Ok(ReportPaths { dir, report_md, report_html, figures })
 }
 
 /// The whole `report.md`; figure links are relative to the report directory.
 pub fn markdown(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> String {
-    let mut md = String::new();
-    header(&mut md, run);
-    results_table(&mut md, stats);
-    configurations(&mut md, run);
-    warnings(&mut md, run);
-    trial_problems(&mut md, run);
-    md.push_str("## Figures\n\n");
-    for f in figures {
-        let png = file_name(&f.png);
-        let svg = file_name(&f.svg);
-        let _ = write!(md, "### {}\n\n![{}]({png})\n\n{} ([SVG]({svg}))\n\n", f.title, f.title, f.how_to_read);
+    doc::markdown(&document(run, stats, figures))
+}
+
+/// What the report says, before it is rendered as Markdown or HTML.
+pub fn document(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> Document {
+    let mut d = Document::new(format!("wsbench report: {} ({})", run.manifest.scenario, run.manifest.run_id));
+    let capacity = series::capacity(run);
+    let sweeps = series::rate_sweep(run);
+    let figure = |name: &str| figures.iter().find(|f| f.name == name);
+    header(&mut d, run, &capacity, &sweeps);
+    results_table(&mut d, stats, !capacity.is_empty());
+    if !capacity.is_empty() {
+        capacity_section(&mut d, &capacity, figure(CapacityProbes::NAME));
     }
-    md
+    if !sweeps.is_empty() {
+        sweep_section(&mut d, &sweeps, figure(LatencyVsThroughput::NAME));
+    }
+    configurations(&mut d, run);
+    warnings(&mut d, run);
+    trial_problems(&mut d, run);
+    d.heading(2, "Figures");
+    if !capacity.is_empty() {
+        d.paragraph(plain(
+            "These figures show each configuration's probe at capacity: a search copies that probe's files into the trial folder. \
+             Every probe's own files are in the trial's probe-NN/ folders.",
+        ));
+    }
+    if !sweeps.is_empty() {
+        d.paragraph(plain(
+            "Every rate of a sweep is a configuration of its own. In the figures below the points of one sweep share its colour, \
+             light at the lowest rate and dark at the highest.",
+        ));
+    }
+    let shown_above = [CapacityProbes::NAME, LatencyVsThroughput::NAME];
+    for f in figures.iter().filter(|f| !shown_above.contains(&f.name)) {
+        d.push(Block::Figure(f.clone()));
+    }
+    d.heading(2, "Scenario");
+    d.paragraph(vec![t("The scenario file as it was run ("), code(run.manifest.scenario_file.clone()), t("):")]);
+    d.push(Block::Code { language: "toml", text: run.manifest.scenario_text.clone() });
+    d
 }
 
-fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-fn header(md: &mut String, run: &Run) {
+fn header(d: &mut Document, run: &Run, capacity: &[CapacityConfig], sweeps: &[SweepGroup]) {
     let m = &run.manifest;
     let h = &m.host;
-    let _ = writeln!(md, "# wsbench report: {}\n", escape(&m.scenario));
-    let _ = writeln!(md, "- **Run:** `{}`, started {}", m.run_id, m.started_at);
-    let _ = writeln!(md, "- **Host:** {} ({} {}, {}, {} CPUs)", escape(&h.hostname), h.os, h.kernel, h.arch, h.cpus);
-    let _ = writeln!(md, "- **wsbench:** {} (this report: {})", m.wsbench_version, wsbench_core::VERSION);
-    let _ = writeln!(md, "- **Trials:** {} per configuration, {} configurations, run interleaved", m.trials, m.configs.len());
-    let _ = writeln!(md, "- **Scenario:** `{}`, run with `{}`\n", m.scenario_file, m.command.join(" ").replace('`', "'"));
+    d.heading(1, format!("wsbench report: {}", m.scenario));
+    let command = m.command.join(" ");
+    let items: Vec<Inline> = vec![
+        vec![strong("Run:"), t(" "), code(m.run_id.clone()), t(format!(", started {}", m.started_at))],
+        vec![strong("Host:"), t(format!(" {} ({} {}, {}, {} CPUs)", h.hostname, h.os, h.kernel, h.arch, h.cpus))],
+        vec![strong("wsbench:"), t(format!(" {} (this report: {})", m.wsbench_version, wsbench_core::VERSION))],
+        vec![strong("Trials:"), t(format!(" {} per configuration, {} configurations, run interleaved", m.trials, m.configs.len()))],
+        vec![strong("Scenario:"), t(" "), code(m.scenario_file.clone()), t(", run with "), code(command)],
+    ];
+    let mut items: Vec<Item> = items.into_iter().map(Item::from).collect();
+    if let Some(first) = capacity.first() {
+        let precision = first.trials.first().map(|(_, c)| format!(", precision {}", percent(c.precision))).unwrap_or_default();
+        items.push(Item::from(vec![
+            strong("Capacity search:"),
+            t(" the highest open-loop rate that meets "),
+            code(first.slo.clone()),
+            t(format!("{precision}; every trial is one search of several probes")),
+        ]));
+    }
+    if !sweeps.is_empty() {
+        let names: Vec<&str> = sweeps.iter().map(|g| g.name.as_str()).collect();
+        let rates = sweeps.iter().flat_map(|g| g.points.iter().map(|p| p.asked));
+        let (lo, hi) = rates.fold((f64::INFINITY, 0.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+        items.push(Item::from(vec![
+            strong("Rate sweep:"),
+            t(format!(
+                " {} ({}), asked rates from {} to {} msgs/s; every rate is a configuration of its own",
+                if sweeps.len() == 1 { "one sweep".to_string() } else { format!("{} sweeps", sweeps.len()) },
+                names.join(", "),
+                format::rate_tick(lo),
+                format::rate_tick(hi)
+            )),
+        ]));
+    }
+    d.push(Block::List(items));
 }
 
-fn results_table(md: &mut String, stats: &[ConfigStats]) {
-    md.push_str("## Results\n\n");
-    md.push_str(
+fn results_table(d: &mut Document, stats: &[ConfigStats], search: bool) {
+    d.heading(2, "Results");
+    d.paragraph(plain(
         "Each cell is the median over the trials that completed, then [min–max] across them. Latency runs from each message's \
-         intended send time to its echo (coordinated omission corrected).\n\n",
-    );
-    let mut align = vec![Align::Left];
-    align.extend([Align::Right; 6]);
-    let rows: Vec<Vec<String>> = stats
-        .iter()
-        .map(|s| {
-            vec![
-                escape(&s.name),
-                format!("{}/{}", s.trials_used, s.trials_total),
-                fixed_cell(s.throughput, format::rate, |v, _| format::rate(v)),
-                latency_cell(s.p50_us),
-                latency_cell(s.p99_us),
-                latency_cell(s.p99_9_us),
-                latency_cell(s.max_us),
-            ]
-        })
-        .collect();
-    md.push_str(&table(&["configuration", "trials", "throughput (msgs/s)", "p50", "p99", "p99.9", "max"], &align, &rows));
-    md.push_str(
-        "\nErrors count failed sends and receives, corrupted echoes and lost messages; server CPU is the mean over the trial \
-         (from processes.csv) in % of one core.\n\n",
-    );
-    let rows: Vec<Vec<String>> = stats
-        .iter()
-        .map(|s| {
-            vec![
-                escape(&s.name),
-                fixed_cell(s.errors, count, |v, _| count(v)),
-                fixed_cell(s.server_cpu_pct, |v| format!("{v:.1} %"), |v, _| format!("{v:.1}")),
-                bytes_cell(s.server_peak_rss_bytes),
-            ]
-        })
-        .collect();
-    md.push_str(&table(
-        &["configuration", "errors", "server CPU", "server peak RSS"],
-        &[Align::Left, Align::Right, Align::Right, Align::Right],
-        &rows,
+         intended send time to its echo (coordinated omission corrected).",
     ));
-    md.push('\n');
+    if search {
+        d.paragraph(plain(
+            "This run searched for capacity: each row is the configuration's probe at capacity, so configurations are measured at \
+             different rates here. Their capacities are compared in the next section.",
+        ));
+    }
+    let rows = stats
+        .iter()
+        .map(|s| {
+            vec![
+                plain(s.name.clone()),
+                plain(format!("{}/{}", s.trials_used, s.trials_total)),
+                plain(fixed_cell(s.throughput, format::rate, |v, _| format::rate(v))),
+                plain(latency_cell(s.p50_us)),
+                plain(latency_cell(s.p99_us)),
+                plain(latency_cell(s.p99_9_us)),
+                plain(latency_cell(s.max_us)),
+            ]
+        })
+        .collect();
+    d.push(Block::Table(Table::numeric(&["configuration", "trials", "throughput (msgs/s)", "p50", "p99", "p99.9", "max"], rows)));
+    d.paragraph(plain(
+        "Errors count failed sends and receives, corrupted echoes and lost messages; server CPU is the mean over the trial \
+         (from processes.csv) in % of one core. Allocations per message are steady-state heap allocations counted \
+         inside each process: the whole server (server.json), and the load generator's worker threads (summary.json).",
+    ));
+    let rows = stats
+        .iter()
+        .map(|s| {
+            vec![
+                plain(s.name.clone()),
+                plain(fixed_cell(s.errors, count, |v, _| count(v))),
+                plain(fixed_cell(s.server_cpu_pct, |v| format!("{v:.1} %"), |v, _| format!("{v:.1}"))),
+                plain(bytes_cell(s.server_peak_rss_bytes)),
+                plain(per_message_cell(s.server_allocations_per_message)),
+                plain(per_message_cell(s.loadgen_worker_allocations_per_message)),
+            ]
+        })
+        .collect();
+    d.push(Block::Table(Table::numeric(
+        &["configuration", "errors", "server CPU", "server peak RSS", "server allocs/msg", "loadgen hot-path allocs/msg"],
+        rows,
+    )));
 }
-
 /// `median [min–max]`, or the median alone when the trials agree or there was one. `bound`
 /// gets the median too, so bounds can share its unit and decimals.
 fn fixed_cell(s: Option<Spread>, median: impl Fn(f64) -> String, bound: impl Fn(f64, f64) -> String) -> String {
@@ -147,6 +242,12 @@ fn fixed_cell(s: Option<Spread>, median: impl Fn(f64) -> String, bound: impl Fn(
         Some(s) if s.n < 2 || s.is_flat() => median(s.median),
         Some(s) => format!("{} [{}–{}]", median(s.median), bound(s.min, s.median), bound(s.max, s.median)),
     }
+}
+
+/// Allocations per message, to three significant digits: `7.00`, `0.000125 [0–0.000250]`.
+fn per_message_cell(s: Option<Spread>) -> String {
+    let f = |v: f64| crate::metric::Unit::PerMessage.format(v);
+    fixed_cell(s, f, |v, _| f(v))
 }
 
 /// A latency cell whose range reads in the unit and decimals of its median: `48.2 µs [47.1–49.3]`.
@@ -180,37 +281,221 @@ fn count(v: f64) -> String {
     }
 }
 
-fn configurations(md: &mut String, run: &Run) {
-    md.push_str("## Configurations\n\n");
-    let rows: Vec<Vec<String>> = run
+/// A share as a percentage without needless decimals: `10 %`, `2.5 %`.
+fn percent(share: f64) -> String {
+    format!("{} %", format::trim_zeros(format!("{:.2}", share * 100.0)))
+}
+
+/// A rate cell: `7500` or `7500 [7000–8125]`.
+fn rate_cell(s: Option<Spread>) -> String {
+    fixed_cell(s, format::rate, |v, _| format::rate(v))
+}
+
+fn capacity_section(d: &mut Document, configs: &[CapacityConfig], figure: Option<&FigureFiles>) {
+    d.heading(2, "Capacity");
+    d.paragraph(plain(format!(
+        "Capacity is the highest open-loop rate that met the objective. Each trial searched for it: doubling the rate until a probe \
+         failed, then bisecting until the bracket [capacity, first failing) was narrower than the precision. A probe fails when it \
+         misses the objective, achieves less than {:.0} % of its asked rate (overloaded), or has errors. Latency runs from the \
+         intended send time, so a server that stalls cannot pass by stalling the load generator too.",
+        ACHIEVED_SHARE * 100.0
+    )));
+    let rows = configs
+        .iter()
+        .map(|c| {
+            let searches = || c.trials.iter().map(|(_, r)| r);
+            let capacity = if c.capacity.max <= 0.0 { "none: no probe passed".to_string() } else { rate_cell(Some(c.capacity)) };
+            let brackets: Vec<String> = searches().map(bracket).collect();
+            let converged = match (c.converged(), c.trials.len()) {
+                (n, total) if n == total => "yes".to_string(),
+                (0, _) => "no".to_string(),
+                (n, total) => format!("{n} of {total}"),
+            };
+            let probes: Vec<String> = searches().map(|r| r.probes.len().to_string()).collect();
+            vec![plain(c.name.clone()), plain(capacity), vec![code(c.slo.clone())], plain(brackets.join(", ")), plain(converged), plain(probes.join(", "))]
+        })
+        .collect();
+    let mut table = Table::numeric(&["configuration", "capacity (msgs/s)", "objective", "bracket (msgs/s)", "converged", "probes"], rows);
+    table.align[2] = Align::Left;
+    d.push(Block::Table(table));
+    let several = configs.iter().any(|c| c.trials.len() > 1);
+    let mut caption = String::from(
+        "Capacity is the median over trials, then [min–max]. The bracket runs from the capacity to the lowest rate that failed",
+    );
+    if several {
+        caption += " (one per trial, as are the probe counts)";
+    }
+    caption += ". For a search run the trial folder's summary.json is the probe at capacity, copied there from its probe-NN/ folder: \
+                the Results table above and the figures below show each configuration at its own capacity.";
+    d.paragraph(plain(caption));
+    if configs.iter().any(|c| c.converged() < c.trials.len()) {
+        d.paragraph(plain(
+            "Not converged: the search ran out of probes (max_probes) or reached max_rate before the bracket was narrower than the \
+             precision, so the capacity is a lower bound. Raise max_probes or max_rate to narrow it.",
+        ));
+    }
+    if let Some(f) = figure {
+        d.push(Block::Figure(f.clone()));
+    }
+    for c in configs {
+        d.heading(3, format!("Probes of {}", c.name));
+        let stat = c.objective.map(|o| o.stat.name()).unwrap_or("objective");
+        let with_trial = c.trials.len() > 1;
+        let mut rows = Vec::new();
+        for (n, search) in &c.trials {
+            for p in &search.probes {
+                let value = c.probe_value(&p.latency_us).map(format::latency_fixed).unwrap_or_else(|| "—".into());
+                let mut row = vec![
+                    plain(p.dir.clone()),
+                    plain(format::rate(p.asked_msgs_per_s)),
+                    plain(format::rate(p.achieved_msgs_per_s)),
+                    plain(value),
+                    plain(if p.passed { "passed" } else { "failed" }),
+                    plain(p.verdict.clone()),
+                ];
+                if with_trial {
+                    row.insert(0, plain(n.to_string()));
+                }
+                rows.push(row);
+            }
+        }
+        let headers: Vec<String> = with_trial
+            .then_some("trial")
+            .into_iter()
+            .chain(["probe", "asked (msgs/s)", "achieved (msgs/s)", stat, "result", "why"])
+            .map(String::from)
+            .collect();
+        let mut align = vec![Align::Right; headers.len()];
+        let first_text = usize::from(with_trial);
+        align[first_text] = Align::Left;
+        let n = align.len();
+        align[n - 2] = Align::Left;
+        align[n - 1] = Align::Left;
+        d.push(Block::Table(Table { headers, align, rows }));
+    }
+}
+
+/// `[7500, 8125)`; `≥ 7500 (no probe failed)`; `< 5000 (none passed)`.
+fn bracket(c: &wsbench_core::result::CapacityResult) -> String {
+    match c.first_failing_msgs_per_s {
+        Some(f) if c.capacity_msgs_per_s > 0.0 => format!("[{}, {})", format::rate(c.capacity_msgs_per_s), format::rate(f)),
+        Some(f) => format!("< {} (none passed)", format::rate(f)),
+        None => format!("≥ {} (no probe failed)", format::rate(c.capacity_msgs_per_s)),
+    }
+}
+
+fn sweep_section(d: &mut Document, sweeps: &[SweepGroup], figure: Option<&FigureFiles>) {
+    d.heading(2, "Rate sweep");
+    d.paragraph(plain(format!(
+        "Each sweep runs one configuration at several open-loop rates. Achieved is echoes received per second, median over trials \
+         (with [min–max]); a point is overloaded when it achieved less than {:.0} % of its asked rate, and the first overloaded \
+         point of a sweep is its knee. Latency runs from the intended send time (coordinated omission corrected), median over trials.",
+        ACHIEVED_SHARE * 100.0
+    )));
+    let knees: Vec<String> = sweeps
+        .iter()
+        .map(|g| match (g.knee(), g.points.last()) {
+            (Some(k), _) => format!(
+                "{}: knee at {} msgs/s asked, {} achieved",
+                g.name,
+                format::rate_tick(k.asked),
+                k.achieved.map(|a| format::rate_tick(a.median)).unwrap_or_else(|| "—".into())
+            ),
+            (None, Some(last)) => format!("{}: no knee up to {} msgs/s asked", g.name, format::rate_tick(last.asked)),
+            (None, None) => format!("{}: no point measured", g.name),
+        })
+        .collect();
+    d.paragraph(vec![strong("Knees:"), t(format!(" {}.", knees.join("; ")))]);
+    for g in sweeps {
+        d.heading(3, g.name.clone());
+        let rows = g
+            .points
+            .iter()
+            .map(|p| {
+                let share = p.achieved.map(|a| format!("{:.1} %", 100.0 * a.median / p.asked)).unwrap_or_else(|| "—".into());
+                let overloaded = match (p.achieved, p.knee, p.overloaded) {
+                    (None, _, _) => "—",
+                    (_, true, _) => "yes (knee)",
+                    (_, false, true) => "yes",
+                    (_, false, false) => "no",
+                };
+                let warnings = if p.warnings.is_empty() { "none".to_string() } else { p.warnings.iter().map(kind_name).collect::<Vec<_>>().join(", ") };
+                vec![
+                    plain(format::rate(p.asked)),
+                    plain(rate_cell(p.achieved)),
+                    plain(share),
+                    plain(latency_cell(p.p50)),
+                    plain(latency_cell(p.p99)),
+                    plain(latency_cell(p.p99_9)),
+                    plain(overloaded),
+                    plain(format!("{}/{}", p.trials_used, p.trials_total)),
+                    plain(warnings),
+                ]
+            })
+            .collect();
+        let mut table = Table::numeric(
+            &["asked (msgs/s)", "achieved (msgs/s)", "achieved/asked", "p50", "p99", "p99.9", "overloaded", "trials", "load-generator warnings"],
+            rows,
+        );
+        // Rates lead, so the first column is a number; the verdict and the warnings are words.
+        table.align[0] = Align::Right;
+        let n = table.align.len();
+        for i in [n - 3, n - 1] {
+            table.align[i] = Align::Left;
+        }
+        d.push(Block::Table(table));
+    }
+    let behind = |k: &WarningKind| matches!(k, WarningKind::SendLagHigh | WarningKind::LoadgenSaturated);
+    if sweeps.iter().flat_map(|g| &g.points).any(|p| p.warnings.iter().any(behind)) {
+        d.paragraph(plain(
+            "Where the load generator reports send lag high or saturated, it sent late and then caught up: the achieved rate can \
+             look fine while the latency already includes the load generator's own delay, so such points say as much about the \
+             load generator as about the server. More load-generator threads or processes separate the two.",
+        ));
+    }
+    if let Some(f) = figure {
+        d.push(Block::Figure(f.clone()));
+    }
+}
+
+fn configurations(d: &mut Document, run: &Run) {
+    d.heading(2, "Configurations");
+    let rows = run
         .configs
         .iter()
         .map(|c| {
             let summary = c.trials.iter().find_map(|t| t.summary.as_ref());
             let server_plan = c.trials.iter().find_map(|t| t.server.as_ref()).map(|s| &s.config);
             let entry = run.manifest.configs.iter().find(|e| e.name == c.name);
-            let server = match (server_plan, entry) {
+            let server: Inline = match (server_plan, entry) {
                 (Some(p), _) => {
-                    let mut s = format!("{}, {}, {}", p.engine.name(), p.workload.name(), p.runtime.name());
+                    let mut s = format!("{}, {} ({} handler), {}", p.engine.name(), p.workload.name(), p.handler.name(), p.runtime.name());
                     if p.runtime == wsbench_core::plan::Runtime::MultiThread {
-                        let _ = write!(s, " ×{}", p.workers);
+                        s += &format!(" ×{}", p.workers);
                     }
                     if let Some(pause) = p.pause {
-                        let _ = write!(s, ", pauses {} every {}", format_duration(pause.pause_for), format_duration(pause.every));
+                        s += &format!(", pauses {} every {}", format_duration(pause.pause_for), format_duration(pause.every));
                     }
-                    s
+                    plain(s)
                 }
                 (None, Some(e)) if c.external_server => match e.server.get("command").and_then(|v| v.as_array()) {
-                    Some(cmd) => format!("external: `{}`", cmd.iter().filter_map(|a| a.as_str()).collect::<Vec<_>>().join(" ").replace('`', "'")),
-                    None => "external command".into(),
+                    Some(cmd) => vec![t("external: "), code(cmd.iter().filter_map(|a| a.as_str()).collect::<Vec<_>>().join(" "))],
+                    None => plain("external command"),
                 },
-                _ => "—".into(),
+                _ => plain("—"),
             };
-            vec![escape(&c.name), escape(&server), summary.map(describe_load).unwrap_or_else(|| "—".into())]
+            let searched = c.trials.iter().any(|t| t.capacity.is_some());
+            let load = match summary {
+                Some(s) if searched => format!("{} (the probe at capacity)", describe_load(s)),
+                Some(s) => describe_load(s),
+                None if searched => "no probe met the objective".into(),
+                None => "—".into(),
+            };
+            vec![plain(c.name.clone()), server, plain(load)]
         })
         .collect();
-    md.push_str(&table(&["configuration", "server", "load"], &[Align::Left; 3], &rows));
-    md.push('\n');
+    let headers = ["configuration", "server", "load"].map(String::from).to_vec();
+    d.push(Block::Table(Table { headers, align: vec![Align::Left; 3], rows }));
 }
 
 fn describe_load(s: &LoadgenSummary) -> String {
@@ -230,8 +515,8 @@ fn describe_load(s: &LoadgenSummary) -> String {
     )
 }
 
-fn warnings(md: &mut String, run: &Run) {
-    md.push_str("## Warnings\n\n");
+fn warnings(d: &mut Document, run: &Run) {
+    d.heading(2, "Warnings");
     let mut any = false;
     for c in &run.configs {
         let with: Vec<_> = c.trials.iter().filter_map(|t| t.summary.as_ref().filter(|s| !s.warnings.is_empty()).map(|s| (t.number, s))).collect();
@@ -239,96 +524,52 @@ fn warnings(md: &mut String, run: &Run) {
             continue;
         }
         any = true;
-        let _ = writeln!(md, "### {}\n", escape(&c.name));
-        for (n, s) in with {
-            for w in &s.warnings {
-                let _ = writeln!(md, "- trial {n}: **{}**: {}", kind_name(&w.kind), escape(&w.message));
-            }
-        }
-        md.push('\n');
+        d.heading(3, c.name.clone());
+        let items = with
+            .iter()
+            .flat_map(|(n, s)| s.warnings.iter().map(move |w| Item::from(vec![t(format!("trial {n}: ")), strong(kind_name(&w.kind)), t(format!(": {}", w.message))])))
+            .collect();
+        d.push(Block::List(items));
     }
     if !any {
-        md.push_str("None: no load generator reported anything that puts these figures in doubt.\n\n");
+        d.paragraph(plain("None: no load generator reported anything that puts these figures in doubt."));
     }
 }
 
 /// `SendLagHigh` -> `send lag high`, from the name the result files use.
-fn kind_name(kind: &wsbench_core::warning::WarningKind) -> String {
+fn kind_name(kind: &WarningKind) -> String {
     serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(|s| s.replace('_', " "))).unwrap_or_else(|| format!("{kind:?}"))
 }
 
-fn trial_problems(md: &mut String, run: &Run) {
-    md.push_str("## Failed trials and missing files\n\n");
-    let mut any = false;
+fn trial_problems(d: &mut Document, run: &Run) {
+    d.heading(2, "Failed trials and missing files");
+    let mut items = Vec::new();
     for c in &run.configs {
-        for t in &c.trials {
-            if t.failure.is_none() && t.problems.is_empty() {
+        for trial in &c.trials {
+            if trial.failure.is_none() && trial.problems.is_empty() {
                 continue;
             }
-            any = true;
-            let verdict = if stats::usable(t) { "included" } else { "left out of the table and figures" };
-            let _ = writeln!(md, "- **{}**, trial {} ({verdict}):", escape(&c.name), t.number);
-            if let Some(why) = &t.failure {
-                let _ = writeln!(md, "  - failed: {}", escape(why));
+            let verdict = if stats::usable(trial) { "included" } else { "left out of the table and figures" };
+            let line = vec![strong(c.name.clone()), t(format!(", trial {} ({verdict}):", trial.number))];
+            let mut children: Vec<Inline> = Vec::new();
+            if let Some(why) = &trial.failure {
+                children.push(plain(format!("failed: {why}")));
             }
-            for p in &t.problems {
-                let line = match &p.kind {
+            for p in &trial.problems {
+                children.push(plain(match &p.kind {
                     ProblemKind::Unreadable(_) => format!("unreadable: {p}"),
                     _ => p.to_string(),
-                };
-                let _ = writeln!(md, "  - {}", escape(&line));
+                }));
             }
+            items.push(Item { line, children });
         }
     }
-    if any {
-        md.push('\n');
-    } else {
+    if items.is_empty() {
         let n: usize = run.configs.iter().map(|c| c.trials.len()).sum();
-        let _ = writeln!(md, "None: all {n} trials completed with every file in place.\n");
+        d.paragraph(plain(format!("None: all {n} trials completed with every file in place.")));
+    } else {
+        d.push(Block::List(items));
     }
-}
-
-/// Keeps user-supplied text from breaking a Markdown table or starting markup.
-fn escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Align {
-    Left,
-    Right,
-}
-
-/// A Markdown table padded to aligned columns, so it reads in a terminal as well as on GitHub.
-fn table(headers: &[&str], align: &[Align], rows: &[Vec<String>]) -> String {
-    let width = |s: &str| s.chars().count();
-    let mut widths: Vec<usize> = headers.iter().map(|h| width(h).max(3)).collect();
-    for row in rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(width(c));
-        }
-    }
-    let pad = |s: &str, w: usize, a: Align| {
-        let fill = " ".repeat(w.saturating_sub(width(s)));
-        if a == Align::Right {
-            format!("{fill}{s}")
-        } else {
-            format!("{s}{fill}")
-        }
-    };
-    let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
-    let mut out = line(headers.iter().zip(&widths).zip(align).map(|((h, &w), &a)| pad(h, w, a)).collect());
-    out += &line(
-        widths
-            .iter()
-            .zip(align)
-            .map(|(&w, &a)| if a == Align::Right { format!("{}:", "-".repeat(w - 1)) } else { format!(":{}", "-".repeat(w - 1)) })
-            .collect(),
-    );
-    for row in rows {
-        out += &line(row.iter().zip(&widths).zip(align).map(|((c, &w), &a)| pad(c, w, a)).collect());
-    }
-    out
 }
 
 #[cfg(test)]
@@ -351,14 +592,4 @@ mod tests {
         assert_eq!(bytes_cell(spread(12.5 * 1048576.0, 12.0 * 1048576.0, 13.0 * 1048576.0, 2)), "12.5 MiB [12.0–13.0]");
     }
 
-    #[test]
-    fn tables_are_aligned_and_escaped() {
-        let t =
-            table(&["name", "value"], &[Align::Left, Align::Right], &[vec![escape("a|b"), "1".into()], vec!["longer name".into(), "12.5 µs".into()]]);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), 4);
-        assert!(lines.iter().all(|l| l.chars().count() == lines[0].chars().count()), "{t}");
-        assert!(t.contains("a\\|b"));
-        assert!(lines[1].contains("---:"), "{t}");
-    }
 }

@@ -4,11 +4,18 @@
 //! second of every trial is added into one histogram and percentiles are read from the sum.
 //! Counts that are not histograms (throughput, CPU, memory) are shown as the median over trials
 //! with the min–max range as a band.
+//!
+//! Runs of several configurations that belong together get their own series: a payload-size
+//! sweep ([`size_sweep`]), a rate sweep ([`rate_sweep`], from the manifest's `group` and
+//! `asked_rate`) and a capacity search ([`capacity`], from each trial's `capacity.json`).
 
 use hdrhistogram::Histogram;
-use wsbench_core::hist;
+use wsbench_core::hist::{self, LatencySummary};
+use wsbench_core::result::CapacityResult;
+use wsbench_core::slo::Slo;
+use wsbench_core::warning::WarningKind;
 
-use crate::load::{ConfigRun, Trial};
+use crate::load::{ConfigRun, Run, Trial};
 use crate::merge;
 use crate::stats::{self, Spread};
 
@@ -41,6 +48,43 @@ pub struct BandPoint {
     pub max: f64,
 }
 
+/// Rows of the latency heat map per decade of latency: fine enough that a pause's smear and the
+/// body stay apart, coarse enough that a second with a few thousand messages fills its rows.
+pub const HEAT_BINS_PER_DECADE: i32 = 16;
+
+/// The latency range of heat-map row `bin`, in µs: `[10^(bin/B), 10^((bin+1)/B))` for
+/// `B =` [`HEAT_BINS_PER_DECADE`]. Rows are anchored to decades, so every configuration's rows
+/// line up without agreeing on a range first.
+pub fn heat_bin_range(bin: i32) -> (f64, f64) {
+    let b = f64::from(HEAT_BINS_PER_DECADE);
+    (10f64.powf(f64::from(bin) / b), 10f64.powf(f64::from(bin + 1) / b))
+}
+
+/// The heat-map row of a latency in µs (positive).
+pub fn heat_bin(us: f64) -> i32 {
+    (us.log10() * f64::from(HEAT_BINS_PER_DECADE)).floor() as i32
+}
+
+/// One interval of the heat map: how that interval's messages spread over latency rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatColumn {
+    /// Seconds since the measured window began.
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Messages in the interval.
+    pub total: u64,
+    /// (row, messages) for every row that has messages, ascending.
+    pub cells: Vec<(i32, u64)>,
+}
+
+/// One point of a cumulative distribution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CdfPoint {
+    pub us: f64,
+    /// Share of messages at or below `us`, 0–100.
+    pub percent: f64,
+}
+
 /// Everything the figures show about one configuration.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ConfigSeries {
@@ -57,6 +101,24 @@ pub struct ConfigSeries {
     pub server_cpu_pct: Vec<BandPoint>,
     /// Server resident memory in MiB, from `processes.csv`.
     pub server_rss_mib: Vec<BandPoint>,
+    /// Per interval, from `latency.hlog` of every usable trial added by interval index.
+    pub heatmap: Vec<HeatColumn>,
+    /// From the whole run's histogram.
+    pub cdf: Vec<CdfPoint>,
+    /// Set when the configuration is a point of a rate sweep, so figures can draw the points of
+    /// one sweep as shades of one colour.
+    pub family: Option<Family>,
+}
+
+/// A configuration's place in a rate sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// Index of the sweep among the run's sweeps, in manifest order.
+    pub group: usize,
+    /// Position of the point in its sweep by asked rate, from 0 (the lowest rate).
+    pub rank: usize,
+    /// Points in the sweep.
+    pub size: usize,
 }
 
 impl ConfigSeries {
@@ -92,12 +154,29 @@ impl ConfigSeries {
         Self {
             name: config.name.clone(),
             latency,
+            heatmap: per_second.iter().filter(|iv| !iv.histogram.is_empty()).map(heat_column).collect(),
+            cdf: cdf(&whole),
             distribution: distribution(&whole),
             count: whole.len(),
             throughput,
             server_cpu_pct: samples(|s| s.cpu_pct),
             server_rss_mib: samples(|s| s.rss_bytes as f64 / (1024.0 * 1024.0)),
+            family: None,
         }
+    }
+
+    /// Every configuration of `run` in manifest order, each placed in its rate sweep if it is a
+    /// point of one.
+    pub fn of_run(run: &Run) -> Vec<Self> {
+        let mut all: Vec<Self> = run.configs.iter().map(Self::of).collect();
+        for (g, group) in rate_sweep(run).iter().enumerate() {
+            for (rank, point) in group.points.iter().enumerate() {
+                if let Some(c) = all.iter_mut().find(|c| c.name == point.name) {
+                    c.family = Some(Family { group: g, rank, size: group.points.len() });
+                }
+            }
+        }
+        all
     }
 }
 
@@ -121,6 +200,232 @@ pub fn distribution(h: &Histogram<u64>) -> Vec<QuantilePoint> {
         points.push(QuantilePoint { x: count, us: max });
     }
     points
+}
+
+/// One interval's histogram as heat-map cells.
+fn heat_column(iv: &hist::LogInterval) -> HeatColumn {
+    let h = &iv.histogram;
+    let mut cells: Vec<(i32, u64)> = Vec::new();
+    for v in h.iter_recorded() {
+        // The bucket's middle value, so a bucket that straddles a row boundary lands where most of it is.
+        let us = (h.median_equivalent(v.value_iterated_to()) as f64 / 1e3).max(1e-3);
+        let bin = heat_bin(us);
+        match cells.last_mut() {
+            Some((b, n)) if *b == bin => *n += v.count_at_value(),
+            _ => cells.push((bin, v.count_at_value())),
+        }
+    }
+    let start_s = iv.start.as_secs_f64();
+    HeatColumn { start_s, end_s: start_s + iv.duration.as_secs_f64(), total: h.len(), cells }
+}
+
+/// The cumulative distribution of a histogram: one point per recorded bucket, thinned so that
+/// consecutive points differ by at least 0.5 % in latency or 0.1 percentage points in share
+/// (the curve looks the same and an SVG of it stays small). The first and last points are kept.
+pub fn cdf(h: &Histogram<u64>) -> Vec<CdfPoint> {
+    let total = h.len();
+    if total == 0 {
+        return Vec::new();
+    }
+    let mut points: Vec<CdfPoint> = Vec::new();
+    let mut seen = 0u64;
+    let mut pending: Option<CdfPoint> = None;
+    for v in h.iter_recorded() {
+        seen += v.count_at_value();
+        let p = CdfPoint { us: h.highest_equivalent(v.value_iterated_to()) as f64 / 1e3, percent: 100.0 * seen as f64 / total as f64 };
+        match points.last() {
+            Some(last) if p.us < last.us * 1.005 && p.percent - last.percent < 0.1 => pending = Some(p),
+            _ => {
+                points.push(p);
+                pending = None;
+            }
+        }
+    }
+    points.extend(pending);
+    points
+}
+
+/// One configuration of a payload-size sweep: its message size and latency over trials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizePoint {
+    pub name: String,
+    /// Message size in bytes, header included.
+    pub size: u64,
+    /// Median over trials with min–max, µs.
+    pub p50: Spread,
+    pub p99: Spread,
+}
+
+/// The payload-size sweep of a run, when it is one: at least two message sizes, and the
+/// configurations differ in nothing else (same server, same load apart from `size`). Any other
+/// difference would make the curve mix two effects, so then there is no sweep. Points are
+/// sorted by size; configurations without usable trials are left out.
+pub fn size_sweep(run: &crate::load::Run) -> Option<Vec<SizePoint>> {
+    let entries = &run.manifest.configs;
+    let without_size = |e: &wsbench_core::result::ConfigEntry| {
+        let mut load = e.load.clone();
+        let size = load.as_object_mut()?.remove("size")?.as_u64()?;
+        Some((size, (e.server.clone(), load, e.group.clone(), e.asked_rate.map(f64::to_bits))))
+    };
+    let keyed: Vec<(u64, _)> = entries.iter().map(without_size).collect::<Option<_>>()?;
+    let first = &keyed.first()?.1;
+    if keyed.iter().any(|(_, rest)| rest != first) {
+        return None;
+    }
+    let mut sizes: Vec<u64> = keyed.iter().map(|(s, _)| *s).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if sizes.len() < 2 {
+        return None;
+    }
+    let mut points: Vec<SizePoint> = run
+        .configs
+        .iter()
+        .zip(&keyed)
+        .filter_map(|(c, (size, _))| {
+            let s = stats::ConfigStats::of(c);
+            Some(SizePoint { name: c.name.clone(), size: *size, p50: s.p50_us?, p99: s.p99_us? })
+        })
+        .collect();
+    points.sort_by_key(|p| p.size);
+    (points.len() >= 2).then_some(points)
+}
+
+/// Share of its asked rate a point must achieve not to count as overloaded: the capacity
+/// search judges its probes by the same share (a probe below it fails).
+pub const ACHIEVED_SHARE: f64 = 0.95;
+
+/// One point of a rate sweep: a configuration run at one open-loop rate, over its trials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPoint {
+    /// The configuration's name, `<group>@<rate>`.
+    pub name: String,
+    /// The total rate asked for, msgs/s.
+    pub asked: f64,
+    /// Echoes received per second (median over usable trials, with range); `None` when no
+    /// trial of the point has a summary.
+    pub achieved: Option<Spread>,
+    /// Latency from the intended send time, µs, median over trials with range.
+    pub p50: Option<Spread>,
+    pub p99: Option<Spread>,
+    pub p99_9: Option<Spread>,
+    /// The median achieved rate fell short of [`ACHIEVED_SHARE`] of the asked rate: the server
+    /// (or the load generator) could not keep up. `false` when nothing was measured.
+    pub overloaded: bool,
+    /// The first overloaded point of its sweep, by asked rate.
+    pub knee: bool,
+    /// Usable trials, and trials in all.
+    pub trials_used: usize,
+    pub trials_total: usize,
+    /// Every kind of load-generator warning raised in any usable trial, in the order first seen.
+    pub warnings: Vec<WarningKind>,
+}
+
+/// The points of one rate sweep, by ascending asked rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepGroup {
+    /// The configuration the sweep was written for (`group` in the manifest).
+    pub name: String,
+    pub points: Vec<SweepPoint>,
+}
+
+impl SweepGroup {
+    /// The first overloaded point, if the sweep reached one.
+    pub fn knee(&self) -> Option<&SweepPoint> {
+        self.points.iter().find(|p| p.knee)
+    }
+}
+
+/// The rate sweeps of a run: configurations the manifest marks with a `group`, gathered per
+/// group in the order groups first appear, points sorted by asked rate. The asked rate is the
+/// manifest's, or else the one the load generator recorded. Empty when the run is no sweep.
+pub fn rate_sweep(run: &Run) -> Vec<SweepGroup> {
+    let mut groups: Vec<SweepGroup> = Vec::new();
+    for (entry, config) in run.manifest.configs.iter().zip(&run.configs) {
+        let Some(group) = &entry.group else { continue };
+        let used: Vec<&Trial> = config.trials.iter().filter(|t| stats::usable(t)).collect();
+        let summaries = || used.iter().filter_map(|t| t.summary.as_ref());
+        let asked = entry.asked_rate.or_else(|| summaries().find_map(|s| s.rate.map(|r| r.asked_msgs_per_s)));
+        let Some(asked) = asked.filter(|a| a.is_finite() && *a > 0.0) else { continue };
+        let lat = |f: fn(&LatencySummary) -> f64| Spread::of(summaries().map(|s| f(&s.latency_us)));
+        let achieved = Spread::of(summaries().map(|s| s.throughput_msgs_per_s));
+        let mut warnings: Vec<WarningKind> = Vec::new();
+        for w in summaries().flat_map(|s| &s.warnings) {
+            if !warnings.contains(&w.kind) {
+                warnings.push(w.kind);
+            }
+        }
+        let point = SweepPoint {
+            name: config.name.clone(),
+            asked,
+            overloaded: achieved.is_some_and(|a| a.median < ACHIEVED_SHARE * asked),
+            achieved,
+            p50: lat(|l| l.p50),
+            p99: lat(|l| l.p99),
+            p99_9: lat(|l| l.p99_9),
+            knee: false,
+            trials_used: used.len(),
+            trials_total: config.trials.len(),
+            warnings,
+        };
+        match groups.iter_mut().find(|g| &g.name == group) {
+            Some(g) => g.points.push(point),
+            None => groups.push(SweepGroup { name: group.clone(), points: vec![point] }),
+        }
+    }
+    for g in &mut groups {
+        g.points.sort_by(|a, b| a.asked.total_cmp(&b.asked));
+        if let Some(knee) = g.points.iter_mut().find(|p| p.overloaded) {
+            knee.knee = true;
+        }
+    }
+    groups
+}
+
+/// The capacity searches of one configuration: one `capacity.json` per usable trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacityConfig {
+    pub name: String,
+    /// Position in the manifest, which fixes the configuration's colour.
+    pub index: usize,
+    /// The objective as the search wrote it, e.g. `p99 <= 5 ms` (the first trial's).
+    pub slo: String,
+    /// The same, parsed; `None` when it does not parse (written by another wsbench).
+    pub objective: Option<Slo>,
+    /// Capacity over the trials, msgs/s: median with min–max.
+    pub capacity: Spread,
+    /// (trial number, its search), in trial order.
+    pub trials: Vec<(u32, CapacityResult)>,
+}
+
+impl CapacityConfig {
+    /// Trials whose search narrowed the bracket to the requested precision.
+    pub fn converged(&self) -> usize {
+        self.trials.iter().filter(|(_, c)| c.converged).count()
+    }
+
+    /// The value the objective bounds for one probe, µs; `None` when the probe measured nothing
+    /// (its trial failed) or the objective is unknown.
+    pub fn probe_value(&self, latency: &LatencySummary) -> Option<f64> {
+        let o = self.objective?;
+        (latency.count > 0).then(|| o.stat.of(latency))
+    }
+}
+
+/// The configurations of `run` that searched for their capacity, in manifest order; empty when
+/// no trial holds a `capacity.json`. Trials the orchestrator marked failed are left out.
+pub fn capacity(run: &Run) -> Vec<CapacityConfig> {
+    run.configs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, c)| {
+            let trials: Vec<(u32, CapacityResult)> =
+                c.trials.iter().filter(|t| stats::usable(t)).filter_map(|t| Some((t.number, t.capacity.clone()?))).collect();
+            let capacity = Spread::of(trials.iter().map(|(_, r)| r.capacity_msgs_per_s))?;
+            let slo = trials.first()?.1.slo.clone();
+            Some(CapacityConfig { name: c.name.clone(), index, objective: Slo::parse(&slo).ok(), slo, capacity, trials })
+        })
+        .collect()
 }
 
 /// Pairs (time, value) of several trials, combined by index into median and range.
@@ -155,6 +460,40 @@ mod tests {
         assert!((at(100.0) / 99_000.0 - 1.0).abs() < 0.01, "p99 {}", at(100.0));
         assert_eq!(*d.last().unwrap(), QuantilePoint { x: 100_000.0, us: h.max() as f64 / 1e3 });
         assert!(distribution(&new_histogram()).is_empty());
+    }
+
+    #[test]
+    fn heat_columns_put_each_message_in_its_decade_row() {
+        let mut h = new_histogram();
+        for _ in 0..90 {
+            record_ns(&mut h, 50_000); // 50 µs
+        }
+        for _ in 0..10 {
+            record_ns(&mut h, 80_000_000); // 80 ms: a pause
+        }
+        let iv = hist::LogInterval { start: std::time::Duration::from_secs(3), duration: std::time::Duration::from_secs(1), tag: None, histogram: h };
+        let c = heat_column(&iv);
+        assert_eq!((c.start_s, c.end_s, c.total), (3.0, 4.0, 100));
+        assert_eq!(c.cells, vec![(heat_bin(50.0), 90), (heat_bin(80_000.0), 10)]);
+        let (lo, hi) = heat_bin_range(heat_bin(50.0));
+        assert!(lo <= 50.0 && 50.0 < hi && hi / lo < 1.16, "{lo} {hi}");
+        assert_eq!(heat_bin(1.0), 0);
+        assert_eq!(heat_bin(10.0), HEAT_BINS_PER_DECADE);
+    }
+
+    #[test]
+    fn the_cdf_rises_to_one_hundred_percent() {
+        let mut h = new_histogram();
+        for v in 1..=10_000u64 {
+            record_ns(&mut h, v * 1_000);
+        }
+        let c = cdf(&h);
+        assert!(c.windows(2).all(|w| w[0].us < w[1].us && w[0].percent <= w[1].percent));
+        assert_eq!(c.last().unwrap().percent, 100.0);
+        let median = c.iter().find(|p| p.percent >= 50.0).unwrap();
+        assert!((median.us / 5_000.0 - 1.0).abs() < 0.01, "{median:?}");
+        assert!(c.len() < 2_000, "thinned: {}", c.len());
+        assert!(cdf(&new_histogram()).is_empty());
     }
 
     #[test]

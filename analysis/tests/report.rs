@@ -19,15 +19,19 @@ fn report_writes_figures_and_markdown_with_medians() {
     let paths = report(&run.dir).unwrap();
 
     assert_eq!(paths.dir, run.dir.join(layout::REPORT_DIR));
-    assert_eq!(paths.figures.len(), 4);
-    for name in ["latency-over-time", "percentile-distribution", "throughput-over-time", "server-resources"] {
+    // No size sweep here: the configurations differ in their server.
+    assert_eq!(paths.figures.len(), 6);
+    for name in ["latency-over-time", "latency-heatmap", "percentile-distribution", "latency-cdf", "throughput-over-time", "server-resources"] {
         let png = paths.dir.join(format!("{name}.png"));
         let svg = paths.dir.join(format!("{name}.svg"));
         assert!(paths.files().contains(&png.as_path()), "{name} not listed");
         let size = fs::metadata(&png).unwrap().len();
         assert!(size > 20_000, "{name}.png is only {size} bytes");
         let img = image::open(&png).unwrap_or_else(|e| panic!("{name}.png does not decode: {e}"));
-        assert_eq!((img.width(), img.height()), wsbench_analysis::plot::SIZE);
+        assert_eq!(img.width(), wsbench_analysis::plot::SIZE.0, "{name}");
+        if name != "latency-heatmap" {
+            assert_eq!(img.height(), wsbench_analysis::plot::SIZE.1, "{name}");
+        }
         let svg_text = fs::read_to_string(&svg).unwrap();
         assert!(svg_text.starts_with("<svg") && svg_text.contains("</svg>"), "{name}.svg");
         assert!(svg_text.contains("current-thread") && svg_text.contains("multi-thread"), "{name}.svg has no legend");

@@ -22,8 +22,9 @@ use wsbench_core::event::Listening;
 use wsbench_core::layout;
 use wsbench_core::units::latency_us;
 use wsbench_core::plan::{LoadPlan, ServerPlan};
-use wsbench_core::result::{ConfigEntry, HostInfo, LoadgenSummary, RunManifest};
-use wsbench_core::scenario::{ConfigSpec, LoadSpec, Scenario, ServerSpec};
+use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LoadgenSummary, RunManifest};
+use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec};
+use wsbench_core::warning::WarningKind;
 
 use crate::procstat::Sampler;
 use crate::{EXIT_FAILED, EXIT_USAGE};
@@ -126,6 +127,8 @@ fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
             .map(|c| ConfigEntry {
                 name: c.name.clone(),
                 dir: layout::slug(&c.name),
+                group: c.group.clone(),
+                asked_rate: c.load.rate,
                 server: serde_json::to_value(&c.server).unwrap_or_default(),
                 load: serde_json::to_value(&c.load).unwrap_or_default(),
             })
@@ -152,8 +155,13 @@ fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
         let config = &scenario.configs[c];
         let prefix = format!("[{}/{}] {} · trial {t}/{}", i + 1, order.len(), config.name, scenario.trials);
         eprintln!("{prefix}: running");
-        match run_trial(&cx, config, t) {
-            Ok(summary) => eprintln!("{prefix}: {}", one_line(&summary)),
+        let dir = layout::trial_dir(&cx.run_dir, &config.name, t);
+        let outcome = match &scenario.search {
+            None => run_trial(&cx, config, &dir).map(|s| one_line(&s)),
+            Some(search) => run_search(&cx, config, &dir, search).map(|c| capacity_line(&c)),
+        };
+        match outcome {
+            Ok(line) => eprintln!("{prefix}: {line}"),
             Err(TrialError::ServerStart(e)) => {
                 // A server that cannot start will not start on the next trial either.
                 manifest.failures.push((config.name.clone(), t, format!("{e:#}")));
@@ -243,8 +251,9 @@ struct ServerProcess {
     log: PathBuf,
 }
 
-fn run_trial(cx: &RunContext, config: &ConfigSpec, trial: u32) -> Result<LoadgenSummary, TrialError> {
-    let dir = layout::trial_dir(&cx.run_dir, &config.name, trial);
+/// Runs one trial (server, load generators, sampling) with its files in `dir`.
+fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<LoadgenSummary, TrialError> {
+    let dir = dir.to_owned();
     fs::create_dir_all(&dir).map_err(|e| TrialError::Failed(anyhow!("cannot create {}: {e}", dir.display())))?;
 
     let mut server = start_server(cx, &config.server, &dir).map_err(TrialError::ServerStart)?;
@@ -330,6 +339,127 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, trial: u32) -> Result<Loadgen
     }
 }
 
+/// Share of the asked rate that must be answered for a probe not to count as overloaded.
+const ACHIEVED_SHARE: f64 = 0.95;
+
+/// Finds the highest open-loop rate that meets the objective: doubling from `start_rate` until a
+/// probe fails (or halving until one passes), then bisecting the bracket until it is narrower
+/// than the precision. Every probe is a whole trial in `dir/probe-NN`; the files of the probe at
+/// capacity are copied into `dir` so tables and plots show the configuration at its capacity.
+fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &CapacitySearch) -> Result<CapacityResult, TrialError> {
+    let result = search_capacity(search, &cx.interrupted, |k, rate| {
+        let name = format!("probe-{k:02}");
+        let mut probe_config = config.clone();
+        probe_config.load.rate = Some(rate);
+        let (passed, verdict, achieved, latency) = match run_trial(cx, &probe_config, &dir.join(&name)) {
+            Ok(s) => judge(search, rate, &s),
+            Err(TrialError::ServerStart(e)) => return Err(TrialError::ServerStart(e)),
+            Err(TrialError::Failed(e)) => (false, format!("trial failed: {e:#}"), 0.0, Default::default()),
+        };
+        eprintln!("    {name}: {rate:.0} msgs/s: {verdict}");
+        Ok(CapacityProbe { dir: name, asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict })
+    })?;
+    let path = dir.join(layout::CAPACITY);
+    fs::create_dir_all(dir)
+        .and_then(|_| fs::write(&path, serde_json::to_vec_pretty(&result).unwrap_or_default()))
+        .map_err(|e| TrialError::Failed(anyhow!("cannot write {}: {e}", path.display())))?;
+    if let Some(best) = result.probes.iter().filter(|p| p.passed).max_by(|a, b| a.asked_msgs_per_s.total_cmp(&b.asked_msgs_per_s)) {
+        copy_files(&dir.join(&best.dir), dir).map_err(|e| TrialError::Failed(anyhow!("cannot copy the probe at capacity: {e}")))?;
+    }
+    Ok(result)
+}
+
+/// The search itself, apart from how a probe runs: `probe(k, rate)` runs the k-th probe (from 1).
+fn search_capacity<E>(
+    search: &CapacitySearch,
+    interrupted: &AtomicBool,
+    mut probe: impl FnMut(u32, f64) -> Result<CapacityProbe, E>,
+) -> Result<CapacityResult, E> {
+    let mut probes: Vec<CapacityProbe> = Vec::new();
+    let (mut pass, mut fail): (Option<f64>, Option<f64>) = (None, None);
+    let mut converged = false;
+    let mut rate = search.start_rate;
+    for k in 1..=search.max_probes {
+        if interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        let p = probe(k, rate)?;
+        if p.passed {
+            pass = Some(pass.map_or(rate, |x: f64| x.max(rate)));
+        } else {
+            fail = Some(fail.map_or(rate, |x: f64| x.min(rate)));
+        }
+        probes.push(p);
+        rate = match (pass, fail) {
+            (_, None) if rate >= search.max_rate => break,
+            (_, None) => (rate * 2.0).min(search.max_rate),
+            (None, Some(f)) if f / 2.0 < 1.0 => break,
+            (None, Some(f)) => f / 2.0,
+            (Some(p), Some(f)) if (f - p) / p <= search.precision => {
+                converged = true;
+                break;
+            }
+            (Some(p), Some(f)) => (p + f) / 2.0,
+        };
+    }
+    Ok(CapacityResult {
+        schema_version: wsbench_core::SCHEMA_VERSION,
+        slo: search.slo.to_string(),
+        precision: search.precision,
+        capacity_msgs_per_s: pass.unwrap_or(0.0),
+        first_failing_msgs_per_s: fail,
+        converged,
+        probes,
+    })
+}
+
+/// Whether one probe meets the objective: complete, no errors, not overloaded, bound kept.
+fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (bool, String, f64, wsbench_core::hist::LatencySummary) {
+    let achieved = s.throughput_msgs_per_s;
+    let bad = s.messages.errors + s.messages.corrupted + s.messages.lost;
+    let value = search.slo.stat.of(&s.latency_us);
+    let (passed, mut verdict) = if !s.complete {
+        (false, format!("incomplete: {}", s.reason.as_deref().unwrap_or("unknown reason")))
+    } else if bad > 0 {
+        (false, format!("{bad} errors, corrupted or lost messages"))
+    } else if achieved < ACHIEVED_SHARE * asked {
+        (false, format!("overloaded: only {achieved:.0} msgs/s answered"))
+    } else if !search.slo.holds(&s.latency_us) {
+        (false, format!("misses {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value)))
+    } else {
+        (true, format!("meets {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value)))
+    };
+    if s.warnings.iter().any(|w| matches!(w.kind, WarningKind::SendLagHigh | WarningKind::LoadgenSaturated)) {
+        verdict.push_str("; the load generator was saturated, so this limit may be its own");
+    }
+    (passed, verdict, achieved, s.latency_us)
+}
+
+fn capacity_line(c: &CapacityResult) -> String {
+    let bracket = match c.first_failing_msgs_per_s {
+        Some(f) => format!("first failing {f:.0} msgs/s"),
+        None => "no probe failed".into(),
+    };
+    format!(
+        "capacity {:.0} msgs/s under {} ({bracket}, {} probes{})",
+        c.capacity_msgs_per_s,
+        c.slo,
+        c.probes.len(),
+        if c.converged { "" } else { ", not converged" }
+    )
+}
+
+/// Copies the files (not folders) of `from` into `to`.
+fn copy_files(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
 fn read_summary(path: &Path) -> Result<LoadgenSummary> {
     let bytes = fs::read(path).with_context(|| format!("no load-generator summary at {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not a wsbench summary", path.display()))
@@ -369,6 +499,7 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
                 listen: "127.0.0.1:0".parse().expect("literal address"),
                 engine: b.engine,
                 workload: b.workload,
+                handler: b.handler,
                 runtime: b.runtime,
                 workers: b.workers,
                 max_message_size: b.max_message_size,
@@ -521,6 +652,52 @@ mod tests {
         assert_eq!(plans.len(), 1);
         assert_eq!(plans[0].out.as_deref(), Some(Path::new("t")));
         assert_eq!(plans[0].rate, None);
+    }
+
+    fn fake_probe(capacity: f64) -> impl FnMut(u32, f64) -> Result<CapacityProbe, ()> {
+        move |k, rate| {
+            Ok(CapacityProbe {
+                dir: format!("probe-{k:02}"),
+                asked_msgs_per_s: rate,
+                achieved_msgs_per_s: rate.min(capacity),
+                latency_us: Default::default(),
+                passed: rate <= capacity,
+                verdict: String::new(),
+            })
+        }
+    }
+
+    fn search(start: f64, max: f64, probes: u32) -> CapacitySearch {
+        CapacitySearch { slo: wsbench_core::slo::Slo::parse("p99 <= 5ms").unwrap(), precision: 0.05, start_rate: start, max_rate: max, max_probes: probes }
+    }
+
+    #[test]
+    fn search_finds_a_known_capacity_within_its_precision() {
+        let never = AtomicBool::new(false);
+        for capacity in [700.0, 5_000.0, 23_456.0, 250_000.0] {
+            let r = search_capacity(&search(1000.0, 1e6, 30), &never, fake_probe(capacity)).unwrap();
+            assert!(r.converged, "{capacity}: {r:?}");
+            assert!(r.capacity_msgs_per_s <= capacity, "{capacity}: {r:?}");
+            assert!(r.capacity_msgs_per_s >= capacity / 1.05, "{capacity}: {}", r.capacity_msgs_per_s);
+            let f = r.first_failing_msgs_per_s.unwrap();
+            assert!(f > capacity && (f - r.capacity_msgs_per_s) / r.capacity_msgs_per_s <= 0.05);
+        }
+    }
+
+    #[test]
+    fn search_stops_at_its_limits() {
+        let never = AtomicBool::new(false);
+        // Capacity beyond max_rate: no failing probe, not converged, capacity = max_rate.
+        let r = search_capacity(&search(1000.0, 8000.0, 30), &never, fake_probe(1e9)).unwrap();
+        assert_eq!((r.capacity_msgs_per_s, r.first_failing_msgs_per_s, r.converged), (8000.0, None, false));
+        assert_eq!(r.probes.len(), 4); // 1000, 2000, 4000, 8000
+        // The probe budget ends the search.
+        let r = search_capacity(&search(1000.0, 1e6, 3), &never, fake_probe(5e5)).unwrap();
+        assert_eq!(r.probes.len(), 3);
+        assert!(!r.converged);
+        // Nothing passes: capacity 0.
+        let r = search_capacity(&search(1000.0, 1e6, 30), &never, fake_probe(0.5)).unwrap();
+        assert_eq!(r.capacity_msgs_per_s, 0.0);
     }
 
     #[test]

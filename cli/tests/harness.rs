@@ -130,6 +130,34 @@ server = { runtime = "multi-thread", workers = 2 }
 }
 
 #[test]
+fn several_load_generator_processes_are_merged_losslessly() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        tmp.path(),
+        "name = \"shards\"\n[load]\nconnections = 4\nprocesses = 2\nrate = 1000\nwarmup = \"300ms\"\nduration = \"2s\"\n",
+    );
+    let results = tmp.path().join("results");
+    let out = wsbench().arg("run").arg(&scenario).arg("--results").arg(&results).arg("--no-report").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let trial = only_run_dir(&results, "shards").join("default/trial-1");
+    let merged = summary(&trial);
+    let shards: Vec<_> = (0..2).map(|i| summary(&trial.join(format!("loadgen-{i}")))).collect();
+    assert_eq!(shards.iter().map(|s| s.connections.target).sum::<u32>(), 4);
+    assert_eq!(merged.connections.established, 4);
+    assert_eq!(merged.messages.received, shards.iter().map(|s| s.messages.received).sum::<u64>());
+    assert_eq!(merged.latency_us.count, shards.iter().map(|s| s.latency_us.count).sum::<u64>());
+    // The merged log holds every shard's histogram, count for count.
+    let total = |p: &Path| wsbench_core::hist::total(&wsbench_core::hist::read_interval_log(p).unwrap());
+    let mut expected = total(&trial.join("loadgen-0/latency.hlog"));
+    expected.add(total(&trial.join("loadgen-1/latency.hlog"))).unwrap();
+    assert_eq!(total(&trial.join("latency.hlog")), expected);
+    // Both processes ran apart from the server and from each other.
+    let procs = fs::read_to_string(trial.join("processes.csv")).unwrap();
+    assert!(procs.contains("loadgen-0") && procs.contains("loadgen-1"), "{procs}");
+}
+
+#[test]
 fn closed_loop_counts_add_up_with_zero_errors() {
     let _serial = serial();
     let server = Server::start(&[]);

@@ -6,6 +6,8 @@
 //!     summary.json  latency.hlog  service_time.hlog  send_lag.hlog  intervals.csv   (load generator)
 //!     server.json   server-latency.hlog                                           (server)
 //!     processes.csv  server.log  loadgen-<i>/ (one per process when there are several)
+//!     capacity.json  probe-NN/ (capacity search: one folder per probe; the probe at capacity
+//!                    is copied into the trial folder)
 //! results/<scenario>/<run-id>/report/                   plots (PNG, SVG) and report.md
 //! ```
 
@@ -23,6 +25,8 @@ pub const PROCESSES_CSV: &str = "processes.csv";
 pub const SERVER_LOG: &str = "server.log";
 pub const REPORT_DIR: &str = "report";
 pub const REPORT_MD: &str = "report.md";
+/// Outcome of a capacity search, in its trial folder (probes in `probe-NN/` beside it).
+pub const CAPACITY: &str = "capacity.json";
 
 /// `results/<scenario>/<run-id>`.
 pub fn run_dir(results: &Path, scenario: &str, run_id: &str) -> PathBuf {

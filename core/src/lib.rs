@@ -5,7 +5,9 @@
 //! plans, the result files, the message header, the monotonic clock and histogram settings.
 //! No sockets, no async runtime, no argument parsing and no plotting belong in this crate.
 
+pub mod alloc;
 pub mod clock;
+pub mod codec;
 pub mod event;
 pub mod header;
 pub mod hist;
@@ -13,6 +15,7 @@ pub mod layout;
 pub mod plan;
 pub mod result;
 pub mod scenario;
+pub mod slo;
 pub mod units;
 pub mod warning;
 

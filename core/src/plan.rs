@@ -20,6 +20,8 @@ pub enum Engine {
     /// tokio-tungstenite: the reference engine.
     #[default]
     Tungstenite,
+    /// wsbench-core's allocation-free frame codec on a raw socket, with shared read buffers.
+    ZeroAlloc,
 }
 
 /// What the server does with each message.
@@ -29,6 +31,18 @@ pub enum Workload {
     /// Text and binary messages are sent back unchanged.
     #[default]
     Echo,
+}
+
+/// How the server's workload treats each message's bytes: the allocation contrast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Handler {
+    /// Works on the received bytes in place: no heap allocation per message.
+    #[default]
+    ZeroAlloc,
+    /// Decodes every message into owned values and encodes the reply through serde_json, the
+    /// way an ordinary application handler does (the reply is still byte-identical).
+    Alloc,
 }
 
 /// Which tokio runtime the server runs on.
@@ -61,8 +75,9 @@ macro_rules! names {
         }
     };
 }
-names!(Engine { Tungstenite => "tungstenite" });
+names!(Engine { Tungstenite => "tungstenite", ZeroAlloc => "zero-alloc" });
 names!(Workload { Echo => "echo" });
+names!(Handler { ZeroAlloc => "zero-alloc", Alloc => "alloc" });
 names!(Runtime { CurrentThread => "current-thread", MultiThread => "multi-thread" });
 names!(Mode { Binary => "binary", Text => "text" });
 
@@ -84,6 +99,9 @@ pub struct ServerPlan {
     pub listen: SocketAddr,
     pub engine: Engine,
     pub workload: Workload,
+    /// Absent from results written before handlers existed; those servers did not allocate.
+    #[serde(default)]
+    pub handler: Handler,
     pub runtime: Runtime,
     /// Worker threads of the multi-thread runtime (ignored by current-thread).
     pub workers: usize,
@@ -98,6 +116,7 @@ impl Default for ServerPlan {
             listen: "127.0.0.1:9001".parse().expect("literal address"),
             engine: Engine::default(),
             workload: Workload::default(),
+            handler: Handler::default(),
             runtime: Runtime::default(),
             workers: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
@@ -117,6 +136,8 @@ impl ServerPlan {
             self.engine.name().into(),
             "--workload".into(),
             self.workload.name().into(),
+            "--handler".into(),
+            self.handler.name().into(),
             "--runtime".into(),
             self.runtime.name().into(),
             "--workers".into(),
@@ -233,6 +254,9 @@ mod tests {
         assert_eq!(Runtime::CurrentThread.name(), "current-thread");
         assert_eq!(Engine::Tungstenite.name(), "tungstenite");
         assert_eq!(Mode::Text.name(), "text");
+        for h in [Handler::ZeroAlloc, Handler::Alloc] {
+            assert_eq!(serde_json::to_value(h).unwrap(), h.name());
+        }
     }
 
     #[test]

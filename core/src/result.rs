@@ -132,6 +132,16 @@ pub struct LoadgenSummary {
     /// Actual minus intended send time: the load generator's own delay.
     pub send_lag_us: LatencySummary,
     pub cpu: CpuUse,
+    /// Heap allocations of the whole process from the start to the end of the measured window,
+    /// divided by `messages.received`. Includes the collector thread's once-per-second work
+    /// (merging intervals, writing logs and CSV), a few dozen allocations per second whatever
+    /// the rate. `null` when the process does not count allocations (library use).
+    #[serde(default)]
+    pub allocations_per_message: Option<f64>,
+    /// As `allocations_per_message`, counting only the worker threads' allocations over the
+    /// same window: the hot path of sending, receiving, checking and recording.
+    #[serde(default)]
+    pub worker_allocations_per_message: Option<f64>,
     pub warnings: Vec<Warning>,
 }
 
@@ -168,6 +178,17 @@ pub struct ServerSummary {
     pub one_way_latency_us: LatencySummary,
     /// CPU time of the whole server process over its life, in % of one core.
     pub cpu_pct: f64,
+    /// Heap allocations of the whole server process from the first to the last measured
+    /// (non-warm-up, wsbench-header) message it received, divided by the measured messages:
+    /// steady state, without start-up, handshakes, closing and shutdown. Includes the latency
+    /// harvester's once-per-second log write. `null` when the server does not count
+    /// allocations (library use) or received no measured message (e.g. a foreign client).
+    #[serde(default)]
+    pub allocations_per_message: Option<f64>,
+    /// As `allocations_per_message`, counting only the runtime threads that received
+    /// measured messages, each between its own first and last one: the message path.
+    #[serde(default)]
+    pub worker_allocations_per_message: Option<f64>,
 }
 
 /// One row of `intervals.csv`: one second of a load-generator run.
@@ -205,9 +226,47 @@ pub struct ConfigEntry {
     pub name: String,
     /// Folder name under the run directory.
     pub dir: String,
+    /// For a point of a rate sweep: the configuration the point belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Open loop: the total rate asked for, msgs/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_rate: Option<f64>,
     /// The server side: a built-in plan, or an external command.
     pub server: serde_json::Value,
     pub load: serde_json::Value,
+}
+
+/// One probe of a capacity search: a whole trial at one open-loop rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityProbe {
+    /// Folder of the probe's files, relative to the trial folder.
+    pub dir: String,
+    pub asked_msgs_per_s: f64,
+    /// Echoes received per second: below 95 % of the asked rate means overloaded.
+    pub achieved_msgs_per_s: f64,
+    pub latency_us: LatencySummary,
+    pub passed: bool,
+    /// Why it passed or failed, in words.
+    pub verdict: String,
+}
+
+/// `capacity.json` in a trial folder: the outcome of a capacity search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityResult {
+    pub schema_version: u32,
+    /// The objective, e.g. `p99 <= 5 ms`.
+    pub slo: String,
+    /// Requested relative precision (0.05 = 5 %).
+    pub precision: f64,
+    /// The highest probed rate that met the objective without overload; 0 when none did.
+    pub capacity_msgs_per_s: f64,
+    /// The lowest probed rate that failed, when one did: capacity lies in [capacity, this).
+    pub first_failing_msgs_per_s: Option<f64>,
+    /// True when the bracket was narrowed to the precision (false: probe or rate limit reached).
+    pub converged: bool,
+    /// Every probe in the order it ran.
+    pub probes: Vec<CapacityProbe>,
 }
 
 /// `run.json`: the manifest of a `wsbench run`.

@@ -30,7 +30,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::header::HEADER_LEN;
-use crate::plan::{Engine, Mode, Pause, Runtime, Workload, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::plan::{Engine, Handler, Mode, Pause, Runtime, Workload, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::slo::Slo;
 use crate::units::{serde_duration, serde_size};
 
 /// A scenario error, located in its file.
@@ -60,6 +61,8 @@ pub struct Scenario {
     pub description: String,
     pub trials: u32,
     pub configs: Vec<ConfigSpec>,
+    /// `[search]`: find each configuration's capacity under an objective instead of running fixed loads.
+    pub search: Option<CapacitySearch>,
     pub path: PathBuf,
     pub text: String,
 }
@@ -68,6 +71,8 @@ pub struct Scenario {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigSpec {
     pub name: String,
+    /// For a point of a rate sweep (`rates = [...]`): the configuration it belongs to.
+    pub group: Option<String>,
     pub server: ServerSpec,
     pub load: LoadSpec,
 }
@@ -86,6 +91,7 @@ pub enum ServerSpec {
 pub struct BuiltinServer {
     pub engine: Engine,
     pub workload: Workload,
+    pub handler: Handler,
     pub runtime: Runtime,
     pub workers: usize,
     pub max_message_size: u64,
@@ -136,6 +142,31 @@ struct RawScenario {
     load: Option<Spanned<LoadSection>>,
     configs: Option<Vec<Spanned<RawConfig>>>,
     matrix: Option<BTreeMap<Spanned<String>, Spanned<Vec<toml::Value>>>>,
+    search: Option<Spanned<SearchSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchSection {
+    slo: Spanned<String>,
+    precision: Option<Spanned<String>>,
+    start_rate: Option<f64>,
+    max_rate: Option<f64>,
+    max_probes: Option<u32>,
+}
+
+/// `[search]`: the highest open-loop rate that meets an objective, by bracketing and bisection.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CapacitySearch {
+    pub slo: Slo,
+    /// Stop bisecting when (failing − passing) / passing is at most this (0.05 = 5 %).
+    pub precision: f64,
+    /// First rate probed, msgs/s.
+    pub start_rate: f64,
+    /// Never probe above this, msgs/s.
+    pub max_rate: f64,
+    /// Probes per configuration and trial at most.
+    pub max_probes: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +182,7 @@ struct RawConfig {
 struct ServerSection {
     engine: Option<Engine>,
     workload: Option<Workload>,
+    handler: Option<Handler>,
     runtime: Option<Runtime>,
     workers: Option<NonZeroUsize>,
     #[serde(default, deserialize_with = "serde_size::option::deserialize")]
@@ -179,6 +211,7 @@ struct LoadSection {
     warmup: Option<Duration>,
     in_flight: Option<NonZeroU32>,
     rate: Option<f64>,
+    rates: Option<Vec<f64>>,
     processes: Option<NonZeroU32>,
     threads: Option<NonZeroUsize>,
     #[serde(default, with = "serde_duration::option")]
@@ -195,7 +228,7 @@ macro_rules! overlay {
 impl ServerSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, ServerSection {
-            engine, workload, runtime, workers, max_message_size, pause_every, pause_for, command, ready_timeout, path
+            engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, command, ready_timeout, path
         })
     }
 }
@@ -203,7 +236,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, duration, warmup, in_flight, rate, processes, threads, drain_timeout
+            connections, connect_rate, size, mode, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout
         })
     }
 }
@@ -261,14 +294,36 @@ impl Scenario {
             variants.push(("default".into(), ServerSection::default(), LoadSection::default(), raw.server.as_ref().map(|s| s.span()).or(raw.load.as_ref().map(|s| s.span()))));
         }
 
+        let search = match &raw.search {
+            Some(sec) => Some(resolve_search(&cx, sec)?),
+            None => None,
+        };
         let mut configs = Vec::new();
         for (vname, s, l, span) in variants {
             let server = base_server.overlay(&s);
-            let load = base_load.overlay(&l);
-            let spec = resolve(&vname, server, load).map_err(|m| cx.err(span.clone(), m))?;
-            configs.push(spec);
+            let mut load = base_load.overlay(&l);
+            let at = |m: String| cx.err(span.clone(), m);
+            if search.is_some() && (load.rate.is_some() || load.rates.is_some()) {
+                return Err(at(format!("config `{vname}`: [search] finds the rate itself; remove load keys `rate` and `rates`")));
+            }
+            match load.rates.take() {
+                None => configs.push(resolve(&vname, server, load).map_err(at)?),
+                Some(_) if load.rate.is_some() => {
+                    return Err(at(format!("config `{vname}`: give either load key `rate` or `rates` (a sweep), not both")));
+                }
+                Some(rates) if rates.is_empty() => return Err(at(format!("config `{vname}`: load key `rates` is empty"))),
+                Some(rates) => {
+                    // A sweep: one configuration per rate, grouped so the report can draw the curve.
+                    for r in rates {
+                        let point = LoadSection { rate: Some(r), ..load.clone() };
+                        let mut spec = resolve(&format!("{vname}@{r}"), server.clone(), point).map_err(at)?;
+                        spec.group = Some(vname.clone());
+                        configs.push(spec);
+                    }
+                }
+            }
         }
-        Ok(Scenario { name, description: raw.description.unwrap_or_default(), trials, configs, path: path.to_owned(), text: text.to_owned() })
+        Ok(Scenario { name, description: raw.description.unwrap_or_default(), trials, configs, search, path: path.to_owned(), text: text.to_owned() })
     }
 }
 
@@ -326,6 +381,31 @@ fn expand_matrix(cx: &Cx, m: &BTreeMap<Spanned<String>, Spanned<Vec<toml::Value>
     Ok(variants)
 }
 
+fn resolve_search(cx: &Cx, sec: &Spanned<SearchSection>) -> Result<CapacitySearch, ScenarioError> {
+    let s = sec.get_ref();
+    let slo = Slo::parse(s.slo.get_ref()).map_err(|m| cx.err(Some(s.slo.span()), format!("[search] key `slo`: {m}")))?;
+    let precision = match &s.precision {
+        None => 0.05,
+        Some(p) => {
+            let v = p.get_ref().trim().strip_suffix('%').and_then(|v| v.trim().parse::<f64>().ok());
+            match v {
+                Some(v) if v > 0.0 && v < 100.0 => v / 100.0,
+                _ => return Err(cx.err(Some(p.span()), format!("[search] key `precision` is `{}`; write a percentage such as \"5%\"", p.get_ref()))),
+            }
+        }
+    };
+    let start_rate = s.start_rate.unwrap_or(1000.0);
+    let max_rate = s.max_rate.unwrap_or(1_000_000.0);
+    if !start_rate.is_finite() || start_rate <= 0.0 || !max_rate.is_finite() || max_rate < start_rate {
+        return Err(cx.err(Some(sec.span()), "[search] needs 0 < `start_rate` <= `max_rate`".into()));
+    }
+    let max_probes = s.max_probes.unwrap_or(20);
+    if max_probes < 2 {
+        return Err(cx.err(Some(sec.span()), "[search] key `max_probes` must be at least 2 (one to bracket, one to refine)".into()));
+    }
+    Ok(CapacitySearch { slo, precision, start_rate, max_rate, max_probes })
+}
+
 fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, String> {
     let cfg = |m: String| format!("config `{name}`: {m}");
     let server = match s.command {
@@ -333,6 +413,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
             let builtin_keys = [
                 ("engine", s.engine.is_some()),
                 ("workload", s.workload.is_some()),
+                ("handler", s.handler.is_some()),
                 ("runtime", s.runtime.is_some()),
                 ("workers", s.workers.is_some()),
                 ("max_message_size", s.max_message_size.is_some()),
@@ -369,6 +450,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
             ServerSpec::Builtin(BuiltinServer {
                 engine: s.engine.unwrap_or_default(),
                 workload: s.workload.unwrap_or_default(),
+                handler: s.handler.unwrap_or_default(),
                 runtime: s.runtime.unwrap_or_default(),
                 workers: s.workers.map(|w| w.get()).unwrap_or(2),
                 max_message_size: s.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
@@ -411,7 +493,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
     if load.processes > load.connections {
         return Err(cfg(format!("load key `processes` ({}) exceeds `connections` ({}); every process needs a connection", load.processes, load.connections)));
     }
-    Ok(ConfigSpec { name: name.to_owned(), server, load })
+    Ok(ConfigSpec { name: name.to_owned(), group: None, server, load })
 }
 
 #[cfg(test)]
@@ -478,6 +560,29 @@ mod tests {
         assert!(e.message.contains("runtime"), "{e}");
         let s = parse("[server]\ncommand = [\"node\", \"echo.js\", \"{port}\"]\n").unwrap();
         assert!(matches!(s.configs[0].server, ServerSpec::Command(_)));
+    }
+
+    #[test]
+    fn rates_make_a_sweep() {
+        let s = parse("[load]\nrates = [1000, 2000]\n[[configs]]\nname = \"a\"\n[[configs]]\nname = \"b\"\n").unwrap();
+        let names: Vec<_> = s.configs.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a@1000", "a@2000", "b@1000", "b@2000"]);
+        assert_eq!(s.configs[3].group.as_deref(), Some("b"));
+        assert_eq!(s.configs[3].load.rate, Some(2000.0));
+        let e = parse("[load]\nrate = 5\nrates = [1000]\n").unwrap_err();
+        assert!(e.message.contains("rates"), "{e}");
+    }
+
+    #[test]
+    fn search_is_parsed_and_located() {
+        let s = parse("[search]\nslo = \"p99 <= 5ms\"\nprecision = \"10%\"\n").unwrap();
+        let search = s.search.unwrap();
+        assert_eq!(search.slo.bound_us, 5_000.0);
+        assert_eq!(search.precision, 0.1);
+        let e = parse("trials = 1\n[search]\nslo = \"p97 <= 5ms\"\n").unwrap_err();
+        assert_eq!(e.line.map(|l| l.0), Some(3), "{e}");
+        let e = parse("[search]\nslo = \"p99 <= 5ms\"\n[load]\nrate = 100\n").unwrap_err();
+        assert!(e.message.contains("rate"), "{e}");
     }
 
     #[test]

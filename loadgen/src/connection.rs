@@ -11,10 +11,13 @@
 //! The hot path allocates nothing: a message is built in the connection's reused `BytesMut`
 //! (tungstenite copies it into its write buffer and drops our handle, so the next `reserve`
 //! reclaims the same memory), the filler is copied from a pattern built once, echoes are checked
-//! against the oldest outstanding message in a ring that only grows, and recording goes into the
-//! worker's pre-sized histograms.
+//! against the oldest outstanding message in a ring sized up front for a second of backlog, and
+//! recording goes into the worker's pre-sized histograms. tungstenite's own buffers are kept
+//! from growing mid-run too: reads are capped ([`CappedReads`]), and in open loop, where a
+//! backlog after a stall is sent in one go, each frame is written at once instead of gathered
+//! into a write buffer that would grow to the largest backlog ever seen.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::task::{Context, Poll};
@@ -31,29 +34,45 @@ use wsbench_core::clock::now_ns;
 use wsbench_core::header::{MessageHeader, HEADER_LEN};
 use wsbench_core::plan::Mode;
 
+use crate::capped::{read_cap, CappedReads};
 use crate::pacer::Pacer;
 use crate::recorder::Recorder;
 use crate::schedule::{OpenLoopSchedule, Timeline};
 
 /// A client connection as the load generator uses it.
-pub type WsStream = WebSocketStream<TcpStream>;
+pub type WsStream = WebSocketStream<CappedReads<TcpStream>>;
 
 /// Read buffer per connection: tungstenite's default 128 KiB is zero-filled on every read and
 /// costs a quarter of small-message throughput.
 const READ_BUFFER: usize = 8 << 10;
+/// Open loop: the ring of outstanding messages holds this much backlog (at the connection's
+/// rate) before it has to grow, so a stalled server does not cause allocations mid-run.
+const OUTSTANDING_BUDGET_S: f64 = 1.0;
+/// Bounds on that ring, in messages (32 bytes each).
+const OUTSTANDING_MIN: usize = 64;
+const OUTSTANDING_MAX: usize = 1 << 16;
 /// Bound on the closing handshake at the end of a run.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Opens one connection: TCP with `TCP_NODELAY`, then the WebSocket handshake.
-pub async fn connect(addr: &str, url: &str, size: u64) -> Result<WsStream, String> {
+/// `open_loop` connections write each frame as it is handed over (see the module docs).
+pub async fn connect(addr: &str, url: &str, size: u64, open_loop: bool) -> Result<WsStream, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     let defaults = WebSocketConfig::default();
-    let config = WebSocketConfig::default()
+    let mut config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(defaults.max_message_size.unwrap_or(0).max(size)))
         .max_frame_size(Some(defaults.max_frame_size.unwrap_or(0).max(size)));
+    if open_loop {
+        // Messages go out one by one as they fall due anyway; after a stall the backlog then
+        // goes out frame by frame instead of growing the write buffer to hold all of it.
+        config = config.write_buffer_size(0);
+    }
+    // Echoes are as large as what we send; a frame adds at most 14 bytes of header.
+    let max_read = read_cap(READ_BUFFER, size.saturating_add(14)).unwrap_or(READ_BUFFER);
+    let tcp = CappedReads::new(tcp, max_read);
     let (ws, _response) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config))
         .await
         .map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))?;
@@ -111,6 +130,10 @@ pub struct ConnShared {
     pub stop: watch::Receiver<Option<Stop>>,
     /// Called when the peer drops a connection (or its I/O fails), with a description of how.
     pub on_drop: Box<dyn Fn(String)>,
+    /// The worker thread's allocation count when its first connection finished its share,
+    /// taken before that connection closes: the closing handshake allocates (tungstenite builds
+    /// the close frame in a fresh buffer), and it is the end of the run, not its steady state.
+    pub allocations_at_first_finish: Cell<Option<u64>>,
 }
 
 /// A request to end the run early.
@@ -169,7 +192,11 @@ pub async fn run(ws: WsStream, index: u32, shared: &ConnShared) -> ConnEnd {
     let tl = shared.timeline;
     let (schedule, credits, ring) = match shared.send_mode {
         SendMode::Closed { in_flight } => (None, in_flight, in_flight as usize),
-        SendMode::Open { rate, connections } => (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate)), 0, 64),
+        SendMode::Open { rate, connections } => {
+            let backlog = rate / f64::from(connections.max(1)) * OUTSTANDING_BUDGET_S;
+            let ring = (backlog.ceil() as usize).clamp(OUTSTANDING_MIN, OUTSTANDING_MAX);
+            (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate)), 0, ring)
+        }
     };
     let mut conn = Connection {
         shared,
@@ -190,6 +217,9 @@ pub async fn run(ws: WsStream, index: u32, shared: &ConnShared) -> ConnEnd {
     let end = conn.run_loop(&pacer).await;
     conn.count_lost();
     if end == ConnEnd::Finished {
+        if shared.allocations_at_first_finish.get().is_none() {
+            shared.allocations_at_first_finish.set(Some(wsbench_core::alloc::thread_allocations()));
+        }
         conn.close().await;
     } else {
         // Let tungstenite send its reply to a close frame; a reset connection fails at once.

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::LocalSet;
+use wsbench_core::alloc;
 use wsbench_core::clock::{now_ns, thread_cpu_ns};
 use wsbench_core::plan::LoadPlan;
 
@@ -40,6 +41,9 @@ pub struct WorkerReport {
     /// The worker thread's CPU use over the measured window, in % of one core; `None` when the
     /// window never began.
     pub cpu_pct: Option<f64>,
+    /// Heap allocations made by the worker thread over the measured window (all zero when the
+    /// process does not count allocations); `None` when the window never began.
+    pub allocations: Option<u64>,
 }
 
 /// The control thread's handle on all workers.
@@ -58,7 +62,7 @@ impl Fleet {
         plan: &LoadPlan,
         addr: &str,
         workers: usize,
-        collector: &std_mpsc::Sender<IntervalSet>,
+        collector: &std_mpsc::SyncSender<IntervalSet>,
         recycled: Vec<std_mpsc::Receiver<IntervalSet>>,
     ) -> std::io::Result<Fleet> {
         assert_eq!(recycled.len(), workers);
@@ -133,7 +137,7 @@ struct WorkerJob {
     events: mpsc::UnboundedSender<Event>,
     timeline: watch::Receiver<Option<Timeline>>,
     stop: watch::Receiver<Option<Stop>>,
-    collector: std_mpsc::Sender<IntervalSet>,
+    collector: std_mpsc::SyncSender<IntervalSet>,
     recycled: std_mpsc::Receiver<IntervalSet>,
 }
 
@@ -151,6 +155,7 @@ impl WorkerJob {
     }
 
     async fn main(mut self) -> WorkerReport {
+        grow_defer_list().await;
         let conns = self.connect_all().await;
         let mut stop_rx = self.stop.clone();
         let timeline = tokio::select! {
@@ -179,12 +184,12 @@ impl WorkerJob {
         let mut pending = Vec::with_capacity(self.connections.len());
         for &i in &self.connections {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
-            let (addr, url, size) = (self.addr.clone(), self.plan.url.clone(), self.plan.size);
+            let (addr, url, size, open_loop) = (self.addr.clone(), self.plan.url.clone(), self.plan.size, self.plan.is_open_loop());
             pending.push((
                 i,
                 tokio::task::spawn_local(async move {
                     tokio::time::sleep_until(instant_at(at)).await;
-                    match tokio::time::timeout(CONNECT_TIMEOUT, connection::connect(&addr, &url, size)).await {
+                    match tokio::time::timeout(CONNECT_TIMEOUT, connection::connect(&addr, &url, size, open_loop)).await {
                         Ok(r) => r,
                         Err(_) => Err(format!("connecting to {addr} timed out after {CONNECT_TIMEOUT:?}")),
                     }
@@ -244,6 +249,7 @@ impl WorkerJob {
                 // The report is lost only when the control thread is gone, and then nobody asks.
                 move |cause| drop(events.send(Event::Dropped(cause)))
             }),
+            allocations_at_first_finish: std::cell::Cell::new(None),
         });
         let tasks: Vec<_> = conns
             .into_iter()
@@ -288,7 +294,25 @@ impl WorkerJob {
         }
         let last = shared.recorder.borrow_mut().finish(end);
         let _ = self.collector.send(last);
-        WorkerReport { cpu_pct: cpu.pct() }
+        WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()) }
+    }
+}
+
+/// Tasks that yield at once to grow the scheduler's deferred wake-up list: more than a
+/// `LocalSet` polls in one turn (61 in tokio 1.x).
+const DEFER_WARMUP_TASKS: usize = 64;
+
+/// Grows the runtime's list of deferred wake-ups to its largest size now, before the run.
+///
+/// tokio wakes a task that used up its cooperative budget (or yielded) only at the scheduler's
+/// next turn, through a `Vec` of wakers that keeps its capacity between turns. It grows the
+/// first time more tasks than ever defer in one turn, which in open loop is the first backlog
+/// after a stall: an allocation in the measured window. One turn polls at most 61 tasks of a
+/// `LocalSet`, so that many yielding at once grows the list for good.
+async fn grow_defer_list() {
+    let tasks: Vec<_> = (0..DEFER_WARMUP_TASKS).map(|_| tokio::task::spawn_local(tokio::task::yield_now())).collect();
+    for t in tasks {
+        let _ = t.await;
     }
 }
 
@@ -298,10 +322,10 @@ pub fn window_end(timeline: &Timeline, stop: Option<Stop>) -> u64 {
 }
 
 /// Hands the worker's intervals to the collector at every whole second of the measured window
-/// and reads the thread's CPU clock at the window's start and end. The last interval (which
-/// also holds echoes of the drain) is handed over by the worker when its connections are done.
-/// Never returns.
-async fn ticker(shared: &ConnShared, collector: &std_mpsc::Sender<IntervalSet>, recycled: &std_mpsc::Receiver<IntervalSet>, cpu: &mut CpuWindow) {
+/// and reads the thread's CPU clock and allocation count at the window's start and end. The
+/// last interval (which also holds echoes of the drain) is handed over by the worker when its
+/// connections are done. Never returns.
+async fn ticker(shared: &ConnShared, collector: &std_mpsc::SyncSender<IntervalSet>, recycled: &std_mpsc::Receiver<IntervalSet>, cpu: &mut CpuWindow) {
     let tl = shared.timeline;
     let mut stop_rx = shared.stop.clone();
     if wait_until(&mut stop_rx, tl.measured_start_ns).await {
@@ -332,29 +356,43 @@ async fn wait_until(stop_rx: &mut watch::Receiver<Option<Stop>>, t: u64) -> bool
     }
 }
 
-/// The worker thread's CPU clock at the start and end of the measured window.
+/// The worker thread's CPU clock and allocation count at the start and end of the measured
+/// window. The allocation count is this thread's own ([`alloc::thread_allocations`]), so the
+/// collector's once-per-second file writing is not mistaken for the hot path's.
 #[derive(Debug, Default)]
 struct CpuWindow {
-    start: Option<(u64, u64)>,
-    end: Option<(u64, u64)>,
+    start: Option<(u64, u64, u64)>,
+    end: Option<(u64, u64, u64)>,
 }
 
 impl CpuWindow {
-    fn start(&mut self) {
-        self.start = Some((now_ns(), thread_cpu_ns()));
+    fn reading() -> (u64, u64, u64) {
+        (now_ns(), thread_cpu_ns(), alloc::thread_allocations())
     }
 
-    /// Takes the end reading, once: both clocks are read together, so a window cut short is
-    /// measured up to when the worker noticed.
+    fn start(&mut self) {
+        self.start = Some(Self::reading());
+    }
+
+    /// Takes the end reading, once: the clocks and the count are read together, so a window
+    /// cut short is measured up to when the worker noticed.
     fn end(&mut self) {
         if self.start.is_some() && self.end.is_none() {
-            self.end = Some((now_ns(), thread_cpu_ns()));
+            self.end = Some(Self::reading());
         }
     }
 
     fn pct(&self) -> Option<f64> {
-        let ((w0, c0), (w1, c1)) = (self.start?, self.end?);
+        let ((w0, c0, _), (w1, c1, _)) = (self.start?, self.end?);
         (w1 > w0).then(|| c1.saturating_sub(c0) as f64 * 100.0 / (w1 - w0) as f64)
+    }
+
+    /// Allocations from the window's start to its end, or to `first_finish` (the count when
+    /// the first connection finished, before closing) if that came first: connections finish
+    /// when their share is sent and answered, which the window's end timer may notice later.
+    fn allocations(&self, first_finish: Option<u64>) -> Option<u64> {
+        let ((_, _, a0), (_, _, a1)) = (self.start?, self.end?);
+        Some(a1.min(first_finish.unwrap_or(u64::MAX)).saturating_sub(a0))
     }
 }
 

@@ -12,8 +12,11 @@
 //!
 //! [`run_main`] is the whole program for the `wsbench-loadgen` binary and the `wsbench loadgen`
 //! subcommand; [`run`] is the same run as a library call, with the shutdown signal as a future.
+//! When the binary counts allocations ([`wsbench_core::alloc`]), the summary reports them per
+//! message over the measured window: the whole process, and the worker threads alone.
 
 pub mod args;
+pub mod capped;
 pub mod connection;
 pub mod fleet;
 pub mod pacer;
@@ -30,6 +33,7 @@ use std::process::ExitCode;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, SystemTime};
 
+use wsbench_core::alloc;
 use wsbench_core::clock::{now_ns, process_cpu_ns, wall_clock_rfc3339};
 use wsbench_core::hist::LatencySummary;
 use wsbench_core::plan::LoadPlan;
@@ -53,6 +57,9 @@ pub const EXIT_USAGE: u8 = 2;
 /// Time between the end of the connect phase and the first send, so that every worker has
 /// received the timeline and started its connections' tasks before the schedule begins.
 const START_DELAY: Duration = Duration::from_millis(50);
+/// Intervals (seconds) each worker may be ahead of the collector before its hand-over waits;
+/// a collector that far behind has a stuck disk, and waiting beats growing without bound.
+const COLLECTOR_BACKLOG_S: usize = 64;
 /// After SIGINT/SIGTERM, echoes already on the way are awaited this long at most.
 const INTERRUPT_DRAIN: Duration = Duration::from_millis(500);
 
@@ -132,7 +139,9 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     // More threads than connections would only idle.
     let workers = plan.threads.min(plan.connections as usize);
 
-    let (collector_tx, collector_rx) = std_mpsc::channel();
+    // Bounded, because a bounded std channel is one array allocated here, while an unbounded one
+    // allocates a block every 31 sends: from the worker threads, inside the measured window.
+    let (collector_tx, collector_rx) = std_mpsc::sync_channel(workers.max(1) * COLLECTOR_BACKLOG_S);
     let (begin_tx, begin_rx) = std_mpsc::channel();
     let (recycle_tx, recycle_rx): (Vec<_>, Vec<_>) = (0..workers).map(|_| std_mpsc::channel()).unzip();
     let collector = std::thread::Builder::new()
@@ -164,10 +173,16 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let worker_reports = control.fleet.join_all();
     let totals = collector.join().unwrap_or_else(|_| Totals { write_error: Some("the collector thread failed".into()), ..Totals::default() });
     let mut busiest = 0.0f64;
+    // The workers' allocations over the window; unknown when any worker has no figure.
+    let mut worker_allocations = Some(0u64);
     for (w, r) in worker_reports.into_iter().enumerate() {
         match r {
-            Ok(r) => busiest = busiest.max(r.cpu_pct.unwrap_or(0.0)),
+            Ok(r) => {
+                busiest = busiest.max(r.cpu_pct.unwrap_or(0.0));
+                worker_allocations = worker_allocations.zip(r.allocations).map(|(a, b)| a + b);
+            }
             Err(panic) => {
+                worker_allocations = None;
                 control.reason.get_or_insert(format!("worker thread {w} failed: {panic}"));
             }
         }
@@ -186,6 +201,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         totals: &totals,
         connections: control.connections,
         cpu: CpuUse { process_pct: control.process_cpu_pct().unwrap_or(0.0), busiest_thread_pct: busiest },
+        allocations: Allocations { process: control.process_allocations(), workers: worker_allocations },
         reason: control.reason.clone(),
     });
     if let Some(dir) = &summary.config.out {
@@ -207,9 +223,9 @@ struct Control {
     /// The stop sent to the workers; its `at_ns` ends the measured window.
     stop: Option<Stop>,
     dropped: BTreeMap<String, u32>,
-    /// (wall ns, process CPU ns) at the measured window's start and end.
-    cpu_start: Option<(u64, u64)>,
-    cpu_end: Option<(u64, u64)>,
+    /// The process's clocks and allocation count at the measured window's start and end.
+    mark_start: Option<Mark>,
+    mark_end: Option<Mark>,
 }
 
 impl Control {
@@ -224,8 +240,8 @@ impl Control {
             shutdown_seen: false,
             stop: None,
             dropped: BTreeMap::new(),
-            cpu_start: None,
-            cpu_end: None,
+            mark_start: None,
+            mark_end: None,
         }
     }
 
@@ -273,16 +289,16 @@ impl Control {
                     Some(ev) => self.on_event(ev, me),
                     None => break,
                 },
-                _ = tokio::time::sleep_until(instant_at(ms)), if window_open && self.cpu_start.is_none() => {
-                    self.cpu_start = Some((now_ns(), process_cpu_ns()));
+                _ = tokio::time::sleep_until(instant_at(ms)), if window_open && self.mark_start.is_none() => {
+                    self.mark_start = Some(Mark::now());
                 }
-                _ = tokio::time::sleep_until(instant_at(me)), if window_open && self.cpu_start.is_some() && self.cpu_end.is_none() => {
-                    self.cpu_end = Some((now_ns(), process_cpu_ns()));
+                _ = tokio::time::sleep_until(instant_at(me)), if window_open && self.mark_start.is_some() && self.mark_end.is_none() => {
+                    self.mark_end = Some(Mark::now());
                 }
             }
         }
-        if self.cpu_start.is_some() && self.cpu_end.is_none() {
-            self.cpu_end = Some((now_ns(), process_cpu_ns()));
+        if self.mark_start.is_some() && self.mark_end.is_none() {
+            self.mark_end = Some(Mark::now());
         }
     }
 
@@ -318,14 +334,33 @@ impl Control {
         let stop = Stop { at_ns: now, drain_until_ns };
         self.stop = Some(stop);
         self.fleet.stop(stop);
-        if self.cpu_start.is_some() && self.cpu_end.is_none() {
-            self.cpu_end = Some((now, process_cpu_ns()));
+        if self.mark_start.is_some() && self.mark_end.is_none() {
+            self.mark_end = Some(Mark { wall_ns: now, ..Mark::now() });
         }
     }
 
     fn process_cpu_pct(&self) -> Option<f64> {
-        let ((w0, c0), (w1, c1)) = (self.cpu_start?, self.cpu_end?);
-        (w1 > w0).then(|| c1.saturating_sub(c0) as f64 * 100.0 / (w1 - w0) as f64)
+        let (a, b) = (self.mark_start?, self.mark_end?);
+        (b.wall_ns > a.wall_ns).then(|| b.cpu_ns.saturating_sub(a.cpu_ns) as f64 * 100.0 / (b.wall_ns - a.wall_ns) as f64)
+    }
+
+    /// Allocations of the whole process over the measured window.
+    fn process_allocations(&self) -> Option<u64> {
+        Some(self.mark_end?.allocations.saturating_sub(self.mark_start?.allocations))
+    }
+}
+
+/// The process's clocks and allocation count at one edge of the measured window.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    wall_ns: u64,
+    cpu_ns: u64,
+    allocations: u64,
+}
+
+impl Mark {
+    fn now() -> Self {
+        Self { wall_ns: now_ns(), cpu_ns: process_cpu_ns(), allocations: alloc::allocations() }
     }
 }
 
@@ -348,7 +383,17 @@ struct SummaryInputs<'a> {
     totals: &'a Totals,
     connections: ConnectionCounts,
     cpu: CpuUse,
+    allocations: Allocations,
     reason: Option<String>,
+}
+
+/// Allocations over the measured window; `None` where the window never began.
+#[derive(Debug, Clone, Copy, Default)]
+struct Allocations {
+    /// The whole process.
+    process: Option<u64>,
+    /// The worker threads together.
+    workers: Option<u64>,
 }
 
 /// Assembles `summary.json` and its warnings.
@@ -373,6 +418,8 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         service_time_us: LatencySummary::from_histogram_ns(&i.totals.service_time),
         send_lag_us: LatencySummary::from_histogram_ns(&i.totals.send_lag),
         cpu: i.cpu,
+        allocations_per_message: i.allocations.process.and_then(|a| alloc::per_message(a, m.received)),
+        worker_allocations_per_message: i.allocations.workers.and_then(|a| alloc::per_message(a, m.received)),
         warnings: Vec::new(),
     };
     s.warnings = selfcheck::warnings(&s);
@@ -435,6 +482,7 @@ mod tests {
             totals: &totals,
             connections: ConnectionCounts { target: 10, established: 10, failed: 0 },
             cpu: CpuUse::default(),
+            allocations: Allocations { process: Some(10), workers: Some(0) },
             reason: None,
         });
         assert!(s.complete);

@@ -3,6 +3,9 @@
 
 use clap::Parser;
 
+// Counts heap allocations, so `summary.json` can report allocations per message.
+wsbench_core::count_allocations!();
+
 /// Opens WebSocket connections to a server, sends messages on a closed- or open-loop schedule,
 /// checks every echo and records latency into HdrHistogram interval logs.
 #[derive(Debug, Parser)]

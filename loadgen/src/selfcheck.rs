@@ -77,6 +77,8 @@ mod tests {
             service_time_us: lat,
             send_lag_us: LatencySummary { count: 50_000, p99: 30.0, ..Default::default() },
             cpu: CpuUse { process_pct: 40.0, busiest_thread_pct: 35.0 },
+            allocations_per_message: None,
+            worker_allocations_per_message: None,
             warnings: vec![],
         }
     }

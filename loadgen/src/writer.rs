@@ -374,6 +374,8 @@ mod tests {
             service_time_us: Default::default(),
             send_lag_us: Default::default(),
             cpu: Default::default(),
+            allocations_per_message: Some(0.0004),
+            worker_allocations_per_message: Some(0.0),
             warnings: vec![],
         }
     }

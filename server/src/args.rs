@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use wsbench_core::plan::{Engine, Pause, Runtime, ServerPlan, Workload};
+use wsbench_core::plan::{Engine, Handler, Pause, Runtime, ServerPlan, Workload};
 use wsbench_core::units::{parse_duration, parse_size};
 
 /// Options of `wsbench-server` and of `wsbench server`.
@@ -27,6 +27,11 @@ pub struct ServerArgs {
     /// What the server does with each message.
     #[arg(long, value_name = "WORKLOAD", default_value = "echo", value_parser = named(WORKLOADS, Workload::name))]
     pub workload: Workload,
+
+    /// How the workload treats each message: zero-alloc works on the received bytes; alloc decodes
+    /// into owned values and round-trips through serde_json like ordinary application code.
+    #[arg(long, value_name = "HANDLER", default_value = "zero-alloc", value_parser = named(HANDLERS, Handler::name))]
+    pub handler: Handler,
 
     /// Tokio runtime flavour: one thread for everything, or a work-stealing pool of --workers threads.
     #[arg(long, value_name = "RUNTIME", default_value = "multi-thread", value_parser = named(RUNTIMES, Runtime::name))]
@@ -54,18 +59,22 @@ pub struct ServerArgs {
 }
 
 // Every variant of the core enums, in the order `--help` lists them.
-const ENGINES: &[Engine] = &[Engine::Tungstenite];
+const ENGINES: &[Engine] = &[Engine::Tungstenite, Engine::ZeroAlloc];
 const WORKLOADS: &[Workload] = &[Workload::Echo];
+const HANDLERS: &[Handler] = &[Handler::ZeroAlloc, Handler::Alloc];
 const RUNTIMES: &[Runtime] = &[Runtime::CurrentThread, Runtime::MultiThread];
 
 /// Never called: it stops compiling when core gains a variant, as a reminder to list it above.
 #[allow(dead_code)]
-fn every_variant_is_listed(e: Engine, w: Workload, r: Runtime) {
+fn every_variant_is_listed(e: Engine, w: Workload, h: Handler, r: Runtime) {
     match e {
-        Engine::Tungstenite => {}
+        Engine::Tungstenite | Engine::ZeroAlloc => {}
     }
     match w {
         Workload::Echo => {}
+    }
+    match h {
+        Handler::ZeroAlloc | Handler::Alloc => {}
     }
     match r {
         Runtime::CurrentThread | Runtime::MultiThread => {}
@@ -122,6 +131,7 @@ impl ServerArgs {
             listen: self.listen,
             engine: self.engine,
             workload: self.workload,
+            handler: self.handler,
             runtime: self.runtime,
             workers: self.workers,
             max_message_size: self.max_message_size,
@@ -162,10 +172,11 @@ mod tests {
     #[test]
     fn every_plan_round_trips_through_its_arguments() {
         let mut plans = vec![ServerPlan::default()];
-        for &runtime in RUNTIMES {
+        for (&runtime, &handler) in RUNTIMES.iter().zip(HANDLERS.iter().rev()) {
             plans.push(ServerPlan {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 runtime,
+                handler,
                 workers: 7,
                 max_message_size: 1024,
                 pause: Some(Pause {
@@ -227,6 +238,11 @@ mod tests {
             .contains("--max-message-size"));
         assert!(plan_from(&["--runtime", "fast"]).is_err());
         assert!(plan_from(&["--engine", "nope"]).is_err());
+        assert!(plan_from(&["--handler", "fast"]).is_err());
+        assert_eq!(
+            plan_from(&["--handler", "alloc"]).unwrap().handler,
+            Handler::Alloc
+        );
         assert!(plan_from(&["--listen", "localhost"]).is_err());
         assert_eq!(
             plan_from(&["--runtime", "current-thread"]).unwrap().runtime,

@@ -41,6 +41,7 @@ use wsbench_core::plan::{Runtime, ServerPlan};
 pub use args::ServerArgs;
 pub use metrics::{Metrics, Snapshot};
 pub use pause::PauseGate;
+pub use recorder::AllocationWindow;
 pub use report::{write_summary, ServerReport};
 pub use server::Server;
 

@@ -7,6 +7,12 @@
 //! thread-local, created the first time that thread records) behind a mutex that only the
 //! harvester ever competes for, once per second, for the time of a pointer swap. The harvester
 //! adds the swapped-out histograms into one interval, appends it to the log and to the total.
+//!
+//! Beside its histogram, each thread notes where the allocation counters
+//! ([`wsbench_core::alloc`]) stood at its first and last measured message, so the server can
+//! report the allocations of its steady state ([`Recorder::allocation_window`]) without a
+//! shared write per message. A thread's slot is made at its first wsbench message, warm-up
+//! included, so that this one-time allocation falls in the warm-up, not in the measured window.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -19,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
+use wsbench_core::alloc;
 use wsbench_core::clock::now_ns;
 use wsbench_core::header::MessageHeader;
 
@@ -30,7 +37,68 @@ pub const LOG_COMMENT: &str = "wsbench server one-way latency";
 
 const NS_PER_S: u64 = 1_000_000_000;
 
-type Slot = Arc<Mutex<Histogram<u64>>>;
+/// One thread's recording.
+#[derive(Debug)]
+struct ThreadRecord {
+    histogram: Histogram<u64>,
+    /// Set at the thread's first measured message; never harvested.
+    marks: Option<AllocationMarks>,
+}
+
+/// The allocation counters at a thread's first and last measured message.
+#[derive(Debug, Clone, Copy)]
+struct AllocationMarks {
+    messages: u64,
+    first_process: u64,
+    last_process: u64,
+    first_thread: u64,
+    last_thread: u64,
+}
+
+impl ThreadRecord {
+    fn new() -> Self {
+        Self {
+            histogram: new_histogram(),
+            marks: None,
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, ns: u64) {
+        record_ns(&mut self.histogram, ns);
+        // A relaxed load of a counter nobody writes while nothing allocates, and a thread-local.
+        let (process, thread) = (alloc::allocations(), alloc::thread_allocations());
+        match &mut self.marks {
+            Some(m) => {
+                m.messages += 1;
+                m.last_process = process;
+                m.last_thread = thread;
+            }
+            None => {
+                self.marks = Some(AllocationMarks {
+                    messages: 1,
+                    first_process: process,
+                    last_process: process,
+                    first_thread: thread,
+                    last_thread: thread,
+                })
+            }
+        }
+    }
+}
+
+/// Allocations over the measured messages a server received (see [`Recorder::allocation_window`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AllocationWindow {
+    /// Measured messages recorded.
+    pub messages: u64,
+    /// Allocations of the whole process from the earliest first to the latest last measured message.
+    pub process: u64,
+    /// Allocations of the recording threads, each from its first to its last measured message.
+    pub threads: u64,
+}
+
+type Slot = Arc<Mutex<ThreadRecord>>;
 
 static NEXT_RECORDER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -39,7 +107,7 @@ thread_local! {
     static SLOTS: RefCell<Vec<(u64, Slot)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn lock(slot: &Mutex<Histogram<u64>>) -> MutexGuard<'_, Histogram<u64>> {
+fn lock(slot: &Mutex<ThreadRecord>) -> MutexGuard<'_, ThreadRecord> {
     // A panic while holding the lock leaves a histogram that is still consistent enough to count.
     slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -71,22 +139,31 @@ impl Recorder {
     #[inline]
     pub fn observe(&self, payload: &[u8]) {
         if let Some(h) = MessageHeader::decode(payload) {
-            if !h.warmup {
+            if h.warmup {
+                // Allocates the thread's slot now, while warm-up messages flow, if it has none.
+                self.with_slot(|_| {});
+            } else {
                 self.record_ns(now_ns().saturating_sub(h.sent_ns));
             }
         }
     }
 
-    /// Records one latency into the calling thread's histogram.
+    /// Records one latency (of a measured message) into the calling thread's histogram.
     pub fn record_ns(&self, ns: u64) {
+        self.with_slot(|record| record.record(ns));
+    }
+
+    /// Runs `f` on the calling thread's record, making it first if this thread has none.
+    #[inline]
+    fn with_slot(&self, f: impl FnOnce(&mut ThreadRecord)) {
         // `try_with` fails only while the thread is being torn down; a record then is moot.
         let _ = SLOTS.try_with(|cell| {
             if let Some((_, slot)) = cell.borrow().iter().find(|(id, _)| *id == self.id) {
-                record_ns(&mut lock(slot), ns);
+                f(&mut lock(slot));
                 return;
             }
             let slot = self.register();
-            record_ns(&mut lock(&slot), ns);
+            f(&mut lock(&slot));
             let mut slots = cell.borrow_mut();
             // Forget histograms of recorders that are gone (only the thread-local still holds them).
             slots.retain(|(_, s)| Arc::strong_count(s) > 1);
@@ -95,9 +172,27 @@ impl Recorder {
     }
 
     fn register(&self) -> Slot {
-        let slot = Arc::new(Mutex::new(new_histogram()));
+        let slot = Arc::new(Mutex::new(ThreadRecord::new()));
         lock_slots(&self.slots).push(Arc::clone(&slot));
         slot
+    }
+
+    /// Allocations between the measured messages recorded so far: the process's from the first
+    /// to the last of them (on any thread), and the recording threads' own, each between its
+    /// first and last. `None` before any measured message.
+    pub fn allocation_window(&self) -> Option<AllocationWindow> {
+        let slots = lock_slots(&self.slots);
+        let marks: Vec<AllocationMarks> = slots.iter().filter_map(|s| lock(s).marks).collect();
+        let first = marks.iter().map(|m| m.first_process).min()?;
+        let last = marks.iter().map(|m| m.last_process).max()?;
+        Some(AllocationWindow {
+            messages: marks.iter().map(|m| m.messages).sum(),
+            process: last.saturating_sub(first),
+            threads: marks
+                .iter()
+                .map(|m| m.last_thread.saturating_sub(m.first_thread))
+                .sum(),
+        })
     }
 
     /// Moves everything recorded so far into `into`, leaving every thread's histogram empty.
@@ -106,7 +201,7 @@ impl Recorder {
         let slots = lock_slots(&self.slots);
         for slot in slots.iter() {
             // Swap under the lock (constant time), add outside it, so recording never waits long.
-            std::mem::swap(&mut *lock(slot), spare);
+            std::mem::swap(&mut lock(slot).histogram, spare);
             into.add(&*spare)
                 .expect("all wsbench histograms share bounds");
             spare.reset();
@@ -252,7 +347,6 @@ fn harvest_loop(
     Harvest { total, log_error }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +388,35 @@ mod tests {
         let mut again = new_histogram();
         rec.harvest_into(&mut spare, &mut again);
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn the_allocation_window_covers_measured_messages_only() {
+        let rec = Recorder::new();
+        assert_eq!(rec.allocation_window(), None);
+        let sent = now_ns();
+        rec.observe(&message(sent, true));
+        assert_eq!(
+            rec.allocation_window(),
+            None,
+            "a warm-up message only prepares the slot"
+        );
+        rec.observe(&message(sent, false));
+        rec.observe(&message(sent, false));
+        let w = rec.allocation_window().unwrap();
+        // This test binary does not count allocations, so only the message count moves.
+        assert_eq!(
+            w,
+            AllocationWindow {
+                messages: 2,
+                process: 0,
+                threads: 0
+            }
+        );
+        // Harvesting empties the histograms but keeps the window.
+        let (mut spare, mut into) = (new_histogram(), new_histogram());
+        rec.harvest_into(&mut spare, &mut into);
+        assert_eq!(rec.allocation_window().map(|w| w.messages), Some(2));
     }
 
     #[test]

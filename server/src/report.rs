@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
+use wsbench_core::alloc::per_message;
 use wsbench_core::clock::wall_clock_rfc3339;
 use wsbench_core::hist::LatencySummary;
 use wsbench_core::layout::SERVER_SUMMARY;
@@ -17,6 +18,7 @@ use wsbench_core::plan::ServerPlan;
 use wsbench_core::result::{HostInfo, ServerSummary};
 
 use crate::metrics::Snapshot;
+use crate::recorder::AllocationWindow;
 
 /// What one server run measured.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct ServerReport {
     pub one_way_latency_ns: Histogram<u64>,
     /// Process CPU time over `duration`, in % of one core.
     pub cpu_pct: f64,
+    /// Allocations over the measured messages; `None` when none arrived.
+    pub allocations: Option<AllocationWindow>,
     /// Why `server-latency.hlog` is incomplete, if it is.
     pub log_error: Option<String>,
 }
@@ -52,6 +56,12 @@ impl ServerReport {
             pauses: self.metrics.pauses,
             one_way_latency_us: LatencySummary::from_histogram_ns(&self.one_way_latency_ns),
             cpu_pct: self.cpu_pct,
+            allocations_per_message: self
+                .allocations
+                .and_then(|w| per_message(w.process, w.messages)),
+            worker_allocations_per_message: self
+                .allocations
+                .and_then(|w| per_message(w.threads, w.messages)),
         }
     }
 }
@@ -93,6 +103,11 @@ mod tests {
             },
             one_way_latency_ns: h,
             cpu_pct: 12.5,
+            allocations: Some(AllocationWindow {
+                messages: 10,
+                process: 3,
+                threads: 0,
+            }),
             log_error: None,
         };
         let plan = ServerPlan::default();
@@ -101,6 +116,11 @@ mod tests {
         assert_eq!(summary.one_way_latency_us.count, 10);
         assert_eq!((summary.counts.messages_in, summary.pauses), (10, 2));
         assert!((summary.duration_s - 1.5).abs() < 1e-9);
+        // This test binary keeps the system allocator: no figure rather than a false 0.
+        assert_eq!(summary.allocations_per_message, None);
+        assert!(serde_json::to_string(&summary)
+            .unwrap()
+            .contains("\"allocations_per_message\":null"));
 
         let dir =
             std::env::temp_dir().join(format!("wsbench-server-report-{}", std::process::id()));

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 use wsbench_core::clock::{now_ns, process_cpu_ns};
@@ -84,10 +85,12 @@ impl Server {
         let ctx = Arc::new(ConnectionContext {
             engine: plan.engine,
             workload: plan.workload,
+            handler: plan.handler,
             max_message_size,
             metrics: Arc::new(Metrics::default()),
             pause: gate,
             recorder: Arc::new(Recorder::new()),
+            go_away: Notify::new(),
         });
         Ok(Self {
             plan,
@@ -164,6 +167,7 @@ impl Server {
             t.stop();
         }
         trigger.trigger();
+        ctx.go_away.notify_waiters();
         let deadline = Instant::now() + CLOSE_WAIT + SHUTDOWN_GRACE;
         loop {
             match timeout_at(deadline, tasks.join_next()).await {
@@ -193,6 +197,7 @@ impl Server {
             duration,
             metrics: ctx.metrics.snapshot(),
             one_way_latency_ns: harvest.total,
+            allocations: ctx.recorder.allocation_window(),
             cpu_pct: if duration.is_zero() {
                 0.0
             } else {
@@ -212,17 +217,35 @@ fn report_panic(done: Result<(), tokio::task::JoinError>) {
 }
 
 /// One accepted socket: read its request head, then answer it or hand it to the engine.
-async fn connection(mut stream: TcpStream, ctx: Arc<ConnectionContext>, mut shutdown: Shutdown) {
+///
+/// The HTTP part, with its head buffer, timer and shutdown wait, is boxed: it lasts a moment,
+/// while an idle WebSocket connection keeps its task for its whole life, and the task is
+/// most of what such a connection costs. Unboxed, every task would be as large as the HTTP
+/// part's future, which is larger than the zero-alloc engine's.
+async fn connection(stream: TcpStream, ctx: Arc<ConnectionContext>, shutdown: Shutdown) {
+    let Some((upgraded, shutdown)) = Box::pin(answer(stream, &ctx, shutdown)).await else {
+        return;
+    };
+    engine::serve(upgraded, &ctx, shutdown).await;
+}
+
+/// Reads the request head and answers it; for a WebSocket upgrade, answers 101 and hands back
+/// what the engine needs (the request's own buffers are freed by then).
+async fn answer(
+    mut stream: TcpStream,
+    ctx: &ConnectionContext,
+    mut shutdown: Shutdown,
+) -> Option<(Upgraded, Shutdown)> {
     let request = tokio::select! {
         r = http::read_request(&mut stream) => r,
-        () = shutdown.wait() => return,
+        () = shutdown.wait() => return None,
     };
     let request = match request {
         Ok(r) => r,
-        Err(ReadError::Gone) => return,
+        Err(ReadError::Gone) => return None,
         Err(ReadError::Refused(refusal)) => {
             let _ = http::refuse(&mut stream, refusal).await;
-            return;
+            return None;
         }
     };
     ctx.pause.safepoint();
@@ -244,18 +267,15 @@ async fn connection(mut stream: TcpStream, ctx: Arc<ConnectionContext>, mut shut
         }
         Route::Refuse(refusal) => http::refuse(&mut stream, refusal).await,
         Route::WebSocket { accept } => {
-            if http::switch_protocols(&mut stream, &accept).await.is_ok() {
-                engine::serve(
-                    Upgraded {
-                        stream,
-                        leftover: request.leftover,
-                    },
-                    &ctx,
-                    shutdown,
-                )
-                .await;
+            if http::switch_protocols(&mut stream, &accept).await.is_err() {
+                return None;
             }
-            return;
+            let upgraded = Upgraded {
+                stream,
+                leftover: request.leftover,
+            };
+            return Some((upgraded, shutdown));
         }
     };
+    None
 }

@@ -6,7 +6,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{config_color, legend_strip, line_width, no_data, text, DrawResult, Figure, LegendEntry, LogAxis, DESC_FONT, TICK_FONT};
+use super::{legend_strip, line_width, no_data, series_color, text, DrawResult, Figure, LegendEntry, LogAxis, DESC_FONT, TICK_FONT};
 use crate::series::{ConfigSeries, LatencyPoint};
 
 pub struct LatencyOverTime<'a> {
@@ -33,7 +33,7 @@ impl Figure for LatencyOverTime<'_> {
         };
         let max_t = shown.iter().flat_map(|(_, c)| c.latency.iter().map(|p| p.t_s)).fold(0.0, f64::max);
 
-        let entries: Vec<LegendEntry> = shown.iter().map(|(i, c)| LegendEntry { label: c.name.clone(), color: config_color(*i) }).collect();
+        let entries: Vec<LegendEntry> = shown.iter().map(|(i, c)| LegendEntry::line(c.name.clone(), series_color(*i, c))).collect();
         let body = legend_strip(area, &entries)?;
         let panels = body.margin(0, 4, 6, 6).split_evenly((2, 2));
         for (k, (panel, (label, pick))) in panels.iter().zip(PANELS).enumerate() {
@@ -62,7 +62,7 @@ impl Figure for LatencyOverTime<'_> {
                 let points = c.latency.iter().map(|p| (p.t_s, axis.clamp(pick(p))));
                 // A lone point draws no line; a dot keeps a one-second run visible.
                 let dots = if c.latency.len() < 3 { 3 } else { 0 };
-                chart.draw_series(LineSeries::new(points, config_color(*i).stroke_width(line_width(k, shown.len()))).point_size(dots))?;
+                chart.draw_series(LineSeries::new(points, series_color(*i, c).stroke_width(line_width(k, shown.len()))).point_size(dots))?;
             }
         }
         Ok(())

@@ -2,12 +2,18 @@
 //! `DrawingBackend`, so the PNG and the SVG of a figure are the same drawing.
 //!
 //! This module owns what figures share: the bundled font (registered once; no system fonts or
-//! fontconfig are ever consulted), the colour of each configuration, the title block, the legend
-//! strip, log-axis ticks with readable labels, and rendering to files. Figures only draw data
-//! prepared in [`crate::series`]; they compute no statistics.
+//! fontconfig are ever consulted), the colour of each configuration (and the shades of one colour
+//! that the points of a rate sweep share), line strokes and point markers, the title block, the
+//! legend strip, log-axis ticks with readable labels, and rendering to files. Figures only draw
+//! data prepared in [`crate::series`]; they compute no statistics.
 
+mod capacity_probes;
 mod crisp_text;
+mod latency_cdf;
+mod latency_heatmap;
 mod latency_over_time;
+mod latency_vs_size;
+mod latency_vs_throughput;
 mod percentile_distribution;
 mod server_resources;
 mod throughput_over_time;
@@ -17,14 +23,20 @@ use std::sync::OnceLock;
 
 use plotters::coord::combinators::WithKeyPoints;
 use plotters::coord::types::RangedCoordf64;
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::AnalysisError;
-use crate::series::BandPoint;
+use crate::series::{BandPoint, ConfigSeries};
 
+pub use capacity_probes::CapacityProbes;
+pub use latency_cdf::LatencyCdf;
+pub use latency_heatmap::LatencyHeatmap;
 pub use latency_over_time::LatencyOverTime;
+pub use latency_vs_size::LatencyVsSize;
+pub use latency_vs_throughput::LatencyVsThroughput;
 pub use percentile_distribution::PercentileDistribution;
 pub use server_resources::ServerResources;
 pub use throughput_over_time::ThroughputOverTime;
@@ -34,7 +46,7 @@ static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// The family every text style names; it resolves to the bundled font only.
 pub const FONT_FAMILY: &str = "sans-serif";
 
-/// Size of every figure in pixels (the SVG uses the same user units).
+/// Size of a figure in pixels unless it says otherwise (the SVG uses the same user units).
 pub const SIZE: (u32, u32) = (1200, 700);
 
 /// Result of drawing on backend `DB`.
@@ -49,6 +61,10 @@ pub trait Figure {
     const HOW_TO_READ: &'static str;
     /// Draws the figure below the title block.
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+    /// Width and height in pixels; a figure with a panel per configuration grows with them.
+    fn size(&self) -> (u32, u32) {
+        SIZE
+    }
 }
 
 /// The files of one rendered figure.
@@ -80,12 +96,13 @@ pub fn render<F: Figure>(figure: &F, subtitle: &str, dir: &Path) -> Result<Figur
     let svg = dir.join(format!("{}.svg", F::NAME));
     let failed = |path: &Path, e: &dyn std::fmt::Display| AnalysisError::Plot { path: path.to_owned(), message: e.to_string() };
 
-    let root = crisp_text::CrispText::new(BitMapBackend::new(&png, SIZE), FONT).ok_or(AnalysisError::Font)?.into_drawing_area();
+    let size = figure.size();
+    let root = crisp_text::CrispText::new(BitMapBackend::new(&png, size), FONT).ok_or(AnalysisError::Font)?.into_drawing_area();
     draw_whole(figure, subtitle, &root).map_err(|e| failed(&png, &e))?;
     root.present().map_err(|e| failed(&png, &e))?;
     drop(root);
 
-    let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+    let root = SVGBackend::new(&svg, size).into_drawing_area();
     draw_whole(figure, subtitle, &root).map_err(|e| failed(&svg, &e))?;
     root.present().map_err(|e| failed(&svg, &e))?;
     drop(root);
@@ -127,6 +144,34 @@ pub fn config_color(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]
 }
 
+/// The colour of a configuration in the figures that draw one line per configuration. Points of
+/// a rate sweep share their sweep's colour, light at the lowest rate and dark at the highest, so
+/// ten lines read as two sweeps rising in rate rather than ten unrelated colours.
+pub fn series_color(index: usize, c: &ConfigSeries) -> RGBColor {
+    match c.family {
+        Some(f) => shade(config_color(f.group), f.rank, f.size),
+        None => config_color(index),
+    }
+}
+
+/// `base` lightened (towards white) for the first of `size` steps, darkened (towards black) for
+/// the last. The range stops short of white and black, so every step stays visible on white and
+/// keeps its hue.
+pub fn shade(base: RGBColor, step: usize, size: usize) -> RGBColor {
+    if size <= 1 {
+        return base;
+    }
+    let t = step.min(size - 1) as f64 / (size - 1) as f64;
+    // t = 0: 50 % white; t = 1: 35 % black; the palette colour itself sits in between.
+    let towards = |c: u8, target: f64, amount: f64| (f64::from(c) + (target - f64::from(c)) * amount).round() as u8;
+    let (target, amount) = if t < 0.6 { (255.0, 0.5 * (0.6 - t) / 0.6) } else { (0.0, 0.35 * (t - 0.6) / 0.4) };
+    RGBColor(towards(base.0, target, amount), towards(base.1, target, amount), towards(base.2, target, amount))
+}
+
+/// The red of warning marks (overloaded points): darker than the palette's red, so a ring reads
+/// as a mark rather than as another configuration.
+pub const ALERT: RGBColor = RGBColor(0xC0, 0x10, 0x10);
+
 /// Text in the bundled font at `size` pixels.
 pub fn text(size: u32) -> TextStyle<'static> {
     TextStyle::from((FONT_FAMILY, size).into_font()).color(&BLACK)
@@ -158,13 +203,105 @@ pub fn line_width(k: usize, n: usize) -> u32 {
     LINE_WIDTH + ((n - 1 - k.min(n - 1)) as f64 * step).round() as u32
 }
 
+// ---------------------------------------------------------------- marks
+
+/// How a line is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stroke {
+    Solid,
+    Dashed,
+    Dotted,
+    /// No line: a legend entry for a marker alone.
+    None,
+}
+
+/// A mark drawn at a data point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    None,
+    /// A filled circle.
+    Dot,
+    /// A filled triangle, point up.
+    Triangle,
+    /// A filled square.
+    Square,
+    /// An ×.
+    Cross,
+    /// A hollow circle, drawn around another marker.
+    Ring,
+}
+
+/// Dash and gap lengths in pixels of [`Stroke::Dashed`] and [`Stroke::Dotted`].
+fn dash_pattern(stroke: Stroke) -> Option<(i32, i32)> {
+    match stroke {
+        Stroke::Dashed => Some((9, 5)),
+        Stroke::Dotted => Some((3, 4)),
+        Stroke::Solid | Stroke::None => None,
+    }
+}
+
+/// Draws a line through `points` (in `area`'s coordinates) with `stroke`.
+pub fn draw_line<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    points: Vec<CT::From>,
+    stroke: Stroke,
+    style: ShapeStyle,
+) -> DrawResult<DB>
+where
+    CT::From: Clone,
+{
+    match dash_pattern(stroke) {
+        _ if stroke == Stroke::None || points.len() < 2 => Ok(()),
+        None => area.draw(&PathElement::new(points, style)),
+        Some((dash, gap)) => area.draw(&DashedPathElement::new(points, dash, gap, style)),
+    }
+}
+
+/// Draws `marker` centred on `at` (in `area`'s coordinates), `radius` pixels from its centre.
+pub fn draw_marker<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    at: CT::From,
+    marker: Marker,
+    color: RGBColor,
+    radius: i32,
+) -> DrawResult<DB>
+where
+    CT::From: Clone,
+{
+    let here = || EmptyElement::at(at.clone());
+    let r = radius;
+    match marker {
+        Marker::None => Ok(()),
+        Marker::Dot => area.draw(&(here() + Circle::new((0, 0), r, color.filled()))),
+        Marker::Ring => area.draw(&(here() + Circle::new((0, 0), r, color.stroke_width(2)))),
+        // A triangle's area is smaller than its circle's: one pixel more keeps them alike.
+        Marker::Triangle => area.draw(&(here() + TriangleMarker::new((0, 0), r + 1, color.filled()))),
+        Marker::Square => area.draw(&(here() + Rectangle::new([(-r + 1, -r + 1), (r - 1, r - 1)], color.filled()))),
+        Marker::Cross => area.draw(&(here() + Cross::new((0, 0), r, color.stroke_width(3)))),
+    }
+}
+
 // ---------------------------------------------------------------- legend
 
-/// One entry of a legend: a line swatch and a label.
+/// One entry of a legend: a swatch (a line in some stroke, a marker, or both) and a label.
 #[derive(Debug, Clone)]
 pub struct LegendEntry {
     pub label: String,
     pub color: RGBColor,
+    pub stroke: Stroke,
+    pub marker: Marker,
+}
+
+impl LegendEntry {
+    /// A solid line swatch: one configuration of a figure that draws lines.
+    pub fn line(label: impl Into<String>, color: RGBColor) -> Self {
+        Self { label: label.into(), color, stroke: Stroke::Solid, marker: Marker::None }
+    }
+
+    /// A swatch of `stroke` with `marker` in its middle.
+    pub fn styled(label: impl Into<String>, color: RGBColor, stroke: Stroke, marker: Marker) -> Self {
+        Self { label: label.into(), color, stroke, marker }
+    }
 }
 
 const SWATCH: i32 = 26;
@@ -206,7 +343,8 @@ pub fn legend_strip<DB: DrawingBackend>(
         let y = r as i32 * LEGEND_ROW + LEGEND_ROW / 2;
         for &(i, w) in row {
             let e = &entries[i];
-            strip.draw(&PathElement::new(vec![(x, y), (x + SWATCH, y)], e.color.stroke_width(3)))?;
+            draw_line(&strip, vec![(x, y), (x + SWATCH, y)], e.stroke, e.color.stroke_width(3))?;
+            draw_marker(&strip, (x + SWATCH / 2, y), e.marker, e.color, 5)?;
             strip.draw_text(&e.label, &style.pos(Pos::new(HPos::Left, VPos::Center)), (x + SWATCH + 6, y))?;
             x += w + LEGEND_GAP;
         }
@@ -252,10 +390,29 @@ impl LogAxis {
         Some(Self::between(lo, hi))
     }
 
+    /// An axis for markers rather than lines: from a little below the smallest of `values` to a
+    /// little above the largest (by `factor`, e.g. 1.15), so a marker at either end is not cut in
+    /// half by the frame. Ticks stay at round values inside. `None` as for [`LogAxis::covering`].
+    pub fn padded(values: impl IntoIterator<Item = f64>, factor: f64) -> Option<Self> {
+        let (mut min, mut max) = (f64::INFINITY, 0.0f64);
+        for v in values.into_iter().filter(|v| v.is_finite() && *v > 0.0) {
+            min = min.min(v);
+            max = max.max(v);
+        }
+        (max > 0.0).then(|| Self::between(min / factor, max * factor))
+    }
+
     /// The axis from `lo` to `hi` (both positive).
     pub fn between(lo: f64, hi: f64) -> Self {
         let decades = (hi / lo).log10();
-        let mantissas: &[f64] = if decades > 3.2 { &[1.0] } else { &[1.0, 2.0, 5.0] };
+        // A decade or so would leave three or four ticks at 1-2-5; every digit reads better.
+        let mantissas: &[f64] = if decades > 3.2 {
+            &[1.0]
+        } else if decades < 1.3 {
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+        } else {
+            &[1.0, 2.0, 5.0]
+        };
         let inside = |v: f64| v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9);
         let (mut ticks, mut light) = (Vec::new(), Vec::new());
         let first = lo.log10().floor() as i32;
@@ -339,8 +496,8 @@ pub struct BandChart<'a> {
     pub x_desc: &'a str,
     pub y_desc: &'a str,
     pub y_tick: &'a dyn Fn(&f64) -> String,
-    /// (colour index, points) per configuration.
-    pub series: Vec<(usize, &'a [BandPoint])>,
+    /// (colour, points) per configuration.
+    pub series: Vec<(RGBColor, &'a [BandPoint])>,
     /// Shared across panels so their time axes line up.
     pub max_t: f64,
 }
@@ -373,16 +530,16 @@ impl BandChart<'_> {
             .max_light_lines(1)
             .draw()?;
         // Bands first, so no band covers another configuration's line.
-        for (i, points) in &self.series {
+        for (color, points) in &self.series {
             if points.len() > 1 && points.iter().any(|p| p.max > p.min) {
                 let outline: Vec<(f64, f64)> = points.iter().map(|p| (p.t_s, p.min)).chain(points.iter().rev().map(|p| (p.t_s, p.max))).collect();
-                chart.draw_series(std::iter::once(Polygon::new(outline, config_color(*i).mix(0.18).filled())))?;
+                chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.18).filled())))?;
             }
         }
         let n = self.series.len();
-        for (k, (i, points)) in self.series.iter().enumerate() {
+        for (k, (color, points)) in self.series.iter().enumerate() {
             let dots = if points.len() < 3 { 3 } else { 0 };
-            let style = config_color(*i).stroke_width(line_width(k, n));
+            let style = color.stroke_width(line_width(k, n));
             chart.draw_series(LineSeries::new(points.iter().map(|p| (p.t_s, p.median)), style).point_size(dots))?;
         }
         Ok(())
@@ -408,6 +565,14 @@ mod tests {
         assert_eq!((a.lo, a.hi), (1.0, 50_000.0));
         assert_eq!(a.ticks, vec![1.0, 10.0, 100.0, 1_000.0, 10_000.0]);
         assert_eq!(a.light[..3], [2.0, 5.0, 20.0]);
+    }
+
+    #[test]
+    fn padded_axes_leave_room_for_markers_and_tick_every_digit_when_narrow() {
+        let a = LogAxis::padded([2_500.0, 0.0, 10_000.0], 1.15).unwrap();
+        assert!(a.lo < 2_500.0 && a.hi > 10_000.0, "{a:?}");
+        assert_eq!(a.ticks, vec![3_000.0, 4_000.0, 5_000.0, 6_000.0, 7_000.0, 8_000.0, 9_000.0, 10_000.0]);
+        assert_eq!(LogAxis::padded([0.0], 1.15), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{config_color, legend_strip, line_width, no_data, text, DrawResult, Figure, LegendEntry, LogAxis, DESC_FONT, TICK_FONT};
+use super::{legend_strip, line_width, no_data, series_color, text, DrawResult, Figure, LegendEntry, LogAxis, DESC_FONT, TICK_FONT};
 use crate::format;
 use crate::series::ConfigSeries;
 
@@ -38,7 +38,7 @@ impl Figure for PercentileDistribution<'_> {
 
         let entries: Vec<LegendEntry> = shown
             .iter()
-            .map(|(i, c)| LegendEntry { label: format!("{} ({} messages)", c.name, format::count(c.count as f64)), color: config_color(*i) })
+            .map(|(i, c)| LegendEntry::line(format!("{} ({} messages)", c.name, format::count(c.count as f64)), series_color(*i, c)))
             .collect();
         let body = legend_strip(area, &entries)?;
         let mut chart = ChartBuilder::on(&body)
@@ -60,7 +60,7 @@ impl Figure for PercentileDistribution<'_> {
             .draw()?;
         for (k, (i, c)) in shown.iter().enumerate() {
             let points = c.distribution.iter().filter(|p| p.x <= x_max).map(|p| (p.x, y.clamp(p.us)));
-            chart.draw_series(LineSeries::new(points, config_color(*i).stroke_width(line_width(k, shown.len()))))?;
+            chart.draw_series(LineSeries::new(points, series_color(*i, c).stroke_width(line_width(k, shown.len()))))?;
         }
         Ok(())
     }

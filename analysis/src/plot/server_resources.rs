@@ -6,7 +6,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{config_color, legend_strip, no_data, BandChart, DrawResult, Figure, LegendEntry};
+use super::{legend_strip, no_data, series_color, BandChart, DrawResult, Figure, LegendEntry};
 use crate::series::ConfigSeries;
 
 pub struct ServerResources<'a> {
@@ -28,7 +28,7 @@ impl Figure for ServerResources<'_> {
         if shown.is_empty() {
             return no_data(area, "no server samples: no trial has server rows in processes.csv");
         }
-        let entries: Vec<LegendEntry> = shown.iter().map(|(i, c)| LegendEntry { label: c.name.clone(), color: config_color(*i) }).collect();
+        let entries: Vec<LegendEntry> = shown.iter().map(|(i, c)| LegendEntry::line(c.name.clone(), series_color(*i, c))).collect();
         let body = legend_strip(area, &entries)?;
         let max_t = shown.iter().flat_map(|(_, c)| c.server_cpu_pct.iter().chain(&c.server_rss_mib).map(|p| p.t_s)).fold(0.0, f64::max);
         let panels = body.margin(0, 4, 6, 10).split_evenly((2, 1));
@@ -37,7 +37,7 @@ impl Figure for ServerResources<'_> {
             x_desc: "",
             y_desc: "CPU (% of one core)",
             y_tick: &|v| format!("{v:.0} %"),
-            series: shown.iter().map(|(i, c)| (*i, c.server_cpu_pct.as_slice())).collect(),
+            series: shown.iter().map(|(i, c)| (series_color(*i, c), c.server_cpu_pct.as_slice())).collect(),
             max_t,
         }
         .draw(&panels[0])?;
@@ -46,7 +46,7 @@ impl Figure for ServerResources<'_> {
             x_desc: X_DESC,
             y_desc: "RSS (MiB)",
             y_tick: &|v| crate::format::sig3(*v),
-            series: shown.iter().map(|(i, c)| (*i, c.server_rss_mib.as_slice())).collect(),
+            series: shown.iter().map(|(i, c)| (series_color(*i, c), c.server_rss_mib.as_slice())).collect(),
             max_t,
         }
         .draw(&panels[1])

@@ -6,7 +6,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{config_color, legend_strip, no_data, BandChart, DrawResult, Figure, LegendEntry};
+use super::{legend_strip, no_data, series_color, BandChart, DrawResult, Figure, LegendEntry};
 use crate::format;
 use crate::series::ConfigSeries;
 
@@ -26,14 +26,14 @@ impl Figure for ThroughputOverTime<'_> {
         if shown.is_empty() {
             return no_data(area, "no throughput data: no trial has a readable intervals.csv");
         }
-        let entries: Vec<LegendEntry> = shown.iter().map(|(i, c)| LegendEntry { label: c.name.clone(), color: config_color(*i) }).collect();
+        let entries: Vec<LegendEntry> = shown.iter().map(|(i, c)| LegendEntry::line(c.name.clone(), series_color(*i, c))).collect();
         let body = legend_strip(area, &entries)?;
         BandChart {
             caption: None,
             x_desc: "time since the measured window began (s)",
             y_desc: "messages received per second",
             y_tick: &|v| format::rate_tick(*v),
-            series: shown.iter().map(|(i, c)| (*i, c.throughput.as_slice())).collect(),
+            series: shown.iter().map(|(i, c)| (series_color(*i, c), c.throughput.as_slice())).collect(),
             max_t: shown.iter().flat_map(|(_, c)| c.throughput.iter().map(|p| p.t_s)).fold(0.0, f64::max),
         }
         .draw(&body.margin(0, 4, 6, 10))

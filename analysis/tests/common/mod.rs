@@ -200,6 +200,8 @@ pub fn write_loadgen(dir: &Path, shape: &ConfigShape, seed: u64, warnings: Vec<W
         service_time_us: LatencySummary::from_histogram_ns(&hist::total(&service)),
         send_lag_us: LatencySummary::from_histogram_ns(&hist::total(&lag)),
         cpu: CpuUse { process_pct: 60.0, busiest_thread_pct: 58.0 },
+        allocations_per_message: None,
+        worker_allocations_per_message: None,
         warnings,
     };
     fs::write(dir.join(layout::SUMMARY), serde_json::to_string_pretty(&summary).unwrap()).unwrap();
@@ -259,6 +261,8 @@ fn write_server(dir: &Path, shape: &ConfigShape, seed: u64) {
         pauses: shape.pause.map(|(_, every)| SECONDS / every).unwrap_or(0),
         one_way_latency_us: LatencySummary::default(),
         cpu_pct: shape.server_cpu_pct * 0.8,
+        allocations_per_message: None,
+        worker_allocations_per_message: None,
     };
     fs::write(dir.join(layout::SERVER_SUMMARY), serde_json::to_string_pretty(&server).unwrap()).unwrap();
 }
@@ -266,48 +270,228 @@ fn write_server(dir: &Path, shape: &ConfigShape, seed: u64) {
 /// Fabricates a run of `shapes` × [`TRIALS`] trials in `dir` (created; replaced if it exists).
 /// Trial 2 of the second configuration carries two warnings and a few errors.
 pub fn fabricate(dir: &Path, shapes: &[ConfigShape]) -> DemoRun {
+    let planned: Vec<Planned> = shapes.iter().map(|s| Planned { entry: entry(s.name, s.runtime, None, None), shape: s.clone() }).collect();
+    let run = fabricate_planned(dir, "demo", TRIALS, &planned, |c, t| {
+        if c == 1 && t == 2 {
+            (vec![Warning::send_lag_high(1_450.0), Warning::errors_seen(3)], 3)
+        } else {
+            (Vec::new(), 0)
+        }
+    });
+    DemoRun { dir: run.dir, manifest: run.manifest, truth: run.truth }
+}
+
+/// One configuration to fabricate: its manifest entry and how it behaves.
+pub struct Planned {
+    pub entry: ConfigEntry,
+    pub shape: ConfigShape,
+}
+
+/// A manifest entry for a built-in server with `runtime`.
+pub fn entry(name: &str, runtime: Runtime, group: Option<&str>, asked_rate: Option<f64>) -> ConfigEntry {
+    ConfigEntry {
+        name: name.into(),
+        dir: layout::slug(name),
+        group: group.map(str::to_owned),
+        asked_rate,
+        server: serde_json::json!({"kind": "builtin", "runtime": runtime.name()}),
+        load: serde_json::json!({"connections": 10}),
+    }
+}
+
+/// Writes every trial of every planned configuration (an open-loop one, with `asked_rate` in
+/// its entry, gets the asked rate in its summary) and the manifest. `extras(config, trial)`
+/// gives the warnings and error count of a trial.
+fn fabricate_planned(dir: &Path, scenario: &str, trials: u32, planned: &[Planned], extras: impl Fn(usize, u32) -> (Vec<Warning>, u64)) -> DemoRun {
     if dir.exists() {
         fs::remove_dir_all(dir).unwrap();
     }
     fs::create_dir_all(dir).unwrap();
     let mut truth = Vec::new();
-    for (c, shape) in shapes.iter().enumerate() {
-        let mut trials = Vec::new();
-        for t in 1..=TRIALS {
-            let tdir = layout::trial_dir(dir, shape.name, t);
+    for (c, p) in planned.iter().enumerate() {
+        let mut config_truth = Vec::new();
+        for t in 1..=trials {
+            let tdir = layout::trial_dir(dir, &p.entry.name, t);
             let seed = (c as u64 + 1) * 1000 + t as u64;
-            let (warnings, errors) =
-                if c == 1 && t == 2 { (vec![Warning::send_lag_high(1_450.0), Warning::errors_seen(3)], 3) } else { (Vec::new(), 0) };
-            trials.push(write_loadgen(&tdir, shape, seed, warnings, errors));
-            write_server(&tdir, shape, seed);
+            let (warnings, errors) = extras(c, t);
+            let mut trial = write_loadgen(&tdir, &p.shape, seed, warnings, errors);
+            if let Some(asked) = p.entry.asked_rate {
+                set_asked_rate(&tdir, &mut trial, asked);
+            }
+            write_server(&tdir, &p.shape, seed);
+            config_truth.push(trial);
         }
-        truth.push(trials);
+        truth.push(config_truth);
     }
     let manifest = RunManifest {
         schema_version: SCHEMA_VERSION,
         wsbench_version: VERSION.into(),
-        scenario: "demo".into(),
-        scenario_file: "scenarios/demo.toml".into(),
-        scenario_text: "name = \"demo\"\ntrials = 2\n".into(),
+        scenario: scenario.into(),
+        scenario_file: format!("scenarios/{scenario}.toml"),
+        scenario_text: format!("name = \"{scenario}\"\ntrials = {trials}\n"),
         run_id: "20261125-101500".into(),
         started_at: "2026-11-25T10:15:00Z".into(),
-        command: vec!["wsbench".into(), "run".into(), "scenarios/demo.toml".into()],
+        command: vec!["wsbench".into(), "run".into(), format!("scenarios/{scenario}.toml")],
         host: host(),
-        trials: TRIALS,
-        configs: shapes
-            .iter()
-            .map(|s| ConfigEntry {
-                name: s.name.into(),
-                dir: layout::slug(s.name),
-                server: serde_json::json!({"kind": "builtin", "runtime": s.runtime.name()}),
-                load: serde_json::json!({"connections": 10}),
-            })
-            .collect(),
-        order: (1..=TRIALS).flat_map(|t| shapes.iter().map(move |s| (s.name.to_string(), t))).collect(),
+        trials,
+        configs: planned.iter().map(|p| p.entry.clone()).collect(),
+        order: (1..=trials).flat_map(|t| planned.iter().map(move |p| (p.entry.name.clone(), t))).collect(),
         failures: Vec::new(),
     };
     write_manifest(dir, &manifest);
     DemoRun { dir: dir.to_owned(), manifest, truth }
+}
+
+/// Makes a fabricated trial an open-loop one at `asked` msgs/s, as the load generator records it.
+pub fn set_asked_rate(trial_dir: &Path, trial: &mut TrialTruth, asked: f64) {
+    let s = &mut trial.summary;
+    s.config.rate = Some(asked);
+    s.rate = Some(RateReport { asked_msgs_per_s: asked, sent_msgs_per_s: s.messages.sent as f64 / s.duration_s });
+    fs::write(trial_dir.join(layout::SUMMARY), serde_json::to_string_pretty(s).unwrap()).unwrap();
+}
+
+// ---------------------------------------------------------------- rate sweeps
+
+/// Asked rates of the fabricated sweeps, msgs/s.
+pub const SWEEP_RATES: [u64; 4] = [1_000, 2_000, 4_000, 8_000];
+/// The rate from which the fabricated current-thread sweep falls behind: it achieves 75 % of
+/// 4000 and the same 3000 msgs/s at 8000, so its knee is at 4000 asked.
+pub const SWEEP_KNEE: u64 = 4_000;
+
+/// A run of two rate sweeps over [`SWEEP_RATES`], two trials per point, as `rates = [...]`
+/// expands them: configurations `<group>@<rate>` with `group` and `asked_rate` in the manifest.
+/// `current-thread` saturates at 3000 msgs/s (its knee is [`SWEEP_KNEE`]); `multi-thread` keeps
+/// up with every rate. Latency rises with the rate, steeply past saturation.
+pub fn fabricate_sweep(dir: &Path) -> DemoRun {
+    let mut planned = Vec::new();
+    for (group, runtime, ceiling, base_us) in [("current-thread", Runtime::CurrentThread, 3_000.0, 40.0), ("multi-thread", Runtime::MultiThread, f64::INFINITY, 55.0)] {
+        for asked in SWEEP_RATES {
+            let achieved = (asked as f64).min(ceiling);
+            // Queueing: latency grows as the asked rate nears and passes what the server can do.
+            let load = asked as f64 / ceiling.min(20_000.0);
+            let median_us = base_us / (1.0 - load.min(0.9)) * if asked as f64 > ceiling { 40.0 } else { 1.0 };
+            let name = format!("{group}@{asked}");
+            let shape = ConfigShape { name: group_name(group), runtime, median_us, rate: achieved as u64, pause: None, server_cpu_pct: 30.0 + 8.0 * load, server_rss_mib: 8.0 };
+            planned.push(Planned { entry: entry(&name, runtime, Some(group), Some(asked as f64)), shape });
+        }
+    }
+    fabricate_planned(dir, "rate-sweep", TRIALS, &planned, |_, _| (Vec::new(), 0))
+}
+
+/// The `'static` name of a fabricated group (shapes name their configuration with a literal).
+fn group_name(group: &str) -> &'static str {
+    match group {
+        "current-thread" => "current-thread",
+        _ => "multi-thread",
+    }
+}
+
+// ---------------------------------------------------------------- capacity searches
+
+/// Trials per configuration of the fabricated capacity search.
+pub const SEARCH_TRIALS: u32 = 3;
+/// The objective of the fabricated search.
+pub const SEARCH_SLO: &str = "p99 <= 2 ms";
+
+/// The true capacity of each fabricated configuration in each trial, msgs/s: the search finds
+/// the highest probed rate at or below it.
+pub const TRUE_CAPACITY: [(&str, [f64; 3]); 2] = [("current-thread", [9_000.0, 10_400.0, 9_700.0]), ("multi-thread", [12_300.0, 13_100.0, 12_800.0])];
+
+/// The search `wsbench run` performs (see `search_capacity` in cli/src/run.rs), against a server
+/// whose p99 stays within the objective up to `true_capacity` and which is overloaded (answers
+/// at most 110 % of its capacity) from 1.3 × that on. Starts at 2500 msgs/s, doubles until a
+/// probe fails, bisects to 10 %.
+pub fn simulate_search(true_capacity: f64) -> CapacityResult {
+    let slo = wsbench_core::slo::Slo::parse(SEARCH_SLO).unwrap();
+    let (precision, max_rate, max_probes) = (0.1, 400_000.0, 12);
+    let mut probes = Vec::new();
+    let (mut pass, mut fail): (Option<f64>, Option<f64>) = (None, None);
+    let mut converged = false;
+    let mut rate: f64 = 2_500.0;
+    for k in 1..=max_probes {
+        let load = rate / true_capacity;
+        let achieved = if load > 1.3 { true_capacity * 1.1 } else { rate };
+        // p99 crosses the 2 ms bound exactly at the true capacity.
+        let p99 = slo.bound_us * load.powi(3);
+        let latency = LatencySummary { count: (achieved * 2.0) as u64, p50: p99 / 8.0, p90: p99 / 3.0, p99, p99_9: p99 * 1.5, p99_99: p99 * 1.8, max: p99 * 2.0, min: 20.0, mean: p99 / 6.0 };
+        let overloaded = achieved < 0.95 * rate;
+        let passed = !overloaded && slo.holds(&latency);
+        let verdict = if overloaded {
+            format!("overloaded: only {achieved:.0} msgs/s answered")
+        } else if passed {
+            format!("meets {slo}")
+        } else {
+            format!("misses {slo}")
+        };
+        probes.push(CapacityProbe { dir: format!("probe-{k:02}"), asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict });
+        if passed {
+            pass = Some(pass.map_or(rate, |p: f64| p.max(rate)));
+        } else {
+            fail = Some(fail.map_or(rate, |f: f64| f.min(rate)));
+        }
+        rate = match (pass, fail) {
+            (_, None) if rate >= max_rate => break,
+            (_, None) => (rate * 2.0).min(max_rate),
+            (None, Some(f)) => f / 2.0,
+            (Some(p), Some(f)) if (f - p) / p <= precision => {
+                converged = true;
+                break;
+            }
+            (Some(p), Some(f)) => (p + f) / 2.0,
+        };
+    }
+    CapacityResult {
+        schema_version: SCHEMA_VERSION,
+        slo: slo.to_string(),
+        precision,
+        capacity_msgs_per_s: pass.unwrap_or(0.0),
+        first_failing_msgs_per_s: fail,
+        converged,
+        probes,
+    }
+}
+
+/// What a fabricated search run holds, beside the run itself.
+pub struct SearchRun {
+    pub run: DemoRun,
+    /// Per configuration (manifest order), per trial: the search written to `capacity.json`.
+    pub searches: Vec<Vec<CapacityResult>>,
+}
+
+/// A capacity-search run: [`TRUE_CAPACITY`]'s two configurations × [`SEARCH_TRIALS`] trials,
+/// each trial a `capacity.json` of [`simulate_search`] with the probe at capacity's files
+/// copied into the trial folder, as `wsbench run` leaves them.
+pub fn fabricate_search(dir: &Path) -> SearchRun {
+    let shapes = default_shapes();
+    let planned: Vec<Planned> = shapes.iter().map(|s| Planned { entry: entry(s.name, s.runtime, None, None), shape: ConfigShape { pause: None, ..s.clone() } }).collect();
+    let mut run = fabricate_planned(dir, "capacity", SEARCH_TRIALS, &planned, |_, _| (Vec::new(), 0));
+    let mut searches = Vec::new();
+    for (c, (name, capacities)) in TRUE_CAPACITY.iter().enumerate() {
+        assert_eq!(*name, planned[c].entry.name);
+        let mut per_trial = Vec::new();
+        for (t, truth) in capacities.iter().enumerate() {
+            let search = simulate_search(*truth);
+            let tdir = layout::trial_dir(&run.dir, name, t as u32 + 1);
+            // The trial folder holds the probe at capacity: its files are measured at that rate.
+            let shape = ConfigShape { rate: search.capacity_msgs_per_s as u64, ..planned[c].shape.clone() };
+            let mut trial = write_loadgen(&tdir, &shape, (c as u64 + 1) * 1000 + t as u64, Vec::new(), 0);
+            set_asked_rate(&tdir, &mut trial, search.capacity_msgs_per_s);
+            run.truth[c][t] = trial;
+            for p in &search.probes {
+                fs::create_dir_all(tdir.join(&p.dir)).unwrap();
+            }
+            write_capacity(&tdir, &search);
+            per_trial.push(search);
+        }
+        searches.push(per_trial);
+    }
+    run.manifest.scenario_text = format!("name = \"capacity\"\ntrials = {SEARCH_TRIALS}\n[search]\nslo = \"{SEARCH_SLO}\"\n");
+    write_manifest(&run.dir, &run.manifest);
+    SearchRun { run, searches }
+}
+
+pub fn write_capacity(trial_dir: &Path, c: &CapacityResult) {
+    fs::write(trial_dir.join(layout::CAPACITY), serde_json::to_string_pretty(c).unwrap()).unwrap();
 }
 
 pub fn write_manifest(dir: &Path, manifest: &RunManifest) {

@@ -3,17 +3,22 @@
 //! The HTTP layer answers the upgrade itself and hands every engine the same thing: an
 //! [`Upgraded`] socket plus whatever bytes followed the request head. From there the engine owns
 //! the connection: framing, running the workload, latency recording, counting, protocol errors
-//! and the closing handshake, including going away on shutdown. Only `tungstenite` exists now;
-//! a zero-allocation engine on wsbench-core's frame codec is meant to slot in beside it as
-//! another module and another arm of [`serve`].
+//! and the closing handshake, including going away on shutdown. `tungstenite` is the reference;
+//! `zero_alloc` runs wsbench-core's frame codec on the raw socket with per-thread buffers. A new
+//! engine is another module and another arm of [`serve`].
 
 mod tungstenite;
+mod zero_alloc;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
+
 use tokio::net::TcpStream;
-use wsbench_core::plan::{Engine, Workload};
+use tokio::sync::Notify;
+use wsbench_core::plan::{Engine, Handler, Workload};
 
 use crate::metrics::Metrics;
 use crate::pause::PauseGate;
@@ -37,17 +42,39 @@ pub struct Upgraded {
 pub struct ConnectionContext {
     pub engine: Engine,
     pub workload: Workload,
+    /// How the workload treats each message: without allocating, or as ordinary application code.
+    pub handler: Handler,
     /// Largest message and largest frame accepted.
     pub max_message_size: usize,
     pub metrics: Arc<Metrics>,
     pub pause: Arc<PauseGate>,
     pub recorder: Arc<Recorder>,
+    /// Notified once, right after the shutdown trigger fires: a cheaper way than
+    /// [`Shutdown::wait`] for an idle connection to be woken for it (a 64-byte future in every
+    /// connection's task instead of the watch channel's 168 bytes). Whether shutdown has been
+    /// requested is still [`Shutdown::is_requested`]'s to say.
+    pub go_away: Notify,
 }
 
 /// Runs one WebSocket connection to its end with the plan's engine.
-pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, shutdown: Shutdown) {
-    let _open = ctx.metrics.open_connection();
+///
+/// Not an `async fn`, so that the socket and shutdown handle move into the engine's future
+/// once instead of also staying behind as this function's arguments: that future is the bulk
+/// of an idle connection's memory.
+pub fn serve<'a>(
+    upgraded: Upgraded,
+    ctx: &'a ConnectionContext,
+    shutdown: Shutdown,
+) -> impl Future<Output = ()> + Send + 'a {
+    let open = ctx.metrics.open_connection();
     match ctx.engine {
-        Engine::Tungstenite => tungstenite::serve(upgraded, ctx, shutdown).await,
+        // Boxed: its future is ~5 KiB, and unboxed every connection's task would be that big
+        // whichever engine it runs, five times the zero-alloc engine's budget for an idle
+        // connection. One allocation per connection, never per message.
+        Engine::Tungstenite => Either::Left(Box::pin(async move {
+            let _open = open;
+            tungstenite::serve(upgraded, ctx, shutdown).await;
+        })),
+        Engine::ZeroAlloc => Either::Right(zero_alloc::serve(upgraded, ctx, shutdown, open)),
     }
 }

@@ -50,7 +50,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
     } else {
         WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config)).await
     };
-    let mut workload = AnyWorkload::new(ctx.workload);
+    let mut workload = AnyWorkload::new(ctx.workload, ctx.handler);
     let mut counts = ConnectionCounts::new(&ctx.metrics);
     let mut unflushed = false;
 
@@ -93,15 +93,19 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         let len = payload.len();
         counts.received(len);
         ctx.recorder.observe(payload);
-        match workload.on_message(kind, payload) {
-            Reply::Echo => {
-                if let Err(e) = ws.feed(msg).await {
-                    break End::Failed(e);
-                }
-                counts.sent(len);
-                unflushed = true;
-            }
+        // Echo sends back the very message (its `Bytes` are shared, nothing is copied); a
+        // workload's own reply is wrapped without copying either.
+        let reply = match workload.on_message(kind, payload) {
+            Reply::Echo => msg,
+            Reply::Text(t) => Message::Text(t.into()),
+            Reply::Binary(b) => Message::Binary(b.into()),
+        };
+        let reply_len = reply.len();
+        if let Err(e) = ws.feed(reply).await {
+            break End::Failed(e);
         }
+        counts.sent(reply_len);
+        unflushed = true;
         if counts.is_due() {
             counts.publish();
         }

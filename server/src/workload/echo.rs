@@ -1,5 +1,6 @@
-//! The echo workload: every text or binary message goes back unchanged, in a frame of the same
-//! type. Engines send the very message they received, so echoing copies nothing.
+//! The echo workload (`--handler zero-alloc`): every text or binary message goes back unchanged,
+//! in a frame of the same type. Engines send the very message they received, so echoing copies
+//! nothing and allocates nothing.
 
 use super::{DataKind, Reply, Workload};
 

@@ -2,13 +2,21 @@
 //!
 //! A workload sees the message's frame type and payload as borrowed bytes and answers with a
 //! [`Reply`]; the engine that received the message carries the reply out. Keeping the decision
-//! on plain bytes lets every engine (the allocating tungstenite one now, a zero-allocation one
-//! later) run every workload. A workload must not allocate per message. Latency recording and
-//! counting are done by the engine for every workload alike, not here.
+//! on plain bytes lets every engine (tungstenite, and any engine on wsbench-core's codec) run
+//! every workload. Latency recording and counting are done by the engine for every workload
+//! alike, not here.
+//!
+//! Each workload comes in the handler styles of [`plan::Handler`], one file per handler:
+//! `echo` answers from the received bytes and never allocates (`--handler zero-alloc`);
+//! `json_echo` decodes every message into owned values and round-trips it through serde_json,
+//! as an ordinary application handler does (`--handler alloc`), to show what allocating costs.
+//! Both replies are byte-identical to the message, so the load generator checks them alike.
 
 mod echo;
+mod json_echo;
 
 pub use echo::Echo;
+pub use json_echo::JsonEcho;
 
 use wsbench_core::plan;
 
@@ -20,10 +28,38 @@ pub enum DataKind {
 }
 
 /// What to send back for one received message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// The received message itself: same frame type, same payload.
+    /// The received message itself: same frame type, same payload. Engines send what they
+    /// already hold, so this reply costs no allocation.
     Echo,
+    /// A text message the workload built (valid UTF-8 by construction).
+    Text(String),
+    /// A binary message the workload built.
+    Binary(Vec<u8>),
+}
+
+impl Reply {
+    /// The reply's frame type, for a message of type `received` (an engine working on bytes
+    /// uses this and [`Reply::payload`] instead of matching every variant).
+    #[inline]
+    pub fn kind(&self, received: DataKind) -> DataKind {
+        match self {
+            Self::Echo => received,
+            Self::Text(_) => DataKind::Text,
+            Self::Binary(_) => DataKind::Binary,
+        }
+    }
+
+    /// The reply's payload, for a message whose payload was `received`.
+    #[inline]
+    pub fn payload<'a>(&'a self, received: &'a [u8]) -> &'a [u8] {
+        match self {
+            Self::Echo => received,
+            Self::Text(t) => t.as_bytes(),
+            Self::Binary(b) => b,
+        }
+    }
 }
 
 /// A workload's behaviour on one connection (one value per connection, so it may keep state).
@@ -31,16 +67,18 @@ pub trait Workload: Send {
     fn on_message(&mut self, kind: DataKind, payload: &[u8]) -> Reply;
 }
 
-/// The workload a plan names, ready for one connection.
+/// The workload and handler a plan names, ready for one connection.
 #[derive(Debug)]
 pub enum AnyWorkload {
     Echo(Echo),
+    JsonEcho(JsonEcho),
 }
 
 impl AnyWorkload {
-    pub fn new(kind: plan::Workload) -> Self {
-        match kind {
-            plan::Workload::Echo => Self::Echo(Echo),
+    pub fn new(kind: plan::Workload, handler: plan::Handler) -> Self {
+        match (kind, handler) {
+            (plan::Workload::Echo, plan::Handler::ZeroAlloc) => Self::Echo(Echo),
+            (plan::Workload::Echo, plan::Handler::Alloc) => Self::JsonEcho(JsonEcho),
         }
     }
 }
@@ -50,6 +88,42 @@ impl Workload for AnyWorkload {
     fn on_message(&mut self, kind: DataKind, payload: &[u8]) -> Reply {
         match self {
             Self::Echo(w) => w.on_message(kind, payload),
+            Self::JsonEcho(w) => w.on_message(kind, payload),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_name_their_bytes_and_frame_type() {
+        let received = b"abc";
+        assert_eq!(Reply::Echo.payload(received), received);
+        assert_eq!(Reply::Echo.kind(DataKind::Binary), DataKind::Binary);
+        let t = Reply::Text("xyz".into());
+        assert_eq!(
+            (t.payload(received), t.kind(DataKind::Binary)),
+            (&b"xyz"[..], DataKind::Text)
+        );
+        let b = Reply::Binary(vec![1, 2]);
+        assert_eq!(
+            (b.payload(received), b.kind(DataKind::Text)),
+            (&[1u8, 2][..], DataKind::Binary)
+        );
+    }
+
+    #[test]
+    fn the_plan_picks_the_handler() {
+        use wsbench_core::plan::{Handler, Workload as W};
+        assert!(matches!(
+            AnyWorkload::new(W::Echo, Handler::ZeroAlloc),
+            AnyWorkload::Echo(_)
+        ));
+        assert!(matches!(
+            AnyWorkload::new(W::Echo, Handler::Alloc),
+            AnyWorkload::JsonEcho(_)
+        ));
     }
 }

@@ -1,8 +1,11 @@
-//! Statistics over trials: the median and the range of every figure the report's table shows.
+//! Statistics over trials: the median and the range of every figure the report's table shows,
+//! and ([`bootstrap`]) the confidence interval of a ratio between two sets of trials.
 //!
 //! Trials of one configuration are repeated measurements of the same thing, so the report gives
 //! their median (robust to one odd trial) with the min–max range beside it, as criterion puts an
 //! interval next to every estimate. Pure functions only: no files, no formatting.
+
+pub mod bootstrap;
 
 use crate::load::{ConfigRun, Trial};
 
@@ -24,22 +27,12 @@ impl Spread {
             return None;
         }
         v.sort_by(f64::total_cmp);
-        Some(Self { median: median_of_sorted(&v), min: v[0], max: v[v.len() - 1], n: v.len() })
+        Some(Self { median: bootstrap::median_of_sorted(&v), min: v[0], max: v[v.len() - 1], n: v.len() })
     }
 
     /// True when every value was the same (the range adds nothing).
     pub fn is_flat(&self) -> bool {
         self.min == self.max
-    }
-}
-
-/// Median of sorted values: the middle one, or the mean of the middle two.
-fn median_of_sorted(v: &[f64]) -> f64 {
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
@@ -55,11 +48,13 @@ pub fn spread_by_index(series: &[Vec<f64>]) -> Vec<Spread> {
     (0..len).filter_map(|k| Spread::of(series.iter().filter_map(|s| s.get(k).copied()))).collect()
 }
 
-/// A trial whose figures count: it wrote a summary and the orchestrator did not mark it failed.
-/// Failed trials are listed in the report but kept out of medians and plots, since whatever
-/// made them fail (a dying server, a stuck load generator) also bends their figures.
+/// A trial whose figures count: it wrote a summary (or, for a capacity search, its result) and
+/// the orchestrator did not mark it failed. Failed trials are listed in the report but kept out
+/// of medians and plots, since whatever made them fail (a dying server, a stuck load generator)
+/// also bends their figures. A search in which no probe passed has a capacity (none) but no
+/// summary: it counts for capacity and has nothing else to give.
 pub fn usable(t: &Trial) -> bool {
-    t.summary.is_some() && t.failure.is_none()
+    (t.summary.is_some() || t.capacity.is_some()) && t.failure.is_none()
 }
 
 /// Mean server CPU over a trial (% of one core): from `processes.csv`, or else the server's own
@@ -89,6 +84,10 @@ pub struct ConfigStats {
     pub errors: Option<Spread>,
     pub server_cpu_pct: Option<Spread>,
     pub server_peak_rss_bytes: Option<Spread>,
+    /// Heap allocations per message in steady state: the server process, and the load
+    /// generator's worker threads (its hot path). Absent when not counted.
+    pub server_allocations_per_message: Option<Spread>,
+    pub loadgen_worker_allocations_per_message: Option<Spread>,
 }
 
 impl ConfigStats {
@@ -107,6 +106,8 @@ impl ConfigStats {
             errors: Spread::of(summaries().map(|s| (s.messages.errors + s.messages.corrupted + s.messages.lost) as f64)),
             server_cpu_pct: Spread::of(used.iter().filter_map(|t| server_cpu_pct(t))),
             server_peak_rss_bytes: Spread::of(used.iter().filter_map(|t| server_peak_rss(t))),
+            server_allocations_per_message: Spread::of(used.iter().filter_map(|t| t.server.as_ref()?.allocations_per_message)),
+            loadgen_worker_allocations_per_message: Spread::of(summaries().filter_map(|s| s.worker_allocations_per_message)),
         }
     }
 }

@@ -1,0 +1,218 @@
+//! Allocations per message, read from `server.json` as users read them, under real load.
+//!
+//! Each test starts the real `wsbench-server` binary (which counts its allocations), drives it
+//! from a client in this process with wsbench messages (a warm-up first, then 100,000+
+//! measured messages, several in flight per connection), stops it with SIGTERM and reads
+//! `allocations_per_message` (the whole process, first to last measured message) and
+//! `worker_allocations_per_message` (the runtime threads that handled the messages).
+//!
+//! The echo path of `--handler zero-alloc` must not allocate at all: its worker figure is
+//! exactly 0. The process figure may carry the latency harvester's once-per-second interval-log
+//! write (compressing one histogram allocates a few buffers); it stays far below 0.001.
+//! `--handler alloc` decodes and re-encodes every message through serde_json and must show it.
+//! Another engine gets the same proof by calling [`measure`] with its `--engine` name.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::Barrier;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use wsbench_core::clock::now_ns;
+use wsbench_core::event::Listening;
+use wsbench_core::header::{fill_payload, MessageHeader};
+use wsbench_core::layout::SERVER_SUMMARY;
+use wsbench_core::result::ServerSummary;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wsbench-server");
+const STEP: Duration = Duration::from_secs(10);
+/// Connections, and messages in flight on each.
+const CONNECTIONS: usize = 4;
+const IN_FLIGHT: usize = 8;
+const SIZE: usize = 64;
+const WARMUP: Duration = Duration::from_secs(1);
+
+/// What a run measured.
+struct Measured {
+    summary: ServerSummary,
+    /// Measured (non-warm-up) messages the client had echoed.
+    messages: u64,
+}
+
+/// Serves `messages` measured messages (after [`WARMUP`]) with `wsbench-server --engine
+/// <engine> --handler <handler>` and returns its `server.json`.
+async fn measure(engine: &str, handler: &str, messages: u64) -> Measured {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "server-alloc-{engine}-{handler}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--engine",
+            engine,
+            "--handler",
+            handler,
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start wsbench-server");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let line = timeout(STEP, stdout.next_line())
+        .await
+        .expect("readiness in time")
+        .unwrap()
+        .expect("a readiness line");
+    let ready = Listening::parse(&line).unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+    let addr: SocketAddr = ready.addr.parse().unwrap();
+
+    let run = Arc::new(Run {
+        start: Instant::now(),
+        target: messages,
+        measured: AtomicU64::new(0),
+        done: Barrier::new(CONNECTIONS),
+    });
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::spawn(client(addr, Arc::clone(&run))))
+        .collect();
+    let mut measured = 0;
+    for c in clients {
+        measured += timeout(Duration::from_secs(120), c)
+            .await
+            .expect("load in time")
+            .unwrap();
+    }
+
+    // SAFETY: plain kill(2) on the child we started and still own.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(ready.pid).unwrap(), libc::SIGTERM) },
+        0
+    );
+    let status = timeout(STEP, child.wait())
+        .await
+        .expect("exit in time")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(out.join(SERVER_SUMMARY)).expect("server.json");
+    let summary: ServerSummary = serde_json::from_str(&text).expect("server.json parses");
+    std::fs::remove_dir_all(&out).ok();
+    eprintln!(
+        "{engine}/{handler}: {measured} measured messages; allocations per message: workers {:?}, process {:?}",
+        summary.worker_allocations_per_message, summary.allocations_per_message
+    );
+    Measured {
+        summary,
+        messages: measured,
+    }
+}
+
+/// What the clients of one run share.
+struct Run {
+    start: Instant,
+    /// Measured messages wanted, over all connections.
+    target: u64,
+    measured: AtomicU64,
+    /// Every connection waits here before closing, so no connection's closing (which allocates
+    /// in the server) falls between two measured messages of another.
+    done: Barrier,
+}
+
+/// One connection: [`IN_FLIGHT`] messages at a time, each batch sent in one write and every echo
+/// checked, until the run has its measured messages. Returns how many of them this one sent.
+async fn client(addr: SocketAddr, run: Arc<Run>) -> u64 {
+    let (mut ws, _) = timeout(
+        STEP,
+        tokio_tungstenite::connect_async(format!("ws://{addr}/")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (mut seq, mut done) = (0u64, 0u64);
+    while run.measured.load(Relaxed) < run.target {
+        let warmup = run.start.elapsed() < WARMUP;
+        let mut batch = Vec::with_capacity(IN_FLIGHT);
+        for _ in 0..IN_FLIGHT {
+            let mut m = vec![0u8; SIZE];
+            let now = now_ns();
+            MessageHeader {
+                seq,
+                intended_ns: now,
+                sent_ns: now,
+                warmup,
+            }
+            .encode(&mut m);
+            fill_payload(&mut m, seq);
+            seq += 1;
+            ws.feed(Message::binary(m.clone())).await.unwrap();
+            batch.push(m);
+        }
+        ws.flush().await.unwrap();
+        for sent in batch {
+            let echo = timeout(STEP, ws.next())
+                .await
+                .expect("an echo in time")
+                .expect("open")
+                .expect("no error");
+            assert_eq!(echo.into_data(), sent, "echoes are byte-identical");
+        }
+        if !warmup {
+            done += IN_FLIGHT as u64;
+            run.measured.fetch_add(IN_FLIGHT as u64, Relaxed);
+        }
+    }
+    run.done.wait().await;
+    timeout(STEP, ws.close(None)).await.unwrap().unwrap();
+    while let Ok(Some(Ok(_))) = timeout(STEP, ws.next()).await {}
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tungstenite_echo_path_allocates_nothing() {
+    let m = measure("tungstenite", "zero-alloc", 120_000).await;
+    assert!(m.messages >= 100_000);
+    assert_eq!(
+        m.summary.one_way_latency_us.count, m.messages,
+        "every measured message was recorded"
+    );
+    assert_eq!(
+        m.summary.worker_allocations_per_message,
+        Some(0.0),
+        "the runtime threads allocated while echoing"
+    );
+    let process = m
+        .summary
+        .allocations_per_message
+        .expect("a counting server reports the figure");
+    assert!(
+        process <= 0.001,
+        "{process} allocations per message in the server process"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alloc_handler_allocates_on_every_message() {
+    let m = measure("tungstenite", "alloc", 30_000).await;
+    let workers = m
+        .summary
+        .worker_allocations_per_message
+        .expect("figure present");
+    let process = m.summary.allocations_per_message.expect("figure present");
+    assert!(
+        workers > 1.0 && process >= workers,
+        "workers {workers}, process {process}"
+    );
+}

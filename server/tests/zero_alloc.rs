@@ -1,0 +1,509 @@
+//! End-to-end tests of `wsbench-server --engine zero-alloc` on 127.0.0.1, port 0.
+//!
+//! A tokio-tungstenite client checks what a well-behaved peer sees (echoes of every size and
+//! shape, pings, the close handshake, going away on SIGTERM); a raw client built on
+//! wsbench-core's codec sends what no library would (bad UTF-8, bad close codes, unmasked or
+//! reserved-bit frames, frames cut into single bytes) and checks the close code each earns.
+//! Every await has a timeout and every loop a bound; nothing asserts on speed.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+use wsbench_core::codec::frame::{parse, Parsed};
+use wsbench_core::codec::{close, mask, write, Opcode, Role, MAX_HEADER_LEN};
+use wsbench_core::event::Listening;
+use wsbench_core::layout::SERVER_SUMMARY;
+use wsbench_core::result::ServerSummary;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wsbench-server");
+/// Bound on any single step that should be quick.
+const STEP: Duration = Duration::from_secs(10);
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct ServerProcess {
+    child: Child,
+    _stdout: Lines<BufReader<ChildStdout>>,
+    addr: SocketAddr,
+    pid: i32,
+}
+
+impl ServerProcess {
+    async fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--engine", "zero-alloc"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start wsbench-server");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let line = timeout(STEP, stdout.next_line())
+            .await
+            .expect("readiness line in time")
+            .expect("read stdout")
+            .expect("a readiness line before stdout closed");
+        let ev =
+            Listening::parse(&line).unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+        Self {
+            child,
+            _stdout: stdout,
+            addr: ev.addr.parse().expect("addr is a socket address"),
+            pid: i32::try_from(ev.pid).expect("pid fits"),
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        let (ws, _) = timeout(STEP, connect_async(format!("ws://{}/", self.addr)))
+            .await
+            .expect("connect in time")
+            .expect("WebSocket handshake");
+        ws
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: plain kill(2) on the child we started and still own.
+        assert_eq!(unsafe { libc::kill(self.pid, sig) }, 0, "kill failed");
+    }
+
+    async fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        let status = timeout(STEP, self.child.wait())
+            .await
+            .expect("exit in time")
+            .expect("wait");
+        assert!(status.success(), "{status}");
+    }
+
+    async fn protocol_errors(&self) -> u64 {
+        let mut s = TcpStream::connect(self.addr).await.expect("connect");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let mut answer = String::new();
+        timeout(STEP, s.read_to_string(&mut answer))
+            .await
+            .expect("in time")
+            .expect("read");
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("wsbench_server_protocol_errors_total "))
+            .expect("the counter")
+            .trim()
+            .parse()
+            .expect("a number")
+    }
+}
+
+async fn next(ws: &mut Client) -> Option<Message> {
+    match timeout(STEP, ws.next()).await.expect("a message in time") {
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => panic!("client read failed: {e}"),
+        None => None,
+    }
+}
+
+/// Reads until the stream ends (after a close), within bounds.
+async fn read_to_end(ws: &mut Client) {
+    for _ in 0..100 {
+        match timeout(STEP, ws.next()).await.expect("end in time") {
+            Some(Ok(_)) => continue,
+            _ => return,
+        }
+    }
+    panic!("no end of stream");
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+        .collect()
+}
+
+/// A client speaking raw frames over TCP, through wsbench-core's codec.
+struct RawClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    /// Connects and upgrades; `first` goes out in the same write as the request head.
+    async fn connect(addr: SocketAddr, first: &[u8]) -> Self {
+        let mut stream = timeout(STEP, TcpStream::connect(addr))
+            .await
+            .expect("in time")
+            .expect("connect");
+        let mut request = format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .into_bytes();
+        request.extend_from_slice(first);
+        stream.write_all(&request).await.expect("send upgrade");
+        let mut buf = Vec::new();
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = timeout(STEP, stream.read(&mut chunk))
+                .await
+                .expect("answer in time")
+                .expect("read");
+            assert_ne!(n, 0, "closed during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        buf.drain(..head_end);
+        Self { stream, buf }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("send");
+    }
+
+    /// The next frame from the server: opcode bits, FIN and payload.
+    async fn frame(&mut self) -> Option<(u8, bool, Vec<u8>)> {
+        loop {
+            match parse(&self.buf, Role::Client, usize::MAX >> 1).expect("server frames are valid")
+            {
+                Parsed::Frame(f) => {
+                    let payload = self.buf[f.payload_range()].to_vec();
+                    self.buf.drain(..f.len());
+                    return Some((f.opcode.bits(), f.fin, payload));
+                }
+                Parsed::Incomplete(_) => {
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    let n = timeout(STEP, self.stream.read(&mut chunk))
+                        .await
+                        .expect("a frame in time")
+                        .ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    }
+
+    /// Expects a close frame with `code`, answers it, and expects the server to end the stream.
+    async fn expect_close(&mut self, code: u16) {
+        let (op, _, payload) = self.frame().await.expect("a close frame");
+        assert_eq!(op, Opcode::Close.bits(), "payload {payload:?}");
+        let got = close::parse(&payload)
+            .expect("a valid close payload")
+            .map(|c| c.code);
+        assert_eq!(got, Some(code));
+        self.send(&client_frame(0x88, &payload[..2])).await;
+        assert_eq!(
+            self.frame().await,
+            None,
+            "the server ends the stream after closing"
+        );
+    }
+}
+
+/// A masked client frame whose first byte (FIN, RSV, opcode) is `b0`.
+fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x5a, 0xc3, 0x01, 0xfe];
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = write::header(&mut head, true, Opcode::Binary, payload.len(), Some(key));
+    head[0] = b0;
+    let mut frame = head[..n].to_vec();
+    let start = frame.len();
+    frame.extend_from_slice(payload);
+    mask::apply(&mut frame[start..], key);
+    frame
+}
+
+#[tokio::test]
+async fn echoes_text_binary_empty_and_pipelined_messages() {
+    let server = ServerProcess::start(&[]).await;
+    let mut ws = server.connect().await;
+    for m in [
+        Message::text("hello, zero-alloc"),
+        Message::text("κόσμε €𝄞"),
+        Message::text(""),
+        Message::binary(pattern(256, 1)),
+        Message::binary(Vec::new()),
+        Message::binary(pattern(70_000, 2)),
+    ] {
+        ws.send(m.clone()).await.expect("send");
+        assert_eq!(next(&mut ws).await, Some(m));
+    }
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping");
+    assert_eq!(
+        next(&mut ws).await,
+        Some(Message::Pong(b"are you there".to_vec().into()))
+    );
+    // Pipelined, mixed sizes: everything comes back whole and in order.
+    let sent: Vec<Message> = (0..300usize)
+        .map(|i| match i % 3 {
+            0 => Message::binary(pattern(i * 37 % 2000, i as u8)),
+            1 => Message::text("x".repeat(i)),
+            _ => Message::binary(pattern(i * 301, i as u8)),
+        })
+        .collect();
+    for m in &sent {
+        ws.feed(m.clone()).await.expect("feed");
+    }
+    ws.flush().await.expect("flush");
+    for m in &sent {
+        assert_eq!(next(&mut ws).await.as_ref(), Some(m));
+    }
+    ws.close(None).await.expect("close");
+    read_to_end(&mut ws).await;
+    assert_eq!(server.protocol_errors().await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn large_and_fragmented_messages_are_echoed_whole() {
+    let server = ServerProcess::start(&[]).await;
+    let mut ws = server.connect().await;
+    let mib = 1 << 20;
+    let big = pattern(mib, 3);
+    ws.send(Message::binary(big.clone())).await.expect("send");
+    assert_eq!(next(&mut ws).await, Some(Message::binary(big.clone())));
+    let text = "ab€".repeat(mib / 5);
+    ws.send(Message::text(text.clone())).await.expect("send");
+    assert_eq!(next(&mut ws).await, Some(Message::text(text.clone())));
+
+    // A text message in fragments, cut inside a character, with a ping between fragments.
+    let euro = "€".as_bytes();
+    let parts: [&[u8]; 3] = [b"frag\xe2", &euro[1..2], b"\xacments"];
+    ws.send(Message::Frame(WsFrame::message(
+        parts[0].to_vec(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .expect("first fragment");
+    ws.send(Message::Ping(b"between".to_vec().into()))
+        .await
+        .expect("ping");
+    ws.send(Message::Frame(WsFrame::message(
+        parts[1].to_vec(),
+        OpCode::Data(Data::Continue),
+        false,
+    )))
+    .await
+    .expect("second fragment");
+    ws.send(Message::Frame(WsFrame::message(
+        parts[2].to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await
+    .expect("last fragment");
+    assert_eq!(
+        next(&mut ws).await,
+        Some(Message::Pong(b"between".to_vec().into()))
+    );
+    assert_eq!(next(&mut ws).await, Some(Message::text("frag€ments")));
+
+    // 1 MiB binary in four 256 KiB fragments (each larger than the shared read buffer).
+    let quarter = mib / 4;
+    for i in 0..4 {
+        let op = if i == 0 { Data::Binary } else { Data::Continue };
+        let chunk = big[i * quarter..(i + 1) * quarter].to_vec();
+        ws.send(Message::Frame(WsFrame::message(
+            chunk,
+            OpCode::Data(op),
+            i == 3,
+        )))
+        .await
+        .expect("fragment");
+    }
+    assert_eq!(next(&mut ws).await, Some(Message::binary(big)));
+    // And the connection goes on with small messages afterwards.
+    ws.send(Message::text("after")).await.expect("send");
+    assert_eq!(next(&mut ws).await, Some(Message::text("after")));
+    ws.close(None).await.expect("close");
+    read_to_end(&mut ws).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_close_handshake_echoes_the_code() {
+    let server = ServerProcess::start(&[]).await;
+    for code in [1000u16, 1001, 3000, 4999] {
+        let mut ws = server.connect().await;
+        ws.close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: "bye".into(),
+        }))
+        .await
+        .expect("close");
+        match next(&mut ws).await {
+            Some(Message::Close(Some(f))) => assert_eq!(u16::from(f.code), code),
+            other => panic!("expected the close echoed, got {other:?}"),
+        }
+        read_to_end(&mut ws).await;
+    }
+    // A close without a status code is answered without one.
+    let mut raw = RawClient::connect(server.addr, &[]).await;
+    raw.send(&client_frame(0x88, &[])).await;
+    assert_eq!(raw.frame().await, Some((0x8, true, Vec::new())));
+    assert_eq!(raw.frame().await, None);
+    assert_eq!(server.protocol_errors().await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_the_code_they_earn() {
+    let server = ServerProcess::start(&["--max-message-size", "1KiB"]).await;
+    let mut bad_close = vec![0x03, 0xed]; // 1005 must not be sent
+    bad_close.extend_from_slice(b"x");
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "invalid UTF-8 text",
+            client_frame(0x81, b"ok\xc0\xaf"),
+            1007,
+        ),
+        (
+            "text ending inside a character",
+            client_frame(0x81, b"\xe2\x82"),
+            1007,
+        ),
+        ("reserved bits", client_frame(0xC2, b"x"), 1002),
+        ("reserved opcode", client_frame(0x83, b"x"), 1002),
+        (
+            "continuation without a message",
+            client_frame(0x80, b"x"),
+            1002,
+        ),
+        ("fragmented ping", client_frame(0x09, b"x"), 1002),
+        ("1-byte close payload", client_frame(0x88, &[0x03]), 1002),
+        ("close code 1005", client_frame(0x88, &bad_close), 1002),
+        (
+            "close reason not UTF-8",
+            client_frame(0x88, b"\x03\xe8\xff"),
+            1007,
+        ),
+        ("unmasked frame", vec![0x82, 0x01, b'x'], 1002),
+        (
+            "message over the limit",
+            client_frame(0x82, &[7u8; 1025]),
+            1009,
+        ),
+    ];
+    let count = cases.len() as u64;
+    for (what, frame, code) in cases {
+        let mut raw = RawClient::connect(server.addr, &[]).await;
+        raw.send(&frame).await;
+        let (op, _, payload) = raw
+            .frame()
+            .await
+            .unwrap_or_else(|| panic!("{what}: no answer"));
+        assert_eq!(op, 0x8, "{what}");
+        let got = close::parse(&payload).expect("valid close").map(|c| c.code);
+        assert_eq!(got, Some(code), "{what}");
+        raw.send(&client_frame(0x88, &payload[..2])).await;
+        assert_eq!(
+            raw.frame().await,
+            None,
+            "{what}: the server ends the stream"
+        );
+    }
+    // Fragments that add up to more than the limit, with a valid message first.
+    let mut raw = RawClient::connect(server.addr, &[]).await;
+    raw.send(&client_frame(0x82, &[1u8; 1024])).await;
+    let (op, _, echo) = raw.frame().await.expect("the limit itself is allowed");
+    assert_eq!((op, echo.len()), (0x2, 1024));
+    raw.send(&client_frame(0x02, &[1u8; 600])).await;
+    raw.send(&client_frame(0x80, &[1u8; 600])).await;
+    raw.expect_close(1009).await;
+    assert_eq!(server.protocol_errors().await, count + 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn frames_cut_anywhere_and_the_first_frame_in_the_upgrade_write_are_served() {
+    let server = ServerProcess::start(&[]).await;
+    // The first frame rides in the same write as the request head.
+    let first = client_frame(0x82, b"right behind the head");
+    let mut raw = RawClient::connect(server.addr, &first).await;
+    assert_eq!(
+        raw.frame().await,
+        Some((0x2, true, b"right behind the head".to_vec()))
+    );
+    // Two frames sent one byte at a time.
+    let mut bytes = client_frame(0x81, "byte by byte €".as_bytes());
+    bytes.extend(client_frame(0x82, &pattern(300, 9)));
+    for b in &bytes {
+        raw.send(std::slice::from_ref(b)).await;
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    assert_eq!(
+        raw.frame().await,
+        Some((0x1, true, "byte by byte €".as_bytes().to_vec()))
+    );
+    assert_eq!(raw.frame().await, Some((0x2, true, pattern(300, 9))));
+    raw.send(&client_frame(0x88, &[0x03, 0xe8])).await;
+    assert_eq!(raw.frame().await, Some((0x8, true, vec![0x03, 0xe8])));
+    assert_eq!(raw.frame().await, None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sigterm_closes_clients_with_1001_and_writes_the_results() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("wsbench-zero-alloc-sigterm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = ServerProcess::start(&["--out", dir.to_str().expect("UTF-8 dir")]).await;
+    let mut ws = server.connect().await;
+    let mut idle = server.connect().await;
+    for i in 0..5u8 {
+        ws.send(Message::binary(pattern(48, i)))
+            .await
+            .expect("send");
+        assert_eq!(next(&mut ws).await, Some(Message::binary(pattern(48, i))));
+    }
+    server.signal(libc::SIGTERM);
+    for client in [&mut ws, &mut idle] {
+        match next(client).await {
+            Some(Message::Close(Some(f))) => assert_eq!(f.code, CloseCode::Away),
+            other => panic!("expected close 1001, got {other:?}"),
+        }
+        read_to_end(client).await;
+    }
+    let mut server = server;
+    let status = timeout(STEP, server.child.wait())
+        .await
+        .expect("exit in time")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    let summary: ServerSummary = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(SERVER_SUMMARY)).expect("server.json written"),
+    )
+    .expect("a ServerSummary");
+    assert_eq!(summary.config.engine.name(), "zero-alloc");
+    assert_eq!(summary.counts.connections_accepted, 2);
+    assert_eq!(
+        (summary.counts.messages_in, summary.counts.messages_out),
+        (5, 5)
+    );
+    assert_eq!(
+        (summary.counts.bytes_in, summary.counts.bytes_out),
+        (240, 240)
+    );
+    assert_eq!(summary.counts.protocol_errors, 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
