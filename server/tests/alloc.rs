@@ -204,6 +204,16 @@ async fn tungstenite_echo_path_allocates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_alloc_echo_path_allocates_nothing() {
+    let m = measure("zero-alloc", "zero-alloc", 120_000).await;
+    assert!(m.messages >= 100_000);
+    assert_eq!(m.summary.one_way_latency_us.count, m.messages, "every measured message was recorded");
+    assert_eq!(m.summary.worker_allocations_per_message, Some(0.0), "the runtime threads allocated while echoing");
+    let process = m.summary.allocations_per_message.expect("a counting server reports the figure");
+    assert!(process <= 0.001, "{process} allocations per message in the server process");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alloc_handler_allocates_on_every_message() {
     let m = measure("tungstenite", "alloc", 30_000).await;
     let workers = m
