@@ -115,6 +115,8 @@ pub struct ConfigSeries {
 pub struct Family {
     /// Index of the sweep among the run's sweeps, in manifest order.
     pub group: usize,
+    /// The sweep's colour (see [`SweepGroup::color_index`]).
+    pub color_index: usize,
     /// Position of the point in its sweep by asked rate, from 0 (the lowest rate).
     pub rank: usize,
     /// Points in the sweep.
@@ -172,7 +174,7 @@ impl ConfigSeries {
         for (g, group) in rate_sweep(run).iter().enumerate() {
             for (rank, point) in group.points.iter().enumerate() {
                 if let Some(c) = all.iter_mut().find(|c| c.name == point.name) {
-                    c.family = Some(Family { group: g, rank, size: group.points.len() });
+                    c.family = Some(Family { group: g, color_index: group.color_index, rank, size: group.points.len() });
                 }
             }
         }
@@ -326,6 +328,10 @@ pub struct SweepPoint {
 pub struct SweepGroup {
     /// The configuration the sweep was written for (`group` in the manifest).
     pub name: String,
+    /// The colour of the sweep, as a palette position: the first one that no configuration
+    /// outside a sweep takes by its own position in the manifest, so a run that mixes sweeps and
+    /// single configurations never draws two of them in one colour.
+    pub color_index: usize,
     pub points: Vec<SweepPoint>,
 }
 
@@ -370,8 +376,13 @@ pub fn rate_sweep(run: &Run) -> Vec<SweepGroup> {
         };
         match groups.iter_mut().find(|g| &g.name == group) {
             Some(g) => g.points.push(point),
-            None => groups.push(SweepGroup { name: group.clone(), points: vec![point] }),
+            None => groups.push(SweepGroup { name: group.clone(), color_index: 0, points: vec![point] }),
         }
+    }
+    let taken: Vec<usize> = run.manifest.configs.iter().enumerate().filter(|(_, e)| e.group.is_none()).map(|(i, _)| i).collect();
+    let mut free = (0..).filter(|i| !taken.contains(i));
+    for g in &mut groups {
+        g.color_index = free.next().expect("an unbounded range never ends");
     }
     for g in &mut groups {
         g.points.sort_by(|a, b| a.asked.total_cmp(&b.asked));

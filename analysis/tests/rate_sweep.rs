@@ -45,6 +45,23 @@ fn the_sweep_series_finds_each_knee_where_the_server_fell_behind() {
     let families: Vec<_> = series.iter().map(|c| c.family.map(|f| (f.group, f.rank, f.size))).collect();
     assert_eq!(families[..4], [Some((0, 0, 4)), Some((0, 1, 4)), Some((0, 2, 4)), Some((0, 3, 4))]);
     assert_eq!(families[7], Some((1, 3, 4)));
+    assert_eq!(sweeps.iter().map(|g| g.color_index).collect::<Vec<_>>(), [0, 1], "a sweep run colours its sweeps like configurations");
+    fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sweeps_beside_single_configurations_take_colours_of_their_own() {
+    let dir = common::temp_dir("sweep-mixed");
+    let mut run = common::fabricate_sweep(&dir.join("run"));
+    // The first configuration stands alone: it keeps colour 0, so the sweeps move on.
+    run.manifest.configs[0].group = None;
+    common::write_manifest(&run.dir, &run.manifest);
+    let loaded = load::run(&run.dir).unwrap();
+    let sweeps = series::rate_sweep(&loaded);
+    assert_eq!(sweeps.iter().map(|g| (g.name.as_str(), g.points.len(), g.color_index)).collect::<Vec<_>>(), [("current-thread", 3, 1), ("multi-thread", 4, 2)]);
+    let series = ConfigSeries::of_run(&loaded);
+    assert_eq!(series[0].family, None);
+    assert_eq!(series[1].family.map(|f| (f.color_index, f.rank)), Some((1, 0)));
     fs::remove_dir_all(&dir).ok();
 }
 

@@ -20,7 +20,7 @@ use crate::series::{SweepGroup, SweepPoint, ACHIEVED_SHARE};
 use crate::stats::Spread;
 
 pub struct LatencyVsThroughput<'a> {
-    /// Every sweep of the run, in manifest order (the order fixes the colours).
+    /// Every sweep of the run, in manifest order.
     pub groups: &'a [SweepGroup],
 }
 
@@ -56,7 +56,7 @@ impl Figure for LatencyVsThroughput<'_> {
             return no_data(area, "no sweep point has a readable summary.json");
         };
 
-        let sweeps: Vec<LegendEntry> = self.groups.iter().enumerate().map(|(i, g)| LegendEntry::line(g.name.clone(), config_color(i))).collect();
+        let sweeps: Vec<LegendEntry> = self.groups.iter().map(|g| LegendEntry::line(g.name.clone(), config_color(g.color_index))).collect();
         let mut styles: Vec<LegendEntry> = PERCENTILES.iter().map(|(label, stroke, marker, _)| LegendEntry::styled(*label, STYLE_KEY, *stroke, *marker)).collect();
         styles.push(LegendEntry::styled(format!("achieved < {:.0} % of asked (overloaded)", ACHIEVED_SHARE * 100.0), ALERT, Stroke::None, Marker::Ring));
         let body = legend_strip(area, &sweeps)?;
@@ -81,8 +81,8 @@ impl Figure for LatencyVsThroughput<'_> {
             .draw()?;
         let plot = chart.plotting_area();
 
-        for (i, g) in self.groups.iter().enumerate() {
-            let color = config_color(i);
+        for g in self.groups {
+            let color = config_color(g.color_index);
             let points = measured(g);
             let at = |p: &SweepPoint, s: Spread| (x.clamp(p.achieved.map_or(0.0, |a| a.median)), y.clamp(s.median));
             for (_, stroke, marker, pick) in PERCENTILES {

@@ -149,7 +149,7 @@ pub fn config_color(index: usize) -> RGBColor {
 /// ten lines read as two sweeps rising in rate rather than ten unrelated colours.
 pub fn series_color(index: usize, c: &ConfigSeries) -> RGBColor {
     match c.family {
-        Some(f) => shade(config_color(f.group), f.rank, f.size),
+        Some(f) => shade(config_color(f.color_index), f.rank, f.size),
         None => config_color(index),
     }
 }
