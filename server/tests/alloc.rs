@@ -14,25 +14,23 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use tokio::sync::Barrier;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use wsbench_core::clock::now_ns;
-use wsbench_core::event::Listening;
 use wsbench_core::header::{fill_payload, MessageHeader};
 use wsbench_core::layout::SERVER_SUMMARY;
 use wsbench_core::result::ServerSummary;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsbench-server");
-const STEP: Duration = Duration::from_secs(10);
+mod common;
+
+use common::{ServerProcess, STEP};
+
 /// Connections, and messages in flight on each.
 const CONNECTIONS: usize = 4;
 const IN_FLIGHT: usize = 8;
@@ -54,31 +52,9 @@ async fn measure(engine: &str, handler: &str, messages: u64) -> Measured {
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&out);
-    let mut child = Command::new(BIN)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--engine",
-            engine,
-            "--handler",
-            handler,
-        ])
-        .arg("--out")
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start wsbench-server");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let line = timeout(STEP, stdout.next_line())
-        .await
-        .expect("readiness in time")
-        .unwrap()
-        .expect("a readiness line");
-    let ready = Listening::parse(&line).unwrap_or_else(|| panic!("not a listening line: {line:?}"));
-    let addr: SocketAddr = ready.addr.parse().unwrap();
+    let out_arg = out.to_str().expect("UTF-8 path");
+    let mut server = ServerProcess::start(&["--engine", engine, "--handler", handler, "--out", out_arg]).await;
+    let addr = server.addr;
 
     let run = Arc::new(Run {
         start: Instant::now(),
@@ -97,15 +73,8 @@ async fn measure(engine: &str, handler: &str, messages: u64) -> Measured {
             .unwrap();
     }
 
-    // SAFETY: plain kill(2) on the child we started and still own.
-    assert_eq!(
-        unsafe { libc::kill(i32::try_from(ready.pid).unwrap(), libc::SIGTERM) },
-        0
-    );
-    let status = timeout(STEP, child.wait())
-        .await
-        .expect("exit in time")
-        .unwrap();
+    server.signal(libc::SIGTERM);
+    let status = timeout(STEP, server.child.wait()).await.expect("exit in time").unwrap();
     assert!(status.success(), "{status}");
     let text = std::fs::read_to_string(out.join(SERVER_SUMMARY)).expect("server.json");
     let summary: ServerSummary = serde_json::from_str(&text).expect("server.json parses");

@@ -10,78 +10,23 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 use wsbench_core::clock::now_ns;
-use wsbench_core::event::Listening;
 use wsbench_core::header::{fill_payload, MessageHeader, HEADER_LEN};
 use wsbench_core::hist::{read_interval_log, total};
 use wsbench_core::layout::{SERVER_LATENCY_LOG, SERVER_SUMMARY};
 use wsbench_core::result::ServerSummary;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsbench-server");
-/// Bound on any single step that should be quick.
-const STEP: Duration = Duration::from_secs(10);
+mod common;
 
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-struct ServerProcess {
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
-    addr: SocketAddr,
-    pid: i32,
-}
+use common::{Client, ServerProcess, BIN, STEP};
 
 impl ServerProcess {
-    async fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start wsbench-server");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let line = timeout(STEP, stdout.next_line())
-            .await
-            .expect("readiness line in time")
-            .expect("read stdout")
-            .expect("a readiness line before stdout closed");
-        let ev =
-            Listening::parse(&line).unwrap_or_else(|| panic!("not a listening line: {line:?}"));
-        assert_eq!(ev.pid, child.id().expect("running"));
-        let addr: SocketAddr = ev.addr.parse().expect("addr is a socket address");
-        assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
-        let pid = i32::try_from(ev.pid).expect("pid fits");
-        Self {
-            child,
-            stdout,
-            addr,
-            pid,
-        }
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: plain kill(2) on the child we started and still own.
-        let rc = unsafe { libc::kill(self.pid, sig) };
-        assert_eq!(rc, 0, "kill failed");
-    }
-
-    async fn connect(&self) -> Client {
-        let (ws, _) = timeout(STEP, connect_async(format!("ws://{}/", self.addr)))
-            .await
-            .expect("connect in time")
-            .expect("WebSocket handshake");
-        ws
-    }
-
     /// Sends `sig` and waits for the exit; returns the status and how long the exit took.
     async fn stop(mut self, sig: libc::c_int) -> (std::process::ExitStatus, Duration, Vec<String>) {
         let t0 = Instant::now();

@@ -7,76 +7,30 @@
 //! Every await has a timeout and every loop a bound; nothing asserts on speed.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 use wsbench_core::codec::frame::{parse, Parsed};
 use wsbench_core::codec::{close, mask, write, Opcode, Role, MAX_HEADER_LEN};
-use wsbench_core::event::Listening;
 use wsbench_core::layout::SERVER_SUMMARY;
 use wsbench_core::result::ServerSummary;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsbench-server");
-/// Bound on any single step that should be quick.
-const STEP: Duration = Duration::from_secs(10);
+mod common;
 
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-struct ServerProcess {
-    child: Child,
-    _stdout: Lines<BufReader<ChildStdout>>,
-    addr: SocketAddr,
-    pid: i32,
-}
+use common::{Client, ServerProcess, STEP};
 
 impl ServerProcess {
-    async fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--engine", "zero-alloc"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start wsbench-server");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let line = timeout(STEP, stdout.next_line())
-            .await
-            .expect("readiness line in time")
-            .expect("read stdout")
-            .expect("a readiness line before stdout closed");
-        let ev =
-            Listening::parse(&line).unwrap_or_else(|| panic!("not a listening line: {line:?}"));
-        Self {
-            child,
-            _stdout: stdout,
-            addr: ev.addr.parse().expect("addr is a socket address"),
-            pid: i32::try_from(ev.pid).expect("pid fits"),
-        }
-    }
-
-    async fn connect(&self) -> Client {
-        let (ws, _) = timeout(STEP, connect_async(format!("ws://{}/", self.addr)))
-            .await
-            .expect("connect in time")
-            .expect("WebSocket handshake");
-        ws
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: plain kill(2) on the child we started and still own.
-        assert_eq!(unsafe { libc::kill(self.pid, sig) }, 0, "kill failed");
+    async fn start_zero_alloc(args: &[&str]) -> Self {
+        let mut all = vec!["--engine", "zero-alloc"];
+        all.extend_from_slice(args);
+        Self::start(&all).await
     }
 
     async fn stop(mut self) {
@@ -232,7 +186,7 @@ fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn echoes_text_binary_empty_and_pipelined_messages() {
-    let server = ServerProcess::start(&[]).await;
+    let server = ServerProcess::start_zero_alloc(&[]).await;
     let mut ws = server.connect().await;
     for m in [
         Message::text("hello, zero-alloc"),
@@ -275,7 +229,7 @@ async fn echoes_text_binary_empty_and_pipelined_messages() {
 
 #[tokio::test]
 async fn large_and_fragmented_messages_are_echoed_whole() {
-    let server = ServerProcess::start(&[]).await;
+    let server = ServerProcess::start_zero_alloc(&[]).await;
     let mut ws = server.connect().await;
     let mib = 1 << 20;
     let big = pattern(mib, 3);
@@ -342,7 +296,7 @@ async fn large_and_fragmented_messages_are_echoed_whole() {
 
 #[tokio::test]
 async fn the_close_handshake_echoes_the_code() {
-    let server = ServerProcess::start(&[]).await;
+    let server = ServerProcess::start_zero_alloc(&[]).await;
     for code in [1000u16, 1001, 3000, 4999] {
         let mut ws = server.connect().await;
         ws.close(Some(CloseFrame {
@@ -368,7 +322,7 @@ async fn the_close_handshake_echoes_the_code() {
 
 #[tokio::test]
 async fn protocol_violations_close_with_the_code_they_earn() {
-    let server = ServerProcess::start(&["--max-message-size", "1KiB"]).await;
+    let server = ServerProcess::start_zero_alloc(&["--max-message-size", "1KiB"]).await;
     let mut bad_close = vec![0x03, 0xed]; // 1005 must not be sent
     bad_close.extend_from_slice(b"x");
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
@@ -436,7 +390,7 @@ async fn protocol_violations_close_with_the_code_they_earn() {
 
 #[tokio::test]
 async fn frames_cut_anywhere_and_the_first_frame_in_the_upgrade_write_are_served() {
-    let server = ServerProcess::start(&[]).await;
+    let server = ServerProcess::start_zero_alloc(&[]).await;
     // The first frame rides in the same write as the request head.
     let first = client_frame(0x82, b"right behind the head");
     let mut raw = RawClient::connect(server.addr, &first).await;
@@ -467,7 +421,7 @@ async fn sigterm_closes_clients_with_1001_and_writes_the_results() {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("wsbench-zero-alloc-sigterm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = ServerProcess::start(&["--out", dir.to_str().expect("UTF-8 dir")]).await;
+    let server = ServerProcess::start_zero_alloc(&["--out", dir.to_str().expect("UTF-8 dir")]).await;
     let mut ws = server.connect().await;
     let mut idle = server.connect().await;
     for i in 0..5u8 {
