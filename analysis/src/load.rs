@@ -365,6 +365,20 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_capacity_result_is_a_problem_of_its_trial() {
+        let dir = std::env::temp_dir().join(format!("wsbench-load-capacity-{}", std::process::id()));
+        let trial_dir = dir.join("searched").join("trial-1");
+        fs::create_dir_all(&trial_dir).unwrap();
+        fs::write(trial_dir.join(layout::CAPACITY), "{\"schema_version\": 1, \"slo\": ").unwrap();
+        let c = config_dir(&dir.join("searched")).unwrap();
+        let t = &c.trials[0];
+        assert!(t.capacity.is_none());
+        let unreadable = t.problems.iter().find(|p| p.file == Path::new("searched/trial-1/capacity.json")).expect("named");
+        assert!(matches!(&unreadable.kind, ProblemKind::Unreadable(why) if why.contains("capacity search result")), "{unreadable:?}");
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn a_directory_without_manifest_is_not_a_run() {
         let e = run(Path::new("/nonexistent/wsbench")).unwrap_err();
         assert!(matches!(e, AnalysisError::NotARun { .. }));

@@ -592,4 +592,22 @@ mod tests {
         assert_eq!(bytes_cell(spread(12.5 * 1048576.0, 12.0 * 1048576.0, 13.0 * 1048576.0, 2)), "12.5 MiB [12.0–13.0]");
     }
 
+    #[test]
+    fn brackets_say_which_side_is_open() {
+        let search = |capacity: f64, failing: Option<f64>| wsbench_core::result::CapacityResult {
+            schema_version: wsbench_core::SCHEMA_VERSION,
+            slo: "p99 <= 5 ms".into(),
+            precision: 0.05,
+            capacity_msgs_per_s: capacity,
+            first_failing_msgs_per_s: failing,
+            converged: false,
+            probes: Vec::new(),
+        };
+        assert_eq!(bracket(&search(7_500.0, Some(8_125.0))), "[7500, 8125)");
+        assert_eq!(bracket(&search(400_000.0, None)), "≥ 400.0k (no probe failed)");
+        assert_eq!(bracket(&search(0.0, Some(1_250.0))), "< 1250 (none passed)");
+        assert_eq!(percent(0.1), "10 %");
+        assert_eq!(percent(0.025), "2.5 %");
+    }
+
 }

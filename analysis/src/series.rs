@@ -293,9 +293,7 @@ pub fn size_sweep(run: &crate::load::Run) -> Option<Vec<SizePoint>> {
     (points.len() >= 2).then_some(points)
 }
 
-/// Share of its asked rate a point must achieve not to count as overloaded: the capacity
-/// search judges its probes by the same share (a probe below it fails).
-pub const ACHIEVED_SHARE: f64 = 0.95;
+pub use wsbench_core::slo::ACHIEVED_SHARE;
 
 /// One point of a rate sweep: a configuration run at one open-loop rate, over its trials.
 #[derive(Debug, Clone, PartialEq)]

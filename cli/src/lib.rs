@@ -77,7 +77,7 @@ pub struct CompareArgs {
     /// Exit 1 when a metric is significantly past a change, e.g. 'p99 > +10%' or
     /// 'throughput < -5%': the whole confidence interval must lie past it, so a difference that
     /// may be noise does not fail.
-    /// Metrics: throughput, p50, p99, p99.9, max, errors, cpu, rss, allocations,
+    /// Metrics: capacity, throughput, p50, p99, p99.9, max, errors, cpu, rss, allocations,
     /// loadgen-allocations. Repeatable.
     #[arg(long = "fail-if", value_name = "CONDITION")]
     pub fail_if: Vec<String>,

@@ -20,6 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use wsbench_core::clock::wall_clock_rfc3339;
 use wsbench_core::event::Listening;
 use wsbench_core::layout;
+use wsbench_core::slo::ACHIEVED_SHARE;
 use wsbench_core::units::latency_us;
 use wsbench_core::plan::{LoadPlan, ServerPlan};
 use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LoadgenSummary, RunManifest};
@@ -339,8 +340,6 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     }
 }
 
-/// Share of the asked rate that must be answered for a probe not to count as overloaded.
-const ACHIEVED_SHARE: f64 = 0.95;
 
 /// Finds the highest open-loop rate that meets the objective: doubling from `start_rate` until a
 /// probe fails (or halving until one passes), then bisecting the bracket until it is narrower

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::hist::LatencySummary;
 use crate::units::{latency_us, parse_duration};
 
+/// Share of the asked open-loop rate that must be answered for a run not to count as
+/// overloaded: below it, the server (or the load generator) could not keep up.
+pub const ACHIEVED_SHARE: f64 = 0.95;
+
 /// The statistic an objective bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

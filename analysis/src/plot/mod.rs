@@ -592,6 +592,18 @@ mod tests {
     }
 
     #[test]
+    fn sweep_shades_run_from_light_to_dark_in_one_hue() {
+        let base = config_color(0);
+        assert_eq!(shade(base, 0, 1), base);
+        let steps: Vec<RGBColor> = (0..5).map(|k| shade(base, k, 5)).collect();
+        let lightness = |c: &RGBColor| u32::from(c.0) + u32::from(c.1) + u32::from(c.2);
+        assert!(steps.windows(2).all(|w| lightness(&w[0]) > lightness(&w[1])), "{steps:?}");
+        // Neither end reaches white or black, and blue stays the strongest channel.
+        assert!(lightness(&steps[0]) < 3 * 240 && lightness(&steps[4]) > 3 * 30, "{steps:?}");
+        assert!(steps.iter().all(|c| c.2 >= c.0 && c.2 >= c.1), "{steps:?}");
+    }
+
+    #[test]
     fn tick_labels_are_human() {
         assert_eq!(latency_tick(&1_000.0), "1 ms");
         assert_eq!(latency_tick(&50.0), "50 µs");
