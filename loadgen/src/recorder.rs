@@ -80,10 +80,20 @@ pub struct Recorder {
     spare: Vec<IntervalSet>,
 }
 
+/// Spare interval sets per worker. The collector returns a set only after every worker has
+/// handed in that interval and it has been merged and written, so on a busy machine it can be
+/// late by more than a second; with this many spares a worker can run that long ahead without
+/// allocating (each set is three histograms, about 1 MB).
+const SPARE_SETS: usize = 3;
+
 impl Recorder {
-    /// A recorder for `worker` with one spare set, so the first boundary allocates nothing either.
+    /// A recorder for `worker` with [`SPARE_SETS`] spare sets, allocated now so that no interval
+    /// boundary of the measured window allocates, even when the collector is slow to recycle.
     pub fn new(worker: usize) -> Self {
-        Self { current: IntervalSet::new(worker), spare: vec![IntervalSet::new(worker)] }
+        // Room for every set in circulation, so `give_back` never grows the vector either.
+        let mut spare = Vec::with_capacity(SPARE_SETS + 1);
+        spare.extend((0..SPARE_SETS).map(|_| IntervalSet::new(worker)));
+        Self { current: IntervalSet::new(worker), spare }
     }
 
     /// Starts interval 0 at `start_ns` (the beginning of the measured window).
@@ -192,13 +202,23 @@ mod tests {
         r.begin(0);
         r.received(7, 7);
         let mut a = r.rotate(1);
-        // The pre-allocated spare is now current; `a` comes back reset, as the collector sends it.
+        // A pre-allocated spare is now current; `a` comes back reset, as the collector sends it.
         a.reset();
         r.give_back(a);
-        assert_eq!(r.spare.len(), 1);
+        assert_eq!(r.spare.len(), SPARE_SETS);
+        let capacity = r.spare.capacity();
         let b = r.rotate(2);
-        assert!(r.spare.is_empty());
+        assert_eq!(r.spare.len(), SPARE_SETS - 1);
         assert_eq!(b.index, 1);
+        // Every set in circulation fits without growing the spare list.
+        for _ in 0..SPARE_SETS {
+            r.rotate(3);
+        }
+        assert!(r.spare.is_empty());
+        for _ in 0..=SPARE_SETS {
+            r.give_back(IntervalSet::new(0));
+        }
+        assert_eq!(r.spare.capacity(), capacity, "give_back must not reallocate");
         assert!(r.current.latency.is_empty() && r.current.counts == MessageCounts::default());
     }
 
