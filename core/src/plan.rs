@@ -165,6 +165,10 @@ pub struct LoadPlan {
     /// Message size in bytes, header included (at least [`crate::header::HEADER_LEN`]).
     pub size: u64,
     pub mode: Mode,
+    /// Client implementation. Absent from results written before the zero-alloc client existed;
+    /// those runs used tungstenite.
+    #[serde(default)]
+    pub engine: Engine,
     #[serde(with = "serde_duration")]
     pub duration: Duration,
     #[serde(with = "serde_duration")]
@@ -189,6 +193,7 @@ impl Default for LoadPlan {
             connect_rate: 1000.0,
             size: 32,
             mode: Mode::Binary,
+            engine: Engine::default(),
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
             in_flight: 1,
@@ -216,6 +221,8 @@ impl LoadPlan {
                 Mode::Binary => "--binary".into(),
                 Mode::Text => "--text".into(),
             },
+            "--engine".into(),
+            self.engine.name().into(),
             "--duration".into(),
             format_duration(self.duration),
             "--warmup".into(),
@@ -266,5 +273,16 @@ mod tests {
         assert!(a.contains("--pause-every 1s --pause-for 50ms"), "{a}");
         let l = LoadPlan { rate: Some(2000.0), ..Default::default() };
         assert!(l.to_args().join(" ").contains("--rate 2000"));
+        let l = LoadPlan { engine: Engine::ZeroAlloc, ..Default::default() };
+        assert!(l.to_args().join(" ").contains("--engine zero-alloc"));
+    }
+
+    #[test]
+    fn load_plans_without_an_engine_read_as_tungstenite() {
+        let mut v = serde_json::to_value(LoadPlan { engine: Engine::ZeroAlloc, ..Default::default() }).unwrap();
+        assert_eq!(v["engine"], "zero-alloc");
+        v.as_object_mut().unwrap().remove("engine");
+        let old: LoadPlan = serde_json::from_value(v).unwrap();
+        assert_eq!(old.engine, Engine::Tungstenite);
     }
 }

@@ -115,6 +115,8 @@ pub struct LoadSpec {
     pub connect_rate: f64,
     pub size: u64,
     pub mode: Mode,
+    /// The load generator's client implementation.
+    pub engine: Engine,
     #[serde(with = "serde_duration")]
     pub duration: Duration,
     #[serde(with = "serde_duration")]
@@ -205,6 +207,7 @@ struct LoadSection {
     #[serde(default, deserialize_with = "serde_size::option::deserialize")]
     size: Option<u64>,
     mode: Option<Mode>,
+    engine: Option<Engine>,
     #[serde(default, with = "serde_duration::option")]
     duration: Option<Duration>,
     #[serde(default, with = "serde_duration::option")]
@@ -236,7 +239,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout
         })
     }
 }
@@ -463,6 +466,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         connect_rate: l.connect_rate.unwrap_or(1000.0),
         size: l.size.unwrap_or(32),
         mode: l.mode.unwrap_or_default(),
+        engine: l.engine.unwrap_or_default(),
         duration: l.duration.unwrap_or(Duration::from_secs(10)),
         warmup: l.warmup.unwrap_or(Duration::from_secs(2)),
         in_flight: l.in_flight.map(|c| c.get()).unwrap_or(1),
@@ -527,6 +531,14 @@ mod tests {
         assert_eq!(mt.runtime, Runtime::MultiThread);
         assert_eq!(s.configs[1].load.connections, 4);
         assert_eq!(s.name, "t");
+    }
+
+    #[test]
+    fn load_engine_defaults_to_tungstenite_and_overlays() {
+        let s = parse("[load]\nconnections = 4\n[[configs]]\nname = \"t\"\n[[configs]]\nname = \"z\"\nload = { engine = \"zero-alloc\" }\n").unwrap();
+        assert_eq!(s.configs[0].load.engine, Engine::Tungstenite);
+        assert_eq!(s.configs[1].load.engine, Engine::ZeroAlloc);
+        assert_eq!(s.configs[1].load.connections, 4);
     }
 
     #[test]

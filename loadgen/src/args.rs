@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
-use wsbench_core::plan::{LoadPlan, Mode};
+use wsbench_core::plan::{Engine, LoadPlan, Mode};
 use wsbench_core::units::{parse_duration, parse_size};
 
 /// Largest message the load generator sends; larger ones would only measure memory copies.
@@ -42,6 +42,11 @@ pub struct LoadgenArgs {
     /// Send binary frames (the default).
     #[arg(long)]
     pub binary: bool,
+
+    /// Client implementation: tungstenite (the reference) or zero-alloc (wsbench-core's frame
+    /// codec on a raw socket, frames built once per connection and stamped in place).
+    #[arg(long, value_name = "ENGINE", default_value = "tungstenite", value_parser = parse_engine)]
+    pub engine: Engine,
 
     /// Length of the measured window (e.g. 10s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
@@ -82,6 +87,7 @@ impl LoadgenArgs {
             connect_rate: self.connect_rate,
             size: self.size,
             mode: if self.text { Mode::Text } else { Mode::Binary },
+            engine: self.engine,
             duration: self.duration,
             warmup: self.warmup,
             in_flight: self.in_flight,
@@ -93,6 +99,14 @@ impl LoadgenArgs {
         validate(&plan)?;
         Ok(plan)
     }
+}
+
+/// `tungstenite` or `zero-alloc`, the names plans and results use.
+fn parse_engine(s: &str) -> Result<Engine, String> {
+    [Engine::Tungstenite, Engine::ZeroAlloc]
+        .into_iter()
+        .find(|e| e.name() == s)
+        .ok_or_else(|| format!("unknown engine `{s}`; use tungstenite or zero-alloc"))
 }
 
 /// Checks a plan however it was made (command line or library call).
@@ -176,6 +190,7 @@ mod tests {
                 connect_rate: 125.5,
                 size: 64 << 10,
                 mode: Mode::Text,
+                engine: Engine::ZeroAlloc,
                 duration: Duration::from_millis(2_500),
                 warmup: Duration::ZERO,
                 in_flight: 16,
@@ -185,6 +200,7 @@ mod tests {
                 out: Some("results/x/trial-1".into()),
             },
             LoadPlan { duration: Duration::from_secs(90), rate: Some(1e6), ..Default::default() },
+            LoadPlan { engine: Engine::Tungstenite, ..Default::default() },
         ];
         for p in &plans {
             assert_eq!(&round_trip(p), p);

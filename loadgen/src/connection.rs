@@ -18,7 +18,6 @@
 //! into a write buffer that would grow to the largest backlog ever seen.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::task::{Context, Poll};
 
@@ -31,13 +30,14 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use wsbench_core::clock::now_ns;
-use wsbench_core::header::{MessageHeader, HEADER_LEN};
+use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::Mode;
 
 use crate::capped::{read_cap, CappedReads};
 use crate::pacer::Pacer;
 use crate::recorder::Recorder;
-use crate::schedule::{OpenLoopSchedule, Timeline};
+use crate::schedule::Timeline;
+use crate::session::Session;
 
 /// A client connection as the load generator uses it.
 pub type WsStream = WebSocketStream<CappedReads<TcpStream>>;
@@ -45,14 +45,8 @@ pub type WsStream = WebSocketStream<CappedReads<TcpStream>>;
 /// Read buffer per connection: tungstenite's default 128 KiB is zero-filled on every read and
 /// costs a quarter of small-message throughput.
 const READ_BUFFER: usize = 8 << 10;
-/// Open loop: the ring of outstanding messages holds this much backlog (at the connection's
-/// rate) before it has to grow, so a stalled server does not cause allocations mid-run.
-const OUTSTANDING_BUDGET_S: f64 = 1.0;
-/// Bounds on that ring, in messages (32 bytes each).
-const OUTSTANDING_MIN: usize = 64;
-const OUTSTANDING_MAX: usize = 1 << 16;
 /// Bound on the closing handshake at the end of a run.
-const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Opens one connection: TCP with `TCP_NODELAY`, then the WebSocket handshake.
 /// `open_loop` connections write each frame as it is handed over (see the module docs).
@@ -162,20 +156,11 @@ enum Io {
     Failed(String),
 }
 
-/// One connection's state. Owned by its task; shares only [`ConnShared`].
+/// One tungstenite connection: the transport around its [`Session`].
 struct Connection<'a> {
-    shared: &'a ConnShared,
+    session: Session<'a>,
     ws: WsStream,
-    schedule: Option<OpenLoopSchedule>,
-    filler: Filler,
     buf: BytesMut,
-    /// Headers of the messages sent and not yet echoed, oldest first.
-    outstanding: VecDeque<MessageHeader>,
-    next_seq: u64,
-    /// Closed loop: messages that may be sent now.
-    credits: u32,
-    sending: bool,
-    drain_deadline: u64,
     /// Messages were handed to the sink since the last completed flush.
     want_flush: bool,
     /// The sink pushed back; nothing is sent until a flush completes.
@@ -189,44 +174,26 @@ pub async fn run(ws: WsStream, index: u32, shared: &ConnShared) -> ConnEnd {
         Ok(p) => p,
         Err(e) => return ConnEnd::Dropped(format!("cannot create a timerfd: {e}")),
     };
-    let tl = shared.timeline;
-    let (schedule, credits, ring) = match shared.send_mode {
-        SendMode::Closed { in_flight } => (None, in_flight, in_flight as usize),
-        SendMode::Open { rate, connections } => {
-            let backlog = rate / f64::from(connections.max(1)) * OUTSTANDING_BUDGET_S;
-            let ring = (backlog.ceil() as usize).clamp(OUTSTANDING_MIN, OUTSTANDING_MAX);
-            (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate)), 0, ring)
-        }
-    };
     let mut conn = Connection {
-        shared,
+        session: Session::new(shared, index),
         ws,
-        schedule,
-        filler: Filler::new(shared.size),
         // Room for a few messages, so one allocation serves several sends even when an earlier
         // message is still referenced; `reserve` reclaims it once tungstenite has copied them.
         buf: BytesMut::with_capacity(shared.size.max(4 << 10)),
-        outstanding: VecDeque::with_capacity(ring),
-        next_seq: 0,
-        credits,
-        sending: true,
-        drain_deadline: tl.drain_deadline_ns,
         want_flush: false,
         blocked: false,
     };
     let end = conn.run_loop(&pacer).await;
-    conn.count_lost();
-    if end == ConnEnd::Finished {
-        if shared.allocations_at_first_finish.get().is_none() {
-            shared.allocations_at_first_finish.set(Some(wsbench_core::alloc::thread_allocations()));
+    conn.session.count_lost();
+    match &end {
+        ConnEnd::Finished => {
+            conn.session.note_finish();
+            conn.close().await;
         }
-        conn.close().await;
-    } else {
-        // Let tungstenite send its reply to a close frame; a reset connection fails at once.
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.ws.flush()).await;
-        conn.shared.recorder.borrow_mut().error();
-        if let ConnEnd::Dropped(cause) = &end {
-            (conn.shared.on_drop)(cause.clone());
+        ConnEnd::Dropped(cause) => {
+            // Let tungstenite send its reply to a close frame; a reset connection fails at once.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.ws.flush()).await;
+            conn.session.report_drop(cause);
         }
     }
     end
@@ -234,27 +201,24 @@ pub async fn run(ws: WsStream, index: u32, shared: &ConnShared) -> ConnEnd {
 
 impl Connection<'_> {
     async fn run_loop(&mut self, pacer: &Pacer) -> ConnEnd {
-        let mut stop_rx = self.shared.stop.clone();
+        let mut stop_rx = self.session.shared.stop.clone();
         let mut stopped = false;
         // The stop may have been requested before this task first ran.
         if let Some(stop) = *stop_rx.borrow_and_update() {
-            self.apply_stop(stop);
+            self.session.apply_stop(stop);
             stopped = true;
         }
         let mut armed = 0u64;
         loop {
-            if self.sending && !self.blocked {
+            if !self.blocked {
                 if let Err(cause) = self.send_due() {
                     return ConnEnd::Dropped(cause);
                 }
             }
-            if !self.sending && self.outstanding.is_empty() {
+            if self.session.is_done() {
                 return ConnEnd::Finished;
             }
-            let deadline = self.next_deadline();
-            if !self.sending && now_ns() >= self.drain_deadline {
-                return ConnEnd::Finished;
-            }
+            let deadline = self.session.next_deadline();
             // Re-arming costs a syscall; skip it when the deadline did not move.
             if deadline != armed {
                 if let Err(e) = pacer.set(deadline) {
@@ -264,10 +228,10 @@ impl Connection<'_> {
             }
             // While the sink pushes back, a past send deadline would fire on every turn: wait
             // for the flush instead.
-            let timer_on = !(self.sending && self.blocked);
+            let timer_on = !(self.session.sending && self.blocked);
 
             let io = {
-                let batch_reads = self.schedule.is_none();
+                let batch_reads = !self.session.is_open_loop();
                 let (ws, want_flush, blocked) = (&mut self.ws, &mut self.want_flush, &mut self.blocked);
                 tokio::select! {
                     biased;
@@ -275,7 +239,7 @@ impl Connection<'_> {
                         stopped = true;
                         // A dropped sender (control thread gone) is a stop as well.
                         let stop = stop_rx.borrow().unwrap_or(Stop { at_ns: now_ns(), drain_until_ns: now_ns() });
-                        self.apply_stop(stop);
+                        self.session.apply_stop(stop);
                         continue;
                     }
                     io = poll_fn(|cx| poll_io(ws, want_flush, blocked, batch_reads, cx)) => io,
@@ -301,68 +265,19 @@ impl Connection<'_> {
         }
     }
 
-    /// The instant the connection's timer should fire next.
-    fn next_deadline(&self) -> u64 {
-        let tl = self.shared.timeline;
-        if !self.sending {
-            return self.drain_deadline;
-        }
-        match &self.schedule {
-            Some(s) => s.intended(self.next_seq),
-            None if now_ns() < tl.start_ns => tl.start_ns,
-            None => tl.measured_end_ns,
-        }
-    }
-
-    fn apply_stop(&mut self, stop: Stop) {
-        self.sending = false;
-        self.drain_deadline = self.drain_deadline.min(stop.drain_until_ns);
-    }
-
-    /// Sends every message that is due now: the whole backlog after a stall, not just one.
-    /// Returns early when the sink pushes back; the rest goes once the flush completes.
+    /// Sends every message that is due now. Returns early when the sink pushes back; the rest
+    /// goes once the flush completes.
     fn send_due(&mut self) -> Result<(), String> {
-        let tl = self.shared.timeline;
-        match self.schedule {
-            Some(s) => loop {
-                let now = now_ns();
-                let intended = s.intended(self.next_seq);
-                // Sending ends with the window, even with a backlog left: what was not sent in
-                // time shows as a rate not reached, and the drain stays bounded.
-                if !tl.may_send(intended) || !tl.may_send(now) {
-                    self.sending = false;
-                    return Ok(());
-                }
-                if intended > now {
-                    return Ok(());
-                }
-                if !self.send_one(Some(intended))? {
-                    return Ok(());
-                }
-            },
-            None => {
-                let now = now_ns();
-                if now < tl.start_ns {
-                    return Ok(());
-                }
-                if !tl.may_send(now) {
-                    self.sending = false;
-                    return Ok(());
-                }
-                while self.credits > 0 {
-                    if !self.send_one(None)? {
-                        break;
-                    }
-                    self.credits -= 1;
-                }
-                Ok(())
+        while let Some(intended) = self.session.next_due() {
+            if !self.send_one(intended)? {
+                break;
             }
         }
+        Ok(())
     }
 
-    /// Builds and hands one message to the sink. `intended` is `None` in closed loop, where the
-    /// intended time is the actual send time. Returns false when the sink pushed back (nothing
-    /// was sent).
+    /// Builds and hands one message to the sink. Returns false when the sink pushed back
+    /// (nothing was sent).
     fn send_one(&mut self, intended: Option<u64>) -> Result<bool, String> {
         // Readiness is checked without registering interest: when the sink is not ready the
         // pending flush in `poll_io` registers it.
@@ -376,29 +291,21 @@ impl Connection<'_> {
                 return Ok(false);
             }
         }
-        let tl = self.shared.timeline;
-        let seq = self.next_seq;
-        let size = self.shared.size;
+        let size = self.session.shared.size;
         self.buf.reserve(size);
         self.buf.extend_from_slice(&[0u8; HEADER_LEN]);
-        self.buf.extend_from_slice(self.filler.tail(seq));
+        self.buf.extend_from_slice(self.session.filler.tail(self.session.next_seq()));
         // The actual send time is read as late as possible: right before the hand-over.
-        let sent_ns = now_ns();
-        let intended_ns = intended.unwrap_or(sent_ns);
-        let header = MessageHeader { seq, intended_ns, sent_ns, warmup: tl.is_warmup(intended_ns) };
+        let header = self.session.header(intended, now_ns());
         header.encode(&mut self.buf[..HEADER_LEN]);
         let bytes = self.buf.split().freeze();
-        let msg = match self.shared.mode {
+        let msg = match self.session.shared.mode {
             Mode::Binary => Message::Binary(bytes),
             Mode::Text => Message::Text(text(bytes)),
         };
         self.ws.start_send_unpin(msg).map_err(|e| describe_error(&e))?;
-        self.next_seq += 1;
         self.want_flush = true;
-        self.outstanding.push_back(header);
-        if !header.warmup {
-            self.shared.recorder.borrow_mut().sent(sent_ns - intended_ns);
-        }
+        self.session.sent(header);
         Ok(true)
     }
 
@@ -412,40 +319,8 @@ impl Connection<'_> {
             // tungstenite answers pings itself; pongs and raw frames carry nothing for us.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return None,
         };
-        let tl = self.shared.timeline;
-        // Echoes come back in order on one connection: this one answers the oldest message.
-        let Some(expected) = self.outstanding.pop_front() else {
-            // An echo of nothing: the server made it up.
-            if !tl.is_warmup(now) {
-                self.shared.recorder.borrow_mut().unexpected();
-            }
-            return None;
-        };
-        let h = expected;
-        if !h.warmup {
-            let mut rec = self.shared.recorder.borrow_mut();
-            let intact = is_text == (self.shared.mode == Mode::Text)
-                && MessageHeader::decode(data) == Some(h)
-                && self.filler.matches(data, h.seq);
-            if intact {
-                rec.received(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
-            } else {
-                rec.corrupted();
-            }
-        }
-        if self.schedule.is_none() && self.sending {
-            self.credits += 1;
-        }
+        self.session.on_echo(data, is_text, now);
         None
-    }
-
-    /// Counts the measured messages still outstanding as lost.
-    fn count_lost(&mut self) {
-        let lost = self.outstanding.iter().filter(|h| !h.warmup).count() as u64;
-        if lost > 0 {
-            self.shared.recorder.borrow_mut().lost(lost);
-        }
-        self.outstanding.clear();
     }
 
     /// Normal closure (1000), waiting a bounded time for the server's reply.
@@ -517,28 +392,37 @@ fn text(bytes: Bytes) -> Utf8Bytes {
 
 /// How a failed connection ended, in words a user can act on.
 pub fn describe_error(e: &WsError) -> String {
-    use std::io::ErrorKind;
     use tokio_tungstenite::tungstenite::error::ProtocolError;
     match e {
-        WsError::Io(io) => match io.kind() {
-            ErrorKind::ConnectionReset => "connection reset".into(),
-            ErrorKind::BrokenPipe => "connection reset (broken pipe)".into(),
-            ErrorKind::ConnectionAborted => "connection aborted".into(),
-            ErrorKind::UnexpectedEof => "connection closed without a close frame".into(),
-            _ => format!("I/O error: {io}"),
-        },
+        WsError::Io(io) => describe_io_error(io),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => "connection closed without a close frame".into(),
         WsError::ConnectionClosed | WsError::AlreadyClosed => "connection closed".into(),
         other => format!("WebSocket error: {other}"),
     }
 }
 
+/// A failed socket operation, in the same words for both engines.
+pub fn describe_io_error(io: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match io.kind() {
+        ErrorKind::ConnectionReset => "connection reset".into(),
+        ErrorKind::BrokenPipe => "connection reset (broken pipe)".into(),
+        ErrorKind::ConnectionAborted => "connection aborted".into(),
+        ErrorKind::UnexpectedEof => "connection closed without a close frame".into(),
+        _ => format!("I/O error: {io}"),
+    }
+}
+
 /// `close 1001 going away` and the like.
 pub fn describe_close(frame: Option<&CloseFrame>) -> String {
-    let Some(frame) = frame else {
+    describe_close_code(frame.map(|f| u16::from(f.code)))
+}
+
+/// As [`describe_close`], from the status code alone (`None`: a close frame without one).
+pub fn describe_close_code(code: Option<u16>) -> String {
+    let Some(code) = code else {
         return "close frame without a code".into();
     };
-    let code = u16::from(frame.code);
     let name = match code {
         1000 => "normal closure",
         1001 => "going away",

@@ -19,7 +19,8 @@ use wsbench_core::alloc;
 use wsbench_core::clock::{now_ns, thread_cpu_ns};
 use wsbench_core::plan::LoadPlan;
 
-use crate::connection::{self, ConnShared, SendMode, Stop, WsStream};
+use crate::client::{self, Client};
+use crate::connection::{ConnShared, SendMode, Stop};
 use crate::recorder::{IntervalSet, Recorder};
 use crate::schedule::Timeline;
 
@@ -165,8 +166,8 @@ impl WorkerJob {
         };
         let Some(timeline) = timeline else {
             // Stopped before the run began: close politely and report an empty interval.
-            for (_, mut ws) in conns {
-                let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+            for (_, ws) in conns {
+                let _ = tokio::time::timeout(Duration::from_millis(200), ws.close_unused()).await;
             }
             let mut rec = Recorder::new(self.id);
             let now = now_ns();
@@ -179,17 +180,18 @@ impl WorkerJob {
 
     /// Opens this worker's connections, each at its slot of the process-wide connect rate, and
     /// reports how many succeeded. Stops early when the control thread asks.
-    async fn connect_all(&mut self) -> Vec<(u32, WsStream)> {
+    async fn connect_all(&mut self) -> Vec<(u32, Client)> {
         let ns_per_connection = 1e9 / self.plan.connect_rate;
         let mut pending = Vec::with_capacity(self.connections.len());
         for &i in &self.connections {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
             let (addr, url, size, open_loop) = (self.addr.clone(), self.plan.url.clone(), self.plan.size, self.plan.is_open_loop());
+            let engine = self.plan.engine;
             pending.push((
                 i,
                 tokio::task::spawn_local(async move {
                     tokio::time::sleep_until(instant_at(at)).await;
-                    match tokio::time::timeout(CONNECT_TIMEOUT, connection::connect(&addr, &url, size, open_loop)).await {
+                    match tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &addr, &url, size, open_loop)).await {
                         Ok(r) => r,
                         Err(_) => Err(format!("connecting to {addr} timed out after {CONNECT_TIMEOUT:?}")),
                     }
@@ -230,7 +232,7 @@ impl WorkerJob {
 
     /// Runs every connection to its end while the ticker hands over intervals; returns the
     /// thread's CPU use over the measured window.
-    async fn run_connections(self, conns: Vec<(u32, WsStream)>, timeline: Timeline) -> WorkerReport {
+    async fn run_connections(self, conns: Vec<(u32, Client)>, timeline: Timeline) -> WorkerReport {
         let mut recorder = Recorder::new(self.id);
         recorder.begin(timeline.measured_start_ns);
         let send_mode = match self.plan.rate {
@@ -255,7 +257,7 @@ impl WorkerJob {
             .into_iter()
             .map(|(i, ws)| {
                 let shared = shared.clone();
-                tokio::task::spawn_local(async move { connection::run(ws, i, &shared).await })
+                tokio::task::spawn_local(async move { ws.run(i, &shared).await })
             })
             .collect();
 

@@ -17,6 +17,7 @@
 
 pub mod args;
 pub mod capped;
+pub mod client;
 pub mod connection;
 pub mod fleet;
 pub mod pacer;
@@ -24,7 +25,9 @@ pub mod progress;
 pub mod recorder;
 pub mod schedule;
 pub mod selfcheck;
+pub mod session;
 pub mod writer;
+pub mod zero;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,0 +1,208 @@
+//! What a connection does regardless of how its frames reach the wire: when to send, what each
+//! message says, how an echo is checked and recorded, and what is lost at the end.
+//!
+//! Both client engines (tungstenite in [`crate::connection`], the allocation-free codec in
+//! [`crate::zero`]) drive one [`Session`] each: the transport asks [`Session::next_due`] which
+//! message to send, builds it with [`Session::header`] and [`Filler::tail`], reports it with
+//! [`Session::sent`] once it is handed over, and passes every echo to [`Session::on_echo`]. The
+//! checking and recording rules therefore exist once, and both engines measure the same thing.
+//!
+//! Nothing here allocates after [`Session::new`]: the ring of outstanding headers is sized up
+//! front for a second of backlog, and recording goes into the worker's pre-sized histograms.
+
+use std::collections::VecDeque;
+
+use wsbench_core::clock::now_ns;
+use wsbench_core::header::MessageHeader;
+use wsbench_core::plan::Mode;
+
+use crate::connection::{ConnShared, Filler, SendMode, Stop};
+use crate::schedule::OpenLoopSchedule;
+
+/// Open loop: the ring of outstanding messages holds this much backlog (at the connection's
+/// rate) before it has to grow, so a stalled server does not cause allocations mid-run.
+const OUTSTANDING_BUDGET_S: f64 = 1.0;
+/// Bounds on that ring, in messages (32 bytes each).
+const OUTSTANDING_MIN: usize = 64;
+const OUTSTANDING_MAX: usize = 1 << 16;
+
+/// One connection's engine-independent state. Owned by its task; shares only [`ConnShared`].
+pub struct Session<'a> {
+    pub shared: &'a ConnShared,
+    schedule: Option<OpenLoopSchedule>,
+    pub filler: Filler,
+    /// Headers of the messages sent and not yet echoed, oldest first.
+    outstanding: VecDeque<MessageHeader>,
+    next_seq: u64,
+    /// Closed loop: messages that may be sent now.
+    credits: u32,
+    /// False once the window has ended or a stop was requested: only draining is left.
+    pub sending: bool,
+    drain_deadline: u64,
+}
+
+impl<'a> Session<'a> {
+    /// The session of connection number `index` (of the whole process).
+    pub fn new(shared: &'a ConnShared, index: u32) -> Self {
+        let tl = shared.timeline;
+        let (schedule, credits, ring) = match shared.send_mode {
+            SendMode::Closed { in_flight } => (None, in_flight, in_flight as usize),
+            SendMode::Open { rate, connections } => {
+                let backlog = rate / f64::from(connections.max(1)) * OUTSTANDING_BUDGET_S;
+                let ring = (backlog.ceil() as usize).clamp(OUTSTANDING_MIN, OUTSTANDING_MAX);
+                (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate)), 0, ring)
+            }
+        };
+        Self {
+            shared,
+            schedule,
+            filler: Filler::new(shared.size),
+            outstanding: VecDeque::with_capacity(ring),
+            next_seq: 0,
+            credits,
+            sending: true,
+            drain_deadline: tl.drain_deadline_ns,
+        }
+    }
+
+    /// Sequence number of the next message to send.
+    #[inline]
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// True for a fixed-rate schedule.
+    pub fn is_open_loop(&self) -> bool {
+        self.schedule.is_some()
+    }
+
+    /// Sent everything and every echo is back (or the window is over with nothing pending).
+    pub fn is_done(&self) -> bool {
+        !self.sending && (self.outstanding.is_empty() || now_ns() >= self.drain_deadline)
+    }
+
+    /// The instant the connection's timer should fire next.
+    pub fn next_deadline(&self) -> u64 {
+        let tl = self.shared.timeline;
+        if !self.sending {
+            return self.drain_deadline;
+        }
+        match &self.schedule {
+            Some(s) => s.intended(self.next_seq),
+            None if now_ns() < tl.start_ns => tl.start_ns,
+            None => tl.measured_end_ns,
+        }
+    }
+
+    pub fn apply_stop(&mut self, stop: Stop) {
+        self.sending = false;
+        self.drain_deadline = self.drain_deadline.min(stop.drain_until_ns);
+    }
+
+    /// Whether a message may be sent now: `Some(intended)` when one is due, where `intended` is
+    /// `None` in closed loop (the intended time is the actual send time). Ends sending when the
+    /// window is over. A transport calls it in a loop, so everything due goes in one batch: the
+    /// whole backlog after a stall, not just one message.
+    #[inline]
+    pub fn next_due(&mut self) -> Option<Option<u64>> {
+        if !self.sending {
+            return None;
+        }
+        let tl = self.shared.timeline;
+        let now = now_ns();
+        match self.schedule {
+            Some(s) => {
+                let intended = s.intended(self.next_seq);
+                // Sending ends with the window, even with a backlog left: what was not sent in
+                // time shows as a rate not reached, and the drain stays bounded.
+                if !tl.may_send(intended) || !tl.may_send(now) {
+                    self.sending = false;
+                    return None;
+                }
+                (intended <= now).then_some(Some(intended))
+            }
+            None => {
+                if now < tl.start_ns {
+                    return None;
+                }
+                if !tl.may_send(now) {
+                    self.sending = false;
+                    return None;
+                }
+                (self.credits > 0).then_some(None)
+            }
+        }
+    }
+
+    /// The header of the next message, sent at `sent_ns` (read as late as possible, right
+    /// before the hand-over). Nothing is counted until [`Self::sent`].
+    #[inline]
+    pub fn header(&self, intended: Option<u64>, sent_ns: u64) -> MessageHeader {
+        let intended_ns = intended.unwrap_or(sent_ns);
+        MessageHeader { seq: self.next_seq, intended_ns, sent_ns, warmup: self.shared.timeline.is_warmup(intended_ns) }
+    }
+
+    /// The message with `header` was handed to the transport.
+    #[inline]
+    pub fn sent(&mut self, header: MessageHeader) {
+        self.next_seq += 1;
+        if self.schedule.is_none() {
+            self.credits -= 1;
+        }
+        self.outstanding.push_back(header);
+        if !header.warmup {
+            self.shared.recorder.borrow_mut().sent(header.sent_ns - header.intended_ns);
+        }
+    }
+
+    /// Checks and records one echo received at `now`: it must answer the oldest outstanding
+    /// message (echoes come back in order on one connection) with the same frame type, header,
+    /// length and filler.
+    pub fn on_echo(&mut self, data: &[u8], is_text: bool, now: u64) {
+        let tl = self.shared.timeline;
+        let Some(h) = self.outstanding.pop_front() else {
+            // An echo of nothing: the server made it up.
+            if !tl.is_warmup(now) {
+                self.shared.recorder.borrow_mut().unexpected();
+            }
+            return;
+        };
+        if !h.warmup {
+            let mut rec = self.shared.recorder.borrow_mut();
+            let intact = is_text == (self.shared.mode == Mode::Text)
+                && MessageHeader::decode(data) == Some(h)
+                && self.filler.matches(data, h.seq);
+            if intact {
+                rec.received(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
+            } else {
+                rec.corrupted();
+            }
+        }
+        if self.schedule.is_none() && self.sending {
+            self.credits += 1;
+        }
+    }
+
+    /// Counts the measured messages still outstanding as lost.
+    pub fn count_lost(&mut self) {
+        let lost = self.outstanding.iter().filter(|h| !h.warmup).count() as u64;
+        if lost > 0 {
+            self.shared.recorder.borrow_mut().lost(lost);
+        }
+        self.outstanding.clear();
+    }
+
+    /// Marks the first finished connection of the worker (see
+    /// [`ConnShared::allocations_at_first_finish`]); called before closing.
+    pub fn note_finish(&self) {
+        if self.shared.allocations_at_first_finish.get().is_none() {
+            self.shared.allocations_at_first_finish.set(Some(wsbench_core::alloc::thread_allocations()));
+        }
+    }
+
+    /// A dropped connection: counted as an error and reported to the fleet with its cause.
+    pub fn report_drop(&self, cause: &str) {
+        self.shared.recorder.borrow_mut().error();
+        (self.shared.on_drop)(cause.to_owned());
+    }
+}

@@ -1,0 +1,637 @@
+//! The zero-alloc client engine: wsbench-core's RFC 6455 codec over a raw tokio `TcpStream`.
+//!
+//! The handshake is done here (a GET with a random `Sec-WebSocket-Key`, the `101` response
+//! parsed with httparse and its `Sec-WebSocket-Accept` checked); after it, a connection touches
+//! only buffers it allocated when it opened:
+//!
+//! - **Sending.** The send buffer is a row of frame slots whose headers are written once, when
+//!   the connection starts. Sending a message fills the next free slot in place: a fresh mask
+//!   key from a per-connection xorshift generator, the wsbench header, the filler (copied from
+//!   the connection's [`Filler`](crate::connection::Filler) pattern), then the mask over the
+//!   payload. Every message that is due goes into the row before one `write`, so a closed-loop
+//!   batch of echoes releases a batch of messages in one syscall. When the row is full, sending
+//!   waits for the write to drain it instead of growing it.
+//! - **Receiving.** Reads go into a reused buffer that holds at least two echoes; frames are
+//!   parsed where they lie ([`frame::parse`] says when a frame is not yet complete), and a
+//!   single-frame echo is checked in place. Fragmented echoes are gathered into a buffer of
+//!   one message, allocated up front.
+//! - **Checking and recording** are the [`Session`]'s, shared with the tungstenite engine.
+//!
+//! Pings are answered with a pong, a server's close frame is answered with a close and ends the
+//! connection like tungstenite's does (the fleet hears "close 1001 going away" and the like), and
+//! a protocol violation by the server is answered with the close code the codec assigns.
+
+use std::future::poll_fn;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use base64::Engine as _;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use wsbench_core::clock::now_ns;
+use wsbench_core::codec::close::{self, code};
+use wsbench_core::codec::{frame, mask, write, MessageAssembler, MessageKind, Opcode, Parsed, ProtocolError, Role, Step, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use wsbench_core::header::HEADER_LEN;
+use wsbench_core::plan::Mode;
+
+use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, Stop, CLOSE_TIMEOUT};
+use crate::pacer::Pacer;
+use crate::session::Session;
+
+/// Smallest read buffer; it also holds the server's handshake response.
+const MIN_READ_BUFFER: usize = 8 << 10;
+/// The send row holds about this many bytes of frames (at least one frame, and in closed loop
+/// at least the messages allowed in flight, up to [`MAX_BATCH`]).
+const SEND_ROW_BYTES: usize = 64 << 10;
+const MAX_BATCH: usize = 256;
+/// A control frame: the longest header and the longest payload.
+const CONTROL_FRAME: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
+
+/// An open connection, handshake done, ready for [`run`].
+pub struct ZeroStream {
+    tcp: TcpStream,
+    /// The read buffer; it may already hold bytes the server sent right after its response.
+    rbuf: Box<[u8]>,
+    rstart: usize,
+    rend: usize,
+}
+
+impl ZeroStream {
+    /// Sends a close frame without a code and drops the connection (see
+    /// [`crate::client::Client::close_unused`]).
+    pub async fn close_unused(mut self) {
+        let mut frame = [0u8; MAX_HEADER_LEN];
+        let n = write::header(&mut frame, true, Opcode::Close, 0, Some(XorShift::seeded(0).mask_key()));
+        let _ = self.tcp.write_all(&frame[..n]).await;
+    }
+}
+
+/// Opens one connection: TCP with `TCP_NODELAY`, then the WebSocket handshake, done by hand.
+pub async fn connect(addr: &str, url: &str, size: u64) -> Result<ZeroStream, String> {
+    let req = url.into_client_request().map_err(|e| format!("`{url}` is not a WebSocket URL: {e}"))?;
+    let uri = req.uri();
+    let host = uri.authority().map_or(addr, |a| a.as_str());
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+
+    let mut tcp = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+
+    let mut rng = XorShift::seeded(addr.len() as u64 ^ now_ns());
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&rng.next().to_ne_bytes());
+    nonce[8..].copy_from_slice(&rng.next().to_ne_bytes());
+    let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))?;
+
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let mut rbuf = vec![0u8; read_buffer_len(size)].into_boxed_slice();
+    let mut rend = 0;
+    let head_len = loop {
+        let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut rbuf[rend..])
+            .await
+            .map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))?;
+        if n == 0 {
+            return Err(format!("WebSocket handshake with {url} failed: the server closed the connection"));
+        }
+        rend += n;
+        if let Some(len) = check_response(&rbuf[..rend], &key).map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))? {
+            break len;
+        }
+        if rend == rbuf.len() {
+            return Err(format!("WebSocket handshake with {url} failed: response head longer than {rend} bytes"));
+        }
+    };
+    Ok(ZeroStream { tcp, rbuf, rstart: head_len, rend })
+}
+
+/// The read buffer for echoes of `size` bytes: two whole frames, so a read rarely has to wait
+/// for a frame split at the end of the buffer to be moved to its start.
+fn read_buffer_len(size: usize) -> usize {
+    size.saturating_add(MAX_HEADER_LEN).saturating_mul(2).max(MIN_READ_BUFFER)
+}
+
+/// Checks the server's response head: `Ok(None)` while it is incomplete, its length once it is
+/// a valid `101 Switching Protocols` for our key.
+fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("malformed HTTP response: {e}")),
+    };
+    if resp.code != Some(101) {
+        return Err(format!("the server answered {} {} instead of 101 Switching Protocols", resp.code.unwrap_or(0), resp.reason.unwrap_or("")));
+    }
+    let header = |name: &str| resp.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
+    let has_token = |name: &str, token: &str| {
+        header(name).and_then(|v| std::str::from_utf8(v).ok()).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
+        return Err("the 101 response lacks `Upgrade: websocket` or `Connection: Upgrade`".into());
+    }
+    if header("sec-websocket-accept") != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
+        return Err("wrong or missing Sec-WebSocket-Accept".into());
+    }
+    // We offered no extension, so the server must not have chosen one (RFC 6455 section 4.1).
+    if header("sec-websocket-extensions").is_some() {
+        return Err("the server chose an extension we did not offer".into());
+    }
+    Ok(Some(len))
+}
+
+/// xorshift64*: mask keys need to be unpredictable to intermediaries, not cryptographic, and
+/// must cost nothing per frame.
+struct XorShift(u64);
+
+impl XorShift {
+    /// Seeded from std's per-process random keys, so connections and runs differ.
+    fn seeded(salt: u64) -> Self {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u64(now_ns());
+        Self(h.finish() | 1)
+    }
+
+    #[inline]
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    #[inline]
+    fn mask_key(&mut self) -> [u8; 4] {
+        ((self.next() >> 32) as u32).to_ne_bytes()
+    }
+}
+
+/// What the socket had to say.
+enum Io {
+    /// New bytes are in the read buffer.
+    Read,
+    /// The send row was full and has drained: sending may resume.
+    Writable,
+    Failed(String),
+}
+
+/// The transport half of a connection: socket and buffers. Kept apart from the [`Session`] so
+/// the socket can be polled while a stop request updates the session.
+struct Wire {
+    tcp: TcpStream,
+    rbuf: Box<[u8]>,
+    /// Unparsed bytes are `rbuf[rstart..rend]`.
+    rstart: usize,
+    rend: usize,
+    /// Frame slots, `frame_len` bytes each; their headers are written once.
+    row: Box<[u8]>,
+    frame_len: usize,
+    /// Header length of a data frame; its last four bytes are the mask key.
+    header_len: usize,
+    /// Bytes of `row` filled (whole frames) and written so far.
+    filled: usize,
+    written: usize,
+    /// A control frame to send (pong or close), written between data frames.
+    ctrl: [u8; CONTROL_FRAME],
+    ctrl_len: usize,
+    ctrl_written: usize,
+    /// The row was full: nothing is sent until it drains.
+    blocked: bool,
+    rng: XorShift,
+}
+
+impl Wire {
+    /// True when a data frame may be added to the row.
+    #[inline]
+    fn has_room(&self) -> bool {
+        self.filled + self.frame_len <= self.row.len()
+    }
+
+    /// Queues a control frame, replacing one not yet started (answering only the latest ping is
+    /// allowed, and a close supersedes a pong). Returns false when one is half written.
+    fn queue_control(&mut self, opcode: Opcode, payload: &[u8]) -> bool {
+        if self.ctrl_written > 0 && self.ctrl_written < self.ctrl_len {
+            return false;
+        }
+        let payload = &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)];
+        let key = self.rng.mask_key();
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = write::header(&mut header, true, opcode, payload.len(), Some(key));
+        self.ctrl[..n].copy_from_slice(&header[..n]);
+        self.ctrl[n..n + payload.len()].copy_from_slice(payload);
+        mask::apply(&mut self.ctrl[n..n + payload.len()], key);
+        self.ctrl_len = n + payload.len();
+        self.ctrl_written = 0;
+        true
+    }
+
+    /// Queues a close frame with `code` and no reason.
+    fn queue_close(&mut self, code: u16) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let n = close::payload(&mut payload, code, "");
+        self.queue_control(Opcode::Close, &payload[..n]);
+    }
+
+    /// Writes what is pending; `Some` when there is something to report. A control frame goes
+    /// out only between data frames: once it has started, or when the row is fully written.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Option<Io> {
+        loop {
+            let ctrl_pending = self.ctrl_written < self.ctrl_len;
+            let (buf, done) = if ctrl_pending && (self.ctrl_written > 0 || self.written == self.filled) {
+                (&self.ctrl[self.ctrl_written..self.ctrl_len], &mut self.ctrl_written)
+            } else if self.written < self.filled {
+                (&self.row[self.written..self.filled], &mut self.written)
+            } else {
+                return None;
+            };
+            match Pin::new(&mut self.tcp).poll_write(cx, buf) {
+                Poll::Ready(Ok(0)) => return Some(Io::Failed("connection closed".into())),
+                Poll::Ready(Ok(n)) => *done += n,
+                Poll::Ready(Err(e)) => return Some(Io::Failed(describe_io_error(&e))),
+                Poll::Pending => return None,
+            }
+            if self.ctrl_written == self.ctrl_len {
+                self.ctrl_written = 0;
+                self.ctrl_len = 0;
+            }
+            if self.written == self.filled {
+                self.written = 0;
+                self.filled = 0;
+                if std::mem::take(&mut self.blocked) {
+                    return Some(Io::Writable);
+                }
+            }
+        }
+    }
+
+    /// Writes first (what was just queued goes out at once), then reads.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Io> {
+        if let Some(io) = self.poll_write(cx) {
+            return Poll::Ready(io);
+        }
+        if self.rend == self.rbuf.len() {
+            // Only reachable with a partial frame at the end: parsing consumes whole frames and
+            // the buffer holds at least one of the largest frame accepted.
+            self.compact();
+        }
+        let mut rb = ReadBuf::new(&mut self.rbuf[self.rend..]);
+        match Pin::new(&mut self.tcp).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Io::Failed("connection closed without a close frame".into()));
+                }
+                self.rend += n;
+                Poll::Ready(Io::Read)
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Io::Failed(describe_io_error(&e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Moves the unparsed bytes to the start of the read buffer.
+    fn compact(&mut self) {
+        self.rbuf.copy_within(self.rstart..self.rend, 0);
+        self.rend -= self.rstart;
+        self.rstart = 0;
+    }
+
+    /// Writes everything pending, bounded by the caller's timeout.
+    async fn drain_writes(&mut self) -> io::Result<()> {
+        poll_fn(|cx| match self.poll_write(cx) {
+            Some(Io::Failed(e)) => Poll::Ready(Err(io::Error::other(e))),
+            _ if self.written == self.filled && self.ctrl_written == self.ctrl_len => Poll::Ready(Ok(())),
+            _ => Poll::Pending,
+        })
+        .await
+    }
+}
+
+/// One zero-alloc connection.
+struct ZeroConn<'a> {
+    session: Session<'a>,
+    wire: Wire,
+    assembler: MessageAssembler,
+    /// A fragmented echo, gathered; single-frame echoes are checked where they lie.
+    fragments: Vec<u8>,
+    /// The fragmented echo outgrew what we sent: it is recorded as corrupted when it ends.
+    oversized: bool,
+    /// Largest frame payload accepted: what fits in the read buffer.
+    max_payload: usize,
+}
+
+/// Runs connection number `index` (of the whole process) until it has sent its share, drained
+/// and closed, or until the peer drops it; the zero-alloc counterpart of
+/// [`crate::connection::run`].
+pub async fn run(stream: ZeroStream, index: u32, shared: &ConnShared) -> ConnEnd {
+    let pacer = match Pacer::new() {
+        Ok(p) => p,
+        Err(e) => return ConnEnd::Dropped(format!("cannot create a timerfd: {e}")),
+    };
+    let session = Session::new(shared, index);
+    let size = shared.size;
+    let opcode = match shared.mode {
+        Mode::Binary => Opcode::Binary,
+        Mode::Text => Opcode::Text,
+    };
+    let mut rng = XorShift::seeded(u64::from(index));
+    // The data frame header, written into every slot now; only its mask key changes later.
+    let mut header = [0u8; MAX_HEADER_LEN];
+    let header_len = write::header(&mut header, true, opcode, size, Some(rng.mask_key()));
+    let frame_len = header_len + size;
+    let mut slots = (SEND_ROW_BYTES / frame_len).max(1);
+    if let crate::connection::SendMode::Closed { in_flight } = shared.send_mode {
+        slots = slots.max((in_flight as usize).min(MAX_BATCH));
+    }
+    let mut row = vec![0u8; slots * frame_len].into_boxed_slice();
+    for slot in row.chunks_exact_mut(frame_len) {
+        slot[..header_len].copy_from_slice(&header[..header_len]);
+    }
+    let max_payload = stream.rbuf.len() - MAX_HEADER_LEN;
+    let mut conn = ZeroConn {
+        session,
+        wire: Wire {
+            tcp: stream.tcp,
+            rbuf: stream.rbuf,
+            rstart: stream.rstart,
+            rend: stream.rend,
+            row,
+            frame_len,
+            header_len,
+            filled: 0,
+            written: 0,
+            ctrl: [0; CONTROL_FRAME],
+            ctrl_len: 0,
+            ctrl_written: 0,
+            blocked: false,
+            rng,
+        },
+        assembler: MessageAssembler::new(max_payload),
+        fragments: Vec::with_capacity(size),
+        oversized: false,
+        max_payload,
+    };
+    // Bytes the server sent right behind its handshake response.
+    let mut end = conn.on_read();
+    if end.is_none() {
+        end = Some(conn.run_loop(&pacer).await);
+    }
+    let end = end.unwrap_or(ConnEnd::Finished);
+    conn.session.count_lost();
+    match &end {
+        ConnEnd::Finished => {
+            conn.session.note_finish();
+            conn.close().await;
+        }
+        ConnEnd::Dropped(cause) => {
+            // Send the close reply or error close that ending queued; a reset fails at once.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.wire.drain_writes()).await;
+            conn.session.report_drop(cause);
+        }
+    }
+    end
+}
+
+impl ZeroConn<'_> {
+    async fn run_loop(&mut self, pacer: &Pacer) -> ConnEnd {
+        let mut stop_rx = self.session.shared.stop.clone();
+        let mut stopped = false;
+        // The stop may have been requested before this task first ran.
+        if let Some(stop) = *stop_rx.borrow_and_update() {
+            self.session.apply_stop(stop);
+            stopped = true;
+        }
+        let mut armed = 0u64;
+        loop {
+            self.send_due();
+            if self.session.is_done() {
+                return ConnEnd::Finished;
+            }
+            let deadline = self.session.next_deadline();
+            // Re-arming costs a syscall; skip it when the deadline did not move.
+            if deadline != armed {
+                if let Err(e) = pacer.set(deadline) {
+                    return ConnEnd::Dropped(format!("cannot arm the timerfd: {e}"));
+                }
+                armed = deadline;
+            }
+            // While the row is full, a past send deadline would fire on every turn: wait for
+            // the write instead.
+            let timer_on = !(self.session.sending && self.wire.blocked);
+            let io = {
+                let wire = &mut self.wire;
+                tokio::select! {
+                    biased;
+                    _ = stop_rx.changed(), if !stopped => {
+                        stopped = true;
+                        // A dropped sender (control thread gone) is a stop as well.
+                        let stop = stop_rx.borrow().unwrap_or(Stop { at_ns: now_ns(), drain_until_ns: now_ns() });
+                        self.session.apply_stop(stop);
+                        continue;
+                    }
+                    io = poll_fn(|cx| wire.poll_io(cx)) => io,
+                    r = pacer.wait(), if timer_on => {
+                        if let Err(e) = r {
+                            return ConnEnd::Dropped(format!("timerfd failed: {e}"));
+                        }
+                        // A fired timer is disarmed; make sure it is armed again.
+                        armed = 0;
+                        continue;
+                    }
+                }
+            };
+            match io {
+                Io::Read => {
+                    if let Some(end) = self.on_read() {
+                        return end;
+                    }
+                }
+                Io::Writable => {}
+                Io::Failed(cause) => return ConnEnd::Dropped(cause),
+            }
+        }
+    }
+
+    /// Fills a slot of the row for every message due now; the write follows in `poll_io`.
+    fn send_due(&mut self) {
+        let w = &mut self.wire;
+        while w.has_room() {
+            let Some(intended) = self.session.next_due() else {
+                return;
+            };
+            let slot = &mut w.row[w.filled..w.filled + w.frame_len];
+            let key = w.rng.mask_key();
+            slot[w.header_len - 4..w.header_len].copy_from_slice(&key);
+            let payload = &mut slot[w.header_len..];
+            payload[HEADER_LEN..].copy_from_slice(self.session.filler.tail(self.session.next_seq()));
+            // The actual send time is read as late as possible: right before masking and the write.
+            let header = self.session.header(intended, now_ns());
+            header.encode(&mut payload[..HEADER_LEN]);
+            mask::apply(payload, key);
+            w.filled += w.frame_len;
+            self.session.sent(header);
+        }
+        // Full with more to send: wait for the write to make room.
+        w.blocked = self.session.sending;
+    }
+
+    /// Handles every whole frame in the read buffer; `Some` ends the connection.
+    fn on_read(&mut self) -> Option<ConnEnd> {
+        let now = now_ns();
+        loop {
+            let w = &mut self.wire;
+            let parsed = match frame::parse(&w.rbuf[w.rstart..w.rend], Role::Client, self.max_payload) {
+                Ok(p) => p,
+                Err(e) => return Some(self.protocol_error(e)),
+            };
+            let f = match parsed {
+                Parsed::Frame(f) => f,
+                Parsed::Incomplete(need) => {
+                    if w.rstart == w.rend {
+                        w.rstart = 0;
+                        w.rend = 0;
+                    } else if w.rstart + need > w.rbuf.len() {
+                        w.compact();
+                    }
+                    return None;
+                }
+            };
+            let range = w.rstart + f.header_len..w.rstart + f.len();
+            w.rstart += f.len();
+            let step = match self.assembler.begin_frame(&f) {
+                Ok(s) => s,
+                Err(e) => return Some(self.protocol_error(e)),
+            };
+            let w = &mut self.wire;
+            let payload = &w.rbuf[range];
+            match step {
+                Step::Control(Opcode::Ping) => {
+                    // A pong that cannot be queued behind a half-written one is skipped: only
+                    // the latest ping needs an answer.
+                    let mut copy = [0u8; MAX_CONTROL_PAYLOAD];
+                    copy[..payload.len()].copy_from_slice(payload);
+                    w.queue_control(Opcode::Pong, &copy[..payload.len()]);
+                }
+                Step::Control(Opcode::Close) => {
+                    let code = match close::parse(payload) {
+                        Ok(c) => c.map(|c| c.code),
+                        Err(e) => return Some(self.protocol_error(e)),
+                    };
+                    // Echo the code, as RFC 6455 section 5.5.1 suggests.
+                    w.queue_close(code.unwrap_or(code::NORMAL));
+                    return Some(ConnEnd::Dropped(describe_close_code(code)));
+                }
+                Step::Control(_) => {}
+                Step::Data { kind, first, last } => {
+                    if let Err(e) = self.assembler.payload(payload) {
+                        return Some(self.protocol_error(e));
+                    }
+                    let is_text = kind == MessageKind::Text;
+                    if first && last {
+                        if let Err(e) = self.assembler.end_frame() {
+                            return Some(self.protocol_error(e));
+                        }
+                        self.session.on_echo(payload, is_text, now);
+                        continue;
+                    }
+                    if first {
+                        self.fragments.clear();
+                        self.oversized = false;
+                    }
+                    // Never grown: an echo longer than what we sent is corrupt anyway.
+                    if self.fragments.len() + payload.len() <= self.fragments.capacity() {
+                        self.fragments.extend_from_slice(payload);
+                    } else {
+                        self.oversized = true;
+                    }
+                    match self.assembler.end_frame() {
+                        Ok(Some(_)) => {
+                            // An empty slice fails the header check: recorded as corrupted.
+                            let data: &[u8] = if self.oversized { &[] } else { &self.fragments };
+                            self.session.on_echo(data, is_text, now);
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Some(self.protocol_error(e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The server broke the protocol: close with the code the codec assigns, and end.
+    fn protocol_error(&mut self, e: ProtocolError) -> ConnEnd {
+        self.wire.queue_close(e.close_code());
+        ConnEnd::Dropped(format!("protocol error from the server: {e}"))
+    }
+
+    /// Normal closure (1000), waiting a bounded time for the server's close; late echoes are
+    /// ignored.
+    async fn close(&mut self) {
+        self.wire.queue_close(code::NORMAL);
+        let w = &mut self.wire;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            if w.drain_writes().await.is_err() {
+                return;
+            }
+            let _ = w.tcp.flush().await;
+            loop {
+                // Skip whole frames until the server's close (or the end of the stream).
+                while let Ok(Parsed::Frame(f)) = frame::parse(&w.rbuf[w.rstart..w.rend], Role::Client, usize::MAX >> 1) {
+                    if f.opcode == Opcode::Close {
+                        return;
+                    }
+                    w.rstart += f.len();
+                }
+                if w.rend == w.rbuf.len() {
+                    w.compact();
+                }
+                match tokio::io::AsyncReadExt::read(&mut w.tcp, &mut w.rbuf[w.rend..]).await {
+                    Ok(n) if n > 0 => w.rend += n,
+                    _ => return,
+                }
+            }
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_is_checked() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        assert_eq!(check_response(ok.as_bytes(), key), Ok(Some(ok.len())));
+        assert_eq!(check_response(&ok.as_bytes()[..40], key), Ok(None));
+        let wrong = ok.replace("s3pP", "AAAA");
+        assert!(check_response(wrong.as_bytes(), key).unwrap_err().contains("Accept"));
+        let refused = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        assert!(check_response(refused.as_bytes(), key).unwrap_err().contains("404"));
+    }
+
+    #[test]
+    fn mask_keys_vary() {
+        let mut r = XorShift::seeded(1);
+        let keys: Vec<_> = (0..64).map(|_| r.mask_key()).collect();
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert!(distinct.len() > 60);
+    }
+
+    #[test]
+    fn read_buffer_holds_two_echoes() {
+        assert_eq!(read_buffer_len(32), MIN_READ_BUFFER);
+        assert_eq!(read_buffer_len(64 << 10), 2 * ((64 << 10) + MAX_HEADER_LEN));
+    }
+}
