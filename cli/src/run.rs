@@ -702,6 +702,21 @@ mod tests {
     }
 
     #[test]
+    fn every_committed_scenario_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut seen = 0;
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!s.configs.is_empty(), "{}", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 7, "found {seen} scenarios in {}", dir.display());
+    }
+
+    #[test]
     fn run_ids_never_overwrite() {
         let root = std::env::temp_dir().join(format!("wsbench-runid-{}", std::process::id()));
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_065_700);
