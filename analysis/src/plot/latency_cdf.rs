@@ -9,7 +9,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{legend_strip, line_width, no_data, series_color, text, DrawResult, Figure, LegendEntry, LogAxis, DESC_FONT, TICK_FONT};
+use super::{legend_strip, line_width, no_data, series_color, DrawResult, Figure, LegendEntry, LogAxis};
 use crate::series::ConfigSeries;
 
 pub struct LatencyCdf<'a> {
@@ -37,17 +37,12 @@ impl Figure for LatencyCdf<'_> {
             .x_label_area_size(48)
             .y_label_area_size(70)
             .build_cartesian_2d(x.coord(), 0.0..100.0)?;
-        chart
-            .configure_mesh()
+        super::house_mesh(&mut chart)
             .x_desc("latency")
             .y_desc("messages at or below (%)")
             .x_label_formatter(&super::latency_tick)
             .y_label_formatter(&|v| format!("{v:.0} %"))
             .y_labels(11)
-            .label_style(text(TICK_FONT))
-            .axis_desc_style(text(DESC_FONT))
-            .bold_line_style(super::bold_grid())
-            .light_line_style(super::light_grid())
             .max_light_lines(1)
             .draw()?;
         for (k, (i, c)) in shown.iter().enumerate() {

@@ -6,7 +6,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{legend_strip, line_width, no_data, series_color, text, DrawResult, Figure, LegendEntry, LogAxis, DESC_FONT, TICK_FONT};
+use super::{legend_strip, line_width, no_data, series_color, text, DrawResult, Figure, LegendEntry, LogAxis};
 use crate::series::{ConfigSeries, LatencyPoint};
 
 pub struct LatencyOverTime<'a> {
@@ -45,17 +45,12 @@ impl Figure for LatencyOverTime<'_> {
                 .x_label_area_size(if bottom { 42 } else { 26 })
                 .y_label_area_size(76)
                 .build_cartesian_2d(super::time_axis(max_t), axis.coord())?;
-            chart
-                .configure_mesh()
+            super::house_mesh(&mut chart)
                 .x_desc(if bottom { "time since the measured window began (s)" } else { "" })
                 .y_desc(if left { "latency" } else { "" })
                 .x_label_formatter(&super::seconds_tick)
                 .y_label_formatter(&super::latency_tick)
                 .x_labels(8)
-                .label_style(text(TICK_FONT))
-                .axis_desc_style(text(DESC_FONT))
-                .bold_line_style(super::bold_grid())
-                .light_line_style(super::light_grid())
                 .max_light_lines(1)
                 .draw()?;
             for (k, (i, c)) in shown.iter().enumerate() {

@@ -8,7 +8,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{config_color, legend_strip, no_data, text, DrawResult, Figure, LegendEntry, LogAxis, DESC_FONT, TICK_FONT};
+use super::{config_color, legend_strip, no_data, DrawResult, Figure, LegendEntry, LogAxis};
 use crate::format;
 use crate::series::SizePoint;
 use crate::stats::Spread;
@@ -48,16 +48,11 @@ impl Figure for LatencyVsSize<'_> {
             .x_label_area_size(48)
             .y_label_area_size(84)
             .build_cartesian_2d((x.lo..x.hi).log_scale().with_key_points(ticks), y.coord())?;
-        chart
-            .configure_mesh()
+        super::house_mesh(&mut chart)
             .x_desc("message size (bytes, header included)")
             .y_desc("latency")
             .x_label_formatter(&|v| format::bytes(*v))
             .y_label_formatter(&super::latency_tick)
-            .label_style(text(TICK_FONT))
-            .axis_desc_style(text(DESC_FONT))
-            .bold_line_style(super::bold_grid())
-            .light_line_style(super::light_grid())
             .draw()?;
         for (_, c, pick) in LINES {
             let color = config_color(c);

@@ -11,10 +11,7 @@ use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{
-    config_color, draw_line, draw_marker, legend_strip, no_data, text, DrawResult, Figure, LegendEntry, LogAxis, Marker, Stroke, ALERT, DESC_FONT,
-    GREY_TEXT, TICK_FONT,
-};
+use super::{config_color, draw_line, draw_marker, legend_strip, no_data, text, DrawResult, Figure, LegendEntry, LogAxis, Marker, Stroke, ALERT, GREY_TEXT};
 use crate::format;
 use crate::series::{SweepGroup, SweepPoint, ACHIEVED_SHARE};
 use crate::stats::Spread;
@@ -68,16 +65,11 @@ impl Figure for LatencyVsThroughput<'_> {
             .x_label_area_size(48)
             .y_label_area_size(84)
             .build_cartesian_2d(x.coord(), y.coord())?;
-        chart
-            .configure_mesh()
+        super::house_mesh(&mut chart)
             .x_desc("achieved throughput (echoes received per second, median over trials)")
             .y_desc("latency from the intended send time")
             .x_label_formatter(&|v| format::rate_tick(*v))
             .y_label_formatter(&super::latency_tick)
-            .label_style(text(TICK_FONT))
-            .axis_desc_style(text(DESC_FONT))
-            .bold_line_style(super::bold_grid())
-            .light_line_style(super::light_grid())
             .draw()?;
         let plot = chart.plotting_area();
 

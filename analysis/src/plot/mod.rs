@@ -23,6 +23,8 @@ use std::sync::OnceLock;
 
 use plotters::coord::combinators::WithKeyPoints;
 use plotters::coord::types::RangedCoordf64;
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -183,6 +185,19 @@ pub fn bold_grid() -> ShapeStyle {
 
 pub fn light_grid() -> ShapeStyle {
     LIGHT_GRID.stroke_width(1)
+}
+
+/// A chart's mesh in the house style (tick and description fonts, the two grid greys); the
+/// figure adds its own axis descriptions, label formatters and tick counts, then draws it.
+pub fn house_mesh<'a, 'b, X, Y, XT, YT, DB>(chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = XT> + ValueFormatter<XT>,
+    Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
+    DB: DrawingBackend,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.label_style(text(TICK_FONT)).axis_desc_style(text(DESC_FONT)).bold_line_style(bold_grid()).light_line_style(light_grid());
+    mesh
 }
 
 /// Label size of axis ticks.

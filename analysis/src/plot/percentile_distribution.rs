@@ -7,7 +7,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{legend_strip, line_width, no_data, series_color, text, DrawResult, Figure, LegendEntry, LogAxis, DESC_FONT, TICK_FONT};
+use super::{legend_strip, line_width, no_data, series_color, DrawResult, Figure, LegendEntry, LogAxis};
 use crate::format;
 use crate::series::ConfigSeries;
 
@@ -47,16 +47,11 @@ impl Figure for PercentileDistribution<'_> {
             .x_label_area_size(48)
             .y_label_area_size(84)
             .build_cartesian_2d((1.0..x_max).log_scale().with_key_points(ticks), y.coord())?;
-        chart
-            .configure_mesh()
+        super::house_mesh(&mut chart)
             .x_desc("percentile (share of messages at or below the latency)")
             .y_desc("latency")
             .x_label_formatter(&|x| format::percentile_at(*x))
             .y_label_formatter(&super::latency_tick)
-            .label_style(text(TICK_FONT))
-            .axis_desc_style(text(DESC_FONT))
-            .bold_line_style(super::bold_grid())
-            .light_line_style(super::light_grid())
             .draw()?;
         for (k, (i, c)) in shown.iter().enumerate() {
             let points = c.distribution.iter().filter(|p| p.x <= x_max).map(|p| (p.x, y.clamp(p.us)));
