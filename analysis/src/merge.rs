@@ -147,7 +147,7 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
     summary.rate = rate;
     summary.config.connections = plan_connections;
     summary.config.rate = plan_rate;
-    summary.throughput_msgs_per_s = if summary.duration_s > 0.0 { summary.messages.received as f64 / summary.duration_s } else { 0.0 };
+    summary.throughput_msgs_per_s = if summary.duration_s > 0.0 { summary.messages.received_in_window() as f64 / summary.duration_s } else { 0.0 };
     summary.latency_us = LatencySummary::from_histogram_ns(&hist::total(&latency));
     summary.service_time_us = LatencySummary::from_histogram_ns(&hist::total(&service_time));
     summary.send_lag_us = LatencySummary::from_histogram_ns(&hist::total(&send_lag));

@@ -387,8 +387,8 @@ fn bracket(c: &wsbench_core::result::CapacityResult) -> String {
 fn sweep_section(d: &mut Document, sweeps: &[SweepGroup], figure: Option<&FigureFiles>) {
     d.heading(2, "Rate sweep");
     d.paragraph(plain(format!(
-        "Each sweep runs one configuration at several open-loop rates. Achieved is echoes received per second, median over trials \
-         (with [min–max]); a point is overloaded when it achieved less than {:.0} % of its asked rate, and the first overloaded \
+        "Each sweep runs one configuration at several open-loop rates. Achieved is echoes received per second while the window was open (a backlog answered \
+         late, during the drain, does not count), median over trials (with [min–max]); a point is overloaded when it achieved less than {:.0} % of its asked rate, and the first overloaded \
          point of a sweep is its knee. Latency runs from the intended send time (coordinated omission corrected), median over trials.",
         ACHIEVED_SHARE * 100.0
     )));

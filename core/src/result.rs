@@ -49,6 +49,11 @@ pub struct MessageCounts {
     pub sent: u64,
     /// Echoes received for those messages (including during the drain after the window).
     pub received: u64,
+    /// Of `received`, the echoes that arrived after the window had closed, during the drain.
+    /// They count as answered but not towards `throughput_msgs_per_s`: an overloaded server
+    /// that works off its backlog late must not look as fast as the rate it was asked for.
+    #[serde(default)]
+    pub late: u64,
     /// Send or receive failures and connections dropped by the peer.
     pub errors: u64,
     /// Echoes that did not match what was sent: wrong sequence, length or content.
@@ -57,10 +62,18 @@ pub struct MessageCounts {
     pub lost: u64,
 }
 
+impl MessageCounts {
+    /// Echoes received while the measured window was open.
+    pub fn received_in_window(&self) -> u64 {
+        self.received.saturating_sub(self.late)
+    }
+}
+
 impl std::ops::AddAssign for MessageCounts {
     fn add_assign(&mut self, o: Self) {
         self.sent += o.sent;
         self.received += o.received;
+        self.late += o.late;
         self.errors += o.errors;
         self.corrupted += o.corrupted;
         self.lost += o.lost;
@@ -118,7 +131,10 @@ pub struct LoadgenSummary {
     pub started_at: String,
     /// Length of the measured window in seconds (shorter than asked when interrupted).
     pub duration_s: f64,
-    /// Echoes received per second in the measured window.
+    /// Echoes received per second while the measured window was open (`messages.received -
+    /// messages.late` over `duration_s`): the rate the server kept up with. Echoes of a backlog
+    /// answered during the drain are left out, so in open loop a throughput below the asked rate
+    /// means the server (or the load generator, see `rate.sent_msgs_per_s`) fell behind.
     pub throughput_msgs_per_s: f64,
     /// Open loop only.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::slo::ACHIEVED_SHARE;
+
 /// Send lag p99 above this (µs) means the load generator could not keep its schedule.
 pub const SEND_LAG_P99_LIMIT_US: f64 = 1_000.0;
 /// A load-generator thread busier than this (% of one core) was probably the bottleneck.
@@ -73,11 +75,22 @@ impl Warning {
         Self::new(WarningKind::ConnectionsFailed, format!("{failed} of {target} connections failed to open"))
     }
 
-    pub fn rate_not_reached(asked: f64, achieved: f64) -> Self {
-        Self::new(
-            WarningKind::RateNotReached,
-            format!("asked for {asked:.0} msgs/s but only {achieved:.0} msgs/s were answered: the server is overloaded at this rate"),
-        )
+    /// Open loop: fewer echoes per second came back within the window than were asked for.
+    /// `sent` tells whose fault it is: when the load generator itself sent less, the run does not
+    /// show the server's limit.
+    pub fn rate_not_reached(asked: f64, sent: f64, achieved: f64, late: u64) -> Self {
+        let text = if sent < ACHIEVED_SHARE * asked {
+            format!(
+                "asked for {asked:.0} msgs/s but the load generator sent only {sent:.0} msgs/s and {achieved:.0} msgs/s were answered \
+                 within the window: the load generator fell behind its schedule (see send lag), so this run does not show the server's limit"
+            )
+        } else {
+            let late = if late > 0 { format!(" ({late} more echoes arrived late, after the window)") } else { String::new() };
+            format!(
+                "asked for {asked:.0} msgs/s but only {achieved:.0} msgs/s were answered within the window{late}: the server is overloaded at this rate"
+            )
+        };
+        Self::new(WarningKind::RateNotReached, text)
     }
 
     pub fn too_few_samples(n: u64) -> Self {

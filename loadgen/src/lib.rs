@@ -414,7 +414,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         host: HostInfo::current(),
         started_at: wall_clock_rfc3339(i.started_at),
         duration_s: i.duration_s,
-        throughput_msgs_per_s: per_s(m.received),
+        throughput_msgs_per_s: per_s(m.received_in_window()),
         messages: m,
         connections: i.connections,
         latency_us: LatencySummary::from_histogram_ns(&i.totals.latency),

@@ -117,6 +117,13 @@ impl Recorder {
         record_ns(&mut self.current.service_time, service_time_ns);
     }
 
+    /// The echo just counted by [`Self::received`] or [`Self::corrupted`] arrived after the
+    /// measured window had closed.
+    #[inline]
+    pub fn late(&mut self) {
+        self.current.counts.late += 1;
+    }
+
     /// An echo of a measured message arrived but did not match what was sent. It counts as
     /// received (it did come back) and as corrupted, and its timing is not recorded.
     pub fn corrupted(&mut self) {
@@ -183,10 +190,11 @@ mod tests {
         r.sent(5);
         r.received(100, 90);
         r.corrupted();
+        r.late();
         r.error();
         let first = r.rotate(2_000);
         assert_eq!((first.worker, first.index, first.start_ns, first.end_ns, first.last), (3, 0, 1_000, 2_000, false));
-        assert_eq!(first.counts, MessageCounts { sent: 1, received: 2, errors: 1, corrupted: 1, lost: 0 });
+        assert_eq!(first.counts, MessageCounts { sent: 1, received: 2, late: 1, errors: 1, corrupted: 1, lost: 0 });
         assert_eq!((first.latency.len(), first.service_time.len(), first.send_lag.len()), (1, 1, 1));
 
         r.lost(4);

@@ -8,8 +8,9 @@
 use wsbench_core::result::LoadgenSummary;
 use wsbench_core::warning::{Warning, LOADGEN_CPU_LIMIT_PCT, MIN_SAMPLES, SEND_LAG_P99_LIMIT_US};
 
-/// Open loop: an answered rate below this share of the asked rate means the rate was not reached.
-pub const RATE_REACHED_SHARE: f64 = 0.95;
+/// Open loop: an answered rate below this share of the asked rate means the rate was not reached
+/// (the same share the capacity search and the sweep's knee use).
+pub use wsbench_core::slo::ACHIEVED_SHARE as RATE_REACHED_SHARE;
 
 /// Every warning that applies to `s` (its own `warnings` field is ignored).
 pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
@@ -41,7 +42,7 @@ pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
     if let Some(rate) = s.rate {
         // A window that never began says nothing about the rate.
         if s.duration_s > 0.0 && s.throughput_msgs_per_s < RATE_REACHED_SHARE * rate.asked_msgs_per_s {
-            w.push(Warning::rate_not_reached(rate.asked_msgs_per_s, s.throughput_msgs_per_s));
+            w.push(Warning::rate_not_reached(rate.asked_msgs_per_s, rate.sent_msgs_per_s, s.throughput_msgs_per_s, s.messages.late));
         }
     }
     if s.latency_us.count < MIN_SAMPLES {

@@ -39,6 +39,8 @@ pub struct Session<'a> {
     /// False once the window has ended or a stop was requested: only draining is left.
     pub sending: bool,
     drain_deadline: u64,
+    /// When the measured window closes (earlier after a stop): echoes after it are late.
+    window_end: u64,
 }
 
 impl<'a> Session<'a> {
@@ -62,6 +64,7 @@ impl<'a> Session<'a> {
             credits,
             sending: true,
             drain_deadline: tl.drain_deadline_ns,
+            window_end: tl.measured_end_ns,
         }
     }
 
@@ -97,6 +100,7 @@ impl<'a> Session<'a> {
     pub fn apply_stop(&mut self, stop: Stop) {
         self.sending = false;
         self.drain_deadline = self.drain_deadline.min(stop.drain_until_ns);
+        self.window_end = self.window_end.min(stop.at_ns);
     }
 
     /// Whether a message may be sent now: `Some(intended)` when one is due, where `intended` is
@@ -176,6 +180,9 @@ impl<'a> Session<'a> {
                 rec.received(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
             } else {
                 rec.corrupted();
+            }
+            if now >= self.window_end {
+                rec.late();
             }
         }
         if self.schedule.is_none() && self.sending {

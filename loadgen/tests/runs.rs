@@ -104,6 +104,37 @@ fn open_loop_sends_rate_times_duration() {
     );
 }
 
+/// A server slower than the asked rate: 10 connections, each echo held 10 ms, one at a time per
+/// connection, so at most ~1,000 answers per second against 2,000 asked. The backlog is answered
+/// during the drain after the window; those echoes arrive but are late, and the throughput counts
+/// only what came back while the window was open, so the run says plainly that the server was
+/// overloaded instead of reporting the asked rate.
+#[test]
+fn an_overloaded_server_is_reported_as_such_though_the_drain_catches_up() {
+    let _turn = serial();
+    let server = EchoServer::start_slow(Duration::from_millis(10));
+    let dir = out_dir("overloaded");
+    let url = server.url();
+    let (status, _, stderr) = run_loadgen(
+        &["--url", &url, "--connections", "10", "--rate", "2000", "--duration", "2s", "--warmup", "0s", "--drain-timeout", "10s", "--out", dir.to_str().unwrap()],
+        LIMIT,
+    );
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    let r = read_results(&dir);
+    r.assert_consistent();
+    let s = &r.summary;
+    let m = s.messages;
+    eprintln!("overloaded server: {m:?}, throughput {:.0} msgs/s, latency p99 {} us", s.throughput_msgs_per_s, s.latency_us.p99);
+    assert_eq!((m.received, m.lost, m.errors), (m.sent, 0, 0), "the drain collects every echo: {m:?}");
+    // Half the messages were answered in the window, half during the drain (the server's
+    // capacity is a ceiling: timer slack only makes it slower).
+    assert!(s.throughput_msgs_per_s < 0.6 * 2_000.0, "throughput {} msgs/s counts late echoes", s.throughput_msgs_per_s);
+    assert!(m.late as f64 > 0.35 * m.sent as f64, "late {} of {}", m.late, m.sent);
+    assert_eq!(s.throughput_msgs_per_s, m.received_in_window() as f64 / s.duration_s);
+    let warning = s.warnings.iter().find(|w| w.kind == WarningKind::RateNotReached).expect("rate not reached");
+    assert!(warning.message.contains("overloaded") && warning.message.contains("late"), "{}", warning.message);
+}
+
 /// The server stops for 200 ms every 500 ms. Open loop keeps sending through the stall, so 40 %
 /// of the messages wait for the stall's end, uniformly 0–200 ms: latency p99 is ~195 ms (the top
 /// 2.5 % of the stalled messages). Messages go out on time, so service time rises the same way

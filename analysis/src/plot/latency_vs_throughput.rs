@@ -39,7 +39,7 @@ const RING_RADIUS: i32 = 9;
 impl Figure for LatencyVsThroughput<'_> {
     const NAME: &'static str = "latency-vs-throughput";
     const TITLE: &'static str = "Latency against throughput (rate sweep)";
-    const HOW_TO_READ: &'static str = "Each point is one rate of a sweep: x is the throughput it achieved (echoes received per second, median over trials), \
+    const HOW_TO_READ: &'static str = "Each point is one rate of a sweep: x is the throughput it achieved (echoes received per second while the window was open, median over trials), \
          y its p50, p99 and p99.9 latency from the intended send time (log scales). Latency that stays flat as the rate rises is headroom; \
          where it turns upwards the server is queueing. A red ring marks a point whose achieved rate fell short of 95 % of the asked rate: \
          the server (or the load generator) could not keep up. The first such point of a sweep, the knee, is labelled with both rates, the later ones with their asked rate.";

@@ -42,16 +42,22 @@ pub struct EchoServer {
 
 impl EchoServer {
     pub fn start(stall: Option<Stall>) -> Self {
-        Self::build(stall, || {})
+        Self::build(stall, None, || {})
+    }
+
+    /// Every echo waits `per_message` before it is sent, one message at a time per connection:
+    /// the server answers at most `connections / per_message` messages per second.
+    pub fn start_slow(per_message: Duration) -> Self {
+        Self::build(None, Some(per_message), || {})
     }
 
     /// Runs `on_thread_start` on each of the server's runtime threads (e.g. to exempt them from
     /// allocation counting).
     pub fn start_with(on_thread_start: impl Fn() + Send + Sync + 'static) -> Self {
-        Self::build(None, on_thread_start)
+        Self::build(None, None, on_thread_start)
     }
 
-    fn build(stall: Option<Stall>, on_thread_start: impl Fn() + Send + Sync + 'static) -> Self {
+    fn build(stall: Option<Stall>, per_message: Option<Duration>, on_thread_start: impl Fn() + Send + Sync + 'static) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).on_thread_start(on_thread_start).enable_all().build().unwrap();
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -59,7 +65,7 @@ impl EchoServer {
         let t0 = Instant::now();
         rt.spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(serve(tcp, stall, t0, go_away_rx.clone()));
+                tokio::spawn(serve(tcp, stall, per_message, t0, go_away_rx.clone()));
             }
         });
         Self { addr, rt: Some(rt), go_away }
@@ -90,7 +96,7 @@ impl Drop for EchoServer {
     }
 }
 
-async fn serve(tcp: TcpStream, stall: Option<Stall>, t0: Instant, mut go_away: watch::Receiver<bool>) {
+async fn serve(tcp: TcpStream, stall: Option<Stall>, per_message: Option<Duration>, t0: Instant, mut go_away: watch::Receiver<bool>) {
     tcp.set_nodelay(true).unwrap();
     let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
     loop {
@@ -105,6 +111,9 @@ async fn serve(tcp: TcpStream, stall: Option<Stall>, t0: Instant, mut go_away: w
                 Some(Ok(m)) if m.is_text() || m.is_binary() => {
                     if let Some(s) = stall {
                         wait_out_stall(s, t0).await;
+                    }
+                    if let Some(d) = per_message {
+                        tokio::time::sleep(d).await;
                     }
                     if ws.send(m).await.is_err() {
                         return;
