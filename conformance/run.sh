@@ -1,75 +1,49 @@
 #!/usr/bin/env bash
-# Autobahn conformance of one wsbench server engine, checked against its committed expectation.
+# Autobahn conformance of one wsbench server engine, or of the zero-alloc client, checked
+# against its committed expectation.
 #
-#   conformance/run.sh ENGINE [--update]
+#   conformance/run.sh ENGINE [--update]              a server engine (tungstenite, zero-alloc)
+#   conformance/run.sh client-zero-alloc [--update]   the load generator's zero-alloc client
 #
-# Starts `wsbench-server --engine ENGINE` on 127.0.0.1 port 0, runs kosoku's fuzzing client
-# (cases 1.* to 7.*, 9.* and 10.*: 301 cases) against it, reduces the report to one line per
-# case (case id -> behavior, behaviorClose; durations left out, they differ every run) and
-# diffs that against conformance/expected-server-ENGINE.json. Exits non-zero on any difference,
-# on any case that is not OK/NON-STRICT/INFORMATIONAL with a clean close, or if the server
-# does not exit cleanly on SIGTERM. `--update` rewrites the expected file instead of diffing.
+# A server: starts `wsbench-server --engine ENGINE` on 127.0.0.1 port 0 and runs kosoku's
+# fuzzing client against it; the server must then exit cleanly on SIGTERM.
+# The client: starts kosoku's fuzzing server on a free 127.0.0.1 port and runs
+# `wsbench-loadgen --autobahn 127.0.0.1:PORT` against it (the handshake and codec of
+# `--engine zero-alloc`); the load generator must run every case and exit 0.
+# Either way the cases are 1.* to 7.*, 9.* and 10.* (301 cases); the report is reduced to one
+# line per case (case id -> behavior, behaviorClose; durations left out, they differ every
+# run) and diffed against conformance/expected-server-ENGINE.json or
+# conformance/expected-client-zero-alloc.json. Exits non-zero on any difference, or on any
+# case that is not OK/NON-STRICT/INFORMATIONAL with a clean close. `--update` rewrites the
+# expected file instead of diffing.
 #
 # Environment: KOSOKU (default .venv/bin/kosoku, then kosoku on PATH), WSBENCH_SERVER (a
-# server binary to test; by default target/release/wsbench-server, built first). Reports go to
+# server binary to test; by default target/release/wsbench-server, built first),
+# WSBENCH_LOADGEN (likewise for the client: target/release/wsbench-loadgen). Reports go to
 # results/conformance/, which git ignores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-engine="${1:?usage: conformance/run.sh ENGINE [--update]}"
+target="${1:?usage: conformance/run.sh ENGINE|client-zero-alloc [--update]}"
 update="${2:-}"
-expected="conformance/expected-server-$engine.json"
-out="results/conformance/server-$engine"
 
 kosoku="${KOSOKU:-}"
 if [ -z "$kosoku" ]; then
     if [ -x .venv/bin/kosoku ]; then kosoku=.venv/bin/kosoku; else kosoku=kosoku; fi
 fi
-server="${WSBENCH_SERVER:-}"
-if [ -z "$server" ]; then
-    # A no-op when the release build is current; never tests a stale binary.
-    cargo build --release --quiet -p wsbench-server
-    server=target/release/wsbench-server
-fi
-
-rm -rf "$out"
-mkdir -p "$out"
-"$server" --engine "$engine" --listen 127.0.0.1:0 >"$out/server.stdout" 2>"$out/server.stderr" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true' EXIT
-
-# The readiness line: {"event":"listening","addr":"127.0.0.1:PORT","pid":...}
-addr=""
-for _ in $(seq 100); do
-    addr="$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$out/server.stdout" | head -n 1)"
-    [ -n "$addr" ] && break
-    kill -0 "$pid" 2>/dev/null || { echo "conformance: the server exited early:" >&2; cat "$out/server.stderr" >&2; exit 1; }
-    sleep 0.1
-done
-[ -n "$addr" ] || { echo "conformance: no readiness line from the server within 10 s" >&2; exit 1; }
-
 cases=()
 for c in 1 2 3 4 5 6 7 9 10; do cases+=(-i "$c.*"); done
-# Failing cases are judged below from the report, so kosoku's own exit status only matters
-# when it wrote no report at all.
-"$kosoku" -m fuzzingclient "${cases[@]}" -o "$out/reports" "$addr" >"$out/kosoku.log" 2>&1 || true
-if [ ! -f "$out/reports/index.json" ]; then
-    echo "conformance: kosoku wrote no report; see $out/kosoku.log" >&2
-    tail -n 20 "$out/kosoku.log" >&2
-    exit 1
-fi
 
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
-trap - EXIT
-if [ "$status" -ne 0 ]; then
-    echo "conformance: the server exited with status $status after SIGTERM" >&2
-    exit 1
-fi
-
-passing=0
-python3 - "$out/reports/index.json" "$out/results.json" <<'EOF' || passing=$?
+# Reduces kosoku's report REPORTS/index.json into COMPACT, judges every case, then rewrites
+# (--update) or diffs EXPECTED; NAME is the target in messages. Ends the script.
+reduce_and_compare() {
+    local reports="$1" compact="$2" expected="$3" name="$4"
+    if [ ! -f "$reports/index.json" ]; then
+        echo "conformance: kosoku wrote no report in $reports" >&2
+        exit 1
+    fi
+    local passing=0
+    python3 - "$reports/index.json" "$compact" <<'EOF' || passing=$?
 import json
 import sys
 
@@ -101,14 +75,117 @@ for line in bad:
 sys.exit(1 if bad else 0)
 EOF
 
-if [ "$update" = "--update" ]; then
-    cp "$out/results.json" "$expected"
-    echo "conformance: wrote $expected"
+    if [ "$update" = "--update" ]; then
+        cp "$compact" "$expected"
+        echo "conformance: wrote $expected"
+        exit "$passing"
+    fi
+    if ! diff -u "$expected" "$compact"; then
+        echo "conformance: $name differs from $expected (reports in $reports)" >&2
+        exit 1
+    fi
+    echo "conformance: $name matches $expected"
     exit "$passing"
+}
+
+if [ "$target" = client-zero-alloc ]; then
+    out="results/conformance/$target"
+    loadgen="${WSBENCH_LOADGEN:-}"
+    if [ -z "$loadgen" ]; then
+        # A no-op when the release build is current; never tests a stale binary.
+        cargo build --release --quiet -p wsbench-loadgen
+        loadgen=target/release/wsbench-loadgen
+    fi
+    rm -rf "$out"
+    mkdir -p "$out"
+
+    # A free port, asked of the OS and then bound by kosoku: another process may take it in
+    # between, so a fuzzing server that exits before accepting connections is retried.
+    pid=""
+    trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true' EXIT
+    port=""
+    for _ in 1 2 3 4 5; do
+        port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+        "$kosoku" -m fuzzingserver "${cases[@]}" -o "$out/reports" "127.0.0.1:$port" >"$out/kosoku.log" 2>&1 &
+        pid=$!
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            # Accepting TCP: ready. (A bare connection is harmless to the fuzzing server.)
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break 2; fi
+            sleep 0.1
+        done
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        pid=""
+    done
+    if [ -z "$pid" ]; then
+        echo "conformance: kosoku's fuzzing server did not start; see $out/kosoku.log" >&2
+        tail -n 20 "$out/kosoku.log" >&2
+        exit 1
+    fi
+
+    status=0
+    "$loadgen" --autobahn "127.0.0.1:$port" >"$out/loadgen.stdout" 2>"$out/loadgen.stderr" || status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "conformance: wsbench-loadgen --autobahn exited with status $status:" >&2
+        cat "$out/loadgen.stderr" >&2
+        exit 1
+    fi
+    # After /updateReports the fuzzing server writes its report and exits by itself (status 1
+    # when a case failed; judged below from the report). One that lingers is stopped.
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=""
+    trap - EXIT
+    reduce_and_compare "$out/reports" "$out/results.json" "conformance/expected-$target.json" "$target"
 fi
-if ! diff -u "$expected" "$out/results.json"; then
-    echo "conformance: $engine differs from $expected (reports in $out/reports)" >&2
+
+engine="$target"
+expected="conformance/expected-server-$engine.json"
+out="results/conformance/server-$engine"
+server="${WSBENCH_SERVER:-}"
+if [ -z "$server" ]; then
+    # A no-op when the release build is current; never tests a stale binary.
+    cargo build --release --quiet -p wsbench-server
+    server=target/release/wsbench-server
+fi
+
+rm -rf "$out"
+mkdir -p "$out"
+"$server" --engine "$engine" --listen 127.0.0.1:0 >"$out/server.stdout" 2>"$out/server.stderr" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true' EXIT
+
+# The readiness line: {"event":"listening","addr":"127.0.0.1:PORT","pid":...}
+addr=""
+for _ in $(seq 100); do
+    addr="$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$out/server.stdout" | head -n 1)"
+    [ -n "$addr" ] && break
+    kill -0 "$pid" 2>/dev/null || { echo "conformance: the server exited early:" >&2; cat "$out/server.stderr" >&2; exit 1; }
+    sleep 0.1
+done
+[ -n "$addr" ] || { echo "conformance: no readiness line from the server within 10 s" >&2; exit 1; }
+
+# Failing cases are judged below from the report, so kosoku's own exit status only matters
+# when it wrote no report at all.
+"$kosoku" -m fuzzingclient "${cases[@]}" -o "$out/reports" "$addr" >"$out/kosoku.log" 2>&1 || true
+if [ ! -f "$out/reports/index.json" ]; then
+    echo "conformance: kosoku wrote no report; see $out/kosoku.log" >&2
+    tail -n 20 "$out/kosoku.log" >&2
     exit 1
 fi
-echo "conformance: $engine matches $expected"
-exit "$passing"
+
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+trap - EXIT
+if [ "$status" -ne 0 ]; then
+    echo "conformance: the server exited with status $status after SIGTERM" >&2
+    exit 1
+fi
+
+reduce_and_compare "$out/reports" "$out/results.json" "$expected" "$engine"

@@ -150,8 +150,8 @@ pub struct LoadgenSummary {
     pub cpu: CpuUse,
     /// Heap allocations of the whole process from the start to the end of the measured window,
     /// divided by `messages.received`. Includes the collector thread's once-per-second work
-    /// (merging intervals, writing logs and CSV), a few dozen allocations per second whatever
-    /// the rate. `null` when the process does not count allocations (library use).
+    /// (merging intervals, writing logs and CSV: a few allocations per run while its buffers
+    /// grow, then none). `null` when the process does not count allocations (library use).
     #[serde(default)]
     pub allocations_per_message: Option<f64>,
     /// As `allocations_per_message`, counting only the worker threads' allocations over the
@@ -195,10 +195,11 @@ pub struct ServerSummary {
     /// CPU time of the whole server process over its life, in % of one core.
     pub cpu_pct: f64,
     /// Heap allocations of the whole server process from the first to the last measured
-    /// (non-warm-up, wsbench-header) message it received, divided by the measured messages:
-    /// steady state, without start-up, handshakes, closing and shutdown. Includes the latency
-    /// harvester's once-per-second log write. `null` when the server does not count
-    /// allocations (library use) or received no measured message (e.g. a foreign client).
+    /// (non-warm-up, wsbench-header) message it received before any connection ended, divided
+    /// by those messages: steady state, without start-up, handshakes, closing and shutdown.
+    /// Includes the latency harvester's once-per-second log write (allocation-free once its
+    /// buffers have grown). `null` when the server does not count allocations (library use) or
+    /// received no measured message (e.g. a foreign client).
     #[serde(default)]
     pub allocations_per_message: Option<f64>,
     /// As `allocations_per_message`, counting only the runtime threads that received

@@ -76,6 +76,15 @@ pub struct LoadgenArgs {
     /// it the summary is printed on stdout and nothing is written.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Run the Autobahn client cases against a fuzzing server at ADDR (host:port, e.g.
+    /// `kosoku -m fuzzingserver`) instead of generating load; the other options are ignored.
+    #[arg(long, value_name = "ADDR")]
+    pub autobahn: Option<String>,
+
+    /// The agent name the fuzzing server's report uses (with --autobahn).
+    #[arg(long, value_name = "NAME", default_value = "wsbench-zero-alloc", requires = "autobahn")]
+    pub agent: String,
 }
 
 impl LoadgenArgs {
@@ -238,6 +247,18 @@ mod tests {
         for msg in [bad(&["--size", "31"]), bad(&["--url", "nonsense"])] {
             assert!(!msg.contains('\n'), "one line: {msg}");
         }
+    }
+
+    #[test]
+    fn autobahn_mode_is_a_flag_outside_the_plan() {
+        let a = parse(&["--autobahn".into(), "127.0.0.1:9001".into()]).unwrap();
+        assert_eq!((a.autobahn.as_deref(), a.agent.as_str()), (Some("127.0.0.1:9001"), "wsbench-zero-alloc"));
+        // Not part of a plan: the plan is the default one.
+        assert_eq!(a.into_plan().unwrap(), LoadPlan::default());
+        let a = parse(&["--autobahn".into(), "127.0.0.1:9001".into(), "--agent".into(), "me".into()]).unwrap();
+        assert_eq!(a.agent, "me");
+        assert!(parse(&["--agent".into(), "me".into()]).is_err(), "--agent needs --autobahn");
+        assert_eq!(parse(&[]).unwrap().autobahn, None);
     }
 
     #[test]

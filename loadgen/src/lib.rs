@@ -16,6 +16,7 @@
 //! message over the measured window: the whole process, and the worker threads alone.
 
 pub mod args;
+pub mod autobahn;
 pub mod capped;
 pub mod client;
 pub mod connection;
@@ -80,6 +81,9 @@ pub enum RunError {
 /// The whole program: checks the arguments, runs, reports, and returns the exit code
 /// (0 complete, 1 failed or interrupted, 2 usage error). `command` is recorded in the summary.
 pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
+    if let Some(addr) = &args.autobahn {
+        return autobahn::run_main(addr, &args.agent);
+    }
     let plan = match args.into_plan() {
         Ok(p) => p,
         Err(e) => {

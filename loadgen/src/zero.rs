@@ -81,13 +81,7 @@ pub async fn connect(addr: &str, url: &str, size: u64) -> Result<ZeroStream, Str
     tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
 
     let mut rng = XorShift::seeded(addr.len() as u64 ^ now_ns());
-    let mut nonce = [0u8; 16];
-    nonce[..8].copy_from_slice(&rng.next().to_ne_bytes());
-    nonce[8..].copy_from_slice(&rng.next().to_ne_bytes());
-    let key = base64::engine::general_purpose::STANDARD.encode(nonce);
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+    let (request, key) = handshake_request(host, path, &mut rng);
     tcp.write_all(request.as_bytes()).await.map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))?;
 
     let size = usize::try_from(size).unwrap_or(usize::MAX);
@@ -117,9 +111,22 @@ fn read_buffer_len(size: usize) -> usize {
     size.saturating_add(MAX_HEADER_LEN).saturating_mul(2).max(MIN_READ_BUFFER)
 }
 
+/// The handshake request for `path` on `host`, with a random `Sec-WebSocket-Key`; returns the
+/// request and the key, which [`check_response`] needs.
+pub(crate) fn handshake_request(host: &str, path: &str, rng: &mut XorShift) -> (String, String) {
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&rng.next().to_ne_bytes());
+    nonce[8..].copy_from_slice(&rng.next().to_ne_bytes());
+    let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    (request, key)
+}
+
 /// Checks the server's response head: `Ok(None)` while it is incomplete, its length once it is
 /// a valid `101 Switching Protocols` for our key.
-fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, String> {
+pub(crate) fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, String> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -149,11 +156,11 @@ fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, String> {
 
 /// xorshift64*: mask keys need to be unpredictable to intermediaries, not cryptographic, and
 /// must cost nothing per frame.
-struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
     /// Seeded from std's per-process random keys, so connections and runs differ.
-    fn seeded(salt: u64) -> Self {
+    pub(crate) fn seeded(salt: u64) -> Self {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(salt);
         h.write_u64(now_ns());
@@ -171,7 +178,7 @@ impl XorShift {
     }
 
     #[inline]
-    fn mask_key(&mut self) -> [u8; 4] {
+    pub(crate) fn mask_key(&mut self) -> [u8; 4] {
         ((self.next() >> 32) as u32).to_ne_bytes()
     }
 }

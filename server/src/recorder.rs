@@ -43,6 +43,9 @@ struct ThreadRecord {
     histogram: Histogram<u64>,
     /// Set at the thread's first measured message; never harvested.
     marks: Option<AllocationMarks>,
+    /// A connection of this thread ended after its first measured message: the steady state is
+    /// over for allocation counting (closing allocates), so the marks stay where they are.
+    frozen: bool,
 }
 
 /// The allocation counters at a thread's first and last measured message.
@@ -60,12 +63,16 @@ impl ThreadRecord {
         Self {
             histogram: new_histogram(),
             marks: None,
+            frozen: false,
         }
     }
 
     #[inline]
     fn record(&mut self, ns: u64) {
         record_ns(&mut self.histogram, ns);
+        if self.frozen {
+            return;
+        }
         // A relaxed load of a counter nobody writes while nothing allocates, and a thread-local.
         let (process, thread) = (alloc::allocations(), alloc::thread_allocations());
         match &mut self.marks {
@@ -151,6 +158,21 @@ impl Recorder {
     /// Records one latency (of a measured message) into the calling thread's histogram.
     pub fn record_ns(&self, ns: u64) {
         self.with_slot(|record| record.record(ns));
+    }
+
+    /// A connection served by the calling thread ended. From then on the thread's measured
+    /// messages still go into the latency histogram but no longer move its allocation window:
+    /// closing a connection allocates, and when a load generator's connections finish one by
+    /// one, the last measured messages of some arrive after others have closed. The window is
+    /// the steady state, from the first measured message to the last one before any connection
+    /// of the thread ended.
+    pub fn connection_ended(&self) {
+        let _ = SLOTS.try_with(|cell| {
+            if let Some((_, slot)) = cell.borrow().iter().find(|(id, _)| *id == self.id) {
+                let mut record = lock(slot);
+                record.frozen = record.marks.is_some();
+            }
+        });
     }
 
     /// Runs `f` on the calling thread's record, making it first if this thread has none.
@@ -417,6 +439,23 @@ mod tests {
         let (mut spare, mut into) = (new_histogram(), new_histogram());
         rec.harvest_into(&mut spare, &mut into);
         assert_eq!(rec.allocation_window().map(|w| w.messages), Some(2));
+    }
+
+    #[test]
+    fn the_allocation_window_ends_when_a_connection_ends() {
+        let rec = Recorder::new();
+        let sent = now_ns();
+        // A connection ending before any measured message does not close the window.
+        rec.connection_ended();
+        rec.observe(&message(sent, false));
+        rec.observe(&message(sent, false));
+        rec.connection_ended();
+        // Later messages (other connections still draining) are recorded but not windowed.
+        rec.observe(&message(sent, false));
+        assert_eq!(rec.allocation_window().map(|w| w.messages), Some(2));
+        let (mut spare, mut into) = (new_histogram(), new_histogram());
+        rec.harvest_into(&mut spare, &mut into);
+        assert_eq!(into.len(), 3);
     }
 
     #[test]

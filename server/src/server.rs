@@ -227,6 +227,7 @@ async fn connection(stream: TcpStream, ctx: Arc<ConnectionContext>, shutdown: Sh
         return;
     };
     engine::serve(upgraded, &ctx, shutdown).await;
+    ctx.recorder.connection_ended();
 }
 
 /// Reads the request head and answers it; for a WebSocket upgrade, answers 101 and hands back
