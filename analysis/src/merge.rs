@@ -90,7 +90,7 @@ pub fn add_by_index<'a>(logs: impl IntoIterator<Item = &'a [LogInterval]>) -> Ve
 
 /// Merges processes in memory. Counts add, histograms add by interval, percentiles are
 /// recomputed from the merged histograms. Field by field: message and connection counts add;
-/// `duration_s` is the longest; throughput is all echoes over that duration; `complete` only if
+/// `duration_s` is the longest; throughput is all echoes received within the window over that duration; `complete` only if
 /// every process completed (the reasons are joined); warnings are the union without repeats;
 /// process CPU adds up while the busiest thread is the busiest of any; asked and sent rates add;
 /// `started_at` is the earliest; `config` is the first process's plan with connections and rate

@@ -485,6 +485,7 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 rate: load.rate.map(|r| r * share),
                 threads: load.threads,
                 drain_timeout: load.drain_timeout,
+                interval: load.interval,
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
             }
         })
@@ -635,6 +636,7 @@ mod tests {
             processes,
             threads: 1,
             drain_timeout: Duration::from_secs(1),
+            interval: Duration::from_millis(250),
         }
     }
 

@@ -182,7 +182,20 @@ pub struct LoadPlan {
     /// How long to wait for outstanding echoes after the measured window before counting them lost.
     #[serde(with = "serde_duration")]
     pub drain_timeout: Duration,
+    /// Length of one histogram interval: one interval-log entry and one `intervals.csv` row each.
+    /// Shorter than the period of a periodic stall, it shows the stall as stripes in the heat map.
+    #[serde(with = "serde_duration", default = "default_interval")]
+    pub interval: Duration,
     pub out: Option<PathBuf>,
+}
+
+/// One second: the HdrHistogram tools' habit, and results written before `interval` existed.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// Shorter intervals would measure the timer more than the server.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
+
+fn default_interval() -> Duration {
+    DEFAULT_INTERVAL
 }
 
 impl Default for LoadPlan {
@@ -200,6 +213,7 @@ impl Default for LoadPlan {
             rate: None,
             threads: 1,
             drain_timeout: Duration::from_secs(2),
+            interval: DEFAULT_INTERVAL,
             out: None,
         }
     }
@@ -233,6 +247,8 @@ impl LoadPlan {
             self.threads.to_string(),
             "--drain-timeout".into(),
             format_duration(self.drain_timeout),
+            "--interval".into(),
+            format_duration(self.interval),
         ];
         if let Some(r) = self.rate {
             a.extend(["--rate".into(), r.to_string()]);

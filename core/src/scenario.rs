@@ -30,7 +30,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::header::HEADER_LEN;
-use crate::plan::{Engine, Handler, Mode, Pause, Runtime, Workload, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::plan::{Engine, Handler, Mode, Pause, Runtime, Workload, DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE, MIN_INTERVAL};
 use crate::slo::Slo;
 use crate::units::{serde_duration, serde_size};
 
@@ -130,6 +130,9 @@ pub struct LoadSpec {
     pub threads: usize,
     #[serde(with = "serde_duration")]
     pub drain_timeout: Duration,
+    /// Histogram interval of the load generators (see [`crate::plan::LoadPlan::interval`]).
+    #[serde(with = "serde_duration")]
+    pub interval: Duration,
 }
 
 // ---------------------------------------------------------------- the file as written
@@ -219,6 +222,8 @@ struct LoadSection {
     threads: Option<NonZeroUsize>,
     #[serde(default, with = "serde_duration::option")]
     drain_timeout: Option<Duration>,
+    #[serde(default, with = "serde_duration::option")]
+    interval: Option<Duration>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -239,7 +244,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval
         })
     }
 }
@@ -474,7 +479,11 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         processes: l.processes.map(|c| c.get()).unwrap_or(1),
         threads: l.threads.map(|c| c.get()).unwrap_or(1),
         drain_timeout: l.drain_timeout.unwrap_or(Duration::from_secs(2)),
+        interval: l.interval.unwrap_or(DEFAULT_INTERVAL),
     };
+    if load.interval < MIN_INTERVAL {
+        return Err(cfg(format!("load key `interval` is {}; the shortest histogram interval is {}", crate::units::format_duration(load.interval), crate::units::format_duration(MIN_INTERVAL))));
+    }
     if load.size < HEADER_LEN as u64 {
         return Err(cfg(format!("load key `size` is {} bytes; the smallest message is {HEADER_LEN} bytes (the header)", load.size)));
     }
@@ -539,6 +548,14 @@ mod tests {
         assert_eq!(s.configs[0].load.engine, Engine::Tungstenite);
         assert_eq!(s.configs[1].load.engine, Engine::ZeroAlloc);
         assert_eq!(s.configs[1].load.connections, 4);
+    }
+
+    #[test]
+    fn interval_defaults_to_a_second_and_has_a_floor() {
+        assert_eq!(parse("[load]\nconnections = 4\n").unwrap().configs[0].load.interval, DEFAULT_INTERVAL);
+        assert_eq!(parse("[load]\ninterval = \"100ms\"\n").unwrap().configs[0].load.interval, Duration::from_millis(100));
+        let e = parse("[load]\ninterval = \"10ms\"\n").unwrap_err();
+        assert!(e.to_string().contains("interval") && e.to_string().contains("50ms"), "{e}");
     }
 
     #[test]

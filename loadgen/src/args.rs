@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
-use wsbench_core::plan::{Engine, LoadPlan, Mode};
-use wsbench_core::units::{parse_duration, parse_size};
+use wsbench_core::plan::{Engine, LoadPlan, Mode, MIN_INTERVAL};
+use wsbench_core::units::{format_duration, parse_duration, parse_size};
 
 /// Largest message the load generator sends; larger ones would only measure memory copies.
 pub const MAX_SIZE: u64 = 64 << 20;
@@ -72,6 +72,11 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
+    /// Histogram interval: one interval-log entry and one intervals.csv row each (at least
+    /// 50ms). Shorter than the period of a periodic stall, it shows the stall as stripes.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+
     /// Folder for summary.json, intervals.csv and the .hlog files (created if missing); without
     /// it the summary is printed on stdout and nothing is written.
     #[arg(long, value_name = "DIR")]
@@ -103,6 +108,7 @@ impl LoadgenArgs {
             rate: self.rate,
             threads: self.threads,
             drain_timeout: self.drain_timeout,
+            interval: self.interval,
             out: self.out,
         };
         validate(&plan)?;
@@ -138,6 +144,9 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     }
     if plan.in_flight == 0 {
         return Err("--in-flight must be at least 1".into());
+    }
+    if plan.interval < MIN_INTERVAL {
+        return Err(format!("--interval is {}; the shortest histogram interval is {}", format_duration(plan.interval), format_duration(MIN_INTERVAL)));
     }
     if let Some(r) = plan.rate {
         if !(r > 0.0 && r.is_finite()) {
@@ -206,6 +215,7 @@ mod tests {
                 rate: Some(2_000.25),
                 threads: 3,
                 drain_timeout: Duration::from_millis(750),
+                interval: Duration::from_millis(100),
                 out: Some("results/x/trial-1".into()),
             },
             LoadPlan { duration: Duration::from_secs(90), rate: Some(1e6), ..Default::default() },

@@ -233,7 +233,7 @@ impl WorkerJob {
     /// Runs every connection to its end while the ticker hands over intervals; returns the
     /// thread's CPU use over the measured window.
     async fn run_connections(self, conns: Vec<(u32, Client)>, timeline: Timeline) -> WorkerReport {
-        let mut recorder = Recorder::new(self.id);
+        let mut recorder = Recorder::with_spares(self.id, crate::recorder::spare_sets_for(timeline.interval_ns));
         recorder.begin(timeline.measured_start_ns);
         let send_mode = match self.plan.rate {
             Some(rate) => SendMode::Open { rate, connections: self.plan.connections },

@@ -162,7 +162,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     control.connect_phase(&mut shutdown).await;
 
     let now = now_ns();
-    let timeline = (control.reason.is_none()).then(|| Timeline::new(now + duration_ns(START_DELAY), plan.warmup, plan.duration, plan.drain_timeout));
+    let timeline = (control.reason.is_none()).then(|| Timeline::new(now + duration_ns(START_DELAY), plan.warmup, plan.duration, plan.drain_timeout).with_interval(plan.interval));
     let measured_start_ns = timeline.map_or(now, |t| t.measured_start_ns);
     let start = SystemTime::now() + Duration::from_nanos(measured_start_ns - now);
     let _ = begin_tx.send(Begin { start, measured_start_ns, workers });

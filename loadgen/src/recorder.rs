@@ -85,14 +85,27 @@ pub struct Recorder {
 /// late by more than a second; with this many spares a worker can run that long ahead without
 /// allocating (each set is three histograms, about 1 MB).
 const SPARE_SETS: usize = 3;
+/// With intervals shorter than a second, enough spares for the collector to be this late.
+const SPARE_COVER_NS: u64 = 2_000_000_000;
+
+/// Spare sets for intervals of `interval_ns`: [`SPARE_SETS`], or enough to cover
+/// [`SPARE_COVER_NS`] of shorter intervals (20 at 100 ms).
+pub fn spare_sets_for(interval_ns: u64) -> usize {
+    SPARE_SETS.max(SPARE_COVER_NS.div_ceil(interval_ns.max(1)) as usize)
+}
 
 impl Recorder {
-    /// A recorder for `worker` with [`SPARE_SETS`] spare sets, allocated now so that no interval
-    /// boundary of the measured window allocates, even when the collector is slow to recycle.
+    /// A recorder for `worker` with [`SPARE_SETS`] spare sets (one-second intervals).
     pub fn new(worker: usize) -> Self {
+        Self::with_spares(worker, SPARE_SETS)
+    }
+
+    /// A recorder with `spares` spare sets, allocated now so that no interval boundary of the
+    /// measured window allocates, even when the collector is slow to recycle.
+    pub fn with_spares(worker: usize, spares: usize) -> Self {
         // Room for every set in circulation, so `give_back` never grows the vector either.
-        let mut spare = Vec::with_capacity(SPARE_SETS + 1);
-        spare.extend((0..SPARE_SETS).map(|_| IntervalSet::new(worker)));
+        let mut spare = Vec::with_capacity(spares + 1);
+        spare.extend((0..spares).map(|_| IntervalSet::new(worker)));
         Self { current: IntervalSet::new(worker), spare }
     }
 
@@ -182,6 +195,13 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shorter_intervals_get_more_spares() {
+        assert_eq!(spare_sets_for(1_000_000_000), SPARE_SETS);
+        assert_eq!(spare_sets_for(100_000_000), 20);
+        assert_eq!(spare_sets_for(5_000_000_000), SPARE_SETS);
+    }
 
     #[test]
     fn rotation_hands_over_and_starts_empty() {

@@ -27,16 +27,20 @@ pub struct Timeline {
     pub measured_end_ns: u64,
     /// Echoes still outstanding at this instant are counted as lost.
     pub drain_deadline_ns: u64,
+    /// Length of one histogram interval.
+    pub interval_ns: u64,
 }
-
-/// Length of one histogram interval.
-pub const INTERVAL_NS: u64 = NS_PER_S;
 
 impl Timeline {
     pub fn new(start_ns: u64, warmup: Duration, duration: Duration, drain_timeout: Duration) -> Self {
         let measured_start_ns = start_ns + duration_ns(warmup);
         let measured_end_ns = measured_start_ns + duration_ns(duration);
-        Self { start_ns, measured_start_ns, measured_end_ns, drain_deadline_ns: measured_end_ns + duration_ns(drain_timeout) }
+        Self { start_ns, measured_start_ns, measured_end_ns, drain_deadline_ns: measured_end_ns + duration_ns(drain_timeout), interval_ns: NS_PER_S }
+    }
+
+    /// The same timeline with histogram intervals of `interval` (one second by default).
+    pub fn with_interval(self, interval: Duration) -> Self {
+        Self { interval_ns: duration_ns(interval).max(1), ..self }
     }
 
     /// True when a message intended at `t` belongs to the warm-up (echoed, never recorded).
@@ -53,7 +57,7 @@ impl Timeline {
 
     /// The absolute end of interval `k` (intervals count from 0 at `measured_start_ns`).
     pub fn interval_end(&self, k: u64) -> u64 {
-        self.measured_start_ns + (k + 1) * INTERVAL_NS
+        self.measured_start_ns + (k + 1) * self.interval_ns
     }
 }
 

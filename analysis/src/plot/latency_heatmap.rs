@@ -1,10 +1,10 @@
-//! Figure `latency-heatmap`: every second's latency histogram as a column of colour, one panel
+//! Figure `latency-heatmap`: every interval's latency histogram as a column of colour, one panel
 //! per configuration.
 //!
 //! Percentile lines summarise a second by four numbers; the heat map shows the whole
 //! distribution of every second, so what varies over time is seen rather than inferred: the main
 //! band of a steady server, a second band when some messages wait out a pause, a smear at the
-//! start while caches and connections warm up. Colour is the share of that second's messages in
+//! start while caches and connections warm up. Colour is the share of that interval's messages in
 //! each latency band on a log scale (one message in a hundred thousand is still visible), in
 //! viridis, which reads the same to most colour-blind readers and in greyscale; white is none.
 
@@ -87,9 +87,10 @@ impl LatencyHeatmap<'_> {
 impl Figure for LatencyHeatmap<'_> {
     const NAME: &'static str = "latency-heatmap";
     const TITLE: &'static str = "Latency heat map";
-    const HOW_TO_READ: &'static str = "One column per second (all trials of a configuration added second by second), one panel per configuration; \
-         a cell's colour is the share of that second's messages whose latency falls in its band (log colour scale; white: none). \
-         A steady server is one bright band; periodic pauses show as a second band or stripes above it, warm-up as a smear at the start.";
+    const HOW_TO_READ: &'static str = "One column per histogram interval (1 s unless the scenario sets a shorter `interval`; all trials of a configuration \
+         added interval by interval), one panel per configuration; a cell's colour is the share of that interval's messages whose latency falls in its \
+         band (log colour scale; white: none). A steady server is one bright band; pauses show as stripes above it when the interval is shorter than \
+         their period (as a second band when it is not), warm-up as a smear at the start.";
 
     fn size(&self) -> (u32, u32) {
         let n = self.shown().len().max(1) as u32;
@@ -179,7 +180,7 @@ fn color_scale<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, scale: &ShareS
     }
     let style = text(DESC_FONT).color(&GREY_TEXT).pos(Pos::new(HPos::Center, VPos::Bottom));
     area.draw_text("share of the", &style, (x1 + 20, top - 30))?;
-    area.draw_text("second's messages", &style, (x1 + 20, top - 13))?;
+    area.draw_text("interval's messages", &style, (x1 + 20, top - 13))?;
     Ok(())
 }
 

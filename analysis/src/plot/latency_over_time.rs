@@ -20,9 +20,9 @@ const PANELS: [(&str, Pick); 4] = [("p50 (median)", |p| p.p50), ("p99", |p| p.p9
 
 impl Figure for LatencyOverTime<'_> {
     const NAME: &'static str = "latency-over-time";
-    const TITLE: &'static str = "Latency per second";
+    const TITLE: &'static str = "Latency per interval";
     const HOW_TO_READ: &'static str =
-        "Each panel is one percentile of every 1-second interval (all trials of a configuration added together), on the same log scale: \
+        "Each panel is one percentile of every histogram interval (1 s unless the scenario sets `interval`; all trials of a configuration added together), on the same log scale: \
          flat lines are steady latency; spikes that appear in p99.9 and max but not in p50 are pauses (GC, scheduling, TCP) that hit a few messages.";
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {

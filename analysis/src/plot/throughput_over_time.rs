@@ -17,7 +17,7 @@ pub struct ThroughputOverTime<'a> {
 
 impl Figure for ThroughputOverTime<'_> {
     const NAME: &'static str = "throughput-over-time";
-    const TITLE: &'static str = "Throughput per second";
+    const TITLE: &'static str = "Throughput over time";
     const HOW_TO_READ: &'static str = "Echoes received per second (from intervals.csv): the line is the median over trials, the band the range from the slowest to the fastest trial; \
          dips that line up with latency spikes are stalls, a slow drift is the server or the load generator running out of something.";
 
