@@ -106,13 +106,25 @@ pub fn json(path: &Path) -> serde_json::Value {
 /// The Python interpreter with HdrHistogram's `hdrh` package: `WSBENCH_PYTHON` or `python3`.
 /// `None` when it cannot import `hdrh` — an error under CI, where `.ci/run` installs it.
 pub fn python_with_hdrh() -> Option<String> {
+    python_with("hdrh", "hdrhistogram", "the HdrHistogram Python check")
+}
+
+/// The Python interpreter with the `websockets` package (scripts/fixed_rate_server.py), found and
+/// required like [`python_with_hdrh`].
+pub fn python_with_websockets() -> Option<String> {
+    python_with("websockets", "websockets", "the capacity search against a foreign server")
+}
+
+/// `WSBENCH_PYTHON` or `python3` when it can import `module`; otherwise `None` with a printed
+/// reason, or a failure under CI (`CI` set), where `.ci/run` installs `package`.
+fn python_with(module: &str, package: &str, what: &str) -> Option<String> {
     let py = std::env::var("WSBENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py).args(["-c", "import hdrh"]).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new(&py).args(["-c", &format!("import {module}")]).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
     if ok {
         return Some(py);
     }
-    assert!(std::env::var_os("CI").is_none(), "CI must provide Python with the hdrhistogram package (set WSBENCH_PYTHON)");
-    eprintln!("skipping the HdrHistogram Python check: `{py}` cannot import hdrh (pip install hdrhistogram)");
+    assert!(std::env::var_os("CI").is_none(), "CI must provide Python with the {package} package (set WSBENCH_PYTHON)");
+    eprintln!("skipping {what}: `{py}` cannot import {module} (pip install {package})");
     None
 }
 
