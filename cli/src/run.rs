@@ -350,13 +350,18 @@ fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &Capacit
         let name = format!("probe-{k:02}");
         let mut probe_config = config.clone();
         probe_config.load.rate = Some(rate);
-        let (passed, verdict, achieved, latency) = match run_trial(cx, &probe_config, &dir.join(&name)) {
+        let (judged, achieved, latency) = match run_trial(cx, &probe_config, &dir.join(&name)) {
             Ok(s) => judge(search, rate, &s),
             Err(TrialError::ServerStart(e)) => return Err(TrialError::ServerStart(e)),
-            Err(TrialError::Failed(e)) => (false, format!("trial failed: {e:#}"), 0.0, Default::default()),
+            Err(TrialError::Failed(e)) => (Judged::Broken(format!("trial failed: {e:#}")), 0.0, Default::default()),
+        };
+        let (passed, repeatable, verdict) = match judged {
+            Judged::Meets(v) => (true, false, v),
+            Judged::Misses(v) => (false, true, v),
+            Judged::Broken(v) => (false, false, v),
         };
         eprintln!("    {name}: {rate:.0} msgs/s: {verdict}");
-        Ok(CapacityProbe { dir: name, asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict })
+        Ok(CapacityProbe { dir: name, asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict, repeatable })
     })?;
     let path = dir.join(layout::CAPACITY);
     fs::create_dir_all(dir)
@@ -378,11 +383,22 @@ fn search_capacity<E>(
     let (mut pass, mut fail): (Option<f64>, Option<f64>) = (None, None);
     let mut converged = false;
     let mut rate = search.start_rate;
-    for k in 1..=search.max_probes {
+    let mut k = 0;
+    while k < search.max_probes {
         if interrupted.load(Ordering::Relaxed) {
             break;
         }
-        let p = probe(k, rate)?;
+        k += 1;
+        let mut p = probe(k, rate)?;
+        // One stall of a shared machine can fail a probe well below capacity, and a bisection
+        // never looks back: a latency or overload failure is repeated once, and the repeat decides.
+        if p.repeatable && k < search.max_probes && !interrupted.load(Ordering::Relaxed) {
+            p.verdict.push_str("; repeated at the same rate");
+            probes.push(p);
+            k += 1;
+            p = probe(k, rate)?;
+            p.verdict.push_str(" (the repeat decides)");
+        }
         if p.passed {
             pass = Some(pass.map_or(rate, |x: f64| x.max(rate)));
         } else {
@@ -412,26 +428,33 @@ fn search_capacity<E>(
     })
 }
 
+/// A probe's verdict: meets the objective, misses it by latency or overload (worth repeating:
+/// noise can do that), or broken (incomplete or with errors: repeating would not help).
+enum Judged {
+    Meets(String),
+    Misses(String),
+    Broken(String),
+}
+
 /// Whether one probe meets the objective: complete, no errors, not overloaded, bound kept.
-fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (bool, String, f64, wsbench_core::hist::LatencySummary) {
+fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f64, wsbench_core::hist::LatencySummary) {
     let achieved = s.throughput_msgs_per_s;
     let bad = s.messages.errors + s.messages.corrupted + s.messages.lost;
     let value = search.slo.stat.of(&s.latency_us);
-    let (passed, mut verdict) = if !s.complete {
-        (false, format!("incomplete: {}", s.reason.as_deref().unwrap_or("unknown reason")))
+    let behind = s.warnings.iter().any(|w| matches!(w.kind, WarningKind::SendLagHigh | WarningKind::LoadgenSaturated));
+    let note = |v: String| if behind { v + "; the load generator fell behind its schedule (send lag or a saturated thread), so this limit may be its own" } else { v };
+    let judged = if !s.complete {
+        Judged::Broken(format!("incomplete: {}", s.reason.as_deref().unwrap_or("unknown reason")))
     } else if bad > 0 {
-        (false, format!("{bad} errors, corrupted or lost messages"))
+        Judged::Broken(format!("{bad} errors, corrupted or lost messages"))
     } else if achieved < ACHIEVED_SHARE * asked {
-        (false, format!("overloaded: only {achieved:.0} msgs/s answered"))
+        Judged::Misses(note(format!("overloaded: only {achieved:.0} msgs/s answered")))
     } else if !search.slo.holds(&s.latency_us) {
-        (false, format!("misses {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value)))
+        Judged::Misses(note(format!("misses {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value))))
     } else {
-        (true, format!("meets {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value)))
+        Judged::Meets(note(format!("meets {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value))))
     };
-    if s.warnings.iter().any(|w| matches!(w.kind, WarningKind::SendLagHigh | WarningKind::LoadgenSaturated)) {
-        verdict.push_str("; the load generator was saturated, so this limit may be its own");
-    }
-    (passed, verdict, achieved, s.latency_us)
+    (judged, achieved, s.latency_us)
 }
 
 fn capacity_line(c: &CapacityResult) -> String {
@@ -666,8 +689,33 @@ mod tests {
                 latency_us: Default::default(),
                 passed: rate <= capacity,
                 verdict: String::new(),
+                repeatable: rate > capacity,
             })
         }
+    }
+
+    #[test]
+    fn one_failure_that_does_not_repeat_does_not_derail_the_search() {
+        let never = AtomicBool::new(false);
+        // The first probe at 1000 msgs/s hits a stall and fails; its repeat passes, as do the
+        // other probes at or below capacity.
+        let mut stalled = false;
+        let mut honest = fake_probe(3_000.0);
+        let r = search_capacity(&search(1000.0, 1e6, 30), &never, |k, rate| {
+            let mut p = honest(k, rate)?;
+            if !stalled {
+                stalled = true;
+                (p.passed, p.repeatable) = (false, true);
+            }
+            Ok::<_, ()>(p)
+        })
+        .unwrap();
+        assert!(r.converged && r.capacity_msgs_per_s <= 3_000.0 && r.capacity_msgs_per_s >= 3_000.0 / 1.05, "{r:?}");
+        assert!(r.probes[0].verdict.contains("repeated") && !r.probes[0].passed);
+        assert!(r.probes[1].passed && r.probes[1].asked_msgs_per_s == 1000.0);
+        // A failure that repeats is believed: every failing rate above capacity was probed twice.
+        let fails: Vec<f64> = r.probes.iter().filter(|p| !p.passed).map(|p| p.asked_msgs_per_s).collect();
+        assert!(fails.iter().filter(|&&f| f > 3_000.0).all(|f| fails.iter().filter(|&&g| g == *f).count() == 2), "{fails:?}");
     }
 
     fn search(start: f64, max: f64, probes: u32) -> CapacitySearch {

@@ -36,7 +36,7 @@ fn capacity_search_finds_a_foreign_servers_known_capacity() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("scenario.toml");
     // Probes: 600 passes, 1200 fails, then bisection: 900, 1050, 975, 1012.5 (both sides of R,
-    // 3.8 % apart, within the precision): six probes of about 3 s each.
+    // 3.8 % apart, within the precision): six rates of about 3 s each, the three failing ones probed twice (a failure is repeated once before it is believed).
     fs::write(
         &scenario,
         format!(
@@ -55,7 +55,7 @@ slo = "p99 <= {slo_ms}ms"
 precision = "{precision_pct}%"
 start_rate = 600
 max_rate = 2400
-max_probes = 10
+max_probes = 14
 "#,
             py = toml_str(&py),
             script = toml_str(script.to_str().unwrap()),
