@@ -88,14 +88,20 @@ EOF
     exit "$passing"
 }
 
+# The binary to test: GIVEN (from the environment) if set, else the release build of PACKAGE,
+# built first (a no-op when current; never tests a stale binary).
+release_binary() { # GIVEN PACKAGE
+    if [ -n "$1" ]; then
+        echo "$1"
+    else
+        cargo build --release --quiet -p "$2"
+        echo "target/release/$2"
+    fi
+}
+
 if [ "$target" = client-zero-alloc ]; then
     out="results/conformance/$target"
-    loadgen="${WSBENCH_LOADGEN:-}"
-    if [ -z "$loadgen" ]; then
-        # A no-op when the release build is current; never tests a stale binary.
-        cargo build --release --quiet -p wsbench-loadgen
-        loadgen=target/release/wsbench-loadgen
-    fi
+    loadgen="$(release_binary "${WSBENCH_LOADGEN:-}" wsbench-loadgen)"
     rm -rf "$out"
     mkdir -p "$out"
 
@@ -147,12 +153,7 @@ fi
 engine="$target"
 expected="conformance/expected-server-$engine.json"
 out="results/conformance/server-$engine"
-server="${WSBENCH_SERVER:-}"
-if [ -z "$server" ]; then
-    # A no-op when the release build is current; never tests a stale binary.
-    cargo build --release --quiet -p wsbench-server
-    server=target/release/wsbench-server
-fi
+server="$(release_binary "${WSBENCH_SERVER:-}" wsbench-server)"
 
 rm -rf "$out"
 mkdir -p "$out"

@@ -361,7 +361,7 @@ fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &Capacit
             Judged::Broken(v) => (false, false, v),
         };
         eprintln!("    {name}: {rate:.0} msgs/s: {verdict}");
-        Ok(CapacityProbe { dir: name, asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict, repeatable })
+        Ok(Probed { probe: CapacityProbe { dir: name, asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict }, repeatable })
     })?;
     let path = dir.join(layout::CAPACITY);
     fs::create_dir_all(dir)
@@ -373,11 +373,19 @@ fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &Capacit
     Ok(result)
 }
 
+/// One probe as the search sees it.
+struct Probed {
+    probe: CapacityProbe,
+    /// A failure by latency or overload (not errors): repeated once at the same rate before it
+    /// is believed.
+    repeatable: bool,
+}
+
 /// The search itself, apart from how a probe runs: `probe(k, rate)` runs the k-th probe (from 1).
 fn search_capacity<E>(
     search: &CapacitySearch,
     interrupted: &AtomicBool,
-    mut probe: impl FnMut(u32, f64) -> Result<CapacityProbe, E>,
+    mut probe: impl FnMut(u32, f64) -> Result<Probed, E>,
 ) -> Result<CapacityResult, E> {
     let mut probes: Vec<CapacityProbe> = Vec::new();
     let (mut pass, mut fail): (Option<f64>, Option<f64>) = (None, None);
@@ -389,14 +397,15 @@ fn search_capacity<E>(
             break;
         }
         k += 1;
-        let mut p = probe(k, rate)?;
+        let first = probe(k, rate)?;
+        let mut p = first.probe;
         // One stall of a shared machine can fail a probe well below capacity, and a bisection
         // never looks back: a latency or overload failure is repeated once, and the repeat decides.
-        if p.repeatable && k < search.max_probes && !interrupted.load(Ordering::Relaxed) {
+        if first.repeatable && k < search.max_probes && !interrupted.load(Ordering::Relaxed) {
             p.verdict.push_str("; repeated at the same rate");
             probes.push(p);
             k += 1;
-            p = probe(k, rate)?;
+            p = probe(k, rate)?.probe;
             p.verdict.push_str(" (the repeat decides)");
         }
         if p.passed {
@@ -680,17 +689,17 @@ mod tests {
         assert_eq!(plans[0].rate, None);
     }
 
-    fn fake_probe(capacity: f64) -> impl FnMut(u32, f64) -> Result<CapacityProbe, ()> {
+    fn fake_probe(capacity: f64) -> impl FnMut(u32, f64) -> Result<Probed, ()> {
         move |k, rate| {
-            Ok(CapacityProbe {
+            let probe = CapacityProbe {
                 dir: format!("probe-{k:02}"),
                 asked_msgs_per_s: rate,
                 achieved_msgs_per_s: rate.min(capacity),
                 latency_us: Default::default(),
                 passed: rate <= capacity,
                 verdict: String::new(),
-                repeatable: rate > capacity,
-            })
+            };
+            Ok(Probed { probe, repeatable: rate > capacity })
         }
     }
 
@@ -705,7 +714,7 @@ mod tests {
             let mut p = honest(k, rate)?;
             if !stalled {
                 stalled = true;
-                (p.passed, p.repeatable) = (false, true);
+                (p.probe.passed, p.repeatable) = (false, true);
             }
             Ok::<_, ()>(p)
         })

@@ -266,10 +266,6 @@ pub struct CapacityProbe {
     pub passed: bool,
     /// Why it passed or failed, in words.
     pub verdict: String,
-    /// A failure by latency or overload (not errors): the search repeats it once at the same
-    /// rate before believing it. Not written; the verdict says when a probe was repeated.
-    #[serde(skip)]
-    pub repeatable: bool,
 }
 
 /// `capacity.json` in a trial folder: the outcome of a capacity search.

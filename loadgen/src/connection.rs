@@ -37,7 +37,7 @@ use crate::capped::{read_cap, CappedReads};
 use crate::pacer::Pacer;
 use crate::recorder::Recorder;
 use crate::schedule::Timeline;
-use crate::session::Session;
+use crate::session::{Session, Turn, Turns};
 
 /// A client connection as the load generator uses it.
 pub type WsStream = WebSocketStream<CappedReads<TcpStream>>;
@@ -201,14 +201,7 @@ pub async fn run(ws: WsStream, index: u32, shared: &ConnShared) -> ConnEnd {
 
 impl Connection<'_> {
     async fn run_loop(&mut self, pacer: &Pacer) -> ConnEnd {
-        let mut stop_rx = self.session.shared.stop.clone();
-        let mut stopped = false;
-        // The stop may have been requested before this task first ran.
-        if let Some(stop) = *stop_rx.borrow_and_update() {
-            self.session.apply_stop(stop);
-            stopped = true;
-        }
-        let mut armed = 0u64;
+        let mut turns = Turns::new(&mut self.session);
         loop {
             if !self.blocked {
                 if let Err(cause) = self.send_due() {
@@ -218,40 +211,19 @@ impl Connection<'_> {
             if self.session.is_done() {
                 return ConnEnd::Finished;
             }
-            let deadline = self.session.next_deadline();
-            // Re-arming costs a syscall; skip it when the deadline did not move.
-            if deadline != armed {
-                if let Err(e) = pacer.set(deadline) {
-                    return ConnEnd::Dropped(format!("cannot arm the timerfd: {e}"));
-                }
-                armed = deadline;
+            if let Err(end) = turns.arm(&self.session, pacer) {
+                return end;
             }
             // While the sink pushes back, a past send deadline would fire on every turn: wait
             // for the flush instead.
             let timer_on = !(self.session.sending && self.blocked);
 
-            let io = {
-                let batch_reads = !self.session.is_open_loop();
-                let (ws, want_flush, blocked) = (&mut self.ws, &mut self.want_flush, &mut self.blocked);
-                tokio::select! {
-                    biased;
-                    _ = stop_rx.changed(), if !stopped => {
-                        stopped = true;
-                        // A dropped sender (control thread gone) is a stop as well.
-                        let stop = stop_rx.borrow().unwrap_or(Stop { at_ns: now_ns(), drain_until_ns: now_ns() });
-                        self.session.apply_stop(stop);
-                        continue;
-                    }
-                    io = poll_fn(|cx| poll_io(ws, want_flush, blocked, batch_reads, cx)) => io,
-                    r = pacer.wait(), if timer_on => {
-                        if let Err(e) = r {
-                            return ConnEnd::Dropped(format!("timerfd failed: {e}"));
-                        }
-                        // A fired timer is disarmed; make sure it is armed again.
-                        armed = 0;
-                        continue;
-                    }
-                }
+            let batch_reads = !self.session.is_open_loop();
+            let (ws, want_flush, blocked) = (&mut self.ws, &mut self.want_flush, &mut self.blocked);
+            let io = match turns.wait(&mut self.session, pacer, timer_on, poll_fn(|cx| poll_io(ws, want_flush, blocked, batch_reads, cx))).await {
+                Turn::Io(io) => io,
+                Turn::Again => continue,
+                Turn::End(end) => return end,
             };
             match io {
                 Io::Frame(msg) => {

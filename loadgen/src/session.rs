@@ -11,12 +11,14 @@
 //! front for a second of backlog, and recording goes into the worker's pre-sized histograms.
 
 use std::collections::VecDeque;
+use std::future::Future;
 
 use wsbench_core::clock::now_ns;
 use wsbench_core::header::MessageHeader;
 use wsbench_core::plan::Mode;
 
-use crate::connection::{ConnShared, Filler, SendMode, Stop};
+use crate::connection::{ConnShared, ConnEnd, Filler, SendMode, Stop};
+use crate::pacer::Pacer;
 use crate::schedule::OpenLoopSchedule;
 
 /// Open loop: the ring of outstanding messages holds this much backlog (at the connection's
@@ -211,5 +213,74 @@ impl<'a> Session<'a> {
     pub fn report_drop(&self, cause: &str) {
         self.shared.recorder.borrow_mut().error();
         (self.shared.on_drop)(cause.to_owned());
+    }
+}
+
+/// The waiting half of a connection's loop, the same for both transports: it watches for a stop,
+/// keeps the connection's timer armed at the session's next deadline, and waits for whichever
+/// comes first of a stop, the transport's I/O and the timer.
+pub struct Turns {
+    stop_rx: tokio::sync::watch::Receiver<Option<Stop>>,
+    stopped: bool,
+    /// The deadline the timer is armed for; 0 when it is not armed.
+    armed: u64,
+}
+
+/// What one wait ended with.
+pub enum Turn<T> {
+    /// The transport's I/O finished with this.
+    Io(T),
+    /// A stop arrived or the timer fired: go round the loop again.
+    Again,
+    /// The connection cannot go on.
+    End(ConnEnd),
+}
+
+impl Turns {
+    /// Starts watching for a stop, applying one that was requested before the task first ran.
+    pub fn new(session: &mut Session<'_>) -> Self {
+        let mut stop_rx = session.shared.stop.clone();
+        let stopped = match *stop_rx.borrow_and_update() {
+            Some(stop) => {
+                session.apply_stop(stop);
+                true
+            }
+            None => false,
+        };
+        Self { stop_rx, stopped, armed: 0 }
+    }
+
+    /// Arms the timer at the session's next deadline. Re-arming costs a syscall, so it is
+    /// skipped when the deadline did not move.
+    pub fn arm(&mut self, session: &Session<'_>, pacer: &Pacer) -> Result<(), ConnEnd> {
+        let deadline = session.next_deadline();
+        if deadline != self.armed {
+            pacer.set(deadline).map_err(|e| ConnEnd::Dropped(format!("cannot arm the timerfd: {e}")))?;
+            self.armed = deadline;
+        }
+        Ok(())
+    }
+
+    /// Waits for a stop, `io`, or (when `timer_on`) the timer, in that order of preference.
+    pub async fn wait<T>(&mut self, session: &mut Session<'_>, pacer: &Pacer, timer_on: bool, io: impl Future<Output = T>) -> Turn<T> {
+        tokio::select! {
+            biased;
+            _ = self.stop_rx.changed(), if !self.stopped => {
+                self.stopped = true;
+                // A dropped sender (control thread gone) is a stop as well.
+                let stop = self.stop_rx.borrow().unwrap_or(Stop { at_ns: now_ns(), drain_until_ns: now_ns() });
+                session.apply_stop(stop);
+                Turn::Again
+            }
+            io = io => Turn::Io(io),
+            r = pacer.wait(), if timer_on => match r {
+                Err(e) => Turn::End(ConnEnd::Dropped(format!("timerfd failed: {e}"))),
+                Ok(()) => {
+                    // A fired timer is disarmed; make sure it is armed again.
+                    self.armed = 0;
+                    Turn::Again
+                }
+            },
+        }
     }
 }

@@ -38,9 +38,9 @@ use wsbench_core::codec::{frame, mask, write, MessageAssembler, MessageKind, Opc
 use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::Mode;
 
-use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, Stop, CLOSE_TIMEOUT};
+use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, CLOSE_TIMEOUT};
 use crate::pacer::Pacer;
-use crate::session::Session;
+use crate::session::{Session, Turn, Turns};
 
 /// Smallest read buffer; it also holds the server's handshake response.
 const MIN_READ_BUFFER: usize = 8 << 10;
@@ -411,51 +411,23 @@ pub async fn run(stream: ZeroStream, index: u32, shared: &ConnShared) -> ConnEnd
 
 impl ZeroConn<'_> {
     async fn run_loop(&mut self, pacer: &Pacer) -> ConnEnd {
-        let mut stop_rx = self.session.shared.stop.clone();
-        let mut stopped = false;
-        // The stop may have been requested before this task first ran.
-        if let Some(stop) = *stop_rx.borrow_and_update() {
-            self.session.apply_stop(stop);
-            stopped = true;
-        }
-        let mut armed = 0u64;
+        let mut turns = Turns::new(&mut self.session);
         loop {
             self.send_due();
             if self.session.is_done() {
                 return ConnEnd::Finished;
             }
-            let deadline = self.session.next_deadline();
-            // Re-arming costs a syscall; skip it when the deadline did not move.
-            if deadline != armed {
-                if let Err(e) = pacer.set(deadline) {
-                    return ConnEnd::Dropped(format!("cannot arm the timerfd: {e}"));
-                }
-                armed = deadline;
+            if let Err(end) = turns.arm(&self.session, pacer) {
+                return end;
             }
             // While the row is full, a past send deadline would fire on every turn: wait for
             // the write instead.
             let timer_on = !(self.session.sending && self.wire.blocked);
-            let io = {
-                let wire = &mut self.wire;
-                tokio::select! {
-                    biased;
-                    _ = stop_rx.changed(), if !stopped => {
-                        stopped = true;
-                        // A dropped sender (control thread gone) is a stop as well.
-                        let stop = stop_rx.borrow().unwrap_or(Stop { at_ns: now_ns(), drain_until_ns: now_ns() });
-                        self.session.apply_stop(stop);
-                        continue;
-                    }
-                    io = poll_fn(|cx| wire.poll_io(cx)) => io,
-                    r = pacer.wait(), if timer_on => {
-                        if let Err(e) = r {
-                            return ConnEnd::Dropped(format!("timerfd failed: {e}"));
-                        }
-                        // A fired timer is disarmed; make sure it is armed again.
-                        armed = 0;
-                        continue;
-                    }
-                }
+            let wire = &mut self.wire;
+            let io = match turns.wait(&mut self.session, pacer, timer_on, poll_fn(|cx| wire.poll_io(cx))).await {
+                Turn::Io(io) => io,
+                Turn::Again => continue,
+                Turn::End(end) => return end,
             };
             match io {
                 Io::Read => {

@@ -36,8 +36,13 @@ wait_addr() {
     exit 1
 }
 
-# Allocations between the two SIGUSR2 lines of a count file.
-delta() { awk 'NR==1{a=$2} NR==2{print $2-a}' "$1"; }
+# Prints one result line: allocations between the two SIGUSR2 lines of COUNTS, over RATE
+# messages per second for the SECONDS between them.
+report() { # NAME COUNTS RATE
+    local allocs; allocs="$(awk 'NR==1{a=$2} NR==2{print $2-a}' "$2")"
+    awk -v n="$1" -v a="$allocs" -v r="$3" -v s="$seconds" \
+        'BEGIN { m = r * s; printf "%-34s %10.0f msgs/s  %8d allocations over %6.0f messages: %.5f per message\n", n, r, a, m, a / m }'
+}
 
 server_case() { # NAME, then server flags
     local name="$1"; shift
@@ -52,10 +57,7 @@ server_case() { # NAME, then server flags
     sleep 2; kill -USR2 "$pid"; sleep "$seconds"; kill -USR2 "$pid"
     wait "$client"
     kill -TERM "$pid"; wait "$pid" || true
-    local rate; rate="$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["rate"])' "$work/$name.client.json")"
-    local allocs; allocs="$(delta "$counts")"
-    awk -v n="$name" -v a="$allocs" -v r="$rate" -v s="$seconds" \
-        'BEGIN { m = r * s; printf "%-34s %10.0f msgs/s  %8d allocations over %6.0f messages: %.5f per message\n", n, r, a, m, a / m }'
+    report "$name" "$counts" "$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["rate"])' "$work/$name.client.json")"
 }
 
 server_case "server zero-alloc (foreign client)" --engine zero-alloc --runtime current-thread
@@ -83,6 +85,4 @@ MALLOC_COUNT_OUT="$counts" LD_PRELOAD="$PWD/$work/malloc_count.so" \
 lg=$!
 sleep 3; kill -USR2 "$lg"; sleep "$seconds"; kill -USR2 "$lg"
 wait "$lg" || true
-rate="$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["throughput_msgs_per_s"])' "$work/loadgen/summary.json")"
-awk -v n="loadgen zero-alloc ($foreign)" -v a="$(delta "$counts")" -v r="$rate" -v s="$seconds" \
-    'BEGIN { m = r * s; printf "%-34s %10.0f msgs/s  %8d allocations over %6.0f messages: %.5f per message\n", n, r, a, m, a / m }'
+report "loadgen zero-alloc ($foreign)" "$counts" "$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["throughput_msgs_per_s"])' "$work/loadgen/summary.json")"

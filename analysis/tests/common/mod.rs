@@ -423,7 +423,7 @@ pub fn simulate_search(true_capacity: f64) -> CapacityResult {
         } else {
             format!("misses {slo}")
         };
-        probes.push(CapacityProbe { dir: format!("probe-{k:02}"), asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict, repeatable: false });
+        probes.push(CapacityProbe { dir: format!("probe-{k:02}"), asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict });
         if passed {
             pass = Some(pass.map_or(rate, |p: f64| p.max(rate)));
         } else {
