@@ -109,13 +109,22 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
     summary.connections = Default::default();
     summary.cpu = CpuUse::default();
     summary.warnings = Vec::new();
+    summary.unanswered_min_age_us = None;
+    let mut failed_checks = Vec::new();
     let mut reasons = Vec::new();
     let mut rate: Option<RateReport> = None;
     let mut plan_rate: Option<f64> = None;
     let mut plan_connections = 0;
     for (i, s) in shards.iter().map(|s| &s.summary).enumerate() {
         summary.messages += s.messages;
-        summary.connections += s.connections;
+        summary.connections += &s.connections;
+        summary.unanswered_min_age_us = match (summary.unanswered_min_age_us, s.unanswered_min_age_us) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for c in &s.failed_checks {
+            failed_checks.push(format!("loadgen-{i}: {c}"));
+        }
         // Processes run side by side: their CPU adds up; the busiest thread is the busiest of any.
         summary.cpu.process_pct += s.cpu.process_pct;
         summary.cpu.busiest_thread_pct = summary.cpu.busiest_thread_pct.max(s.cpu.busiest_thread_pct);
@@ -142,6 +151,7 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
             plan_rate = Some(plan_rate.unwrap_or(0.0) + r);
         }
     }
+    summary.failed_checks = failed_checks;
     summary.complete = reasons.is_empty();
     summary.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
     summary.rate = rate;
@@ -174,6 +184,8 @@ fn combine_rows<'a>(shards: impl IntoIterator<Item = &'a [IntervalRow]>, latency
             m.received += r.received;
             m.errors += r.errors;
             m.throughput += r.throughput;
+            m.outstanding += r.outstanding;
+            m.oldest_outstanding_us = m.oldest_outstanding_us.max(r.oldest_outstanding_us);
             let f = &mut fallback[k];
             for (slot, v) in f.iter_mut().zip([r.p50_us, r.p90_us, r.p99_us, r.p99_9_us, r.max_us]) {
                 *slot = slot.max(v);

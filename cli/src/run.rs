@@ -518,6 +518,9 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 threads: load.threads,
                 drain_timeout: load.drain_timeout,
                 interval: load.interval,
+                max_loss: load.max_loss,
+                // The budget is the whole configuration's, shared out like the connections.
+                max_failed_connections: load.max_failed_connections / p + u32::from(i < load.max_failed_connections % p),
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
             }
         })

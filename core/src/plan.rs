@@ -186,6 +186,12 @@ pub struct LoadPlan {
     /// Shorter than the period of a periodic stall, it shows the stall as stripes in the heat map.
     #[serde(with = "serde_duration", default = "default_interval")]
     pub interval: Duration,
+    /// Share of the measured messages (0 to 1) that may go unanswered before the run fails (exit 1).
+    #[serde(default)]
+    pub max_loss: f64,
+    /// Connections of the plan that may fail to open before the run fails (exit 1).
+    #[serde(default)]
+    pub max_failed_connections: u32,
     pub out: Option<PathBuf>,
 }
 
@@ -214,6 +220,8 @@ impl Default for LoadPlan {
             threads: 1,
             drain_timeout: Duration::from_secs(2),
             interval: DEFAULT_INTERVAL,
+            max_loss: 0.0,
+            max_failed_connections: 0,
             out: None,
         }
     }
@@ -249,6 +257,10 @@ impl LoadPlan {
             format_duration(self.drain_timeout),
             "--interval".into(),
             format_duration(self.interval),
+            "--max-loss".into(),
+            self.max_loss.to_string(),
+            "--max-failed-connections".into(),
+            self.max_failed_connections.to_string(),
         ];
         if let Some(r) = self.rate {
             a.extend(["--rate".into(), r.to_string()]);

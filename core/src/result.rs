@@ -3,6 +3,8 @@
 //! `summary.json` (load generator), `server.json` (server), `intervals.csv`, `processes.csv` and
 //! `run.json` (orchestrator) are written and read through these types only.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::hist::LatencySummary;
@@ -58,7 +60,11 @@ pub struct MessageCounts {
     pub errors: u64,
     /// Echoes that did not match what was sent: wrong sequence, length or content.
     pub corrupted: u64,
-    /// Messages still unanswered when the drain timeout ended.
+    /// Measured messages never answered: still outstanding when the run ended (drain timeout,
+    /// the server dropped the connection, or an interrupt). Each is also recorded in the latency
+    /// and service-time histograms at the age it had reached then, a lower bound on its latency.
+    /// Written as `unanswered` (read as `lost` too, the name in older results).
+    #[serde(rename = "unanswered", alias = "lost")]
     pub lost: u64,
 }
 
@@ -80,18 +86,31 @@ impl std::ops::AddAssign for MessageCounts {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionCounts {
     pub target: u32,
     pub established: u32,
     pub failed: u32,
+    /// The failed connections by cause (`refused`, `reset`, `timeout`, `HTTP status 503`,
+    /// `handshake error: ...`), adding up to `failed`.
+    #[serde(default)]
+    pub failures: BTreeMap<String, u32>,
+}
+
+impl std::ops::AddAssign<&ConnectionCounts> for ConnectionCounts {
+    fn add_assign(&mut self, o: &ConnectionCounts) {
+        self.target += o.target;
+        self.established += o.established;
+        self.failed += o.failed;
+        for (cause, n) in &o.failures {
+            *self.failures.entry(cause.clone()).or_default() += n;
+        }
+    }
 }
 
 impl std::ops::AddAssign for ConnectionCounts {
     fn add_assign(&mut self, o: Self) {
-        self.target += o.target;
-        self.established += o.established;
-        self.failed += o.failed;
+        *self += &o;
     }
 }
 
@@ -142,6 +161,7 @@ pub struct LoadgenSummary {
     pub messages: MessageCounts,
     pub connections: ConnectionCounts,
     /// From each message's intended send time to its echo (coordinated-omission corrected).
+    /// Unanswered messages are in it too, at the age they had reached when the run ended.
     pub latency_us: LatencySummary,
     /// From each message's actual send time to its echo.
     pub service_time_us: LatencySummary,
@@ -158,7 +178,22 @@ pub struct LoadgenSummary {
     /// same window: the hot path of sending, receiving, checking and recording.
     #[serde(default)]
     pub worker_allocations_per_message: Option<f64>,
+    /// The youngest unanswered message's age when the run ended: every unanswered message's
+    /// latency is at least this. Absent when every message was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unanswered_min_age_us: Option<f64>,
+    /// Why a run that went to its end still failed (exit code 1): unanswered messages or failed
+    /// connections beyond what `config.max_loss` and `config.max_failed_connections` allow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_checks: Vec<String>,
     pub warnings: Vec<Warning>,
+}
+
+impl LoadgenSummary {
+    /// True when the run completed and passed its checks (the load generator's exit code 0).
+    pub fn passed(&self) -> bool {
+        self.complete && self.failed_checks.is_empty()
+    }
 }
 
 /// Server-side message and byte counts.
@@ -223,6 +258,13 @@ pub struct IntervalRow {
     pub p99_us: f64,
     pub p99_9_us: f64,
     pub max_us: f64,
+    /// Messages sent and not yet answered at the interval's end: during a stall, the interval
+    /// shows them here while nothing comes back.
+    #[serde(default)]
+    pub outstanding: u64,
+    /// Age of the oldest of them at the interval's end, in µs (0 when none).
+    #[serde(default)]
+    pub oldest_outstanding_us: f64,
 }
 
 /// One row of `processes.csv`, sampled from /proc once per second by the orchestrator.

@@ -133,6 +133,10 @@ pub struct LoadSpec {
     /// Histogram interval of the load generators (see [`crate::plan::LoadPlan::interval`]).
     #[serde(with = "serde_duration")]
     pub interval: Duration,
+    /// Share of measured messages that may go unanswered (see [`crate::plan::LoadPlan::max_loss`]).
+    pub max_loss: f64,
+    /// Connections of the whole configuration that may fail to open.
+    pub max_failed_connections: u32,
 }
 
 // ---------------------------------------------------------------- the file as written
@@ -224,6 +228,9 @@ struct LoadSection {
     drain_timeout: Option<Duration>,
     #[serde(default, with = "serde_duration::option")]
     interval: Option<Duration>,
+    #[serde(default, deserialize_with = "crate::units::serde_share::deserialize_option")]
+    max_loss: Option<f64>,
+    max_failed_connections: Option<u32>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -244,7 +251,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval, max_loss, max_failed_connections
         })
     }
 }
@@ -480,6 +487,8 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         threads: l.threads.map(|c| c.get()).unwrap_or(1),
         drain_timeout: l.drain_timeout.unwrap_or(Duration::from_secs(2)),
         interval: l.interval.unwrap_or(DEFAULT_INTERVAL),
+        max_loss: l.max_loss.unwrap_or(0.0),
+        max_failed_connections: l.max_failed_connections.unwrap_or(0),
     };
     if load.interval < MIN_INTERVAL {
         return Err(cfg(format!("load key `interval` is {}; the shortest histogram interval is {}", crate::units::format_duration(load.interval), crate::units::format_duration(MIN_INTERVAL))));
@@ -556,6 +565,17 @@ mod tests {
         assert_eq!(parse("[load]\ninterval = \"100ms\"\n").unwrap().configs[0].load.interval, Duration::from_millis(100));
         let e = parse("[load]\ninterval = \"10ms\"\n").unwrap_err();
         assert!(e.to_string().contains("interval") && e.to_string().contains("50ms"), "{e}");
+    }
+
+    #[test]
+    fn loss_and_failed_connection_budgets_default_to_none() {
+        let l = &parse("[load]\nconnections = 4\n").unwrap().configs[0].load;
+        assert_eq!((l.max_loss, l.max_failed_connections), (0.0, 0));
+        let l = &parse("[load]\nmax_loss = \"0.1%\"\nmax_failed_connections = 3\n").unwrap().configs[0].load;
+        assert_eq!((l.max_loss, l.max_failed_connections), (0.001, 3));
+        assert_eq!(parse("[load]\nmax_loss = 0.02\n").unwrap().configs[0].load.max_loss, 0.02);
+        let e = parse("[load]\nmax_loss = \"120%\"\n").unwrap_err();
+        assert!(e.to_string().contains("120%"), "{e}");
     }
 
     #[test]

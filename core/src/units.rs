@@ -27,6 +27,41 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("`{s}` is not a size ({e}); write e.g. 32, 1KiB, 64KiB, 16MiB"))
 }
 
+/// Parses a share of a whole: `0.1%` (a percentage) or `0.001` (a fraction), between 0 and 1.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let value = match t.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match value {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a share between 0 and 100 %; write e.g. 0.1% or 0.001")),
+    }
+}
+
+/// Serde helper for shares written as a fraction (`0.001`) or a percentage string (`"0.1%"`).
+pub mod serde_share {
+    use super::*;
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(f64),
+        Text(String),
+    }
+
+    /// For `Option<f64>` fields.
+    pub fn deserialize_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        let v = match Raw::deserialize(d)? {
+            Raw::Number(n) => parse_share(&n.to_string()),
+            Raw::Text(s) => parse_share(&s),
+        };
+        v.map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 // ---------------------------------------------------------------- latencies for people
 
 /// A time unit to print latencies in.
@@ -181,6 +216,11 @@ mod tests {
 
     #[test]
     fn sizes_the_issue_names() {
+        assert_eq!(parse_share("0.1%").unwrap(), 0.001);
+        assert_eq!(parse_share("0.25").unwrap(), 0.25);
+        assert_eq!(parse_share("100 %").unwrap(), 1.0);
+        assert!(parse_share("150%").unwrap_err().contains("150%"));
+        assert!(parse_share("lots").is_err());
         assert_eq!(parse_size("32").unwrap(), 32);
         assert_eq!(parse_size("1KiB").unwrap(), 1024);
         assert_eq!(parse_size("64KiB").unwrap(), 65536);

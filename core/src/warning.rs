@@ -71,8 +71,25 @@ impl Warning {
         Self::new(WarningKind::MessagesLost, format!("{n} messages were never answered"))
     }
 
+    /// Unanswered messages, recorded at the age they had reached when the run ended.
+    pub fn unanswered(n: u64, sent: u64, min_age_us: f64) -> Self {
+        let pct = if sent > 0 { n as f64 * 100.0 / sent as f64 } else { 100.0 };
+        Self::new(
+            WarningKind::MessagesLost,
+            format!(
+                "{n} of {sent} messages ({pct:.2} %) were never answered; they are in the latency figures at the age they had reached when the run ended, so their latency is at least {}",
+                crate::units::latency_us(min_age_us)
+            ),
+        )
+    }
+
     pub fn connections_failed(failed: u32, target: u32) -> Self {
         Self::new(WarningKind::ConnectionsFailed, format!("{failed} of {target} connections failed to open"))
+    }
+
+    /// As [`Self::connections_failed`], naming the causes (`3× refused, 1× timeout`).
+    pub fn connections_failed_by_cause(failed: u32, target: u32, causes: &str) -> Self {
+        Self::new(WarningKind::ConnectionsFailed, format!("{failed} of {target} connections failed to open ({causes})"))
     }
 
     /// Open loop: fewer echoes per second came back within the window than were asked for.

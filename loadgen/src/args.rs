@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::{Engine, LoadPlan, Mode, MIN_INTERVAL};
-use wsbench_core::units::{format_duration, parse_duration, parse_size};
+use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
 /// Largest message the load generator sends; larger ones would only measure memory copies.
 pub const MAX_SIZE: u64 = 64 << 20;
@@ -77,6 +77,15 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
 
+    /// Share of the measured messages that may go unanswered before the run fails with exit
+    /// code 1, e.g. 0.1% or 0.001 (default 0: any unanswered message fails the run).
+    #[arg(long, value_name = "SHARE", default_value = "0", value_parser = parse_share)]
+    pub max_loss: f64,
+
+    /// Connections that may fail to open before the run fails with exit code 1 (default 0).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_failed_connections: u32,
+
     /// Folder for summary.json, intervals.csv and the .hlog files (created if missing); without
     /// it the summary is printed on stdout and nothing is written.
     #[arg(long, value_name = "DIR")]
@@ -109,6 +118,8 @@ impl LoadgenArgs {
             threads: self.threads,
             drain_timeout: self.drain_timeout,
             interval: self.interval,
+            max_loss: self.max_loss,
+            max_failed_connections: self.max_failed_connections,
             out: self.out,
         };
         validate(&plan)?;
@@ -155,6 +166,9 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     }
     if plan.threads == 0 {
         return Err("--threads must be at least 1".into());
+    }
+    if !(0.0..=1.0).contains(&plan.max_loss) {
+        return Err(format!("--max-loss is {}; it is a share between 0 and 1 (0 % and 100 %)", plan.max_loss));
     }
     Ok(())
 }
@@ -216,6 +230,8 @@ mod tests {
                 threads: 3,
                 drain_timeout: Duration::from_millis(750),
                 interval: Duration::from_millis(100),
+                max_loss: 0.001,
+                max_failed_connections: 7,
                 out: Some("results/x/trial-1".into()),
             },
             LoadPlan { duration: Duration::from_secs(90), rate: Some(1e6), ..Default::default() },
@@ -254,6 +270,8 @@ mod tests {
         assert!(bad(&["--url", "http://example.com/"]).contains("ws://"));
         assert!(bad(&["--threads", "0"]).contains("--threads"));
         assert!(bad(&["--in-flight", "0"]).contains("--in-flight"));
+        assert!(parse(&["--max-loss".into(), "120%".into()]).is_err());
+        assert_eq!(parse(&["--max-loss".into(), "0.1%".into()]).unwrap().max_loss, 0.001);
         for msg in [bad(&["--size", "31"]), bad(&["--url", "nonsense"])] {
             assert!(!msg.contains('\n'), "one line: {msg}");
         }

@@ -1,5 +1,6 @@
 //! The client engines behind one interface: the fleet opens and runs connections through
-//! [`connect`] and [`Client::run`] without knowing which engine carries them.
+//! [`connect`] and [`Client::run`] without knowing which engine carries them. A connection that
+//! cannot be opened fails with a [`ConnectError`] naming its cause the same way for both.
 
 use wsbench_core::plan::Engine;
 
@@ -14,9 +15,46 @@ pub enum Client {
     ZeroAlloc(ZeroStream),
 }
 
+/// Why a connection could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct ConnectError {
+    /// Short and countable: `refused`, `reset`, `timeout`, `closed`, `HTTP status 503`,
+    /// `handshake error: ...`, `I/O error: ...`.
+    pub cause: String,
+    /// The whole story, for the log.
+    pub detail: String,
+}
+
+impl ConnectError {
+    pub fn new(cause: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { cause: cause.into(), detail: detail.into() }
+    }
+
+    /// A socket error during connect or handshake, `detail` saying what was being done.
+    pub fn io(e: &std::io::Error, detail: String) -> Self {
+        Self::new(io_cause(e), detail)
+    }
+}
+
+/// The countable cause of a failed socket operation.
+pub fn io_cause(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "refused".into(),
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted => "reset".into(),
+        ErrorKind::TimedOut => "timeout".into(),
+        ErrorKind::UnexpectedEof => "closed".into(),
+        _ => match e.raw_os_error() {
+            Some(code) => format!("I/O error: {}", std::io::Error::from_raw_os_error(code)),
+            None => format!("I/O error: {e}"),
+        },
+    }
+}
+
 /// Opens one connection with `engine`. `open_loop` tunes tungstenite's write buffering (see
 /// [`connection::connect`]); the zero-alloc engine batches the same way in both modes.
-pub async fn connect(engine: Engine, addr: &str, url: &str, size: u64, open_loop: bool) -> Result<Client, String> {
+pub async fn connect(engine: Engine, addr: &str, url: &str, size: u64, open_loop: bool) -> Result<Client, ConnectError> {
     match engine {
         Engine::Tungstenite => connection::connect(addr, url, size, open_loop).await.map(|ws| Client::Tungstenite(Box::new(ws))),
         Engine::ZeroAlloc => zero::connect(addr, url, size).await.map(Client::ZeroAlloc),
@@ -24,11 +62,12 @@ pub async fn connect(engine: Engine, addr: &str, url: &str, size: u64, open_loop
 }
 
 impl Client {
-    /// Runs connection number `index` to its end (see [`connection::run`]).
-    pub async fn run(self, index: u32, shared: &ConnShared) -> ConnEnd {
+    /// Runs connection number `index` of the process's open connections, the `slot`-th of its
+    /// worker, to its end (see [`connection::run`]).
+    pub async fn run(self, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
         match self {
-            Self::Tungstenite(ws) => connection::run(*ws, index, shared).await,
-            Self::ZeroAlloc(s) => zero::run(s, index, shared).await,
+            Self::Tungstenite(ws) => connection::run(*ws, index, slot, shared).await,
+            Self::ZeroAlloc(s) => zero::run(s, index, slot, shared).await,
         }
     }
 
@@ -41,5 +80,19 @@ impl Client {
             }
             Self::ZeroAlloc(s) => s.close_unused().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn socket_errors_have_countable_causes() {
+        assert_eq!(io_cause(&Error::from(ErrorKind::ConnectionRefused)), "refused");
+        assert_eq!(io_cause(&Error::from(ErrorKind::ConnectionReset)), "reset");
+        assert_eq!(io_cause(&Error::from(ErrorKind::TimedOut)), "timeout");
+        assert_eq!(io_cause(&Error::from_raw_os_error(libc::EMFILE)), "I/O error: Too many open files (os error 24)");
     }
 }

@@ -34,6 +34,7 @@ use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::Mode;
 
 use crate::capped::{read_cap, CappedReads};
+use crate::client::ConnectError;
 use crate::pacer::Pacer;
 use crate::recorder::Recorder;
 use crate::schedule::Timeline;
@@ -50,9 +51,9 @@ pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1)
 
 /// Opens one connection: TCP with `TCP_NODELAY`, then the WebSocket handshake.
 /// `open_loop` connections write each frame as it is handed over (see the module docs).
-pub async fn connect(addr: &str, url: &str, size: u64, open_loop: bool) -> Result<WsStream, String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+pub async fn connect(addr: &str, url: &str, size: u64, open_loop: bool) -> Result<WsStream, ConnectError> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| ConnectError::io(&e, format!("cannot connect to {addr}: {e}")))?;
+    tcp.set_nodelay(true).map_err(|e| ConnectError::io(&e, format!("cannot set TCP_NODELAY: {e}")))?;
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     let defaults = WebSocketConfig::default();
     let mut config = WebSocketConfig::default()
@@ -67,9 +68,15 @@ pub async fn connect(addr: &str, url: &str, size: u64, open_loop: bool) -> Resul
     // Echoes are as large as what we send; a frame adds at most 14 bytes of header.
     let max_read = read_cap(READ_BUFFER, size.saturating_add(14)).unwrap_or(READ_BUFFER);
     let tcp = CappedReads::new(tcp, max_read);
-    let (ws, _response) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config))
-        .await
-        .map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))?;
+    let (ws, _response) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config)).await.map_err(|e| {
+        let detail = format!("WebSocket handshake with {url} failed: {e}");
+        match &e {
+            WsError::Io(io) => ConnectError::io(io, detail),
+            WsError::Http(response) => ConnectError::new(format!("HTTP status {}", response.status().as_u16()), detail),
+            WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::HandshakeIncomplete) => ConnectError::new("closed", detail),
+            other => ConnectError::new(format!("handshake error: {other}"), detail),
+        }
+    })?;
     Ok(ws)
 }
 
@@ -167,15 +174,19 @@ struct Connection<'a> {
     blocked: bool,
 }
 
-/// Runs connection number `index` (of the whole process) until it has sent its share, drained
-/// and closed, or until the peer drops it.
-pub async fn run(ws: WsStream, index: u32, shared: &ConnShared) -> ConnEnd {
+/// Frames read per turn at most after the one that ended a wait: whatever tungstenite can parse
+/// without waiting, so receiving keeps pace with a sender working off a backlog.
+const READ_BATCH: usize = 256;
+
+/// Runs connection number `index` (of the process's open connections; `slot` of its worker)
+/// until it has sent its share, drained and closed, or until the peer drops it.
+pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
     let pacer = match Pacer::new() {
         Ok(p) => p,
         Err(e) => return ConnEnd::Dropped(format!("cannot create a timerfd: {e}")),
     };
     let mut conn = Connection {
-        session: Session::new(shared, index),
+        session: Session::new(shared, index, slot),
         ws,
         // Room for a few messages, so one allocation serves several sends even when an earlier
         // message is still referenced; `reserve` reclaims it once tungstenite has copied them.
@@ -184,7 +195,7 @@ pub async fn run(ws: WsStream, index: u32, shared: &ConnShared) -> ConnEnd {
         blocked: false,
     };
     let end = conn.run_loop(&pacer).await;
-    conn.session.count_lost();
+    conn.session.give_up_outstanding();
     match &end {
         ConnEnd::Finished => {
             conn.session.note_finish();
@@ -230,6 +241,9 @@ impl Connection<'_> {
                     if let Some(end) = self.on_frame(msg) {
                         return end;
                     }
+                    if let Some(end) = self.read_ready() {
+                        return end;
+                    }
                 }
                 Io::Writable => {}
                 Io::Failed(cause) => return ConnEnd::Dropped(cause),
@@ -237,9 +251,30 @@ impl Connection<'_> {
         }
     }
 
-    /// Sends every message that is due now. Returns early when the sink pushes back; the rest
-    /// goes once the flush completes.
+    /// Handles the frames that are already readable, up to [`READ_BATCH`], without waiting;
+    /// `Some` ends the connection.
+    fn read_ready(&mut self) -> Option<ConnEnd> {
+        // A no-op waker: the next wait polls the stream again with the task's own.
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        for _ in 0..READ_BATCH {
+            match self.ws.poll_next_unpin(&mut cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if let Some(end) = self.on_frame(msg) {
+                        return Some(end);
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Some(ConnEnd::Dropped(describe_error(&e))),
+                Poll::Ready(None) => return Some(ConnEnd::Dropped("connection closed".into())),
+                Poll::Pending => break,
+            }
+        }
+        None
+    }
+
+    /// Sends the messages that are due now, one batch. Returns early when the sink pushes back;
+    /// the rest goes once the flush completes.
     fn send_due(&mut self) -> Result<(), String> {
+        self.session.start_batch();
         while let Some(intended) = self.session.next_due() {
             if !self.send_one(intended)? {
                 break;

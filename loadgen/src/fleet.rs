@@ -4,11 +4,17 @@
 //! Worker `w` of `n` owns connections `i` with `i % n == w`. Each worker is an OS thread with its
 //! own current-thread tokio runtime, so a connection's task, its timer and the worker's
 //! histograms live on one core with no locks. The control thread talks to the workers through
-//! three channels only: a `watch` that publishes the [`Timeline`] once everyone is connected, a
+//! three channels only: a `watch` that publishes the run's [`Start`] once everyone is connected, a
 //! `watch` that asks them to stop early, and an event channel on which they report connection
 //! results and connections the server dropped.
+//!
+//! Open-loop connections are numbered again once every worker has connected: the connections
+//! that did open share the whole asked rate, so a connection that failed to open takes no part
+//! of the rate with it.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,7 +25,7 @@ use wsbench_core::alloc;
 use wsbench_core::clock::{now_ns, thread_cpu_ns};
 use wsbench_core::plan::LoadPlan;
 
-use crate::client::{self, Client};
+use crate::client::{self, Client, ConnectError};
 use crate::connection::{ConnShared, SendMode, Stop};
 use crate::recorder::{IntervalSet, Recorder};
 use crate::schedule::Timeline;
@@ -30,8 +36,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a worker tells the control thread.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The worker's connect phase is over.
-    Connected { established: u32, failed: u32, first_error: Option<String> },
+    /// Worker `worker`'s connect phase is over; `failures` counts the failed connections by cause.
+    Connected { worker: usize, established: u32, failures: BTreeMap<String, u32>, first_error: Option<String> },
     /// The peer dropped one connection mid-run; the text says how.
     Dropped(String),
 }
@@ -48,9 +54,27 @@ pub struct WorkerReport {
 }
 
 /// The control thread's handle on all workers.
+/// What the workers learn when the run begins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start {
+    pub timeline: Timeline,
+    /// Open connections of the whole process.
+    pub established: u32,
+    /// Per worker, the number its first open connection gets (its connections follow it).
+    pub first_index: Arc<[u32]>,
+}
+
+impl Start {
+    /// The start of a run whose workers opened `established[w]` connections each.
+    pub fn new(timeline: Timeline, established: &[u32]) -> Self {
+        let first_index = established.iter().scan(0u32, |next, n| Some(std::mem::replace(next, *next + n))).collect();
+        Self { timeline, established: established.iter().sum(), first_index }
+    }
+}
+
 pub struct Fleet {
     threads: Vec<JoinHandle<WorkerReport>>,
-    timeline: watch::Sender<Option<Timeline>>,
+    timeline: watch::Sender<Option<Start>>,
     stop: watch::Sender<Option<Stop>>,
     /// Closed once every worker thread has ended.
     pub events: mpsc::UnboundedReceiver<Event>,
@@ -91,9 +115,9 @@ impl Fleet {
         Ok(Fleet { threads, timeline, stop, events })
     }
 
-    /// Publishes the run's timeline: workers start their connections' loops.
-    pub fn start(&self, timeline: Timeline) {
-        self.timeline.send_replace(Some(timeline));
+    /// Publishes the run's start: workers start their connections' loops.
+    pub fn start(&self, start: Start) {
+        self.timeline.send_replace(Some(start));
     }
 
     /// Asks every worker to stop sending and drain until `stop.drain_until_ns`.
@@ -136,7 +160,7 @@ struct WorkerJob {
     addr: String,
     connect_start_ns: u64,
     events: mpsc::UnboundedSender<Event>,
-    timeline: watch::Receiver<Option<Timeline>>,
+    timeline: watch::Receiver<Option<Start>>,
     stop: watch::Receiver<Option<Stop>>,
     collector: std_mpsc::SyncSender<IntervalSet>,
     recycled: std_mpsc::Receiver<IntervalSet>,
@@ -148,8 +172,9 @@ impl WorkerJob {
             Ok(rt) => LocalSet::new().block_on(&rt, self.main()),
             Err(e) => {
                 // Report the connections as failed so the control thread does not wait for them.
-                let first_error = Some(format!("worker {} cannot start a tokio runtime: {e}", self.id));
-                let _ = self.events.send(Event::Connected { established: 0, failed: self.connections.len() as u32, first_error });
+                let first_error = format!("worker {} cannot start a tokio runtime: {e}", self.id);
+                let failures = BTreeMap::from([(first_error.clone(), self.connections.len() as u32)]);
+                let _ = self.events.send(Event::Connected { worker: self.id, established: 0, failures, first_error: Some(first_error) });
                 WorkerReport::default()
             }
         }
@@ -162,9 +187,9 @@ impl WorkerJob {
         let timeline = tokio::select! {
             biased;
             _ = stop_rx.wait_for(|s| s.is_some()) => None,
-            t = self.timeline.wait_for(|t| t.is_some()) => t.ok().and_then(|t| *t),
+            t = self.timeline.wait_for(|t| t.is_some()) => t.ok().and_then(|t| t.clone()),
         };
-        let Some(timeline) = timeline else {
+        let Some(start) = timeline else {
             // Stopped before the run began: close politely and report an empty interval.
             for (_, ws) in conns {
                 let _ = tokio::time::timeout(Duration::from_millis(200), ws.close_unused()).await;
@@ -175,7 +200,7 @@ impl WorkerJob {
             let _ = self.collector.send(rec.finish(now));
             return WorkerReport::default();
         };
-        self.run_connections(conns, timeline).await
+        self.run_connections(conns, start).await
     }
 
     /// Opens this worker's connections, each at its slot of the process-wide connect rate, and
@@ -193,13 +218,13 @@ impl WorkerJob {
                     tokio::time::sleep_until(instant_at(at)).await;
                     match tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &addr, &url, size, open_loop)).await {
                         Ok(r) => r,
-                        Err(_) => Err(format!("connecting to {addr} timed out after {CONNECT_TIMEOUT:?}")),
+                        Err(_) => Err(ConnectError::new("timeout", format!("connecting to {addr} (TCP and WebSocket handshake) timed out after {CONNECT_TIMEOUT:?}"))),
                     }
                 }),
             ));
         }
         let mut conns = Vec::with_capacity(pending.len());
-        let (mut failed, mut first_error) = (0u32, None);
+        let (mut failures, mut first_error) = (BTreeMap::<String, u32>::new(), None);
         let mut stop_rx = self.stop.clone();
         let mut stopped = false;
         for (i, handle) in &mut pending {
@@ -216,29 +241,32 @@ impl WorkerJob {
                 r = &mut *handle => match r {
                     Ok(Ok(ws)) => conns.push((*i, ws)),
                     Ok(Err(e)) => {
-                        failed += 1;
-                        first_error.get_or_insert(e);
+                        *failures.entry(e.cause).or_default() += 1;
+                        first_error.get_or_insert(e.detail);
                     }
                     Err(e) => {
-                        failed += 1;
+                        *failures.entry("connection task failed".into()).or_default() += 1;
                         first_error.get_or_insert(format!("connection task failed: {e}"));
                     }
                 },
             }
         }
-        let _ = self.events.send(Event::Connected { established: conns.len() as u32, failed, first_error });
+        let _ = self.events.send(Event::Connected { worker: self.id, established: conns.len() as u32, failures, first_error });
         conns
     }
 
     /// Runs every connection to its end while the ticker hands over intervals; returns the
     /// thread's CPU use over the measured window.
-    async fn run_connections(self, conns: Vec<(u32, Client)>, timeline: Timeline) -> WorkerReport {
-        let mut recorder = Recorder::with_spares(self.id, crate::recorder::spare_sets_for(timeline.interval_ns));
+    async fn run_connections(self, conns: Vec<(u32, Client)>, start: Start) -> WorkerReport {
+        let timeline = start.timeline;
+        let mut recorder = Recorder::with_spares(self.id, crate::recorder::spare_sets_for(timeline.interval_ns)).with_connections(conns.len());
         recorder.begin(timeline.measured_start_ns);
+        // The open connections share the whole rate (see the module docs).
         let send_mode = match self.plan.rate {
-            Some(rate) => SendMode::Open { rate, connections: self.plan.connections },
+            Some(rate) => SendMode::Open { rate, connections: start.established.max(1) },
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
+        let first_index = start.first_index.get(self.id).copied().unwrap_or(0);
         let shared = Rc::new(ConnShared {
             timeline,
             size: self.plan.size as usize,
@@ -255,9 +283,11 @@ impl WorkerJob {
         });
         let tasks: Vec<_> = conns
             .into_iter()
-            .map(|(i, ws)| {
+            .enumerate()
+            .map(|(slot, (_, ws))| {
                 let shared = shared.clone();
-                tokio::task::spawn_local(async move { ws.run(i, &shared).await })
+                let index = first_index + slot as u32;
+                tokio::task::spawn_local(async move { ws.run(index, slot, &shared).await })
             })
             .collect();
 
@@ -420,6 +450,13 @@ pub fn raise_fd_limit() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_connections_are_numbered_without_gaps() {
+        let tl = Timeline::new(0, Duration::ZERO, Duration::from_secs(1), Duration::ZERO);
+        let s = Start::new(tl, &[3, 0, 2]);
+        assert_eq!((s.established, &*s.first_index), (5, &[0, 3, 3][..]));
+    }
 
     #[test]
     fn window_ends_at_the_earlier_of_plan_and_stop() {

@@ -53,7 +53,9 @@ use writer::{Begin, OutputFiles, Totals};
 
 /// Exit code of a complete run.
 pub const EXIT_OK: u8 = 0;
-/// Exit code of a run that failed or was cut short (files are still written, `complete: false`).
+/// Exit code of a run that failed or was cut short (files are still written): `complete: false`,
+/// or `failed_checks` (messages unanswered or connections failed beyond `--max-loss` and
+/// `--max-failed-connections`).
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code of a usage error (bad flag or value); nothing was started.
 pub const EXIT_USAGE: u8 = 2;
@@ -108,7 +110,7 @@ pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
     match result {
         Ok(summary) => {
             report(&summary, out.as_deref());
-            ExitCode::from(if summary.complete { EXIT_OK } else { EXIT_FAILED })
+            ExitCode::from(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
         }
         Err(RunError::Usage(e)) => {
             eprintln!("error: {e}");
@@ -169,7 +171,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     // The workers hold the only interval senders now: the collector ends when they all have.
     drop(collector_tx);
     match timeline {
-        Some(tl) => control.fleet.start(tl),
+        Some(tl) => control.fleet.start(fleet::Start::new(tl, &control.established_by_worker)),
         None => control.stop_now(now, now),
     }
 
@@ -206,7 +208,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         started_at: start,
         duration_s,
         totals: &totals,
-        connections: control.connections,
+        connections: control.connections.clone(),
         cpu: CpuUse { process_pct: control.process_cpu_pct().unwrap_or(0.0), busiest_thread_pct: busiest },
         allocations: Allocations { process: control.process_allocations(), workers: worker_allocations },
         reason: control.reason.clone(),
@@ -221,6 +223,8 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
 struct Control {
     fleet: Fleet,
     workers_connected: usize,
+    /// Connections each worker opened.
+    established_by_worker: Vec<u32>,
     connections: ConnectionCounts,
     first_error: Option<String>,
     url: String,
@@ -238,6 +242,7 @@ struct Control {
 impl Control {
     fn new(plan: &LoadPlan, fleet: Fleet) -> Self {
         Self {
+            established_by_worker: vec![0; fleet.workers()],
             fleet,
             workers_connected: 0,
             connections: ConnectionCounts { target: plan.connections, ..Default::default() },
@@ -312,10 +317,16 @@ impl Control {
     fn on_event(&mut self, ev: Event, measured_end_ns: u64) {
         match ev {
             // Also after an interrupt during the connect phase: the counts still belong in the summary.
-            Event::Connected { established, failed, first_error } => {
+            Event::Connected { worker, established, failures, first_error } => {
                 self.workers_connected += 1;
+                if let Some(n) = self.established_by_worker.get_mut(worker) {
+                    *n = established;
+                }
                 self.connections.established += established;
-                self.connections.failed += failed;
+                for (cause, n) in failures {
+                    self.connections.failed += n;
+                    *self.connections.failures.entry(cause).or_default() += n;
+                }
                 if self.first_error.is_none() {
                     self.first_error = first_error;
                 }
@@ -372,7 +383,7 @@ impl Mark {
 }
 
 /// `close 1001 going away` when every connection ended the same way, else each way with its count.
-fn describe_causes(causes: &BTreeMap<String, u32>) -> String {
+pub(crate) fn describe_causes(causes: &BTreeMap<String, u32>) -> String {
     if causes.len() == 1 {
         return causes.keys().next().cloned().unwrap_or_default();
     }
@@ -427,8 +438,11 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         cpu: i.cpu,
         allocations_per_message: i.allocations.process.and_then(|a| alloc::per_message(a, m.received)),
         worker_allocations_per_message: i.allocations.workers.and_then(|a| alloc::per_message(a, m.received)),
+        unanswered_min_age_us: (m.lost > 0 && i.totals.unanswered_min_ns != u64::MAX).then(|| i.totals.unanswered_min_ns as f64 / 1_000.0),
+        failed_checks: Vec::new(),
         warnings: Vec::new(),
     };
+    s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);
     s
 }
@@ -459,6 +473,9 @@ fn report(s: &LoadgenSummary, out: Option<&Path>) {
             for w in &s.warnings {
                 eprintln!("loadgen: warning: {}", w.message);
             }
+            for c in &s.failed_checks {
+                eprintln!("loadgen: failed: {c}");
+            }
         }
     }
 }
@@ -487,7 +504,7 @@ mod tests {
             started_at: SystemTime::UNIX_EPOCH,
             duration_s: 2.0,
             totals: &totals,
-            connections: ConnectionCounts { target: 10, established: 10, failed: 0 },
+            connections: ConnectionCounts { target: 10, established: 10, failed: 0, ..Default::default() },
             cpu: CpuUse::default(),
             allocations: Allocations { process: Some(10), workers: Some(0) },
             reason: None,

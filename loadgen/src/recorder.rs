@@ -30,6 +30,12 @@ pub struct IntervalSet {
     /// Actual minus intended send time, in ns.
     pub send_lag: Histogram<u64>,
     pub counts: MessageCounts,
+    /// Messages outstanding at the interval's end (after merging: of every worker).
+    pub outstanding: u64,
+    /// Age of the oldest of them at the interval's end, in ns (0 when none).
+    pub oldest_outstanding_ns: u64,
+    /// The youngest unanswered message's age when it was given up, in ns; `u64::MAX` when none.
+    pub unanswered_min_ns: u64,
 }
 
 impl IntervalSet {
@@ -45,6 +51,9 @@ impl IntervalSet {
             service_time: new_histogram(),
             send_lag: new_histogram(),
             counts: MessageCounts::default(),
+            outstanding: 0,
+            oldest_outstanding_ns: 0,
+            unanswered_min_ns: u64::MAX,
         }
     }
 
@@ -58,6 +67,9 @@ impl IntervalSet {
         self.service_time.reset();
         self.send_lag.reset();
         self.counts = MessageCounts::default();
+        self.outstanding = 0;
+        self.oldest_outstanding_ns = 0;
+        self.unanswered_min_ns = u64::MAX;
     }
 
     /// Adds another worker's part of the same interval into this one.
@@ -67,6 +79,9 @@ impl IntervalSet {
         self.service_time.add(&other.service_time).expect("same bounds");
         self.send_lag.add(&other.send_lag).expect("same bounds");
         self.counts += other.counts;
+        self.outstanding += other.outstanding;
+        self.oldest_outstanding_ns = self.oldest_outstanding_ns.max(other.oldest_outstanding_ns);
+        self.unanswered_min_ns = self.unanswered_min_ns.min(other.unanswered_min_ns);
         self.start_ns = self.start_ns.min(other.start_ns);
         self.end_ns = self.end_ns.max(other.end_ns);
     }
@@ -78,6 +93,11 @@ pub struct Recorder {
     current: IntervalSet,
     /// Sets ready to take over at the next boundary (recycled by the collector or pre-allocated).
     spare: Vec<IntervalSet>,
+    /// Per connection of the worker: the intended send time of its oldest outstanding message,
+    /// `u64::MAX` when none. Sized once, so keeping it up to date never allocates.
+    oldest_pending: Vec<u64>,
+    /// Messages sent (warm-up included) and not yet answered or given up, over the worker.
+    outstanding: u64,
 }
 
 /// Spare interval sets per worker. The collector returns a set only after every worker has
@@ -106,7 +126,33 @@ impl Recorder {
         // Room for every set in circulation, so `give_back` never grows the vector either.
         let mut spare = Vec::with_capacity(spares + 1);
         spare.extend((0..spares).map(|_| IntervalSet::new(worker)));
-        Self { current: IntervalSet::new(worker), spare }
+        Self { current: IntervalSet::new(worker), spare, oldest_pending: Vec::new(), outstanding: 0 }
+    }
+
+    /// Tracks what `connections` connections (slots `0..connections`) leave outstanding.
+    pub fn with_connections(mut self, connections: usize) -> Self {
+        self.oldest_pending = vec![u64::MAX; connections];
+        self
+    }
+
+    /// Connection `slot` has `outstanding` messages more (or fewer) outstanding than before, and
+    /// its oldest was intended at `oldest_ns` (`u64::MAX`: none is).
+    #[inline]
+    pub fn pending(&mut self, slot: usize, change: i64, oldest_ns: u64) {
+        self.outstanding = self.outstanding.saturating_add_signed(change);
+        if let Some(p) = self.oldest_pending.get_mut(slot) {
+            *p = oldest_ns;
+        }
+    }
+
+    /// A measured message was still unanswered when its connection ended, `latency_ns` after
+    /// its intended and `service_time_ns` after its actual send time: counted, and recorded at
+    /// that age (a lower bound on its latency), so a stalled server cannot look fast.
+    pub fn unanswered(&mut self, latency_ns: u64, service_time_ns: u64) {
+        self.current.counts.lost += 1;
+        record_ns(&mut self.current.latency, latency_ns);
+        record_ns(&mut self.current.service_time, service_time_ns);
+        self.current.unanswered_min_ns = self.current.unanswered_min_ns.min(latency_ns);
     }
 
     /// Starts interval 0 at `start_ns` (the beginning of the measured window).
@@ -154,11 +200,6 @@ impl Recorder {
         self.current.counts.errors += 1;
     }
 
-    /// Measured messages never answered.
-    pub fn lost(&mut self, n: u64) {
-        self.current.counts.lost += n;
-    }
-
     /// A set the collector sent back after merging.
     /// The collector resets it first, so the worker thread never spends time zeroing histograms.
     pub fn give_back(&mut self, set: IntervalSet) {
@@ -173,6 +214,9 @@ impl Recorder {
         let fresh = self.spare.pop().unwrap_or_else(|| IntervalSet::new(worker));
         let mut done = std::mem::replace(&mut self.current, fresh);
         done.end_ns = end_ns;
+        done.outstanding = self.outstanding;
+        let oldest = self.oldest_pending.iter().copied().min().unwrap_or(u64::MAX);
+        done.oldest_outstanding_ns = if self.outstanding > 0 && oldest != u64::MAX { end_ns.saturating_sub(oldest) } else { 0 };
         self.current.index = next_index;
         self.current.start_ns = end_ns;
         done
@@ -217,11 +261,29 @@ mod tests {
         assert_eq!(first.counts, MessageCounts { sent: 1, received: 2, late: 1, errors: 1, corrupted: 1, lost: 0 });
         assert_eq!((first.latency.len(), first.service_time.len(), first.send_lag.len()), (1, 1, 1));
 
-        r.lost(4);
+        r.unanswered(1_400, 1_300);
+        r.unanswered(900, 800);
         let last = r.finish(2_500);
         assert_eq!((last.index, last.start_ns, last.end_ns, last.last), (1, 2_000, 2_500, true));
-        assert_eq!(last.counts, MessageCounts { lost: 4, ..Default::default() });
-        assert!(last.latency.is_empty(), "a rotated-in set starts empty");
+        assert_eq!(last.counts, MessageCounts { lost: 2, ..Default::default() });
+        assert_eq!((last.latency.len(), last.service_time.len(), last.unanswered_min_ns), (2, 2, 900), "unanswered messages are in the histograms");
+    }
+
+    #[test]
+    fn an_interval_shows_what_is_outstanding_at_its_end() {
+        let mut r = Recorder::new(0).with_connections(2);
+        r.begin(0);
+        r.pending(0, 1, 100);
+        r.pending(1, 2, 400);
+        let a = r.rotate(1_000);
+        assert_eq!((a.outstanding, a.oldest_outstanding_ns), (3, 900));
+        r.pending(0, -1, u64::MAX);
+        r.pending(1, -2, u64::MAX);
+        let b = r.rotate(2_000);
+        assert_eq!((b.outstanding, b.oldest_outstanding_ns), (0, 0));
+        let mut merged = a.clone();
+        merged.merge(&b);
+        assert_eq!((merged.outstanding, merged.oldest_outstanding_ns), (3, 900));
     }
 
     #[test]

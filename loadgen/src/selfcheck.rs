@@ -4,6 +4,9 @@
 //! server alone (the load generator fell behind or was saturated), that something went wrong
 //! (errors, corrupted or lost messages, failed connections), or that there is too little data.
 //! The wording of each warning lives in `wsbench_core::warning`, shared with the reports.
+//!
+//! [`failed_checks`] is stricter: what makes a run that went to its end fail all the same
+//! (exit code 1), because the server did not answer or connections could not be opened.
 
 use wsbench_core::result::LoadgenSummary;
 use wsbench_core::warning::{Warning, LOADGEN_CPU_LIMIT_PCT, MIN_SAMPLES, SEND_LAG_P99_LIMIT_US};
@@ -11,6 +14,34 @@ use wsbench_core::warning::{Warning, LOADGEN_CPU_LIMIT_PCT, MIN_SAMPLES, SEND_LA
 /// Open loop: an answered rate below this share of the asked rate means the rate was not reached
 /// (the same share the capacity search and the sweep's knee use).
 pub use wsbench_core::slo::ACHIEVED_SHARE as RATE_REACHED_SHARE;
+
+/// Why the run fails although it completed: unanswered messages beyond `config.max_loss`, failed
+/// connections beyond `config.max_failed_connections`. Empty when it passes.
+pub fn failed_checks(s: &LoadgenSummary) -> Vec<String> {
+    let mut failed = Vec::new();
+    let (m, plan) = (&s.messages, &s.config);
+    let allowed = (plan.max_loss * m.sent as f64).floor() as u64;
+    if m.lost > allowed {
+        let pct = if m.sent > 0 { m.lost as f64 * 100.0 / m.sent as f64 } else { 100.0 };
+        failed.push(format!(
+            "{} of {} measured messages ({pct:.2} %) were never answered: the server did not answer; --max-loss allows {} %",
+            m.lost,
+            m.sent,
+            plan.max_loss * 100.0
+        ));
+    }
+    let c = &s.connections;
+    if c.failed > plan.max_failed_connections {
+        failed.push(format!(
+            "{} of {} connections failed to open ({}); --max-failed-connections allows {}",
+            c.failed,
+            c.target,
+            crate::describe_causes(&c.failures),
+            plan.max_failed_connections
+        ));
+    }
+    failed
+}
 
 /// Every warning that applies to `s` (its own `warnings` field is ignored).
 pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
@@ -34,10 +65,11 @@ pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
         w.push(Warning::corrupted(m.corrupted));
     }
     if m.lost > 0 {
-        w.push(Warning::lost(m.lost));
+        w.push(Warning::unanswered(m.lost, m.sent, s.unanswered_min_age_us.unwrap_or(0.0)));
     }
     if s.connections.failed > 0 {
-        w.push(Warning::connections_failed(s.connections.failed, s.connections.target));
+        let c = &s.connections;
+        w.push(Warning::connections_failed_by_cause(c.failed, c.target, &crate::describe_causes(&c.failures)));
     }
     if let Some(rate) = s.rate {
         // A window that never began says nothing about the rate.
@@ -73,13 +105,15 @@ mod tests {
             throughput_msgs_per_s: 5_000.0,
             rate: Some(RateReport { asked_msgs_per_s: 5_000.0, sent_msgs_per_s: 5_000.0 }),
             messages: MessageCounts { sent: 50_000, received: 50_000, ..Default::default() },
-            connections: ConnectionCounts { target: 10, established: 10, failed: 0 },
+            connections: ConnectionCounts { target: 10, established: 10, failed: 0, ..Default::default() },
             latency_us: lat,
             service_time_us: lat,
             send_lag_us: LatencySummary { count: 50_000, p99: 30.0, ..Default::default() },
             cpu: CpuUse { process_pct: 40.0, busiest_thread_pct: 35.0 },
             allocations_per_message: None,
             worker_allocations_per_message: None,
+            unanswered_min_age_us: None,
+            failed_checks: vec![],
             warnings: vec![],
         }
     }
@@ -107,9 +141,12 @@ mod tests {
         s.messages.errors = 1;
         s.messages.corrupted = 2;
         s.messages.lost = 3;
+        s.unanswered_min_age_us = Some(2_500_000.0);
         s.connections.failed = 4;
+        s.connections.failures.insert("refused".into(), 4);
         assert_eq!(kinds(&s), [ErrorsSeen, MessagesCorrupted, MessagesLost, ConnectionsFailed]);
-        assert!(warnings(&s)[3].message.contains("4 of 10"));
+        assert!(warnings(&s)[2].message.contains("at least 2.5 s"), "{}", warnings(&s)[2].message);
+        assert!(warnings(&s)[3].message.contains("4 of 10 connections failed to open (refused)"), "{}", warnings(&s)[3].message);
 
         let mut s = healthy();
         s.throughput_msgs_per_s = 4_700.0;
@@ -127,6 +164,28 @@ mod tests {
         let w = warnings(&s);
         assert_eq!(w[0].kind, Incomplete);
         assert!(w[0].message.contains("SIGINT"));
+    }
+
+    #[test]
+    fn unanswered_messages_and_failed_connections_fail_the_run_beyond_their_budget() {
+        let mut s = healthy();
+        assert!(failed_checks(&s).is_empty());
+        s.messages.lost = 50;
+        let f = failed_checks(&s);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].contains("50 of 50000") && f[0].contains("never answered"), "{f:?}");
+        s.config.max_loss = 0.001; // 50 of 50,000 is exactly 0.1 %
+        assert!(failed_checks(&s).is_empty());
+        s.messages.lost = 51;
+        assert_eq!(failed_checks(&s).len(), 1);
+
+        let mut s = healthy();
+        s.connections.failed = 2;
+        s.connections.failures = [("timeout".to_owned(), 2)].into();
+        let f = failed_checks(&s);
+        assert!(f[0].contains("2 of 10 connections failed to open (timeout)"), "{f:?}");
+        s.config.max_failed_connections = 2;
+        assert!(failed_checks(&s).is_empty());
     }
 
     #[test]

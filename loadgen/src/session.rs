@@ -27,10 +27,16 @@ const OUTSTANDING_BUDGET_S: f64 = 1.0;
 /// Bounds on that ring, in messages (32 bytes each).
 const OUTSTANDING_MIN: usize = 64;
 const OUTSTANDING_MAX: usize = 1 << 16;
+/// Open loop: messages sent per turn of the connection's loop at most. Between batches the
+/// loop reads what has arrived, so a sender behind schedule never starves receiving: echoes are
+/// timestamped when they arrive, not when the backlog has been sent.
+pub const SEND_BATCH: u32 = 64;
 
 /// One connection's engine-independent state. Owned by its task; shares only [`ConnShared`].
 pub struct Session<'a> {
     pub shared: &'a ConnShared,
+    /// This connection's place among its worker's connections (see [`crate::recorder::Recorder::pending`]).
+    slot: usize,
     schedule: Option<OpenLoopSchedule>,
     pub filler: Filler,
     /// Headers of the messages sent and not yet echoed, oldest first.
@@ -38,6 +44,8 @@ pub struct Session<'a> {
     next_seq: u64,
     /// Closed loop: messages that may be sent now.
     credits: u32,
+    /// Open loop: messages this turn may still send (see [`SEND_BATCH`]).
+    batch_left: u32,
     /// False once the window has ended or a stop was requested: only draining is left.
     pub sending: bool,
     drain_deadline: u64,
@@ -46,8 +54,9 @@ pub struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// The session of connection number `index` (of the whole process).
-    pub fn new(shared: &'a ConnShared, index: u32) -> Self {
+    /// The session of connection number `index` (of the process's open connections), the
+    /// `slot`-th of its worker.
+    pub fn new(shared: &'a ConnShared, index: u32, slot: usize) -> Self {
         let tl = shared.timeline;
         let (schedule, credits, ring) = match shared.send_mode {
             SendMode::Closed { in_flight } => (None, in_flight, in_flight as usize),
@@ -59,11 +68,13 @@ impl<'a> Session<'a> {
         };
         Self {
             shared,
+            slot,
             schedule,
             filler: Filler::new(shared.size),
             outstanding: VecDeque::with_capacity(ring),
             next_seq: 0,
             credits,
+            batch_left: SEND_BATCH,
             sending: true,
             drain_deadline: tl.drain_deadline_ns,
             window_end: tl.measured_end_ns,
@@ -105,10 +116,23 @@ impl<'a> Session<'a> {
         self.window_end = self.window_end.min(stop.at_ns);
     }
 
+    /// Starts a turn's batch of sends (see [`SEND_BATCH`]).
+    #[inline]
+    pub fn start_batch(&mut self) {
+        self.batch_left = SEND_BATCH;
+    }
+
+    /// Open loop: a message is due already, so the loop should come back at once (after reading
+    /// what has arrived) rather than wait for a timer.
+    pub fn is_behind(&self) -> bool {
+        self.sending && self.schedule.is_some_and(|s| s.intended(self.next_seq) <= now_ns())
+    }
+
     /// Whether a message may be sent now: `Some(intended)` when one is due, where `intended` is
     /// `None` in closed loop (the intended time is the actual send time). Ends sending when the
-    /// window is over. A transport calls it in a loop, so everything due goes in one batch: the
-    /// whole backlog after a stall, not just one message.
+    /// window is over. A transport calls it in a loop after [`Self::start_batch`], so everything
+    /// due goes out in batches of at most [`SEND_BATCH`]: the whole backlog after a stall, with
+    /// reads in between.
     #[inline]
     pub fn next_due(&mut self) -> Option<Option<u64>> {
         if !self.sending {
@@ -125,7 +149,11 @@ impl<'a> Session<'a> {
                     self.sending = false;
                     return None;
                 }
-                (intended <= now).then_some(Some(intended))
+                if intended > now || self.batch_left == 0 {
+                    return None;
+                }
+                self.batch_left -= 1;
+                Some(Some(intended))
             }
             None => {
                 if now < tl.start_ns {
@@ -156,8 +184,11 @@ impl<'a> Session<'a> {
             self.credits -= 1;
         }
         self.outstanding.push_back(header);
+        let oldest = self.outstanding.front().map_or(u64::MAX, |h| h.intended_ns);
+        let mut rec = self.shared.recorder.borrow_mut();
+        rec.pending(self.slot, 1, oldest);
         if !header.warmup {
-            self.shared.recorder.borrow_mut().sent(header.sent_ns - header.intended_ns);
+            rec.sent(header.sent_ns - header.intended_ns);
         }
     }
 
@@ -173,8 +204,9 @@ impl<'a> Session<'a> {
             }
             return;
         };
+        let mut rec = self.shared.recorder.borrow_mut();
+        rec.pending(self.slot, -1, self.outstanding.front().map_or(u64::MAX, |h| h.intended_ns));
         if !h.warmup {
-            let mut rec = self.shared.recorder.borrow_mut();
             let intact = is_text == (self.shared.mode == Mode::Text)
                 && MessageHeader::decode(data) == Some(h)
                 && self.filler.matches(data, h.seq);
@@ -187,17 +219,25 @@ impl<'a> Session<'a> {
                 rec.late();
             }
         }
+        drop(rec);
         if self.schedule.is_none() && self.sending {
             self.credits += 1;
         }
     }
 
-    /// Counts the measured messages still outstanding as lost.
-    pub fn count_lost(&mut self) {
-        let lost = self.outstanding.iter().filter(|h| !h.warmup).count() as u64;
-        if lost > 0 {
-            self.shared.recorder.borrow_mut().lost(lost);
+    /// Gives up on the messages still outstanding when the connection ends (drain timeout,
+    /// dropped connection, interrupt): each measured one is counted as unanswered and recorded at
+    /// the age it has reached now, a lower bound on its latency. Runs once, after the hot path.
+    pub fn give_up_outstanding(&mut self) {
+        if self.outstanding.is_empty() {
+            return;
         }
+        let now = now_ns();
+        let mut rec = self.shared.recorder.borrow_mut();
+        for h in self.outstanding.iter().filter(|h| !h.warmup) {
+            rec.unanswered(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
+        }
+        rec.pending(self.slot, -(self.outstanding.len() as i64), u64::MAX);
         self.outstanding.clear();
     }
 
@@ -224,6 +264,8 @@ pub struct Turns {
     stopped: bool,
     /// The deadline the timer is armed for; 0 when it is not armed.
     armed: u64,
+    /// A message is due already: the next wait yields instead of arming the timer.
+    behind: bool,
 }
 
 /// What one wait ended with.
@@ -247,12 +289,17 @@ impl Turns {
             }
             None => false,
         };
-        Self { stop_rx, stopped, armed: 0 }
+        Self { stop_rx, stopped, armed: 0, behind: false }
     }
 
     /// Arms the timer at the session's next deadline. Re-arming costs a syscall, so it is
-    /// skipped when the deadline did not move.
+    /// skipped when the deadline did not move, and when a message is due already (the wait
+    /// then only yields to the worker's other connections and reads what has arrived).
     pub fn arm(&mut self, session: &Session<'_>, pacer: &Pacer) -> Result<(), ConnEnd> {
+        self.behind = session.is_behind();
+        if self.behind {
+            return Ok(());
+        }
         let deadline = session.next_deadline();
         if deadline != self.armed {
             pacer.set(deadline).map_err(|e| ConnEnd::Dropped(format!("cannot arm the timerfd: {e}")))?;
@@ -273,7 +320,10 @@ impl Turns {
                 Turn::Again
             }
             io = io => Turn::Io(io),
-            r = pacer.wait(), if timer_on => match r {
+            // Behind schedule: yield once (other connections run, the reactor is polled), then
+            // send the next batch. Never a busy loop, and never a wait for a timer already past.
+            _ = tokio::task::yield_now(), if timer_on && self.behind => Turn::Again,
+            r = pacer.wait(), if timer_on && !self.behind => match r {
                 Err(e) => Turn::End(ConnEnd::Dropped(format!("timerfd failed: {e}"))),
                 Ok(()) => {
                     // A fired timer is disarmed; make sure it is armed again.

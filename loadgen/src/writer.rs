@@ -40,6 +40,8 @@ pub struct Totals {
     pub service_time: Histogram<u64>,
     pub send_lag: Histogram<u64>,
     pub counts: MessageCounts,
+    /// The youngest unanswered message's age when it was given up, in ns; `u64::MAX` when none.
+    pub unanswered_min_ns: u64,
     /// Intervals written.
     pub intervals: u64,
     /// The first failure to write a file; later intervals are still merged into the totals.
@@ -48,7 +50,7 @@ pub struct Totals {
 
 impl Default for Totals {
     fn default() -> Self {
-        Self { latency: new_histogram(), service_time: new_histogram(), send_lag: new_histogram(), counts: MessageCounts::default(), intervals: 0, write_error: None }
+        Self { latency: new_histogram(), service_time: new_histogram(), send_lag: new_histogram(), counts: MessageCounts::default(), unanswered_min_ns: u64::MAX, intervals: 0, write_error: None }
     }
 }
 
@@ -150,6 +152,7 @@ pub fn collect(
         totals.service_time.add(&set.service_time).expect("same bounds");
         totals.send_lag.add(&set.send_lag).expect("same bounds");
         totals.counts += set.counts;
+        totals.unanswered_min_ns = totals.unanswered_min_ns.min(set.unanswered_min_ns);
         // A last interval of no length and no data (the run stopped on a boundary) is not a row.
         if length.is_zero() && set.counts == MessageCounts::default() && set.latency.is_empty() {
             return;
@@ -251,6 +254,8 @@ pub fn interval_row(set: &IntervalSet, measured_start_ns: u64) -> IntervalRow {
         p99_us: us(0.99),
         p99_9_us: us(0.999),
         max_us: if set.latency.is_empty() { 0.0 } else { set.latency.max() as f64 / 1_000.0 },
+        outstanding: set.outstanding,
+        oldest_outstanding_us: set.oldest_outstanding_ns as f64 / 1_000.0,
     }
 }
 
@@ -339,7 +344,7 @@ mod tests {
         let totals = collect(files, begin, rx, vec![], Progress::disabled());
         assert_eq!(totals.intervals, 0);
         let csv_text = fs::read_to_string(dir.join(INTERVALS_CSV)).unwrap();
-        assert_eq!(csv_text, "elapsed_s,sent,received,errors,throughput,p50_us,p90_us,p99_us,p99_9_us,max_us\n");
+        assert_eq!(csv_text, "elapsed_s,sent,received,errors,throughput,p50_us,p90_us,p99_us,p99_9_us,max_us,outstanding,oldest_outstanding_us\n");
         assert!(read_interval_log(&dir.join(LATENCY_LOG)).unwrap().is_empty());
         fs::remove_dir_all(&dir).ok();
     }
@@ -376,6 +381,8 @@ mod tests {
             cpu: Default::default(),
             allocations_per_message: Some(0.0004),
             worker_allocations_per_message: Some(0.0),
+            unanswered_min_age_us: Some(1.5e6),
+            failed_checks: vec!["10 of 20 messages were never answered".into()],
             warnings: vec![],
         }
     }

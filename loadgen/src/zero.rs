@@ -38,6 +38,7 @@ use wsbench_core::codec::{frame, mask, write, MessageAssembler, MessageKind, Opc
 use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::Mode;
 
+use crate::client::ConnectError;
 use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, CLOSE_TIMEOUT};
 use crate::pacer::Pacer;
 use crate::session::{Session, Turn, Turns};
@@ -71,35 +72,34 @@ impl ZeroStream {
 }
 
 /// Opens one connection: TCP with `TCP_NODELAY`, then the WebSocket handshake, done by hand.
-pub async fn connect(addr: &str, url: &str, size: u64) -> Result<ZeroStream, String> {
-    let req = url.into_client_request().map_err(|e| format!("`{url}` is not a WebSocket URL: {e}"))?;
+pub async fn connect(addr: &str, url: &str, size: u64) -> Result<ZeroStream, ConnectError> {
+    let req = url.into_client_request().map_err(|e| ConnectError::new("bad URL", format!("`{url}` is not a WebSocket URL: {e}")))?;
     let uri = req.uri();
     let host = uri.authority().map_or(addr, |a| a.as_str());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
 
-    let mut tcp = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    let mut tcp = TcpStream::connect(addr).await.map_err(|e| ConnectError::io(&e, format!("cannot connect to {addr}: {e}")))?;
+    tcp.set_nodelay(true).map_err(|e| ConnectError::io(&e, format!("cannot set TCP_NODELAY: {e}")))?;
+    let failed = |what: String| format!("WebSocket handshake with {url} failed: {what}");
 
     let mut rng = XorShift::seeded(addr.len() as u64 ^ now_ns());
     let (request, key) = handshake_request(host, path, &mut rng);
-    tcp.write_all(request.as_bytes()).await.map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))?;
+    tcp.write_all(request.as_bytes()).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
 
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     let mut rbuf = vec![0u8; read_buffer_len(size)].into_boxed_slice();
     let mut rend = 0;
     let head_len = loop {
-        let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut rbuf[rend..])
-            .await
-            .map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))?;
+        let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut rbuf[rend..]).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
         if n == 0 {
-            return Err(format!("WebSocket handshake with {url} failed: the server closed the connection"));
+            return Err(ConnectError::new("closed", failed("the server closed the connection".into())));
         }
         rend += n;
-        if let Some(len) = check_response(&rbuf[..rend], &key).map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))? {
+        if let Some(len) = check_response(&rbuf[..rend], &key).map_err(|e| ConnectError::new(e.cause(), failed(e.to_string())))? {
             break len;
         }
         if rend == rbuf.len() {
-            return Err(format!("WebSocket handshake with {url} failed: response head longer than {rend} bytes"));
+            return Err(ConnectError::new("handshake error: response head too long", failed(format!("response head longer than {rend} bytes"))));
         }
     };
     Ok(ZeroStream { tcp, rbuf, rstart: head_len, rend })
@@ -124,32 +124,60 @@ pub(crate) fn handshake_request(host: &str, path: &str, rng: &mut XorShift) -> (
     (request, key)
 }
 
+/// Why a handshake response was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BadResponse {
+    /// The server answered with another status than 101.
+    Status(u16, String),
+    /// Anything else wrong with it, in words.
+    Other(String),
+}
+
+impl BadResponse {
+    /// The countable cause (see [`ConnectError::cause`]).
+    fn cause(&self) -> String {
+        match self {
+            Self::Status(code, _) => format!("HTTP status {code}"),
+            Self::Other(text) => format!("handshake error: {text}"),
+        }
+    }
+}
+
+impl std::fmt::Display for BadResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status(code, reason) => write!(f, "the server answered {code} {reason} instead of 101 Switching Protocols"),
+            Self::Other(text) => f.write_str(text),
+        }
+    }
+}
+
 /// Checks the server's response head: `Ok(None)` while it is incomplete, its length once it is
 /// a valid `101 Switching Protocols` for our key.
-pub(crate) fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, String> {
+pub(crate) fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, BadResponse> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(format!("malformed HTTP response: {e}")),
+        Err(e) => return Err(BadResponse::Other(format!("malformed HTTP response: {e}"))),
     };
     if resp.code != Some(101) {
-        return Err(format!("the server answered {} {} instead of 101 Switching Protocols", resp.code.unwrap_or(0), resp.reason.unwrap_or("")));
+        return Err(BadResponse::Status(resp.code.unwrap_or(0), resp.reason.unwrap_or("").to_owned()));
     }
     let header = |name: &str| resp.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
     let has_token = |name: &str, token: &str| {
         header(name).and_then(|v| std::str::from_utf8(v).ok()).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
     if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
-        return Err("the 101 response lacks `Upgrade: websocket` or `Connection: Upgrade`".into());
+        return Err(BadResponse::Other("the 101 response lacks `Upgrade: websocket` or `Connection: Upgrade`".into()));
     }
     if header("sec-websocket-accept") != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
-        return Err("wrong or missing Sec-WebSocket-Accept".into());
+        return Err(BadResponse::Other("wrong or missing Sec-WebSocket-Accept".into()));
     }
     // We offered no extension, so the server must not have chosen one (RFC 6455 section 4.1).
     if header("sec-websocket-extensions").is_some() {
-        return Err("the server chose an extension we did not offer".into());
+        return Err(BadResponse::Other("the server chose an extension we did not offer".into()));
     }
     Ok(Some(len))
 }
@@ -340,12 +368,12 @@ struct ZeroConn<'a> {
 /// Runs connection number `index` (of the whole process) until it has sent its share, drained
 /// and closed, or until the peer drops it; the zero-alloc counterpart of
 /// [`crate::connection::run`].
-pub async fn run(stream: ZeroStream, index: u32, shared: &ConnShared) -> ConnEnd {
+pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
     let pacer = match Pacer::new() {
         Ok(p) => p,
         Err(e) => return ConnEnd::Dropped(format!("cannot create a timerfd: {e}")),
     };
-    let session = Session::new(shared, index);
+    let session = Session::new(shared, index, slot);
     let size = shared.size;
     let opcode = match shared.mode {
         Mode::Binary => Opcode::Binary,
@@ -394,7 +422,7 @@ pub async fn run(stream: ZeroStream, index: u32, shared: &ConnShared) -> ConnEnd
         end = Some(conn.run_loop(&pacer).await);
     }
     let end = end.unwrap_or(ConnEnd::Finished);
-    conn.session.count_lost();
+    conn.session.give_up_outstanding();
     match &end {
         ConnEnd::Finished => {
             conn.session.note_finish();
@@ -441,8 +469,9 @@ impl ZeroConn<'_> {
         }
     }
 
-    /// Fills a slot of the row for every message due now; the write follows in `poll_io`.
+    /// Fills a slot of the row for every message due now (one batch); the write follows in `poll_io`.
     fn send_due(&mut self) {
+        self.session.start_batch();
         let w = &mut self.wire;
         while w.has_room() {
             let Some(intended) = self.session.next_due() else {
@@ -595,9 +624,11 @@ mod tests {
         assert_eq!(check_response(ok.as_bytes(), key), Ok(Some(ok.len())));
         assert_eq!(check_response(&ok.as_bytes()[..40], key), Ok(None));
         let wrong = ok.replace("s3pP", "AAAA");
-        assert!(check_response(wrong.as_bytes(), key).unwrap_err().contains("Accept"));
+        assert!(check_response(wrong.as_bytes(), key).unwrap_err().to_string().contains("Accept"));
         let refused = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
-        assert!(check_response(refused.as_bytes(), key).unwrap_err().contains("404"));
+        let e = check_response(refused.as_bytes(), key).unwrap_err();
+        assert!(e.to_string().contains("404"));
+        assert_eq!(e.cause(), "HTTP status 404");
     }
 
     #[test]

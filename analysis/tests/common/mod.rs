@@ -175,6 +175,7 @@ pub fn write_loadgen(dir: &Path, shape: &ConfigShape, seed: u64, warnings: Vec<W
             p99_us: s.p99,
             p99_9_us: s.p99_9,
             max_us: s.max,
+            ..Default::default()
         })
         .unwrap();
     }
@@ -195,13 +196,15 @@ pub fn write_loadgen(dir: &Path, shape: &ConfigShape, seed: u64, warnings: Vec<W
         throughput_msgs_per_s: received as f64 / SECONDS as f64,
         rate: None,
         messages: MessageCounts { sent: received + errors, received, late: 0, errors, corrupted: 0, lost: 0 },
-        connections: ConnectionCounts { target: 10, established: 10, failed: 0 },
+        connections: ConnectionCounts { target: 10, established: 10, failed: 0, ..Default::default() },
         latency_us: LatencySummary::from_histogram_ns(&total),
         service_time_us: LatencySummary::from_histogram_ns(&hist::total(&service)),
         send_lag_us: LatencySummary::from_histogram_ns(&hist::total(&lag)),
         cpu: CpuUse { process_pct: 60.0, busiest_thread_pct: 58.0 },
         allocations_per_message: None,
         worker_allocations_per_message: None,
+        unanswered_min_age_us: None,
+        failed_checks: Vec::new(),
         warnings,
     };
     fs::write(dir.join(layout::SUMMARY), serde_json::to_string_pretty(&summary).unwrap()).unwrap();
