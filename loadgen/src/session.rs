@@ -142,7 +142,14 @@ impl<'a> Session<'a> {
         let now = now_ns();
         match self.schedule {
             Some(s) => {
-                let intended = s.intended(self.next_seq);
+                let mut intended = s.intended(self.next_seq);
+                if tl.is_warmup(intended) && !tl.is_warmup(now) {
+                    // A warm-up backlog is never measured: skip it, so that a load generator
+                    // behind schedule still sends measured messages in the window (its lag
+                    // then shows in send lag and latency) instead of warm-up ones only.
+                    self.next_seq = s.first_at_or_after(tl.measured_start_ns);
+                    intended = s.intended(self.next_seq);
+                }
                 // Sending ends with the window, even with a backlog left: what was not sent in
                 // time shows as a rate not reached, and the drain stays bounded.
                 if !tl.may_send(intended) || !tl.may_send(now) {
