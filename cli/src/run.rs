@@ -672,6 +672,8 @@ mod tests {
             threads: 1,
             drain_timeout: Duration::from_secs(1),
             interval: Duration::from_millis(250),
+            max_loss: 0.01,
+            max_failed_connections: 4,
         }
     }
 
@@ -682,6 +684,8 @@ mod tests {
         let rate: f64 = plans.iter().map(|p| p.rate.unwrap()).sum();
         assert!((rate - 9000.0).abs() < 1e-6);
         assert_eq!(plans[1].out.as_deref(), Some(Path::new("t/loadgen-1")));
+        assert!(plans.iter().all(|p| p.max_loss == 0.01));
+        assert_eq!(plans.iter().map(|p| p.max_failed_connections).collect::<Vec<_>>(), [2, 1, 1], "the budget is shared out");
     }
 
     #[test]
