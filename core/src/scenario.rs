@@ -137,6 +137,8 @@ pub struct LoadSpec {
     pub max_loss: f64,
     /// Connections of the whole configuration that may fail to open.
     pub max_failed_connections: u32,
+    /// Load-generator worker threads run under `SCHED_FIFO` (see [`crate::plan::LoadPlan::realtime`]).
+    pub realtime: bool,
 }
 
 // ---------------------------------------------------------------- the file as written
@@ -231,6 +233,7 @@ struct LoadSection {
     #[serde(default, deserialize_with = "crate::units::serde_share::deserialize_option")]
     max_loss: Option<f64>,
     max_failed_connections: Option<u32>,
+    realtime: Option<bool>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -251,7 +254,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval, max_loss, max_failed_connections
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime
         })
     }
 }
@@ -489,6 +492,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         interval: l.interval.unwrap_or(DEFAULT_INTERVAL),
         max_loss: l.max_loss.unwrap_or(0.0),
         max_failed_connections: l.max_failed_connections.unwrap_or(0),
+        realtime: l.realtime.unwrap_or(false),
     };
     if load.interval < MIN_INTERVAL {
         return Err(cfg(format!("load key `interval` is {}; the shortest histogram interval is {}", crate::units::format_duration(load.interval), crate::units::format_duration(MIN_INTERVAL))));

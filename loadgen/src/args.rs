@@ -86,6 +86,11 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_failed_connections: u32,
 
+    /// Run the worker threads under the real-time SCHED_FIFO policy (needs root or
+    /// CAP_SYS_NICE), so that on a busy machine they wake on time and the send lag stays low.
+    #[arg(long)]
+    pub realtime: bool,
+
     /// Folder for summary.json, intervals.csv and the .hlog files (created if missing); without
     /// it the summary is printed on stdout and nothing is written.
     #[arg(long, value_name = "DIR")]
@@ -120,6 +125,7 @@ impl LoadgenArgs {
             interval: self.interval,
             max_loss: self.max_loss,
             max_failed_connections: self.max_failed_connections,
+            realtime: self.realtime,
             out: self.out,
         };
         validate(&plan)?;
@@ -232,6 +238,7 @@ mod tests {
                 interval: Duration::from_millis(100),
                 max_loss: 0.001,
                 max_failed_connections: 7,
+                realtime: true,
                 out: Some("results/x/trial-1".into()),
             },
             LoadPlan { duration: Duration::from_secs(90), rate: Some(1e6), ..Default::default() },

@@ -94,6 +94,18 @@ impl Fleet {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (timeline, timeline_rx) = watch::channel(None);
         let (stop, stop_rx) = watch::channel(None);
+        if plan.realtime {
+            // Asked once on a thread that does nothing, so a refusal leaves no worker behind.
+            let (hold, held) = std_mpsc::channel::<()>();
+            let probe = std::thread::Builder::new().name("wsbench-realtime-check".into()).spawn(move || {
+                let _ = held.recv();
+                WorkerReport::default()
+            })?;
+            let allowed = set_realtime(&probe);
+            drop(hold);
+            let _ = probe.join();
+            allowed?;
+        }
         let connect_start_ns = now_ns();
         let mut threads = Vec::with_capacity(workers);
         for (id, recycled) in recycled.into_iter().enumerate() {
@@ -110,6 +122,10 @@ impl Fleet {
                 recycled,
             };
             let handle = std::thread::Builder::new().name(format!("wsbench-worker-{id}")).spawn(move || job.run())?;
+            if plan.realtime {
+                // Allowed, as checked above; a refusal now would still end the run.
+                set_realtime(&handle)?;
+            }
             threads.push(handle);
         }
         Ok(Fleet { threads, timeline, stop, events })
@@ -432,6 +448,23 @@ impl CpuWindow {
 pub fn instant_at(ns: u64) -> tokio::time::Instant {
     let (now, now_i) = (now_ns(), tokio::time::Instant::now());
     if ns >= now { now_i + Duration::from_nanos(ns - now) } else { now_i.checked_sub(Duration::from_nanos(now - ns)).unwrap_or(now_i) }
+}
+
+/// Real-time priority of the worker threads with `--realtime`: the lowest but one, above every
+/// ordinary thread. Workers sleep between messages, so they wake on time without taking a core.
+const REALTIME_PRIORITY: libc::c_int = 2;
+
+/// Puts a worker thread under `SCHED_FIFO`.
+fn set_realtime(handle: &JoinHandle<WorkerReport>) -> std::io::Result<()> {
+    use std::os::unix::thread::JoinHandleExt;
+    let param = libc::sched_param { sched_priority: REALTIME_PRIORITY };
+    // SAFETY: the pthread is alive (joinable, not joined) and `param` is a valid sched_param.
+    let rc = unsafe { libc::pthread_setschedparam(handle.as_pthread_t(), libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        let e = std::io::Error::from_raw_os_error(rc);
+        return Err(std::io::Error::new(e.kind(), format!("--realtime: cannot put worker threads under SCHED_FIFO ({e}); run as root or with CAP_SYS_NICE, or drop --realtime")));
+    }
+    Ok(())
 }
 
 /// Raises the soft limit of open files to the hard limit: every connection costs two

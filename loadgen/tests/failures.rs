@@ -130,3 +130,19 @@ fn usage_errors_exit_2_with_one_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("32 bytes"), "{stderr}");
 }
+
+#[test]
+fn realtime_priority_refused_is_a_one_line_error() {
+    // setpriv (util-linux) drops CAP_SYS_NICE, as for any unprivileged user.
+    let ok = std::process::Command::new("setpriv").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "this test needs `setpriv` (util-linux) on PATH");
+    let server = EchoServer::start(None);
+    let out = std::process::Command::new("setpriv")
+        .args(["--bounding-set=-sys_nice", "--inh-caps=-sys_nice", env!("CARGO_BIN_EXE_wsbench-loadgen"), "--url", &server.url(), "--realtime", "--duration", "1s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("SCHED_FIFO") && stderr.contains("--realtime"), "{stderr}");
+}
