@@ -353,7 +353,15 @@ fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &Capacit
         let (judged, achieved, latency) = match run_trial(cx, &probe_config, &dir.join(&name)) {
             Ok(s) => judge(search, rate, &s),
             Err(TrialError::ServerStart(e)) => return Err(TrialError::ServerStart(e)),
-            Err(TrialError::Failed(e)) => (Judged::Broken(format!("trial failed: {e:#}")), 0.0, Default::default()),
+            // A load generator that failed its checks (exit 1) still wrote what it measured:
+            // the probe keeps its figures, and its verdict says why it failed.
+            Err(TrialError::Failed(e)) => match read_summary(&dir.join(&name).join(layout::SUMMARY)) {
+                Ok(s) => match judge(search, rate, &s) {
+                    (Judged::Meets(_), achieved, latency) => (Judged::Broken(format!("trial failed: {e:#}")), achieved, latency),
+                    judged => judged,
+                },
+                Err(_) => (Judged::Broken(format!("trial failed: {e:#}")), 0.0, Default::default()),
+            },
         };
         let (passed, repeatable, verdict) = match judged {
             Judged::Meets(v) => (true, false, v),
@@ -455,7 +463,9 @@ fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f6
     let judged = if !s.complete {
         Judged::Broken(format!("incomplete: {}", s.reason.as_deref().unwrap_or("unknown reason")))
     } else if bad > 0 {
-        Judged::Broken(format!("{bad} errors, corrupted or lost messages"))
+        Judged::Broken(format!("{bad} errors, corrupted or unanswered messages"))
+    } else if !s.failed_checks.is_empty() {
+        Judged::Broken(s.failed_checks.join("; "))
     } else if achieved < ACHIEVED_SHARE * asked {
         Judged::Misses(note(format!("overloaded: only {achieved:.0} msgs/s answered")))
     } else if !search.slo.holds(&s.latency_us) {
