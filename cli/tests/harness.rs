@@ -69,10 +69,10 @@ server = { runtime = "multi-thread", workers = 2 }
             ] {
                 assert!(v.get(key).is_some(), "{}: summary.json lacks `{key}`", dir.display());
             }
-            for key in ["sent", "received", "errors", "corrupted", "lost"] {
+            for key in ["sent", "received", "late", "errors", "corrupted", "unanswered"] {
                 assert!(v["messages"].get(key).is_some(), "messages.{key}");
             }
-            for key in ["target", "established", "failed"] {
+            for key in ["target", "established", "failed", "failures"] {
                 assert!(v["connections"].get(key).is_some(), "connections.{key}");
             }
             for block in ["latency_us", "service_time_us", "send_lag_us"] {
