@@ -49,7 +49,10 @@ pub enum Command {
         csv: PathBuf,
     },
     /// Merge the outputs of several load-generator processes of one trial, losslessly
-    /// (interval histograms are added, never averaged).
+    /// (interval histograms are added, never averaged). Results that measured different things
+    /// (message size, mode, client engine, server workload, server, rate plan, window) are
+    /// refused with exit 2 naming the differing keys. Exit 0: merged; 1: could not write;
+    /// 2: bad input.
     Merge {
         /// Load-generator output directories (each with summary.json and .hlog files).
         #[arg(required = true, num_args = 1..)]
@@ -57,6 +60,10 @@ pub enum Command {
         /// Where to write the merged summary.json, logs and intervals.csv.
         #[arg(long)]
         out: PathBuf,
+        /// Merge even results that differ; the merged summary lists every differing value
+        /// under config.differing.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -170,7 +177,7 @@ pub fn main_with(cli: Cli, argv: Vec<String>) -> ExitCode {
                 }
             }
         }
-        Command::Merge { dirs, out } => match wsbench_analysis::merge_loadgen(&dirs, &out) {
+        Command::Merge { dirs, out, force } => match wsbench_analysis::merge_loadgen(&dirs, &out, force) {
             Ok(summary) => {
                 println!(
                     "merged {} load generators into {}: {} messages, {:.0} msgs/s, p99 {:.1} µs",
@@ -184,7 +191,7 @@ pub fn main_with(cli: Cli, argv: Vec<String>) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("wsbench merge: {e}");
-                ExitCode::from(EXIT_FAILED)
+                ExitCode::from(if e.is_bad_input() { EXIT_USAGE } else { EXIT_FAILED })
             }
         },
     }

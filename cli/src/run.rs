@@ -317,7 +317,7 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     if plans.len() > 1 {
         let shards: Vec<PathBuf> = (0..plans.len()).map(|i| layout::shard_dir(&dir, i)).filter(|d| d.join(layout::SUMMARY).exists()).collect();
         if !shards.is_empty() {
-            wsbench_analysis::merge_loadgen(&shards, &dir).map_err(|e| TrialError::Failed(anyhow!("cannot merge the load generators' results: {e}")))?;
+            wsbench_analysis::merge_loadgen(&shards, &dir, false).map_err(|e| TrialError::Failed(anyhow!("cannot merge the load generators' results: {e}")))?;
         }
     }
 
