@@ -82,9 +82,11 @@ pub struct CompareArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "baseline")]
     pub config: Option<String>,
     /// Exit 1 when a metric is significantly past a change, e.g. 'p99 > +10%' or
-    /// 'throughput < -5%': the whole confidence interval must lie past it, so a difference that
-    /// may be noise does not fail.
-    /// Metrics: capacity, throughput, p50, p99, p99.9, max, errors, cpu, rss, allocations,
+    /// 'throughput < -5%' (the whole confidence interval must lie past it, so a difference that
+    /// may be noise does not fail), or past an absolute limit, e.g. 'p99 > 5ms' or
+    /// 'throughput < 50000'. With fewer than 5 trials a side, changes are not judged
+    /// (inconclusive, exit 0) and an absolute limit fails only when every trial is past it.
+    /// Metrics: capacity, throughput, p50, p95, p99, p99.9, max, errors, cpu, rss, allocations,
     /// loadgen-allocations. Repeatable.
     #[arg(long = "fail-if", value_name = "CONDITION")]
     pub fail_if: Vec<String>,
@@ -130,7 +132,7 @@ fn compare_main(args: CompareArgs) -> ExitCode {
         return usage(&format_args!("cannot write the comparison: {e}"));
     }
     // The verdict on the gates also goes to stderr, so a CI log shows it whatever the format.
-    for line in comparison.gate_lines() {
+    for line in comparison.warnings().into_iter().chain(comparison.gate_lines()) {
         eprintln!("wsbench compare: {line}");
     }
     ExitCode::from(comparison.exit_code())

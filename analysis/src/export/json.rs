@@ -19,7 +19,7 @@
 //!       "candidate": {"median": 850.0, "values": [845.0, 850.0, 861.0]},
 //!       "ratio": 1.0468,                    // candidate median / base median
 //!       "ci": {"low": 1.018, "high": 1.09}, // null with a single trial on a side
-//!       "verdict": "worse"                  // better | worse | no_significant_change | not_enough_trials
+//!       "verdict": "worse"                  // better | worse | no_significant_change | inconclusive
 //!     }],
 //!     "notes": ["..."]                      // metrics measured on one side only, trials left out
 //!   }],
@@ -106,6 +106,8 @@ struct Metric<'a> {
     candidate: Values<'a>,
     ratio: f64,
     ci: Option<Interval>,
+    /// The candidate's median interval in the metric's unit (absolute thresholds).
+    candidate_ci: Option<Interval>,
     verdict: &'static str,
 }
 
@@ -114,6 +116,8 @@ struct Threshold<'a> {
     spec: &'a str,
     metric: &'static str,
     direction: &'static str,
+    /// `change` (limit is a ratio, 1.1 for +10 %) or `absolute` (limit in the metric's unit).
+    kind: &'static str,
     limit: f64,
     breached: bool,
     outcomes: Vec<Outcome<'a>>,
@@ -159,6 +163,7 @@ fn document(c: &Comparison) -> Doc<'_> {
                         candidate: Values { median: m.candidate_median, values: &m.candidate },
                         ratio: m.ratio,
                         ci: m.ci.map(|ci| Interval { low: ci.low, high: ci.high }),
+                        candidate_ci: m.candidate_ci.map(|ci| Interval { low: ci.low, high: ci.high }),
                         verdict: m.verdict.key(),
                     })
                     .collect(),
@@ -176,6 +181,7 @@ fn document(c: &Comparison) -> Doc<'_> {
                     Direction::Above => "above",
                     Direction::Below => "below",
                 },
+                kind: if g.threshold.is_absolute() { "absolute" } else { "change" },
                 limit: g.threshold.limit(),
                 breached: g.breached(),
                 outcomes: g
@@ -187,7 +193,7 @@ fn document(c: &Comparison) -> Doc<'_> {
                         status: match o.status {
                             GateStatus::Breached => "breached",
                             GateStatus::Held => "held",
-                            GateStatus::Unchecked => "unchecked",
+                            GateStatus::Inconclusive => "inconclusive",
                         },
                     })
                     .collect(),
