@@ -168,3 +168,33 @@ fn the_csv_export_carries_the_capacity_of_every_trial() {
     }
     fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn probe_warnings_are_listed_with_counts_and_a_load_generator_limit_is_named() {
+    let dir = common::temp_dir("capacity-warnings");
+    let mut search = common::fabricate_search(&dir.join("run"));
+    let run = search.run.dir.clone();
+    // Trial 1 of the first configuration: the load generator fell behind in every failing probe,
+    // the last of which ended the search.
+    let r = &mut search.searches[0][0];
+    let n = r.probes.len();
+    for p in r.probes.iter_mut().filter(|p| !p.passed) {
+        p.load_generator_behind = true;
+        p.warnings = vec![wsbench_core::warning::Warning::send_lag_high(4_200.0)];
+    }
+    let lagged = r.probes.iter().filter(|p| !p.passed).count();
+    assert!(lagged > 0);
+    r.limited_by = Some(wsbench_core::result::LimitedBy::LoadGenerator);
+    common::write_capacity(&layout::trial_dir(&run, &search.run.manifest.configs[0].name, 1), r);
+
+    let md = fs::read_to_string(wsbench_analysis::report(&run).unwrap().report_md).unwrap();
+    let warnings = &md[md.find("## Warnings").unwrap()..];
+    let warnings = &warnings[..warnings[3..].find("\n## ").map(|i| i + 3).unwrap_or(warnings.len())];
+    assert!(!warnings.contains("None:"), "{warnings}");
+    assert!(warnings.contains(&format!("send lag high** in {lagged} of {n} probes")), "{warnings}");
+    assert!(warnings.contains(&format!("its schedule in {lagged} of {n} probes; it ended the search")), "{warnings}");
+    let capacity = &md[md.find("## Capacity").unwrap()..];
+    assert!(capacity.contains("| limited by") && capacity.contains("load generator, server"), "{capacity}");
+    assert!(capacity.contains("at least "), "{capacity}");
+    fs::remove_dir_all(&dir).ok();
+}

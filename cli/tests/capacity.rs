@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use wsbench_core::result::CapacityResult;
+use wsbench_core::result::{CapacityResult, LimitedBy};
 
 /// The server's capacity, msgs/s.
 const R: f64 = 1000.0;
@@ -105,6 +105,10 @@ max_probes = 14
     let mut problems = Vec::new();
     if !c.converged {
         problems.push("the search did not converge".to_string());
+    }
+    // The server is the limit here by construction, and the result must say so.
+    if c.limited_by != Some(LimitedBy::Server) {
+        problems.push(format!("limited by {:?}, expected the server", c.limited_by));
     }
     if !(lower..=upper).contains(&found) {
         problems.push(format!("capacity {found:.1} msgs/s is outside [{lower:.1}, {upper:.1}] around {R}"));

@@ -428,7 +428,16 @@ pub fn simulate_search(true_capacity: f64) -> CapacityResult {
         } else {
             format!("misses {slo}")
         };
-        probes.push(CapacityProbe { dir: format!("probe-{k:02}"), asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict });
+        probes.push(CapacityProbe {
+            dir: format!("probe-{k:02}"),
+            asked_msgs_per_s: rate,
+            achieved_msgs_per_s: achieved,
+            latency_us: latency,
+            passed,
+            verdict,
+            load_generator_behind: false,
+            warnings: Vec::new(),
+        });
         if passed {
             pass = Some(pass.map_or(rate, |p: f64| p.max(rate)));
         } else {
@@ -451,6 +460,7 @@ pub fn simulate_search(true_capacity: f64) -> CapacityResult {
         precision,
         capacity_msgs_per_s: pass.unwrap_or(0.0),
         first_failing_msgs_per_s: fail,
+        limited_by: Some(if fail.is_some() { LimitedBy::Server } else { LimitedBy::SearchLimit }),
         converged,
         probes,
     }
