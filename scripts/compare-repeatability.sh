@@ -7,10 +7,10 @@
 # 1. A/A at the default trial count: 10 runs of scenarios/quick.toml (2 trials each, unchanged),
 #    compared pairwise (45 compares) with --fail-if 'p99 > +10%' --fail-if 'throughput < -5%'.
 #    Every compare should exit 0.
-# 2. A doubled p99 at 5 trials: a server that pauses 10 ms every 500 ms (2 % of messages delayed
-#    by up to 10 ms: p99 about 5 ms) against one that pauses 20 ms every 1 s (2 % delayed by up to
-#    20 ms: p99 about 10 ms). 5 base runs x 4 candidate runs = 20 compares with
-#    --fail-if 'p99 > +10%'; every compare should exit 1. The 5 base runs also give 10 A/A
+# 2. A doubled p99 at 5 trials: a server that pauses P ms every 500 ms (2 % of messages delayed
+#    by up to P ms: p99 about P/2) against one that pauses 2P ms every 1 s (2 % delayed by up to
+#    2P ms: p99 about P). P is PAUSE_MS (default 20). 5 base runs x 4 candidate runs = 20 compares
+#    with --fail-if 'p99 > +10%'; every compare should exit 1. The 5 base runs also give 10 A/A
 #    compares at 5 trials, which should exit 0.
 # Runs that already exist in WORK_DIR are reused, so the compares can be repeated with another
 # build. Takes about 10 minutes on a 2-core machine.
@@ -51,9 +51,11 @@ for i in $(seq -w 1 10); do
     done
 done
 
+pause_ms="${PAUSE_MS:-20}"
+doubled="$work/doubled-${pause_ms}ms"
 for variant in base candidate; do
-    if [ "$variant" = base ]; then every=500ms; pause=10ms; else every=1s; pause=20ms; fi
-    cat >"$work/pause-$variant.toml" <<EOF
+    if [ "$variant" = base ]; then every=500ms; pause="${pause_ms}ms"; else every=1s; pause="$((2 * pause_ms))ms"; fi
+    cat >"$work/pause-$variant-${pause_ms}ms.toml" <<EOF
 name = "pause-$variant"
 description = "open loop at 4,000 msgs/s against a server pausing $pause every $every"
 trials = 5
@@ -73,17 +75,17 @@ drain_timeout = "1s"
 name = "multi-thread"
 EOF
 done
-for i in 1 2 3 4 5; do run "$work/pause-base.toml" "$work/doubled" "base-$i"; done
-for i in 1 2 3 4; do run "$work/pause-candidate.toml" "$work/doubled" "candidate-$i"; done
+for i in 1 2 3 4 5; do run "$work/pause-base-${pause_ms}ms.toml" "$doubled" "base-$i"; done
+for i in 1 2 3 4; do run "$work/pause-candidate-${pause_ms}ms.toml" "$doubled" "candidate-$i"; done
 declare -A caught=() aa5=()
 for i in 1 2 3 4 5; do
     for j in 1 2 3 4; do
-        c=$(compare "$work/doubled/pause-base/base-$i" "$work/doubled/pause-candidate/candidate-$j" --fail-if 'p99 > +10%')
+        c=$(compare "$doubled/pause-base/base-$i" "$doubled/pause-candidate/candidate-$j" --fail-if 'p99 > +10%')
         caught[$c]=$(( ${caught[$c]:-0} + 1 ))
     done
     for j in 1 2 3 4 5; do
         [ "$i" -lt "$j" ] || continue
-        c=$(compare "$work/doubled/pause-base/base-$i" "$work/doubled/pause-base/base-$j" --fail-if 'p99 > +10%')
+        c=$(compare "$doubled/pause-base/base-$i" "$doubled/pause-base/base-$j" --fail-if 'p99 > +10%')
         aa5[$c]=$(( ${aa5[$c]:-0} + 1 ))
     done
 done
@@ -105,7 +107,7 @@ for run in sys.argv[1:]:
 PY
 }
 echo "A/A, quick.toml at its default trials (45 compares): $(codes aa)"
-echo "doubled p99, 5 trials, 'p99 > +10%' (20 compares): $(codes caught)"
+echo "doubled p99 (${pause_ms} ms every 500 ms vs $((2 * pause_ms)) ms every 1 s), 5 trials, 'p99 > +10%' (20 compares): $(codes caught)"
 echo "A/A, 5 trials, 'p99 > +10%' (10 compares): $(codes aa5)"
-p99s "$work"/doubled/pause-base/base-* "$work"/doubled/pause-candidate/candidate-*
+p99s "$doubled"/pause-base/base-* "$doubled"/pause-candidate/candidate-*
 echo "compare outputs: $work/compares.log"

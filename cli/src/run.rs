@@ -512,6 +512,10 @@ fn capacity_line(c: &CapacityResult) -> String {
     let behind = c.probes.iter().filter(|p| p.load_generator_behind).count();
     let behind = if behind > 0 { format!("; the load generator fell behind in {behind} of {} probes", c.probes.len()) } else { String::new() };
     match (c.limited_by, c.first_failing_msgs_per_s) {
+        (Some(LimitedBy::LoadGenerator), Some(f)) if c.capacity_msgs_per_s <= 0.0 => format!(
+            "no capacity measured under {}: the load generator could not keep its schedule even at {f:.0} msgs/s ({probes}){behind}",
+            c.slo
+        ),
         (Some(LimitedBy::LoadGenerator), Some(f)) => format!(
             "capacity at least {:.0} msgs/s under {}; the load generator could not offer more (it fell behind its schedule at {f:.0} msgs/s; {probes}){behind}",
             c.capacity_msgs_per_s, c.slo
