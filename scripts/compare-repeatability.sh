@@ -11,7 +11,7 @@
 #    by up to P ms: p99 about P/2) against one that pauses 2P ms every 1 s (2 % delayed by up to
 #    2P ms: p99 about P). P is PAUSE_MS (default 20). 5 base runs x 4 candidate runs = 20 compares
 #    with --fail-if 'p99 > +10%'; every compare should exit 1. The 5 base runs also give 10 A/A
-#    compares at 5 trials, which should exit 0.
+#    compares at 5 trials, which should exit 0. DOUBLED_TRIALS changes the 5.
 # Runs that already exist in WORK_DIR are reused, so the compares can be repeated with another
 # build. Takes about 10 minutes on a 2-core machine.
 set -euo pipefail
@@ -52,13 +52,13 @@ for i in $(seq -w 1 10); do
 done
 
 pause_ms="${PAUSE_MS:-20}"
-doubled="$work/doubled-${pause_ms}ms"
+doubled="$work/doubled-${pause_ms}ms${DOUBLED_TRIALS:+-${DOUBLED_TRIALS}trials}"
 for variant in base candidate; do
     if [ "$variant" = base ]; then every=500ms; pause="${pause_ms}ms"; else every=1s; pause="$((2 * pause_ms))ms"; fi
-    cat >"$work/pause-$variant-${pause_ms}ms.toml" <<EOF
+    cat >"$doubled-$variant.toml" <<EOF
 name = "pause-$variant"
 description = "open loop at 4,000 msgs/s against a server pausing $pause every $every"
-trials = 5
+trials = ${DOUBLED_TRIALS:-5}
 [server]
 runtime = "multi-thread"
 workers = 2
@@ -75,8 +75,8 @@ drain_timeout = "1s"
 name = "multi-thread"
 EOF
 done
-for i in 1 2 3 4 5; do run "$work/pause-base-${pause_ms}ms.toml" "$doubled" "base-$i"; done
-for i in 1 2 3 4; do run "$work/pause-candidate-${pause_ms}ms.toml" "$doubled" "candidate-$i"; done
+for i in 1 2 3 4 5; do run "$doubled-base.toml" "$doubled" "base-$i"; done
+for i in 1 2 3 4; do run "$doubled-candidate.toml" "$doubled" "candidate-$i"; done
 declare -A caught=() aa5=()
 for i in 1 2 3 4 5; do
     for j in 1 2 3 4; do
@@ -107,7 +107,7 @@ for run in sys.argv[1:]:
 PY
 }
 echo "A/A, quick.toml at its default trials (45 compares): $(codes aa)"
-echo "doubled p99 (${pause_ms} ms every 500 ms vs $((2 * pause_ms)) ms every 1 s), 5 trials, 'p99 > +10%' (20 compares): $(codes caught)"
-echo "A/A, 5 trials, 'p99 > +10%' (10 compares): $(codes aa5)"
+echo "doubled p99 (${pause_ms} ms every 500 ms vs $((2 * pause_ms)) ms every 1 s), ${DOUBLED_TRIALS:-5} trials, 'p99 > +10%' (20 compares): $(codes caught)"
+echo "A/A, ${DOUBLED_TRIALS:-5} trials, 'p99 > +10%' (10 compares): $(codes aa5)"
 p99s "$doubled"/pause-base/base-* "$doubled"/pause-candidate/candidate-*
 echo "compare outputs: $work/compares.log"
