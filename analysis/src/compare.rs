@@ -420,14 +420,14 @@ impl Comparison {
                         })
                         .collect()
                 };
-                let (breached, unchecked) = (pairs(GateStatus::Breached), pairs(GateStatus::Inconclusive));
+                let (breached, inconclusive) = (pairs(GateStatus::Breached), pairs(GateStatus::Inconclusive));
                 let mut line = if breached.is_empty() {
                     format!("--fail-if '{}' held", th.spec)
                 } else {
                     format!("--fail-if '{}' breached: {}", th.spec, breached.join(", "))
                 };
-                if !unchecked.is_empty() {
-                    line += &format!("; inconclusive, not failed (too few trials to judge): {}", unchecked.join(", "));
+                if !inconclusive.is_empty() {
+                    line += &format!("; inconclusive, not failed (too few trials to judge): {}", inconclusive.join(", "));
                 }
                 line
             })

@@ -11,22 +11,23 @@
 //!   "confidence": 0.95, "resamples": 10000, "seed": 6292445969799923745,
 //!   "failed": false,                        // a --fail-if threshold was breached (exit code 1)
 //!   "pairs": [{
-//!     "base":      {"name": "no-pause", "dir": "...", "trials_used": 3, "trials_total": 3},
-//!     "candidate": {"name": "no-pause", "dir": "...", "trials_used": 3, "trials_total": 3},
+//!     "base":      {"name": "no-pause", "dir": "...", "trials_used": 5, "trials_total": 5},
+//!     "candidate": {"name": "no-pause", "dir": "...", "trials_used": 5, "trials_total": 5},
 //!     "metrics": [{
 //!       "metric": "p99", "label": "p99 latency", "unit": "us", "better": "lower",
-//!       "base":      {"median": 812.0, "values": [790.0, 812.0, 830.5]},
-//!       "candidate": {"median": 850.0, "values": [845.0, 850.0, 861.0]},
+//!       "base":      {"median": 812.0, "values": [790.0, 812.0, 830.5, 801.0, 845.0]},
+//!       "candidate": {"median": 850.0, "values": [845.0, 850.0, 861.0, 839.0, 870.0]},
 //!       "ratio": 1.0468,                    // candidate median / base median
-//!       "ci": {"low": 1.018, "high": 1.09}, // null with a single trial on a side
+//!       "ci": {"low": 1.018, "high": 1.09}, // null with fewer than 5 trials on a side
+//!       "candidate_ci": {"low": 839.0, "high": 870.0}, // the candidate's median, in the unit
 //!       "verdict": "worse"                  // better | worse | no_significant_change | inconclusive
 //!     }],
 //!     "notes": ["..."]                      // metrics measured on one side only, trials left out
 //!   }],
 //!   "unmatched": ["..."],                   // configurations not compared, and why
 //!   "thresholds": [{
-//!     "spec": "p99 > +10%", "metric": "p99", "direction": "above", "limit": 1.1, "breached": false,
-//!     "outcomes": [{"base": "no-pause", "candidate": "no-pause", "status": "held"}]  // breached | held | unchecked
+//!     "spec": "p99 > +10%", "metric": "p99", "direction": "above", "kind": "change", "limit": 1.1, "breached": false,
+//!     "outcomes": [{"base": "no-pause", "candidate": "no-pause", "status": "held"}]  // breached | held | inconclusive
 //!   }]
 //! }
 //! ```

@@ -65,8 +65,10 @@ pub fn comparison_document(c: &Comparison) -> Document {
     let pct = format!("{:.0} %", c.settings.confidence * 100.0);
     d.paragraph(plain(format!(
         "Each value is the median over a configuration's trials; change is candidate / base − 1 with its {pct} confidence interval \
-         (percentile bootstrap over trials, {} resamples). A verdict is better or worse only when the whole interval lies on one side of no change.",
-        c.settings.resamples
+         (percentile bootstrap over trials, {} resamples). A verdict is better or worse only when the whole interval lies on one side of no change; \
+         with fewer than {} trials on a side there is no interval and the verdict is inconclusive.",
+        c.settings.resamples,
+        compare::MIN_TRIALS
     )));
 
     for p in &c.pairs {
