@@ -4,14 +4,19 @@
 //! For every metric of [`METRICS`] that both sides measured: the median over each side's usable
 //! trials, the ratio candidate / base, and the 95 % bootstrap interval of that ratio
 //! ([`crate::stats::bootstrap`]). The verdict is *better* or *worse* only when the interval
-//! excludes 1 (no change), in the direction the metric improves; with a single trial on a side
-//! there is no interval and the verdict says so.
+//! excludes 1 (no change), in the direction the metric improves. With fewer than
+//! [`MIN_TRIALS`] trials on a side a percentile bootstrap cannot carry a 95 % interval (with two
+//! trials it can only combine the two values), so no interval is given and the verdict is
+//! *inconclusive*: too few trials for a confident verdict.
 //!
 //! `--fail-if` thresholds ([`Threshold`]) gate on the same intervals: `p99 > +10%` is breached
 //! only when the *whole* interval lies above 1.10, i.e. when the candidate is significantly more
-//! than 10 % slower. A difference that may be noise never fails a job, so comparing a build with
-//! itself (A/A) does not fail, however noisy the machine; the price is that a real regression
-//! near the threshold needs enough trials to be caught.
+//! than 10 % slower; with too few trials it is not judged and does not fail. A difference that
+//! may be noise never fails a job, so comparing a build with itself (A/A) does not fail, however
+//! noisy the machine; the price is that a real regression near the threshold needs enough trials
+//! to be caught. Absolute thresholds (`p99 > 5ms`, `throughput < 50000`) hold the candidate's own
+//! median against a limit: with enough trials its whole interval must lie past the limit, with
+//! fewer every trial must (see [`Threshold`]).
 //!
 //! Reading goes through [`crate::load`]; presenting is [`crate::export`]. Exit codes: 0 all
 //! thresholds held, 1 one was breached ([`Comparison::exit_code`]), 2 bad input
@@ -22,14 +27,25 @@ use std::str::FromStr;
 
 use crate::error::AnalysisError;
 use crate::load::{self, ConfigRun, Results};
-use crate::metric::{self, Better, Metric, METRICS};
+use crate::metric::{self, Better, Metric, Unit, METRICS};
 use crate::stats::bootstrap::{self, ratio};
 use crate::stats::usable;
 
 pub use crate::stats::bootstrap::{Interval, Settings};
 
 /// Version of the JSON document `--format json` writes (see [`crate::export::json`]).
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: verdict `inconclusive` (was `not_enough_trials`), threshold status `inconclusive` (was
+/// `unchecked`), absolute thresholds.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Fewer trials than this on a side give no interval and no verdict: the 2.5 % and 97.5 %
+/// quantiles of a bootstrap over fewer values are just the extreme values recombined.
+pub const MIN_TRIALS: usize = 5;
+
+/// What a comparison with too few trials says, on stderr and beside the table.
+pub fn too_few_trials(n: usize) -> String {
+    format!("too few trials for a confident verdict (n = {n}; at least {MIN_TRIALS} recommended)")
+}
 
 /// Every threshold held (or none was given).
 pub const EXIT_OK: u8 = 0;
@@ -84,21 +100,44 @@ pub enum Direction {
     Below,
 }
 
-/// One `--fail-if` condition: `p99 > +10%`, `throughput < -5%`.
+/// What a threshold's number is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    /// `+10%`: a change of the candidate against the base, in percent.
+    Change { percent: f64 },
+    /// `5ms`, `50000`: a value of the candidate itself, in the metric's unit (µs for latencies).
+    Absolute { value: f64 },
+}
+
+/// One `--fail-if` condition: `p99 > +10%`, `throughput < -5%` (changes against the base), or
+/// `p99 > 5ms`, `throughput < 50000` (limits on the candidate's own value, as SLOs are stated).
+///
+/// A change is breached when the whole interval of candidate / base lies past `1 ± N/100`. An
+/// absolute limit is breached, with at least [`MIN_TRIALS`] candidate trials, when the whole
+/// interval of the candidate's median lies past it; with fewer trials there is no interval, and
+/// it is breached only when *every* trial is past the limit (what was measured, with no claim
+/// beyond it), inconclusive when the trials disagree, and held when none is past it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
     /// As the user wrote it.
     pub spec: String,
     pub metric: &'static Metric,
     pub direction: Direction,
-    /// The change in percent: `+10` for `+10%`.
-    pub percent: f64,
+    pub limit: Limit,
 }
 
 impl Threshold {
-    /// The ratio the interval is held against: 1.10 for `+10%`, 0.95 for `-5%`.
+    /// The number the interval is held against: the ratio 1.10 for `+10%`, 0.95 for `-5%`; the
+    /// value in the metric's unit for an absolute limit.
     pub fn limit(&self) -> f64 {
-        1.0 + self.percent / 100.0
+        match self.limit {
+            Limit::Change { percent } => 1.0 + percent / 100.0,
+            Limit::Absolute { value } => value,
+        }
+    }
+
+    pub fn is_absolute(&self) -> bool {
+        matches!(self.limit, Limit::Absolute { .. })
     }
 
     /// Breached only when the whole interval lies past the limit.
@@ -108,15 +147,33 @@ impl Threshold {
             Direction::Below => ci.below(self.limit()),
         }
     }
+
+    /// True when one value lies past the limit (absolute thresholds).
+    fn past(&self, v: f64) -> bool {
+        match self.direction {
+            Direction::Above => v > self.limit(),
+            Direction::Below => v < self.limit(),
+        }
+    }
+
+    /// The limit for people: `+10.0 %` or `5.00 ms`.
+    pub fn limit_text(&self) -> String {
+        match self.limit {
+            Limit::Change { .. } => change(self.limit()),
+            Limit::Absolute { value } => self.metric.unit.format(value),
+        }
+    }
 }
 
 impl FromStr for Threshold {
     type Err = CompareError;
 
-    /// `METRIC > +N%` or `METRIC < -N%` (spaces optional, the sign of N optional).
+    /// `METRIC > +N%` / `METRIC < -N%` (a change), or `METRIC > VALUE` / `METRIC < VALUE` (an
+    /// absolute limit: a duration such as `5ms` for latencies, a size such as `512MiB` for
+    /// memory, a plain number in the metric's unit otherwise). Spaces and the sign of N optional.
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let bad = |why: String| CompareError::BadThreshold { spec: spec.to_owned(), why };
-        let form = "write METRIC > +N% or METRIC < -N%, e.g. 'p99 > +10%' or 'throughput < -5%'";
+        let form = "write METRIC > +N% or METRIC < -N% for a change, or METRIC > VALUE for a limit, e.g. 'p99 > +10%', 'throughput < -5%', 'p99 > 5ms', 'throughput < 50000'";
         let Some(at) = spec.find(['>', '<']) else {
             return Err(bad(format!("no > or <; {form}")));
         };
@@ -129,14 +186,47 @@ impl FromStr for Threshold {
             return Err(bad(format!("no metric before the comparison; {form}")));
         }
         let metric = metric::find(name).ok_or_else(|| bad(format!("unknown metric '{name}'; known metrics: {}", metric::keys())))?;
-        let Some(number) = rest.strip_suffix('%') else {
-            return Err(bad(format!("the limit must be a change in percent such as +10%; {form}")));
+        let limit = match rest.strip_suffix('%') {
+            Some(number) => {
+                let percent: f64 = number.trim().parse().map_err(|_| bad(format!("'{number}' is not a number; {form}")))?;
+                if !percent.is_finite() || percent <= -100.0 {
+                    return Err(bad("the change must be a finite percentage above -100%".into()));
+                }
+                Limit::Change { percent }
+            }
+            None => Limit::Absolute { value: absolute(metric, rest).map_err(|why| bad(format!("{why}; {form}")))? },
         };
-        let percent: f64 = number.trim().parse().map_err(|_| bad(format!("'{number}' is not a number; {form}")))?;
-        if !percent.is_finite() || percent <= -100.0 {
-            return Err(bad("the change must be a finite percentage above -100%".into()));
+        Ok(Self { spec: spec.trim().to_owned(), metric, direction, limit })
+    }
+}
+
+/// An absolute limit in the metric's unit: latencies need a time unit (a bare `5` could be µs or
+/// ms), memory takes a size, rates may end in `msgs/s`, the rest are plain numbers.
+fn absolute(metric: &Metric, text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let value = match metric.unit {
+        Unit::Latency => {
+            if text.parse::<f64>().is_ok() {
+                return Err(format!("'{text}' needs a time unit, e.g. {text}ms or {text}us (a change needs a % sign)"));
+            }
+            let us = text.strip_suffix("us").or_else(|| text.strip_suffix("µs")).and_then(|n| n.trim().parse::<f64>().ok());
+            let ms = text.strip_suffix("ms").and_then(|n| n.trim().parse::<f64>().ok()).map(|v| v * 1e3);
+            match us.or(ms) {
+                Some(v) => v,
+                None => wsbench_core::units::parse_duration(text)?.as_secs_f64() * 1e6,
+            }
         }
-        Ok(Self { spec: spec.trim().to_owned(), metric, direction, percent })
+        Unit::Bytes => wsbench_core::units::parse_size(text)? as f64,
+        Unit::Rate => {
+            let n = text.strip_suffix("msgs/s").unwrap_or(text).trim();
+            n.parse().map_err(|_| format!("'{text}' is not a rate in msgs/s (a change needs a % sign)"))?
+        }
+        _ => text.parse().map_err(|_| format!("'{text}' is not a number in {} (a change needs a % sign)", metric.unit.name()))?,
+    };
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("'{text}' is not a finite, non-negative value"))
     }
 }
 
@@ -158,15 +248,15 @@ pub enum Verdict {
     Worse,
     /// The interval contains 1: any difference may be noise.
     NoSignificantChange,
-    /// A side has fewer than two usable trials: there is no interval to judge by.
-    NotEnoughTrials,
+    /// A side has fewer than [`MIN_TRIALS`] trials: no interval to judge by.
+    Inconclusive,
 }
 
 impl Verdict {
     /// The verdict from the interval of candidate / base: significant only when the interval
     /// excludes 1, better or worse by the metric's direction.
     pub fn of(better: Better, ci: Option<&Interval>) -> Self {
-        let Some(ci) = ci else { return Self::NotEnoughTrials };
+        let Some(ci) = ci else { return Self::Inconclusive };
         let higher = if ci.above(1.0) {
             true
         } else if ci.below(1.0) {
@@ -187,7 +277,7 @@ impl Verdict {
             Self::Better => "better",
             Self::Worse => "worse",
             Self::NoSignificantChange => "no significant change",
-            Self::NotEnoughTrials => "not enough trials",
+            Self::Inconclusive => "inconclusive",
         }
     }
 
@@ -197,7 +287,7 @@ impl Verdict {
             Self::Better => "better",
             Self::Worse => "worse",
             Self::NoSignificantChange => "no_significant_change",
-            Self::NotEnoughTrials => "not_enough_trials",
+            Self::Inconclusive => "inconclusive",
         }
     }
 }
@@ -223,9 +313,19 @@ pub struct MetricComparison {
     pub candidate_median: f64,
     /// `candidate_median / base_median` (`+∞` when only the base is zero).
     pub ratio: f64,
-    /// `None` with fewer than two trials on a side.
+    /// `None` with fewer than [`MIN_TRIALS`] trials on a side.
     pub ci: Option<Interval>,
+    /// The interval of the candidate's median in the metric's unit, for absolute thresholds;
+    /// `None` with fewer than [`MIN_TRIALS`] candidate trials.
+    pub candidate_ci: Option<Interval>,
     pub verdict: Verdict,
+}
+
+impl MetricComparison {
+    /// Trials behind the weaker side.
+    pub fn n(&self) -> usize {
+        self.base.len().min(self.candidate.len())
+    }
 }
 
 /// Two configurations compared on every metric both measured.
@@ -251,8 +351,8 @@ pub enum GateStatus {
     Breached,
     /// The interval reaches the limit or stays short of it.
     Held,
-    /// No interval (a single trial): the threshold could not be judged and does not fail.
-    Unchecked,
+    /// Too few trials to judge: the threshold does not fail.
+    Inconclusive,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -310,23 +410,40 @@ impl Comparison {
                         .map(|o| {
                             let p = &self.pairs[o.pair];
                             let m = p.metric(th.metric.key).expect("gates are only built for metrics both sides measured");
-                            let ci = m.ci.as_ref().map(|ci| format!(" {}", change_interval(ci))).unwrap_or_default();
-                            format!("{} → {} ({}{ci})", p.base.name, p.candidate.name, change(m.ratio))
+                            if th.is_absolute() {
+                                let ci = m.candidate_ci.map(|ci| format!(" [{}, {}]", th.metric.unit.format(ci.low), th.metric.unit.format(ci.high))).unwrap_or_default();
+                                format!("{} ({}{ci}, n = {})", p.candidate.name, th.metric.unit.format(m.candidate_median), m.candidate.len())
+                            } else {
+                                let ci = m.ci.as_ref().map(|ci| format!(" {}", change_interval(ci))).unwrap_or_default();
+                                format!("{} → {} ({}{ci}, n = {})", p.base.name, p.candidate.name, change(m.ratio), m.n())
+                            }
                         })
                         .collect()
                 };
-                let (breached, unchecked) = (pairs(GateStatus::Breached), pairs(GateStatus::Unchecked));
+                let (breached, inconclusive) = (pairs(GateStatus::Breached), pairs(GateStatus::Inconclusive));
                 let mut line = if breached.is_empty() {
                     format!("--fail-if '{}' held", th.spec)
                 } else {
                     format!("--fail-if '{}' breached: {}", th.spec, breached.join(", "))
                 };
-                if !unchecked.is_empty() {
-                    line += &format!("; not checked (a single trial on a side): {}", unchecked.join(", "));
+                if !inconclusive.is_empty() {
+                    line += &format!("; inconclusive, not failed (too few trials to judge): {}", inconclusive.join(", "));
                 }
                 line
             })
             .collect()
+    }
+
+    /// Warnings for stderr: one line when some verdicts rest on too few trials.
+    pub fn warnings(&self) -> Vec<String> {
+        let n = self.pairs.iter().flat_map(|p| &p.metrics).filter(|m| m.verdict == Verdict::Inconclusive).map(MetricComparison::n).min();
+        match n {
+            Some(n) => vec![format!(
+                "warning: {}: verdicts are inconclusive and --fail-if thresholds on changes are not judged; run more trials (--trials {MIN_TRIALS})",
+                too_few_trials(n)
+            )],
+            None => Vec::new(),
+        }
     }
 
     /// [`EXIT_BREACHED`] when a threshold was breached, else [`EXIT_OK`].
@@ -463,7 +580,9 @@ pub fn compare_configs(base: &ConfigRun, candidate: &ConfigRun, settings: &Setti
 pub fn compare_values(metric: &'static Metric, base: Vec<f64>, candidate: Vec<f64>, settings: &Settings) -> MetricComparison {
     let base_median = bootstrap::median(&base).unwrap_or(f64::NAN);
     let candidate_median = bootstrap::median(&candidate).unwrap_or(f64::NAN);
-    let ci = bootstrap::ratio_of_medians(&base, &candidate, settings);
+    let enough = base.len().min(candidate.len()) >= MIN_TRIALS;
+    let ci = if enough { bootstrap::ratio_of_medians(&base, &candidate, settings) } else { None };
+    let candidate_ci = if candidate.len() >= MIN_TRIALS { bootstrap::median_interval(&candidate, settings) } else { None };
     MetricComparison {
         metric,
         ratio: ratio(candidate_median, base_median),
@@ -473,6 +592,7 @@ pub fn compare_values(metric: &'static Metric, base: Vec<f64>, candidate: Vec<f6
         base_median,
         candidate_median,
         ci,
+        candidate_ci,
     }
 }
 
@@ -489,10 +609,21 @@ fn gate(threshold: &Threshold, pairs: &[PairComparison]) -> Result<Gate, Compare
                 what: format!("the comparison of {:?} with {:?}", p.base.name, p.candidate.name),
             });
         };
-        let status = match &m.ci {
-            None => GateStatus::Unchecked,
-            Some(ci) if threshold.breached_by(ci) => GateStatus::Breached,
-            Some(_) => GateStatus::Held,
+        let status = match (threshold.limit, &m.ci, &m.candidate_ci) {
+            (Limit::Change { .. }, None, _) => GateStatus::Inconclusive,
+            (Limit::Change { .. }, Some(ci), _) | (Limit::Absolute { .. }, _, Some(ci)) => {
+                if threshold.breached_by(ci) {
+                    GateStatus::Breached
+                } else {
+                    GateStatus::Held
+                }
+            }
+            // Too few trials for an interval: say what every trial says, or that they disagree.
+            (Limit::Absolute { .. }, _, None) => match m.candidate.iter().filter(|&&v| threshold.past(v)).count() {
+                k if k == m.candidate.len() => GateStatus::Breached,
+                0 => GateStatus::Held,
+                _ => GateStatus::Inconclusive,
+            },
         };
         outcomes.push(GateOutcome { pair: i, status });
     }
@@ -539,14 +670,29 @@ mod tests {
     #[test]
     fn thresholds_parse_in_every_spelling() {
         let t = threshold("p99 > +10%");
-        assert_eq!((t.metric.key, t.direction, t.percent), ("p99", Direction::Above, 10.0));
+        assert_eq!((t.metric.key, t.direction, t.limit), ("p99", Direction::Above, Limit::Change { percent: 10.0 }));
         assert!((t.limit() - 1.10).abs() < 1e-12);
         let t = threshold("throughput<-5%");
-        assert_eq!((t.metric.key, t.direction, t.percent), ("throughput", Direction::Below, -5.0));
+        assert_eq!((t.metric.key, t.direction, t.limit), ("throughput", Direction::Below, Limit::Change { percent: -5.0 }));
         assert!((t.limit() - 0.95).abs() < 1e-12);
-        assert_eq!(threshold("  P99.9 >  2.5 % ").percent, 2.5);
+        assert_eq!(threshold("  P99.9 >  2.5 % ").limit, Limit::Change { percent: 2.5 });
         assert_eq!(threshold("p999 > 0%").metric.key, "p99.9");
         assert_eq!(threshold("allocations > +0%").metric.key, "allocations");
+        assert_eq!(threshold("p95 > +5%").metric.key, "p95");
+    }
+
+    #[test]
+    fn absolute_thresholds_parse_in_the_metrics_unit() {
+        assert_eq!(threshold("p99 > 5ms").limit, Limit::Absolute { value: 5_000.0 });
+        assert_eq!(threshold("p99>250us").limit, Limit::Absolute { value: 250.0 });
+        assert_eq!(threshold("p95 > 1.5ms").limit, Limit::Absolute { value: 1_500.0 });
+        assert_eq!(threshold("max > 1s").limit, Limit::Absolute { value: 1e6 });
+        assert_eq!(threshold("throughput < 50000").limit, Limit::Absolute { value: 50_000.0 });
+        assert_eq!(threshold("throughput < 50000 msgs/s").limit, Limit::Absolute { value: 50_000.0 });
+        assert_eq!(threshold("rss > 64MiB").limit, Limit::Absolute { value: 64.0 * 1024.0 * 1024.0 });
+        assert_eq!(threshold("errors > 0").limit, Limit::Absolute { value: 0.0 });
+        assert_eq!(threshold("p99 > 5ms").limit_text(), "5.00 ms");
+        assert!(threshold("p99 > 5ms").is_absolute() && !threshold("p99 > 5%").is_absolute());
     }
 
     #[test]
@@ -554,7 +700,9 @@ mod tests {
         assert!(err("p99 10%").contains("no > or <"), "{}", err("p99 10%"));
         assert!(err("p98 > 10%").contains("unknown metric 'p98'") && err("p98 > 10%").contains("p99.9"));
         assert!(err("p99 >= 10%").contains("a single > or <"));
-        assert!(err("p99 > 10").contains("percent"));
+        assert!(err("p99 > 10").contains("needs a time unit"), "{}", err("p99 > 10"));
+        assert!(err("throughput < fast").contains("not a rate"));
+        assert!(err("p99 > -5ms").contains("not a duration") || err("p99 > -5ms").contains("non-negative"), "{}", err("p99 > -5ms"));
         assert!(err("p99 > ten%").contains("not a number"));
         assert!(err("> 10%").contains("no metric"));
         assert!(err("throughput < -100%").contains("above -100%"));
@@ -585,42 +733,73 @@ mod tests {
         assert_eq!(Verdict::of(Better::Higher, Some(&below)), Verdict::Worse);
         assert_eq!(Verdict::of(Better::Higher, Some(&across)), Verdict::NoSignificantChange);
         assert_eq!(Verdict::of(Better::Lower, Some(&Interval { low: 1.0, high: 1.0 })), Verdict::NoSignificantChange);
-        assert_eq!(Verdict::of(Better::Lower, None), Verdict::NotEnoughTrials);
+        assert_eq!(Verdict::of(Better::Lower, None), Verdict::Inconclusive);
     }
 
     #[test]
     fn one_metric_compared() {
         let p99 = metric::find("p99").unwrap();
-        let m = compare_values(p99, vec![100.0, 110.0, 105.0], vec![200.0, 190.0, 210.0], &Settings::default());
+        let m = compare_values(p99, vec![100.0, 110.0, 105.0, 102.0, 108.0], vec![200.0, 190.0, 210.0, 205.0, 195.0], &Settings::default());
         assert_eq!((m.base_median, m.candidate_median, m.ratio), (105.0, 200.0, 200.0 / 105.0));
         assert_eq!(m.verdict, Verdict::Worse);
         let ci = m.ci.unwrap();
         assert!(ci.contains(m.ratio) && ci.low > 1.7 && ci.high < 2.2, "{ci:?}");
-        let single = compare_values(p99, vec![100.0], vec![200.0, 190.0], &Settings::default());
-        assert_eq!((single.ci, single.verdict), (None, Verdict::NotEnoughTrials));
-        let same = compare_values(p99, vec![100.0, 110.0, 105.0], vec![100.0, 110.0, 105.0], &Settings::default());
+        let same = compare_values(p99, vec![100.0, 110.0, 105.0, 102.0, 108.0], vec![100.0, 110.0, 105.0, 102.0, 108.0], &Settings::default());
         assert_eq!(same.verdict, Verdict::NoSignificantChange);
+    }
+
+    #[test]
+    fn too_few_trials_give_no_interval_and_an_inconclusive_verdict() {
+        // The case: two trials a side, p99 doubled by noise. No interval, no verdict.
+        let p99 = metric::find("p99").unwrap();
+        for (b, c) in [(vec![100.0], vec![200.0, 190.0]), (vec![100.0, 104.0], vec![209.0, 230.0]), (vec![100.0; 4], vec![300.0; 5])] {
+            let m = compare_values(p99, b, c, &Settings::default());
+            assert_eq!((m.ci, m.verdict), (None, Verdict::Inconclusive), "{m:?}");
+        }
+        assert_eq!(too_few_trials(2), "too few trials for a confident verdict (n = 2; at least 5 recommended)");
     }
 
     #[test]
     fn gates_break_only_on_a_judged_breach_and_refuse_unmeasured_metrics() {
         let p99 = metric::find("p99").unwrap();
-        let side = |name: &str| ConfigSide { name: name.into(), dir: PathBuf::from(name), trials_used: 3, trials_total: 3 };
+        let side = |name: &str| ConfigSide { name: name.into(), dir: PathBuf::from(name), trials_used: 5, trials_total: 5 };
         let pair = |b: Vec<f64>, c: Vec<f64>| PairComparison {
             base: side("a"),
             candidate: side("b"),
             metrics: vec![compare_values(p99, b, c, &Settings::default())],
             notes: Vec::new(),
         };
-        let pairs = vec![pair(vec![100.0, 101.0, 99.0], vec![100.0, 102.0, 98.0]), pair(vec![100.0, 101.0, 99.0], vec![150.0, 160.0, 155.0]), pair(vec![100.0], vec![500.0])];
+        let five = |v: f64| vec![v, v * 1.01, v * 0.99, v * 1.02, v * 0.98];
+        let pairs = vec![pair(five(100.0), five(100.5)), pair(five(100.0), five(155.0)), pair(vec![100.0, 101.0], vec![500.0, 510.0])];
         let g = gate(&threshold("p99 > +10%"), &pairs).unwrap();
-        assert_eq!(g.outcomes.iter().map(|o| o.status).collect::<Vec<_>>(), [GateStatus::Held, GateStatus::Breached, GateStatus::Unchecked]);
+        assert_eq!(g.outcomes.iter().map(|o| o.status).collect::<Vec<_>>(), [GateStatus::Held, GateStatus::Breached, GateStatus::Inconclusive]);
         assert!(g.breached());
         let g = gate(&threshold("p99 > +60%"), &pairs).unwrap();
         assert!(!g.breached(), "+50 % is not significantly past +60 %");
         let e = gate(&threshold("allocations > +0%"), &pairs).unwrap_err();
         assert!(e.to_string().contains("no allocations values"), "{e}");
         assert_eq!(e.exit_code(), EXIT_BAD_INPUT);
+    }
+
+    #[test]
+    fn absolute_gates_judge_the_candidate_alone() {
+        let p99 = metric::find("p99").unwrap();
+        let side = |name: &str| ConfigSide { name: name.into(), dir: PathBuf::from(name), trials_used: 5, trials_total: 5 };
+        let pair = |c: Vec<f64>| PairComparison {
+            base: side("a"),
+            candidate: side("b"),
+            metrics: vec![compare_values(p99, vec![1.0, 1.0], c, &Settings::default())],
+            notes: Vec::new(),
+        };
+        let status = |spec: &str, c: Vec<f64>| gate(&threshold(spec), &[pair(c)]).unwrap().outcomes[0].status;
+        // Five trials: the interval of the median decides.
+        assert_eq!(status("p99 > 5ms", vec![6_000.0, 6_100.0, 5_900.0, 6_050.0, 6_200.0]), GateStatus::Breached);
+        assert_eq!(status("p99 > 5ms", vec![4_000.0, 6_100.0, 5_900.0, 4_500.0, 6_200.0]), GateStatus::Held);
+        // Fewer: every trial past the limit breaches, disagreeing trials are inconclusive.
+        assert_eq!(status("p99 > 5ms", vec![6_000.0, 7_000.0]), GateStatus::Breached);
+        assert_eq!(status("p99 > 5ms", vec![4_000.0, 7_000.0]), GateStatus::Inconclusive);
+        assert_eq!(status("p99 > 5ms", vec![4_000.0, 4_100.0]), GateStatus::Held);
+        assert_eq!(status("p99 < 5ms", vec![4_000.0, 4_100.0]), GateStatus::Breached);
     }
 
     /// `n` trial values around `median` with log-normal noise of `sigma` (0.1: about ±10 %).

@@ -57,6 +57,12 @@ pub enum AnalysisError {
         path.display()
     )]
     MissingShardFile { path: PathBuf },
+
+    #[error(
+        "these results did not measure the same thing, so their sum would describe neither; differing: {}. Merge only the load-generator processes of one trial, or pass --force to merge anyway (the merged summary lists every differing value under config.differing)",
+        differing.join("; ")
+    )]
+    Mismatch { differing: Vec<String> },
 }
 
 impl From<LogError> for AnalysisError {
@@ -70,6 +76,12 @@ impl From<LogError> for AnalysisError {
 }
 
 impl AnalysisError {
+    /// True when the error is the user's input (a wrong directory, files that do not belong
+    /// together), not a failure to write.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, Self::Write { .. } | Self::Plot { .. } | Self::Font)
+    }
+
     pub(crate) fn read(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Read { path: path.into(), source }
     }

@@ -4,14 +4,20 @@
 //! interval logs and `intervals.csv`. Merging adds histograms interval by interval and sums
 //! counts; every percentile of the result is recomputed from the merged histograms. Percentiles
 //! are never averaged: the p99 of two processes is not the mean of their p99s.
+//!
+//! Only processes that measured the same thing add up: [`check_compatible`] refuses shards whose
+//! message size, mode, client engine, server workload, server or rate plan differ (the sum of a
+//! 1 KiB text run and a 32 B binary run describes neither), unless the caller forces the merge,
+//! in which case the merged `summary.json` names every differing value in `config.differing`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use wsbench_core::hist::{self, LatencySummary, LogInterval};
 use wsbench_core::layout;
-use wsbench_core::result::{CpuUse, IntervalRow, LoadgenSummary, RateReport};
+use wsbench_core::result::{CpuUse, IntervalRow, LoadgenSummary, RateReport, ServerSummary};
 use wsbench_core::SCHEMA_VERSION;
 
 use crate::error::AnalysisError;
@@ -30,20 +36,112 @@ pub struct LoadgenFiles {
 /// Merges the outputs of several load-generator processes of one trial and writes the merged
 /// `summary.json`, `latency.hlog`, `service_time.hlog`, `send_lag.hlog` and `intervals.csv`
 /// into `out` (created if needed). Returns the merged summary.
-pub fn merge_loadgen(shards: &[PathBuf], out: &Path) -> Result<LoadgenSummary, AnalysisError> {
-    let mut merged = merge_shards(shards)?;
+///
+/// Shards that did not measure the same thing are refused ([`AnalysisError::Mismatch`]) unless
+/// `force` is set; a forced merge records every differing value in the summary's
+/// `config.differing`.
+pub fn merge_loadgen(shards: &[PathBuf], out: &Path, force: bool) -> Result<LoadgenSummary, AnalysisError> {
+    let files = read_shards(shards)?;
+    let differing = differences(shards, &files);
+    if !differing.is_empty() && !force {
+        return Err(AnalysisError::Mismatch { differing: describe_differences(&differing) });
+    }
+    let mut merged = combine(files.into_iter().map(|(f, _)| f).collect());
     merged.summary.config.out = Some(out.to_owned());
-    write(&merged, out, shards.len())?;
+    write(&merged, out, shards.len(), &differing)?;
     Ok(merged.summary)
 }
 
-/// Reads and merges shards without writing anything.
+/// Reads and merges shards without writing anything; refuses shards that do not belong
+/// together.
 pub fn merge_shards(shards: &[PathBuf]) -> Result<LoadgenFiles, AnalysisError> {
+    let files = read_shards(shards)?;
+    check_compatible(shards, &files)?;
+    Ok(combine(files.into_iter().map(|(f, _)| f).collect()))
+}
+
+/// Every shard's files, with the `server.json` beside them when there is one.
+fn read_shards(shards: &[PathBuf]) -> Result<Vec<(LoadgenFiles, Option<ServerSummary>)>, AnalysisError> {
     if shards.is_empty() {
         return Err(AnalysisError::NoShards);
     }
-    let files = shards.iter().map(|d| read_shard(d)).collect::<Result<Vec<_>, _>>()?;
-    Ok(combine(files))
+    shards
+        .iter()
+        .map(|d| {
+            let server = d.join(layout::SERVER_SUMMARY);
+            let server = if server.is_file() { Some(load::read_json(&server, "server summary")?) } else { None };
+            Ok((read_shard(d)?, server))
+        })
+        .collect()
+}
+
+/// Refuses shards that measured different things: [`AnalysisError::Mismatch`] names each key
+/// that differs and its value in every shard.
+pub fn check_compatible(shards: &[PathBuf], files: &[(LoadgenFiles, Option<ServerSummary>)]) -> Result<(), AnalysisError> {
+    let differing = differences(shards, files);
+    if differing.is_empty() {
+        Ok(())
+    } else {
+        Err(AnalysisError::Mismatch { differing: describe_differences(&differing) })
+    }
+}
+
+/// What a shard measured, key by key: the keys that must agree for shards to add up.
+///
+/// The server is the built-in server's plan when its `server.json` lies beside the summary
+/// (the port is left out: every run picks a free one), else the URL the load generator used
+/// (the processes of one trial share it). The rate plan is per connection, since a trial splits
+/// its rate over its processes in proportion to their connections.
+pub fn identity(summary: &LoadgenSummary, server: Option<&ServerSummary>) -> Vec<(&'static str, String)> {
+    let p = &summary.config;
+    let rate_plan = match p.rate {
+        Some(r) if p.connections > 0 => format!("open loop, {} msgs/s per connection", crate::format::sig3(r / f64::from(p.connections))),
+        Some(r) => format!("open loop, {r} msgs/s"),
+        None => format!("closed loop, {} in flight per connection", p.in_flight),
+    };
+    let (workload, server) = match server {
+        Some(s) => {
+            let c = &s.config;
+            let mut d = format!("built-in {} ({} handler), {}", c.engine.name(), c.handler.name(), c.runtime.name());
+            if c.runtime == wsbench_core::plan::Runtime::MultiThread {
+                d += &format!(" x{}", c.workers);
+            }
+            if let Some(pause) = c.pause {
+                d += &format!(", pauses {:?} every {:?}", pause.pause_for, pause.every);
+            }
+            (c.workload.name().to_owned(), d)
+        }
+        None => ("unknown (no server.json)".to_owned(), p.url.clone()),
+    };
+    vec![
+        ("size", p.size.to_string()),
+        ("mode", p.mode.name().to_owned()),
+        ("engine", p.engine.name().to_owned()),
+        ("workload", workload),
+        ("server", server),
+        ("rate plan", rate_plan),
+        ("window", format!("{:?} after {:?} warm-up", p.duration, p.warmup)),
+        ("interval", format!("{:?}", p.interval)),
+    ]
+}
+
+/// The keys whose values are not the same in every shard, each with every shard's value
+/// (labelled by its directory), in the order of [`identity`].
+fn differences(shards: &[PathBuf], files: &[(LoadgenFiles, Option<ServerSummary>)]) -> Vec<(&'static str, Vec<(String, String)>)> {
+    let ids: Vec<_> = files.iter().map(|(f, s)| identity(&f.summary, s.as_ref())).collect();
+    let Some(first) = ids.first() else { return Vec::new() };
+    (0..first.len())
+        .filter(|&k| ids.iter().any(|id| id[k].1 != first[k].1))
+        .map(|k| (first[k].0, shards.iter().zip(&ids).map(|(d, id)| (d.display().to_string(), id[k].1.clone())).collect()))
+        .collect()
+}
+
+/// `size: 1024 (a/trial-1), 32 (b/trial-1)` per differing key.
+fn describe_differences(differing: &[(&'static str, Vec<(String, String)>)]) -> Vec<String> {
+    differing
+        .iter()
+        .map(|(key, values)| format!("{key}: {}", values.iter().map(|(dir, v)| format!("{v} ({dir})")).collect::<Vec<_>>().join(", ")))
+        .collect()
 }
 
 /// Reads one process's files; all of them must be there, since a merge missing one process's
@@ -212,10 +310,17 @@ fn combine_rows<'a>(shards: impl IntoIterator<Item = &'a [IntervalRow]>, latency
 }
 
 /// Writes merged files into `out`.
-fn write(m: &LoadgenFiles, out: &Path, processes: usize) -> Result<(), AnalysisError> {
+/// A forced merge's differing keys go into `config.differing` ({key: [value per shard]}): the
+/// typed config can hold one value per key, the file must not pretend there was only one.
+fn write(m: &LoadgenFiles, out: &Path, processes: usize, differing: &[(&'static str, Vec<(String, String)>)]) -> Result<(), AnalysisError> {
     fs::create_dir_all(out).map_err(|e| AnalysisError::write(out, e))?;
     let summary_path = out.join(layout::SUMMARY);
-    let json = serde_json::to_string_pretty(&m.summary).expect("summaries always serialize");
+    let mut value = serde_json::to_value(&m.summary).expect("summaries always serialize");
+    if !differing.is_empty() {
+        let listed: BTreeMap<&str, Vec<&str>> = differing.iter().map(|(k, vs)| (*k, vs.iter().map(|(_, v)| v.as_str()).collect())).collect();
+        value["config"]["differing"] = serde_json::to_value(listed).expect("strings serialize");
+    }
+    let json = serde_json::to_string_pretty(&value).expect("summaries always serialize");
     fs::write(&summary_path, json + "\n").map_err(|e| AnalysisError::write(&summary_path, e))?;
 
     let start = humantime::parse_rfc3339_weak(&m.summary.started_at).unwrap_or(UNIX_EPOCH);
@@ -309,5 +414,33 @@ mod tests {
         assert_eq!((m[1].received, m[1].throughput), (600, 600.0));
         assert!((m[0].p99_us - 10.0).abs() < 0.1, "{:?}", m[0]);
         assert_eq!(m[1].p99_us, 600.0, "no histogram: the larger bound");
+    }
+
+    fn summary(connections: u32, rate: Option<f64>) -> LoadgenSummary {
+        let json = serde_json::json!({
+            "schema_version": SCHEMA_VERSION, "complete": true, "wsbench_version": "0", "command": [],
+            "host": {"hostname": "h", "os": "Linux", "kernel": "6", "arch": "x86_64", "cpus": 2},
+            "started_at": "2026-11-25T10:00:00Z", "duration_s": 1.0, "throughput_msgs_per_s": 0.0,
+            "messages": {"sent": 0, "received": 0, "errors": 0, "corrupted": 0, "lost": 0},
+            "connections": {"target": connections, "established": connections, "failed": 0},
+            "latency_us": LatencySummary::default(), "service_time_us": LatencySummary::default(), "send_lag_us": LatencySummary::default(),
+            "cpu": {"process_pct": 0.0, "busiest_thread_pct": 0.0}, "warnings": [],
+            "config": wsbench_core::plan::LoadPlan { connections, rate, ..Default::default() },
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_shards_of_one_trial_agree_and_other_loads_do_not() {
+        // A trial's rate is split in proportion to connections: 4, 3 and 3 connections of 9000 msgs/s.
+        let shards = [summary(4, Some(3600.0)), summary(3, Some(2700.0)), summary(3, Some(2700.0))];
+        let ids: Vec<_> = shards.iter().map(|s| identity(s, None)).collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        let key = |s: &LoadgenSummary, k: &str| identity(s, None).into_iter().find(|(n, _)| *n == k).unwrap().1;
+        assert_ne!(key(&summary(4, Some(3600.0)), "rate plan"), key(&summary(4, Some(7200.0)), "rate plan"));
+        assert_ne!(key(&summary(4, None), "rate plan"), key(&summary(4, Some(3600.0)), "rate plan"));
+        let mut text = summary(4, None);
+        text.config.mode = wsbench_core::plan::Mode::Text;
+        assert_eq!(key(&text, "mode"), "text");
     }
 }

@@ -108,6 +108,7 @@ pub const METRICS: &[Metric] = &[
     Metric { key: "capacity", aliases: &[], label: "capacity", unit: Unit::Rate, better: Better::Higher, value: |t| Some(t.capacity.as_ref()?.capacity_msgs_per_s) },
     Metric { key: "throughput", aliases: &[], label: "throughput", unit: Unit::Rate, better: Better::Higher, value: |t| Some(t.summary.as_ref()?.throughput_msgs_per_s) },
     Metric { key: "p50", aliases: &["median"], label: "p50 latency", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.latency_us.p50) },
+    Metric { key: "p95", aliases: &[], label: "p95 latency", unit: Unit::Latency, better: Better::Lower, value: p95 },
     Metric { key: "p99", aliases: &[], label: "p99 latency", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.latency_us.p99) },
     Metric { key: "p99.9", aliases: &["p999", "p99_9"], label: "p99.9 latency", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.latency_us.p99_9) },
     Metric { key: "max", aliases: &["p100"], label: "max latency", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.latency_us.max) },
@@ -117,6 +118,15 @@ pub const METRICS: &[Metric] = &[
     Metric { key: "allocations", aliases: &["allocs", "server-allocations"], label: "server allocations/msg", unit: Unit::PerMessage, better: Better::Lower, value: |t| t.server.as_ref()?.allocations_per_message },
     Metric { key: "loadgen-allocations", aliases: &["loadgen-allocs"], label: "loadgen allocations/msg", unit: Unit::PerMessage, better: Better::Lower, value: |t| t.summary.as_ref()?.allocations_per_message },
 ];
+
+/// p95 from the summary, or from the latency log for results written before p95 was recorded.
+fn p95(t: &Trial) -> Option<f64> {
+    let s = t.summary.as_ref()?;
+    s.latency_us.p95.or_else(|| {
+        let h = wsbench_core::hist::total(&t.latency);
+        (!h.is_empty()).then(|| h.value_at_quantile(0.95) as f64 / 1e3)
+    })
+}
 
 /// The metric called `name` (its key or an alias, any case).
 pub fn find(name: &str) -> Option<&'static Metric> {
@@ -140,7 +150,7 @@ mod tests {
         assert_eq!(find("p999").unwrap().key, "p99.9");
         assert_eq!(find("server-cpu").unwrap().key, "cpu");
         assert!(find("p98").is_none());
-        assert!(keys().starts_with("capacity, throughput, p50, p99"));
+        assert!(keys().starts_with("capacity, throughput, p50, p95, p99"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use wsbench_core::layout;
 use wsbench_core::result::LoadgenSummary;
 use wsbench_core::units::format_duration;
+use wsbench_core::result::LimitedBy;
 use wsbench_core::warning::WarningKind;
 
 use crate::doc::{self, code, plain, strong, t, Align, Block, Document, Inline, Item, Table};
@@ -312,11 +313,22 @@ fn capacity_section(d: &mut Document, configs: &[CapacityConfig], figure: Option
                 (n, total) => format!("{n} of {total}"),
             };
             let probes: Vec<String> = searches().map(|r| r.probes.len().to_string()).collect();
-            vec![plain(c.name.clone()), plain(capacity), vec![code(c.slo.clone())], plain(brackets.join(", ")), plain(converged), plain(probes.join(", "))]
+            let limited: Vec<&str> = searches().map(|r| r.limited_by.map(LimitedBy::name).unwrap_or("—")).collect();
+            let capacity = if searches().any(|r| r.limited_by == Some(LimitedBy::LoadGenerator)) { format!("at least {capacity}") } else { capacity };
+            vec![
+                plain(c.name.clone()),
+                plain(capacity),
+                vec![code(c.slo.clone())],
+                plain(brackets.join(", ")),
+                plain(limited.join(", ")),
+                plain(converged),
+                plain(probes.join(", ")),
+            ]
         })
         .collect();
-    let mut table = Table::numeric(&["configuration", "capacity (msgs/s)", "objective", "bracket (msgs/s)", "converged", "probes"], rows);
+    let mut table = Table::numeric(&["configuration", "capacity (msgs/s)", "objective", "bracket (msgs/s)", "limited by", "converged", "probes"], rows);
     table.align[2] = Align::Left;
+    table.align[4] = Align::Left;
     d.push(Block::Table(table));
     let several = configs.iter().any(|c| c.trials.len() > 1);
     let mut caption = String::from(
@@ -328,6 +340,14 @@ fn capacity_section(d: &mut Document, configs: &[CapacityConfig], figure: Option
     caption += ". For a search run the trial folder's summary.json is the probe at capacity, copied there from its probe-NN/ folder: \
                 the Results table above and the figures below show each configuration at its own capacity.";
     d.paragraph(plain(caption));
+    if configs.iter().flat_map(|c| &c.trials).any(|(_, r)| r.limited_by == Some(LimitedBy::LoadGenerator)) {
+        d.paragraph(plain(
+            "Limited by the load generator: at the first failing rate the load generator fell behind its own schedule (it sent less \
+             than asked, its send lag alone took half the objective, or a thread was saturated), every time it was tried. That rate \
+             says nothing about the server, so the capacity is a lower bound: at least that many msgs/s, the load generator could \
+             not offer more. Give it more threads or processes, a quieter machine, or the zero-alloc client engine.",
+        ));
+    }
     if configs.iter().any(|c| c.converged() < c.trials.len()) {
         d.paragraph(plain(
             "Not converged: the search ran out of probes (max_probes) or reached max_rate before the bracket was narrower than the \
@@ -519,21 +539,70 @@ fn warnings(d: &mut Document, run: &Run) {
     d.heading(2, "Warnings");
     let mut any = false;
     for c in &run.configs {
-        let with: Vec<_> = c.trials.iter().filter_map(|t| t.summary.as_ref().filter(|s| !s.warnings.is_empty()).map(|s| (t.number, s))).collect();
-        if with.is_empty() {
+        let mut items: Vec<Item> = Vec::new();
+        for trial in &c.trials {
+            match (&trial.capacity, &trial.summary) {
+                // A search's summary is a copy of its probe at capacity: its warnings are among the probes'.
+                (Some(search), _) => items.extend(probe_warnings(trial.number, search)),
+                (None, Some(s)) => items.extend(
+                    s.warnings.iter().map(|w| Item::from(vec![t(format!("trial {}: ", trial.number)), strong(kind_name(&w.kind)), t(format!(": {}", w.message))])),
+                ),
+                (None, None) => {}
+            }
+        }
+        if items.is_empty() {
             continue;
         }
         any = true;
         d.heading(3, c.name.clone());
-        let items = with
-            .iter()
-            .flat_map(|(n, s)| s.warnings.iter().map(move |w| Item::from(vec![t(format!("trial {n}: ")), strong(kind_name(&w.kind)), t(format!(": {}", w.message))])))
-            .collect();
         d.push(Block::List(items));
     }
     if !any {
         d.paragraph(plain("None: no load generator reported anything that puts these figures in doubt."));
     }
+}
+
+/// What the probes of one capacity search warned, grouped by kind with a count, plus how often
+/// the load generator fell behind and whether that ended the search.
+fn probe_warnings(trial: u32, search: &wsbench_core::result::CapacityResult) -> Vec<Item> {
+    let total = search.probes.len();
+    let mut kinds: Vec<(WarningKind, Vec<&str>, &str)> = Vec::new();
+    for p in &search.probes {
+        for w in &p.warnings {
+            match kinds.iter_mut().find(|(k, _, _)| *k == w.kind) {
+                Some((_, dirs, _)) if !dirs.contains(&p.dir.as_str()) => dirs.push(&p.dir),
+                Some(_) => {}
+                None => kinds.push((w.kind, vec![&p.dir], &w.message)),
+            }
+        }
+    }
+    let mut items: Vec<Item> = kinds
+        .iter()
+        .map(|(kind, dirs, first)| {
+            Item::from(vec![
+                t(format!("trial {trial}: ")),
+                strong(kind_name(kind)),
+                t(format!(" in {} of {total} probes ({}); first: {first}", dirs.len(), dirs.join(", "))),
+            ])
+        })
+        .collect();
+    let behind = search.probes.iter().filter(|p| p.load_generator_behind).count();
+    if behind > 0 {
+        let ended = if search.limited_by == Some(LimitedBy::LoadGenerator) {
+            format!(
+                "; it ended the search, so the capacity is a lower bound: at least {} msgs/s, the load generator could not offer more",
+                format::rate(search.capacity_msgs_per_s)
+            )
+        } else {
+            String::new()
+        };
+        items.push(Item::from(vec![
+            t(format!("trial {trial}: ")),
+            strong("load generator behind"),
+            t(format!(" its schedule in {behind} of {total} probes{ended}")),
+        ]));
+    }
+    items
 }
 
 /// `SendLagHigh` -> `send lag high`, from the name the result files use.
@@ -601,6 +670,7 @@ mod tests {
             capacity_msgs_per_s: capacity,
             first_failing_msgs_per_s: failing,
             converged: false,
+            limited_by: None,
             probes: Vec::new(),
         };
         assert_eq!(bracket(&search(7_500.0, Some(8_125.0))), "[7500, 8125)");

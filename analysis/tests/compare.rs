@@ -11,6 +11,9 @@ use wsbench_analysis::export::{csv::Csv, ComparisonFormat, Exporter};
 use wsbench_analysis::{load, AnalysisError, Comparison};
 use wsbench_core::layout;
 
+/// Enough trials for an interval ([`compare::MIN_TRIALS`]).
+const FIVE: u32 = compare::MIN_TRIALS as u32;
+
 fn thresholds(specs: &[&str]) -> Vec<Threshold> {
     specs.iter().map(|s| s.parse().unwrap()).collect()
 }
@@ -28,7 +31,7 @@ fn export(c: &Comparison, format: ComparisonFormat) -> String {
 #[test]
 fn a_run_compared_with_itself_changes_nothing_and_passes_every_gate() {
     let dir = common::temp_dir("compare-aa");
-    let run = common::fabricate(&dir.join("run"), &common::default_shapes());
+    let run = common::fabricate_trials(&dir.join("run"), &common::default_shapes(), FIVE);
     let c = compare(&pair(&run.dir, &run.dir), &thresholds(&["p99 > +10%", "throughput < -5%", "p50 > +0%"]), &Settings::default()).unwrap();
     assert_eq!(c.pairs.len(), 2, "configurations of equal names are paired");
     for p in &c.pairs {
@@ -49,7 +52,7 @@ fn a_run_compared_with_itself_changes_nothing_and_passes_every_gate() {
 #[test]
 fn a_slower_configuration_is_worse_and_breaks_the_gate() {
     let dir = common::temp_dir("compare-baseline");
-    let run = common::fabricate(&dir.join("run"), &common::default_shapes());
+    let run = common::fabricate_trials(&dir.join("run"), &common::default_shapes(), FIVE);
     let sel = Selection::Baseline { run: run.dir.clone(), baseline: "current-thread".into() };
     let c = compare(&sel, &thresholds(&["p50 > +10%", "throughput < -5%"]), &Settings::default()).unwrap();
     assert_eq!(c.baseline.as_deref(), Some("current-thread"));
@@ -62,11 +65,10 @@ fn a_slower_configuration_is_worse_and_breaks_the_gate() {
     assert!(p50.ci.unwrap().low > 1.1 && p50.ci.unwrap().contains(p50.ratio), "{p50:?}");
     assert_eq!(p.metric("throughput").unwrap().verdict, Verdict::Better);
     assert_eq!(p.metric("cpu").unwrap().verdict, Verdict::Worse);
-    // Three errors in one of two trials against none: the interval reaches 1, so no verdict.
+    // Three errors in one of five trials against none: the interval reaches 1, so no verdict.
     let errors = p.metric("errors").unwrap();
-    assert_eq!((errors.base_median, errors.candidate_median), (0.0, 1.5));
+    assert_eq!((errors.base_median, errors.candidate_median), (0.0, 0.0));
     assert_eq!(errors.verdict, Verdict::NoSignificantChange, "{errors:?}");
-    assert!(errors.ratio.is_infinite());
 
     assert_eq!(c.gates[0].outcomes[0].status, GateStatus::Breached);
     assert_eq!(c.gates[1].outcomes[0].status, GateStatus::Held, "throughput rose");
@@ -84,7 +86,7 @@ fn a_slower_configuration_is_worse_and_breaks_the_gate() {
 #[test]
 fn configuration_directories_compare_directly_and_the_same_seed_gives_the_same_answer() {
     let dir = common::temp_dir("compare-configs");
-    let run = common::fabricate(&dir.join("run"), &common::default_shapes());
+    let run = common::fabricate_trials(&dir.join("run"), &common::default_shapes(), FIVE);
     let sel = pair(&run.dir.join("current-thread"), &run.dir.join("multi-thread"));
     let a = compare(&sel, &[], &Settings::default()).unwrap();
     let b = compare(&sel, &[], &Settings::default()).unwrap();
@@ -101,20 +103,50 @@ fn configuration_directories_compare_directly_and_the_same_seed_gives_the_same_a
 }
 
 #[test]
-fn one_trial_gives_no_interval_and_no_failure() {
-    let dir = common::temp_dir("compare-single");
+fn too_few_trials_are_inconclusive_and_never_fail_a_change_gate() {
+    // The case: two trials a side (quick.toml's default), a threshold on a change.
+    let dir = common::temp_dir("compare-few");
     let run = common::fabricate(&dir.join("run"), &common::default_shapes());
     fs::remove_dir_all(layout::trial_dir(&run.dir, "multi-thread", 2)).unwrap();
     let sel = Selection::Baseline { run: run.dir.clone(), baseline: "current-thread".into() };
-    let c = compare(&sel, &thresholds(&["p50 > +10%"]), &Settings::default()).unwrap();
+    let c = compare(&sel, &thresholds(&["p50 > +10%", "p50 > 1us"]), &Settings::default()).unwrap();
     let p = &c.pairs[0];
     assert_eq!((p.candidate.trials_used, p.candidate.trials_total), (1, 2));
-    assert!(p.metrics.iter().all(|m| m.ci.is_none() && m.verdict == Verdict::NotEnoughTrials));
+    assert!(p.metrics.iter().all(|m| m.ci.is_none() && m.verdict == Verdict::Inconclusive));
     assert!(p.notes.iter().any(|n| n.contains("1 of 2 trials left out")), "{:?}", p.notes);
-    assert_eq!(c.gates[0].outcomes[0].status, GateStatus::Unchecked);
-    assert_eq!(c.exit_code(), compare::EXIT_OK, "nothing is significant, so nothing fails");
+    assert_eq!(c.gates[0].outcomes[0].status, GateStatus::Inconclusive);
+    // An absolute limit every trial is past fails even so: that is what was measured.
+    assert_eq!(c.gates[1].outcomes[0].status, GateStatus::Breached);
+    let c = compare(&sel, &thresholds(&["p50 > +10%"]), &Settings::default()).unwrap();
+    assert_eq!(c.exit_code(), compare::EXIT_OK, "nothing is judged, so nothing fails");
+    assert_eq!(c.warnings().len(), 1);
+    assert!(c.warnings()[0].contains("too few trials for a confident verdict (n = 1; at least 5 recommended)"), "{:?}", c.warnings());
     let text = export(&c, ComparisonFormat::Terminal);
-    assert!(text.contains("not enough trials") && text.contains("not checked"), "{text}");
+    assert!(text.contains("inconclusive") && text.contains("too few trials for a confident verdict"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&export(&c, ComparisonFormat::Json)).unwrap();
+    assert_eq!(json["pairs"][0]["metrics"][0]["verdict"], "inconclusive");
+    assert_eq!(json["thresholds"][0]["outcomes"][0]["status"], "inconclusive");
+    fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn absolute_thresholds_hold_the_candidate_against_a_limit() {
+    let dir = common::temp_dir("compare-absolute");
+    let run = common::fabricate_trials(&dir.join("run"), &common::default_shapes(), FIVE);
+    let sel = Selection::Baseline { run: run.dir.clone(), baseline: "current-thread".into() };
+    let truth: Vec<f64> = run.truth[1].iter().map(|t| t.summary.latency_us.p99).collect();
+    let (lo, hi) = truth.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let below = format!("p99 > {}us", (lo * 0.5).floor());
+    let above = format!("p99 > {}us", (hi * 2.0).ceil());
+    let c = compare(&sel, &thresholds(&[&below, &above, "throughput < 1", "p95 > +0%"]), &Settings::default()).unwrap();
+    let status: Vec<GateStatus> = c.gates.iter().map(|g| g.outcomes[0].status).collect();
+    assert_eq!(&status[..3], [GateStatus::Breached, GateStatus::Held, GateStatus::Held], "p99 of the candidate's trials: {truth:?}");
+    assert!(c.pairs[0].metric("p95").is_some(), "p95 is a metric");
+    let lines = c.gate_lines();
+    assert!(lines[0].contains("breached") && lines[0].contains("multi-thread (") && lines[0].contains("n = 5"), "{lines:?}");
+    let json: serde_json::Value = serde_json::from_str(&export(&c, ComparisonFormat::Json)).unwrap();
+    assert_eq!(json["thresholds"][0]["kind"], "absolute");
+    assert_eq!(json["thresholds"][3]["kind"], "change");
     fs::remove_dir_all(&dir).ok();
 }
 
@@ -153,7 +185,7 @@ fn bad_input_is_refused_with_a_reason() {
 #[test]
 fn every_format_carries_the_interval() {
     let dir = common::temp_dir("compare-formats");
-    let run = common::fabricate(&dir.join("run"), &common::default_shapes());
+    let run = common::fabricate_trials(&dir.join("run"), &common::default_shapes(), FIVE);
     let sel = Selection::Baseline { run: run.dir.clone(), baseline: "current-thread".into() };
     let c = compare(&sel, &thresholds(&["p50 > +10%"]), &Settings::default()).unwrap();
 
@@ -181,10 +213,8 @@ fn every_format_carries_the_interval() {
     }
     assert_eq!(p50["unit"], "us");
     assert_eq!(p50["verdict"], "worse");
-    assert_eq!(p50["base"]["values"].as_array().unwrap().len(), 2);
+    assert_eq!(p50["base"]["values"].as_array().unwrap().len(), 5);
     assert!(p50["ci"]["low"].as_f64().unwrap() > 1.0);
-    let errors = metrics.iter().find(|m| m["metric"] == "errors").unwrap();
-    assert!(errors["ratio"].is_null(), "an infinite ratio is null in JSON: {errors}");
     let gate = &json["thresholds"][0];
     assert_eq!((gate["spec"].as_str(), gate["breached"].as_bool()), (Some("p50 > +10%"), Some(true)));
     assert_eq!(gate["outcomes"][0]["status"], "breached");

@@ -19,7 +19,7 @@ fn two_processes_merge_losslessly_into_one_trial() {
     let b = common::write_loadgen(&layout::shard_dir(&dir, 1), &shapes[1], 2, vec![shared.clone(), Warning::lost(4)], 5);
     let shards = vec![layout::shard_dir(&dir, 0), layout::shard_dir(&dir, 1)];
 
-    let merged = merge_loadgen(&shards, &dir).unwrap();
+    let merged = merge_loadgen(&shards, &dir, false).unwrap();
 
     // Histograms: the merged log equals the interval-wise sum, count for count.
     let back = hist::read_interval_log(&dir.join(layout::LATENCY_LOG)).unwrap();
@@ -65,9 +65,9 @@ fn a_shard_missing_a_file_is_named() {
     common::write_loadgen(&layout::shard_dir(&dir, 0), &shapes[0], 1, vec![], 0);
     common::write_loadgen(&layout::shard_dir(&dir, 1), &shapes[0], 2, vec![], 0);
     fs::remove_file(layout::shard_dir(&dir, 1).join(layout::SEND_LAG_LOG)).unwrap();
-    let e = merge_loadgen(&[layout::shard_dir(&dir, 0), layout::shard_dir(&dir, 1)], &dir).unwrap_err();
+    let e = merge_loadgen(&[layout::shard_dir(&dir, 0), layout::shard_dir(&dir, 1)], &dir, false).unwrap_err();
     assert!(e.to_string().contains("loadgen-1/send_lag.hlog"), "{e}");
-    assert!(merge_loadgen(&[], &dir).is_err());
+    assert!(merge_loadgen(&[], &dir, false).is_err());
     fs::remove_dir_all(&dir).ok();
 }
 
@@ -89,5 +89,35 @@ fn unmerged_shards_are_merged_when_a_report_reads_them() {
     assert!(trial.summary.is_some() && !trial.latency.is_empty());
     let md = fs::read_to_string(wsbench_analysis::report(&run.dir).unwrap().report_md).unwrap();
     assert!(md.contains("were not merged; merged them while reading"), "{md}");
+    fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn results_that_measured_different_things_are_refused_unless_forced() {
+    let dir = common::temp_dir("merge-mismatch");
+    let shapes = common::default_shapes();
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let ta = common::write_loadgen(&a, &shapes[0], 1, vec![], 0);
+    let tb = common::write_loadgen(&b, &shapes[0], 2, vec![], 0);
+    // b: 1 KiB text messages instead of 32 B binary ones.
+    let path = b.join(layout::SUMMARY);
+    let mut s: wsbench_core::result::LoadgenSummary = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    (s.config.size, s.config.mode) = (1024, wsbench_core::plan::Mode::Text);
+    fs::write(&path, serde_json::to_string(&s).unwrap()).unwrap();
+
+    let out = dir.join("out");
+    let e = merge_loadgen(&[a.clone(), b.clone()], &out, false).unwrap_err();
+    let text = e.to_string();
+    assert!(e.is_bad_input());
+    assert!(text.contains("size: 32 (") && text.contains("1024 (") && text.contains("mode: binary (") && text.contains("text ("), "{text}");
+    assert!(!text.contains("engine:") && !text.contains("rate plan:"), "only differing keys are named: {text}");
+    assert!(!out.join(layout::SUMMARY).exists(), "a refused merge writes nothing");
+
+    let merged = merge_loadgen(&[a, b], &out, true).unwrap();
+    assert_eq!(merged.messages.received, ta.summary.messages.received + tb.summary.messages.received);
+    let on_disk: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join(layout::SUMMARY)).unwrap()).unwrap();
+    assert_eq!(on_disk["config"]["differing"]["size"], serde_json::json!(["32", "1024"]));
+    assert_eq!(on_disk["config"]["differing"]["mode"], serde_json::json!(["binary", "text"]));
+    assert!(on_disk["config"]["differing"].get("engine").is_none());
     fs::remove_dir_all(&dir).ok();
 }

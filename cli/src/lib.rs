@@ -49,7 +49,10 @@ pub enum Command {
         csv: PathBuf,
     },
     /// Merge the outputs of several load-generator processes of one trial, losslessly
-    /// (interval histograms are added, never averaged).
+    /// (interval histograms are added, never averaged). Results that measured different things
+    /// (message size, mode, client engine, server workload, server, rate plan, window) are
+    /// refused with exit 2 naming the differing keys. Exit 0: merged; 1: could not write;
+    /// 2: bad input.
     Merge {
         /// Load-generator output directories (each with summary.json and .hlog files).
         #[arg(required = true, num_args = 1..)]
@@ -57,6 +60,10 @@ pub enum Command {
         /// Where to write the merged summary.json, logs and intervals.csv.
         #[arg(long)]
         out: PathBuf,
+        /// Merge even results that differ; the merged summary lists every differing value
+        /// under config.differing.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -75,9 +82,11 @@ pub struct CompareArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "baseline")]
     pub config: Option<String>,
     /// Exit 1 when a metric is significantly past a change, e.g. 'p99 > +10%' or
-    /// 'throughput < -5%': the whole confidence interval must lie past it, so a difference that
-    /// may be noise does not fail.
-    /// Metrics: capacity, throughput, p50, p99, p99.9, max, errors, cpu, rss, allocations,
+    /// 'throughput < -5%' (the whole confidence interval must lie past it, so a difference that
+    /// may be noise does not fail), or past an absolute limit, e.g. 'p99 > 5ms' or
+    /// 'throughput < 50000'. With fewer than 5 trials a side, changes are not judged
+    /// (inconclusive, exit 0) and an absolute limit fails only when every trial is past it.
+    /// Metrics: capacity, throughput, p50, p95, p99, p99.9, max, errors, cpu, rss, allocations,
     /// loadgen-allocations. Repeatable.
     #[arg(long = "fail-if", value_name = "CONDITION")]
     pub fail_if: Vec<String>,
@@ -123,7 +132,7 @@ fn compare_main(args: CompareArgs) -> ExitCode {
         return usage(&format_args!("cannot write the comparison: {e}"));
     }
     // The verdict on the gates also goes to stderr, so a CI log shows it whatever the format.
-    for line in comparison.gate_lines() {
+    for line in comparison.warnings().into_iter().chain(comparison.gate_lines()) {
         eprintln!("wsbench compare: {line}");
     }
     ExitCode::from(comparison.exit_code())
@@ -170,7 +179,7 @@ pub fn main_with(cli: Cli, argv: Vec<String>) -> ExitCode {
                 }
             }
         }
-        Command::Merge { dirs, out } => match wsbench_analysis::merge_loadgen(&dirs, &out) {
+        Command::Merge { dirs, out, force } => match wsbench_analysis::merge_loadgen(&dirs, &out, force) {
             Ok(summary) => {
                 println!(
                     "merged {} load generators into {}: {} messages, {:.0} msgs/s, p99 {:.1} µs",
@@ -184,7 +193,7 @@ pub fn main_with(cli: Cli, argv: Vec<String>) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("wsbench merge: {e}");
-                ExitCode::from(EXIT_FAILED)
+                ExitCode::from(if e.is_bad_input() { EXIT_USAGE } else { EXIT_FAILED })
             }
         },
     }

@@ -23,9 +23,9 @@ use wsbench_core::layout;
 use wsbench_core::slo::ACHIEVED_SHARE;
 use wsbench_core::units::latency_us;
 use wsbench_core::plan::{LoadPlan, ServerPlan};
-use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LoadgenSummary, RunManifest};
+use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LimitedBy, LoadgenSummary, RunManifest};
 use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec};
-use wsbench_core::warning::WarningKind;
+use wsbench_core::warning::LOADGEN_CPU_LIMIT_PCT;
 
 use crate::procstat::Sampler;
 use crate::{EXIT_FAILED, EXIT_USAGE};
@@ -317,7 +317,7 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     if plans.len() > 1 {
         let shards: Vec<PathBuf> = (0..plans.len()).map(|i| layout::shard_dir(&dir, i)).filter(|d| d.join(layout::SUMMARY).exists()).collect();
         if !shards.is_empty() {
-            wsbench_analysis::merge_loadgen(&shards, &dir).map_err(|e| TrialError::Failed(anyhow!("cannot merge the load generators' results: {e}")))?;
+            wsbench_analysis::merge_loadgen(&shards, &dir, false).map_err(|e| TrialError::Failed(anyhow!("cannot merge the load generators' results: {e}")))?;
         }
     }
 
@@ -350,26 +350,30 @@ fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &Capacit
         let name = format!("probe-{k:02}");
         let mut probe_config = config.clone();
         probe_config.load.rate = Some(rate);
-        let (judged, achieved, latency) = match run_trial(cx, &probe_config, &dir.join(&name)) {
-            Ok(s) => judge(search, rate, &s),
+        let (judged, achieved, latency, warnings) = match run_trial(cx, &probe_config, &dir.join(&name)) {
+            Ok(s) => {
+                let (j, a, l) = judge(search, rate, &s);
+                (j, a, l, s.warnings)
+            }
             Err(TrialError::ServerStart(e)) => return Err(TrialError::ServerStart(e)),
             // A load generator that failed its checks (exit 1) still wrote what it measured:
-            // the probe keeps its figures, and its verdict says why it failed.
+            // the probe keeps its figures and warnings, and its verdict says why it failed.
             Err(TrialError::Failed(e)) => match read_summary(&dir.join(&name).join(layout::SUMMARY)) {
                 Ok(s) => match judge(search, rate, &s) {
-                    (Judged::Meets(_), achieved, latency) => (Judged::Broken(format!("trial failed: {e:#}")), achieved, latency),
-                    judged => judged,
+                    (Judged::Meets { .. }, achieved, latency) => (Judged::Broken(format!("trial failed: {e:#}")), achieved, latency, s.warnings),
+                    (judged, achieved, latency) => (judged, achieved, latency, s.warnings),
                 },
-                Err(_) => (Judged::Broken(format!("trial failed: {e:#}")), 0.0, Default::default()),
+                Err(_) => (Judged::Broken(format!("trial failed: {e:#}")), 0.0, Default::default(), Vec::new()),
             },
         };
-        let (passed, repeatable, verdict) = match judged {
-            Judged::Meets(v) => (true, false, v),
-            Judged::Misses(v) => (false, true, v),
-            Judged::Broken(v) => (false, false, v),
+        let (passed, repeatable, load_generator_behind, verdict) = match judged {
+            Judged::Meets { verdict, behind } => (true, false, behind, verdict),
+            Judged::Misses { verdict, behind } => (false, true, behind, verdict),
+            Judged::Broken(v) => (false, false, false, v),
         };
         eprintln!("    {name}: {rate:.0} msgs/s: {verdict}");
-        Ok(Probed { probe: CapacityProbe { dir: name, asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict }, repeatable })
+        let probe = CapacityProbe { dir: name, asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict, load_generator_behind, warnings };
+        Ok(Probed { probe, repeatable })
     })?;
     let path = dir.join(layout::CAPACITY);
     fs::create_dir_all(dir)
@@ -406,14 +410,24 @@ fn search_capacity<E>(
         }
         k += 1;
         let first = probe(k, rate)?;
-        let mut p = first.probe;
+        let (mut p, mut repeatable) = (first.probe, first.repeatable);
         // One stall of a shared machine can fail a probe well below capacity, and a bisection
-        // never looks back: a latency or overload failure is repeated once, and the repeat decides.
-        if first.repeatable && k < search.max_probes && !interrupted.load(Ordering::Relaxed) {
+        // never looks back: a latency or overload failure is repeated, and the last repeat
+        // decides. Once when the load generator kept its schedule; twice when it fell behind,
+        // since a load generator starved by other work on the machine is a passing condition
+        // that says nothing about the server.
+        let mut tries = 1;
+        while repeatable
+            && tries < if p.load_generator_behind { 3 } else { 2 }
+            && k < search.max_probes
+            && !interrupted.load(Ordering::Relaxed)
+        {
             p.verdict.push_str("; repeated at the same rate");
             probes.push(p);
             k += 1;
-            p = probe(k, rate)?.probe;
+            tries += 1;
+            let next = probe(k, rate)?;
+            (p, repeatable) = (next.probe, next.repeatable);
             p.verdict.push_str(" (the repeat decides)");
         }
         if p.passed {
@@ -434,6 +448,14 @@ fn search_capacity<E>(
             (Some(p), Some(f)) => (p + f) / 2.0,
         };
     }
+    // The last probe at the first failing rate decided it: whose limit did it show?
+    let limited_by = match fail {
+        None => LimitedBy::SearchLimit,
+        Some(f) => match probes.iter().rev().find(|p| p.asked_msgs_per_s == f) {
+            Some(p) if p.load_generator_behind => LimitedBy::LoadGenerator,
+            _ => LimitedBy::Server,
+        },
+    };
     Ok(CapacityResult {
         schema_version: wsbench_core::SCHEMA_VERSION,
         slo: search.slo.to_string(),
@@ -441,16 +463,33 @@ fn search_capacity<E>(
         capacity_msgs_per_s: pass.unwrap_or(0.0),
         first_failing_msgs_per_s: fail,
         converged,
+        limited_by: Some(limited_by),
         probes,
     })
 }
 
 /// A probe's verdict: meets the objective, misses it by latency or overload (worth repeating:
 /// noise can do that), or broken (incomplete or with errors: repeating would not help).
+/// `behind`: the load generator fell behind its own schedule ([`load_generator_behind`]).
 enum Judged {
-    Meets(String),
-    Misses(String),
+    Meets { verdict: String, behind: bool },
+    Misses { verdict: String, behind: bool },
     Broken(String),
+}
+
+/// True when the load generator, not only the server, may have set the probe's figures: it sent
+/// less than [`ACHIEVED_SHARE`] of the asked rate, its own send lag alone took half the
+/// objective's bound (latency counts from the intended send time, so that lag is in it), or its
+/// busiest thread was saturated.
+///
+/// Not when the server answered less than [`ACHIEVED_SHARE`] of what was actually sent: then the
+/// server could not keep up with the load it got, whatever the load generator's lag (an
+/// overloaded server slows its clients too), and the limit is the server's.
+fn load_generator_behind(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> bool {
+    let sent = s.rate.map(|r| r.sent_msgs_per_s).unwrap_or(asked);
+    let server_overloaded = s.throughput_msgs_per_s < ACHIEVED_SHARE * sent;
+    let late = sent < ACHIEVED_SHARE * asked || search.slo.stat.of(&s.send_lag_us) > search.slo.bound_us / 2.0;
+    !server_overloaded && (late || s.cpu.busiest_thread_pct > LOADGEN_CPU_LIMIT_PCT)
 }
 
 /// Whether one probe meets the objective: complete, no errors, not overloaded, bound kept.
@@ -458,8 +497,15 @@ fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f6
     let achieved = s.throughput_msgs_per_s;
     let bad = s.messages.errors + s.messages.corrupted + s.messages.lost;
     let value = search.slo.stat.of(&s.latency_us);
-    let behind = s.warnings.iter().any(|w| matches!(w.kind, WarningKind::SendLagHigh | WarningKind::LoadgenSaturated));
-    let note = |v: String| if behind { v + "; the load generator fell behind its schedule (send lag or a saturated thread), so this limit may be its own" } else { v };
+    let behind = load_generator_behind(search, asked, s);
+    let note = |v: String| {
+        if behind {
+            let lag = search.slo.stat.of(&s.send_lag_us);
+            format!("{v}; the load generator fell behind its schedule (send lag {} {}), so this limit may be its own", search.slo.stat.name(), latency_us(lag))
+        } else {
+            v
+        }
+    };
     let judged = if !s.complete {
         Judged::Broken(format!("incomplete: {}", s.reason.as_deref().unwrap_or("unknown reason")))
     } else if bad > 0 {
@@ -467,27 +513,32 @@ fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f6
     } else if !s.failed_checks.is_empty() {
         Judged::Broken(s.failed_checks.join("; "))
     } else if achieved < ACHIEVED_SHARE * asked {
-        Judged::Misses(note(format!("overloaded: only {achieved:.0} msgs/s answered")))
+        Judged::Misses { verdict: note(format!("overloaded: only {achieved:.0} msgs/s answered")), behind }
     } else if !search.slo.holds(&s.latency_us) {
-        Judged::Misses(note(format!("misses {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value))))
+        Judged::Misses { verdict: note(format!("misses {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value))), behind }
     } else {
-        Judged::Meets(note(format!("meets {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value))))
+        Judged::Meets { verdict: note(format!("meets {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value))), behind }
     };
     (judged, achieved, s.latency_us)
 }
 
+/// The headline of one search: a bare number only when the server set the limit.
 fn capacity_line(c: &CapacityResult) -> String {
-    let bracket = match c.first_failing_msgs_per_s {
-        Some(f) => format!("first failing {f:.0} msgs/s"),
-        None => "no probe failed".into(),
-    };
-    format!(
-        "capacity {:.0} msgs/s under {} ({bracket}, {} probes{})",
-        c.capacity_msgs_per_s,
-        c.slo,
-        c.probes.len(),
-        if c.converged { "" } else { ", not converged" }
-    )
+    let probes = format!("{} probes{}", c.probes.len(), if c.converged { "" } else { ", not converged" });
+    let behind = c.probes.iter().filter(|p| p.load_generator_behind).count();
+    let behind = if behind > 0 { format!("; the load generator fell behind in {behind} of {} probes", c.probes.len()) } else { String::new() };
+    match (c.limited_by, c.first_failing_msgs_per_s) {
+        (Some(LimitedBy::LoadGenerator), Some(f)) if c.capacity_msgs_per_s <= 0.0 => format!(
+            "no capacity measured under {}: the load generator could not keep its schedule even at {f:.0} msgs/s ({probes}){behind}",
+            c.slo
+        ),
+        (Some(LimitedBy::LoadGenerator), Some(f)) => format!(
+            "capacity at least {:.0} msgs/s under {}; the load generator could not offer more (it fell behind its schedule at {f:.0} msgs/s; {probes}){behind}",
+            c.capacity_msgs_per_s, c.slo
+        ),
+        (_, Some(f)) => format!("capacity {:.0} msgs/s under {}, limited by the server (first failing {f:.0} msgs/s, {probes}){behind}", c.capacity_msgs_per_s, c.slo),
+        (_, None) => format!("capacity at least {:.0} msgs/s under {}: no probe failed ({probes}){behind}", c.capacity_msgs_per_s, c.slo),
+    }
 }
 
 /// Copies the files (not folders) of `from` into `to`.
@@ -717,6 +768,8 @@ mod tests {
                 latency_us: Default::default(),
                 passed: rate <= capacity,
                 verdict: String::new(),
+                load_generator_behind: false,
+                warnings: Vec::new(),
             };
             Ok(Probed { probe, repeatable: rate > capacity })
         }
@@ -761,6 +814,64 @@ mod tests {
             let f = r.first_failing_msgs_per_s.unwrap();
             assert!(f > capacity && (f - r.capacity_msgs_per_s) / r.capacity_msgs_per_s <= 0.05);
         }
+    }
+
+    #[test]
+    fn a_load_generator_that_cannot_keep_up_is_named_as_the_limit() {
+        let never = AtomicBool::new(false);
+        // The server could take 50k msgs/s, but above 6k the load generator falls behind and
+        // every probe there misses the objective.
+        let mut honest = fake_probe(50_000.0);
+        let mut calls: Vec<f64> = Vec::new();
+        let r = search_capacity(&search(1000.0, 1e6, 40), &never, |k, rate| {
+            calls.push(rate);
+            let mut p = honest(k, rate)?;
+            if rate > 6_000.0 {
+                (p.probe.passed, p.probe.load_generator_behind, p.repeatable) = (false, true, true);
+            }
+            Ok::<_, ()>(p)
+        })
+        .unwrap();
+        assert_eq!(r.limited_by, Some(LimitedBy::LoadGenerator), "{r:?}");
+        assert!(r.capacity_msgs_per_s <= 6_000.0 && r.capacity_msgs_per_s >= 6_000.0 / 1.05, "{r:?}");
+        // A failure with the load generator behind is tried three times before it is believed.
+        assert_eq!(calls.iter().filter(|&&c| c == 8_000.0).count(), 3, "{calls:?}");
+        assert!(capacity_line(&r).contains("at least") && capacity_line(&r).contains("the load generator could not offer more"), "{}", capacity_line(&r));
+
+        // The same search against a server that is the limit names the server.
+        let r = search_capacity(&search(1000.0, 1e6, 40), &never, fake_probe(5_000.0)).unwrap();
+        assert_eq!(r.limited_by, Some(LimitedBy::Server));
+        assert!(capacity_line(&r).contains("limited by the server") && !capacity_line(&r).contains("at least"), "{}", capacity_line(&r));
+        // And one that never failed names the search's own limit.
+        let r = search_capacity(&search(1000.0, 4000.0, 40), &never, fake_probe(1e9)).unwrap();
+        assert_eq!(r.limited_by, Some(LimitedBy::SearchLimit));
+    }
+
+    #[test]
+    fn a_probe_is_behind_when_the_load_generator_sent_late_little_or_flat_out() {
+        let search = search(1000.0, 1e6, 10); // p99 <= 5 ms
+        let answered = |sent: f64, achieved: f64, lag_p99_us: f64, thread_pct: f64| -> LoadgenSummary {
+            let json = serde_json::json!({
+                "schema_version": wsbench_core::SCHEMA_VERSION, "complete": true, "wsbench_version": "0", "command": [],
+                "host": HostInfo::current(), "started_at": "2026-11-25T10:00:00Z", "duration_s": 1.0, "throughput_msgs_per_s": achieved,
+                "rate": {"asked_msgs_per_s": 1000.0, "sent_msgs_per_s": sent},
+                "messages": {"sent": 0, "received": 0, "errors": 0, "corrupted": 0, "lost": 0},
+                "connections": {"target": 1, "established": 1, "failed": 0},
+                "latency_us": wsbench_core::hist::LatencySummary::default(), "service_time_us": wsbench_core::hist::LatencySummary::default(),
+                "send_lag_us": wsbench_core::hist::LatencySummary { p99: lag_p99_us, ..Default::default() },
+                "cpu": {"process_pct": thread_pct, "busiest_thread_pct": thread_pct}, "warnings": [],
+                "config": LoadPlan::default(),
+            });
+            serde_json::from_value(json).unwrap()
+        };
+        let summary = |sent: f64, lag_p99_us: f64, thread_pct: f64| answered(sent, sent, lag_p99_us, thread_pct);
+        assert!(!load_generator_behind(&search, 1000.0, &summary(1000.0, 300.0, 40.0)));
+        assert!(!load_generator_behind(&search, 1000.0, &summary(990.0, 2_400.0, 80.0)), "under half the bound");
+        assert!(load_generator_behind(&search, 1000.0, &summary(1000.0, 2_600.0, 40.0)), "lag over half the bound");
+        assert!(load_generator_behind(&search, 1000.0, &summary(900.0, 100.0, 40.0)), "sent too little");
+        assert!(load_generator_behind(&search, 1000.0, &summary(1000.0, 100.0, 97.0)), "a saturated thread");
+        // Sent on time or nearly, but the server answered far less than it got: its limit.
+        assert!(!load_generator_behind(&search, 1000.0, &answered(1000.0, 790.0, 80_000.0, 40.0)), "an overloaded server slows its client");
     }
 
     #[test]

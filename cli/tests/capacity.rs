@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use wsbench_core::result::CapacityResult;
+use wsbench_core::result::{CapacityResult, LimitedBy};
 
 /// The server's capacity, msgs/s.
 const R: f64 = 1000.0;
@@ -106,6 +106,10 @@ max_probes = 14
     if !c.converged {
         problems.push("the search did not converge".to_string());
     }
+    // The server is the limit here by construction, and the result must say so.
+    if c.limited_by != Some(LimitedBy::Server) {
+        problems.push(format!("limited by {:?}, expected the server", c.limited_by));
+    }
     if !(lower..=upper).contains(&found) {
         problems.push(format!("capacity {found:.1} msgs/s is outside [{lower:.1}, {upper:.1}] around {R}"));
     }
@@ -115,11 +119,14 @@ max_probes = 14
     }
     // Every probe is judged as the model says: above the bound the tail grows beyond the
     // objective (a missed objective or an overload, not a broken trial); clearly below R it is met.
-    for p in &c.probes {
+    // Below R a probe may fail only for a reason outside the model (a stall of the shared
+    // machine, a starved load generator): then it was repeated, and the repeat that decides passes.
+    for (i, p) in c.probes.iter().enumerate() {
         let r = p.asked_msgs_per_s;
+        let deciding = !c.probes[i + 1..].iter().any(|q| q.asked_msgs_per_s == r);
         if r > upper && (p.passed || !(p.verdict.starts_with("misses") || p.verdict.starts_with("overloaded"))) {
             problems.push(format!("{r:.1} msgs/s is above the capacity {R}: {}", p.verdict));
-        } else if r <= 0.97 * R && !p.passed {
+        } else if r <= 0.97 * R && !p.passed && (deciding || !p.verdict.contains("repeated at the same rate")) {
             problems.push(format!("{r:.1} msgs/s is well below the capacity {R}: {}", p.verdict));
         }
     }
@@ -145,3 +152,4 @@ fn only_run_dir(dir: &Path) -> PathBuf {
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs.pop().unwrap()
 }
+

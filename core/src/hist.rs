@@ -45,6 +45,9 @@ pub struct LatencySummary {
     pub mean: f64,
     pub p50: f64,
     pub p90: f64,
+    /// Absent from results written before p95 was recorded; read it from the interval log then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95: Option<f64>,
     pub p99: f64,
     pub p99_9: f64,
     pub p99_99: f64,
@@ -64,6 +67,7 @@ impl LatencySummary {
             mean: h.mean() / 1_000.0,
             p50: us(h.value_at_quantile(0.50)),
             p90: us(h.value_at_quantile(0.90)),
+            p95: Some(us(h.value_at_quantile(0.95))),
             p99: us(h.value_at_quantile(0.99)),
             p99_9: us(h.value_at_quantile(0.999)),
             p99_99: us(h.value_at_quantile(0.9999)),

@@ -308,6 +308,39 @@ pub struct CapacityProbe {
     pub passed: bool,
     /// Why it passed or failed, in words.
     pub verdict: String,
+    /// The load generator fell behind its own schedule during the probe (it sent less than asked,
+    /// its send lag alone took half the objective's bound, or its busiest thread was saturated):
+    /// a failure of this probe says more about the load generator than about the server.
+    #[serde(default)]
+    pub load_generator_behind: bool,
+    /// The warnings of the probe's `summary.json`, so a report can list what every probe warned.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+}
+
+/// What stopped a capacity search from going higher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimitedBy {
+    /// The first failing rate failed with the load generator on schedule: the server's limit.
+    #[serde(rename = "server")]
+    Server,
+    /// The first failing rate failed (every time it was tried) with the load generator behind
+    /// its schedule: the capacity is a lower bound, the load generator could not offer more.
+    #[serde(rename = "load generator")]
+    LoadGenerator,
+    /// No probe failed: `max_rate` or the probe budget ended the search.
+    #[serde(rename = "search limit")]
+    SearchLimit,
+}
+
+impl LimitedBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::LoadGenerator => "load generator",
+            Self::SearchLimit => "search limit",
+        }
+    }
 }
 
 /// `capacity.json` in a trial folder: the outcome of a capacity search.
@@ -324,6 +357,10 @@ pub struct CapacityResult {
     pub first_failing_msgs_per_s: Option<f64>,
     /// True when the bracket was narrowed to the precision (false: probe or rate limit reached).
     pub converged: bool,
+    /// Whose limit the first failing rate shows; absent from results written before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_by: Option<LimitedBy>,
     /// Every probe in the order it ran.
     pub probes: Vec<CapacityProbe>,
 }

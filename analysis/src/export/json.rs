@@ -11,22 +11,23 @@
 //!   "confidence": 0.95, "resamples": 10000, "seed": 6292445969799923745,
 //!   "failed": false,                        // a --fail-if threshold was breached (exit code 1)
 //!   "pairs": [{
-//!     "base":      {"name": "no-pause", "dir": "...", "trials_used": 3, "trials_total": 3},
-//!     "candidate": {"name": "no-pause", "dir": "...", "trials_used": 3, "trials_total": 3},
+//!     "base":      {"name": "no-pause", "dir": "...", "trials_used": 5, "trials_total": 5},
+//!     "candidate": {"name": "no-pause", "dir": "...", "trials_used": 5, "trials_total": 5},
 //!     "metrics": [{
 //!       "metric": "p99", "label": "p99 latency", "unit": "us", "better": "lower",
-//!       "base":      {"median": 812.0, "values": [790.0, 812.0, 830.5]},
-//!       "candidate": {"median": 850.0, "values": [845.0, 850.0, 861.0]},
+//!       "base":      {"median": 812.0, "values": [790.0, 812.0, 830.5, 801.0, 845.0]},
+//!       "candidate": {"median": 850.0, "values": [845.0, 850.0, 861.0, 839.0, 870.0]},
 //!       "ratio": 1.0468,                    // candidate median / base median
-//!       "ci": {"low": 1.018, "high": 1.09}, // null with a single trial on a side
-//!       "verdict": "worse"                  // better | worse | no_significant_change | not_enough_trials
+//!       "ci": {"low": 1.018, "high": 1.09}, // null with fewer than 5 trials on a side
+//!       "candidate_ci": {"low": 839.0, "high": 870.0}, // the candidate's median, in the unit
+//!       "verdict": "worse"                  // better | worse | no_significant_change | inconclusive
 //!     }],
 //!     "notes": ["..."]                      // metrics measured on one side only, trials left out
 //!   }],
 //!   "unmatched": ["..."],                   // configurations not compared, and why
 //!   "thresholds": [{
-//!     "spec": "p99 > +10%", "metric": "p99", "direction": "above", "limit": 1.1, "breached": false,
-//!     "outcomes": [{"base": "no-pause", "candidate": "no-pause", "status": "held"}]  // breached | held | unchecked
+//!     "spec": "p99 > +10%", "metric": "p99", "direction": "above", "kind": "change", "limit": 1.1, "breached": false,
+//!     "outcomes": [{"base": "no-pause", "candidate": "no-pause", "status": "held"}]  // breached | held | inconclusive
 //!   }]
 //! }
 //! ```
@@ -106,6 +107,8 @@ struct Metric<'a> {
     candidate: Values<'a>,
     ratio: f64,
     ci: Option<Interval>,
+    /// The candidate's median interval in the metric's unit (absolute thresholds).
+    candidate_ci: Option<Interval>,
     verdict: &'static str,
 }
 
@@ -114,6 +117,8 @@ struct Threshold<'a> {
     spec: &'a str,
     metric: &'static str,
     direction: &'static str,
+    /// `change` (limit is a ratio, 1.1 for +10 %) or `absolute` (limit in the metric's unit).
+    kind: &'static str,
     limit: f64,
     breached: bool,
     outcomes: Vec<Outcome<'a>>,
@@ -159,6 +164,7 @@ fn document(c: &Comparison) -> Doc<'_> {
                         candidate: Values { median: m.candidate_median, values: &m.candidate },
                         ratio: m.ratio,
                         ci: m.ci.map(|ci| Interval { low: ci.low, high: ci.high }),
+                        candidate_ci: m.candidate_ci.map(|ci| Interval { low: ci.low, high: ci.high }),
                         verdict: m.verdict.key(),
                     })
                     .collect(),
@@ -176,6 +182,7 @@ fn document(c: &Comparison) -> Doc<'_> {
                     Direction::Above => "above",
                     Direction::Below => "below",
                 },
+                kind: if g.threshold.is_absolute() { "absolute" } else { "change" },
                 limit: g.threshold.limit(),
                 breached: g.breached(),
                 outcomes: g
@@ -187,7 +194,7 @@ fn document(c: &Comparison) -> Doc<'_> {
                         status: match o.status {
                             GateStatus::Breached => "breached",
                             GateStatus::Held => "held",
-                            GateStatus::Unchecked => "unchecked",
+                            GateStatus::Inconclusive => "inconclusive",
                         },
                     })
                     .collect(),

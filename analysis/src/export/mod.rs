@@ -65,8 +65,10 @@ pub fn comparison_document(c: &Comparison) -> Document {
     let pct = format!("{:.0} %", c.settings.confidence * 100.0);
     d.paragraph(plain(format!(
         "Each value is the median over a configuration's trials; change is candidate / base − 1 with its {pct} confidence interval \
-         (percentile bootstrap over trials, {} resamples). A verdict is better or worse only when the whole interval lies on one side of no change.",
-        c.settings.resamples
+         (percentile bootstrap over trials, {} resamples). A verdict is better or worse only when the whole interval lies on one side of no change; \
+         with fewer than {} trials on a side there is no interval and the verdict is inconclusive.",
+        c.settings.resamples,
+        compare::MIN_TRIALS
     )));
 
     for p in &c.pairs {
@@ -101,10 +103,11 @@ pub fn comparison_document(c: &Comparison) -> Document {
         table.align[5] = crate::doc::Align::Left;
         d.push(Block::Table(table));
         let mut notes: Vec<Item> = p.notes.iter().map(|n| Item::from(plain(n.clone()))).collect();
-        if p.metrics.iter().any(|m| m.verdict == Verdict::NotEnoughTrials) {
-            notes.push(Item::from(plain(
-                "a side has a single usable trial, so there is no confidence interval and nothing can be called significant; run at least 5 trials",
-            )));
+        if let Some(n) = p.metrics.iter().filter(|m| m.verdict == Verdict::Inconclusive).map(|m| m.n()).min() {
+            notes.push(Item::from(plain(format!(
+                "{}: no confidence interval is given and nothing is called significant; thresholds on changes were not judged",
+                compare::too_few_trials(n)
+            ))));
         }
         if !notes.is_empty() {
             d.push(Block::List(notes));
@@ -125,7 +128,7 @@ pub fn comparison_document(c: &Comparison) -> Document {
                 } else {
                     vec![t("passed: "), code(th.spec.clone())]
                 };
-                let limit = compare::change(th.limit());
+                let limit = th.limit_text();
                 let side = match th.direction {
                     compare::Direction::Above => "above",
                     compare::Direction::Below => "below",
@@ -136,12 +139,23 @@ pub fn comparison_document(c: &Comparison) -> Document {
                     .map(|o| {
                         let p = &c.pairs[o.pair];
                         let m = p.metric(th.metric.key).expect("gates are only built for metrics both sides measured");
+                        if th.is_absolute() {
+                            let unit = th.metric.unit;
+                            let what = format!("{}: {} {} (median of {} trials)", p.candidate.name, th.metric.key, unit.format(m.candidate_median), m.candidate.len());
+                            return plain(match (o.status, m.candidate_ci) {
+                                (GateStatus::Breached, Some(ci)) => format!("{what} [{}, {}]: the whole interval is {side} {limit}", unit.format(ci.low), unit.format(ci.high)),
+                                (GateStatus::Held, Some(ci)) => format!("{what} [{}, {}]: not entirely {side} {limit}", unit.format(ci.low), unit.format(ci.high)),
+                                (GateStatus::Breached, None) => format!("{what}: every trial is {side} {limit} (too few trials for an interval)"),
+                                (GateStatus::Held, None) => format!("{what}: no trial is {side} {limit} (too few trials for an interval)"),
+                                (GateStatus::Inconclusive, _) => format!("{what}: inconclusive, some trials are {side} {limit} and some not; {}", compare::too_few_trials(m.candidate.len())),
+                            });
+                        }
                         let ci = m.ci.as_ref().map(compare::change_interval).unwrap_or_default();
                         let what = format!("{} → {}: {} {}", p.base.name, p.candidate.name, th.metric.key, compare::change(m.ratio));
                         plain(match o.status {
                             GateStatus::Breached => format!("{what} {ci}: the whole interval is {side} {limit}"),
                             GateStatus::Held => format!("{what} {ci}: not entirely {side} {limit}"),
-                            GateStatus::Unchecked => format!("{what}: not checked, a side has a single trial"),
+                            GateStatus::Inconclusive => format!("{what}: inconclusive, not failed: {}", compare::too_few_trials(m.n())),
                         })
                     })
                     .collect();

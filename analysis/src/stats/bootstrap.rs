@@ -122,6 +122,21 @@ pub fn ratio_of_medians(base: &[f64], candidate: &[f64], settings: &Settings) ->
     Some(Interval { low: quantile_of_sorted(&ratios, tail), high: quantile_of_sorted(&ratios, 1.0 - tail) })
 }
 
+/// The percentile-bootstrap interval of one side's median, in the values' own unit: what an
+/// absolute threshold (`p99 > 5ms`) is held against. `None` with fewer than two finite values.
+pub fn median_interval(values: &[f64], settings: &Settings) -> Option<Interval> {
+    let values: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if values.len() < 2 || settings.resamples == 0 {
+        return None;
+    }
+    let mut rng = SplitMix64::new(settings.seed);
+    let mut scratch = vec![0.0; values.len()];
+    let mut medians: Vec<f64> = (0..settings.resamples).map(|_| resampled_median(&values, &mut scratch, &mut rng)).collect();
+    medians.sort_by(f64::total_cmp);
+    let tail = (1.0 - settings.confidence.clamp(0.0, 1.0)) / 2.0;
+    Some(Interval { low: quantile_of_sorted(&medians, tail), high: quantile_of_sorted(&medians, 1.0 - tail) })
+}
+
 /// Draws `from.len()` values from `from` with replacement into `scratch` and returns their median.
 fn resampled_median(from: &[f64], scratch: &mut [f64], rng: &mut SplitMix64) -> f64 {
     for slot in scratch.iter_mut() {
@@ -250,6 +265,15 @@ mod tests {
         assert!(ci.above(1.0));
         let ci = ratio_of_medians(&[0.0, 0.0, 0.0], &[0.0, 0.0, 5.0], &s).unwrap();
         assert!(ci.contains(1.0) && ci.high.is_infinite(), "{ci:?}");
+    }
+
+    #[test]
+    fn the_median_interval_lies_within_the_values() {
+        let s = Settings::default();
+        let ci = median_interval(&[4.0, 5.0, 6.0, 5.5, 4.5], &s).unwrap();
+        assert!(ci.low >= 4.0 && ci.high <= 6.0 && ci.contains(5.0), "{ci:?}");
+        assert_eq!(median_interval(&[4.0], &s), None);
+        assert_eq!(median_interval(&[3.0, 3.0, 3.0], &s), Some(Interval { low: 3.0, high: 3.0 }));
     }
 
     #[test]

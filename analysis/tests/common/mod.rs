@@ -273,8 +273,13 @@ fn write_server(dir: &Path, shape: &ConfigShape, seed: u64) {
 /// Fabricates a run of `shapes` × [`TRIALS`] trials in `dir` (created; replaced if it exists).
 /// Trial 2 of the second configuration carries two warnings and a few errors.
 pub fn fabricate(dir: &Path, shapes: &[ConfigShape]) -> DemoRun {
+    fabricate_trials(dir, shapes, TRIALS)
+}
+
+/// As [`fabricate`], with `trials` trials per configuration.
+pub fn fabricate_trials(dir: &Path, shapes: &[ConfigShape], trials: u32) -> DemoRun {
     let planned: Vec<Planned> = shapes.iter().map(|s| Planned { entry: entry(s.name, s.runtime, None, None), shape: s.clone() }).collect();
-    let run = fabricate_planned(dir, "demo", TRIALS, &planned, |c, t| {
+    let run = fabricate_planned(dir, "demo", trials, &planned, |c, t| {
         if c == 1 && t == 2 {
             (vec![Warning::send_lag_high(1_450.0), Warning::errors_seen(3)], 3)
         } else {
@@ -416,7 +421,7 @@ pub fn simulate_search(true_capacity: f64) -> CapacityResult {
         let achieved = if load > 1.3 { true_capacity * 1.1 } else { rate };
         // p99 crosses the 2 ms bound exactly at the true capacity.
         let p99 = slo.bound_us * load.powi(3);
-        let latency = LatencySummary { count: (achieved * 2.0) as u64, p50: p99 / 8.0, p90: p99 / 3.0, p99, p99_9: p99 * 1.5, p99_99: p99 * 1.8, max: p99 * 2.0, min: 20.0, mean: p99 / 6.0 };
+        let latency = LatencySummary { count: (achieved * 2.0) as u64, p50: p99 / 8.0, p90: p99 / 3.0, p95: Some(p99 / 2.0), p99, p99_9: p99 * 1.5, p99_99: p99 * 1.8, max: p99 * 2.0, min: 20.0, mean: p99 / 6.0 };
         let overloaded = achieved < 0.95 * rate;
         let passed = !overloaded && slo.holds(&latency);
         let verdict = if overloaded {
@@ -426,7 +431,16 @@ pub fn simulate_search(true_capacity: f64) -> CapacityResult {
         } else {
             format!("misses {slo}")
         };
-        probes.push(CapacityProbe { dir: format!("probe-{k:02}"), asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict });
+        probes.push(CapacityProbe {
+            dir: format!("probe-{k:02}"),
+            asked_msgs_per_s: rate,
+            achieved_msgs_per_s: achieved,
+            latency_us: latency,
+            passed,
+            verdict,
+            load_generator_behind: false,
+            warnings: Vec::new(),
+        });
         if passed {
             pass = Some(pass.map_or(rate, |p: f64| p.max(rate)));
         } else {
@@ -449,6 +463,7 @@ pub fn simulate_search(true_capacity: f64) -> CapacityResult {
         precision,
         capacity_msgs_per_s: pass.unwrap_or(0.0),
         first_failing_msgs_per_s: fail,
+        limited_by: Some(if fail.is_some() { LimitedBy::Server } else { LimitedBy::SearchLimit }),
         converged,
         probes,
     }
