@@ -105,10 +105,9 @@ impl LimitArgs {
     /// Checks the limits and returns them; the error names the flag and what to change.
     pub fn into_limits(self) -> Result<Limits, String> {
         let size = |v: u64, flag: &str| {
-            usize::try_from(v)
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{flag} must be at least 1 byte and fit in memory, e.g. 1MiB"))
+            usize::try_from(v).ok().filter(|&n| n > 0).ok_or_else(|| {
+                format!("{flag} must be at least 1 byte and fit in memory, e.g. 1MiB")
+            })
         };
         let positive = |d: Duration, flag: &str| {
             if d.is_zero() {
@@ -315,16 +314,36 @@ mod tests {
         assert_eq!(l.max_write_buffer, 1 << 20);
         assert_eq!(l.max_connections, default_max_connections());
         let args: Vec<String> = [
-            "--max-buffered", "1MiB", "--read-timeout", "1s", "--ping-interval", "0s",
-            "--max-write-buffer", "64KiB", "--max-connections", "10",
+            "--max-buffered",
+            "1MiB",
+            "--read-timeout",
+            "1s",
+            "--ping-interval",
+            "0s",
+            "--max-write-buffer",
+            "64KiB",
+            "--max-connections",
+            "10",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         let (_, l) = parse(&args).unwrap().into_parts().unwrap();
         assert_eq!(
-            (l.max_buffered, l.read_timeout, l.ping_interval, l.max_write_buffer, l.max_connections),
-            (1 << 20, Duration::from_secs(1), Duration::ZERO, 64 << 10, 10)
+            (
+                l.max_buffered,
+                l.read_timeout,
+                l.ping_interval,
+                l.max_write_buffer,
+                l.max_connections
+            ),
+            (
+                1 << 20,
+                Duration::from_secs(1),
+                Duration::ZERO,
+                64 << 10,
+                10
+            )
         );
         for bad in [
             ["--max-buffered", "0"],

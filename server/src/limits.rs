@@ -210,9 +210,9 @@ pub enum Due {
     Close(LimitHit),
 }
 
-/// The timers of one connection, kept as two instants and one flag so that the engines read
-/// the clock once per turn and never reset a timer per message: the connection's one sleep
-/// fires at [`deadline`](Self::deadline), which may be early (input came since), and then
+/// The timers of one connection, kept as two instants so that the engines read the clock once
+/// per read and never reset a timer per message: the connection's one sleep fires at
+/// [`deadline`](Self::deadline), which may be early (input came since), and then
 /// [`on_timer`](Self::on_timer) says what is really due.
 #[derive(Debug, Clone, Copy)]
 pub struct KeepAlive {
@@ -235,17 +235,26 @@ impl KeepAlive {
         self.ping_sent = None;
     }
 
-    /// When the connection's timer should next fire, given whether a message is half-received.
-    pub fn deadline(&self, limits: &Limits, partial: bool) -> Instant {
-        let mut at = match self.ping_sent {
+    /// When the connection's timer should next fire, after `now`. The read timeout is always
+    /// allowed for, as if a message were half-received: a message can begin while the engine
+    /// waits, and a timer that fires early costs only a look at
+    /// [`on_timer`](Self::on_timer)'s answer.
+    pub fn deadline(&self, limits: &Limits, now: Instant) -> Instant {
+        let keep_alive = match self.ping_sent {
             Some(sent) => sent + limits.pong_timeout,
             None if limits.ping_interval.is_zero() => self.last_input + FAR,
             None => self.last_input + limits.ping_interval,
         };
-        if partial {
-            at = at.min(self.last_input + limits.read_timeout);
-        }
-        at
+        // Idle past the read timeout with nothing half-received: a message that begins from
+        // now on is due a read timeout after now at the earliest.
+        let read_due = self.last_input + limits.read_timeout;
+        let read = if read_due > now {
+            read_due
+        } else {
+            now + limits.read_timeout
+        };
+        // Never now or earlier: a timer that is always due would spin.
+        keep_alive.min(read).max(now + MIN_WAIT)
     }
 
     /// The timer fired at `now`: what is due. A ping decided here counts as sent at `now`.
@@ -266,6 +275,9 @@ impl KeepAlive {
     }
 }
 
+/// The least a connection's timer waits.
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
 /// "Never", for a timer with nothing to wait for: far enough to not matter, near enough that
 /// adding it to an `Instant` cannot overflow.
 const FAR: Duration = Duration::from_secs(86_400 * 365);
@@ -276,7 +288,7 @@ mod tests {
 
     fn limits() -> Limits {
         Limits {
-            read_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(20),
             ..Limits::default()
@@ -306,12 +318,18 @@ mod tests {
         let l = limits();
         let t0 = Instant::now();
         let mut k = KeepAlive::new(t0);
-        assert_eq!(k.deadline(&l, false), t0 + l.ping_interval);
-        assert_eq!(k.on_timer(&l, false, t0 + Duration::from_secs(5)), Due::Wait);
+        assert_eq!(k.deadline(&l, t0), t0 + l.ping_interval);
+        assert_eq!(
+            k.on_timer(&l, false, t0 + Duration::from_secs(5)),
+            Due::Wait
+        );
         let t1 = t0 + l.ping_interval;
         assert_eq!(k.on_timer(&l, false, t1), Due::Ping);
-        assert_eq!(k.deadline(&l, false), t1 + l.pong_timeout);
-        assert_eq!(k.on_timer(&l, false, t1 + Duration::from_secs(1)), Due::Wait);
+        assert_eq!(k.deadline(&l, t1), t1 + l.pong_timeout);
+        assert_eq!(
+            k.on_timer(&l, false, t1 + Duration::from_secs(1)),
+            Due::Wait
+        );
         assert_eq!(
             k.on_timer(&l, false, t1 + l.pong_timeout),
             Due::Close(LimitHit::PongTimeout)
@@ -327,8 +345,9 @@ mod tests {
         assert_eq!(k.on_timer(&l, false, t1), Due::Ping);
         k.input(t1 + Duration::from_secs(1));
         assert_eq!(k.on_timer(&l, false, t1 + l.pong_timeout), Due::Wait);
+        let t2 = t1 + l.pong_timeout;
         assert_eq!(
-            k.deadline(&l, false),
+            k.deadline(&l, t2),
             t1 + Duration::from_secs(1) + l.ping_interval
         );
     }
@@ -341,13 +360,16 @@ mod tests {
         };
         let t0 = Instant::now();
         let mut k = KeepAlive::new(t0);
-        assert_eq!(k.deadline(&l, true), t0 + l.read_timeout);
+        assert_eq!(k.deadline(&l, t0), t0 + l.read_timeout);
         assert_eq!(
             k.on_timer(&l, true, t0 + l.read_timeout),
             Due::Close(LimitHit::ReadTimeout)
         );
-        // Without a message in progress the same silence is only idleness.
-        assert_eq!(k.on_timer(&l, false, t0 + l.read_timeout), Due::Wait);
+        // Without a message in progress the same silence is only idleness, and the next look
+        // is a read timeout later, never at once.
+        let t1 = t0 + l.read_timeout;
+        assert_eq!(k.on_timer(&l, false, t1), Due::Wait);
+        assert_eq!(k.deadline(&l, t1), t1 + l.read_timeout);
     }
 
     #[test]
@@ -358,8 +380,11 @@ mod tests {
         };
         let t0 = Instant::now();
         let mut k = KeepAlive::new(t0);
-        assert!(k.deadline(&l, false) > t0 + Duration::from_secs(86_400));
-        assert_eq!(k.on_timer(&l, false, t0 + Duration::from_secs(3600)), Due::Wait);
+        assert_eq!(k.deadline(&l, t0), t0 + l.read_timeout);
+        assert_eq!(
+            k.on_timer(&l, false, t0 + Duration::from_secs(3600)),
+            Due::Wait
+        );
     }
 
     #[test]

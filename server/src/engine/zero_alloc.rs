@@ -52,9 +52,9 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use std::time::Duration;
 
 use tokio::time::{sleep_until, timeout_at, Instant};
 use wsbench_core::codec::close::{self, code};
@@ -241,6 +241,13 @@ fn read_some(stream: &mut TcpStream, cx: &mut Context<'_>, buf: &mut [u8]) -> Po
     }
 }
 
+/// The capacity a large frame's buffer grows to when `cap` cannot take `want` bytes: by a
+/// quarter (at least 64 KiB), so that it holds at most a quarter more than has arrived while
+/// copies stay linear in the frame's length, and never past the frame's `needed` length.
+fn grown_capacity(cap: usize, want: usize, needed: usize) -> usize {
+    (cap + (cap / 4).max(SCRATCH_LEN)).max(want).min(needed)
+}
+
 /// Appends a whole unmasked frame to `out`.
 #[inline]
 fn push_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
@@ -347,7 +354,9 @@ impl<'a> Connection<'a> {
 
     #[inline]
     fn owned_pending(&self) -> bool {
-        self.spill.as_ref().is_some_and(|s| s.outbox.owned_pending())
+        self.spill
+            .as_ref()
+            .is_some_and(|s| s.outbox.owned_pending())
     }
 
     #[inline]
@@ -569,8 +578,7 @@ impl<'a> Connection<'a> {
     }
 
     /// A turn on a large frame: read through the shared input buffer and append to the
-    /// frame's own buffer (grown by doubling, capped at the frame's length, charged to the
-    /// budget before it grows) until the frame is whole, then handle it and echo it in place.
+    /// frame's own buffer (grown by [`grown_capacity`], charged to the budget before it grows) until the frame is whole, then handle it and echo it in place.
     fn large_turn(
         &mut self,
         cx: &mut Context<'_>,
@@ -590,7 +598,7 @@ impl<'a> Connection<'a> {
         self.keep_alive.input(Instant::now());
         let cap = spill.large.capacity();
         if have + n > cap {
-            let target = (cap * 2).max(have + n).min(needed);
+            let target = grown_capacity(cap, have + n, needed);
             let held = self.held_bytes() + (target - cap);
             if self.charge.set(held).is_err() {
                 return Poll::Ready(Turn::Limit(LimitHit::OverBudget));
@@ -598,7 +606,7 @@ impl<'a> Connection<'a> {
         }
         let spill = self.spill();
         if have + n > spill.large.capacity() {
-            let target = (spill.large.capacity() * 2).max(have + n).min(needed);
+            let target = grown_capacity(spill.large.capacity(), have + n, needed);
             spill.large.reserve_exact(target - have);
         }
         spill.large.extend_from_slice(&input[..n]);
@@ -615,7 +623,9 @@ impl<'a> Connection<'a> {
         let f = match frame::parse(&buf, Role::Server, self.ctx.max_message_size) {
             Ok(Parsed::Frame(f)) => f,
             Err(e) => return Poll::Ready(Turn::Failed(e)),
-            Ok(Parsed::Incomplete(_)) => unreachable!("the buffer was filled to the frame's length"),
+            Ok(Parsed::Incomplete(_)) => {
+                unreachable!("the buffer was filled to the frame's length")
+            }
         };
         Poll::Ready(match self.take_frame(&f, &mut buf, out) {
             Handled::EchoFrame(kind) => {
@@ -871,9 +881,10 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
     }
     let limits = &conn.ctx.limits;
     // One timer per connection, boxed so the idle task stays small; it is re-armed only when
-    // it fires or when a message starts that must be watched sooner, never per message.
-    let mut timer = Box::pin(sleep_until(conn.keep_alive.deadline(limits, false)));
-    let mut watching_partial = false;
+    // it fires, never per message.
+    let mut timer = Box::pin(sleep_until(
+        conn.keep_alive.deadline(limits, Instant::now()),
+    ));
     poll_fn(|cx| loop {
         if shutdown.is_requested() {
             return Poll::Ready(Turn::Shutdown);
@@ -885,8 +896,9 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
                 Due::Ping => conn.queue_ping(),
                 Due::Wait => {}
             }
-            watching_partial = partial;
-            timer.as_mut().reset(conn.keep_alive.deadline(limits, partial));
+            timer
+                .as_mut()
+                .reset(conn.keep_alive.deadline(limits, Instant::now()));
             continue;
         }
         if !conn.outbox_is_empty() {
@@ -906,16 +918,6 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
         }
         if conn.copied_pending() > limits.max_write_buffer {
             return Poll::Ready(Turn::Limit(LimitHit::SlowConsumer));
-        }
-        let partial = conn.has_partial();
-        if partial && !watching_partial {
-            watching_partial = true;
-            let due = conn.keep_alive.deadline(limits, true);
-            if due < timer.deadline() {
-                timer.as_mut().reset(due);
-            }
-        } else if !partial {
-            watching_partial = false;
         }
     })
     .await
