@@ -3,10 +3,12 @@
 server's resident memory (VmRSS from /proc/PID/status) before, while the connections are held,
 and after they are closed.
 
-Two floods:
+Three floods:
   claim      each connection upgrades, declares one 16,777,000-byte binary frame and sends only
              the first 100 bytes of its payload (memory must follow bytes received, not claimed)
   handshake  TCP connections that never send a request (pending handshakes)
+  idle       upgraded WebSocket connections that send nothing (the cost of an idle connection;
+             the result adds held bytes per connection)
 
 The script starts the server itself (`SERVER --listen 127.0.0.1:0 --engine ENGINE [ARGS...]`),
 reads its readiness line for the address, runs ROUNDS rounds of the flood, stops it with
@@ -14,7 +16,7 @@ SIGTERM and prints one JSON object: RSS in KiB per round and the verdict against
 Every connection that failed to open or to upgrade is counted and named; any failure makes
 the exit code 1. Standard library only; the process needs an fd limit above --connections.
 
-Usage: flood.py SERVER --engine tungstenite|zero-alloc --flood claim|handshake
+Usage: flood.py SERVER --engine tungstenite|zero-alloc --flood claim|handshake|idle
                 [--connections N] [--rounds R] [--hold S] [--settle S] [--bound-mib M]
                 [-- EXTRA SERVER ARGS]
 """
@@ -87,8 +89,9 @@ def open_flood(addr, kind, n, failures):
         s.settimeout(10)
         try:
             s.connect(addr)
-            if kind == "claim":
+            if kind in ("claim", "idle"):
                 upgrade(s)
+            if kind == "claim":
                 s.sendall(frame)
             socks.append(s)
         except (OSError, RuntimeError) as e:
@@ -101,7 +104,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("server")
     p.add_argument("--engine", required=True)
-    p.add_argument("--flood", choices=["claim", "handshake"], required=True)
+    p.add_argument("--flood", choices=["claim", "handshake", "idle"], required=True)
     p.add_argument("--connections", type=int)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--hold", type=float, default=2.0, help="seconds held before measuring")
@@ -109,7 +112,7 @@ def main():
     p.add_argument("--bound-mib", type=float, default=16.0)
     p.add_argument("extra", nargs="*", help="more server arguments (after --)")
     a = p.parse_args()
-    n = a.connections or (2000 if a.flood == "claim" else 15000)
+    n = a.connections or {"claim": 2000, "handshake": 15000, "idle": 10000}[a.flood]
 
     proc, addr = start_server(a.server, a.engine, a.extra)
     failures = {}
@@ -146,6 +149,7 @@ def main():
         "baseline_kib": baseline,
         "rounds": rounds,
         "held_growth_mib": round(worst_held / 1024, 1),
+        "held_bytes_per_connection": round(worst_held * 1024 / n),
         "after_growth_mib": round(worst_after / 1024, 1),
         "within_bound": worst_after <= bound and (a.flood != "claim" or worst_held <= bound),
         "failures": failures,

@@ -354,3 +354,40 @@ async fn limits_are_in_help_and_server_json() {
     assert_eq!(v["limits_reached"]["over_budget"], 0);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn handshakes_and_closing_handshakes_that_never_finish_are_dropped_and_counted() {
+    for engine in ENGINES {
+        let server = start(
+            engine,
+            &[
+                "--handshake-timeout",
+                "1s",
+                "--read-timeout",
+                "1s",
+                "--close-timeout",
+                "1s",
+            ],
+        )
+        .await;
+        // No request head at all: the server hangs up after the handshake timeout.
+        let mut mute = TcpStream::connect(server.addr).await.unwrap();
+        let mut sink = [0u8; 64];
+        let n = timeout(STEP, mute.read(&mut sink))
+            .await
+            .expect("hung up in time");
+        assert!(matches!(n, Ok(0) | Err(_)), "{engine}: {n:?}");
+        assert_eq!(
+            server
+                .metric("wsbench_server_handshake_timeouts_total")
+                .await,
+            1
+        );
+
+        // A read timeout's close frame, never answered: dropped after the close timeout.
+        let mut c = RawClient::connect(server.addr, &client_frame(0x82, &[1u8; 100])[..50]).await;
+        assert_eq!(close_code(&mut c).await, Some(1008), "{engine}");
+        assert_eq!(c.frame().await, None, "{engine}: the server hangs up");
+        wait_metric(&server, "wsbench_server_close_timeouts_total", |v| v == 1).await;
+    }
+}

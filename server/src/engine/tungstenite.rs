@@ -157,12 +157,14 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
     let Upgraded { stream, leftover } = upgraded;
     let limits = &ctx.limits;
     let config = websocket_config(ctx.max_message_size, limits.max_write_buffer);
-    let metered = Metered {
+    let mut metered = Metered {
         inner: stream,
         charge: Charge::new(&ctx.budget),
         keep_alive: KeepAlive::new(Instant::now()),
         over_budget: false,
     };
+    // Bytes that came with the request head (at most 8 KiB) are a message begun, too.
+    metered.over_budget = metered.charge.set(leftover.len()).is_err();
     let mut ws = if leftover.is_empty() {
         WebSocketStream::from_raw_socket(metered, Role::Server, Some(config)).await
     } else {
@@ -178,6 +180,9 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         // One atomic load: a connection kept busy by its client still notices shutdown.
         if shutdown.is_requested() {
             break End::Shutdown;
+        }
+        if ws.get_ref().over_budget {
+            break End::Limit(LimitHit::OverBudget);
         }
         // Take the next message if it is already buffered or readable. Only when none is do we
         // flush the echoes fed so far, so pipelined messages share one write.
@@ -233,10 +238,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         };
         let msg = match next {
             None => break End::Closed,
-            Some(Err(e)) if ws.get_ref().over_budget => {
-                drop(e);
-                break End::Limit(LimitHit::OverBudget);
-            }
+            Some(Err(_)) if ws.get_ref().over_budget => break End::Limit(LimitHit::OverBudget),
             Some(Err(e)) => break End::Failed(e),
             Some(Ok(msg)) => msg,
         };
