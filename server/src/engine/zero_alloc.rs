@@ -22,13 +22,24 @@
 //!   the input buffer on the next turn. Empty, and normally unallocated, while idle.
 //! - a [`Spill`], allocated only while one of its buffers is in use and dropped when all are
 //!   empty again, so an idle connection carries a null pointer for it:
-//!   - `large`: a frame bigger than the input buffer, read straight into a buffer of exactly its
-//!     size, then unmasked and echoed in place (its reply header is written over the end of the
-//!     client's longer, masked header);
+//!   - `large`: a frame bigger than the input buffer, appended to a buffer of its own as its
+//!     bytes arrive (grown by a quarter at a time, never to the declared length up front), then
+//!     unmasked and echoed in place (its reply header is written over the end of the client's
+//!     longer, masked header);
 //!   - `message`: the payload of a fragmented message, collected behind room for the reply's
 //!     header so that it too is echoed in place, as one message;
-//!   - `outbox`: replies the socket would not take yet. Reading stops until they are written,
-//!     which is the backpressure a slow reader gets.
+//!   - `outbox`: replies the socket would not take yet. Reading goes on while they are fewer
+//!     than `--max-write-buffer` bytes and the client is closed (1008) past it; an echo built
+//!     in place is written before anything more is read.
+//!
+//! # Limits
+//!
+//! What `partial`, `large`, `message` and an in-place echo hold is charged to the server's
+//! partial-message budget (`--max-buffered`, see `limits`): before a large frame's or a
+//! fragmented message's buffer grows, and once per turn for the rest; the connection that
+//! would go past it is closed with 1008. One boxed timer per connection serves the read
+//! timeout and the keep-alive (`limits::KeepAlive` decides; the timer is re-armed only when it
+//! fires), and reading notes the time of the last input once per turn.
 //!
 //! Beyond that an idle connection is its task (whose size the `serve` functions keep small by
 //! moving state into their futures once), its socket registration and a few words of codec
