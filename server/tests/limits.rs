@@ -80,8 +80,13 @@ async fn claimed_frames_cost_the_bytes_sent_not_the_bytes_claimed() {
                 c.send(&frame).await;
                 clients.push(c);
             }
-            // Every byte sent is on the server's side once the budget shows all of them.
-            wait_metric(&server, "wsbench_server_buffered_bytes", |v| v >= 50 * 100).await;
+            // zero-alloc charges every byte held, so the budget shows when all have arrived;
+            // tungstenite charges only what exceeds its 8 KiB read buffer, so give it time.
+            if engine == "zero-alloc" {
+                wait_metric(&server, "wsbench_server_buffered_bytes", |v| v >= 50 * 100).await;
+            } else {
+                sleep(Duration::from_millis(500)).await;
+            }
             let buffered = server.metric("wsbench_server_buffered_bytes").await;
             assert!(
                 buffered <= 50 * 64 * 1024,

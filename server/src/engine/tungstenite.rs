@@ -8,9 +8,9 @@
 //!
 //! Limits (see `limits`): the socket is wrapped in [`Metered`], which sees every byte before
 //! tungstenite does. Bytes received since the last complete message stand for the partial
-//! message tungstenite holds: they are charged to the server's budget (a read that would go
-//! past it fails, and the connection is closed with 1008) and say whether a message is
-//! half-received for the read timeout. Reads also feed the keep-alive. tungstenite reserves a
+//! message tungstenite holds: beyond the read buffer's 8 KiB they are charged to the server's
+//! budget (a read that would go past it fails, and the connection is closed with 1008), and
+//! any say that a message is half-received, for the read timeout. Reads also feed the keep-alive. tungstenite reserves a
 //! frame's declared length up front (`BytesMut::reserve`); that is address space, not
 //! resident memory, until bytes arrive, so the budget counts what arrived. Output: tungstenite
 //! writes once `write_buffer_size` is queued and then stops taking messages until the socket
@@ -61,7 +61,11 @@ pub fn websocket_config(max_message_size: usize, max_write_buffer: usize) -> Web
 /// keep-alive before tungstenite gets the bytes.
 struct Metered<'a> {
     inner: TcpStream,
-    /// Bytes received since the last complete message, charged to the budget.
+    /// Bytes received since the last complete message.
+    since_message: usize,
+    /// What of them is charged to the budget: all but the first [`READ_BUFFER`], which every
+    /// connection's read buffer holds anyway. So a stream of small messages never touches the
+    /// budget's shared counter.
     charge: Charge<'a>,
     keep_alive: KeepAlive,
     /// A read was refused because the budget is spent.
@@ -71,12 +75,22 @@ struct Metered<'a> {
 impl Metered<'_> {
     /// A message (data or control) came out whole: what preceded it is no longer partial.
     fn message_done(&mut self) {
-        // Shrinking never fails.
-        let _ = self.charge.set(0);
+        self.since_message = 0;
+        if self.charge.held() > 0 {
+            // Shrinking never fails.
+            let _ = self.charge.set(0);
+        }
     }
 
     fn has_partial(&self) -> bool {
-        self.charge.held() > 0
+        self.since_message > 0
+    }
+
+    /// `n` more bytes arrived; false when the budget cannot take them.
+    fn received(&mut self, n: usize) -> bool {
+        self.since_message += n;
+        let charged = self.since_message.saturating_sub(READ_BUFFER);
+        charged <= self.charge.held() || self.charge.set(charged).is_ok()
     }
 }
 
@@ -92,7 +106,7 @@ impl AsyncRead for Metered<'_> {
         let n = buf.filled().len() - before;
         if n > 0 {
             this.keep_alive.input(Instant::now());
-            if this.charge.set(this.charge.held() + n).is_err() {
+            if !this.received(n) {
                 this.over_budget = true;
                 return Poll::Ready(Err(io::Error::other("partial-message budget spent")));
             }
@@ -159,12 +173,13 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
     let config = websocket_config(ctx.max_message_size, limits.max_write_buffer);
     let mut metered = Metered {
         inner: stream,
+        since_message: 0,
         charge: Charge::new(&ctx.budget),
         keep_alive: KeepAlive::new(Instant::now()),
         over_budget: false,
     };
     // Bytes that came with the request head (at most 8 KiB) are a message begun, too.
-    metered.over_budget = metered.charge.set(leftover.len()).is_err();
+    metered.over_budget = !metered.received(leftover.len());
     let mut ws = if leftover.is_empty() {
         WebSocketStream::from_raw_socket(metered, Role::Server, Some(config)).await
     } else {
