@@ -13,6 +13,8 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use wsbench_core::plan::{Engine, Handler, Pause, Runtime, ServerPlan, Workload};
 use wsbench_core::units::{parse_duration, parse_size};
 
+use crate::limits::{default_max_connections, Limits};
+
 /// Options of `wsbench-server` and of `wsbench server`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct ServerArgs {
@@ -56,6 +58,80 @@ pub struct ServerArgs {
     /// Directory for server.json and server-latency.hlog (created if missing); nothing is written without it.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The limits that keep one client, or many, from knocking the server over. Each one reached is
+/// counted in /metrics; the values are recorded in server.json's config (`limits`).
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Server-wide memory for partially received messages; the connection that would go past it is closed with 1008.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub max_buffered: u64,
+
+    /// Close a connection (1008) that has half a message in and sends nothing more for this long.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub read_timeout: Duration,
+
+    /// Ping a connection that has sent nothing for this long (0s: never).
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// Drop a pinged connection (1011) that sends nothing at all for this long.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub pong_timeout: Duration,
+
+    /// How long a closing connection waits for the client's close frame (shutdown waits at most 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub close_timeout: Duration,
+
+    /// How long a client may take to send its HTTP request head.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Unsent output a connection may queue beyond the one message being written; a client that leaves more unread is closed with 1008.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_write_buffer: u64,
+
+    /// Sockets served at once, pending handshakes included; more get HTTP 503. Default: the open-file limit (ulimit -n) less 64.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+}
+
+impl LimitArgs {
+    /// Checks the limits and returns them; the error names the flag and what to change.
+    pub fn into_limits(self) -> Result<Limits, String> {
+        let size = |v: u64, flag: &str| {
+            usize::try_from(v).ok().filter(|&n| n > 0).ok_or_else(|| {
+                format!("{flag} must be at least 1 byte and fit in memory, e.g. 1MiB")
+            })
+        };
+        let positive = |d: Duration, flag: &str| {
+            if d.is_zero() {
+                Err(format!("{flag} must be longer than 0, e.g. 10s"))
+            } else {
+                Ok(d)
+            }
+        };
+        let max_connections = match self.max_connections {
+            Some(0) => return Err("--max-connections must be at least 1".into()),
+            Some(n) => n,
+            None => default_max_connections(),
+        };
+        Ok(Limits {
+            max_buffered: size(self.max_buffered, "--max-buffered")?,
+            read_timeout: positive(self.read_timeout, "--read-timeout")?,
+            ping_interval: self.ping_interval,
+            pong_timeout: positive(self.pong_timeout, "--pong-timeout")?,
+            close_timeout: positive(self.close_timeout, "--close-timeout")?,
+            handshake_timeout: positive(self.handshake_timeout, "--handshake-timeout")?,
+            max_write_buffer: size(self.max_write_buffer, "--max-write-buffer")?,
+            max_connections,
+        })
+    }
 }
 
 // Every variant of the core enums, in the order `--help` lists them.
@@ -95,8 +171,15 @@ where
 }
 
 impl ServerArgs {
-    /// Checks how the options combine and returns the plan they describe.
+    /// Checks how the options combine and returns the plan and the limits they describe.
     /// The error is one line that names the flags involved and what to change.
+    pub fn into_parts(self) -> Result<(ServerPlan, Limits), String> {
+        let limits = self.limits.clone().into_limits()?;
+        Ok((self.into_plan()?, limits))
+    }
+
+    /// Checks how the options combine and returns the plan they describe (the limits are
+    /// [`ServerArgs::into_parts`]' business).
     pub fn into_plan(self) -> Result<ServerPlan, String> {
         if self.workers == 0 {
             return Err("--workers must be at least 1".into());
@@ -216,6 +299,62 @@ mod tests {
                 pause_for: Duration::from_millis(50)
             })
         );
+    }
+
+    #[test]
+    fn limits_default_as_documented_and_take_units() {
+        let owned: Vec<String> = Vec::new();
+        let (_, l) = parse(&owned).unwrap().into_parts().unwrap();
+        assert_eq!(l.max_buffered, 256 << 20);
+        assert_eq!(l.read_timeout, Duration::from_secs(30));
+        assert_eq!(l.ping_interval, Duration::from_secs(20));
+        assert_eq!(l.pong_timeout, Duration::from_secs(20));
+        assert_eq!(l.close_timeout, Duration::from_secs(10));
+        assert_eq!(l.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(l.max_write_buffer, 1 << 20);
+        assert_eq!(l.max_connections, default_max_connections());
+        let args: Vec<String> = [
+            "--max-buffered",
+            "1MiB",
+            "--read-timeout",
+            "1s",
+            "--ping-interval",
+            "0s",
+            "--max-write-buffer",
+            "64KiB",
+            "--max-connections",
+            "10",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (_, l) = parse(&args).unwrap().into_parts().unwrap();
+        assert_eq!(
+            (
+                l.max_buffered,
+                l.read_timeout,
+                l.ping_interval,
+                l.max_write_buffer,
+                l.max_connections
+            ),
+            (
+                1 << 20,
+                Duration::from_secs(1),
+                Duration::ZERO,
+                64 << 10,
+                10
+            )
+        );
+        for bad in [
+            ["--max-buffered", "0"],
+            ["--read-timeout", "0s"],
+            ["--max-connections", "0"],
+            ["--max-write-buffer", "0"],
+        ] {
+            let args: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
+            let err = parse(&args).unwrap().into_parts().unwrap_err();
+            assert!(err.contains(bad[0]), "{err}");
+        }
     }
 
     #[test]

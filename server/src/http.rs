@@ -1,7 +1,7 @@
 //! The HTTP side of every connection: reading the request head, deciding its route, answering.
 //!
 //! Each accepted socket first sends an HTTP/1.1 request head. It is read into one buffer of at
-//! most [`MAX_HEAD`] bytes, within [`HEAD_TIMEOUT`], and parsed with `httparse` only once the
+//! most [`MAX_HEAD`] bytes (grown as bytes arrive), within the handshake timeout, and parsed with `httparse` only once the
 //! buffer holds a complete head. [`route`] is pure (bytes in, [`Route`] out) so it is tested
 //! without sockets. Bytes after the head are handed on: a WebSocket client may send its first
 //! frame right behind its upgrade request. The WebSocket handshake is answered here, by us, so
@@ -17,8 +17,12 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Largest request head accepted; larger ones get 431.
 pub const MAX_HEAD: usize = 8 * 1024;
-/// How long a client may take to send its request head.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read per readiness while a head arrives: what a typical upgrade request needs. The
+/// head buffer grows by what was read, never to [`MAX_HEAD`] up front, so a pending handshake
+/// holds only the bytes its client sent.
+const HEAD_READ: usize = 1024;
+/// How long a refused (503) client gets to take its answer before the socket is dropped.
+const BUSY_LINGER: Duration = Duration::from_secs(1);
 /// Most headers a request may have.
 const MAX_HEADERS: usize = 32;
 
@@ -176,42 +180,70 @@ pub struct Request {
 /// Why no request could be read. Nothing is left to answer except for `Refused`.
 #[derive(Debug)]
 pub enum ReadError {
-    /// The client closed or broke the connection, or was too slow.
+    /// The client closed or broke the connection.
     Gone,
+    /// The client sent no complete head in time.
+    TimedOut,
     Refused(Refusal),
 }
 
 /// Reads one request head from `stream`, bounded in size by [`MAX_HEAD`] and in time by
-/// [`HEAD_TIMEOUT`].
-pub async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
-    match tokio::time::timeout(HEAD_TIMEOUT, read_head(stream)).await {
+/// `limit` (the handshake timeout).
+pub async fn read_request(stream: &mut TcpStream, limit: Duration) -> Result<Request, ReadError> {
+    match tokio::time::timeout(limit, read_head(stream)).await {
         Ok(r) => r,
-        Err(_) => Err(ReadError::Gone),
+        Err(_) => Err(ReadError::TimedOut),
     }
 }
 
 async fn read_head(stream: &mut TcpStream) -> Result<Request, ReadError> {
-    // One buffer per connection, sized once; the head is parsed only after each read.
-    let mut buf = vec![0u8; MAX_HEAD];
-    let mut filled = 0;
+    // Nothing is allocated until bytes arrive: a socket that never sends costs no buffer.
+    let mut buf = Vec::new();
     loop {
-        let n = stream
-            .read(&mut buf[filled..])
-            .await
-            .map_err(|_| ReadError::Gone)?;
-        if n == 0 {
-            return Err(ReadError::Gone);
+        stream.readable().await.map_err(|_| ReadError::Gone)?;
+        let filled = buf.len();
+        let room = (MAX_HEAD - filled).min(HEAD_READ);
+        buf.resize(filled + room, 0);
+        match stream.try_read(&mut buf[filled..]) {
+            Ok(0) => return Err(ReadError::Gone),
+            Ok(n) => buf.truncate(filled + n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                buf.truncate(filled);
+                continue;
+            }
+            Err(_) => return Err(ReadError::Gone),
         }
-        filled += n;
-        if let Some((route, len)) = parse_head(&buf[..filled]).map_err(ReadError::Refused)? {
-            buf.truncate(filled);
+        if let Some((route, len)) = parse_head(&buf).map_err(ReadError::Refused)? {
             buf.drain(..len);
+            buf.shrink_to_fit();
             return Ok(Request {
                 route,
                 leftover: buf,
             });
         }
     }
+}
+
+/// Answers a socket beyond `--max-connections` with 503 without reading its request, then
+/// lingers briefly reading and dropping what it sent, so that closing does not reset the
+/// connection under the answer.
+pub async fn busy(mut stream: TcpStream, max_connections: usize) {
+    let body = format!(
+        "server busy: {max_connections} connections (--max-connections) are open; try again later\n"
+    );
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(BUSY_LINGER, async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 512];
+        while stream.read(&mut sink).await? != 0 {}
+        Ok::<_, io::Error>(())
+    })
+    .await;
 }
 
 /// Answers `101 Switching Protocols` to a validated upgrade.

@@ -16,6 +16,7 @@
 mod args;
 mod engine;
 mod http;
+mod limits;
 mod metrics;
 mod pause;
 mod recorder;
@@ -23,6 +24,7 @@ mod report;
 mod routes;
 mod server;
 mod shutdown;
+mod trim;
 mod workload;
 
 use std::future::Future;
@@ -38,7 +40,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use wsbench_core::event::Listening;
 use wsbench_core::plan::{Runtime, ServerPlan};
 
-pub use args::ServerArgs;
+pub use args::{LimitArgs, ServerArgs};
+pub use limits::Limits;
 pub use metrics::{Metrics, Snapshot};
 pub use pause::PauseGate;
 pub use recorder::AllocationWindow;
@@ -92,14 +95,14 @@ fn os_message(e: &io::Error) -> String {
 /// do not go together. Every error is one line on stderr, prefixed `wsbench server:`.
 /// `command` is the argv recorded in `server.json`.
 pub fn run_main(args: ServerArgs, command: Vec<String>) -> ExitCode {
-    let plan = match args.into_plan() {
-        Ok(plan) => plan,
+    let (plan, limits) = match args.into_parts() {
+        Ok(parts) => parts,
         Err(msg) => {
             eprintln!("wsbench server: {msg}");
             return ExitCode::from(2);
         }
     };
-    match run(plan, command) {
+    match run(plan, limits, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsbench server: {e}");
@@ -108,12 +111,12 @@ pub fn run_main(args: ServerArgs, command: Vec<String>) -> ExitCode {
     }
 }
 
-fn run(plan: ServerPlan, command: Vec<String>) -> Result<(), ServeError> {
+fn run(plan: ServerPlan, limits: Limits, command: Vec<String>) -> Result<(), ServeError> {
     let gate = Arc::new(PauseGate::new());
     let runtime = build_runtime(&plan, Arc::clone(&gate)).map_err(ServeError::Runtime)?;
     let result = runtime.block_on(async {
         let listener = bind(plan.listen)?;
-        let server = Server::with_pause_gate(plan.clone(), listener, gate)?;
+        let server = Server::with_pause_gate(plan.clone(), listener, gate)?.with_limits(limits);
         // Handlers go in before the readiness line, so a signal sent on seeing it is never fatal.
         let shutdown = termination_signal()?;
         announce(server.local_addr())?;
@@ -128,7 +131,7 @@ fn run(plan: ServerPlan, command: Vec<String>) -> Result<(), ServeError> {
     let report = result?;
 
     if let Some(dir) = &plan.out {
-        let summary = report.summary(&plan, command);
+        let summary = report.server_json(&plan, command);
         write_summary(dir, &summary).map_err(|source| ServeError::Output {
             path: dir.join(wsbench_core::layout::SERVER_SUMMARY),
             source,

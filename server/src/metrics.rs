@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use wsbench_core::result::ServerCounts;
 
+use crate::limits::LimitHit;
+
 /// Counters shared by every task of one server.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -21,6 +23,15 @@ pub struct Metrics {
     bytes_out: AtomicU64,
     protocol_errors: AtomicU64,
     pauses: AtomicU64,
+    sockets_open: AtomicU64,
+    sockets_closed: AtomicU64,
+    refused_busy: AtomicU64,
+    handshake_timeouts: AtomicU64,
+    over_budget: AtomicU64,
+    read_timeouts: AtomicU64,
+    pong_timeouts: AtomicU64,
+    slow_consumers: AtomicU64,
+    close_timeouts: AtomicU64,
 }
 
 /// One reading of every counter.
@@ -35,6 +46,24 @@ pub struct Snapshot {
     pub bytes_out: u64,
     pub protocol_errors: u64,
     pub pauses: u64,
+    /// Accepted sockets being served now, pending handshakes included.
+    pub sockets_open: u64,
+    /// Bytes of partial messages held now (the `--max-buffered` budget in use).
+    pub buffered_bytes: u64,
+    /// Sockets answered 503 because `--max-connections` were open.
+    pub refused_busy: u64,
+    /// Sockets that sent no complete request head within the handshake timeout.
+    pub handshake_timeouts: u64,
+    /// Connections closed (1008) because the partial-message budget was spent.
+    pub over_budget: u64,
+    /// Connections closed (1008) for half a message and then silence.
+    pub read_timeouts: u64,
+    /// Connections dropped (1011) for not answering a ping.
+    pub pong_timeouts: u64,
+    /// Connections closed (1008) for leaving more than `--max-write-buffer` unread.
+    pub slow_consumers: u64,
+    /// Closing handshakes the peer did not finish within the close timeout.
+    pub close_timeouts: u64,
 }
 
 impl Snapshot {
@@ -70,6 +99,43 @@ impl Metrics {
         self.pauses.fetch_add(1, Relaxed);
     }
 
+    /// Counts an accepted socket as served until the guard drops. `None` when `max` are served
+    /// already: the caller answers 503 and counts it with [`Metrics::refused_busy`].
+    pub(crate) fn open_socket(&self, max: usize) -> Option<OpenSocket<'_>> {
+        let max = max as u64;
+        self.sockets_open
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| OpenSocket { metrics: self })
+    }
+
+    pub(crate) fn refused_busy(&self) {
+        self.refused_busy.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn handshake_timeout(&self) {
+        self.handshake_timeouts.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn close_timeout(&self) {
+        self.close_timeouts.fetch_add(1, Relaxed);
+    }
+
+    /// Sockets that ended since the server started: the memory trimmer's cue.
+    pub(crate) fn sockets_closed(&self) -> u64 {
+        self.sockets_closed.load(Relaxed)
+    }
+
+    pub(crate) fn limit_hit(&self, hit: LimitHit) {
+        let counter = match hit {
+            LimitHit::OverBudget => &self.over_budget,
+            LimitHit::ReadTimeout => &self.read_timeouts,
+            LimitHit::PongTimeout => &self.pong_timeouts,
+            LimitHit::SlowConsumer => &self.slow_consumers,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             connections_open: self.connections_open.load(Relaxed),
@@ -81,6 +147,15 @@ impl Metrics {
             bytes_out: self.bytes_out.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             pauses: self.pauses.load(Relaxed),
+            sockets_open: self.sockets_open.load(Relaxed),
+            buffered_bytes: 0,
+            refused_busy: self.refused_busy.load(Relaxed),
+            handshake_timeouts: self.handshake_timeouts.load(Relaxed),
+            over_budget: self.over_budget.load(Relaxed),
+            read_timeouts: self.read_timeouts.load(Relaxed),
+            pong_timeouts: self.pong_timeouts.load(Relaxed),
+            slow_consumers: self.slow_consumers.load(Relaxed),
+            close_timeouts: self.close_timeouts.load(Relaxed),
         }
     }
 }
@@ -94,6 +169,19 @@ pub(crate) struct OpenConnection<'a> {
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
         self.metrics.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// An accepted socket's place in the `sockets_open` gauge (the `--max-connections` count).
+#[derive(Debug)]
+pub(crate) struct OpenSocket<'a> {
+    metrics: &'a Metrics,
+}
+
+impl Drop for OpenSocket<'_> {
+    fn drop(&mut self) {
+        self.metrics.sockets_open.fetch_sub(1, Relaxed);
+        self.metrics.sockets_closed.fetch_add(1, Relaxed);
     }
 }
 
@@ -186,6 +274,19 @@ mod tests {
         );
         drop(b);
         assert_eq!(m.snapshot().connections_open, 0);
+    }
+
+    #[test]
+    fn sockets_beyond_the_maximum_are_refused() {
+        let m = Metrics::default();
+        let a = m.open_socket(2).unwrap();
+        let _b = m.open_socket(2).unwrap();
+        assert!(m.open_socket(2).is_none());
+        drop(a);
+        assert!(m.open_socket(2).is_some());
+        assert_eq!(m.sockets_closed(), 2);
+        m.limit_hit(LimitHit::SlowConsumer);
+        assert_eq!(m.snapshot().slow_consumers, 1);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use wsbench_core::layout::SERVER_SUMMARY;
 use wsbench_core::plan::ServerPlan;
 use wsbench_core::result::{HostInfo, ServerSummary};
 
+use crate::limits::Limits;
 use crate::metrics::Snapshot;
 use crate::recorder::AllocationWindow;
 
@@ -38,6 +39,8 @@ pub struct ServerReport {
     pub allocations: Option<AllocationWindow>,
     /// Why `server-latency.hlog` is incomplete, if it is.
     pub log_error: Option<String>,
+    /// The limits the server enforced.
+    pub limits: Limits,
 }
 
 impl ServerReport {
@@ -66,9 +69,31 @@ impl ServerReport {
     }
 }
 
+impl ServerReport {
+    /// The whole `server.json`: [`ServerReport::summary`] plus what core's schema does not
+    /// carry yet, as additive keys older readers ignore: `config.limits` (every limit in force)
+    /// and `limits_reached` (how often each one ended a connection or refused a socket).
+    pub fn server_json(&self, plan: &ServerPlan, command: Vec<String>) -> serde_json::Value {
+        let summary = self.summary(plan, command);
+        let mut v = serde_json::to_value(&summary).expect("a summary is plain data");
+        let m = &self.metrics;
+        v["config"]["limits"] = serde_json::to_value(self.limits).expect("limits are plain data");
+        v["limits_reached"] = serde_json::json!({
+            "refused_busy": m.refused_busy,
+            "handshake_timeouts": m.handshake_timeouts,
+            "over_budget": m.over_budget,
+            "read_timeouts": m.read_timeouts,
+            "pong_timeouts": m.pong_timeouts,
+            "slow_consumers": m.slow_consumers,
+            "close_timeouts": m.close_timeouts,
+        });
+        v
+    }
+}
+
 /// Writes `summary` to `dir/server.json` (through a temporary file, so a reader never sees half
 /// of it) and returns the path.
-pub fn write_summary(dir: &Path, summary: &ServerSummary) -> io::Result<PathBuf> {
+pub fn write_summary(dir: &Path, summary: &impl serde::Serialize) -> io::Result<PathBuf> {
     let path = dir.join(SERVER_SUMMARY);
     let tmp = dir.join(format!(".{SERVER_SUMMARY}.tmp"));
     let mut text = serde_json::to_vec_pretty(summary).map_err(io::Error::other)?;
@@ -109,6 +134,7 @@ mod tests {
                 threads: 0,
             }),
             log_error: None,
+            limits: Limits::default(),
         };
         let plan = ServerPlan::default();
         let summary = report.summary(&plan, vec!["wsbench-server".into()]);
@@ -128,6 +154,15 @@ mod tests {
         let path = write_summary(&dir, &summary).unwrap();
         let back: ServerSummary = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(back, summary);
+
+        // The full file keeps core's schema readable and adds the limits.
+        let full = report.server_json(&plan, vec!["wsbench-server".into()]);
+        let path = write_summary(&dir, &full).unwrap();
+        let back: ServerSummary = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back, summary);
+        assert_eq!(full["config"]["limits"]["read_timeout"], "30s");
+        assert_eq!(full["config"]["limits"]["max_write_buffer"], 1 << 20);
+        assert_eq!(full["limits_reached"]["over_budget"], 0);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

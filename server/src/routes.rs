@@ -23,7 +23,7 @@ enum Kind {
 
 /// Renders `s` in the Prometheus text format, one `# HELP` and `# TYPE` line per metric.
 pub fn metrics_text(s: &Snapshot) -> String {
-    let metrics: [(&str, Kind, &str, u64); 9] = [
+    let metrics: [(&str, Kind, &str, u64); 18] = [
         (
             "wsbench_server_connections_open",
             Kind::Gauge,
@@ -77,6 +77,60 @@ pub fn metrics_text(s: &Snapshot) -> String {
             Kind::Counter,
             "Emulated stop-the-world pauses.",
             s.pauses,
+        ),
+        (
+            "wsbench_server_sockets_open",
+            Kind::Gauge,
+            "Accepted sockets served now, pending handshakes included (bounded by --max-connections).",
+            s.sockets_open,
+        ),
+        (
+            "wsbench_server_buffered_bytes",
+            Kind::Gauge,
+            "Bytes of partially received messages held now (bounded by --max-buffered).",
+            s.buffered_bytes,
+        ),
+        (
+            "wsbench_server_refused_busy_total",
+            Kind::Counter,
+            "Sockets answered HTTP 503 because --max-connections were served.",
+            s.refused_busy,
+        ),
+        (
+            "wsbench_server_handshake_timeouts_total",
+            Kind::Counter,
+            "Sockets that sent no complete request head within the handshake timeout.",
+            s.handshake_timeouts,
+        ),
+        (
+            "wsbench_server_closed_over_budget_total",
+            Kind::Counter,
+            "Connections closed with 1008 because --max-buffered was spent.",
+            s.over_budget,
+        ),
+        (
+            "wsbench_server_closed_read_timeout_total",
+            Kind::Counter,
+            "Connections closed with 1008: half a message, then no input for --read-timeout.",
+            s.read_timeouts,
+        ),
+        (
+            "wsbench_server_closed_pong_timeout_total",
+            Kind::Counter,
+            "Connections dropped (1011): pinged, then no input for --pong-timeout.",
+            s.pong_timeouts,
+        ),
+        (
+            "wsbench_server_closed_slow_consumer_total",
+            Kind::Counter,
+            "Connections closed with 1008 for leaving more than --max-write-buffer unread.",
+            s.slow_consumers,
+        ),
+        (
+            "wsbench_server_close_timeouts_total",
+            Kind::Counter,
+            "Closing handshakes the peer did not finish within --close-timeout.",
+            s.close_timeouts,
         ),
     ];
     let mut out = String::with_capacity(2048);
@@ -135,6 +189,12 @@ mod tests {
             "wsbench_server_bytes_sent_total 0",
             "wsbench_server_protocol_errors_total 0",
             "wsbench_server_pauses_total 7",
+            "wsbench_server_buffered_bytes 0",
+            "wsbench_server_closed_over_budget_total 0",
+            "wsbench_server_closed_read_timeout_total 0",
+            "wsbench_server_closed_pong_timeout_total 0",
+            "wsbench_server_closed_slow_consumer_total 0",
+            "wsbench_server_refused_busy_total 0",
         ] {
             assert!(lines.contains(&needed), "missing {needed:?} in\n{text}");
         }

@@ -21,12 +21,14 @@ use wsbench_core::plan::ServerPlan;
 
 use crate::engine::{self, ConnectionContext, Upgraded, CLOSE_WAIT};
 use crate::http::{self, ReadError, Route};
+use crate::limits::{Budget, Limits};
 use crate::metrics::Metrics;
 use crate::pause::{PauseGate, PauseTicker};
 use crate::recorder::{Harvester, IntervalLogFile, Recorder};
 use crate::report::ServerReport;
 use crate::routes::{metrics_text, HEALTH_BODY, METRICS_CONTENT_TYPE};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::trim::Trimmer;
 use crate::ServeError;
 
 /// Extra time, beyond [`CLOSE_WAIT`], that shutdown grants connection tasks before aborting them.
@@ -87,6 +89,8 @@ impl Server {
             workload: plan.workload,
             handler: plan.handler,
             max_message_size,
+            limits: Limits::default(),
+            budget: Budget::new(Limits::default().max_buffered),
             metrics: Arc::new(Metrics::default()),
             pause: gate,
             recorder: Arc::new(Recorder::new()),
@@ -99,6 +103,14 @@ impl Server {
             ctx,
             latency_log,
         })
+    }
+
+    /// Enforces `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        let ctx = Arc::get_mut(&mut self.ctx).expect("the context is shared only once running");
+        ctx.limits = limits;
+        ctx.budget = Budget::new(limits.max_buffered);
+        self
     }
 
     /// The address clients connect to.
@@ -136,6 +148,7 @@ impl Server {
             ),
             None => None,
         };
+        let trimmer = Trimmer::start(Arc::clone(&ctx.metrics)).map_err(ServeError::Thread)?;
         let trigger = ShutdownTrigger::new();
         let mut tasks = JoinSet::new();
 
@@ -186,6 +199,7 @@ impl Server {
         let duration = Duration::from_nanos(now_ns().saturating_sub(start_ns));
         let cpu_ns = process_cpu_ns().saturating_sub(start_cpu_ns);
 
+        drop(trimmer);
         let harvest = tokio::task::spawn_blocking(move || harvester.finish())
             .await
             .map_err(|_| {
@@ -195,7 +209,7 @@ impl Server {
             complete: true,
             started_at,
             duration,
-            metrics: ctx.metrics.snapshot(),
+            metrics: ctx.snapshot(),
             one_way_latency_ns: harvest.total,
             allocations: ctx.recorder.allocation_window(),
             cpu_pct: if duration.is_zero() {
@@ -204,6 +218,7 @@ impl Server {
                 cpu_ns as f64 / duration.as_nanos() as f64 * 100.0
             },
             log_error: harvest.log_error,
+            limits: ctx.limits,
         })
     }
 }
@@ -223,6 +238,11 @@ fn report_panic(done: Result<(), tokio::task::JoinError>) {
 /// most of what such a connection costs. Unboxed, every task would be as large as the HTTP
 /// part's future, which is larger than the zero-alloc engine's.
 async fn connection(stream: TcpStream, ctx: Arc<ConnectionContext>, shutdown: Shutdown) {
+    let Some(_socket) = ctx.metrics.open_socket(ctx.limits.max_connections) else {
+        ctx.metrics.refused_busy();
+        Box::pin(http::busy(stream, ctx.limits.max_connections)).await;
+        return;
+    };
     let Some((upgraded, shutdown)) = Box::pin(answer(stream, &ctx, shutdown)).await else {
         return;
     };
@@ -238,12 +258,16 @@ async fn answer(
     mut shutdown: Shutdown,
 ) -> Option<(Upgraded, Shutdown)> {
     let request = tokio::select! {
-        r = http::read_request(&mut stream) => r,
+        r = http::read_request(&mut stream, ctx.limits.handshake_timeout) => r,
         () = shutdown.wait() => return None,
     };
     let request = match request {
         Ok(r) => r,
         Err(ReadError::Gone) => return None,
+        Err(ReadError::TimedOut) => {
+            ctx.metrics.handshake_timeout();
+            return None;
+        }
         Err(ReadError::Refused(refusal)) => {
             let _ = http::refuse(&mut stream, refusal).await;
             return None;
@@ -263,7 +287,7 @@ async fn answer(
             .await
         }
         Route::Metrics => {
-            let body = metrics_text(&ctx.metrics.snapshot());
+            let body = metrics_text(&ctx.snapshot());
             http::respond(&mut stream, "200 OK", "", METRICS_CONTENT_TYPE, &body).await
         }
         Route::Refuse(refusal) => http::refuse(&mut stream, refusal).await,

@@ -53,7 +53,8 @@ async fn measure(engine: &str, handler: &str, messages: u64) -> Measured {
     ));
     let _ = std::fs::remove_dir_all(&out);
     let out_arg = out.to_str().expect("UTF-8 path");
-    let mut server = ServerProcess::start(&["--engine", engine, "--handler", handler, "--out", out_arg]).await;
+    let mut server =
+        ServerProcess::start(&["--engine", engine, "--handler", handler, "--out", out_arg]).await;
     let addr = server.addr;
 
     let run = Arc::new(Run {
@@ -74,7 +75,10 @@ async fn measure(engine: &str, handler: &str, messages: u64) -> Measured {
     }
 
     server.signal(libc::SIGTERM);
-    let status = timeout(STEP, server.child.wait()).await.expect("exit in time").unwrap();
+    let status = timeout(STEP, server.child.wait())
+        .await
+        .expect("exit in time")
+        .unwrap();
     assert!(status.success(), "{status}");
     let text = std::fs::read_to_string(out.join(SERVER_SUMMARY)).expect("server.json");
     let summary: ServerSummary = serde_json::from_str(&text).expect("server.json parses");
@@ -176,10 +180,23 @@ async fn tungstenite_echo_path_allocates_nothing() {
 async fn zero_alloc_echo_path_allocates_nothing() {
     let m = measure("zero-alloc", "zero-alloc", 120_000).await;
     assert!(m.messages >= 100_000);
-    assert_eq!(m.summary.one_way_latency_us.count, m.messages, "every measured message was recorded");
-    assert_eq!(m.summary.worker_allocations_per_message, Some(0.0), "the runtime threads allocated while echoing");
-    let process = m.summary.allocations_per_message.expect("a counting server reports the figure");
-    assert!(process <= 0.001, "{process} allocations per message in the server process");
+    assert_eq!(
+        m.summary.one_way_latency_us.count, m.messages,
+        "every measured message was recorded"
+    );
+    assert_eq!(
+        m.summary.worker_allocations_per_message,
+        Some(0.0),
+        "the runtime threads allocated while echoing"
+    );
+    let process = m
+        .summary
+        .allocations_per_message
+        .expect("a counting server reports the figure");
+    assert!(
+        process <= 0.001,
+        "{process} allocations per message in the server process"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,25 +6,21 @@
 //! reserved-bit frames, frames cut into single bytes) and checks the close code each earns.
 //! Every await has a timeout and every loop a bound; nothing asserts on speed.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-use wsbench_core::codec::frame::{parse, Parsed};
-use wsbench_core::codec::{close, mask, write, Opcode, Role, MAX_HEADER_LEN};
+use wsbench_core::codec::close;
 use wsbench_core::layout::SERVER_SUMMARY;
 use wsbench_core::result::ServerSummary;
 
 mod common;
 
-use common::{Client, ServerProcess, STEP};
+use common::{client_frame, Client, RawClient, ServerProcess, STEP};
 
 impl ServerProcess {
     async fn start_zero_alloc(args: &[&str]) -> Self {
@@ -43,22 +39,7 @@ impl ServerProcess {
     }
 
     async fn protocol_errors(&self) -> u64 {
-        let mut s = TcpStream::connect(self.addr).await.expect("connect");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("send");
-        let mut answer = String::new();
-        timeout(STEP, s.read_to_string(&mut answer))
-            .await
-            .expect("in time")
-            .expect("read");
-        answer
-            .lines()
-            .find_map(|l| l.strip_prefix("wsbench_server_protocol_errors_total "))
-            .expect("the counter")
-            .trim()
-            .parse()
-            .expect("a number")
+        self.metric("wsbench_server_protocol_errors_total").await
     }
 }
 
@@ -85,103 +66,6 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
         .collect()
-}
-
-/// A client speaking raw frames over TCP, through wsbench-core's codec.
-struct RawClient {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawClient {
-    /// Connects and upgrades; `first` goes out in the same write as the request head.
-    async fn connect(addr: SocketAddr, first: &[u8]) -> Self {
-        let mut stream = timeout(STEP, TcpStream::connect(addr))
-            .await
-            .expect("in time")
-            .expect("connect");
-        let mut request = format!(
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .into_bytes();
-        request.extend_from_slice(first);
-        stream.write_all(&request).await.expect("send upgrade");
-        let mut buf = Vec::new();
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 1024];
-            let n = timeout(STEP, stream.read(&mut chunk))
-                .await
-                .expect("answer in time")
-                .expect("read");
-            assert_ne!(n, 0, "closed during the handshake");
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
-        buf.drain(..head_end);
-        Self { stream, buf }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("send");
-    }
-
-    /// The next frame from the server: opcode bits, FIN and payload.
-    async fn frame(&mut self) -> Option<(u8, bool, Vec<u8>)> {
-        loop {
-            match parse(&self.buf, Role::Client, usize::MAX >> 1).expect("server frames are valid")
-            {
-                Parsed::Frame(f) => {
-                    let payload = self.buf[f.payload_range()].to_vec();
-                    self.buf.drain(..f.len());
-                    return Some((f.opcode.bits(), f.fin, payload));
-                }
-                Parsed::Incomplete(_) => {
-                    let mut chunk = vec![0u8; 64 * 1024];
-                    let n = timeout(STEP, self.stream.read(&mut chunk))
-                        .await
-                        .expect("a frame in time")
-                        .ok()?;
-                    if n == 0 {
-                        return None;
-                    }
-                    self.buf.extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
-    }
-
-    /// Expects a close frame with `code`, answers it, and expects the server to end the stream.
-    async fn expect_close(&mut self, code: u16) {
-        let (op, _, payload) = self.frame().await.expect("a close frame");
-        assert_eq!(op, Opcode::Close.bits(), "payload {payload:?}");
-        let got = close::parse(&payload)
-            .expect("a valid close payload")
-            .map(|c| c.code);
-        assert_eq!(got, Some(code));
-        self.send(&client_frame(0x88, &payload[..2])).await;
-        assert_eq!(
-            self.frame().await,
-            None,
-            "the server ends the stream after closing"
-        );
-    }
-}
-
-/// A masked client frame whose first byte (FIN, RSV, opcode) is `b0`.
-fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [0x5a, 0xc3, 0x01, 0xfe];
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = write::header(&mut head, true, Opcode::Binary, payload.len(), Some(key));
-    head[0] = b0;
-    let mut frame = head[..n].to_vec();
-    let start = frame.len();
-    frame.extend_from_slice(payload);
-    mask::apply(&mut frame[start..], key);
-    frame
 }
 
 #[tokio::test]
@@ -421,7 +305,8 @@ async fn sigterm_closes_clients_with_1001_and_writes_the_results() {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("wsbench-zero-alloc-sigterm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = ServerProcess::start_zero_alloc(&["--out", dir.to_str().expect("UTF-8 dir")]).await;
+    let server =
+        ServerProcess::start_zero_alloc(&["--out", dir.to_str().expect("UTF-8 dir")]).await;
     let mut ws = server.connect().await;
     let mut idle = server.connect().await;
     for i in 0..5u8 {

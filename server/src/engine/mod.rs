@@ -20,13 +20,15 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use wsbench_core::plan::{Engine, Handler, Workload};
 
-use crate::metrics::Metrics;
+use crate::limits::{Budget, Limits};
+use crate::metrics::{Metrics, Snapshot};
 use crate::pause::PauseGate;
 use crate::recorder::Recorder;
 use crate::shutdown::Shutdown;
 
-/// How long a closing connection waits for the peer's close frame (and for its own close frame to
-/// go out) before dropping the socket.
+/// How long a connection closed by the server's shutdown waits for the peer's close frame (and
+/// for its own close frame to go out) before dropping the socket. Other closes wait
+/// `--close-timeout`.
 pub const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// A socket whose WebSocket handshake has been answered.
@@ -46,6 +48,10 @@ pub struct ConnectionContext {
     pub handler: Handler,
     /// Largest message and largest frame accepted.
     pub max_message_size: usize,
+    /// Every other bound: timeouts, memory, output, connections.
+    pub limits: Limits,
+    /// The server-wide allowance for partial-message memory (`limits.max_buffered`).
+    pub budget: Budget,
     pub metrics: Arc<Metrics>,
     pub pause: Arc<PauseGate>,
     pub recorder: Arc<Recorder>,
@@ -54,6 +60,15 @@ pub struct ConnectionContext {
     /// connection's task instead of the watch channel's 168 bytes). Whether shutdown has been
     /// requested is still [`Shutdown::is_requested`]'s to say.
     pub go_away: Notify,
+}
+
+impl ConnectionContext {
+    /// Every counter, with the partial-message memory in use now.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.metrics.snapshot();
+        s.buffered_bytes = self.budget.used() as u64;
+        s
+    }
 }
 
 /// Runs one WebSocket connection to its end with the plan's engine.

@@ -5,18 +5,39 @@
 //! pipelined echoes leave in one write instead of one write each. Its steady-state echo path
 //! allocates nothing per message (tungstenite hands us the payload as `Bytes`, and we send that
 //! very message back). Pings are answered and close frames acknowledged inside tungstenite.
+//!
+//! Limits (see `limits`): the socket is wrapped in [`Metered`], which sees every byte before
+//! tungstenite does. Bytes received since the last complete message stand for the partial
+//! message tungstenite holds: beyond the read buffer's 8 KiB they are charged to the server's
+//! budget (a read that would go past it fails, and the connection is closed with 1008), and
+//! any say that a message is half-received, for the read timeout. Reads also feed the keep-alive. tungstenite reserves a
+//! frame's declared length up front (`BytesMut::reserve`); that is address space, not
+//! resident memory, until bytes arrive, so the budget counts what arrived. Output: tungstenite
+//! writes once `write_buffer_size` is queued and then stops taking messages until the socket
+//! drains, which stops reading: set to at most `--max-write-buffer`, that bounds what a client
+//! that never reads can make a connection hold, and such a client is then dropped by the
+//! keep-alive (it cannot be pinged). Invalid UTF-8 is found per frame, not as a frame's bytes
+//! arrive: tungstenite hands over whole frames only, so Autobahn 6.4.3 and 6.4.4 stay
+//! NON-STRICT here.
 
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{timeout_at, Instant};
-use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+use tokio::time::{sleep_until, timeout_at, Duration, Instant};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::{ConnectionContext, Upgraded, CLOSE_WAIT};
+use crate::limits::{Charge, Due, KeepAlive, LimitHit};
 use crate::metrics::ConnectionCounts;
 use crate::shutdown::Shutdown;
 use crate::workload::{AnyWorkload, DataKind, Reply, Workload};
@@ -24,13 +45,107 @@ use crate::workload::{AnyWorkload, DataKind, Reply, Workload};
 /// Read buffer per connection (FIELD-NOTES: the 128 KiB default costs throughput and memory).
 const READ_BUFFER: usize = 8 * 1024;
 
+/// tungstenite's own write batching target, unless `--max-write-buffer` is smaller.
+const WRITE_BUFFER: usize = 128 * 1024;
+
 /// The configuration every connection gets.
-pub fn websocket_config(max_message_size: usize) -> WebSocketConfig {
+pub fn websocket_config(max_message_size: usize, max_write_buffer: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER.min(max_write_buffer))
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size))
 }
+
+/// The socket as tungstenite sees it: every read is charged to the budget and noted by the
+/// keep-alive before tungstenite gets the bytes.
+struct Metered<'a> {
+    inner: TcpStream,
+    /// Bytes received since the last complete message.
+    since_message: usize,
+    /// What of them is charged to the budget: all but the first [`READ_BUFFER`], which every
+    /// connection's read buffer holds anyway. So a stream of small messages never touches the
+    /// budget's shared counter.
+    charge: Charge<'a>,
+    keep_alive: KeepAlive,
+    /// A read was refused because the budget is spent.
+    over_budget: bool,
+}
+
+impl Metered<'_> {
+    /// A message (data or control) came out whole: what preceded it is no longer partial.
+    fn message_done(&mut self) {
+        self.since_message = 0;
+        if self.charge.held() > 0 {
+            // Shrinking never fails.
+            let _ = self.charge.set(0);
+        }
+    }
+
+    fn has_partial(&self) -> bool {
+        self.since_message > 0
+    }
+
+    /// `n` more bytes arrived; false when the budget cannot take them.
+    fn received(&mut self, n: usize) -> bool {
+        self.since_message += n;
+        let charged = self.since_message.saturating_sub(READ_BUFFER);
+        charged <= self.charge.held() || self.charge.set(charged).is_ok()
+    }
+}
+
+impl AsyncRead for Metered<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            this.keep_alive.input(Instant::now());
+            if !this.received(n) {
+                this.over_budget = true;
+                return Poll::Ready(Err(io::Error::other("partial-message budget spent")));
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Metered<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+type Ws<'a> = WebSocketStream<Metered<'a>>;
 
 /// How a connection's message loop ended.
 enum End {
@@ -40,24 +155,49 @@ enum End {
     Shutdown,
     /// Reading or writing failed.
     Failed(WsError),
+    /// A limit ends the connection.
+    Limit(LimitHit),
+}
+
+/// What woke a waiting connection.
+enum Woke {
+    Next(Option<Result<Message, WsError>>),
+    Flushed(Result<(), WsError>),
+    Timer,
+    Shutdown,
 }
 
 pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Shutdown) {
     let Upgraded { stream, leftover } = upgraded;
-    let config = websocket_config(ctx.max_message_size);
+    let limits = &ctx.limits;
+    let config = websocket_config(ctx.max_message_size, limits.max_write_buffer);
+    let mut metered = Metered {
+        inner: stream,
+        since_message: 0,
+        charge: Charge::new(&ctx.budget),
+        keep_alive: KeepAlive::new(Instant::now()),
+        over_budget: false,
+    };
+    // Bytes that came with the request head (at most 8 KiB) are a message begun, too.
+    metered.over_budget = !metered.received(leftover.len());
     let mut ws = if leftover.is_empty() {
-        WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await
+        WebSocketStream::from_raw_socket(metered, Role::Server, Some(config)).await
     } else {
-        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config)).await
+        WebSocketStream::from_partially_read(metered, leftover, Role::Server, Some(config)).await
     };
     let mut workload = AnyWorkload::new(ctx.workload, ctx.handler);
     let mut counts = ConnectionCounts::new(&ctx.metrics);
     let mut unflushed = false;
+    let timer = sleep_until(ws.get_ref().keep_alive.deadline(limits, Instant::now()));
+    tokio::pin!(timer);
 
-    let end = loop {
+    let end = 'conn: loop {
         // One atomic load: a connection kept busy by its client still notices shutdown.
         if shutdown.is_requested() {
             break End::Shutdown;
+        }
+        if ws.get_ref().over_budget {
+            break End::Limit(LimitHit::OverBudget);
         }
         // Take the next message if it is already buffered or readable. Only when none is do we
         // flush the echoes fed so far, so pipelined messages share one write.
@@ -65,24 +205,59 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
             Some(next) => next,
             None => {
                 counts.publish();
-                if unflushed {
+                let woke = if unflushed {
                     tokio::select! {
-                        flushed = ws.flush() => if let Err(e) = flushed { break End::Failed(e) },
-                        () = shutdown.wait() => break End::Shutdown,
+                        flushed = ws.flush() => Woke::Flushed(flushed),
+                        () = &mut timer => Woke::Timer,
+                        () = shutdown.wait() => Woke::Shutdown,
                     }
-                    unflushed = false;
-                }
-                tokio::select! {
-                    next = ws.next() => next,
-                    () = shutdown.wait() => break End::Shutdown,
+                } else {
+                    tokio::select! {
+                        next = ws.next() => Woke::Next(next),
+                        () = &mut timer => Woke::Timer,
+                        () = shutdown.wait() => Woke::Shutdown,
+                    }
+                };
+                match woke {
+                    Woke::Next(next) => next,
+                    Woke::Flushed(Ok(())) => {
+                        unflushed = false;
+                        continue;
+                    }
+                    Woke::Flushed(Err(e)) => break End::Failed(e),
+                    Woke::Shutdown => break End::Shutdown,
+                    Woke::Timer => {
+                        let partial = ws.get_ref().has_partial();
+                        let now = Instant::now();
+                        match ws.get_mut().keep_alive.on_timer(limits, partial, now) {
+                            Due::Close(hit) => break End::Limit(hit),
+                            Due::Ping => {
+                                // Queued like a reply; a socket too full to take it leaves
+                                // the pong timeout to decide.
+                                if ws
+                                    .feed(Message::Ping(Bytes::new()))
+                                    .now_or_never()
+                                    .is_some()
+                                {
+                                    unflushed = true;
+                                }
+                            }
+                            Due::Wait => {}
+                        }
+                        let due = ws.get_ref().keep_alive.deadline(limits, Instant::now());
+                        timer.as_mut().reset(due);
+                        continue;
+                    }
                 }
             }
         };
         let msg = match next {
             None => break End::Closed,
+            Some(Err(_)) if ws.get_ref().over_budget => break End::Limit(LimitHit::OverBudget),
             Some(Err(e)) => break End::Failed(e),
             Some(Ok(msg)) => msg,
         };
+        ws.get_mut().message_done();
         ctx.pause.safepoint();
         let (kind, payload): (DataKind, &[u8]) = match &msg {
             Message::Text(t) => (DataKind::Text, t.as_bytes()),
@@ -101,7 +276,29 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
             Reply::Binary(b) => Message::Binary(b.into()),
         };
         let reply_len = reply.len();
-        if let Err(e) = ws.feed(reply).await {
+        // Waits while tungstenite's write buffer is full and the socket takes nothing: the
+        // backpressure a client that does not read gets. The keep-alive still runs meanwhile,
+        // and the reply waits for the socket, never dropped.
+        loop {
+            tokio::select! {
+                ready = poll_fn(|cx| ws.poll_ready_unpin(cx)) => match ready {
+                    Ok(()) => break,
+                    Err(e) => break 'conn End::Failed(e),
+                },
+                () = &mut timer => {
+                    let partial = ws.get_ref().has_partial();
+                    match ws.get_mut().keep_alive.on_timer(limits, partial, Instant::now()) {
+                        Due::Close(hit) => break 'conn End::Limit(hit),
+                        // The socket is full: a ping could not go out either.
+                        Due::Ping | Due::Wait => {}
+                    }
+                    let due = ws.get_ref().keep_alive.deadline(limits, Instant::now());
+                    timer.as_mut().reset(due);
+                }
+                () = shutdown.wait() => break 'conn End::Shutdown,
+            }
+        }
+        if let Err(e) = ws.start_send_unpin(reply) {
             break End::Failed(e);
         }
         counts.sent(reply_len);
@@ -112,15 +309,30 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
     };
     counts.publish();
 
-    match end {
-        End::Closed => {}
-        End::Shutdown => go_away(&mut ws).await,
-        End::Failed(e) => {
-            if let Some((code, reason)) = close_for(&e) {
+    let wait = limits.close_timeout;
+    let finished = match end {
+        End::Closed => true,
+        End::Shutdown => go_away(&mut ws, CLOSE_WAIT.min(wait)).await,
+        End::Failed(e) => match close_for(&e) {
+            Some((code, reason)) => {
                 ctx.metrics.protocol_error();
-                fail(&mut ws, code, reason).await;
+                fail(&mut ws, code, reason, wait).await
             }
+            None => true,
+        },
+        End::Limit(hit) => {
+            hit.count(&ctx.metrics);
+            fail(
+                &mut ws,
+                CloseCode::from(hit.close_code()),
+                hit.close_reason(),
+                wait,
+            )
+            .await
         }
+    };
+    if !finished {
+        ctx.metrics.close_timeout();
     }
 }
 
@@ -128,6 +340,13 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
 /// reset) and there is no one to tell; only `Some` counts as a protocol error.
 fn close_for(e: &WsError) -> Option<(CloseCode, &'static str)> {
     match e {
+        // RFC 6455 section 5.2: the most significant bit of a 64-bit length must be 0. Such a
+        // length is malformed, not merely large; tungstenite reports it as too large.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. })
+            if (*size as u64) >> 63 == 1 =>
+        {
+            Some((CloseCode::Protocol, "protocol error"))
+        }
         WsError::Capacity(_) => Some((CloseCode::Size, "message too big")),
         WsError::Utf8(_) => Some((CloseCode::Invalid, "text message is not UTF-8")),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
@@ -137,56 +356,56 @@ fn close_for(e: &WsError) -> Option<(CloseCode, &'static str)> {
 }
 
 /// Shutdown: close with 1001 (going away), then wait for the peer's close frame, within
-/// [`CLOSE_WAIT`]. Messages that still arrive are not answered.
-async fn go_away(ws: &mut WebSocketStream<TcpStream>) {
-    let deadline = Instant::now() + CLOSE_WAIT;
+/// `wait`. Messages that still arrive are not answered. False when the peer took too long.
+async fn go_away(ws: &mut Ws<'_>, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
     let frame = CloseFrame {
         code: CloseCode::Away,
         reason: Utf8Bytes::from_static("server shutting down"),
     };
-    if !matches!(
-        timeout_at(deadline, ws.close(Some(frame))).await,
-        Ok(Ok(()))
-    ) {
-        return;
+    match timeout_at(deadline, ws.close(Some(frame))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return true,
+        Err(_) => return false,
     }
     // The stream ends when the peer's close frame arrives (or the peer vanishes).
-    let _ = timeout_at(deadline, async {
+    timeout_at(deadline, async {
         while let Some(Ok(_)) = ws.next().await {}
     })
-    .await;
+    .await
+    .is_ok()
 }
 
 /// A failed connection: send `code`, stop writing, and drain what the peer still sends until it
-/// closes too, within [`CLOSE_WAIT`]. The frame reader may be mid-frame after an error, so the
-/// rest is read as raw bytes and dropped; closing with unread input would make the kernel reset
-/// the connection, and the peer could lose our close frame.
-async fn fail(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &'static str) {
-    let deadline = Instant::now() + CLOSE_WAIT;
+/// closes too, within `wait`. The frame reader may be mid-frame after an error, so the rest is
+/// read as raw bytes and dropped; closing with unread input would make the kernel reset the
+/// connection, and the peer could lose our close frame. False when the peer took too long.
+async fn fail(ws: &mut Ws<'_>, code: CloseCode, reason: &'static str, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     };
-    if !matches!(
-        timeout_at(deadline, ws.send(Message::Close(Some(frame)))).await,
-        Ok(Ok(()))
-    ) {
-        return;
+    match timeout_at(deadline, ws.send(Message::Close(Some(frame)))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return true,
+        Err(_) => return false,
     }
-    let _ = timeout_at(deadline, async {
-        let tcp = ws.get_mut();
+    timeout_at(deadline, async {
+        // Raw bytes from here: past the meter, so a spent budget does not stop the drain.
+        let tcp = &mut ws.get_mut().inner;
         tcp.shutdown().await?;
         let mut sink = [0u8; 4096];
         while tcp.read(&mut sink).await? != 0 {}
         Ok::<_, std::io::Error>(())
     })
-    .await;
+    .await
+    .is_ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_tungstenite::tungstenite::error::CapacityError;
 
     #[test]
     fn errors_map_to_close_codes() {
@@ -201,6 +420,11 @@ mod tests {
             close_for(&WsError::Utf8("x".into())).map(|c| c.0),
             Some(CloseCode::Invalid)
         );
+        let top_bit = WsError::Capacity(CapacityError::MessageTooLong {
+            size: 1 << 63,
+            max_size: 1024,
+        });
+        assert_eq!(close_for(&top_bit).map(|c| c.0), Some(CloseCode::Protocol));
         let reset = WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake);
         assert_eq!(close_for(&reset), None);
         assert_eq!(
@@ -211,8 +435,10 @@ mod tests {
 
     #[test]
     fn config_follows_the_plan() {
-        let c = websocket_config(1024);
+        let c = websocket_config(1024, 1 << 20);
         assert_eq!(c.read_buffer_size, READ_BUFFER);
+        assert_eq!(c.write_buffer_size, WRITE_BUFFER);
+        assert_eq!(websocket_config(1024, 4096).write_buffer_size, 4096);
         assert_eq!(c.max_message_size, Some(1024));
         assert_eq!(c.max_frame_size, Some(1024));
     }
