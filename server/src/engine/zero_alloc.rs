@@ -12,7 +12,7 @@
 //! (`poll_read_ready`), and only once the socket is readable does it borrow its thread's scratch
 //! for one synchronous *turn*: read once into the input buffer, parse every whole frame in
 //! place, unmask it in place, handle it, append each reply to the output buffer, and write all
-//! replies with one `write` at the end (the feed/flush lesson of FIELD-NOTES: pipelined messages
+//! replies with one `write` at the end (feeding replies and flushing once: pipelined messages
 //! leave in one syscall). The borrow never spans an `.await`, so the task may move between
 //! threads freely and every connection on a thread shares the same 64 KiB.
 //!
