@@ -12,6 +12,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -32,17 +33,46 @@ pub fn read_cap(buffer: usize, max_frame: usize) -> Option<usize> {
     (cap >= 1024).then_some(cap)
 }
 
+/// The first bytes a stream read, kept while a handshake may still fail: tungstenite's error for
+/// a response it cannot use (an `HTTP/1.0 200 OK`, say) does not carry the response.
+pub type ReadHead = Arc<Mutex<Vec<u8>>>;
+
+/// How much of the response [`CappedReads::capture_head`] keeps: enough for a status line.
+const HEAD_LIMIT: usize = 256;
+
 /// A stream whose reads return at most `max_read` bytes each.
 #[derive(Debug)]
 pub struct CappedReads<S> {
     inner: S,
     max_read: usize,
+    head: Option<ReadHead>,
 }
 
 impl<S> CappedReads<S> {
     pub fn new(inner: S, max_read: usize) -> Self {
         assert!(max_read > 0, "a read cap of 0 would read nothing, ever");
-        Self { inner, max_read }
+        Self { inner, max_read, head: None }
+    }
+
+    /// Keeps the first bytes read in the returned buffer until [`Self::end_capture`].
+    pub fn capture_head(&mut self) -> ReadHead {
+        let head = ReadHead::default();
+        self.head = Some(head.clone());
+        head
+    }
+
+    /// Stops keeping what is read (the handshake is over).
+    pub fn end_capture(&mut self) {
+        self.head = None;
+    }
+}
+
+/// Appends what a read returned to the captured head, up to [`HEAD_LIMIT`] bytes.
+fn keep(head: &Option<ReadHead>, read: &[u8]) {
+    if let Some(head) = head {
+        let mut head = head.lock().unwrap_or_else(|e| e.into_inner());
+        let room = HEAD_LIMIT.saturating_sub(head.len());
+        head.extend_from_slice(&read[..read.len().min(room)]);
     }
 }
 
@@ -50,7 +80,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for CappedReads<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if buf.remaining() <= this.max_read {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
+            let before = buf.filled().len();
+            let ready = Pin::new(&mut this.inner).poll_read(cx, buf);
+            keep(&this.head, &buf.filled()[before..]);
+            return ready;
         }
         // Read into the first `max_read` bytes of the free space, then account for them in `buf`.
         let mut capped = buf.take(this.max_read);
@@ -60,7 +93,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for CappedReads<S> {
         // SAFETY: `capped` views the unfilled part of `buf`; the inner stream initialised its
         // first `fresh` bytes and filled its first `n`, so those bytes of `buf` are initialised.
         unsafe { buf.assume_init(fresh) };
+        let before = buf.filled().len();
         buf.advance(n);
+        keep(&this.head, &buf.filled()[before..]);
         ready.map(Ok)
     }
 }
@@ -118,6 +153,21 @@ mod tests {
             got.extend_from_slice(&buf[..n]);
         }
         assert_eq!(got, data);
+    }
+
+    #[tokio::test]
+    async fn the_head_is_kept_until_the_capture_ends() {
+        let (mut a, b) = tokio::io::duplex(4096);
+        let mut capped = CappedReads::new(b, 1000);
+        let head = capped.capture_head();
+        a.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = capped.read(&mut buf).await.unwrap();
+        assert_eq!(&head.lock().unwrap()[..], &buf[..n]);
+        capped.end_capture();
+        a.write_all(b"more").await.unwrap();
+        capped.read(&mut buf).await.unwrap();
+        assert_eq!(head.lock().unwrap().len(), n, "nothing is kept after the capture ended");
     }
 
     #[tokio::test]

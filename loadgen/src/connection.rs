@@ -67,17 +67,34 @@ pub async fn connect(addr: &str, url: &str, size: u64, open_loop: bool) -> Resul
     }
     // Echoes are as large as what we send; a frame adds at most 14 bytes of header.
     let max_read = read_cap(READ_BUFFER, size.saturating_add(14)).unwrap_or(READ_BUFFER);
-    let tcp = CappedReads::new(tcp, max_read);
-    let (ws, _response) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config)).await.map_err(|e| {
-        let detail = format!("WebSocket handshake with {url} failed: {e}");
+    let mut tcp = CappedReads::new(tcp, max_read);
+    let head = tcp.capture_head();
+    let (mut ws, _response) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config)).await.map_err(|e| {
+        let failed = |what: &dyn std::fmt::Display| format!("WebSocket handshake with {url} failed: {what}");
+        // A response that is not a 101 gets the zero-alloc engine's words, whatever tungstenite
+        // objected to first (an HTTP/1.0 answer fails its version check before its status).
+        let head = head.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(status) = status_of(&head) {
+            return ConnectError::new(status.cause(), failed(&status));
+        }
         match &e {
-            WsError::Io(io) => ConnectError::io(io, detail),
-            WsError::Http(response) => ConnectError::new(format!("HTTP status {}", response.status().as_u16()), detail),
-            WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::HandshakeIncomplete) => ConnectError::new("closed", detail),
-            other => ConnectError::new(format!("handshake error: {other}"), detail),
+            WsError::Io(io) => ConnectError::io(io, failed(&e)),
+            WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::HandshakeIncomplete) => ConnectError::new("closed", failed(&e)),
+            other => ConnectError::new(format!("handshake error: {other}"), failed(&e)),
         }
     })?;
+    ws.get_mut().end_capture();
     Ok(ws)
+}
+
+/// The response's status when it is a whole status line other than 101.
+fn status_of(head: &[u8]) -> Option<crate::zero::BadResponse> {
+    let mut headers = [httparse::EMPTY_HEADER; 0];
+    let mut resp = httparse::Response::new(&mut headers);
+    // Too many headers for the empty array is fine: the status line was parsed by then.
+    let _ = resp.parse(head);
+    let code = resp.code.filter(|&c| c != 101)?;
+    Some(crate::zero::BadResponse::Status(code, resp.reason.unwrap_or("").to_owned()))
 }
 
 /// The filler after the header, precomputed once per connection.
@@ -451,6 +468,17 @@ pub fn describe_close_code(code: Option<u16>) -> String {
 mod tests {
     use super::*;
     use wsbench_core::header::{fill_payload, payload_matches};
+
+    #[test]
+    fn a_response_other_than_101_is_named_by_its_status() {
+        let plain = status_of(b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6\r\nContent-Type: text/html\r\n\r\n").unwrap();
+        assert_eq!(plain.to_string(), "the server answered 200 OK instead of 101 Switching Protocols");
+        assert_eq!(plain.cause(), "HTTP status 200");
+        assert_eq!(status_of(b"HTTP/1.1 503 Service Unavailable\r\n").unwrap().cause(), "HTTP status 503");
+        assert!(status_of(b"HTTP/1.1 101 Switching Protocols\r\n").is_none());
+        assert!(status_of(b"HTTP/1.1 2").is_none(), "a partial status line names nothing");
+        assert!(status_of(b"").is_none());
+    }
 
     #[test]
     fn filler_agrees_with_core() {

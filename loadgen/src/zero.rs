@@ -135,7 +135,7 @@ pub(crate) enum BadResponse {
 
 impl BadResponse {
     /// The countable cause (see [`ConnectError::cause`]).
-    fn cause(&self) -> String {
+    pub(crate) fn cause(&self) -> String {
         match self {
             Self::Status(code, _) => format!("HTTP status {code}"),
             Self::Other(text) => format!("handshake error: {text}"),

@@ -119,6 +119,31 @@ fn no_server_means_no_run() {
 }
 
 #[test]
+fn a_plain_http_server_is_named_by_its_status_on_both_engines() {
+    // A web server that is not a WebSocket server answers the upgrade with `HTTP/1.0 200 OK`, as
+    // Python's http.server does; both client engines must say so in the same words.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten().take(16) {
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6\r\nContent-Type: text/html\r\n\r\n<html></html>");
+        }
+    });
+    for engine in ["tungstenite", "zero-alloc"] {
+        let dir = out_dir(&format!("plain-http-{engine}"));
+        let args = ["--engine", engine, "--url", &url, "--connections", "2", "--duration", "1s", "--out", dir.to_str().unwrap()];
+        let (status, _, stderr) = run_loadgen(&args, LIMIT);
+        assert_eq!(status.code(), Some(1), "{engine}: {stderr}");
+        assert!(stderr.contains("the server answered 200 OK instead of 101 Switching Protocols"), "{engine}: {stderr}");
+        let s = read_results(&dir).summary;
+        assert_eq!(s.connections.failures.get("HTTP status 200"), Some(&2), "{engine}: {:?}", s.connections.failures);
+    }
+}
+
+#[test]
 fn usage_errors_exit_2_with_one_line() {
     for args in [&["--size", "8"][..], &["--text", "--binary"], &["--url", "wss://127.0.0.1:1/"], &["--duration", "soon"], &["--rate", "-5"]] {
         let (status, stdout, stderr) = run_loadgen(args, LIMIT);
