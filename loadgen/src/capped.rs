@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(&head.lock().unwrap()[..], &buf[..n]);
         capped.end_capture();
         a.write_all(b"more").await.unwrap();
-        capped.read(&mut buf).await.unwrap();
+        assert_eq!(capped.read(&mut buf).await.unwrap(), 4);
         assert_eq!(head.lock().unwrap().len(), n, "nothing is kept after the capture ended");
     }
 
