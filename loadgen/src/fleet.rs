@@ -303,7 +303,12 @@ impl WorkerJob {
             .map(|(slot, (_, ws))| {
                 let shared = shared.clone();
                 let index = first_index + slot as u32;
-                tokio::task::spawn_local(async move { ws.run(index, slot, &shared).await })
+                tokio::task::spawn_local(async move {
+                    let end = ws.run(index, slot, &shared).await;
+                    let in_window = now_ns() < window_end(&shared.timeline, *shared.stop.borrow());
+                    shared.recorder.borrow_mut().closed(in_window);
+                    end
+                })
             })
             .collect();
 
@@ -312,7 +317,11 @@ impl WorkerJob {
             for t in tasks {
                 // A panicked connection task ends only that connection; count it as dropped.
                 if let Err(e) = t.await {
-                    shared.recorder.borrow_mut().error();
+                    let in_window = now_ns() < window_end(&timeline, *self.stop.borrow());
+                    let mut rec = shared.recorder.borrow_mut();
+                    rec.error();
+                    rec.closed(in_window);
+                    drop(rec);
                     let _ = self.events.send(Event::Dropped(format!("connection task failed: {e}")));
                 }
             }

@@ -92,16 +92,19 @@ impl<'a> Session<'a> {
         self.schedule.is_some()
     }
 
-    /// Sent everything and every echo is back (or the window is over with nothing pending).
+    /// The window is over, sending has ended, and every echo is back (or the drain is over).
+    /// A connection with nothing left to send stays open until the window ends: it is load
+    /// the server holds whether or not a message of its falls inside the window.
     pub fn is_done(&self) -> bool {
-        !self.sending && (self.outstanding.is_empty() || now_ns() >= self.drain_deadline)
+        let now = now_ns();
+        !self.sending && now >= self.window_end && (self.outstanding.is_empty() || now >= self.drain_deadline)
     }
 
     /// The instant the connection's timer should fire next.
     pub fn next_deadline(&self) -> u64 {
         let tl = self.shared.timeline;
         if !self.sending {
-            return self.drain_deadline;
+            return if now_ns() < self.window_end { self.window_end } else { self.drain_deadline };
         }
         match &self.schedule {
             Some(s) => s.intended(self.next_seq),
