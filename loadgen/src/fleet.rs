@@ -27,8 +27,9 @@ use wsbench_core::plan::LoadPlan;
 
 use crate::client::{self, Client, ConnectError};
 use crate::connection::{ConnShared, SendMode, Stop};
+use crate::pacer::SendClock;
 use crate::recorder::{IntervalSet, Recorder};
-use crate::schedule::Timeline;
+use crate::schedule::{duration_ns, Timeline};
 
 /// Bound on opening one connection (TCP connect and WebSocket handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -283,12 +284,26 @@ impl WorkerJob {
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
         let first_index = start.first_index.get(self.id).copied().unwrap_or(0);
+        let clock = match SendClock::new(conns.len(), duration_ns(self.plan.spin)) {
+            Ok(c) => c,
+            Err(e) => {
+                // Without a timer nothing can be paced: count every connection as dropped.
+                for _ in &conns {
+                    let _ = self.events.send(Event::Dropped(format!("cannot create a timerfd: {e}")));
+                }
+                recorder.error();
+                let end = window_end(&timeline, *self.stop.borrow());
+                let _ = self.collector.send(recorder.finish(end.max(timeline.measured_start_ns)));
+                return WorkerReport::default();
+            }
+        };
         let shared = Rc::new(ConnShared {
             timeline,
             size: self.plan.size as usize,
             mode: self.plan.mode,
             send_mode,
             recorder: std::cell::RefCell::new(recorder),
+            clock,
             stop: self.stop.clone(),
             on_drop: Box::new({
                 let events = self.events.clone();
@@ -329,9 +344,15 @@ impl WorkerJob {
         {
             let ticker = ticker(&shared, &self.collector, &self.recycled, &mut cpu);
             tokio::pin!(ticker);
+            let clock = shared.clock.run();
+            tokio::pin!(clock);
             tokio::select! {
                 _ = all_done => {}
                 _ = &mut ticker => unreachable!("the ticker never ends"),
+                // A timerfd that fails leaves every connection without deadlines: nothing can
+                // end the run properly, so the worker fails loudly (a panicked worker ends the
+                // run with its message).
+                e = &mut clock => panic!("worker {}: the send timer (timerfd) failed: {e}", self.id),
             }
             // Connections can end before the window does: open-loop ones once their last message
             // is answered, dropped ones at any time. The window still lasts until its planned
@@ -476,8 +497,8 @@ fn set_realtime(handle: &JoinHandle<WorkerReport>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Raises the soft limit of open files to the hard limit: every connection costs two
-/// descriptors (socket and timerfd) and the usual soft limit of 1024 stops at ~500 connections.
+/// Raises the soft limit of open files to the hard limit: every connection costs a descriptor
+/// and the usual soft limit of 1024 stops at ~1,000 connections.
 pub fn raise_fd_limit() {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid, writable struct.

@@ -18,7 +18,6 @@ use wsbench_core::header::MessageHeader;
 use wsbench_core::plan::Mode;
 
 use crate::connection::{ConnShared, ConnEnd, Filler, SendMode, Stop};
-use crate::pacer::Pacer;
 use crate::schedule::OpenLoopSchedule;
 
 /// Open loop: the ring of outstanding messages holds this much backlog (at the connection's
@@ -79,6 +78,12 @@ impl<'a> Session<'a> {
             drain_deadline: tl.drain_deadline_ns,
             window_end: tl.measured_end_ns,
         }
+    }
+
+    /// This connection's place among its worker's connections.
+    #[inline]
+    pub fn slot(&self) -> usize {
+        self.slot
     }
 
     /// Sequence number of the next message to send.
@@ -267,13 +272,13 @@ impl<'a> Session<'a> {
 }
 
 /// The waiting half of a connection's loop, the same for both transports: it watches for a stop,
-/// keeps the connection's timer armed at the session's next deadline, and waits for whichever
-/// comes first of a stop, the transport's I/O and the timer.
+/// registers the session's next deadline with the worker's [`crate::pacer::SendClock`], and waits
+/// for whichever comes first of a stop, the transport's I/O and that deadline.
 pub struct Turns {
     stop_rx: tokio::sync::watch::Receiver<Option<Stop>>,
     stopped: bool,
-    /// The deadline the timer is armed for; 0 when it is not armed.
-    armed: u64,
+    /// The session's next deadline, as of the last [`Self::arm`].
+    deadline: u64,
     /// A message is due already: the next wait yields instead of arming the timer.
     behind: bool,
 }
@@ -299,27 +304,22 @@ impl Turns {
             }
             None => false,
         };
-        Self { stop_rx, stopped, armed: 0, behind: false }
+        Self { stop_rx, stopped, deadline: 0, behind: false }
     }
 
-    /// Arms the timer at the session's next deadline. Re-arming costs a syscall, so it is
-    /// skipped when the deadline did not move, and when a message is due already (the wait
-    /// then only yields to the worker's other connections and reads what has arrived).
-    pub fn arm(&mut self, session: &Session<'_>, pacer: &Pacer) -> Result<(), ConnEnd> {
+    /// Takes the session's next deadline for the coming wait, unless a message is due already
+    /// (the wait then only yields to the worker's other connections and reads what has arrived).
+    pub fn arm(&mut self, session: &Session<'_>) {
         self.behind = session.is_behind();
-        if self.behind {
-            return Ok(());
+        if !self.behind {
+            self.deadline = session.next_deadline();
         }
-        let deadline = session.next_deadline();
-        if deadline != self.armed {
-            pacer.set(deadline).map_err(|e| ConnEnd::Dropped(format!("cannot arm the timerfd: {e}")))?;
-            self.armed = deadline;
-        }
-        Ok(())
     }
 
-    /// Waits for a stop, `io`, or (when `timer_on`) the timer, in that order of preference.
-    pub async fn wait<T>(&mut self, session: &mut Session<'_>, pacer: &Pacer, timer_on: bool, io: impl Future<Output = T>) -> Turn<T> {
+    /// Waits for a stop, `io`, or (when `timer_on`) the deadline, in that order of preference.
+    pub async fn wait<T>(&mut self, session: &mut Session<'_>, timer_on: bool, io: impl Future<Output = T>) -> Turn<T> {
+        let shared: &ConnShared = session.shared;
+        let slot = session.slot;
         tokio::select! {
             biased;
             _ = self.stop_rx.changed(), if !self.stopped => {
@@ -333,13 +333,9 @@ impl Turns {
             // Behind schedule: yield once (other connections run, the reactor is polled), then
             // send the next batch. Never a busy loop, and never a wait for a timer already past.
             _ = tokio::task::yield_now(), if timer_on && self.behind => Turn::Again,
-            r = pacer.wait(), if timer_on && !self.behind => match r {
-                Err(e) => Turn::End(ConnEnd::Dropped(format!("timerfd failed: {e}"))),
-                Ok(()) => {
-                    // A fired timer is disarmed; make sure it is armed again.
-                    self.armed = 0;
-                    Turn::Again
-                }
+            r = shared.clock.wait(slot, self.deadline), if timer_on && !self.behind => match r {
+                Err(e) => Turn::End(ConnEnd::Dropped(format!("cannot arm the timerfd: {e}"))),
+                Ok(()) => Turn::Again,
             },
         }
     }

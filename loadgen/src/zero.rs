@@ -40,7 +40,6 @@ use wsbench_core::plan::Mode;
 
 use crate::client::ConnectError;
 use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, CLOSE_TIMEOUT};
-use crate::pacer::Pacer;
 use crate::session::{Session, Turn, Turns};
 
 /// Smallest read buffer; it also holds the server's handshake response.
@@ -369,10 +368,6 @@ struct ZeroConn<'a> {
 /// and closed, or until the peer drops it; the zero-alloc counterpart of
 /// [`crate::connection::run`].
 pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
-    let pacer = match Pacer::new() {
-        Ok(p) => p,
-        Err(e) => return ConnEnd::Dropped(format!("cannot create a timerfd: {e}")),
-    };
     let session = Session::new(shared, index, slot);
     let size = shared.size;
     let opcode = match shared.mode {
@@ -419,7 +414,7 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
     // Bytes the server sent right behind its handshake response.
     let mut end = conn.on_read();
     if end.is_none() {
-        end = Some(conn.run_loop(&pacer).await);
+        end = Some(conn.run_loop().await);
     }
     let end = end.unwrap_or(ConnEnd::Finished);
     conn.session.give_up_outstanding();
@@ -438,21 +433,19 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
 }
 
 impl ZeroConn<'_> {
-    async fn run_loop(&mut self, pacer: &Pacer) -> ConnEnd {
+    async fn run_loop(&mut self) -> ConnEnd {
         let mut turns = Turns::new(&mut self.session);
         loop {
             self.send_due();
             if self.session.is_done() {
                 return ConnEnd::Finished;
             }
-            if let Err(end) = turns.arm(&self.session, pacer) {
-                return end;
-            }
+            turns.arm(&self.session);
             // While the row is full, a past send deadline would fire on every turn: wait for
             // the write instead.
             let timer_on = !(self.session.sending && self.wire.blocked);
             let wire = &mut self.wire;
-            let io = match turns.wait(&mut self.session, pacer, timer_on, poll_fn(|cx| wire.poll_io(cx))).await {
+            let io = match turns.wait(&mut self.session, timer_on, poll_fn(|cx| wire.poll_io(cx))).await {
                 Turn::Io(io) => io,
                 Turn::Again => continue,
                 Turn::End(end) => return end,
