@@ -127,6 +127,8 @@ pub struct ConnShared {
     pub mode: Mode,
     pub send_mode: SendMode,
     pub recorder: RefCell<Recorder>,
+    /// The payload pattern after the header, shared by the worker's connections.
+    pub filler: Filler,
     /// The worker's one timer: every connection's send and drain deadlines.
     pub clock: SendClock,
     /// Set once by the control thread: stop sending, drain until the given instant, close.

@@ -222,29 +222,44 @@ impl WorkerJob {
 
     /// Opens this worker's connections, each at its slot of the process-wide connect rate, and
     /// reports how many succeeded. Stops early when the control thread asks.
+    ///
+    /// A connection's task is spawned at its slot and collected as soon as it is done, so only
+    /// the handshakes under way hold their task's memory: with 10,000 connections at a low
+    /// rate, that memory would otherwise outweigh the connections themselves.
     async fn connect_all(&mut self) -> Vec<(u32, Client)> {
         let ns_per_connection = 1e9 / self.plan.connect_rate;
-        let mut pending = Vec::with_capacity(self.connections.len());
+        let mut tally = ConnectTally { conns: Vec::with_capacity(self.connections.len()), failures: BTreeMap::new(), first_error: None };
+        let mut pending = std::collections::VecDeque::new();
+        let mut stop_rx = self.stop.clone();
+        let mut stopped = false;
+        let (open_loop, engine, size) = (self.plan.is_open_loop(), self.plan.engine, self.plan.size);
+        let batch = crate::zero::expected_batch(self.plan.rate, self.plan.connections, self.plan.in_flight);
         for &i in &self.connections {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
-            let (addr, url, size, open_loop) = (self.addr.clone(), self.plan.url.clone(), self.plan.size, self.plan.is_open_loop());
-            let engine = self.plan.engine;
-            pending.push((
+            tokio::select! {
+                biased;
+                _ = stop_rx.wait_for(|s| s.is_some()) => stopped = true,
+                _ = tokio::time::sleep_until(instant_at(at)) => {}
+            }
+            if stopped {
+                break;
+            }
+            let (addr, url) = (self.addr.clone(), self.plan.url.clone());
+            pending.push_back((
                 i,
                 tokio::task::spawn_local(async move {
-                    tokio::time::sleep_until(instant_at(at)).await;
-                    match tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &addr, &url, size, open_loop)).await {
+                    match tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &addr, &url, size, open_loop, batch)).await {
                         Ok(r) => r,
                         Err(_) => Err(ConnectError::new("timeout", format!("connecting to {addr} (TCP and WebSocket handshake) timed out after {CONNECT_TIMEOUT:?}"))),
                     }
                 }),
             ));
+            while pending.front().is_some_and(|(_, h): &(u32, tokio::task::JoinHandle<_>)| h.is_finished()) {
+                let (i, handle) = pending.pop_front().expect("checked");
+                tally.add(i, handle.await);
+            }
         }
-        let mut conns = Vec::with_capacity(pending.len());
-        let (mut failures, mut first_error) = (BTreeMap::<String, u32>::new(), None);
-        let mut stop_rx = self.stop.clone();
-        let mut stopped = false;
-        for (i, handle) in &mut pending {
+        for (i, mut handle) in pending {
             if stopped {
                 handle.abort();
                 continue;
@@ -255,19 +270,10 @@ impl WorkerJob {
                     stopped = true;
                     handle.abort();
                 }
-                r = &mut *handle => match r {
-                    Ok(Ok(ws)) => conns.push((*i, ws)),
-                    Ok(Err(e)) => {
-                        *failures.entry(e.cause).or_default() += 1;
-                        first_error.get_or_insert(e.detail);
-                    }
-                    Err(e) => {
-                        *failures.entry("connection task failed".into()).or_default() += 1;
-                        first_error.get_or_insert(format!("connection task failed: {e}"));
-                    }
-                },
+                r = &mut handle => tally.add(i, r),
             }
         }
+        let ConnectTally { conns, failures, first_error } = tally;
         let _ = self.events.send(Event::Connected { worker: self.id, established: conns.len() as u32, failures, first_error });
         conns
     }
@@ -303,6 +309,7 @@ impl WorkerJob {
             mode: self.plan.mode,
             send_mode,
             recorder: std::cell::RefCell::new(recorder),
+            filler: crate::connection::Filler::new(self.plan.size as usize),
             clock,
             stop: self.stop.clone(),
             on_drop: Box::new({
@@ -373,6 +380,29 @@ impl WorkerJob {
         let last = shared.recorder.borrow_mut().finish(end);
         let _ = self.collector.send(last);
         WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()) }
+    }
+}
+
+/// What the connect phase of a worker came to.
+struct ConnectTally {
+    conns: Vec<(u32, Client)>,
+    failures: BTreeMap<String, u32>,
+    first_error: Option<String>,
+}
+
+impl ConnectTally {
+    fn add(&mut self, i: u32, r: Result<Result<Client, ConnectError>, tokio::task::JoinError>) {
+        match r {
+            Ok(Ok(ws)) => self.conns.push((i, ws)),
+            Ok(Err(e)) => {
+                *self.failures.entry(e.cause).or_default() += 1;
+                self.first_error.get_or_insert(e.detail);
+            }
+            Err(e) => {
+                *self.failures.entry("connection task failed".into()).or_default() += 1;
+                self.first_error.get_or_insert(format!("connection task failed: {e}"));
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use crate::schedule::OpenLoopSchedule;
 /// rate) before it has to grow, so a stalled server does not cause allocations mid-run.
 const OUTSTANDING_BUDGET_S: f64 = 1.0;
 /// Bounds on that ring, in messages (32 bytes each).
-const OUTSTANDING_MIN: usize = 64;
+const OUTSTANDING_MIN: usize = 4;
 const OUTSTANDING_MAX: usize = 1 << 16;
 /// Open loop: messages sent per turn of the connection's loop at most. Between batches the
 /// loop reads what has arrived, so a sender behind schedule never starves receiving: echoes are
@@ -37,7 +37,8 @@ pub struct Session<'a> {
     /// This connection's place among its worker's connections (see [`crate::recorder::Recorder::pending`]).
     slot: usize,
     schedule: Option<OpenLoopSchedule>,
-    pub filler: Filler,
+    /// The worker's filler pattern (the same for every connection).
+    pub filler: &'a Filler,
     /// Headers of the messages sent and not yet echoed, oldest first.
     outstanding: VecDeque<MessageHeader>,
     next_seq: u64,
@@ -69,7 +70,7 @@ impl<'a> Session<'a> {
             shared,
             slot,
             schedule,
-            filler: Filler::new(shared.size),
+            filler: &shared.filler,
             outstanding: VecDeque::with_capacity(ring),
             next_seq: 0,
             credits,
