@@ -351,15 +351,22 @@ impl WorkerJob {
         {
             let ticker = ticker(&shared, &self.collector, &self.recycled, &mut cpu);
             tokio::pin!(ticker);
-            let clock = shared.clock.run();
-            tokio::pin!(clock);
+            // Its own task: a firing then polls the clock and the connections it wakes, not the
+            // ticker and the join of every connection as well.
+            let mut clock = tokio::task::spawn_local({
+                let shared = shared.clone();
+                async move { shared.clock.run().await }
+            });
             tokio::select! {
                 _ = all_done => {}
                 _ = &mut ticker => unreachable!("the ticker never ends"),
                 // A timerfd that fails leaves every connection without deadlines: nothing can
                 // end the run properly, so the worker fails loudly (a panicked worker ends the
                 // run with its message).
-                e = &mut clock => panic!("worker {}: the send timer (timerfd) failed: {e}", self.id),
+                e = &mut clock => match e {
+                    Ok(e) => panic!("worker {}: the send timer (timerfd) failed: {e}", self.id),
+                    Err(e) => panic!("worker {}: the send timer's task failed: {e}", self.id),
+                },
             }
             // Connections can end before the window does: open-loop ones once their last message
             // is answered, dropped ones at any time. The window still lasts until its planned
@@ -370,6 +377,7 @@ impl WorkerJob {
                 _ = wait_until(&mut stop_rx, timeline.measured_end_ns) => {}
                 _ = &mut ticker => unreachable!("the ticker never ends"),
             }
+            clock.abort();
         }
 
         let end = window_end(&timeline, *self.stop.borrow());
