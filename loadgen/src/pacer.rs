@@ -289,6 +289,24 @@ mod clock_tests {
     }
 
     #[test]
+    fn spinning_wakes_at_the_deadline_not_before() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let clock = Rc::new(SendClock::new(1, 200_000).unwrap());
+            let driver = tokio::task::spawn_local({
+                let c = clock.clone();
+                async move { c.run().await }
+            });
+            for _ in 0..5 {
+                let deadline = now_ns() + 2_000_000;
+                tokio::time::timeout(std::time::Duration::from_secs(5), clock.wait(0, deadline)).await.expect("woken").unwrap();
+                assert!(now_ns() >= deadline);
+            }
+            driver.abort();
+        });
+    }
+
+    #[test]
     fn stale_entries_are_purged_without_growing_the_queue() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
