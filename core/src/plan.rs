@@ -197,6 +197,10 @@ pub struct LoadPlan {
     /// send lag of milliseconds and of tens of microseconds.
     #[serde(default)]
     pub realtime: bool,
+    /// Open loop: each worker's timer fires this long before a send is due and the rest is spun,
+    /// trading CPU for punctual sends (zero: sleep until the deadline).
+    #[serde(with = "serde_duration", default)]
+    pub spin: Duration,
     pub out: Option<PathBuf>,
 }
 
@@ -228,6 +232,7 @@ impl Default for LoadPlan {
             max_loss: 0.0,
             max_failed_connections: 0,
             realtime: false,
+            spin: Duration::ZERO,
             out: None,
         }
     }
@@ -273,6 +278,9 @@ impl LoadPlan {
         }
         if self.realtime {
             a.push("--realtime".into());
+        }
+        if !self.spin.is_zero() {
+            a.extend(["--spin".into(), format_duration(self.spin)]);
         }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);

@@ -95,6 +95,11 @@ pub struct ConnectionCounts {
     /// `handshake error: ...`), adding up to `failed`.
     #[serde(default)]
     pub failures: BTreeMap<String, u32>,
+    /// The fewest connections open at once during the measured window (at least this many were
+    /// held the whole time); below `target` the server saw less load than planned. `None` when
+    /// the window never began.
+    #[serde(default)]
+    pub held: Option<u32>,
 }
 
 impl std::ops::AddAssign<&ConnectionCounts> for ConnectionCounts {
@@ -102,6 +107,10 @@ impl std::ops::AddAssign<&ConnectionCounts> for ConnectionCounts {
         self.target += o.target;
         self.established += o.established;
         self.failed += o.failed;
+        self.held = match (self.held, o.held) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
         for (cause, n) in &o.failures {
             *self.failures.entry(cause.clone()).or_default() += n;
         }
@@ -265,6 +274,13 @@ pub struct IntervalRow {
     /// Age of the oldest of them at the interval's end, in µs (0 when none).
     #[serde(default)]
     pub oldest_outstanding_us: f64,
+    /// Fewest and most connections open during the interval. Summed over worker threads (and
+    /// shards), so `open_min` is a lower bound of the true minimum and `open_max` an upper
+    /// bound of the maximum; connections closing after the measured window do not count.
+    #[serde(default)]
+    pub open_min: u32,
+    #[serde(default)]
+    pub open_max: u32,
 }
 
 /// One row of `processes.csv`, sampled from /proc once per second by the orchestrator.

@@ -24,6 +24,7 @@ pub enum WarningKind {
     MessagesCorrupted,
     MessagesLost,
     ConnectionsFailed,
+    ConnectionsNotHeld,
     RateNotReached,
     TooFewSamples,
     Incomplete,
@@ -90,6 +91,15 @@ impl Warning {
     /// As [`Self::connections_failed`], naming the causes (`3× refused, 1× timeout`).
     pub fn connections_failed_by_cause(failed: u32, target: u32, causes: &str) -> Self {
         Self::new(WarningKind::ConnectionsFailed, format!("{failed} of {target} connections failed to open ({causes})"))
+    }
+
+    /// Fewer connections than planned were open for the whole measured window (they failed to
+    /// open, or closed or were dropped before its end): the server carried less load than asked.
+    pub fn connections_not_held(held: u32, target: u32) -> Self {
+        Self::new(
+            WarningKind::ConnectionsNotHeld,
+            format!("only {held} of {target} planned connections were open for the whole measured window: the server held fewer connections than asked"),
+        )
     }
 
     /// Open loop: fewer echoes per second came back within the window than were asked for.

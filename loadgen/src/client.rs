@@ -2,6 +2,9 @@
 //! [`connect`] and [`Client::run`] without knowing which engine carries them. A connection that
 //! cannot be opened fails with a [`ConnectError`] naming its cause the same way for both.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use wsbench_core::plan::Engine;
 
 use crate::connection::{self, ConnEnd, ConnShared, WsStream};
@@ -53,21 +56,26 @@ pub fn io_cause(e: &std::io::Error) -> String {
 }
 
 /// Opens one connection with `engine`. `open_loop` tunes tungstenite's write buffering (see
-/// [`connection::connect`]); the zero-alloc engine batches the same way in both modes.
-pub async fn connect(engine: Engine, addr: &str, url: &str, size: u64, open_loop: bool) -> Result<Client, ConnectError> {
+/// [`connection::connect`]); `batch` sizes the zero-alloc engine's buffers (see
+/// [`zero::expected_batch`]).
+pub async fn connect(engine: Engine, addr: &str, url: &str, size: u64, open_loop: bool, batch: usize) -> Result<Client, ConnectError> {
     match engine {
         Engine::Tungstenite => connection::connect(addr, url, size, open_loop).await.map(|ws| Client::Tungstenite(Box::new(ws))),
-        Engine::ZeroAlloc => zero::connect(addr, url, size).await.map(Client::ZeroAlloc),
+        Engine::ZeroAlloc => zero::connect(addr, url, size, batch).await.map(Client::ZeroAlloc),
     }
 }
 
 impl Client {
     /// Runs connection number `index` of the process's open connections, the `slot`-th of its
     /// worker, to its end (see [`connection::run`]).
-    pub async fn run(self, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
+    ///
+    /// Each engine's loop is boxed at its own size, once per connection: inline, every
+    /// connection's task would be as large as the larger engine's loop, and with 10,000
+    /// connections at a low rate the tasks are most of the load generator's memory.
+    pub fn run(self, index: u32, slot: usize, shared: &ConnShared) -> Pin<Box<dyn Future<Output = ConnEnd> + '_>> {
         match self {
-            Self::Tungstenite(ws) => connection::run(*ws, index, slot, shared).await,
-            Self::ZeroAlloc(s) => zero::run(s, index, slot, shared).await,
+            Self::Tungstenite(ws) => Box::pin(connection::run(*ws, index, slot, shared)),
+            Self::ZeroAlloc(s) => Box::pin(zero::run(s, index, slot, shared)),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Each connection is one task that waits, with `tokio::select!`, for whichever comes first: a
 //! stop request, socket I/O (an incoming frame, or the end of a pending flush), or its deadline
-//! timer ([`Pacer`]). Sending happens in the loop body, never inside a select arm, so a send is
+//! timer (its worker's [`SendClock`]). Sending happens in the loop body, never inside a select arm, so a send is
 //! never half-done when another arm wins. Messages are handed to the sink one by one (buffered by
 //! tungstenite) and flushed once per batch; while a flush is pending the task keeps reading, so a
 //! server that blocks on writing its echoes to us can never deadlock with us blocking on writing
@@ -35,7 +35,7 @@ use wsbench_core::plan::Mode;
 
 use crate::capped::{read_cap, CappedReads};
 use crate::client::ConnectError;
-use crate::pacer::Pacer;
+use crate::pacer::SendClock;
 use crate::recorder::Recorder;
 use crate::schedule::Timeline;
 use crate::session::{Session, Turn, Turns};
@@ -144,6 +144,10 @@ pub struct ConnShared {
     pub mode: Mode,
     pub send_mode: SendMode,
     pub recorder: RefCell<Recorder>,
+    /// The payload pattern after the header, shared by the worker's connections.
+    pub filler: Filler,
+    /// The worker's one timer: every connection's send and drain deadlines.
+    pub clock: SendClock,
     /// Set once by the control thread: stop sending, drain until the given instant, close.
     pub stop: watch::Receiver<Option<Stop>>,
     /// Called when the peer drops a connection (or its I/O fails), with a description of how.
@@ -198,10 +202,6 @@ const READ_BATCH: usize = 256;
 /// Runs connection number `index` (of the process's open connections; `slot` of its worker)
 /// until it has sent its share, drained and closed, or until the peer drops it.
 pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
-    let pacer = match Pacer::new() {
-        Ok(p) => p,
-        Err(e) => return ConnEnd::Dropped(format!("cannot create a timerfd: {e}")),
-    };
     let mut conn = Connection {
         session: Session::new(shared, index, slot),
         ws,
@@ -211,7 +211,7 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
         want_flush: false,
         blocked: false,
     };
-    let end = conn.run_loop(&pacer).await;
+    let end = conn.run_loop().await;
     conn.session.give_up_outstanding();
     match &end {
         ConnEnd::Finished => {
@@ -228,7 +228,7 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
 }
 
 impl Connection<'_> {
-    async fn run_loop(&mut self, pacer: &Pacer) -> ConnEnd {
+    async fn run_loop(&mut self) -> ConnEnd {
         let mut turns = Turns::new(&mut self.session);
         loop {
             if !self.blocked {
@@ -239,16 +239,14 @@ impl Connection<'_> {
             if self.session.is_done() {
                 return ConnEnd::Finished;
             }
-            if let Err(end) = turns.arm(&self.session, pacer) {
-                return end;
-            }
+            turns.arm(&self.session);
             // While the sink pushes back, a past send deadline would fire on every turn: wait
             // for the flush instead.
             let timer_on = !(self.session.sending && self.blocked);
 
             let batch_reads = !self.session.is_open_loop();
             let (ws, want_flush, blocked) = (&mut self.ws, &mut self.want_flush, &mut self.blocked);
-            let io = match turns.wait(&mut self.session, pacer, timer_on, poll_fn(|cx| poll_io(ws, want_flush, blocked, batch_reads, cx))).await {
+            let io = match turns.wait(&mut self.session, timer_on, poll_fn(|cx| poll_io(ws, want_flush, blocked, batch_reads, cx))).await {
                 Turn::Io(io) => io,
                 Turn::Again => continue,
                 Turn::End(end) => return end,

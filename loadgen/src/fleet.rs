@@ -27,8 +27,9 @@ use wsbench_core::plan::LoadPlan;
 
 use crate::client::{self, Client, ConnectError};
 use crate::connection::{ConnShared, SendMode, Stop};
+use crate::pacer::SendClock;
 use crate::recorder::{IntervalSet, Recorder};
-use crate::schedule::Timeline;
+use crate::schedule::{duration_ns, Timeline};
 
 /// Bound on opening one connection (TCP connect and WebSocket handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -221,29 +222,44 @@ impl WorkerJob {
 
     /// Opens this worker's connections, each at its slot of the process-wide connect rate, and
     /// reports how many succeeded. Stops early when the control thread asks.
+    ///
+    /// A connection's task is spawned at its slot and collected as soon as it is done, so only
+    /// the handshakes under way hold their task's memory: with 10,000 connections at a low
+    /// rate, that memory would otherwise outweigh the connections themselves.
     async fn connect_all(&mut self) -> Vec<(u32, Client)> {
         let ns_per_connection = 1e9 / self.plan.connect_rate;
-        let mut pending = Vec::with_capacity(self.connections.len());
+        let mut tally = ConnectTally { conns: Vec::with_capacity(self.connections.len()), failures: BTreeMap::new(), first_error: None };
+        let mut pending = std::collections::VecDeque::new();
+        let mut stop_rx = self.stop.clone();
+        let mut stopped = false;
+        let (open_loop, engine, size) = (self.plan.is_open_loop(), self.plan.engine, self.plan.size);
+        let batch = crate::zero::expected_batch(self.plan.rate, self.plan.connections, self.plan.in_flight);
         for &i in &self.connections {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
-            let (addr, url, size, open_loop) = (self.addr.clone(), self.plan.url.clone(), self.plan.size, self.plan.is_open_loop());
-            let engine = self.plan.engine;
-            pending.push((
+            tokio::select! {
+                biased;
+                _ = stop_rx.wait_for(|s| s.is_some()) => stopped = true,
+                _ = tokio::time::sleep_until(instant_at(at)) => {}
+            }
+            if stopped {
+                break;
+            }
+            let (addr, url) = (self.addr.clone(), self.plan.url.clone());
+            pending.push_back((
                 i,
                 tokio::task::spawn_local(async move {
-                    tokio::time::sleep_until(instant_at(at)).await;
-                    match tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &addr, &url, size, open_loop)).await {
+                    match tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &addr, &url, size, open_loop, batch)).await {
                         Ok(r) => r,
                         Err(_) => Err(ConnectError::new("timeout", format!("connecting to {addr} (TCP and WebSocket handshake) timed out after {CONNECT_TIMEOUT:?}"))),
                     }
                 }),
             ));
+            while pending.front().is_some_and(|(_, h): &(u32, tokio::task::JoinHandle<_>)| h.is_finished()) {
+                let (i, handle) = pending.pop_front().expect("checked");
+                tally.add(i, handle.await);
+            }
         }
-        let mut conns = Vec::with_capacity(pending.len());
-        let (mut failures, mut first_error) = (BTreeMap::<String, u32>::new(), None);
-        let mut stop_rx = self.stop.clone();
-        let mut stopped = false;
-        for (i, handle) in &mut pending {
+        for (i, mut handle) in pending {
             if stopped {
                 handle.abort();
                 continue;
@@ -254,19 +270,10 @@ impl WorkerJob {
                     stopped = true;
                     handle.abort();
                 }
-                r = &mut *handle => match r {
-                    Ok(Ok(ws)) => conns.push((*i, ws)),
-                    Ok(Err(e)) => {
-                        *failures.entry(e.cause).or_default() += 1;
-                        first_error.get_or_insert(e.detail);
-                    }
-                    Err(e) => {
-                        *failures.entry("connection task failed".into()).or_default() += 1;
-                        first_error.get_or_insert(format!("connection task failed: {e}"));
-                    }
-                },
+                r = &mut handle => tally.add(i, r),
             }
         }
+        let ConnectTally { conns, failures, first_error } = tally;
         let _ = self.events.send(Event::Connected { worker: self.id, established: conns.len() as u32, failures, first_error });
         conns
     }
@@ -283,12 +290,27 @@ impl WorkerJob {
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
         let first_index = start.first_index.get(self.id).copied().unwrap_or(0);
+        let clock = match SendClock::new(conns.len(), duration_ns(self.plan.spin)) {
+            Ok(c) => c,
+            Err(e) => {
+                // Without a timer nothing can be paced: count every connection as dropped.
+                for _ in &conns {
+                    let _ = self.events.send(Event::Dropped(format!("cannot create a timerfd: {e}")));
+                }
+                recorder.error();
+                let end = window_end(&timeline, *self.stop.borrow());
+                let _ = self.collector.send(recorder.finish(end.max(timeline.measured_start_ns)));
+                return WorkerReport::default();
+            }
+        };
         let shared = Rc::new(ConnShared {
             timeline,
             size: self.plan.size as usize,
             mode: self.plan.mode,
             send_mode,
             recorder: std::cell::RefCell::new(recorder),
+            filler: crate::connection::Filler::new(self.plan.size as usize),
+            clock,
             stop: self.stop.clone(),
             on_drop: Box::new({
                 let events = self.events.clone();
@@ -303,7 +325,12 @@ impl WorkerJob {
             .map(|(slot, (_, ws))| {
                 let shared = shared.clone();
                 let index = first_index + slot as u32;
-                tokio::task::spawn_local(async move { ws.run(index, slot, &shared).await })
+                tokio::task::spawn_local(async move {
+                    let end = ws.run(index, slot, &shared).await;
+                    let in_window = now_ns() < window_end(&shared.timeline, *shared.stop.borrow());
+                    shared.recorder.borrow_mut().closed(in_window);
+                    end
+                })
             })
             .collect();
 
@@ -312,7 +339,11 @@ impl WorkerJob {
             for t in tasks {
                 // A panicked connection task ends only that connection; count it as dropped.
                 if let Err(e) = t.await {
-                    shared.recorder.borrow_mut().error();
+                    let in_window = now_ns() < window_end(&timeline, *self.stop.borrow());
+                    let mut rec = shared.recorder.borrow_mut();
+                    rec.error();
+                    rec.closed(in_window);
+                    drop(rec);
                     let _ = self.events.send(Event::Dropped(format!("connection task failed: {e}")));
                 }
             }
@@ -320,9 +351,22 @@ impl WorkerJob {
         {
             let ticker = ticker(&shared, &self.collector, &self.recycled, &mut cpu);
             tokio::pin!(ticker);
+            // Its own task: a firing then polls the clock and the connections it wakes, not the
+            // ticker and the join of every connection as well.
+            let mut clock = tokio::task::spawn_local({
+                let shared = shared.clone();
+                async move { shared.clock.run().await }
+            });
             tokio::select! {
                 _ = all_done => {}
                 _ = &mut ticker => unreachable!("the ticker never ends"),
+                // A timerfd that fails leaves every connection without deadlines: nothing can
+                // end the run properly, so the worker fails loudly (a panicked worker ends the
+                // run with its message).
+                e = &mut clock => match e {
+                    Ok(e) => panic!("worker {}: the send timer (timerfd) failed: {e}", self.id),
+                    Err(e) => panic!("worker {}: the send timer's task failed: {e}", self.id),
+                },
             }
             // Connections can end before the window does: open-loop ones once their last message
             // is answered, dropped ones at any time. The window still lasts until its planned
@@ -333,6 +377,7 @@ impl WorkerJob {
                 _ = wait_until(&mut stop_rx, timeline.measured_end_ns) => {}
                 _ = &mut ticker => unreachable!("the ticker never ends"),
             }
+            clock.abort();
         }
 
         let end = window_end(&timeline, *self.stop.borrow());
@@ -343,6 +388,29 @@ impl WorkerJob {
         let last = shared.recorder.borrow_mut().finish(end);
         let _ = self.collector.send(last);
         WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()) }
+    }
+}
+
+/// What the connect phase of a worker came to.
+struct ConnectTally {
+    conns: Vec<(u32, Client)>,
+    failures: BTreeMap<String, u32>,
+    first_error: Option<String>,
+}
+
+impl ConnectTally {
+    fn add(&mut self, i: u32, r: Result<Result<Client, ConnectError>, tokio::task::JoinError>) {
+        match r {
+            Ok(Ok(ws)) => self.conns.push((i, ws)),
+            Ok(Err(e)) => {
+                *self.failures.entry(e.cause).or_default() += 1;
+                self.first_error.get_or_insert(e.detail);
+            }
+            Err(e) => {
+                *self.failures.entry("connection task failed".into()).or_default() += 1;
+                self.first_error.get_or_insert(format!("connection task failed: {e}"));
+            }
+        }
     }
 }
 
@@ -467,8 +535,8 @@ fn set_realtime(handle: &JoinHandle<WorkerReport>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Raises the soft limit of open files to the hard limit: every connection costs two
-/// descriptors (socket and timerfd) and the usual soft limit of 1024 stops at ~500 connections.
+/// Raises the soft limit of open files to the hard limit: every connection costs a descriptor
+/// and the usual soft limit of 1024 stops at ~1,000 connections.
 pub fn raise_fd_limit() {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid, writable struct.

@@ -431,7 +431,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         duration_s: i.duration_s,
         throughput_msgs_per_s: per_s(m.received_in_window()),
         messages: m,
-        connections: i.connections,
+        connections: ConnectionCounts { held: (i.totals.held_min != u32::MAX).then_some(i.totals.held_min), ..i.connections },
         latency_us: LatencySummary::from_histogram_ns(&i.totals.latency),
         service_time_us: LatencySummary::from_histogram_ns(&i.totals.service_time),
         send_lag_us: LatencySummary::from_histogram_ns(&i.totals.send_lag),

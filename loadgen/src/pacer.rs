@@ -1,4 +1,5 @@
-//! Precise wake-ups for open-loop sending: one Linux timerfd per connection, polled by tokio.
+//! Precise wake-ups for open-loop sending: one Linux timerfd per worker thread ([`SendClock`]),
+//! polled by tokio.
 //!
 //! `tokio::time::sleep` rounds to the millisecond and wakes 0.6–1.5 ms late, which is 10–25× the
 //! round trip being measured; a timerfd armed with an absolute `CLOCK_MONOTONIC` deadline and
@@ -8,10 +9,16 @@
 //! The pacer only wakes its task; deciding what is due and recording how late the wake-up was is
 //! the connection loop's business.
 
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::task::{Context, Poll, Waker};
 
 use tokio::io::unix::AsyncFd;
+use wsbench_core::clock::now_ns;
 
 /// A one-shot timer that fires at an absolute monotonic instant.
 #[derive(Debug)]
@@ -77,10 +84,137 @@ impl Pacer {
     }
 }
 
+/// One timer for all connections of a worker thread.
+///
+/// A timer per connection costs a `timerfd_settime`, a `read` and an epoll wake-up for every
+/// message. Here each connection registers its next deadline with the worker's clock; one driver
+/// ([`SendClock::run`]) keeps the single timerfd armed at the earliest deadline and, when it
+/// fires, wakes every connection that is due, so one wake-up serves every message due by then.
+/// With `spin_ns`, the timer is armed that much before the deadline and the rest is spun, which
+/// trades CPU for punctuality.
+///
+/// Registering and waking allocate nothing: the queue of deadlines is sized for the worker's
+/// connections up front and purged of superseded entries when it is full.
+pub struct SendClock {
+    pacer: Pacer,
+    spin_ns: u64,
+    state: RefCell<ClockState>,
+}
+
+struct ClockState {
+    /// Deadlines registered, earliest first; an entry whose slot has since registered another
+    /// deadline (or been woken) is stale and skipped.
+    queue: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Per connection slot: its registered deadline, 0 when none.
+    deadline: Vec<u64>,
+    wakers: Vec<Option<Waker>>,
+    /// The instant the timerfd is armed for; 0 when it is not armed.
+    armed: u64,
+}
+
+impl ClockState {
+    /// Drops stale entries from the front; returns the earliest live deadline.
+    fn earliest(&mut self) -> Option<u64> {
+        while let Some(&Reverse((d, slot))) = self.queue.peek() {
+            if self.deadline[slot as usize] == d {
+                return Some(d);
+            }
+            self.queue.pop();
+        }
+        None
+    }
+}
+
+impl SendClock {
+    /// A clock for connection slots `0..slots`. Must be called inside a tokio runtime with I/O.
+    pub fn new(slots: usize, spin_ns: u64) -> io::Result<Self> {
+        let state = ClockState {
+            // Live entries never exceed the slots; the rest is room for stale ones between purges.
+            queue: BinaryHeap::with_capacity(2 * slots + 16),
+            deadline: vec![0; slots],
+            wakers: vec![None; slots],
+            armed: 0,
+        };
+        Ok(Self { pacer: Pacer::new()?, spin_ns, state: RefCell::new(state) })
+    }
+
+    /// Waits until the absolute monotonic instant `deadline_ns` on behalf of connection `slot`.
+    /// Cancel-safe: a dropped wait leaves at most a stale entry behind.
+    pub fn wait(&self, slot: usize, deadline_ns: u64) -> impl Future<Output = io::Result<()>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_wait(slot, deadline_ns, cx))
+    }
+
+    fn poll_wait(&self, slot: usize, deadline_ns: u64, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if now_ns() >= deadline_ns {
+            return Poll::Ready(Ok(()));
+        }
+        let mut guard = self.state.borrow_mut();
+        let s = &mut *guard;
+        if s.deadline[slot] != deadline_ns {
+            s.deadline[slot] = deadline_ns;
+            if s.queue.len() == s.queue.capacity() {
+                let live = &s.deadline;
+                s.queue.retain(|&Reverse((d, k))| live[k as usize] == d);
+            }
+            s.queue.push(Reverse((deadline_ns, slot as u32)));
+            let arm_at = deadline_ns.saturating_sub(self.spin_ns).max(1);
+            if s.armed == 0 || arm_at < s.armed {
+                self.pacer.set(arm_at)?;
+                s.armed = arm_at;
+            }
+        }
+        match &mut s.wakers[slot] {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Fires the timer for everyone: wakes each connection whose deadline has come, then arms
+    /// the timer for the next. Runs for the worker's whole life; returns only when the timerfd
+    /// fails.
+    pub async fn run(&self) -> io::Error {
+        loop {
+            if let Err(e) = self.pacer.wait().await {
+                return e;
+            }
+            let mut guard = self.state.borrow_mut();
+            let s = &mut *guard;
+            s.armed = 0;
+            if self.spin_ns > 0 {
+                if let Some(first) = s.earliest() {
+                    // Armed early on purpose: spin the rest, never longer than asked.
+                    let until = first.min(now_ns() + self.spin_ns);
+                    while now_ns() < until {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            let now = now_ns();
+            while let Some(d) = s.earliest() {
+                if d > now {
+                    break;
+                }
+                let Some(Reverse((_, slot))) = s.queue.pop() else { break };
+                s.deadline[slot as usize] = 0;
+                if let Some(w) = s.wakers[slot as usize].take() {
+                    w.wake();
+                }
+            }
+            if let Some(next) = s.earliest() {
+                let arm_at = next.saturating_sub(self.spin_ns).max(1);
+                if let Err(e) = self.pacer.set(arm_at) {
+                    return e;
+                }
+                s.armed = arm_at;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wsbench_core::clock::now_ns;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
@@ -107,6 +241,87 @@ mod tests {
             // Re-armed to the past before the first deadline: must not wait a minute.
             p.set(1).unwrap();
             tokio::time::timeout(std::time::Duration::from_secs(5), p.wait()).await.expect("fires").unwrap();
+        });
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn one_timer_wakes_each_connection_at_its_own_deadline_not_before() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let clock = Rc::new(SendClock::new(3, 0).unwrap());
+            let driver = tokio::task::spawn_local({
+                let c = clock.clone();
+                async move { c.run().await }
+            });
+            let t0 = now_ns();
+            // Deadlines out of order, two of them re-registered earlier before they fire.
+            let tasks: Vec<_> = [(0, 9_000_000u64), (1, 3_000_000), (2, 6_000_000)]
+                .into_iter()
+                .map(|(slot, after)| {
+                    let c = clock.clone();
+                    tokio::task::spawn_local(async move {
+                        let deadline = t0 + after;
+                        if slot != 1 {
+                            // Registered late first, then moved earlier: the earlier one counts.
+                            let _ = tokio::time::timeout(std::time::Duration::from_micros(100), c.wait(slot, deadline + 50_000_000)).await;
+                        }
+                        c.wait(slot, deadline).await.unwrap();
+                        (slot, now_ns(), deadline)
+                    })
+                })
+                .collect();
+            let mut woke = Vec::new();
+            for t in tasks {
+                let (slot, at, deadline) = tokio::time::timeout(std::time::Duration::from_secs(5), t).await.expect("woken").unwrap();
+                assert!(at >= deadline, "slot {slot} woke before its deadline");
+                woke.push((at, slot));
+            }
+            woke.sort();
+            assert_eq!(woke.iter().map(|w| w.1).collect::<Vec<_>>(), [1, 2, 0]);
+            driver.abort();
+        });
+    }
+
+    #[test]
+    fn spinning_wakes_at_the_deadline_not_before() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let clock = Rc::new(SendClock::new(1, 200_000).unwrap());
+            let driver = tokio::task::spawn_local({
+                let c = clock.clone();
+                async move { c.run().await }
+            });
+            for _ in 0..5 {
+                let deadline = now_ns() + 2_000_000;
+                tokio::time::timeout(std::time::Duration::from_secs(5), clock.wait(0, deadline)).await.expect("woken").unwrap();
+                assert!(now_ns() >= deadline);
+            }
+            driver.abort();
+        });
+    }
+
+    #[test]
+    fn stale_entries_are_purged_without_growing_the_queue() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let clock = SendClock::new(2, 0).unwrap();
+            let cap = clock.state.borrow().queue.capacity();
+            let far = now_ns() + 60_000_000_000;
+            let waker = futures_util::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            // Many re-registrations of two slots: far more entries than the queue holds.
+            for k in 0..(10 * cap as u64) {
+                assert!(clock.poll_wait((k % 2) as usize, far - k, &mut cx).is_pending());
+            }
+            let mut s = clock.state.borrow_mut();
+            assert_eq!(s.queue.capacity(), cap, "the queue never reallocates");
+            assert_eq!(s.earliest(), Some(far - (10 * cap as u64 - 1)));
         });
     }
 }

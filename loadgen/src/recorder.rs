@@ -36,6 +36,9 @@ pub struct IntervalSet {
     pub oldest_outstanding_ns: u64,
     /// The youngest unanswered message's age when it was given up, in ns; `u64::MAX` when none.
     pub unanswered_min_ns: u64,
+    /// Fewest and most connections open during the interval (after merging: sums over workers).
+    pub open_min: u32,
+    pub open_max: u32,
 }
 
 impl IntervalSet {
@@ -54,6 +57,8 @@ impl IntervalSet {
             outstanding: 0,
             oldest_outstanding_ns: 0,
             unanswered_min_ns: u64::MAX,
+            open_min: 0,
+            open_max: 0,
         }
     }
 
@@ -70,6 +75,8 @@ impl IntervalSet {
         self.outstanding = 0;
         self.oldest_outstanding_ns = 0;
         self.unanswered_min_ns = u64::MAX;
+        self.open_min = 0;
+        self.open_max = 0;
     }
 
     /// Adds another worker's part of the same interval into this one.
@@ -82,6 +89,10 @@ impl IntervalSet {
         self.outstanding += other.outstanding;
         self.oldest_outstanding_ns = self.oldest_outstanding_ns.max(other.oldest_outstanding_ns);
         self.unanswered_min_ns = self.unanswered_min_ns.min(other.unanswered_min_ns);
+        // Workers' intervals line up, so the sums bound the process's minimum from below and
+        // its maximum from above.
+        self.open_min += other.open_min;
+        self.open_max += other.open_max;
         self.start_ns = self.start_ns.min(other.start_ns);
         self.end_ns = self.end_ns.max(other.end_ns);
     }
@@ -98,6 +109,8 @@ pub struct Recorder {
     oldest_pending: Vec<u64>,
     /// Messages sent (warm-up included) and not yet answered or given up, over the worker.
     outstanding: u64,
+    /// Connections of the worker open now.
+    open: u32,
 }
 
 /// Spare interval sets per worker. The collector returns a set only after every worker has
@@ -126,13 +139,32 @@ impl Recorder {
         // Room for every set in circulation, so `give_back` never grows the vector either.
         let mut spare = Vec::with_capacity(spares + 1);
         spare.extend((0..spares).map(|_| IntervalSet::new(worker)));
-        Self { current: IntervalSet::new(worker), spare, oldest_pending: Vec::new(), outstanding: 0 }
+        Self { current: IntervalSet::new(worker), spare, oldest_pending: Vec::new(), outstanding: 0, open: 0 }
     }
 
     /// Tracks what `connections` connections (slots `0..connections`) leave outstanding.
+    /// They are open now.
     pub fn with_connections(mut self, connections: usize) -> Self {
         self.oldest_pending = vec![u64::MAX; connections];
+        self.open = u32::try_from(connections).unwrap_or(u32::MAX);
+        self.current.open_min = self.open;
+        self.current.open_max = self.open;
         self
+    }
+
+    /// A connection of the worker ended. One that ends before the measured window does
+    /// (`in_window`) lowers the interval's fewest open connections; closing after the window
+    /// is the end of the run, not a connection the server stopped holding.
+    pub fn closed(&mut self, in_window: bool) {
+        self.open = self.open.saturating_sub(1);
+        if in_window {
+            self.current.open_min = self.current.open_min.min(self.open);
+        }
+    }
+
+    /// Connections of the worker open now.
+    pub fn open(&self) -> u32 {
+        self.open
     }
 
     /// Connection `slot` has `outstanding` messages more (or fewer) outstanding than before, and
@@ -219,6 +251,8 @@ impl Recorder {
         done.oldest_outstanding_ns = if self.outstanding > 0 && oldest != u64::MAX { end_ns.saturating_sub(oldest) } else { 0 };
         self.current.index = next_index;
         self.current.start_ns = end_ns;
+        self.current.open_min = self.open;
+        self.current.open_max = self.open;
         done
     }
 
@@ -284,6 +318,25 @@ mod tests {
         let mut merged = a.clone();
         merged.merge(&b);
         assert_eq!((merged.outstanding, merged.oldest_outstanding_ns), (3, 900));
+    }
+
+    #[test]
+    fn intervals_show_the_fewest_and_most_open_connections() {
+        let mut r = Recorder::new(0).with_connections(3);
+        r.begin(0);
+        let a = r.rotate(1_000);
+        assert_eq!((a.open_min, a.open_max), (3, 3));
+        r.closed(true);
+        r.closed(true);
+        let b = r.rotate(2_000);
+        assert_eq!((b.open_min, b.open_max), (1, 3), "the interval began with 3 and fell to 1");
+        // Closing after the window is the run's end, not a connection lost.
+        r.closed(false);
+        let c = r.finish(2_500);
+        assert_eq!((c.open_min, c.open_max, r.open()), (1, 1, 0));
+        let mut merged = a.clone();
+        merged.merge(&b);
+        assert_eq!((merged.open_min, merged.open_max), (4, 6), "summed over workers");
     }
 
     #[test]

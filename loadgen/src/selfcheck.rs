@@ -71,6 +71,9 @@ pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
         let c = &s.connections;
         w.push(Warning::connections_failed_by_cause(c.failed, c.target, &crate::describe_causes(&c.failures)));
     }
+    if let Some(held) = s.connections.held.filter(|h| *h < s.connections.target) {
+        w.push(Warning::connections_not_held(held, s.connections.target));
+    }
     if let Some(rate) = s.rate {
         // A window that never began says nothing about the rate.
         if s.duration_s > 0.0 && s.throughput_msgs_per_s < RATE_REACHED_SHARE * rate.asked_msgs_per_s {
@@ -105,7 +108,7 @@ mod tests {
             throughput_msgs_per_s: 5_000.0,
             rate: Some(RateReport { asked_msgs_per_s: 5_000.0, sent_msgs_per_s: 5_000.0 }),
             messages: MessageCounts { sent: 50_000, received: 50_000, ..Default::default() },
-            connections: ConnectionCounts { target: 10, established: 10, failed: 0, ..Default::default() },
+            connections: ConnectionCounts { target: 10, established: 10, failed: 0, held: Some(10), ..Default::default() },
             latency_us: lat,
             service_time_us: lat,
             send_lag_us: LatencySummary { count: 50_000, p99: 30.0, ..Default::default() },
@@ -186,6 +189,16 @@ mod tests {
         assert!(f[0].contains("2 of 10 connections failed to open (timeout)"), "{f:?}");
         s.config.max_failed_connections = 2;
         assert!(failed_checks(&s).is_empty());
+    }
+
+    #[test]
+    fn connections_not_held_for_the_whole_window_are_named() {
+        let mut s = healthy();
+        s.connections.held = Some(7);
+        assert_eq!(kinds(&s), [ConnectionsNotHeld]);
+        assert!(warnings(&s)[0].message.starts_with("only 7 of 10 planned connections"), "{:?}", warnings(&s));
+        s.connections.held = None;
+        assert!(warnings(&s).is_empty(), "no window, no claim");
     }
 
     #[test]

@@ -18,14 +18,13 @@ use wsbench_core::header::MessageHeader;
 use wsbench_core::plan::Mode;
 
 use crate::connection::{ConnShared, ConnEnd, Filler, SendMode, Stop};
-use crate::pacer::Pacer;
 use crate::schedule::OpenLoopSchedule;
 
 /// Open loop: the ring of outstanding messages holds this much backlog (at the connection's
 /// rate) before it has to grow, so a stalled server does not cause allocations mid-run.
 const OUTSTANDING_BUDGET_S: f64 = 1.0;
 /// Bounds on that ring, in messages (32 bytes each).
-const OUTSTANDING_MIN: usize = 64;
+const OUTSTANDING_MIN: usize = 4;
 const OUTSTANDING_MAX: usize = 1 << 16;
 /// Open loop: messages sent per turn of the connection's loop at most. Between batches the
 /// loop reads what has arrived, so a sender behind schedule never starves receiving: echoes are
@@ -38,7 +37,8 @@ pub struct Session<'a> {
     /// This connection's place among its worker's connections (see [`crate::recorder::Recorder::pending`]).
     slot: usize,
     schedule: Option<OpenLoopSchedule>,
-    pub filler: Filler,
+    /// The worker's filler pattern (the same for every connection).
+    pub filler: &'a Filler,
     /// Headers of the messages sent and not yet echoed, oldest first.
     outstanding: VecDeque<MessageHeader>,
     next_seq: u64,
@@ -70,7 +70,7 @@ impl<'a> Session<'a> {
             shared,
             slot,
             schedule,
-            filler: Filler::new(shared.size),
+            filler: &shared.filler,
             outstanding: VecDeque::with_capacity(ring),
             next_seq: 0,
             credits,
@@ -79,6 +79,12 @@ impl<'a> Session<'a> {
             drain_deadline: tl.drain_deadline_ns,
             window_end: tl.measured_end_ns,
         }
+    }
+
+    /// This connection's place among its worker's connections.
+    #[inline]
+    pub fn slot(&self) -> usize {
+        self.slot
     }
 
     /// Sequence number of the next message to send.
@@ -92,16 +98,19 @@ impl<'a> Session<'a> {
         self.schedule.is_some()
     }
 
-    /// Sent everything and every echo is back (or the window is over with nothing pending).
+    /// The window is over, sending has ended, and every echo is back (or the drain is over).
+    /// A connection with nothing left to send stays open until the window ends: it is load
+    /// the server holds whether or not a message of its falls inside the window.
     pub fn is_done(&self) -> bool {
-        !self.sending && (self.outstanding.is_empty() || now_ns() >= self.drain_deadline)
+        let now = now_ns();
+        !self.sending && now >= self.window_end && (self.outstanding.is_empty() || now >= self.drain_deadline)
     }
 
     /// The instant the connection's timer should fire next.
     pub fn next_deadline(&self) -> u64 {
         let tl = self.shared.timeline;
         if !self.sending {
-            return self.drain_deadline;
+            return if now_ns() < self.window_end { self.window_end } else { self.drain_deadline };
         }
         match &self.schedule {
             Some(s) => s.intended(self.next_seq),
@@ -264,13 +273,13 @@ impl<'a> Session<'a> {
 }
 
 /// The waiting half of a connection's loop, the same for both transports: it watches for a stop,
-/// keeps the connection's timer armed at the session's next deadline, and waits for whichever
-/// comes first of a stop, the transport's I/O and the timer.
+/// registers the session's next deadline with the worker's [`crate::pacer::SendClock`], and waits
+/// for whichever comes first of a stop, the transport's I/O and that deadline.
 pub struct Turns {
     stop_rx: tokio::sync::watch::Receiver<Option<Stop>>,
     stopped: bool,
-    /// The deadline the timer is armed for; 0 when it is not armed.
-    armed: u64,
+    /// The session's next deadline, as of the last [`Self::arm`].
+    deadline: u64,
     /// A message is due already: the next wait yields instead of arming the timer.
     behind: bool,
 }
@@ -296,27 +305,22 @@ impl Turns {
             }
             None => false,
         };
-        Self { stop_rx, stopped, armed: 0, behind: false }
+        Self { stop_rx, stopped, deadline: 0, behind: false }
     }
 
-    /// Arms the timer at the session's next deadline. Re-arming costs a syscall, so it is
-    /// skipped when the deadline did not move, and when a message is due already (the wait
-    /// then only yields to the worker's other connections and reads what has arrived).
-    pub fn arm(&mut self, session: &Session<'_>, pacer: &Pacer) -> Result<(), ConnEnd> {
+    /// Takes the session's next deadline for the coming wait, unless a message is due already
+    /// (the wait then only yields to the worker's other connections and reads what has arrived).
+    pub fn arm(&mut self, session: &Session<'_>) {
         self.behind = session.is_behind();
-        if self.behind {
-            return Ok(());
+        if !self.behind {
+            self.deadline = session.next_deadline();
         }
-        let deadline = session.next_deadline();
-        if deadline != self.armed {
-            pacer.set(deadline).map_err(|e| ConnEnd::Dropped(format!("cannot arm the timerfd: {e}")))?;
-            self.armed = deadline;
-        }
-        Ok(())
     }
 
-    /// Waits for a stop, `io`, or (when `timer_on`) the timer, in that order of preference.
-    pub async fn wait<T>(&mut self, session: &mut Session<'_>, pacer: &Pacer, timer_on: bool, io: impl Future<Output = T>) -> Turn<T> {
+    /// Waits for a stop, `io`, or (when `timer_on`) the deadline, in that order of preference.
+    pub async fn wait<T>(&mut self, session: &mut Session<'_>, timer_on: bool, io: impl Future<Output = T>) -> Turn<T> {
+        let shared: &ConnShared = session.shared;
+        let slot = session.slot;
         tokio::select! {
             biased;
             _ = self.stop_rx.changed(), if !self.stopped => {
@@ -330,13 +334,9 @@ impl Turns {
             // Behind schedule: yield once (other connections run, the reactor is polled), then
             // send the next batch. Never a busy loop, and never a wait for a timer already past.
             _ = tokio::task::yield_now(), if timer_on && self.behind => Turn::Again,
-            r = pacer.wait(), if timer_on && !self.behind => match r {
-                Err(e) => Turn::End(ConnEnd::Dropped(format!("timerfd failed: {e}"))),
-                Ok(()) => {
-                    // A fired timer is disarmed; make sure it is armed again.
-                    self.armed = 0;
-                    Turn::Again
-                }
+            r = shared.clock.wait(slot, self.deadline), if timer_on && !self.behind => match r {
+                Err(e) => Turn::End(ConnEnd::Dropped(format!("cannot arm the timerfd: {e}"))),
+                Ok(()) => Turn::Again,
             },
         }
     }

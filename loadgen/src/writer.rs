@@ -44,13 +44,15 @@ pub struct Totals {
     pub unanswered_min_ns: u64,
     /// Intervals written.
     pub intervals: u64,
+    /// The fewest connections open in any interval written; `u32::MAX` before the first.
+    pub held_min: u32,
     /// The first failure to write a file; later intervals are still merged into the totals.
     pub write_error: Option<String>,
 }
 
 impl Default for Totals {
     fn default() -> Self {
-        Self { latency: new_histogram(), service_time: new_histogram(), send_lag: new_histogram(), counts: MessageCounts::default(), unanswered_min_ns: u64::MAX, intervals: 0, write_error: None }
+        Self { latency: new_histogram(), service_time: new_histogram(), send_lag: new_histogram(), counts: MessageCounts::default(), unanswered_min_ns: u64::MAX, intervals: 0, held_min: u32::MAX, write_error: None }
     }
 }
 
@@ -158,6 +160,7 @@ pub fn collect(
             return;
         }
         totals.intervals += 1;
+        totals.held_min = totals.held_min.min(set.open_min);
         for (log, h, file) in [(&mut log_l, &set.latency, LATENCY_LOG), (&mut log_s, &set.service_time, SERVICE_TIME_LOG), (&mut log_g, &set.send_lag, SEND_LAG_LOG)] {
             if let Some(w) = log {
                 if let Err(e) = w.write_histogram(h, start_rel, length, None) {
@@ -256,6 +259,8 @@ pub fn interval_row(set: &IntervalSet, measured_start_ns: u64) -> IntervalRow {
         max_us: if set.latency.is_empty() { 0.0 } else { set.latency.max() as f64 / 1_000.0 },
         outstanding: set.outstanding,
         oldest_outstanding_us: set.oldest_outstanding_ns as f64 / 1_000.0,
+        open_min: set.open_min,
+        open_max: set.open_max,
     }
 }
 
@@ -344,7 +349,7 @@ mod tests {
         let totals = collect(files, begin, rx, vec![], Progress::disabled());
         assert_eq!(totals.intervals, 0);
         let csv_text = fs::read_to_string(dir.join(INTERVALS_CSV)).unwrap();
-        assert_eq!(csv_text, "elapsed_s,sent,received,errors,throughput,p50_us,p90_us,p99_us,p99_9_us,max_us,outstanding,oldest_outstanding_us\n");
+        assert_eq!(csv_text, "elapsed_s,sent,received,errors,throughput,p50_us,p90_us,p99_us,p99_9_us,max_us,outstanding,oldest_outstanding_us,open_min,open_max\n");
         assert!(read_interval_log(&dir.join(LATENCY_LOG)).unwrap().is_empty());
         fs::remove_dir_all(&dir).ok();
     }

@@ -40,15 +40,30 @@ use wsbench_core::plan::Mode;
 
 use crate::client::ConnectError;
 use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, CLOSE_TIMEOUT};
-use crate::pacer::Pacer;
 use crate::session::{Session, Turn, Turns};
 
-/// Smallest read buffer; it also holds the server's handshake response.
-const MIN_READ_BUFFER: usize = 8 << 10;
-/// The send row holds about this many bytes of frames (at least one frame, and in closed loop
-/// at least the messages allowed in flight, up to [`MAX_BATCH`]).
+/// The server's handshake response is read into a buffer this long, dropped once it is parsed.
+const HANDSHAKE_BUFFER: usize = 8 << 10;
+/// Smallest read buffer of a connection.
+const MIN_READ_BUFFER: usize = 256;
+/// The send row holds at most about this many bytes of frames (at least two frames).
 const SEND_ROW_BYTES: usize = 64 << 10;
 const MAX_BATCH: usize = 256;
+/// Open loop: a connection's buffers hold what its share of the rate sends in this long.
+const BATCH_COVER_S: f64 = 0.01;
+
+/// Messages one connection sends or receives in one batch, which sizes its buffers: closed loop
+/// the messages allowed in flight, open loop what its share of `rate` sends in [`BATCH_COVER_S`]
+/// (at least 2; at most [`MAX_BATCH`]). Memory per connection follows what is in flight, so
+/// 10,000 connections at a low rate cost little; a backlog larger than a batch is sent and read
+/// in several system calls, never by growing a buffer.
+pub fn expected_batch(rate: Option<f64>, connections: u32, in_flight: u32) -> usize {
+    let n = match rate {
+        Some(rate) => (rate / f64::from(connections.max(1)) * BATCH_COVER_S).ceil() as usize,
+        None => in_flight as usize,
+    };
+    n.clamp(2, MAX_BATCH)
+}
 /// A control frame: the longest header and the longest payload.
 const CONTROL_FRAME: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
 
@@ -72,7 +87,8 @@ impl ZeroStream {
 }
 
 /// Opens one connection: TCP with `TCP_NODELAY`, then the WebSocket handshake, done by hand.
-pub async fn connect(addr: &str, url: &str, size: u64) -> Result<ZeroStream, ConnectError> {
+/// `batch` is the connection's [`expected_batch`].
+pub async fn connect(addr: &str, url: &str, size: u64, batch: usize) -> Result<ZeroStream, ConnectError> {
     let req = url.into_client_request().map_err(|e| ConnectError::new("bad URL", format!("`{url}` is not a WebSocket URL: {e}")))?;
     let uri = req.uri();
     let host = uri.authority().map_or(addr, |a| a.as_str());
@@ -87,28 +103,32 @@ pub async fn connect(addr: &str, url: &str, size: u64) -> Result<ZeroStream, Con
     tcp.write_all(request.as_bytes()).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
 
     let size = usize::try_from(size).unwrap_or(usize::MAX);
-    let mut rbuf = vec![0u8; read_buffer_len(size)].into_boxed_slice();
+    let mut head = vec![0u8; HANDSHAKE_BUFFER];
     let mut rend = 0;
     let head_len = loop {
-        let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut rbuf[rend..]).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
+        let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut head[rend..]).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
         if n == 0 {
             return Err(ConnectError::new("closed", failed("the server closed the connection".into())));
         }
         rend += n;
-        if let Some(len) = check_response(&rbuf[..rend], &key).map_err(|e| ConnectError::new(e.cause(), failed(e.to_string())))? {
+        if let Some(len) = check_response(&head[..rend], &key).map_err(|e| ConnectError::new(e.cause(), failed(e.to_string())))? {
             break len;
         }
-        if rend == rbuf.len() {
+        if rend == head.len() {
             return Err(ConnectError::new("handshake error: response head too long", failed(format!("response head longer than {rend} bytes"))));
         }
     };
-    Ok(ZeroStream { tcp, rbuf, rstart: head_len, rend })
+    // What the server sent right behind its response is kept; the rest of `head` is not.
+    let early = &head[head_len..rend];
+    let mut rbuf = vec![0u8; read_buffer_len(size, batch).max(early.len())].into_boxed_slice();
+    rbuf[..early.len()].copy_from_slice(early);
+    Ok(ZeroStream { tcp, rbuf, rstart: 0, rend: early.len() })
 }
 
-/// The read buffer for echoes of `size` bytes: two whole frames, so a read rarely has to wait
-/// for a frame split at the end of the buffer to be moved to its start.
-fn read_buffer_len(size: usize) -> usize {
-    size.saturating_add(MAX_HEADER_LEN).saturating_mul(2).max(MIN_READ_BUFFER)
+/// The read buffer for echoes of `size` bytes, `batch` at a time: at least two whole frames, so
+/// a read rarely has to wait for a frame split at the end of the buffer to be moved to its start.
+fn read_buffer_len(size: usize, batch: usize) -> usize {
+    size.saturating_add(MAX_HEADER_LEN).saturating_mul(batch.max(2)).max(MIN_READ_BUFFER)
 }
 
 /// The handshake request for `path` on `host`, with a random `Sec-WebSocket-Key`; returns the
@@ -369,10 +389,6 @@ struct ZeroConn<'a> {
 /// and closed, or until the peer drops it; the zero-alloc counterpart of
 /// [`crate::connection::run`].
 pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
-    let pacer = match Pacer::new() {
-        Ok(p) => p,
-        Err(e) => return ConnEnd::Dropped(format!("cannot create a timerfd: {e}")),
-    };
     let session = Session::new(shared, index, slot);
     let size = shared.size;
     let opcode = match shared.mode {
@@ -384,7 +400,13 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
     let mut header = [0u8; MAX_HEADER_LEN];
     let header_len = write::header(&mut header, true, opcode, size, Some(rng.mask_key()));
     let frame_len = header_len + size;
-    let mut slots = (SEND_ROW_BYTES / frame_len).max(1);
+    let batch = match shared.send_mode {
+        crate::connection::SendMode::Closed { in_flight } => expected_batch(None, 1, in_flight),
+        crate::connection::SendMode::Open { rate, connections } => expected_batch(Some(rate), connections, 0),
+    };
+    // The batch, within the row's byte budget (but never below two frames, nor below the
+    // closed-loop batch: those messages are released together).
+    let mut slots = batch.min((SEND_ROW_BYTES / frame_len).max(2));
     if let crate::connection::SendMode::Closed { in_flight } = shared.send_mode {
         slots = slots.max((in_flight as usize).min(MAX_BATCH));
     }
@@ -419,7 +441,7 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
     // Bytes the server sent right behind its handshake response.
     let mut end = conn.on_read();
     if end.is_none() {
-        end = Some(conn.run_loop(&pacer).await);
+        end = Some(conn.run_loop().await);
     }
     let end = end.unwrap_or(ConnEnd::Finished);
     conn.session.give_up_outstanding();
@@ -438,21 +460,19 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
 }
 
 impl ZeroConn<'_> {
-    async fn run_loop(&mut self, pacer: &Pacer) -> ConnEnd {
+    async fn run_loop(&mut self) -> ConnEnd {
         let mut turns = Turns::new(&mut self.session);
         loop {
             self.send_due();
             if self.session.is_done() {
                 return ConnEnd::Finished;
             }
-            if let Err(end) = turns.arm(&self.session, pacer) {
-                return end;
-            }
+            turns.arm(&self.session);
             // While the row is full, a past send deadline would fire on every turn: wait for
             // the write instead.
             let timer_on = !(self.session.sending && self.wire.blocked);
             let wire = &mut self.wire;
-            let io = match turns.wait(&mut self.session, pacer, timer_on, poll_fn(|cx| wire.poll_io(cx))).await {
+            let io = match turns.wait(&mut self.session, timer_on, poll_fn(|cx| wire.poll_io(cx))).await {
                 Turn::Io(io) => io,
                 Turn::Again => continue,
                 Turn::End(end) => return end,
@@ -640,8 +660,21 @@ mod tests {
     }
 
     #[test]
-    fn read_buffer_holds_two_echoes() {
-        assert_eq!(read_buffer_len(32), MIN_READ_BUFFER);
-        assert_eq!(read_buffer_len(64 << 10), 2 * ((64 << 10) + MAX_HEADER_LEN));
+    fn read_buffer_holds_a_batch_and_at_least_two_echoes() {
+        assert_eq!(read_buffer_len(32, 2), MIN_READ_BUFFER);
+        assert_eq!(read_buffer_len(64 << 10, 2), 2 * ((64 << 10) + MAX_HEADER_LEN));
+        assert_eq!(read_buffer_len(64 << 10, 1), 2 * ((64 << 10) + MAX_HEADER_LEN));
+        assert_eq!(read_buffer_len(100, 64), 64 * (100 + MAX_HEADER_LEN));
+    }
+
+    #[test]
+    fn batches_follow_what_is_in_flight() {
+        // 10,000 connections at 100 msgs/s: one message per 100 s each; the floor of two.
+        assert_eq!(expected_batch(Some(100.0), 10_000, 1), 2);
+        // 50 connections at 100,000 msgs/s: 2,000/s each, 20 in 10 ms.
+        assert_eq!(expected_batch(Some(100_000.0), 50, 1), 20);
+        assert_eq!(expected_batch(Some(1e9), 1, 1), MAX_BATCH);
+        assert_eq!(expected_batch(None, 1, 16), 16);
+        assert_eq!(expected_batch(None, 1, 100_000), MAX_BATCH);
     }
 }

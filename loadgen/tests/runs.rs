@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{out_dir, read_results, run_loadgen, serial, EchoServer, Stall};
+use common::{out_dir, read_results, run_loadgen, serial, spawn_loadgen, wait, EchoServer, Stall};
 use wsbench_core::plan::Mode;
 use wsbench_core::warning::WarningKind;
 
@@ -174,4 +174,80 @@ fn a_stalling_server_shows_in_open_loop_latency() {
     eprintln!("stalled server, closed loop: latency p50 {} p99 {} max {} us", closed.latency_us.p50, closed.latency_us.p99, closed.latency_us.max);
     assert!(closed.latency_us.max >= 100_000.0, "the closed loop saw the stall too (max {} us)", closed.latency_us.max);
     assert!(closed.latency_us.p99 < lat.p99 / 4.0, "closed-loop p99 {} us hides the stall that open loop shows ({} us)", closed.latency_us.p99, lat.p99);
+}
+
+/// 200 connections at 10 msgs/s in total for 3 s: most connections have no message in the
+/// window at all, yet every one is load the server holds. The server sees all 200 open until
+/// the window's end, every interval says so, and the summary says all were held.
+#[test]
+fn every_connection_is_held_for_the_whole_window_at_a_low_rate() {
+    let _turn = serial();
+    for engine in ["zero-alloc", "tungstenite"] {
+        let server = EchoServer::start(None);
+        let dir = out_dir(&format!("held-{engine}"));
+        let url = server.url();
+        let child = spawn_loadgen(&[
+            "--url", &url, "--engine", engine, "--connections", "200", "--connect-rate", "2000", "--rate", "10", "--duration", "3s", "--warmup", "500ms",
+            "--out", dir.to_str().unwrap(),
+        ]);
+        // Sample what the server holds while the run goes: from the moment all 200 are open
+        // until the load generator ends, the server must never see fewer before the last row.
+        let deadline = std::time::Instant::now() + LIMIT;
+        let mut seen_all = false;
+        let mut fewest_after = usize::MAX;
+        let csv = dir.join("intervals.csv");
+        loop {
+            let open = server.open_connections();
+            let rows = std::fs::read_to_string(&csv).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0);
+            if open == 200 {
+                seen_all = true;
+            }
+            // Until the second interval is written, the window is certainly not over.
+            if seen_all && rows < 2 {
+                fewest_after = fewest_after.min(open);
+            }
+            if rows >= 2 || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (status, _, stderr) = wait(child, LIMIT);
+        assert!(status.success(), "{engine}: exit {status}; stderr:\n{stderr}");
+        assert!(seen_all, "{engine}: the server never held all 200");
+        assert_eq!(fewest_after, 200, "{engine}: connections closed mid-window");
+        let r = read_results(&dir);
+        r.assert_consistent();
+        let s = &r.summary;
+        assert_eq!((s.connections.established, s.connections.held), (200, Some(200)), "{engine}: {:?}", s.connections);
+        assert!(s.messages.sent.abs_diff(30) <= 2, "{engine}: sent {}", s.messages.sent);
+        assert_eq!(r.rows.len(), 3, "{engine}: {:?}", r.rows);
+        assert!(r.rows.iter().all(|row| (row.open_min, row.open_max) == (200, 200)), "{engine}: {:?}", r.rows);
+        assert!(!s.warnings.iter().any(|w| w.kind == WarningKind::ConnectionsNotHeld), "{engine}: {:?}", s.warnings);
+        assert_eq!(server.open_connections(), 0, "{engine}: closed after the run");
+    }
+}
+
+/// A server that closes every connection mid-window: the intervals show the connections going,
+/// and the summary warns that fewer than planned were held.
+#[test]
+fn connections_lost_mid_window_show_in_intervals_and_warn() {
+    let _turn = serial();
+    let server = EchoServer::start(None);
+    let dir = out_dir("not-held");
+    let url = server.url();
+    let child = spawn_loadgen(&["--url", &url, "--connections", "20", "--rate", "200", "--duration", "3s", "--warmup", "0s", "--out", dir.to_str().unwrap()]);
+    let csv = dir.join("intervals.csv");
+    let deadline = std::time::Instant::now() + LIMIT;
+    while std::fs::read_to_string(&csv).map(|t| t.lines().count()).unwrap_or(0) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.go_away();
+    let (_status, _, stderr) = wait(child, LIMIT);
+    let r = read_results(&dir);
+    let s = &r.summary;
+    assert_eq!((r.rows[0].open_min, r.rows[0].open_max), (20, 20), "{:?}", r.rows);
+    // The drops race the stop they cause, so the last one or two may count as after the window.
+    assert!(r.rows.iter().any(|row| row.open_min <= 2), "{:?}; stderr:\n{stderr}", r.rows);
+    assert!(s.connections.held.is_some_and(|h| h <= 2), "{:?}", s.connections);
+    assert!(s.warnings.iter().any(|w| w.kind == WarningKind::ConnectionsNotHeld), "{:?}", s.warnings);
 }

@@ -9,6 +9,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -38,6 +40,17 @@ pub struct EchoServer {
     pub addr: SocketAddr,
     rt: Option<tokio::runtime::Runtime>,
     go_away: watch::Sender<bool>,
+    /// WebSocket connections open now (handshake done, not yet ended).
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts a connection open for as long as it lives.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl EchoServer {
@@ -63,12 +76,19 @@ impl EchoServer {
         let addr = listener.local_addr().unwrap();
         let (go_away, go_away_rx) = watch::channel(false);
         let t0 = Instant::now();
+        let open = Arc::new(AtomicUsize::new(0));
+        let counter = open.clone();
         rt.spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(serve(tcp, stall, per_message, t0, go_away_rx.clone()));
+                tokio::spawn(serve(tcp, stall, per_message, t0, go_away_rx.clone(), counter.clone()));
             }
         });
-        Self { addr, rt: Some(rt), go_away }
+        Self { addr, rt: Some(rt), go_away, open }
+    }
+
+    /// WebSocket connections the server holds now.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -96,9 +116,11 @@ impl Drop for EchoServer {
     }
 }
 
-async fn serve(tcp: TcpStream, stall: Option<Stall>, per_message: Option<Duration>, t0: Instant, mut go_away: watch::Receiver<bool>) {
+async fn serve(tcp: TcpStream, stall: Option<Stall>, per_message: Option<Duration>, t0: Instant, mut go_away: watch::Receiver<bool>, open: Arc<AtomicUsize>) {
     tcp.set_nodelay(true).unwrap();
     let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+    open.fetch_add(1, Ordering::SeqCst);
+    let _open = OpenGuard(open);
     loop {
         tokio::select! {
             // `changed` rather than `wait_for`: its output holds no lock guard across an await.
