@@ -185,11 +185,16 @@ pub fn write_interval_log(path: &Path, start: SystemTime, comment: &str, interva
 /// Reads every histogram of an interval log written by wsbench or any HdrHistogram tool.
 /// Histograms are widened to wsbench's bounds so they can be added to each other.
 pub fn read_interval_log(path: &Path) -> Result<Vec<LogInterval>, LogError> {
+    let bytes = fs::read(path).map_err(|source| LogError::Io { path: path.display().to_string(), source })?;
+    parse_interval_log(&bytes, path)
+}
+
+/// [`read_interval_log`] on bytes already read; `path` names the file in errors.
+pub fn parse_interval_log(bytes: &[u8], path: &Path) -> Result<Vec<LogInterval>, LogError> {
     let p = || path.display().to_string();
-    let bytes = fs::read(path).map_err(|source| LogError::Io { path: p(), source })?;
     let mut out = Vec::new();
     let mut decoder = Deserializer::new();
-    for (entry, item) in IntervalLogIterator::new(&bytes).enumerate() {
+    for (entry, item) in IntervalLogIterator::new(bytes).enumerate() {
         let corrupt = |what: String| LogError::Corrupt { path: p(), entry, what };
         let item = item.map_err(|e| corrupt(format!("{e:?}")))?;
         let LogEntry::Interval(iv) = item else { continue };

@@ -126,7 +126,7 @@ pub(crate) fn handshake_request(host: &str, path: &str, rng: &mut XorShift) -> (
 
 /// Checks the server's response head: `Ok(None)` while it is incomplete, its length once it is
 /// a valid `101 Switching Protocols` for our key.
-pub(crate) fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, String> {
+pub fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, String> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
