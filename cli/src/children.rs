@@ -166,3 +166,45 @@ pub fn watchdog_main() -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Process group and state of `pid` from /proc/<pid>/stat, `None` once it is gone.
+    fn pgrp_and_state(pid: i32) -> Option<(i32, char)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+        Some((f.get(2)?.parse().ok()?, f.first()?.chars().next()?))
+    }
+
+    fn members(pgid: i32) -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&p| matches!(pgrp_and_state(p), Some((g, s)) if g == pgid && s != 'Z'))
+            .collect()
+    }
+
+    #[test]
+    fn a_child_leads_its_own_group_and_the_group_goes_when_dropped() {
+        let child = spawn(Command::new("sh").args(["-c", "sleep 30 & sleep 30"])).unwrap();
+        let pgid = child.id() as i32;
+        let end = Instant::now() + Duration::from_secs(5);
+        // The shell and its two sleeps, or the shell exec'ing the last one: at least 2.
+        while members(pgid).len() < 2 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(members(pgid).len() >= 2, "{:?}", members(pgid));
+        assert_ne!(pgid, unsafe { libc::getpgrp() });
+        assert!(GROUPS.iter().any(|g| g.load(Ordering::SeqCst) == pgid));
+        drop(child);
+        while !members(pgid).is_empty() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(members(pgid), Vec::<i32>::new());
+        assert!(!GROUPS.iter().any(|g| g.load(Ordering::SeqCst) == pgid));
+    }
+}
