@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod children;
 pub mod procstat;
 pub mod run;
 
@@ -65,6 +66,9 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Internal to `wsbench run`: kills the process groups of its children if it dies.
+    #[command(name = "watch-groups", hide = true)]
+    WatchGroups,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -160,6 +164,7 @@ pub fn main_with(cli: Cli, argv: Vec<String>) -> ExitCode {
             }
         },
         Command::Compare(args) => compare_main(args),
+        Command::WatchGroups => children::watchdog_main(),
         Command::Export { run_dir, csv } => {
             let run = match wsbench_analysis::load::run(&run_dir) {
                 Ok(r) => r,

@@ -10,7 +10,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,6 +27,7 @@ use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo,
 use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec};
 use wsbench_core::warning::LOADGEN_CPU_LIMIT_PCT;
 
+use crate::children::{self, GroupChild};
 use crate::procstat::Sampler;
 use crate::{EXIT_FAILED, EXIT_USAGE};
 
@@ -67,6 +68,12 @@ pub fn main(args: RunArgs, argv: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Some(id) = &args.run_id {
+        if let Err(e) = layout::check_name(id) {
+            eprintln!("wsbench run: --run-id {id:?} {e}; give a plain folder name such as 20261125-101500");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     if let Some(t) = args.trials {
         if t == 0 {
             eprintln!("wsbench run: --trials must be at least 1");
@@ -99,15 +106,25 @@ fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
     let started = SystemTime::now();
     let run_dir = create_run_dir(&args.results, &scenario.name, args.run_id.as_deref(), started)?;
 
-    // The terminal's Ctrl-C reaches the children too (same process group); we only stop
-    // scheduling new trials and let the current one write its files.
+    // Children run in their own process groups, so the terminal's Ctrl-C reaches only us: we
+    // stop scheduling new trials and interrupt the current one, which still writes its files.
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        // A second signal while the first is being handled ends the orchestrator at once.
-        signal_hook::flag::register_conditional_shutdown(sig, EXIT_FAILED.into(), interrupted.clone())
-            .and_then(|_| signal_hook::flag::register(sig, interrupted.clone()))
-            .context("cannot install the signal handler")?;
+        let flag = interrupted.clone();
+        // SAFETY: the handler only swaps an atomic, kills process groups and _exits, all
+        // async-signal-safe. A second signal ends the orchestrator and its children at once.
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                if flag.swap(true, Ordering::SeqCst) {
+                    children::kill_all_groups();
+                    libc::_exit(EXIT_FAILED.into());
+                }
+            })
+        }
+        .context("cannot install the signal handler")?;
     }
+    let watchdog = std::env::current_exe().context("cannot find the wsbench executable to start the child watchdog")?;
+    children::start_watchdog(&watchdog).context("cannot start the child watchdog")?;
     let cx = RunContext { exe, run_dir: run_dir.clone(), interrupted };
 
     let order: Vec<(usize, u32)> = (1..=scenario.trials).flat_map(|t| (0..scenario.configs.len()).map(move |c| (c, t))).collect();
@@ -247,7 +264,7 @@ enum TrialError {
 
 /// A started server process and where it listens.
 struct ServerProcess {
-    child: Child,
+    child: GroupChild,
     addr: SocketAddr,
     log: PathBuf,
 }
@@ -294,7 +311,7 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
             // Interrupt, don't kill: an interrupted load generator still writes its files.
             for ((child, _), st) in loadgens.iter().zip(&statuses) {
                 if st.is_none() {
-                    signal(child.id(), libc::SIGINT);
+                    child.signal_group(libc::SIGINT);
                 }
             }
             forwarded = true;
@@ -302,7 +319,7 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
         if late && Instant::now() > deadline + SERVER_STOP_TIMEOUT {
             for ((child, _), st) in loadgens.iter_mut().zip(statuses.iter_mut()) {
                 if st.is_none() {
-                    let _ = child.kill();
+                    child.kill_group();
                     *st = child.wait().ok();
                 }
             }
@@ -607,7 +624,7 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
             };
             let mut cmd = Command::new(&cx.exe);
             cmd.arg("server").args(plan.to_args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log_file(&log)?);
-            let mut child = cmd.spawn().with_context(|| format!("cannot start {}", cx.exe.display()))?;
+            let mut child = children::spawn(&mut cmd).with_context(|| format!("cannot start {}", cx.exe.display()))?;
             let stdout = child.stdout.take().expect("stdout was piped");
             let (tx, rx) = mpsc::channel();
             std::thread::spawn(move || {
@@ -622,8 +639,7 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
                 Some(addr) => Ok(ServerProcess { child, addr, log }),
                 None => {
                     let status = child.try_wait().ok().flatten();
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    child.kill_group();
                     let how = match status {
                         Some(st) => format!("exited with {}", describe(Some(st))),
                         None => format!("did not report listening within {}s", SERVER_READY_TIMEOUT.as_secs()),
@@ -637,7 +653,7 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
             let argv: Vec<String> = c.command.iter().map(|a| a.replace("{port}", &port.to_string()).replace("{host}", "127.0.0.1")).collect();
             let mut cmd = Command::new(&argv[0]);
             cmd.args(&argv[1..]).env("PORT", port.to_string()).stdin(Stdio::null()).stdout(log_file(&log)?).stderr(log_file(&log)?);
-            let mut child = cmd.spawn().with_context(|| format!("cannot start `{}`", argv.join(" ")))?;
+            let mut child = children::spawn(&mut cmd).with_context(|| format!("cannot start `{}`", argv.join(" ")))?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let deadline = Instant::now() + c.ready_timeout;
             loop {
@@ -648,8 +664,7 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
                     return Ok(ServerProcess { child, addr, log });
                 }
                 if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    child.kill_group();
                     bail!("`{}` did not accept connections on {addr} within {:?}; its output ends: {}", argv.join(" "), c.ready_timeout, tail(&log, 3).trim());
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -658,27 +673,31 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
     }
 }
 
-/// SIGTERM, then SIGKILL if the server has not exited in time. Returns a note when it misbehaved.
+/// SIGTERM to the server's process group, then SIGKILL if the server has not exited in time;
+/// whatever is left of the group (an external server's own children) is killed in any case.
+/// Returns a note when the server misbehaved.
 fn stop_server(server: &mut ServerProcess) -> Option<String> {
     if let Ok(Some(st)) = server.child.try_wait() {
+        server.child.kill_group();
         return Some(format!("the server died during the trial ({})", describe(Some(st))));
     }
-    signal(server.child.id(), libc::SIGTERM);
+    // The group, not the leader alone: `sh -c 'node app.js'` must pass it on to node.
+    server.child.signal_group(libc::SIGTERM);
     let deadline = Instant::now() + SERVER_STOP_TIMEOUT;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = server.child.try_wait() {
+            server.child.kill_group();
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    server.child.kill_group();
     Some(format!("the server did not exit within {}s of SIGTERM and was killed", SERVER_STOP_TIMEOUT.as_secs()))
 }
 
-fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
+fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<GroupChild> {
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file(log)?);
-    cmd.spawn().map_err(anyhow::Error::from)
+    children::spawn(cmd).map_err(anyhow::Error::from)
 }
 
 fn log_file(path: &Path) -> Result<File> {
@@ -688,11 +707,6 @@ fn log_file(path: &Path) -> Result<File> {
 fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?;
     Ok(l.local_addr()?.port())
-}
-
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) on a child we started and have not reaped yet.
-    unsafe { libc::kill(pid as libc::pid_t, sig) };
 }
 
 fn describe(status: Option<ExitStatus>) -> String {

@@ -189,23 +189,103 @@ pub fn write_interval_log(path: &Path, start: SystemTime, comment: &str, interva
 /// Reads every histogram of an interval log written by wsbench or any HdrHistogram tool.
 /// Histograms are widened to wsbench's bounds so they can be added to each other.
 pub fn read_interval_log(path: &Path) -> Result<Vec<LogInterval>, LogError> {
+    let bytes = fs::read(path).map_err(|source| LogError::Io { path: path.display().to_string(), source })?;
+    parse_interval_log(&bytes, path)
+}
+
+/// [`read_interval_log`] on bytes already read; `path` names the file in errors.
+pub fn parse_interval_log(bytes: &[u8], path: &Path) -> Result<Vec<LogInterval>, LogError> {
     let p = || path.display().to_string();
-    let bytes = fs::read(path).map_err(|source| LogError::Io { path: p(), source })?;
     let mut out = Vec::new();
     let mut decoder = Deserializer::new();
-    for (entry, item) in IntervalLogIterator::new(&bytes).enumerate() {
+    for (entry, item) in IntervalLogIterator::new(bytes).enumerate() {
         let corrupt = |what: String| LogError::Corrupt { path: p(), entry, what };
         let item = item.map_err(|e| corrupt(format!("{e:?}")))?;
         let LogEntry::Interval(iv) = item else { continue };
         let raw = base64::engine::general_purpose::STANDARD
             .decode(iv.encoded_histogram())
             .map_err(|e| corrupt(e.to_string()))?;
-        let decoded: Histogram<u64> = decoder.deserialize(&mut io::Cursor::new(raw)).map_err(|e| corrupt(format!("{e:?}")))?;
+        let plain = checked_v2(&raw).map_err(corrupt)?;
+        let decoded: Histogram<u64> = decoder.deserialize(&mut io::Cursor::new(&plain[..])).map_err(|e| corrupt(format!("{e:?}")))?;
         let mut histogram = new_histogram();
         histogram.add(&decoded).map_err(|e| corrupt(format!("{e:?}")))?;
         out.push(LogInterval { start: iv.start_timestamp(), duration: iv.duration(), tag: iv.tag().map(|t| t.as_str().to_owned()), histogram });
     }
     Ok(out)
+}
+
+/// Counters one decoded histogram may ask for (8 MB): 4 significant digits over the whole u64
+/// range fit; a log entry asking for more is refused, not believed.
+const MAX_DECODED_COUNTS: u64 = 1 << 20;
+/// Cookie of HdrHistogram's plain V2 encoding (8-byte words).
+const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+/// Cookie, payload length, normalizing offset, digits, lowest, highest, integer-to-double ratio.
+const V2_HEADER_LEN: usize = 40;
+
+/// One entry's histogram as plain (inflated) V2 bytes, checked before hdrhistogram's decoder
+/// sees it: that decoder sizes its buffers by the lengths and bounds an entry claims, so a
+/// corrupt 1 KB log could make it allocate gigabytes.
+fn checked_v2(raw: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    use std::io::Read as _;
+    let u32_at = |b: &[u8], at: usize| b.get(at..at + 4).map(|w| u32::from_be_bytes(w.try_into().expect("4 bytes")));
+    let u64_at = |b: &[u8], at: usize| b.get(at..at + 8).map(|w| u64::from_be_bytes(w.try_into().expect("8 bytes")));
+    let plain = match u32_at(raw, 0) {
+        Some(V2_COOKIE) => std::borrow::Cow::Borrowed(raw),
+        Some(V2_COMPRESSED_COOKIE) => {
+            let len = u32_at(raw, 4).ok_or("compressed histogram cut short")? as usize;
+            let body = raw.get(8..).unwrap_or_default();
+            let body = body.get(..len).ok_or_else(|| format!("compressed histogram claims {len} bytes but holds {}", body.len()))?;
+            // Varints take at most 9 bytes per counter.
+            let limit = V2_HEADER_LEN as u64 + 9 * MAX_DECODED_COUNTS;
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(body).take(limit + 1).read_to_end(&mut out).map_err(|e| format!("cannot inflate the histogram: {e}"))?;
+            if out.len() as u64 > limit {
+                return Err(format!("histogram inflates past {limit} bytes"));
+            }
+            std::borrow::Cow::Owned(out)
+        }
+        _ => return Err("not an HdrHistogram V2 encoding".into()),
+    };
+    if u32_at(&plain, 0) != Some(V2_COOKIE) || plain.len() < V2_HEADER_LEN {
+        return Err("histogram header missing or cut short".into());
+    }
+    let payload = u32_at(&plain, 4).unwrap_or(0) as usize;
+    if payload > plain.len() - V2_HEADER_LEN {
+        return Err(format!("histogram claims {payload} payload bytes but holds {}", plain.len() - V2_HEADER_LEN));
+    }
+    let digits = u32_at(&plain, 12).unwrap_or(0);
+    let (low, high) = (u64_at(&plain, 16).unwrap_or(0), u64_at(&plain, 24).unwrap_or(0));
+    // Bounds the decoder refuses anyway (before allocating) are left to it.
+    if let Some(counts) = counts_needed(low, high, digits).filter(|&c| c > MAX_DECODED_COUNTS) {
+        return Err(format!("histogram of {digits} digits over {low}..{high} needs {counts} counters; at most {MAX_DECODED_COUNTS} are read"));
+    }
+    Ok(plain)
+}
+
+/// Length of the counts array `Histogram::new_with_bounds(low, high, digits)` allocates, as
+/// hdrhistogram computes it; `None` for bounds it refuses.
+fn counts_needed(low: u64, high: u64, digits: u32) -> Option<u64> {
+    if digits > 5 || low == 0 || high < low.checked_mul(2)? {
+        return None;
+    }
+    let unit_magnitude = 63 - low.leading_zeros();
+    let largest_single_unit = 2 * 10u64.pow(digits);
+    let sub_bucket_magnitude = 64 - (largest_single_unit - 1).leading_zeros();
+    if unit_magnitude + sub_bucket_magnitude > 63 {
+        return None;
+    }
+    let sub_buckets = 1u64 << sub_bucket_magnitude;
+    let mut smallest_untrackable = sub_buckets << unit_magnitude;
+    let mut buckets = 1u64;
+    while smallest_untrackable <= high {
+        if smallest_untrackable > u64::MAX / 2 {
+            buckets += 1;
+            break;
+        }
+        smallest_untrackable <<= 1;
+        buckets += 1;
+    }
+    Some((buckets + 1) * (sub_buckets / 2))
 }
 
 /// Adds every interval of a log into one histogram: the whole run's distribution.
@@ -228,6 +308,47 @@ mod tests {
             record_ns(&mut h, (i * 7_919 + seed * 104_729) % 50_000_000 + 1_000);
         }
         h
+    }
+
+    #[test]
+    fn counts_needed_is_what_hdrhistogram_allocates() {
+        for (low, high, digits) in [(1, 60_000_000_000, 3), (1, 2, 0), (1000, u64::MAX, 2), (7, 1 << 40, 4), (1, u64::MAX, 5), (1 << 20, 1 << 50, 1)] {
+            let h = Histogram::<u64>::new_with_bounds(low, high, digits as u8).unwrap();
+            assert_eq!(counts_needed(low, high, digits), Some(h.distinct_values() as u64), "{low} {high} {digits}");
+        }
+        assert_eq!(counts_needed(0, 10, 3), None);
+        assert_eq!(counts_needed(1, 10, 6), None);
+    }
+
+    /// A one-entry log whose histogram is `raw`, base64-encoded.
+    fn log_with(raw: &[u8]) -> Vec<u8> {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+        format!("#[StartTime: 0.000 (seconds since epoch)]\n0.000,1.000,1.0,{b64}\n").into_bytes()
+    }
+
+    #[test]
+    fn entries_that_claim_more_than_they_hold_are_refused_before_allocating() {
+        let mut good = Vec::new();
+        V2Serializer::new().serialize(&spread(1), &mut good).unwrap();
+        assert_eq!(parse_interval_log(&log_with(&good), Path::new("x")).unwrap().len(), 1);
+        // A payload length of 2 GB in a 100-byte entry.
+        let mut lying = good.clone();
+        lying[4..8].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
+        let e = parse_interval_log(&log_with(&lying), Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("claims 2147483647 payload bytes"), "{e}");
+        // Five digits over the whole u64 range: 6 M counters.
+        let mut wide = good.clone();
+        wide[12..16].copy_from_slice(&5u32.to_be_bytes());
+        wide[24..32].copy_from_slice(&u64::MAX.to_be_bytes());
+        let e = parse_interval_log(&log_with(&wide), Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("counters"), "{e}");
+        // A compressed entry claiming more bytes than it has.
+        let mut packed = Vec::new();
+        log_serializer().serialize(&spread(2), &mut packed).unwrap();
+        assert_eq!(parse_interval_log(&log_with(&packed), Path::new("x")).unwrap().len(), 1);
+        packed[4..8].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
+        let e = parse_interval_log(&log_with(&packed), Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("compressed histogram claims"), "{e}");
     }
 
     #[test]

@@ -43,6 +43,36 @@ pub fn shard_dir(trial_dir: &Path, index: usize) -> PathBuf {
     trial_dir.join(format!("loadgen-{index}"))
 }
 
+/// Why a name given by a user (run id, scenario or configuration name) cannot be one folder
+/// below the results folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeName {
+    #[error("is empty")]
+    Empty,
+    #[error("is `.` or `..`, which names a folder outside its own")]
+    Dots,
+    #[error("contains `/` or `\\`: it must be one folder name, not a path (absolute or relative)")]
+    Separator,
+    #[error("contains a control character (NUL, newline, ...)")]
+    Control,
+}
+
+/// Checks that `name` stays one folder below where it is joined: no path separators, not `.`
+/// or `..`, not empty, no NUL or other control characters. Callers say which value it was.
+pub fn check_name(name: &str) -> Result<(), UnsafeName> {
+    if name.is_empty() {
+        Err(UnsafeName::Empty)
+    } else if name == "." || name == ".." {
+        Err(UnsafeName::Dots)
+    } else if name.contains(['/', '\\']) {
+        Err(UnsafeName::Separator)
+    } else if name.chars().any(char::is_control) {
+        Err(UnsafeName::Control)
+    } else {
+        Ok(())
+    }
+}
+
 /// A configuration or scenario name made safe as a folder name.
 pub fn slug(name: &str) -> String {
     let s: String = name
@@ -61,5 +91,24 @@ mod tests {
         let run = run_dir(Path::new("results"), "quick", "20261125-101500");
         assert_eq!(trial_dir(&run, "multi thread", 2), Path::new("results/quick/20261125-101500/multi_thread/trial-2"));
         assert_eq!(slug(".."), "_..");
+    }
+
+    #[test]
+    fn names_that_would_leave_the_results_folder_are_refused() {
+        for (bad, why) in [
+            ("", UnsafeName::Empty),
+            (".", UnsafeName::Dots),
+            ("..", UnsafeName::Dots),
+            ("x/../../../tmp/evil", UnsafeName::Separator),
+            ("/tmp/evil", UnsafeName::Separator),
+            ("..\\x", UnsafeName::Separator),
+            ("a\0b", UnsafeName::Control),
+            ("a\nb", UnsafeName::Control),
+        ] {
+            assert_eq!(check_name(bad), Err(why), "{bad:?}");
+        }
+        for good in ["20261125-101500", "a..b", "...", "multi thread", "in_flight=1,runtime=mt", "a@1000"] {
+            assert_eq!(check_name(good), Ok(()), "{good:?}");
+        }
     }
 }

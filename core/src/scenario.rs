@@ -30,6 +30,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::header::HEADER_LEN;
+use crate::layout;
 use crate::plan::{Engine, Handler, Mode, Pause, Runtime, Workload, DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE, MIN_INTERVAL};
 use crate::slo::Slo;
 use crate::units::{serde_duration, serde_size};
@@ -146,7 +147,7 @@ pub struct LoadSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     description: Option<String>,
     trials: Option<Spanned<u32>>,
     server: Option<Spanned<ServerSection>>,
@@ -277,7 +278,18 @@ impl Scenario {
         let cx = Cx { file: path.display().to_string(), text };
         let raw: RawScenario = toml::from_str(text).map_err(|e| cx.err(e.span(), e.message().to_owned()))?;
 
-        let name = raw.name.clone().unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into()));
+        // Names become folders below the results folder: one folder each, never a path.
+        let name = match &raw.name {
+            Some(n) => {
+                layout::check_name(n.get_ref()).map_err(|e| cx.err(Some(n.span()), format!("key `name`: {:?} {e}", n.get_ref())))?;
+                n.get_ref().clone()
+            }
+            None => {
+                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
+                layout::check_name(&stem).map_err(|e| cx.err(None, format!("the file name gives the scenario name {stem:?}, which {e}; set key `name`")))?;
+                stem
+            }
+        };
         let trials = match &raw.trials {
             Some(t) if *t.get_ref() == 0 || *t.get_ref() > 1000 => return Err(cx.err(Some(t.span()), "`trials` must be between 1 and 1000".into())),
             Some(t) => *t.get_ref(),
@@ -299,6 +311,8 @@ impl Scenario {
                     let s = c.server.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
                     let l = c.load.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
                     let span = c.server.as_ref().map(|s| s.span()).or_else(|| c.load.as_ref().map(|s| s.span())).unwrap_or(c.name.span());
+                    layout::check_name(c.name.get_ref())
+                        .map_err(|e| cx.err(Some(c.name.span()), format!("key `configs.name`: {:?} {e}", c.name.get_ref())))?;
                     if variants.iter().any(|v| &v.0 == c.name.get_ref()) {
                         return Err(cx.err(Some(c.name.span()), format!("config name `{}` is used twice", c.name.get_ref())));
                     }
@@ -528,6 +542,20 @@ mod tests {
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         Scenario::parse(Path::new("scenarios/t.toml"), text)
+    }
+
+    #[test]
+    fn names_that_would_leave_the_results_folder_name_file_line_and_key() {
+        let e = parse("name = \"../evil\"\n").unwrap_err();
+        assert_eq!(e.line.map(|l| l.0), Some(1), "{e}");
+        assert!(e.message.contains("key `name`") && e.message.contains("\"../evil\""), "{e}");
+        let e = parse("name = \"s\"\n[[configs]]\nname = \"ok\"\n[[configs]]\nname = \"/tmp/x\"\n").unwrap_err();
+        assert_eq!(e.line.map(|l| l.0), Some(5), "{e}");
+        assert!(e.message.contains("key `configs.name`") && e.message.contains("\"/tmp/x\""), "{e}");
+        let e = Scenario::parse(Path::new("dir/...toml"), "").unwrap_err();
+        assert!(e.message.contains("set key `name`"), "{e}");
+        // Matrix and sweep names are made by wsbench and slugged, never refused.
+        assert!(parse("[matrix]\n\"load.in_flight\" = [1, 2]\n").is_ok());
     }
 
     #[test]

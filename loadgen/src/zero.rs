@@ -146,7 +146,7 @@ pub(crate) fn handshake_request(host: &str, path: &str, rng: &mut XorShift) -> (
 
 /// Why a handshake response was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum BadResponse {
+pub enum BadResponse {
     /// The server answered with another status than 101.
     Status(u16, String),
     /// Anything else wrong with it, in words.
@@ -155,7 +155,7 @@ pub(crate) enum BadResponse {
 
 impl BadResponse {
     /// The countable cause (see [`ConnectError::cause`]).
-    pub(crate) fn cause(&self) -> String {
+    pub fn cause(&self) -> String {
         match self {
             Self::Status(code, _) => format!("HTTP status {code}"),
             Self::Other(text) => format!("handshake error: {text}"),
@@ -174,7 +174,7 @@ impl std::fmt::Display for BadResponse {
 
 /// Checks the server's response head: `Ok(None)` while it is incomplete, its length once it is
 /// a valid `101 Switching Protocols` for our key.
-pub(crate) fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, BadResponse> {
+pub fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, BadResponse> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {

@@ -27,6 +27,10 @@ mod shutdown;
 mod trim;
 mod workload;
 
+/// The HTTP request-head parser, public for the fuzz targets in `fuzz/` only.
+#[doc(hidden)]
+pub use http::{parse_head, Refusal, Route};
+
 use std::future::Future;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
