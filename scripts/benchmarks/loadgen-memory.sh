@@ -13,14 +13,9 @@
 set -euo pipefail
 BINS=("${@:-target/release}")
 CONNECTIONS=${CONNECTIONS:-10000} RATE=${RATE:-100} ENGINE=${ENGINE:-zero-alloc}
-OUT=$(mktemp -d)
-trap 'kill "$SRV" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 ulimit -n "$(ulimit -Hn)"
-
-"${BINS[0]}/wsbench-server" --listen 127.0.0.1:0 --engine zero-alloc >"$OUT/server.out" 2>/dev/null &
-SRV=$!
-for _ in $(seq 100); do grep -q listening "$OUT/server.out" 2>/dev/null && break; sleep 0.05; done
-ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$OUT/server.out" | head -1)
+. "$(dirname "$0")/server.sh"
+start_server "${BINS[0]}" --engine zero-alloc
 
 # Prints "RSS_KiB established held" of one run with $2 connections of build $1.
 measure() {

@@ -17,13 +17,8 @@ shift 2
 EXTRA=("$@")
 RATE=${RATE:-20000} CONNECTIONS=${CONNECTIONS:-50} PAIRS=${PAIRS:-5} ENGINE=${ENGINE:-zero-alloc} DURATION=${DURATION:-3s}
 read -r -a NEW_EXTRA <<<"${NEW_EXTRA:-}"
-OUT=$(mktemp -d)
-trap 'kill "$SRV" 2>/dev/null || true; rm -rf "$OUT"' EXIT
-
-"$NEW/wsbench-server" --listen 127.0.0.1:0 --runtime current-thread >"$OUT/server.out" 2>/dev/null &
-SRV=$!
-for _ in $(seq 100); do grep -q listening "$OUT/server.out" 2>/dev/null && break; sleep 0.05; done
-ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$OUT/server.out" | head -1)
+. "$(dirname "$0")/server.sh"
+start_server "$NEW" --runtime current-thread
 
 run() { # label bin extra...
   local label=$1 bin=$2; shift 2

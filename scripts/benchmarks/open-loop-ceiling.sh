@@ -15,13 +15,8 @@ shift $(( $# >= 2 ? 2 : $# ))
 [[ ${1:-} == -- ]] && shift
 EXTRA=("$@")
 RATES=${RATES:-"2000 5000 10000 20000 40000 80000 120000"}
-OUT=$(mktemp -d)
-trap 'kill "$SRV" 2>/dev/null || true; rm -rf "$OUT"' EXIT
-
-"$BIN/wsbench-server" --listen 127.0.0.1:0 --runtime current-thread >"$OUT/server.out" 2>/dev/null &
-SRV=$!
-for _ in $(seq 100); do grep -q listening "$OUT/server.out" 2>/dev/null && break; sleep 0.05; done
-ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$OUT/server.out" | head -1)
+. "$(dirname "$0")/server.sh"
+start_server "$BIN" --runtime current-thread
 
 best=0
 for rate in $RATES; do
