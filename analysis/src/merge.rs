@@ -284,6 +284,10 @@ fn combine_rows<'a>(shards: impl IntoIterator<Item = &'a [IntervalRow]>, latency
             m.throughput += r.throughput;
             m.outstanding += r.outstanding;
             m.oldest_outstanding_us = m.oldest_outstanding_us.max(r.oldest_outstanding_us);
+            // Each process's fewest and most open connections, summed: the merged minimum is a
+            // lower bound and the maximum an upper one, as a process sums its worker threads.
+            m.open_min += r.open_min;
+            m.open_max += r.open_max;
             let f = &mut fallback[k];
             for (slot, v) in f.iter_mut().zip([r.p50_us, r.p90_us, r.p99_us, r.p99_9_us, r.max_us]) {
                 *slot = slot.max(v);
@@ -403,6 +407,8 @@ mod tests {
             errors: 1,
             throughput: received as f64,
             p99_us,
+            open_min: 3,
+            open_max: 4,
             ..Default::default()
         };
         let a = vec![row(1.0, 100, 50.0), row(2.0, 200, 60.0)];
@@ -412,6 +418,7 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].received, m[0].errors, m[0].throughput), (400, 2, 400.0));
         assert_eq!((m[1].received, m[1].throughput), (600, 600.0));
+        assert_eq!((m[0].open_min, m[0].open_max), (6, 8), "open connections add up");
         assert!((m[0].p99_us - 10.0).abs() < 0.1, "{:?}", m[0]);
         assert_eq!(m[1].p99_us, 600.0, "no histogram: the larger bound");
     }

@@ -600,7 +600,7 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 // The budget is the whole configuration's, shared out like the connections.
                 max_failed_connections: load.max_failed_connections / p + u32::from(i < load.max_failed_connections % p),
                 realtime: load.realtime,
-                spin: std::time::Duration::ZERO,
+                spin: load.spin,
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
             }
         })
@@ -752,6 +752,7 @@ mod tests {
             max_loss: 0.01,
             max_failed_connections: 4,
             realtime: false,
+            spin: Duration::ZERO,
         }
     }
 

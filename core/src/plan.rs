@@ -155,6 +155,9 @@ impl ServerPlan {
     }
 }
 
+/// The longest `spin` (see [`LoadPlan::spin`]): spinning longer only burns a core.
+pub const MAX_SPIN: Duration = Duration::from_millis(1);
+
 /// Everything a load-generator process needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadPlan {

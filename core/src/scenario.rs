@@ -140,6 +140,9 @@ pub struct LoadSpec {
     pub max_failed_connections: u32,
     /// Load-generator worker threads run under `SCHED_FIFO` (see [`crate::plan::LoadPlan::realtime`]).
     pub realtime: bool,
+    /// Open loop: wake this long before a send is due and spin the rest (see [`crate::plan::LoadPlan::spin`]).
+    #[serde(with = "serde_duration")]
+    pub spin: Duration,
 }
 
 // ---------------------------------------------------------------- the file as written
@@ -235,6 +238,8 @@ struct LoadSection {
     max_loss: Option<f64>,
     max_failed_connections: Option<u32>,
     realtime: Option<bool>,
+    #[serde(default, with = "serde_duration::option")]
+    spin: Option<Duration>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -255,7 +260,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin
         })
     }
 }
@@ -507,7 +512,11 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         max_loss: l.max_loss.unwrap_or(0.0),
         max_failed_connections: l.max_failed_connections.unwrap_or(0),
         realtime: l.realtime.unwrap_or(false),
+        spin: l.spin.unwrap_or(Duration::ZERO),
     };
+    if load.spin > crate::plan::MAX_SPIN {
+        return Err(cfg(format!("load key `spin` is {}; spinning longer than {} only burns a core", crate::units::format_duration(load.spin), crate::units::format_duration(crate::plan::MAX_SPIN))));
+    }
     if load.interval < MIN_INTERVAL {
         return Err(cfg(format!("load key `interval` is {}; the shortest histogram interval is {}", crate::units::format_duration(load.interval), crate::units::format_duration(MIN_INTERVAL))));
     }
@@ -589,6 +598,14 @@ mod tests {
         assert_eq!(s.configs[0].load.engine, Engine::Tungstenite);
         assert_eq!(s.configs[1].load.engine, Engine::ZeroAlloc);
         assert_eq!(s.configs[1].load.connections, 4);
+    }
+
+    #[test]
+    fn spin_defaults_to_none_and_has_a_ceiling() {
+        assert_eq!(parse("[load]\nconnections = 4\n").unwrap().configs[0].load.spin, Duration::ZERO);
+        assert_eq!(parse("[load]\nspin = \"20us\"\n").unwrap().configs[0].load.spin, Duration::from_micros(20));
+        let e = parse("[load]\nspin = \"5ms\"\n").unwrap_err();
+        assert!(e.to_string().contains("spin") && e.to_string().contains("1ms"), "{e}");
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if plan.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
-    if plan.spin > Duration::from_millis(1) {
+    if plan.spin > wsbench_core::plan::MAX_SPIN {
         return Err(format!("--spin is {:?}; spinning longer than 1ms only burns a core, use at most 1ms", plan.spin));
     }
     if !(plan.connect_rate > 0.0 && plan.connect_rate.is_finite()) {
