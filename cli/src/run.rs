@@ -487,14 +487,14 @@ fn search_capacity<E>(
 
 /// A probe's verdict: meets the objective, misses it by latency or overload (worth repeating:
 /// noise can do that), or broken (incomplete or with errors: repeating would not help).
-/// `behind`: the load generator fell behind its own schedule ([`load_generator_behind`]).
+/// `behind`: the load generator may have set the figures ([`load_generator_limit`]).
 enum Judged {
     Meets { verdict: String, behind: bool },
     Misses { verdict: String, behind: bool },
     Broken(String),
 }
 
-/// True when the load generator, not only the server, may have set the probe's figures: it sent
+/// Some when the load generator, not only the server, may have set the probe's figures: it sent
 /// less than [`ACHIEVED_SHARE`] of the asked rate, its own send lag alone took half the
 /// objective's bound (latency counts from the intended send time, so that lag is in it), or its
 /// busiest thread was saturated.
@@ -502,11 +502,23 @@ enum Judged {
 /// Not when the server answered less than [`ACHIEVED_SHARE`] of what was actually sent: then the
 /// server could not keep up with the load it got, whatever the load generator's lag (an
 /// overloaded server slows its clients too), and the limit is the server's.
-fn load_generator_behind(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> bool {
+///
+/// Returns why, in words for the verdict; `None` when it kept up.
+fn load_generator_limit(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> Option<String> {
     let sent = s.rate.map(|r| r.sent_msgs_per_s).unwrap_or(asked);
-    let server_overloaded = s.throughput_msgs_per_s < ACHIEVED_SHARE * sent;
-    let late = sent < ACHIEVED_SHARE * asked || search.slo.stat.of(&s.send_lag_us) > search.slo.bound_us / 2.0;
-    !server_overloaded && (late || s.cpu.busiest_thread_pct > LOADGEN_CPU_LIMIT_PCT)
+    if s.throughput_msgs_per_s < ACHIEVED_SHARE * sent {
+        return None;
+    }
+    let lag = search.slo.stat.of(&s.send_lag_us);
+    if sent < ACHIEVED_SHARE * asked {
+        Some(format!("sent only {sent:.0} of the {asked:.0} msgs/s asked"))
+    } else if lag > search.slo.bound_us / 2.0 {
+        Some(format!("fell behind its schedule (send lag {} {})", search.slo.stat.name(), latency_us(lag)))
+    } else if s.cpu.busiest_thread_pct > LOADGEN_CPU_LIMIT_PCT {
+        Some(format!("had a thread at {:.0} % of a core (send lag {} {})", s.cpu.busiest_thread_pct, search.slo.stat.name(), latency_us(lag)))
+    } else {
+        None
+    }
 }
 
 /// Whether one probe meets the objective: complete, no errors, not overloaded, bound kept.
@@ -514,14 +526,11 @@ fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f6
     let achieved = s.throughput_msgs_per_s;
     let bad = s.messages.errors + s.messages.corrupted + s.messages.lost;
     let value = search.slo.stat.of(&s.latency_us);
-    let behind = load_generator_behind(search, asked, s);
-    let note = |v: String| {
-        if behind {
-            let lag = search.slo.stat.of(&s.send_lag_us);
-            format!("{v}; the load generator fell behind its schedule (send lag {} {}), so this limit may be its own", search.slo.stat.name(), latency_us(lag))
-        } else {
-            v
-        }
+    let limit = load_generator_limit(search, asked, s);
+    let behind = limit.is_some();
+    let note = |v: String| match &limit {
+        Some(why) => format!("{v}; the load generator {why}, so this limit may be its own"),
+        None => v,
     };
     let judged = if !s.complete {
         Judged::Broken(format!("incomplete: {}", s.reason.as_deref().unwrap_or("unknown reason")))
@@ -881,6 +890,7 @@ mod tests {
             serde_json::from_value(json).unwrap()
         };
         let summary = |sent: f64, lag_p99_us: f64, thread_pct: f64| answered(sent, sent, lag_p99_us, thread_pct);
+        let load_generator_behind = |search: &CapacitySearch, asked: f64, s: &LoadgenSummary| load_generator_limit(search, asked, s).is_some();
         assert!(!load_generator_behind(&search, 1000.0, &summary(1000.0, 300.0, 40.0)));
         assert!(!load_generator_behind(&search, 1000.0, &summary(990.0, 2_400.0, 80.0)), "under half the bound");
         assert!(load_generator_behind(&search, 1000.0, &summary(1000.0, 2_600.0, 40.0)), "lag over half the bound");
@@ -888,6 +898,11 @@ mod tests {
         assert!(load_generator_behind(&search, 1000.0, &summary(1000.0, 100.0, 97.0)), "a saturated thread");
         // Sent on time or nearly, but the server answered far less than it got: its limit.
         assert!(!load_generator_behind(&search, 1000.0, &answered(1000.0, 790.0, 80_000.0, 40.0)), "an overloaded server slows its client");
+        // The verdict names the reason that applies, not always the schedule.
+        let why = |s: &LoadgenSummary| load_generator_limit(&search, 1000.0, s).unwrap();
+        assert!(why(&summary(900.0, 100.0, 40.0)).starts_with("sent only 900 of the 1000 msgs/s asked"));
+        assert!(why(&summary(1000.0, 2_600.0, 40.0)).starts_with("fell behind its schedule"));
+        assert!(why(&summary(1000.0, 100.0, 97.0)).starts_with("had a thread at 97 % of a core"));
     }
 
     #[test]
