@@ -367,21 +367,19 @@ fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &Capacit
         let name = format!("probe-{k:02}");
         let mut probe_config = config.clone();
         probe_config.load.rate = Some(rate);
-        let (judged, achieved, latency, warnings) = match run_trial(cx, &probe_config, &dir.join(&name)) {
-            Ok(s) => {
-                let (j, a, l) = judge(search, rate, &s);
-                (j, a, l, s.warnings)
-            }
+        // A load generator that failed its checks (exit 1) still wrote what it measured: the
+        // probe keeps its figures and warnings, and its verdict says why it failed.
+        let (summary, failure) = match run_trial(cx, &probe_config, &dir.join(&name)) {
+            Ok(s) => (Some(s), None),
             Err(TrialError::ServerStart(e)) => return Err(TrialError::ServerStart(e)),
-            // A load generator that failed its checks (exit 1) still wrote what it measured:
-            // the probe keeps its figures and warnings, and its verdict says why it failed.
-            Err(TrialError::Failed(e)) => match read_summary(&dir.join(&name).join(layout::SUMMARY)) {
-                Ok(s) => match judge(search, rate, &s) {
-                    (Judged::Meets { .. }, achieved, latency) => (Judged::Broken(format!("trial failed: {e:#}")), achieved, latency, s.warnings),
-                    (judged, achieved, latency) => (judged, achieved, latency, s.warnings),
-                },
-                Err(_) => (Judged::Broken(format!("trial failed: {e:#}")), 0.0, Default::default(), Vec::new()),
+            Err(TrialError::Failed(e)) => (read_summary(&dir.join(&name).join(layout::SUMMARY)).ok(), Some(format!("trial failed: {e:#}"))),
+        };
+        let (judged, achieved, latency, warnings) = match summary {
+            Some(s) => match (judge(search, rate, &s), failure) {
+                ((Judged::Meets { .. }, achieved, latency), Some(failure)) => (Judged::Broken(failure), achieved, latency, s.warnings),
+                ((judged, achieved, latency), _) => (judged, achieved, latency, s.warnings),
             },
+            None => (Judged::Broken(failure.unwrap_or_default()), 0.0, Default::default(), Vec::new()),
         };
         let (passed, repeatable, load_generator_behind, verdict) = match judged {
             Judged::Meets { verdict, behind } => (true, false, behind, verdict),

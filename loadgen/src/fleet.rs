@@ -327,8 +327,7 @@ impl WorkerJob {
                 let index = first_index + slot as u32;
                 tokio::task::spawn_local(async move {
                     let end = ws.run(index, slot, &shared).await;
-                    let in_window = now_ns() < window_end(&shared.timeline, *shared.stop.borrow());
-                    shared.recorder.borrow_mut().closed(in_window);
+                    connection_closed(&shared);
                     end
                 })
             })
@@ -339,11 +338,8 @@ impl WorkerJob {
             for t in tasks {
                 // A panicked connection task ends only that connection; count it as dropped.
                 if let Err(e) = t.await {
-                    let in_window = now_ns() < window_end(&timeline, *self.stop.borrow());
-                    let mut rec = shared.recorder.borrow_mut();
-                    rec.error();
-                    rec.closed(in_window);
-                    drop(rec);
+                    shared.recorder.borrow_mut().error();
+                    connection_closed(&shared);
                     let _ = self.events.send(Event::Dropped(format!("connection task failed: {e}")));
                 }
             }
@@ -430,6 +426,12 @@ async fn grow_defer_list() {
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Tells the recorder a connection ended, and whether the measured window was still open.
+fn connection_closed(shared: &ConnShared) {
+    let in_window = now_ns() < window_end(&shared.timeline, *shared.stop.borrow());
+    shared.recorder.borrow_mut().closed(in_window);
 }
 
 /// End of the measured window: as planned, or when a stop was requested.
