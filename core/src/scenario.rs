@@ -55,6 +55,71 @@ impl std::fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
+/// A command-line override of one scenario key, `--set load.rate=20000`: it wins over the
+/// scenario's `[server]`/`[load]` and over every configuration's own value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    /// As the user wrote it, for error messages.
+    pub raw: String,
+    /// `trials`, `server.<key>` or `load.<key>`.
+    pub key: String,
+    pub value: toml::Value,
+}
+
+impl std::str::FromStr for Setting {
+    type Err = String;
+
+    /// `KEY=VALUE`, VALUE in TOML (`20000`, `"5s"`, `[1, 2]`) or, when it is not TOML, a bare
+    /// string (`load.duration=5s`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not KEY=VALUE; e.g. --set load.rate=20000 or --set server.engine=zero-alloc"))?;
+        let key = key.trim();
+        let (section, field) = key.split_once('.').unwrap_or(("", key));
+        let known = key == "trials" || (matches!(section, "server" | "load") && !field.is_empty() && !field.contains('.'));
+        if !known {
+            return Err(format!("`{key}` cannot be set; give `trials`, `server.<key>` or `load.<key>`"));
+        }
+        let text = value.trim();
+        let value = match toml::from_str::<toml::Table>(&format!("v = {text}")) {
+            Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(text.to_owned())),
+            Err(_) => toml::Value::String(text.to_owned()),
+        };
+        Ok(Self { raw: s.to_owned(), key: key.to_owned(), value })
+    }
+}
+
+/// The command-line overrides, sorted into the sections they override.
+#[derive(Default)]
+struct Overrides {
+    trials: Option<u32>,
+    server: ServerSection,
+    load: LoadSection,
+}
+
+impl Overrides {
+    fn of(settings: &[Setting]) -> Result<Self, ScenarioError> {
+        let mut o = Self::default();
+        for s in settings {
+            let err = |m: String| ScenarioError { file: format!("--set {}", s.raw), line: None, message: m };
+            let (section, field) = s.key.split_once('.').unwrap_or(("", s.key.as_str()));
+            let mut t = toml::Table::new();
+            t.insert(field.to_owned(), s.value.clone());
+            let at = |e: toml::de::Error| err(format!("key `{}`: {}", s.key, in_our_words(e.message().trim())));
+            match section {
+                "server" => o.server = o.server.overlay(&toml::Value::Table(t).try_into::<ServerSection>().map_err(at)?),
+                "load" => o.load = o.load.overlay(&toml::Value::Table(t).try_into::<LoadSection>().map_err(at)?),
+                _ => match s.value.as_integer() {
+                    Some(n) if (1..=1000).contains(&n) => o.trials = Some(n as u32),
+                    _ => return Err(err("`trials` must be a whole number between 1 and 1000".into())),
+                },
+            }
+        }
+        Ok(o)
+    }
+}
+
 /// A parsed, validated scenario with every configuration fully resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -280,8 +345,24 @@ impl Scenario {
 
     /// Parses scenario text; `path` names the file in errors and gives the default name.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ScenarioError> {
+        Self::parse_with(path, text, &[])
+    }
+
+    /// Reads and validates a scenario file with command-line overrides applied.
+    pub fn load_with(path: &Path, settings: &[Setting]) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.display().to_string(),
+            line: None,
+            message: format!("cannot read the scenario: {e}"),
+        })?;
+        Self::parse_with(path, &text, settings)
+    }
+
+    /// [`Scenario::parse`] with `--set` overrides, which win over every configuration's values.
+    pub fn parse_with(path: &Path, text: &str, settings: &[Setting]) -> Result<Self, ScenarioError> {
+        let overrides = Overrides::of(settings)?;
         let cx = Cx { file: path.display().to_string(), text };
-        let raw: RawScenario = toml::from_str(text).map_err(|e| cx.err(e.span(), e.message().to_owned()))?;
+        let raw: RawScenario = toml::from_str(text).map_err(|e| cx.de_err(&e))?;
 
         // Names become folders below the results folder: one folder each, never a path.
         let name = match &raw.name {
@@ -300,6 +381,7 @@ impl Scenario {
             Some(t) => *t.get_ref(),
             None => 1,
         };
+        let trials = overrides.trials.unwrap_or(trials);
         let base_server = raw.server.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
         let base_load = raw.load.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
 
@@ -337,8 +419,16 @@ impl Scenario {
         };
         let mut configs = Vec::new();
         for (vname, s, l, span) in variants {
-            let server = base_server.overlay(&s);
+            let server = base_server.overlay(&s).overlay(&overrides.server);
             let mut load = base_load.overlay(&l);
+            // A rate given on the command line replaces a sweep, and a sweep replaces a rate.
+            if overrides.load.rate.is_some() {
+                load.rates = None;
+            }
+            if overrides.load.rates.is_some() {
+                load.rate = None;
+            }
+            let mut load = load.overlay(&overrides.load);
             let at = |m: String| cx.err(span.clone(), m);
             if search.is_some() && (load.rate.is_some() || load.rates.is_some()) {
                 return Err(at(format!("config `{vname}`: [search] finds the rate itself; remove load keys `rate` and `rates`")));
@@ -379,6 +469,40 @@ impl Cx<'_> {
         });
         ScenarioError { file: self.file.clone(), line, message }
     }
+
+    /// A TOML or serde error in our words, naming the key whose value it is about.
+    fn de_err(&self, e: &toml::de::Error) -> ScenarioError {
+        let mut message = in_our_words(e.message().trim());
+        if let Some(key) = e.span().and_then(|s| self.key_before(s.start)) {
+            if !message.contains(&format!("`{key}`")) {
+                message = format!("key `{key}`: {message}");
+            }
+        }
+        self.err(e.span(), message)
+    }
+
+    /// The key assigned on the line of `pos` just before it (`connections = 0` → `connections`).
+    fn key_before(&self, pos: usize) -> Option<String> {
+        let upto = &self.text[..pos.min(self.text.len())];
+        let line = &upto[upto.rfind('\n').map(|i| i + 1).unwrap_or(0)..];
+        let before = line[..line.rfind('=')?].trim_end();
+        let start = before.rfind(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"'))).map(|i| i + 1).unwrap_or(0);
+        let key = before[start..].trim_matches('"');
+        (!key.is_empty()).then(|| key.to_owned())
+    }
+}
+
+/// serde's type names mean little to someone writing a scenario.
+fn in_our_words(message: &str) -> String {
+    if message.contains("expected a nonzero") {
+        let got = message.split('`').nth(1).unwrap_or("0");
+        return format!("must be at least 1, not {got}");
+    }
+    message
+        .replace("expected u32", "expected a whole number")
+        .replace("expected usize", "expected a whole number")
+        .replace("expected u64", "expected a whole number")
+        .replace("expected f64", "expected a number")
 }
 
 type Variant = (String, ServerSection, LoadSection, Option<std::ops::Range<usize>>);
@@ -565,6 +689,58 @@ mod tests {
         assert!(e.message.contains("set key `name`"), "{e}");
         // Matrix and sweep names are made by wsbench and slugged, never refused.
         assert!(parse("[matrix]\n\"load.in_flight\" = [1, 2]\n").is_ok());
+    }
+
+    fn set(s: &str) -> Setting {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn settings_win_over_every_configuration() {
+        let text = "trials = 3\n[load]\nsize = 64\n[[configs]]\nname = \"a\"\nload = { rate = 500 }\n[[configs]]\nname = \"b\"\nload = { rates = [1, 2] }\n";
+        let s = Scenario::parse_with(Path::new("t.toml"), text, &[set("load.rate=20000"), set("trials=1"), set("load.duration=5s"), set("server.engine=zero-alloc")]).unwrap();
+        assert_eq!(s.trials, 1);
+        // The sweep of `b` became one rate: two configurations, both at the rate given.
+        assert_eq!(s.configs.len(), 2);
+        for c in &s.configs {
+            assert_eq!(c.load.rate, Some(20000.0), "{}", c.name);
+            assert_eq!(c.load.duration, Duration::from_secs(5));
+            assert!(matches!(&c.server, ServerSpec::Builtin(b) if b.engine == Engine::ZeroAlloc));
+        }
+        // Without settings nothing changes.
+        assert_eq!(Scenario::parse(Path::new("t.toml"), text).unwrap().configs.len(), 3);
+    }
+
+    #[test]
+    fn bad_settings_say_which_setting_and_why() {
+        for (bad, says) in [
+            ("load.rate", "KEY=VALUE"),
+            ("rate=5", "`rate` cannot be set"),
+            ("load.rat=5", "rat"),
+            ("load.connections=0", "load.connections"),
+            ("trials=0", "between 1 and 1000"),
+            ("server.engine=fast", "fast"),
+        ] {
+            let e = match bad.parse::<Setting>() {
+                Err(e) => e,
+                Ok(s) => Scenario::parse_with(Path::new("t.toml"), "", &[s]).unwrap_err().to_string(),
+            };
+            assert!(e.contains(says), "--set {bad}: {e}");
+        }
+        let e = Scenario::parse_with(Path::new("t.toml"), "", &[set("load.rate=abc")]).unwrap_err();
+        assert_eq!(e.file, "--set load.rate=abc", "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_answered_in_our_words_with_their_key() {
+        let e = parse("[load]\nconnections = 0\n").unwrap_err();
+        assert_eq!(e.line.map(|l| l.0), Some(2), "{e}");
+        assert!(e.message.contains("key `connections`") && e.message.contains("at least 1"), "{e}");
+        assert!(!e.message.contains("u32"), "{e}");
+        let e = parse("[[configs]]\nname = \"a\"\nload = { threads = 0 }\n").unwrap_err();
+        assert!(e.message.contains("key `threads`") && e.message.contains("at least 1"), "{e}");
+        let e = parse("[load]\nduration = \"abc\"\n").unwrap_err();
+        assert!(e.message.contains("key `duration`") && e.message.contains("`abc` is not a duration;"), "{e}");
     }
 
     #[test]

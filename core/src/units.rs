@@ -8,7 +8,17 @@ use std::time::Duration;
 
 /// Parses a human duration: `10s`, `500ms`, `1m 30s`, `2min`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 10s, 500ms, 1m"))
+    use humantime::DurationError as E;
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        // humantime's positions ("expected number at 0") mean nothing to a reader; its unit and
+        // overflow findings do.
+        let why = match e {
+            E::UnknownUnit { unit, .. } => format!(": unknown unit `{unit}`"),
+            E::NumberOverflow => ": too large".into(),
+            _ => String::new(),
+        };
+        format!("`{s}` is not a duration{why}; write e.g. 10s, 500ms, 1m")
+    })
 }
 
 /// Prints a duration the way [`parse_duration`] reads it.
