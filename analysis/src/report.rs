@@ -100,6 +100,38 @@ pub fn report(run_dir: &Path) -> Result<ReportPaths, AnalysisError> {
     Ok(ReportPaths { dir, report_md, report_html, figures })
 }
 
+/// What a run found, for the terminal at its end: the results tables of the report, the
+/// trials that failed and the warnings, by name.
+pub fn headline(run: &Run) -> Document {
+    let stats: Vec<ConfigStats> = run.configs.iter().map(ConfigStats::of).collect();
+    let mut d = Document::new(format!("{} ({})", run.manifest.scenario, run.manifest.run_id));
+    results_table(&mut d, &stats, !series::capacity(run).is_empty());
+    // The explanations are the report's; the terminal keeps the tables.
+    d.blocks.retain(|b| !matches!(b, Block::Paragraph(_)));
+    let capacity = series::capacity(run);
+    if !capacity.is_empty() {
+        capacity_section(&mut d, &capacity, None);
+        d.blocks.retain(|b| !matches!(b, Block::Paragraph(_)));
+    }
+    warnings(&mut d, run);
+    trial_problems(&mut d, run);
+    d
+}
+
+/// The same as [`headline`], for machines: the scenario, the run folder and each
+/// configuration's medians and ranges over its trials.
+pub fn headline_json(run: &Run) -> serde_json::Value {
+    let stats: Vec<ConfigStats> = run.configs.iter().map(ConfigStats::of).collect();
+    serde_json::json!({
+        "scenario": run.manifest.scenario,
+        "run_id": run.manifest.run_id,
+        "run_dir": run.dir,
+        "trials": run.manifest.trials,
+        "failures": run.manifest.failures,
+        "configs": stats,
+    })
+}
+
 /// The whole `report.md`; figure links are relative to the report directory.
 pub fn markdown(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> String {
     doc::markdown(&document(run, stats, figures))
@@ -635,7 +667,11 @@ fn trial_problems(d: &mut Document, run: &Run) {
     }
     if items.is_empty() {
         let n: usize = run.configs.iter().map(|c| c.trials.len()).sum();
-        d.paragraph(plain(format!("None: all {n} trials completed with every file in place.")));
+        d.paragraph(plain(if n == 1 {
+            "None: the trial completed with every file in place.".to_string()
+        } else {
+            format!("None: all {n} trials completed with every file in place.")
+        }));
     } else {
         d.push(Block::List(items));
     }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod children;
+pub mod plan;
 pub mod procstat;
 pub mod run;
 
@@ -142,6 +143,41 @@ fn compare_main(args: CompareArgs) -> ExitCode {
     ExitCode::from(comparison.exit_code())
 }
 
+/// Why `dir` is not a run directory, naming the runs inside it when it holds some (a
+/// `results/<scenario>` folder); `None` when it is one.
+fn not_a_run(dir: &std::path::Path) -> Option<String> {
+    if dir.join(wsbench_core::layout::RUN_MANIFEST).is_file() {
+        return None;
+    }
+    if !dir.is_dir() {
+        return Some(format!("{}: no such folder; pass a run directory written by `wsbench run` (results/<scenario>/<run-id>)", dir.display()));
+    }
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join(wsbench_core::layout::RUN_MANIFEST).is_file()).collect())
+        .unwrap_or_default();
+    if runs.is_empty() {
+        return Some(format!("{}: no run.json here; pass a run directory written by `wsbench run` (results/<scenario>/<run-id>)", dir.display()));
+    }
+    // Run ids are UTC date and time, so the newest sorts last.
+    runs.sort();
+    let shown: Vec<String> = runs.iter().rev().take(10).map(|p| format!("  {}", p.display())).collect();
+    let more = if runs.len() > shown.len() { format!("\n  … and {} older", runs.len() - shown.len()) } else { String::new() };
+    Some(format!("{} is not a run but holds {}; pass one of them (newest first):\n{}{more}", dir.display(), plan::plural(runs.len(), "run"), shown.join("\n")))
+}
+
+fn report_main(run_dir: &std::path::Path) -> ExitCode {
+    match wsbench_analysis::report(run_dir) {
+        Ok(paths) => {
+            println!("{}", paths.report_md.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsbench report: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
 /// Exit code for a run that failed (a process died, the server never came up, ...).
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code for bad input: arguments or scenario file.
@@ -153,15 +189,12 @@ pub fn main_with(cli: Cli, argv: Vec<String>) -> ExitCode {
         Command::Run(args) => run::main(args, argv),
         Command::Server(args) => wsbench_server::run_main(args, argv),
         Command::Loadgen(args) => wsbench_loadgen::run_main(args, argv),
-        Command::Report { run_dir } => match wsbench_analysis::report(&run_dir) {
-            Ok(paths) => {
-                println!("{}", paths.report_md.display());
-                ExitCode::SUCCESS
+        Command::Report { run_dir } => match not_a_run(&run_dir) {
+            Some(message) => {
+                eprintln!("wsbench report: {message}");
+                ExitCode::from(EXIT_USAGE)
             }
-            Err(e) => {
-                eprintln!("wsbench report: {e}");
-                ExitCode::from(EXIT_FAILED)
-            }
+            None => report_main(&run_dir),
         },
         Command::Compare(args) => compare_main(args),
         Command::WatchGroups => children::watchdog_main(),

@@ -24,10 +24,11 @@ use wsbench_core::slo::ACHIEVED_SHARE;
 use wsbench_core::units::latency_us;
 use wsbench_core::plan::{LoadPlan, ServerPlan};
 use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LimitedBy, LoadgenSummary, RunManifest};
-use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec};
+use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec, Setting};
 use wsbench_core::warning::LOADGEN_CPU_LIMIT_PCT;
 
 use crate::children::{self, GroupChild};
+use crate::plan;
 use crate::procstat::Sampler;
 use crate::{EXIT_FAILED, EXIT_USAGE};
 
@@ -51,6 +52,19 @@ pub struct RunArgs {
     /// Override the scenario's number of trials.
     #[arg(long)]
     pub trials: Option<u32>,
+    /// Override a scenario key for every configuration, e.g. `--set load.rate=20000`,
+    /// `--set server.engine=zero-alloc`, `--set load.duration=30s`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<Setting>,
+    /// Run only this configuration (or rate sweep) of the scenario. Repeatable.
+    #[arg(long = "only", value_name = "CONFIG")]
+    pub only: Vec<String>,
+    /// Print what would run and for how long, then exit without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the results as JSON on standard output instead of a table.
+    #[arg(long)]
+    pub json: bool,
     /// Do not write the report at the end (run `wsbench report RUN_DIR` later).
     #[arg(long)]
     pub no_report: bool,
@@ -61,7 +75,7 @@ pub struct RunArgs {
 
 /// Entry point of `wsbench run`.
 pub fn main(args: RunArgs, argv: Vec<String>) -> ExitCode {
-    let mut scenario = match Scenario::load(&args.scenario) {
+    let mut scenario = match Scenario::load_with(&args.scenario, &args.set) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wsbench run: {e}");
@@ -81,6 +95,16 @@ pub fn main(args: RunArgs, argv: Vec<String>) -> ExitCode {
         }
         scenario.trials = t;
     }
+    if !args.only.is_empty() {
+        if let Err(e) = keep_only(&mut scenario, &args.only) {
+            eprintln!("wsbench run: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    if args.dry_run {
+        print!("{}", plan::describe(&scenario, &args.results));
+        return ExitCode::SUCCESS;
+    }
     match run(&args, &scenario, argv) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_FAILED),
@@ -89,6 +113,20 @@ pub fn main(args: RunArgs, argv: Vec<String>) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// Keeps the configurations named in `--only` (a rate sweep by its name keeps all its rates).
+fn keep_only(scenario: &mut Scenario, only: &[String]) -> Result<(), String> {
+    let names = |s: &Scenario| {
+        let mut v: Vec<String> = s.configs.iter().map(|c| c.group.clone().unwrap_or_else(|| c.name.clone())).collect();
+        v.dedup();
+        v.join(", ")
+    };
+    if let Some(missing) = only.iter().find(|n| !scenario.configs.iter().any(|c| &c.name == *n || c.group.as_ref() == Some(*n))) {
+        return Err(format!("--only {missing}: {} has no such configuration; it has: {}", scenario.path.display(), names(scenario)));
+    }
+    scenario.configs.retain(|c| only.iter().any(|n| &c.name == n || c.group.as_ref() == Some(n)));
+    Ok(())
 }
 
 /// Everything a trial needs to know about the run around it.
@@ -157,10 +195,10 @@ fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
     write_manifest(&run_dir, &manifest)?;
 
     eprintln!(
-        "wsbench run: scenario `{}`: {} configurations × {} trials → {}",
+        "wsbench run: scenario `{}`: {} × {} → {}",
         scenario.name,
-        scenario.configs.len(),
-        scenario.trials,
+        plan::plural(scenario.configs.len(), "configuration"),
+        plan::plural(scenario.trials as usize, "trial"),
         run_dir.display()
     );
     let mut ok = true;
@@ -195,13 +233,39 @@ fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
         write_manifest(&run_dir, &manifest)?;
     }
 
-    if !args.no_report {
-        match wsbench_analysis::report(&run_dir) {
-            Ok(paths) => eprintln!("wsbench run: report: {}", paths.report_md.display()),
-            Err(e) => {
-                eprintln!("wsbench run: the report could not be written: {e}");
-                ok = false;
+    // What was found goes to standard output: a table, or JSON with --json; progress and
+    // diagnostics stay on standard error.
+    match wsbench_analysis::load::run(&run_dir) {
+        Ok(loaded) if args.json => {
+            let mut value = wsbench_analysis::report::headline_json(&loaded);
+            if !args.no_report {
+                value["report"] = serde_json::Value::from(match wsbench_analysis::report(&run_dir) {
+                    Ok(paths) => paths.report_md.display().to_string(),
+                    Err(e) => {
+                        eprintln!("wsbench run: the report could not be written: {e}");
+                        ok = false;
+                        String::new()
+                    }
+                });
             }
+            value["ok"] = serde_json::Value::from(ok);
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Ok(loaded) => {
+            print!("\n{}", wsbench_analysis::doc::terminal(&wsbench_analysis::report::headline(&loaded)));
+            if !args.no_report {
+                match wsbench_analysis::report(&run_dir) {
+                    Ok(paths) => println!("report: {}", paths.report_md.display()),
+                    Err(e) => {
+                        eprintln!("wsbench run: the report could not be written: {e}");
+                        ok = false;
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("wsbench run: the results could not be read back: {e}");
+            ok = false;
         }
     }
     if cx.interrupted.load(Ordering::Relaxed) {
@@ -296,7 +360,7 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     let sampler = Sampler::start(&dir.join(layout::PROCESSES_CSV), procs, Duration::from_secs(1)).ok();
 
     let load = &config.load;
-    let planned = load.warmup + load.duration + load.drain_timeout + Duration::from_secs_f64(f64::from(load.connections) / load.connect_rate);
+    let planned = plan::trial_time(load);
     let deadline = Instant::now() + planned + LOADGEN_SLACK;
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; loadgens.len()];
     let mut forwarded = false;

@@ -10,7 +10,7 @@ pub mod bootstrap;
 use crate::load::{ConfigRun, Trial};
 
 /// Median and extremes of one figure over several trials.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Spread {
     pub median: f64,
     pub min: f64,
@@ -69,7 +69,7 @@ pub fn server_peak_rss(t: &Trial) -> Option<f64> {
 }
 
 /// The figures of one configuration's table row, each over its usable trials.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ConfigStats {
     pub name: String,
     pub trials_used: usize,

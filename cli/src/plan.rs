@@ -1,0 +1,154 @@
+//! `wsbench run --dry-run`: what a scenario would run, in what order and for about how long.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use wsbench_core::scenario::{ConfigSpec, LoadSpec, Scenario, ServerSpec};
+use wsbench_core::units::format_duration;
+
+/// Starting and stopping a server around a trial, roughly.
+const SERVER_OVERHEAD: Duration = Duration::from_millis(500);
+
+/// The longest one load generator of `load` can take: connecting, warm-up, the measured window
+/// and the whole drain timeout.
+pub fn trial_time(load: &LoadSpec) -> Duration {
+    load.warmup + load.duration + load.drain_timeout + Duration::from_secs_f64(f64::from(load.connections) / load.connect_rate)
+}
+
+/// The plan of a run as text: each configuration, the trials, the order and the time it takes
+/// at most (every drain timeout spent, every capacity probe used).
+pub fn describe(scenario: &Scenario, results: &Path) -> String {
+    let mut out = String::new();
+    let configs = scenario.configs.len();
+    let _ = writeln!(
+        out,
+        "scenario `{}` ({}): {} × {}, interleaved",
+        scenario.name,
+        scenario.path.display(),
+        plural(configs, "configuration"),
+        plural(scenario.trials as usize, "trial")
+    );
+    if !scenario.description.is_empty() {
+        let _ = writeln!(out, "  {}", scenario.description);
+    }
+    let width = scenario.configs.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
+    let mut total = Duration::ZERO;
+    out.push('\n');
+    for c in &scenario.configs {
+        let per_trial = trial_time(&c.load) + SERVER_OVERHEAD;
+        let per_trial = match &scenario.search {
+            Some(s) => per_trial * s.max_probes,
+            None => per_trial,
+        };
+        total += per_trial * scenario.trials;
+        let _ = writeln!(out, "  {:width$}  server: {}", c.name, server(c));
+        let _ = writeln!(out, "  {:width$}  load:   {}", "", load(&c.load));
+    }
+    out.push('\n');
+    if let Some(s) = &scenario.search {
+        let _ = writeln!(
+            out,
+            "capacity search: the highest rate meeting `{}`, from {} msgs/s up to {} msgs/s, at most {} probes per trial",
+            s.slo,
+            thousands(s.start_rate),
+            thousands(s.max_rate),
+            s.max_probes
+        );
+    }
+    let order: Vec<String> = (1..=scenario.trials).flat_map(|t| scenario.configs.iter().map(move |c| format!("{} #{t}", c.name))).collect();
+    let shown = order.len().min(8);
+    let more = if order.len() > shown { format!(", … ({} in all)", order.len()) } else { String::new() };
+    let _ = writeln!(out, "order: {}{more}", order[..shown].join(", "));
+    let _ = writeln!(
+        out,
+        "time: at most {}{} (warm-up, window, drain timeout and connecting of every trial; the report adds a few seconds)",
+        format_duration(Duration::from_secs(total.as_secs())),
+        if scenario.search.is_some() { ", if every search uses all its probes" } else { "" }
+    );
+    let _ = writeln!(out, "results: {}/{}/<run-id>/ (nothing was run: --dry-run)", results.display(), scenario.name);
+    out
+}
+
+fn server(c: &ConfigSpec) -> String {
+    match &c.server {
+        ServerSpec::Builtin(b) => {
+            let mut s = format!("built-in, {} engine, {} workload, {} runtime, {} workers", b.engine.name(), b.workload.name(), b.runtime.name(), b.workers);
+            if let Some(p) = &b.pause {
+                let _ = write!(s, ", pauses {} every {}", format_duration(p.pause_for), format_duration(p.every));
+            }
+            s
+        }
+        ServerSpec::Command(cmd) => format!("command `{}`", cmd.command.join(" ")),
+    }
+}
+
+fn load(l: &LoadSpec) -> String {
+    let pace = match l.rate {
+        Some(r) => format!("open loop at {} msgs/s", thousands(r)),
+        None => format!("closed loop, {} in flight per connection", l.in_flight),
+    };
+    let processes = if l.processes > 1 { format!(" in {} processes", l.processes) } else { String::new() };
+    format!(
+        "{}{processes}, {pace}, {} B {} messages, {} engine; warm-up {}, measured {}",
+        plural(l.connections as usize, "connection"),
+        l.size,
+        l.mode.name(),
+        l.engine.name(),
+        format_duration(l.warmup),
+        format_duration(l.duration)
+    )
+}
+
+pub fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{} {what}s", thousands(n as f64))
+    }
+}
+
+/// A whole number with thousands separators: `20,000`.
+pub fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if v < 0.0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(20000.0), "20,000");
+        assert_eq!(thousands(1234567.0), "1,234,567");
+    }
+
+    #[test]
+    fn a_dry_run_names_every_configuration_and_the_time() {
+        let s = Scenario::parse(
+            Path::new("scenarios/x.toml"),
+            "name = \"x\"\ntrials = 2\n[load]\nconnections = 20\nrate = 4000\nwarmup = \"1s\"\nduration = \"2s\"\ndrain_timeout = \"1s\"\n[[configs]]\nname = \"a\"\n[[configs]]\nname = \"b\"\nserver = { pause_every = \"500ms\", pause_for = \"20ms\" }\n",
+        )
+        .unwrap();
+        let text = describe(&s, Path::new("results"));
+        assert!(text.contains("2 configurations × 2 trials"), "{text}");
+        assert!(text.contains("open loop at 4,000 msgs/s") && text.contains("pauses 20ms every 500ms"), "{text}");
+        assert!(text.contains("order: a #1, b #1, a #2, b #2"), "{text}");
+        // 4 trials × (1 + 2 + 1 + 0.02 s connecting + 0.5 s) = 18.08 s.
+        assert!(text.contains("time: at most 18s"), "{text}");
+    }
+}
