@@ -132,6 +132,8 @@ fn keep_only(scenario: &mut Scenario, only: &[String]) -> Result<(), String> {
 /// Everything a trial needs to know about the run around it.
 struct RunContext {
     exe: PathBuf,
+    /// The scenario file's folder: where a server `command` runs.
+    scenario_dir: Option<PathBuf>,
     run_dir: PathBuf,
     interrupted: Arc<AtomicBool>,
 }
@@ -163,7 +165,8 @@ fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
     }
     let watchdog = std::env::current_exe().context("cannot find the wsbench executable to start the child watchdog")?;
     children::start_watchdog(&watchdog).context("cannot start the child watchdog")?;
-    let cx = RunContext { exe, run_dir: run_dir.clone(), interrupted };
+    let scenario_dir = scenario.path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).and_then(|p| p.canonicalize().ok());
+    let cx = RunContext { exe, scenario_dir, run_dir: run_dir.clone(), interrupted };
 
     let order: Vec<(usize, u32)> = (1..=scenario.trials).flat_map(|t| (0..scenario.configs.len()).map(move |c| (c, t))).collect();
     let mut manifest = RunManifest {
@@ -722,7 +725,14 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
         ServerSpec::Command(c) => {
             let port = free_port()?;
             let argv: Vec<String> = c.command.iter().map(|a| a.replace("{port}", &port.to_string()).replace("{host}", "127.0.0.1")).collect();
+            // Relative paths in the command mean the scenario's folder, wherever wsbench runs from.
             let mut cmd = Command::new(&argv[0]);
+            if let Some(folder) = cx.scenario_dir.as_deref() {
+                if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
+                    cmd = Command::new(folder.join(&argv[0]));
+                }
+                cmd.current_dir(folder);
+            }
             cmd.args(&argv[1..]).env("PORT", port.to_string()).stdin(Stdio::null()).stdout(log_file(&log)?).stderr(log_file(&log)?);
             let mut child = children::spawn(&mut cmd).with_context(|| format!("cannot start `{}`", argv.join(" ")))?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -793,11 +803,25 @@ fn describe(status: Option<ExitStatus>) -> String {
 }
 
 /// The last `n` non-empty lines of a log file, for error messages.
+/// The last `n` non-empty lines of a log, joined with ` | `. When the first line that reads like
+/// the cause (`Error: Cannot find module …`, a Python `Traceback`) comes before them, it leads,
+/// so a long stack trace does not hide why a program failed.
 fn tail(path: &Path, n: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return "(nothing)".into();
+    }
     let start = lines.len().saturating_sub(n);
-    if lines.is_empty() { "(nothing)".into() } else { lines[start..].join(" | ") }
+    let cause = lines[..start].iter().position(|l| {
+        let l = l.to_ascii_lowercase();
+        ["error", "cannot", "can't", "not found", "no such file", "permission denied", "traceback", "panicked"].iter().any(|w| l.contains(w))
+    });
+    match cause {
+        Some(i) if i + 1 == start => lines[i..].join(" | "),
+        Some(i) => format!("{} | … | {}", lines[i], lines[start..].join(" | ")),
+        None => lines[start..].join(" | "),
+    }
 }
 
 #[cfg(test)]

@@ -105,3 +105,25 @@ fn results_go_to_stdout_as_a_table_or_as_json() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such folder"));
 }
+
+#[test]
+fn a_foreign_server_runs_beside_its_scenario_and_its_failure_names_the_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("bench");
+    fs::create_dir_all(&folder).unwrap();
+    // Fails the way Node does: the cause first, then a long stack, then noise at the end.
+    let noise: String = (0..12).map(|i| format!("echo '    at frame {i}' >&2\n")).collect();
+    fs::write(
+        folder.join("server.sh"),
+        format!("#!/bin/sh\nif [ ! -f ./app.js ]; then echo \"Error: Cannot find module '$PWD/app.js'\" >&2\n{noise}echo '  requireStack: []' >&2\necho '}}' >&2\nexit 1\nfi\n"),
+    )
+    .unwrap();
+    let scenario = folder.join("s.toml");
+    fs::write(&scenario, "name = \"foreign\"\n[server]\ncommand = [\"sh\", \"./server.sh\", \"{port}\"]\nready_timeout = \"5s\"\n[load]\nduration = \"1s\"\n").unwrap();
+    // Started from elsewhere: `./server.sh` is found beside the scenario.
+    let out = wsbench().current_dir(tmp.path()).arg("run").arg(&scenario).arg("--results").arg(tmp.path().join("r")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Cannot find module") && stderr.contains("bench/app.js"), "{stderr}");
+    assert!(stderr.contains("requireStack"), "{stderr}");
+}
