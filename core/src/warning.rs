@@ -42,12 +42,29 @@ impl Warning {
         Self { kind, message }
     }
 
+    /// The load generator fell behind its schedule. The advice follows what its busiest thread
+    /// measured (`busiest_thread_pct`, % of one core): a saturated thread needs help, an idle
+    /// one was kept from running by something else.
     pub fn send_lag_high(p99_us: f64) -> Self {
+        Self::send_lag_high_with(p99_us, None)
+    }
+
+    /// As [`Self::send_lag_high`], with the busiest thread's CPU use to name the cause.
+    pub fn send_lag_high_with(p99_us: f64, busiest_thread_pct: Option<f64>) -> Self {
+        let lag = crate::units::latency_us(p99_us);
+        let limit = crate::units::latency_us(SEND_LAG_P99_LIMIT_US);
+        let why = match busiest_thread_pct {
+            Some(pct) if pct > LOADGEN_CPU_LIMIT_PCT => format!(
+                "its busiest thread used {pct:.0} % of a core, so it could not send faster; use more threads or processes, or a lower rate"
+            ),
+            Some(pct) => format!(
+                "its threads were not busy (the busiest used {pct:.0} % of a core), so they were kept waiting: other processes took the CPU,                  or the timer woke late; more threads will not help: use a quieter machine, leave a core free, or try --realtime"
+            ),
+            None => "use more threads or processes, or a lower rate".into(),
+        };
         Self::new(
             WarningKind::SendLagHigh,
-            format!(
-                "send lag p99 is {p99_us:.0} µs (over {SEND_LAG_P99_LIMIT_US:.0} µs): the load generator fell behind its schedule, so latency includes its own delay; use more threads or processes, or a lower rate"
-            ),
+            format!("send lag p99 is {lag} (over {limit}): the load generator fell behind its schedule, so latency includes its own delay; {why}"),
         )
     }
 

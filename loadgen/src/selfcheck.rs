@@ -52,7 +52,7 @@ pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
         w.push(Warning::incomplete("unknown reason"));
     }
     if s.send_lag_us.count > 0 && s.send_lag_us.p99 > SEND_LAG_P99_LIMIT_US {
-        w.push(Warning::send_lag_high(s.send_lag_us.p99));
+        w.push(Warning::send_lag_high_with(s.send_lag_us.p99, Some(s.cpu.busiest_thread_pct)));
     }
     if s.cpu.busiest_thread_pct > LOADGEN_CPU_LIMIT_PCT {
         w.push(Warning::loadgen_saturated(s.cpu.busiest_thread_pct));
@@ -135,6 +135,12 @@ mod tests {
         let mut s = healthy();
         s.send_lag_us.p99 = 1_500.0;
         assert_eq!(kinds(&s), [SendLagHigh]);
+        // Not busy: something else kept the threads from running; more threads would not help.
+        let advice = &warnings(&s)[0].message;
+        assert!(advice.contains("not busy") && advice.contains("35 %") && !advice.contains("use more threads"), "{advice}");
+        s.cpu.busiest_thread_pct = 99.0;
+        let advice = &warnings(&s)[0].message;
+        assert!(advice.contains("99 % of a core") && advice.contains("use more threads"), "{advice}");
 
         let mut s = healthy();
         s.cpu.busiest_thread_pct = 97.0;
