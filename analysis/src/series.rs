@@ -22,7 +22,9 @@ use crate::stats::{self, Spread};
 /// Latency percentiles of one second, combined over trials, in µs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencyPoint {
-    /// End of the interval, seconds since the measured window began.
+    /// Start of the interval, seconds since the measured window began.
+    pub start_s: f64,
+    /// End of the interval.
     pub t_s: f64,
     pub p50: f64,
     pub p99: f64,
@@ -42,6 +44,9 @@ pub struct QuantilePoint {
 /// A value over trials at one time: the median with its min–max range.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BandPoint {
+    /// Start of the interval the value covers (equal to `t_s` for a sample taken at an instant).
+    pub start_s: f64,
+    /// End of the interval, or the instant of the sample.
     pub t_s: f64,
     pub median: f64,
     pub min: f64,
@@ -134,6 +139,7 @@ impl ConfigSeries {
             .map(|iv| {
                 let q = |p| iv.histogram.value_at_quantile(p) as f64 / 1e3;
                 LatencyPoint {
+                    start_s: iv.start.as_secs_f64(),
                     t_s: (iv.start + iv.duration).as_secs_f64(),
                     p50: q(0.5),
                     p99: q(0.99),
@@ -145,11 +151,19 @@ impl ConfigSeries {
             .collect();
         let whole = hist::total(&per_second);
 
-        let throughput = bands(used.iter().map(|t| t.intervals.iter().map(|r| (r.elapsed_s, r.throughput)).collect()));
+        // Each row covers the time since the previous row's end (the window's start for the first).
+        let throughput = bands(
+            used.iter().map(|t| {
+                let ends = t.intervals.iter().map(|r| r.elapsed_s);
+                let starts = std::iter::once(0.0).chain(ends.clone());
+                starts.zip(t.intervals.iter()).map(|(start, r)| (start, r.elapsed_s, r.throughput)).collect()
+            }),
+        );
         let samples = |f: fn(&wsbench_core::result::ProcessSample) -> f64| {
             bands(used.iter().map(|t| {
-                let mut v: Vec<(f64, f64)> = t.server_samples().map(|s| (s.elapsed_s, f(s))).collect();
-                v.sort_by(|a, b| a.0.total_cmp(&b.0));
+                // Samples at an instant: each covers no interval.
+                let mut v: Vec<(f64, f64, f64)> = t.server_samples().map(|s| (s.elapsed_s, s.elapsed_s, f(s))).collect();
+                v.sort_by(|a, b| a.1.total_cmp(&b.1));
                 v
             }))
         };
@@ -438,16 +452,18 @@ pub fn capacity(run: &Run) -> Vec<CapacityConfig> {
 }
 
 /// Pairs (time, value) of several trials, combined by index into median and range.
-fn bands(trials: impl Iterator<Item = Vec<(f64, f64)>>) -> Vec<BandPoint> {
-    let trials: Vec<Vec<(f64, f64)>> = trials.collect();
-    let values: Vec<Vec<f64>> = trials.iter().map(|t| t.iter().map(|p| p.1).collect()).collect();
-    let times: Vec<Vec<f64>> = trials.iter().map(|t| t.iter().map(|p| p.0).collect()).collect();
+/// (start, end, value) per trial → the median and range of the k-th values over trials.
+fn bands(trials: impl Iterator<Item = Vec<(f64, f64, f64)>>) -> Vec<BandPoint> {
+    let trials: Vec<Vec<(f64, f64, f64)>> = trials.collect();
+    let column = |f: fn(&(f64, f64, f64)) -> f64| -> Vec<Vec<f64>> { trials.iter().map(|t| t.iter().map(f).collect()).collect() };
     // Trials sample at the same cadence from the same start, so the k-th samples belong together;
     // their times differ by jitter only.
+    let (starts, ends, values) = (column(|p| p.0), column(|p| p.1), column(|p| p.2));
     stats::spread_by_index(&values)
         .into_iter()
-        .zip(stats::spread_by_index(&times))
-        .map(|(v, t): (Spread, Spread)| BandPoint { t_s: t.median, median: v.median, min: v.min, max: v.max })
+        .zip(stats::spread_by_index(&ends))
+        .zip(stats::spread_by_index(&starts))
+        .map(|((v, t), s): ((Spread, Spread), Spread)| BandPoint { start_s: s.median, t_s: t.median, median: v.median, min: v.min, max: v.max })
         .collect()
 }
 
@@ -507,7 +523,7 @@ mod tests {
 
     #[test]
     fn bands_take_the_median_and_range_per_index() {
-        let b = bands([vec![(1.0, 10.0), (2.0, 20.0)], vec![(1.1, 30.0)], vec![(0.9, 20.0), (2.0, 40.0)]].into_iter());
+        let b = bands([vec![(0.0, 1.0, 10.0), (1.0, 2.0, 20.0)], vec![(0.0, 1.1, 30.0)], vec![(0.0, 0.9, 20.0), (0.9, 2.0, 40.0)]].into_iter());
         assert_eq!(b.len(), 2);
         assert_eq!((b[0].median, b[0].min, b[0].max), (20.0, 10.0, 30.0));
         assert!((b[0].t_s - 1.0).abs() < 1e-9);

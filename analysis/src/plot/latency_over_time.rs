@@ -54,10 +54,9 @@ impl Figure for LatencyOverTime<'_> {
                 .max_light_lines(1)
                 .draw()?;
             for (k, (i, c)) in shown.iter().enumerate() {
-                let points = c.latency.iter().map(|p| (p.t_s, axis.clamp(pick(p))));
-                // A lone point draws no line; a dot keeps a one-second run visible.
-                let dots = if c.latency.len() < 3 { 3 } else { 0 };
-                chart.draw_series(LineSeries::new(points, series_color(*i, c).stroke_width(line_width(k, shown.len()))).point_size(dots))?;
+                // Flat over each interval: its percentile held for that whole second.
+                let points = super::steps(c.latency.iter().map(|p| (p.start_s, p.t_s, axis.clamp(pick(p)))));
+                chart.draw_series(LineSeries::new(points, series_color(*i, c).stroke_width(line_width(k, shown.len()))))?;
             }
         }
         Ok(())

@@ -485,6 +485,20 @@ pub fn zero_based(max: f64) -> RangedCoordf64 {
 
 /// The time axis shared by every panel of a figure: 0 to just past the last sample, so a point
 /// at the end is not cut in half by the frame.
+/// A value per interval as a staircase: flat over each interval `(start, end, value)`, so the
+/// first interval starts at 0 and a short last one ends where the window ended. A value taken at
+/// an instant (start = end) is a single point.
+pub fn steps(points: impl IntoIterator<Item = (f64, f64, f64)>) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for (start, end, v) in points {
+        if start < end {
+            out.push((start, v));
+        }
+        out.push((end, v));
+    }
+    out
+}
+
 pub fn time_axis(max_t: f64) -> RangedCoordf64 {
     let end = if max_t.is_finite() && max_t > 0.0 { max_t * 1.02 } else { 1.0 };
     (0.0..end).into()
@@ -547,15 +561,18 @@ impl BandChart<'_> {
         // Bands first, so no band covers another configuration's line.
         for (color, points) in &self.series {
             if points.len() > 1 && points.iter().any(|p| p.max > p.min) {
-                let outline: Vec<(f64, f64)> = points.iter().map(|p| (p.t_s, p.min)).chain(points.iter().rev().map(|p| (p.t_s, p.max))).collect();
+                let lower = steps(points.iter().map(|p| (p.start_s, p.t_s, p.min)));
+                let upper = steps(points.iter().map(|p| (p.start_s, p.t_s, p.max)));
+                let outline: Vec<(f64, f64)> = lower.into_iter().chain(upper.into_iter().rev()).collect();
                 chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.18).filled())))?;
             }
         }
         let n = self.series.len();
         for (k, (color, points)) in self.series.iter().enumerate() {
-            let dots = if points.len() < 3 { 3 } else { 0 };
+            // Intervals draw as steps; a lone sample taken at an instant needs a dot to be seen.
+            let dots = if points.len() < 3 && points.iter().all(|p| p.start_s >= p.t_s) { 3 } else { 0 };
             let style = color.stroke_width(line_width(k, n));
-            chart.draw_series(LineSeries::new(points.iter().map(|p| (p.t_s, p.median)), style).point_size(dots))?;
+            chart.draw_series(LineSeries::new(steps(points.iter().map(|p| (p.start_s, p.t_s, p.median))), style).point_size(dots))?;
         }
         Ok(())
     }
@@ -564,6 +581,15 @@ impl BandChart<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_draw_as_steps_from_the_window_start() {
+        // A 2.5 s window of 1 s intervals: the line covers 0 to 2.5 s, flat within each interval.
+        let s = steps([(0.0, 1.0, 10.0), (1.0, 2.0, 20.0), (2.0, 2.5, 5.0)]);
+        assert_eq!(s, [(0.0, 10.0), (1.0, 10.0), (1.0, 20.0), (2.0, 20.0), (2.0, 5.0), (2.5, 5.0)]);
+        // Samples at instants stay points.
+        assert_eq!(steps([(1.0, 1.0, 3.0), (2.0, 2.0, 4.0)]), [(1.0, 3.0), (2.0, 4.0)]);
+    }
 
     #[test]
     fn log_axis_snaps_to_1_2_5_steps() {
