@@ -4,23 +4,12 @@
 //! ns, µs, ms or s reads best, with three significant digits. Bytes go through `bytesize`.
 //! Everything here is pure.
 
-pub use wsbench_core::units::{decimals_for, latency_fixed, latency_us, sig3, trim_zeros, TimeUnit};
+pub use wsbench_core::units::{decimals_for, thousands, latency_fixed, latency_us, sig3, trim_zeros, TimeUnit};
 
-/// A rate in messages per second to four significant digits, enough to tell configurations
-/// apart: `980`, `3998`, `15.23k`, `152.3k`, `1.523M`.
+/// A rate in messages per second, the way every table and sentence of wsbench prints it:
+/// `980`, `3,998`, `15,234`, `1,523,450` (axis ticks use [`rate_tick`]).
 pub fn rate(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e7 {
-        format!("{:.2}M", v / 1e6)
-    } else if a >= 1e6 {
-        format!("{:.3}M", v / 1e6)
-    } else if a >= 1e5 {
-        format!("{:.1}k", v / 1e3)
-    } else if a >= 1e4 {
-        format!("{:.2}k", v / 1e3)
-    } else {
-        format!("{v:.0}")
-    }
+    thousands(v)
 }
 
 /// A count to three significant digits, for prose and legends: `980`, `24k`, `481k`, `1.23M`.
@@ -87,11 +76,13 @@ mod tests {
 
     #[test]
     fn rates_and_bytes() {
-        assert_eq!(rate(152_345.0), "152.3k");
-        assert_eq!(rate(15_234.0), "15.23k");
-        assert_eq!(rate(3_998.4), "3998");
-        assert_eq!(rate(1_523_450.0), "1.523M");
+        assert_eq!(rate(152_345.0), "152,345");
+        assert_eq!(rate(15_234.0), "15,234");
+        assert_eq!(rate(3_998.4), "3,998");
+        assert_eq!(rate(1_523_450.0), "1,523,450");
         assert_eq!(rate(980.4), "980");
+        assert_eq!(rate(0.5), "0.5");
+        assert_eq!(rate(-1_000.0), "-1,000");
         assert_eq!(count(24_000.0), "24k");
         assert_eq!(count(481_234.0), "481k");
         assert_eq!(count(1_234_567.0), "1.23M");

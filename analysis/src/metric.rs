@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn values_print_in_their_unit() {
-        assert_eq!(Unit::Rate.format(3998.4), "3998 msgs/s");
+        assert_eq!(Unit::Rate.format(3998.4), "3,998 msgs/s");
         assert_eq!(Unit::Latency.format(48.23), "48.2 µs");
         assert_eq!(Unit::Count.format(3.0), "3");
         assert_eq!(Unit::Count.format(2.5), "2.5");

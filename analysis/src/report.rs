@@ -209,8 +209,8 @@ fn header(d: &mut Document, run: &Run, capacity: &[CapacityConfig], sweeps: &[Sw
                 " {} ({}), asked rates from {} to {} msgs/s; every rate is a configuration of its own",
                 if sweeps.len() == 1 { "one sweep".to_string() } else { format!("{} sweeps", sweeps.len()) },
                 names.join(", "),
-                format::rate_tick(lo),
-                format::rate_tick(hi)
+                format::rate(lo),
+                format::rate(hi)
             )),
         ]));
     }
@@ -430,7 +430,7 @@ fn capacity_section(d: &mut Document, configs: &[CapacityConfig], figure: Option
 /// `[7500, 8125)`; `≥ 7500 (no probe failed)`; `< 5000 (none passed)`.
 fn bracket(c: &wsbench_core::result::CapacityResult) -> String {
     match c.first_failing_msgs_per_s {
-        Some(f) if c.capacity_msgs_per_s > 0.0 => format!("[{}, {})", format::rate(c.capacity_msgs_per_s), format::rate(f)),
+        Some(f) if c.capacity_msgs_per_s > 0.0 => format!("[{} – {})", format::rate(c.capacity_msgs_per_s), format::rate(f)),
         Some(f) => format!("< {} (none passed)", format::rate(f)),
         None => format!("≥ {} (no probe failed)", format::rate(c.capacity_msgs_per_s)),
     }
@@ -450,10 +450,10 @@ fn sweep_section(d: &mut Document, sweeps: &[SweepGroup], figure: Option<&Figure
             (Some(k), _) => format!(
                 "{}: knee at {} msgs/s asked, {} achieved",
                 g.name,
-                format::rate_tick(k.asked),
-                k.achieved.map(|a| format::rate_tick(a.median)).unwrap_or_else(|| "—".into())
+                format::rate(k.asked),
+                k.achieved.map(|a| format::rate(a.median)).unwrap_or_else(|| "—".into())
             ),
-            (None, Some(last)) => format!("{}: no knee up to {} msgs/s asked", g.name, format::rate_tick(last.asked)),
+            (None, Some(last)) => format!("{}: no knee up to {} msgs/s asked", g.name, format::rate(last.asked)),
             (None, None) => format!("{}: no point measured", g.name),
         })
         .collect();
@@ -709,9 +709,9 @@ mod tests {
             limited_by: None,
             probes: Vec::new(),
         };
-        assert_eq!(bracket(&search(7_500.0, Some(8_125.0))), "[7500, 8125)");
-        assert_eq!(bracket(&search(400_000.0, None)), "≥ 400.0k (no probe failed)");
-        assert_eq!(bracket(&search(0.0, Some(1_250.0))), "< 1250 (none passed)");
+        assert_eq!(bracket(&search(7_500.0, Some(8_125.0))), "[7,500 – 8,125)");
+        assert_eq!(bracket(&search(400_000.0, None)), "≥ 400,000 (no probe failed)");
+        assert_eq!(bracket(&search(0.0, Some(1_250.0))), "< 1,250 (none passed)");
         assert_eq!(percent(0.1), "10 %");
         assert_eq!(percent(0.025), "2.5 %");
     }

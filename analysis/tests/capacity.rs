@@ -45,7 +45,7 @@ fn the_report_states_each_capacity_with_its_spread_and_plots_the_probes() {
         // One bracket and one probe count per trial.
         let brackets: Vec<String> = found
             .iter()
-            .map(|r| format!("[{}, {})", format::rate(r.capacity_msgs_per_s), format::rate(r.first_failing_msgs_per_s.unwrap())))
+            .map(|r| format!("[{} – {})", format::rate(r.capacity_msgs_per_s), format::rate(r.first_failing_msgs_per_s.unwrap())))
             .collect();
         assert!(row.contains(&brackets.join(", ")), "{row} lacks {brackets:?}");
         let probes: Vec<String> = found.iter().map(|r| r.probes.len().to_string()).collect();

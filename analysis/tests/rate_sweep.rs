@@ -82,16 +82,16 @@ fn the_report_draws_the_load_curve_and_tables_each_sweep() {
     }
     let curve = paths.figures.iter().find(|f| f.name == "latency-vs-throughput").unwrap();
     let svg = fs::read_to_string(&curve.svg).unwrap();
-    for must in ["current-thread", "multi-thread", "p50", "p99", "p99.9", "overloaded", "current-thread knee: asked 4000, achieved"] {
+    for must in ["current-thread", "multi-thread", "p50", "p99", "p99.9", "overloaded", "current-thread knee: asked 4,000, achieved"] {
         assert!(svg.contains(must), "latency-vs-throughput.svg lacks {must:?}");
     }
     assert!(!svg.contains("No knee"), "there is a knee");
 
     let md = fs::read_to_string(&paths.report_md).unwrap();
-    assert!(md.contains("**Rate sweep:** 2 sweeps (current-thread, multi-thread), asked rates from 1k to 8k msgs/s"), "{md}");
+    assert!(md.contains("**Rate sweep:** 2 sweeps (current-thread, multi-thread), asked rates from 1,000 to 8,000 msgs/s"), "{md}");
     assert!(md.contains("## Rate sweep\n"), "{md}");
-    assert!(md.contains("**Knees:** current-thread: knee at 4k msgs/s asked"), "{md}");
-    assert!(md.contains("multi-thread: no knee up to 8k msgs/s asked"), "{md}");
+    assert!(md.contains("**Knees:** current-thread: knee at 4,000 msgs/s asked"), "{md}");
+    assert!(md.contains("multi-thread: no knee up to 8,000 msgs/s asked"), "{md}");
     // The sweep's figure sits in its section, before the configurations, and only once.
     let section = md.find("## Rate sweep").unwrap();
     let figure = md.find("](latency-vs-throughput.png)").unwrap();
@@ -106,7 +106,7 @@ fn the_report_draws_the_load_curve_and_tables_each_sweep() {
     let ct = rows("current-thread");
     assert_eq!(ct.len(), 4, "{ct:?}");
     let cell = |row: &str, i: usize| row.split('|').nth(i + 1).unwrap().trim().to_owned();
-    assert_eq!(ct.iter().map(|r| cell(r, 0)).collect::<Vec<_>>(), ["1000", "2000", "4000", "8000"]);
+    assert_eq!(ct.iter().map(|r| cell(r, 0)).collect::<Vec<_>>(), ["1,000", "2,000", "4,000", "8,000"]);
     assert_eq!(ct.iter().map(|r| cell(r, 6)).collect::<Vec<_>>(), ["no", "no", "yes (knee)", "yes"]);
     let achieved = Spread::of(run.truth[2].iter().map(|t| t.summary.throughput_msgs_per_s)).unwrap();
     assert!(cell(&ct[2], 1).starts_with(&format::rate(achieved.median)), "{} vs {}", ct[2], format::rate(achieved.median));

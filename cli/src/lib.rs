@@ -220,12 +220,12 @@ pub fn main_with(cli: Cli, argv: Vec<String>) -> ExitCode {
         Command::Merge { dirs, out, force } => match wsbench_analysis::merge_loadgen(&dirs, &out, force) {
             Ok(summary) => {
                 println!(
-                    "merged {} load generators into {}: {} messages, {:.0} msgs/s, p99 {:.1} µs",
+                    "merged {} load generators into {}: {} messages, {} msgs/s, p99 {}",
                     dirs.len(),
                     out.display(),
-                    summary.messages.received,
-                    summary.throughput_msgs_per_s,
-                    summary.latency_us.p99
+                    wsbench_core::units::thousands(summary.messages.received as f64),
+                    wsbench_core::units::thousands(summary.throughput_msgs_per_s),
+                    wsbench_core::units::latency_us(summary.latency_us.p99)
                 );
                 ExitCode::SUCCESS
             }

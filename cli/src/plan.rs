@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use wsbench_core::scenario::{ConfigSpec, LoadSpec, Scenario, ServerSpec};
-use wsbench_core::units::format_duration;
+use wsbench_core::units::{format_duration, thousands};
 
 /// Starting and stopping a server around a trial, roughly.
 const SERVER_OVERHEAD: Duration = Duration::from_millis(500);
@@ -108,34 +108,9 @@ pub fn plural(n: usize, what: &str) -> String {
     }
 }
 
-/// A whole number with thousands separators: `20,000`.
-pub fn thousands(v: f64) -> String {
-    let digits = format!("{:.0}", v.abs());
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if v < 0.0 {
-        out.insert(0, '-');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(1000.0), "1,000");
-        assert_eq!(thousands(20000.0), "20,000");
-        assert_eq!(thousands(1234567.0), "1,234,567");
-    }
 
     #[test]
     fn a_dry_run_names_every_configuration_and_the_time() {

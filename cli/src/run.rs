@@ -21,7 +21,7 @@ use wsbench_core::clock::wall_clock_rfc3339;
 use wsbench_core::event::Listening;
 use wsbench_core::layout;
 use wsbench_core::slo::ACHIEVED_SHARE;
-use wsbench_core::units::latency_us;
+use wsbench_core::units::{latency_us, thousands};
 use wsbench_core::plan::{LoadPlan, ServerPlan};
 use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LimitedBy, LoadgenSummary, RunManifest};
 use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec, Setting};
@@ -307,16 +307,16 @@ fn write_manifest(run_dir: &Path, m: &RunManifest) -> Result<()> {
 
 fn one_line(s: &LoadgenSummary) -> String {
     let mut line = format!(
-        "{:.0} msgs/s · latency p50 {} p99 {} max {} · {} sent, {} errors",
-        s.throughput_msgs_per_s,
+        "{} msgs/s · latency p50 {} p99 {} max {} · {} sent, {}",
+        thousands(s.throughput_msgs_per_s),
         latency_us(s.latency_us.p50),
         latency_us(s.latency_us.p99),
         latency_us(s.latency_us.max),
-        s.messages.sent,
-        s.messages.errors + s.messages.corrupted + s.messages.lost
+        thousands(s.messages.sent as f64),
+        plan::plural((s.messages.errors + s.messages.corrupted + s.messages.lost) as usize, "error")
     );
     if !s.warnings.is_empty() {
-        line.push_str(&format!(" · {} warning(s)", s.warnings.len()));
+        line.push_str(&format!(" · {}", plan::plural(s.warnings.len(), "warning")));
     }
     line
 }
@@ -576,7 +576,7 @@ fn load_generator_limit(search: &CapacitySearch, asked: f64, s: &LoadgenSummary)
     }
     let lag = search.slo.stat.of(&s.send_lag_us);
     if sent < ACHIEVED_SHARE * asked {
-        Some(format!("sent only {sent:.0} of the {asked:.0} msgs/s asked"))
+        Some(format!("sent only {} of the {} msgs/s asked", thousands(sent), thousands(asked)))
     } else if lag > search.slo.bound_us / 2.0 {
         Some(format!("fell behind its schedule (send lag {} {})", search.slo.stat.name(), latency_us(lag)))
     } else if s.cpu.busiest_thread_pct > LOADGEN_CPU_LIMIT_PCT {
@@ -604,7 +604,7 @@ fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f6
     } else if !s.failed_checks.is_empty() {
         Judged::Broken(s.failed_checks.join("; "))
     } else if achieved < ACHIEVED_SHARE * asked {
-        Judged::Misses { verdict: note(format!("overloaded: only {achieved:.0} msgs/s answered")), behind }
+        Judged::Misses { verdict: note(format!("overloaded: only {} msgs/s answered", thousands(achieved))), behind }
     } else if !search.slo.holds(&s.latency_us) {
         Judged::Misses { verdict: note(format!("misses {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value))), behind }
     } else {
@@ -618,17 +618,18 @@ fn capacity_line(c: &CapacityResult) -> String {
     let probes = format!("{} probes{}", c.probes.len(), if c.converged { "" } else { ", not converged" });
     let behind = c.probes.iter().filter(|p| p.load_generator_behind).count();
     let behind = if behind > 0 { format!("; the load generator fell behind in {behind} of {} probes", c.probes.len()) } else { String::new() };
-    match (c.limited_by, c.first_failing_msgs_per_s) {
+    let capacity = thousands(c.capacity_msgs_per_s);
+    match (c.limited_by, c.first_failing_msgs_per_s.map(thousands)) {
         (Some(LimitedBy::LoadGenerator), Some(f)) if c.capacity_msgs_per_s <= 0.0 => format!(
-            "no capacity measured under {}: the load generator could not keep its schedule even at {f:.0} msgs/s ({probes}){behind}",
+            "no capacity measured under {}: the load generator could not keep its schedule even at {f} msgs/s ({probes}){behind}",
             c.slo
         ),
         (Some(LimitedBy::LoadGenerator), Some(f)) => format!(
-            "capacity at least {:.0} msgs/s under {}; the load generator could not offer more (it fell behind its schedule at {f:.0} msgs/s; {probes}){behind}",
-            c.capacity_msgs_per_s, c.slo
+            "capacity at least {capacity} msgs/s under {}; the load generator could not offer more (it fell behind its schedule at {f} msgs/s; {probes}){behind}",
+            c.slo
         ),
-        (_, Some(f)) => format!("capacity {:.0} msgs/s under {}, limited by the server (first failing {f:.0} msgs/s, {probes}){behind}", c.capacity_msgs_per_s, c.slo),
-        (_, None) => format!("capacity at least {:.0} msgs/s under {}: no probe failed ({probes}){behind}", c.capacity_msgs_per_s, c.slo),
+        (_, Some(f)) => format!("capacity {capacity} msgs/s under {}, limited by the server (first failing {f} msgs/s, {probes}){behind}", c.slo),
+        (_, None) => format!("capacity at least {capacity} msgs/s under {}: no probe failed ({probes}){behind}", c.slo),
     }
 }
 

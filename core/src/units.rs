@@ -21,6 +21,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     })
 }
 
+/// A count or rate for people, with thousands separators: `980`, `4,000`, `1,523,450`; below
+/// 10, one decimal when it has one (`0.5`).
+pub fn thousands(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if v.abs() < 10.0 && v.fract().abs() >= 0.05 {
+        return format!("{v:.1}");
+    }
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if v < 0.0 && digits != "0" {
+        out.push('-');
+    }
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// Prints a duration the way [`parse_duration`] reads it.
 pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::slo::ACHIEVED_SHARE;
+use crate::units::thousands;
 
 /// Send lag p99 above this (µs) means the load generator could not keep its schedule.
 pub const SEND_LAG_P99_LIMIT_US: f64 = 1_000.0;
@@ -125,13 +126,18 @@ impl Warning {
     pub fn rate_not_reached(asked: f64, sent: f64, achieved: f64, late: u64) -> Self {
         let text = if sent < ACHIEVED_SHARE * asked {
             format!(
-                "asked for {asked:.0} msgs/s but the load generator sent only {sent:.0} msgs/s and {achieved:.0} msgs/s were answered \
-                 within the window: the load generator fell behind its schedule (see send lag), so this run does not show the server's limit"
+                "asked for {} msgs/s but the load generator sent only {} msgs/s and {} msgs/s were answered \
+                 within the window: the load generator fell behind its schedule (see send lag), so this run does not show the server's limit",
+                thousands(asked),
+                thousands(sent),
+                thousands(achieved)
             )
         } else {
             let late = if late > 0 { format!(" ({late} more echoes arrived late, after the window)") } else { String::new() };
             format!(
-                "asked for {asked:.0} msgs/s but only {achieved:.0} msgs/s were answered within the window{late}: the server is overloaded at this rate"
+                "asked for {} msgs/s but only {} msgs/s were answered within the window{late}: the server is overloaded at this rate",
+                thousands(asked),
+                thousands(achieved)
             )
         };
         Self::new(WarningKind::RateNotReached, text)

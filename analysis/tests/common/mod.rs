@@ -425,7 +425,7 @@ pub fn simulate_search(true_capacity: f64) -> CapacityResult {
         let overloaded = achieved < 0.95 * rate;
         let passed = !overloaded && slo.holds(&latency);
         let verdict = if overloaded {
-            format!("overloaded: only {achieved:.0} msgs/s answered")
+            format!("overloaded: only {} msgs/s answered", wsbench_core::units::thousands(achieved))
         } else if passed {
             format!("meets {slo}")
         } else {
