@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod children;
+pub mod live;
 pub mod plan;
 pub mod procstat;
 pub mod run;

@@ -28,6 +28,7 @@ use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, Ser
 use wsbench_core::warning::LOADGEN_CPU_LIMIT_PCT;
 
 use crate::children::{self, GroupChild};
+use crate::live::LiveLine;
 use crate::plan;
 use crate::procstat::Sampler;
 use crate::{EXIT_FAILED, EXIT_USAGE};
@@ -365,6 +366,7 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     let load = &config.load;
     let planned = plan::trial_time(load);
     let deadline = Instant::now() + planned + LOADGEN_SLACK;
+    let mut live = LiveLine::new(planned, plans.iter().filter_map(|p| p.out.as_ref().map(|d| d.join(layout::INTERVALS_CSV))).collect());
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; loadgens.len()];
     let mut forwarded = false;
     while statuses.iter().any(Option::is_none) {
@@ -391,8 +393,10 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
                 }
             }
         }
+        live.tick();
         std::thread::sleep(Duration::from_millis(20));
     }
+    live.clear();
     let server_note = stop_server(&mut server);
     if let Some(s) = sampler {
         let _ = s.finish();

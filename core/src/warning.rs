@@ -59,7 +59,8 @@ impl Warning {
                 "its busiest thread used {pct:.0} % of a core, so it could not send faster; use more threads or processes, or a lower rate"
             ),
             Some(pct) => format!(
-                "its threads were not busy (the busiest used {pct:.0} % of a core), so they were kept waiting: other processes took the CPU,                  or the timer woke late; more threads will not help: use a quieter machine, leave a core free, or try --realtime"
+                "its threads were not busy (the busiest used {pct:.0} % of a core), so they were kept waiting: other processes took the CPU, \
+                 or the timer woke late; more threads will not help: use a quieter machine, leave a core free, or try --realtime"
             ),
             None => "use more threads or processes, or a lower rate".into(),
         };

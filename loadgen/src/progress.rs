@@ -6,6 +6,7 @@
 
 use std::io::{IsTerminal, Write};
 
+pub use wsbench_core::units::thousands;
 use wsbench_core::units::latency_us;
 
 /// The progress line, or nothing.
@@ -50,19 +51,6 @@ impl Progress {
 /// The text of the line.
 pub fn line(elapsed_s: f64, msgs_per_s: f64, p99_us: f64) -> String {
     format!("{elapsed_s:>6.1} s  {:>10} msgs/s  p99 {}", thousands(msgs_per_s), latency_us(p99_us))
-}
-
-/// A rate with thousands separators: `123,456`.
-pub fn thousands(v: f64) -> String {
-    let digits = format!("{:.0}", v.max(0.0));
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
