@@ -17,14 +17,16 @@ pub struct LiveLine {
     shown: bool,
     started: Instant,
     planned: Duration,
+    /// The longest the trials after this one can take.
+    after: Duration,
     /// `intervals.csv` of every load-generator process of the trial.
     files: Vec<PathBuf>,
     last_second: u64,
 }
 
 impl LiveLine {
-    pub fn new(planned: Duration, files: Vec<PathBuf>) -> Self {
-        Self { enabled: std::io::stderr().is_terminal(), shown: false, started: Instant::now(), planned, files, last_second: 0 }
+    pub fn new(planned: Duration, after: Duration, files: Vec<PathBuf>) -> Self {
+        Self { enabled: std::io::stderr().is_terminal(), shown: false, started: Instant::now(), planned, after, files, last_second: 0 }
     }
 
     /// Rewrites the line when a new second has begun.
@@ -38,6 +40,8 @@ impl LiveLine {
         if let Some(now) = self.last_rows() {
             line.push_str(&now);
         }
+        let left = (self.planned + self.after).saturating_sub(self.started.elapsed());
+        line.push_str(&format!(" · run ends within {}", wsbench_core::units::format_duration(Duration::from_secs(left.as_secs()))));
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();

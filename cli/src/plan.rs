@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use wsbench_core::scenario::{ConfigSpec, LoadSpec, Scenario, ServerSpec};
+use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec};
 use wsbench_core::units::{format_duration, thousands};
 
 /// Starting and stopping a server around a trial, roughly.
@@ -14,6 +14,15 @@ const SERVER_OVERHEAD: Duration = Duration::from_millis(500);
 /// and the whole drain timeout.
 pub fn trial_time(load: &LoadSpec) -> Duration {
     load.warmup + load.duration + load.drain_timeout + Duration::from_secs_f64(f64::from(load.connections) / load.connect_rate)
+}
+
+/// The longest one trial of `config` can take, with a search's every probe.
+pub fn config_time(config: &ConfigSpec, search: Option<&CapacitySearch>) -> Duration {
+    let one = trial_time(&config.load) + SERVER_OVERHEAD;
+    match search {
+        Some(s) => one * s.max_probes,
+        None => one,
+    }
 }
 
 /// The plan of a run as text: each configuration, the trials, the order and the time it takes
@@ -36,12 +45,7 @@ pub fn describe(scenario: &Scenario, results: &Path) -> String {
     let mut total = Duration::ZERO;
     out.push('\n');
     for c in &scenario.configs {
-        let per_trial = trial_time(&c.load) + SERVER_OVERHEAD;
-        let per_trial = match &scenario.search {
-            Some(s) => per_trial * s.max_probes,
-            None => per_trial,
-        };
-        total += per_trial * scenario.trials;
+        total += config_time(c, scenario.search.as_ref()) * scenario.trials;
         let _ = writeln!(out, "  {:width$}  server: {}", c.name, server(c));
         let _ = writeln!(out, "  {:width$}  load:   {}", "", load(&c.load));
     }

@@ -58,7 +58,7 @@ pub struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<Setting>,
     /// Run only this configuration (or rate sweep) of the scenario. Repeatable.
-    #[arg(long = "only", value_name = "CONFIG")]
+    #[arg(long = "config", visible_alias = "only", value_name = "NAME")]
     pub only: Vec<String>,
     /// Print what would run and for how long, then exit without running anything.
     #[arg(long)]
@@ -124,7 +124,7 @@ fn keep_only(scenario: &mut Scenario, only: &[String]) -> Result<(), String> {
         v.join(", ")
     };
     if let Some(missing) = only.iter().find(|n| !scenario.configs.iter().any(|c| &c.name == *n || c.group.as_ref() == Some(*n))) {
-        return Err(format!("--only {missing}: {} has no such configuration; it has: {}", scenario.path.display(), names(scenario)));
+        return Err(format!("--config {missing}: {} has no such configuration; it has: {}", scenario.path.display(), names(scenario)));
     }
     scenario.configs.retain(|c| only.iter().any(|n| &c.name == n || c.group.as_ref() == Some(n)));
     Ok(())
@@ -133,6 +133,8 @@ fn keep_only(scenario: &mut Scenario, only: &[String]) -> Result<(), String> {
 /// Everything a trial needs to know about the run around it.
 struct RunContext {
     exe: PathBuf,
+    /// The longest the trials after the current one can take, for the live line's ETA.
+    after_this: std::cell::Cell<Duration>,
     /// The scenario file's folder: where a server `command` runs.
     scenario_dir: Option<PathBuf>,
     run_dir: PathBuf,
@@ -167,7 +169,7 @@ fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
     let watchdog = std::env::current_exe().context("cannot find the wsbench executable to start the child watchdog")?;
     children::start_watchdog(&watchdog).context("cannot start the child watchdog")?;
     let scenario_dir = scenario.path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).and_then(|p| p.canonicalize().ok());
-    let cx = RunContext { exe, scenario_dir, run_dir: run_dir.clone(), interrupted };
+    let cx = RunContext { exe, after_this: std::cell::Cell::new(Duration::ZERO), scenario_dir, run_dir: run_dir.clone(), interrupted };
 
     let order: Vec<(usize, u32)> = (1..=scenario.trials).flat_map(|t| (0..scenario.configs.len()).map(move |c| (c, t))).collect();
     let mut manifest = RunManifest {
@@ -213,6 +215,7 @@ fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
             continue;
         }
         let config = &scenario.configs[c];
+        cx.after_this.set(order[i + 1..].iter().map(|&(c, _)| plan::config_time(&scenario.configs[c], scenario.search.as_ref())).sum());
         let prefix = format!("[{}/{}] {} · trial {t}/{}", i + 1, order.len(), config.name, scenario.trials);
         eprintln!("{prefix}: running");
         let dir = layout::trial_dir(&cx.run_dir, &config.name, t);
@@ -259,7 +262,8 @@ fn run(args: &RunArgs, scenario: &Scenario, argv: Vec<String>) -> Result<bool> {
             print!("\n{}", wsbench_analysis::doc::terminal(&wsbench_analysis::report::headline(&loaded)));
             if !args.no_report {
                 match wsbench_analysis::report(&run_dir) {
-                    Ok(paths) => println!("report: {}", paths.report_md.display()),
+                    // The last line of stdout, bare, for scripts: `wsbench run … | tail -1`.
+                    Ok(paths) => println!("{}", paths.report_md.display()),
                     Err(e) => {
                         eprintln!("wsbench run: the report could not be written: {e}");
                         ok = false;
@@ -366,7 +370,7 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     let load = &config.load;
     let planned = plan::trial_time(load);
     let deadline = Instant::now() + planned + LOADGEN_SLACK;
-    let mut live = LiveLine::new(planned, plans.iter().filter_map(|p| p.out.as_ref().map(|d| d.join(layout::INTERVALS_CSV))).collect());
+    let mut live = LiveLine::new(planned, cx.after_this.get(), plans.iter().filter_map(|p| p.out.as_ref().map(|d| d.join(layout::INTERVALS_CSV))).collect());
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; loadgens.len()];
     let mut forwarded = false;
     while statuses.iter().any(Option::is_none) {
@@ -744,14 +748,14 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
             let deadline = Instant::now() + c.ready_timeout;
             loop {
                 if let Some(st) = child.try_wait().ok().flatten() {
-                    bail!("`{}` exited with {} before accepting connections; its output ends: {}", argv.join(" "), describe(Some(st)), tail(&log, 3).trim());
+                    bail!("`{}` exited with {} before accepting connections; its output ({}): {}", argv.join(" "), describe(Some(st)), log.display(), tail(&log, 3).trim());
                 }
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                     return Ok(ServerProcess { child, addr, log });
                 }
                 if Instant::now() > deadline {
                     child.kill_group();
-                    bail!("`{}` did not accept connections on {addr} within {:?}; its output ends: {}", argv.join(" "), c.ready_timeout, tail(&log, 3).trim());
+                    bail!("`{}` did not accept connections on {addr} within {:?}; its output ({}): {}", argv.join(" "), c.ready_timeout, log.display(), tail(&log, 3).trim());
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -991,7 +995,7 @@ mod tests {
         assert!(!load_generator_behind(&search, 1000.0, &answered(1000.0, 790.0, 80_000.0, 40.0)), "an overloaded server slows its client");
         // The verdict names the reason that applies, not always the schedule.
         let why = |s: &LoadgenSummary| load_generator_limit(&search, 1000.0, s).unwrap();
-        assert!(why(&summary(900.0, 100.0, 40.0)).starts_with("sent only 900 of the 1000 msgs/s asked"));
+        assert!(why(&summary(900.0, 100.0, 40.0)).starts_with("sent only 900 of the 1,000 msgs/s asked"));
         assert!(why(&summary(1000.0, 2_600.0, 40.0)).starts_with("fell behind its schedule"));
         assert!(why(&summary(1000.0, 100.0, 97.0)).starts_with("had a thread at 97 % of a core"));
     }

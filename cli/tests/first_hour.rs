@@ -38,7 +38,7 @@ fn a_dry_run_shows_the_plan_with_overrides_and_runs_nothing() {
     let out = wsbench()
         .arg("run")
         .arg(scenario(tmp.path()))
-        .args(["--dry-run", "--set", "load.rate=2000", "--set", "trials=1", "--only", "multi-thread", "--results"])
+        .args(["--dry-run", "--set", "load.rate=2000", "--set", "trials=1", "--config", "multi-thread", "--results"])
         .arg(&results)
         .output()
         .unwrap();
@@ -59,7 +59,7 @@ fn wrong_overrides_and_names_exit_2_saying_what_is_wrong() {
         (&["--set", "load.rate=fast"][..], "--set load.rate=fast"),
         (&["--set", "load.connections=0"][..], "at least 1"),
         (&["--set", "rate=5"][..], "`rate` cannot be set"),
-        (&["--only", "single-thread"][..], "it has: current-thread, multi-thread"),
+        (&["--config", "single-thread"][..], "it has: current-thread, multi-thread"),
     ] {
         let out = wsbench().arg("run").arg(&path).args(args).arg("--results").arg(tmp.path().join("r")).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -75,15 +75,18 @@ fn results_go_to_stdout_as_a_table_or_as_json() {
     let tmp = tempfile::tempdir().unwrap();
     let path = scenario(tmp.path());
     let results = tmp.path().join("results");
-    let short = ["--set", "load.duration=1s", "--trials", "1", "--only", "current-thread", "--no-report"];
+    let short = ["--set", "load.duration=1s", "--trials", "1", "--only", "current-thread"];
 
     let out = wsbench().arg("run").arg(&path).args(short).arg("--results").arg(&results).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("throughput (msgs/s)") && stdout.contains("current-thread"), "{stdout}");
     assert!(!stdout.contains("multi-thread"), "--only ran another configuration: {stdout}");
+    // The report's path is the last line, bare, for scripts.
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with("report.md") && Path::new(last).is_file(), "{stdout}");
 
-    let out = wsbench().arg("run").arg(&path).args(short).arg("--json").arg("--results").arg(&results).output().unwrap();
+    let out = wsbench().arg("run").arg(&path).args(short).args(["--json", "--no-report"]).arg("--results").arg(&results).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(v["ok"], true, "{v}");

@@ -145,7 +145,7 @@ impl Warning {
     }
 
     pub fn too_few_samples(n: u64) -> Self {
-        Self::new(WarningKind::TooFewSamples, format!("only {n} messages measured (fewer than {MIN_SAMPLES}): tail percentiles are unreliable"))
+        Self::new(WarningKind::TooFewSamples, format!("only {} messages measured (fewer than {}): tail percentiles are unreliable", thousands(n as f64), thousands(MIN_SAMPLES as f64)))
     }
 
     pub fn incomplete(reason: &str) -> Self {

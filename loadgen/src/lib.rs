@@ -447,37 +447,59 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
     s
 }
 
-/// The end-of-run report: one line on stderr (plus the warnings of a complete run), and the
-/// summary on stdout when there is no output folder to hold it.
+/// The end-of-run report. With an output folder: a short summary for people on stdout, as wrk
+/// prints one, with the warnings and failed checks on stderr. Without one: the whole summary as
+/// JSON on stdout, for a program to read.
 fn report(s: &LoadgenSummary, out: Option<&Path>) {
-    if out.is_none() {
-        match serde_json::to_string_pretty(s) {
+    match out {
+        None => match serde_json::to_string_pretty(s) {
             Ok(text) => println!("{text}"),
             Err(e) => eprintln!("loadgen: cannot print the summary: {e}"),
-        }
+        },
+        Some(dir) => print!("{}", human_summary(s, dir)),
     }
-    let files = out.map(|d| format!("; results in {}", d.display())).unwrap_or_default();
-    match &s.reason {
-        Some(reason) => eprintln!("loadgen: {reason}{files}"),
-        None => {
-            let l = &s.latency_us;
-            eprintln!(
-                "loadgen: {} echoes in {:.1} s, {} msgs/s; latency p50 {} p99 {} max {}{files}",
-                s.messages.received,
-                s.duration_s,
-                thousands(s.throughput_msgs_per_s),
-                latency_us(l.p50),
-                latency_us(l.p99),
-                latency_us(l.max)
-            );
-            for w in &s.warnings {
-                eprintln!("loadgen: warning: {}", w.message);
-            }
-            for c in &s.failed_checks {
-                eprintln!("loadgen: failed: {c}");
-            }
-        }
+    if let Some(reason) = &s.reason {
+        eprintln!("loadgen: {reason}");
     }
+    for w in &s.warnings {
+        eprintln!("loadgen: warning: {}", w.message);
+    }
+    for c in &s.failed_checks {
+        eprintln!("loadgen: failed: {c}");
+    }
+}
+
+/// What a person wants to see at the end of a run, in a few aligned lines.
+fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
+    let l = &s.latency_us;
+    let m = &s.messages;
+    let c = &s.connections;
+    let pace = match s.rate {
+        Some(r) => format!("open loop at {} msgs/s", thousands(r.asked_msgs_per_s)),
+        None => format!("closed loop, {} in flight per connection", s.config.in_flight),
+    };
+    let unanswered = if m.lost > 0 { format!(", {} unanswered", thousands(m.lost as f64)) } else { String::new() };
+    let failed = if c.failed > 0 { format!(", {} connections failed to open", thousands(f64::from(c.failed))) } else { String::new() };
+    let errors = m.errors + m.corrupted;
+    format!(
+        "{} connections, {pace}, {:.1} s measured{}\n\
+         \x20 throughput  {} msgs/s ({} echoes)\n\
+         \x20 latency     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
+         \x20 errors      {}{unanswered}{failed}\n\
+         \x20 results     {}\n",
+        thousands(f64::from(c.target)),
+        s.duration_s,
+        if s.reason.is_some() { " (incomplete)" } else { "" },
+        thousands(s.throughput_msgs_per_s),
+        thousands(m.received as f64),
+        latency_us(l.p50),
+        latency_us(l.p90),
+        latency_us(l.p99),
+        latency_us(l.p99_9),
+        latency_us(l.max),
+        thousands(errors as f64),
+        dir.display()
+    )
 }
 
 #[cfg(test)]
