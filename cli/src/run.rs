@@ -608,6 +608,8 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 max_failed_connections: load.max_failed_connections / p + u32::from(i < load.max_failed_connections % p),
                 realtime: load.realtime,
                 spin: load.spin,
+                shard: None,
+                start_at: None,
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
             }
         })
