@@ -50,6 +50,21 @@ pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
     humantime::parse_rfc3339(s).map_err(|e| format!("`{s}` is not an RFC 3339 UTC time ({e}); write e.g. 2026-11-29T04:00:00Z"))
 }
 
+/// One reading of both clocks, taken as close together as it can (the tightest of a few
+/// tries), so that converting between them errs by microseconds even on a busy machine.
+pub fn paired_now() -> (u64, SystemTime) {
+    let mut best = (u64::MAX, 0, UNIX_EPOCH);
+    for _ in 0..5 {
+        let before = now_ns();
+        let wall = SystemTime::now();
+        let after = now_ns();
+        if after - before < best.0 {
+            best = (after - before, before + (after - before) / 2, wall);
+        }
+    }
+    (best.1, best.2)
+}
+
 /// The monotonic timestamp of the wall-clock instant `at`, given one reading of both clocks
 /// (`now_mono`, `now_wall`). Instants before the monotonic clock's origin read as 0.
 pub fn monotonic_at(at: SystemTime, now_mono: u64, now_wall: SystemTime) -> u64 {

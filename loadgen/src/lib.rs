@@ -163,7 +163,8 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         // Connect shortly before the shared start: open connections left idle longer could be
         // closed by the server's keep-alive limits.
         let lead = Duration::from_secs_f64(f64::from(plan.connections) / plan.connect_rate) + START_LEAD;
-        let begin = wsbench_core::clock::monotonic_at(at, now_ns(), SystemTime::now()).saturating_sub(duration_ns(lead));
+        let (now, now_wall) = wsbench_core::clock::paired_now();
+        let begin = wsbench_core::clock::monotonic_at(at, now, now_wall).saturating_sub(duration_ns(lead));
         tokio::select! {
             sig = shutdown.as_mut() => return Err(RunError::Failed(format!("interrupted by {sig} while waiting for --start-at {}", wall_clock_rfc3339(at)))),
             _ = tokio::time::sleep_until(instant_at(begin)) => {}
@@ -187,7 +188,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let mut control = Control::new(&plan, fleet);
     control.connect_phase(&mut shutdown).await;
 
-    let (now, now_wall) = (now_ns(), SystemTime::now());
+    let (now, now_wall) = wsbench_core::clock::paired_now();
     let earliest = now + duration_ns(START_DELAY);
     // With a shared start the schedule stays anchored at it, late or not, so the shards'
     // schedules line up and a late shard's delay shows as latency rather than vanishing.
