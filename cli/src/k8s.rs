@@ -307,6 +307,8 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
                     "metadata": { "labels": labels },
                     "spec": {
                         "restartPolicy": "Never",
+                        // The image's user (65532) owns what it writes on the results volume.
+                        "securityContext": { "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532 },
                         // Spread over nodes: shards on one node would share its CPUs and NIC.
                         "topologySpreadConstraints": [{
                             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
