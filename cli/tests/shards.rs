@@ -218,6 +218,20 @@ fn a_shard_that_starts_after_its_start_time_says_it_is_late() {
     assert!(s.failed_checks.iter().any(|c| c.contains("shard 1/2 began its warm-up")), "{:?}", s.failed_checks);
     // The raw file says so too, for tools that read JSON without our types.
     assert_eq!(json(&out.join("shard-1/summary.json"))["start"]["late"], true);
+
+    // So late that its window is over: nothing is sent (no flood of a whole window's backlog).
+    let out = tmp.path().join("too-late");
+    let at = start_before(Duration::from_secs(30));
+    let args = [
+        "--url", &url, "--connections", "2", "--rate", "50", "--warmup", "1s", "--duration", "2s", "--shard", "0/2", "--start-at", &at, "--out", out.to_str().unwrap(),
+    ];
+    let o = loadgen(&args, Duration::from_secs(40));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let s = summary(&out.join("shard-0"));
+    assert!(!s.complete && s.reason.as_deref().unwrap_or("").contains("measured window had already ended"), "{:?}", s.reason);
+    assert_eq!(s.messages.sent, 0);
+    assert!(s.start.as_ref().unwrap().late);
 }
 
 /// An open-loop scenario small enough for a test: 5 connections at 400 msgs/s.

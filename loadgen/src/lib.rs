@@ -204,6 +204,12 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         }
         _ => (earliest, None),
     };
+    // So late that the measured window is over: sending its whole part at once would only flood
+    // the server; nothing is sent and the run fails.
+    let window_end_ns = start_ns.saturating_add(duration_ns(plan.warmup) + duration_ns(plan.duration));
+    if let Some(st) = start_report.as_ref().filter(|st| st.late && window_end_ns <= earliest) {
+        control.reason.get_or_insert(format!("began {:.3} s after --start-at {}, when its measured window had already ended; nothing was sent", st.late_by_s, st.at));
+    }
     let timeline = (control.reason.is_none()).then(|| Timeline::new(start_ns, plan.warmup, plan.duration, plan.drain_timeout).with_interval(plan.interval));
     let measured_start_ns = timeline.map_or(now, |t| t.measured_start_ns);
     let start = wsbench_core::clock::wall_at(measured_start_ns, now, now_wall);
