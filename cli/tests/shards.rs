@@ -284,6 +284,7 @@ fn k8s_render_prints_an_indexed_job_of_shards_that_starts_them_together() {
     assert_eq!(spec["backoffLimit"], 0, "a retried shard would begin late");
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["securityContext"]["fsGroup"], 65532, "the image's user can write the results volume");
     let c = &pod["containers"][0];
     assert_eq!(c["image"], "registry.example/wsbench:1");
     let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
