@@ -103,6 +103,10 @@ pub fn collect(dirs: &[PathBuf], run_dir: &Path, opts: &CollectOptions) -> Resul
     for (name, what) in [(&opts.config, "configuration"), (&opts.scenario, "scenario")] {
         layout::check_name(name).map_err(|e| AnalysisError::ShardConflict { detail: vec![format!("the {what} name `{name}` {e}")] })?;
     }
+    // Collecting twice into one folder would replace a run's results: refuse rather than lose them.
+    if run_dir.join(layout::RUN_MANIFEST).exists() {
+        return Err(AnalysisError::ShardConflict { detail: vec![format!("{} already holds a run ({}); collect into a new folder", run_dir.display(), layout::RUN_MANIFEST)] });
+    }
     let trial_dir = layout::trial_dir(run_dir, &opts.config, 1);
     let summary = merge::merge_loadgen(&present, &trial_dir, opts.force)?;
     let manifest = RunManifest {

@@ -434,6 +434,11 @@ fn the_rendered_shards_run_and_collect_refuses_until_every_one_is_there() {
     assert_eq!(manifest["scenario"], "sharded-open");
     assert_eq!(manifest["scenario_text"], SCENARIO);
 
+    // Collecting again into the same folder would replace that run: refused, exit 2.
+    let o = collect(&[&run], &collected);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a run"));
+
     // The collected run is an ordinary run: report and compare read it.
     let o = wsbench().arg("report").arg(&collected).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
