@@ -63,6 +63,19 @@ pub enum AnalysisError {
         differing.join("; ")
     )]
     Mismatch { differing: Vec<String> },
+
+    /// Shards of one load are missing: nothing is merged until every one is there.
+    #[error(
+        "{count} shards make up this load, but {} missing: {}. Nothing was merged; collect again once every shard has finished, or rerun the missing ones",
+        if missing.len() == 1 { "this one is" } else { "these are" },
+        missing.join("; ")
+    )]
+    MissingShards { count: u32, missing: Vec<String> },
+
+    /// The directories are not the shards of one load (different shard counts or totals,
+    /// one index twice, shards mixed with whole loads).
+    #[error("these are not the shards of one load: {}", detail.join("; "))]
+    ShardConflict { detail: Vec<String> },
 }
 
 impl From<LogError> for AnalysisError {
@@ -79,7 +92,7 @@ impl AnalysisError {
     /// True when the error is the user's input (a wrong directory, files that do not belong
     /// together), not a failure to write.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(self, Self::Write { .. } | Self::Plot { .. } | Self::Font)
+        !matches!(self, Self::Write { .. } | Self::Plot { .. } | Self::Font | Self::MissingShards { .. })
     }
 
     pub(crate) fn read(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -9,7 +9,9 @@
 //!   into an exit code for CI.
 //! - [`export`] writes comparisons (terminal, Markdown, JSON) and a run's trials (CSV).
 //! - [`merge_loadgen`] merges the files of several load-generator processes of one trial,
-//!   losslessly (histograms are added, percentiles recomputed, never averaged).
+//!   losslessly (histograms are added, percentiles recomputed, never averaged);
+//!   [`collect::collect`] does so for the shards of one load (`--shard i/n`) once every one is
+//!   there, into a run folder the other commands read.
 //!
 //! Inside, reading is [`load`] (the only module that reads result files), numbers over trials are
 //! [`stats`] (with the bootstrap in [`stats::bootstrap`]), the metrics a comparison knows are
@@ -17,6 +19,7 @@
 //! built once as a [`doc::Document`] and rendered per format.
 //! This crate depends on `wsbench-core` only; it never talks to the server or load generator.
 
+pub mod collect;
 pub mod compare;
 pub mod doc;
 pub mod error;

@@ -42,6 +42,7 @@ pub struct LoadgenFiles {
 /// `config.differing`.
 pub fn merge_loadgen(shards: &[PathBuf], out: &Path, force: bool) -> Result<LoadgenSummary, AnalysisError> {
     let files = read_shards(shards)?;
+    check_shard_set(&shards.iter().zip(&files).map(|(d, (f, _))| ShardEntry::of(d, &f.summary)).collect::<Vec<_>>(), &[])?;
     let differing = differences(shards, &files);
     if !differing.is_empty() && !force {
         return Err(AnalysisError::Mismatch { differing: describe_differences(&differing) });
@@ -58,6 +59,76 @@ pub fn merge_shards(shards: &[PathBuf]) -> Result<LoadgenFiles, AnalysisError> {
     let files = read_shards(shards)?;
     check_compatible(shards, &files)?;
     Ok(combine(files.into_iter().map(|(f, _)| f).collect()))
+}
+
+/// One directory of results, as [`check_shard_set`] sees it.
+#[derive(Debug, Clone)]
+pub struct ShardEntry {
+    pub dir: PathBuf,
+    pub shard: Option<wsbench_core::result::ShardReport>,
+    pub start: Option<wsbench_core::result::StartReport>,
+}
+
+impl ShardEntry {
+    pub fn of(dir: &Path, summary: &LoadgenSummary) -> Self {
+        Self { dir: dir.to_owned(), shard: summary.shard.clone(), start: summary.start.clone() }
+    }
+}
+
+/// A shard known to exist (its `shard-<i>/` folder is there) without results yet.
+#[derive(Debug, Clone)]
+pub struct AbsentShard {
+    pub index: u32,
+    pub why: String,
+}
+
+/// Refuses an incomplete or inconsistent set of shards (`wsbench loadgen --shard i/n`): every
+/// index from 0 to n - 1 exactly once, all with the same n, whole-load totals and start.
+/// `present` holds each directory read with its shard report and start; `absent` names
+/// directories of shards known to exist but without results, each with why. Results of
+/// processes that were not shards pass, unless mixed with shards.
+pub fn check_shard_set(present: &[ShardEntry], absent: &[AbsentShard]) -> Result<(), AnalysisError> {
+    let present: Vec<_> = present.iter().map(|e| (&e.dir, &e.shard, &e.start)).collect();
+    let absent: Vec<_> = absent.iter().map(|a| (a.index, &a.why)).collect();
+    let sharded: Vec<_> = present.iter().filter_map(|(d, s, st)| s.as_ref().map(|s| (*d, s, *st))).collect();
+    if sharded.is_empty() && absent.is_empty() {
+        return Ok(());
+    }
+    let mut conflicts = Vec::new();
+    for (d, _, _) in present.iter().filter(|(_, s, _)| s.is_none()) {
+        conflicts.push(format!("{} is a whole load, not a shard (no `shard` in its summary.json)", d.display()));
+    }
+    let Some((_, first, first_start)) = sharded.first() else {
+        return Err(AnalysisError::MissingShards { count: 0, missing: absent.iter().map(|(i, why)| format!("shard {i} ({why})")).collect() });
+    };
+    let whole = |s: &wsbench_core::result::ShardReport| format!("{} shards of {} connections at {}", s.count, s.total_connections, s.total_rate.map_or("closed loop".into(), |r| format!("{r} msgs/s")));
+    let start_of = |st: &Option<wsbench_core::result::StartReport>| st.as_ref().map_or("no --start-at".to_owned(), |st| format!("--start-at {}", st.at));
+    let mut seen: BTreeMap<u32, &PathBuf> = BTreeMap::new();
+    for (d, s, st) in &sharded {
+        if (s.count, s.total_connections, s.total_rate) != (first.count, first.total_connections, first.total_rate) {
+            conflicts.push(format!("{} is shard {}/{} of {}, but {} is of {}", d.display(), s.index, s.count, whole(s), sharded[0].0.display(), whole(first)));
+        } else if start_of(st) != start_of(first_start) {
+            conflicts.push(format!("{} began at {}, but {} at {}", d.display(), start_of(st), sharded[0].0.display(), start_of(first_start)));
+        }
+        if let Some(other) = seen.insert(s.index, d) {
+            conflicts.push(format!("shard {} twice: {} and {}", s.index, other.display(), d.display()));
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(AnalysisError::ShardConflict { detail: conflicts });
+    }
+    let missing: Vec<String> = (0..first.count)
+        .filter(|i| !seen.contains_key(i))
+        .map(|i| match absent.iter().find(|(a, _)| *a == i) {
+            Some((_, why)) => format!("shard {i}/{} ({why})", first.count),
+            None => format!("shard {i}/{} (not among the directories given)", first.count),
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(AnalysisError::MissingShards { count: first.count, missing })
+    }
 }
 
 /// Every shard's files, with the `server.json` beside them when there is one.
@@ -220,8 +291,14 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let who = s.shard.as_ref().map_or(format!("loadgen-{i}"), |sh| format!("shard-{}", sh.index));
         for c in &s.failed_checks {
-            failed_checks.push(format!("loadgen-{i}: {c}"));
+            failed_checks.push(format!("{who}: {c}"));
+        }
+        // Shards began together or not: the merged start is late if any shard was.
+        if let (Some(m), Some(st)) = (summary.start.as_mut(), s.start.as_ref()) {
+            m.late |= st.late;
+            m.late_by_s = m.late_by_s.max(st.late_by_s);
         }
         // Processes run side by side: their CPU adds up; the busiest thread is the busiest of any.
         summary.cpu.process_pct += s.cpu.process_pct;
@@ -231,7 +308,7 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
             summary.started_at = s.started_at.clone(); // RFC 3339 UTC stamps sort as text
         }
         if !s.complete {
-            reasons.push(format!("loadgen-{i}: {}", s.reason.as_deref().unwrap_or("incomplete")));
+            reasons.push(format!("{who}: {}", s.reason.as_deref().unwrap_or("incomplete")));
         }
         if let Some(r) = s.rate {
             let m = rate.get_or_insert_with(RateReport::default);
@@ -249,6 +326,8 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
             plan_rate = Some(plan_rate.unwrap_or(0.0) + r);
         }
     }
+    // The merged result is the whole load, no longer one shard of it.
+    summary.shard = None;
     summary.failed_checks = failed_checks;
     summary.complete = reasons.is_empty();
     summary.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
@@ -435,6 +514,41 @@ mod tests {
             "config": wsbench_core::plan::LoadPlan { connections, rate, ..Default::default() },
         });
         serde_json::from_value(json).unwrap()
+    }
+
+    fn entry(dir: &str, index: u32, count: u32, connections: u32) -> ShardEntry {
+        ShardEntry {
+            dir: dir.into(),
+            shard: Some(wsbench_core::result::ShardReport { index, count, total_connections: connections, total_rate: Some(400.0) }),
+            start: Some(wsbench_core::result::StartReport { at: "2026-11-29T04:00:00Z".into(), late_by_s: 0.0, late: false }),
+        }
+    }
+
+    #[test]
+    fn a_shard_set_is_whole_and_consistent_or_refused() {
+        let message = |r: Result<(), AnalysisError>| r.unwrap_err().to_string();
+        assert!(check_shard_set(&[entry("a", 0, 3, 5), entry("b", 2, 3, 5), entry("c", 1, 3, 5)], &[]).is_ok());
+        // Plain processes (no shards) are not this check's business.
+        assert!(check_shard_set(&[ShardEntry { dir: "p".into(), shard: None, start: None }], &[]).is_ok());
+
+        let missing = check_shard_set(&[entry("a", 0, 3, 5)], &[AbsentShard { index: 2, why: "c has no summary.json".into() }]);
+        assert!(matches!(missing, Err(AnalysisError::MissingShards { count: 3, .. })));
+        let text = message(missing);
+        assert!(text.contains("shard 1/3 (not among the directories given)") && text.contains("shard 2/3 (c has no summary.json)"), "{text}");
+        assert!(!AnalysisError::MissingShards { count: 1, missing: vec![] }.is_bad_input(), "exit 1: wait, not fix the input");
+
+        let conflict = |r: Result<(), AnalysisError>| match r {
+            Err(AnalysisError::ShardConflict { detail }) => detail.join("; "),
+            other => panic!("{other:?}"),
+        };
+        assert!(conflict(check_shard_set(&[entry("a", 0, 2, 5), entry("b", 0, 2, 5)], &[])).contains("shard 0 twice: a and b"));
+        assert!(conflict(check_shard_set(&[entry("a", 0, 2, 5), entry("b", 1, 3, 5)], &[])).contains("b is shard 1/3 of 3 shards"));
+        assert!(conflict(check_shard_set(&[entry("a", 0, 2, 5), entry("b", 1, 2, 6)], &[])).contains("of 6 connections"));
+        let mut other_start = entry("b", 1, 2, 5);
+        other_start.start.as_mut().unwrap().at = "2026-11-29T05:00:00Z".into();
+        assert!(conflict(check_shard_set(&[entry("a", 0, 2, 5), other_start], &[])).contains("began at --start-at 2026-11-29T05:00:00Z"));
+        let whole = ShardEntry { dir: "p".into(), shard: None, start: None };
+        assert!(conflict(check_shard_set(&[entry("a", 0, 2, 5), whole], &[])).contains("p is a whole load"));
     }
 
     #[test]

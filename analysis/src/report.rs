@@ -532,7 +532,11 @@ fn configurations(d: &mut Document, run: &Run) {
                 }
                 (None, Some(e)) if c.external_server => match e.server.get("command").and_then(|v| v.as_array()) {
                     Some(cmd) => vec![t("external: "), code(cmd.iter().filter_map(|a| a.as_str()).collect::<Vec<_>>().join(" "))],
-                    None => plain("external command"),
+                    // Collected shards (`wsbench collect`) name the server they reached.
+                    None => match e.server.get("url").and_then(|v| v.as_str()) {
+                        Some(url) => vec![t("external: "), code(url.to_owned())],
+                        None => plain("external command"),
+                    },
                 },
                 _ => plain("—"),
             };

@@ -1,4 +1,5 @@
-//! The `wsbench` command: `run`, `server`, `loadgen`, `report`, `compare`, `export`, `merge`.
+//! The `wsbench` command: `run`, `server`, `loadgen`, `report`, `compare`, `export`, `merge`,
+//! `collect`, `k8s render`.
 //!
 //! This crate wires the others together and owns orchestration (starting, sampling and stopping
 //! processes). It holds no measurement logic: the server, the load generator and the analysis
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod children;
+pub mod k8s;
 pub mod live;
 pub mod plan;
 pub mod procstat;
@@ -54,7 +56,8 @@ pub enum Command {
     /// Merge the outputs of several load-generator processes of one trial, losslessly
     /// (interval histograms are added, never averaged). Results that measured different things
     /// (message size, mode, client engine, server workload, server, rate plan, window) are
-    /// refused with exit 2 naming the differing keys. Exit 0: merged; 1: could not write;
+    /// refused with exit 2 naming the differing keys; shards of a sharded load (`--shard`) are
+    /// refused while any is missing. Exit 0: merged; 1: shards missing, or could not write;
     /// 2: bad input.
     Merge {
         /// Load-generator output directories (each with summary.json and .hlog files).
@@ -68,9 +71,86 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Gather the shards of one load (`wsbench loadgen --shard i/n`, e.g. the pods of a
+    /// Kubernetes Indexed Job) into one run folder that report, compare and export read. Refuses
+    /// while any shard is missing, naming each, and merges nothing; otherwise merges every shard
+    /// losslessly into OUT/<config>/trial-1/ and writes OUT/run.json. Exit 0: collected;
+    /// 1: shards missing, or could not write; 2: bad input.
+    Collect(CollectArgs),
+    /// Kubernetes: render manifests that run a scenario's load as shards of an Indexed Job.
+    #[command(subcommand)]
+    K8s(k8s::K8sCommand),
     /// Internal to `wsbench run`: kills the process groups of its children if it dies.
     #[command(name = "watch-groups", hide = true)]
     WatchGroups,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CollectArgs {
+    /// Shard folders (shard-<i>/, each with summary.json), or folders holding them.
+    #[arg(required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// The run folder to write, e.g. results/<scenario>/<run-id>.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The scenario file the shards ran: its name and text go into run.json.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Name of the configuration (the folder under OUT) [default: the scenario's only
+    /// configuration, else `sharded`].
+    #[arg(long, value_name = "NAME")]
+    pub config: Option<String>,
+    /// Merge even shards whose results differ in what they measured (see merge --force).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `wsbench collect`: exit 0 collected, 1 shards missing or not written, 2 bad input.
+fn collect_main(args: CollectArgs, argv: Vec<String>) -> ExitCode {
+    let usage = |message: &dyn std::fmt::Display| {
+        eprintln!("wsbench collect: {message}");
+        ExitCode::from(EXIT_USAGE)
+    };
+    let (scenario, scenario_file, only_config) = match &args.scenario {
+        Some(path) => match wsbench_core::scenario::Scenario::load(path) {
+            Ok(s) => {
+                let only = (s.configs.len() == 1).then(|| s.configs[0].name.clone());
+                (s.name.clone(), Some((path.clone(), s.text.clone())), only)
+            }
+            Err(e) => return usage(&e),
+        },
+        None => ("sharded".to_owned(), None, None),
+    };
+    let opts = wsbench_analysis::collect::CollectOptions {
+        scenario,
+        scenario_file,
+        config: args.config.or(only_config).unwrap_or_else(|| "sharded".to_owned()),
+        command: argv,
+        force: args.force,
+    };
+    match wsbench_analysis::collect::collect(&args.dirs, &args.out, &opts) {
+        Ok(c) => {
+            let s = &c.summary;
+            println!(
+                "collected {} shards into {}: {} connections, {} messages, {:.0} msgs/s, p99 {:.1} µs",
+                c.shards,
+                c.trial_dir.display(),
+                s.connections.established,
+                s.messages.received,
+                s.throughput_msgs_per_s,
+                s.latency_us.p99
+            );
+            for line in s.reason.iter().chain(&s.failed_checks) {
+                eprintln!("wsbench collect: the merged run failed: {line}");
+            }
+            eprintln!("wsbench collect: `wsbench report {}` writes its report", c.run_dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsbench collect: {e}");
+            ExitCode::from(if e.is_bad_input() { EXIT_USAGE } else { EXIT_FAILED })
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -199,6 +279,8 @@ pub fn main_with(cli: Cli, argv: Vec<String>) -> ExitCode {
         },
         Command::Compare(args) => compare_main(args),
         Command::WatchGroups => children::watchdog_main(),
+        Command::Collect(args) => collect_main(args, argv),
+        Command::K8s(cmd) => k8s::main(cmd),
         Command::Export { run_dir, csv } => {
             let run = match wsbench_analysis::load::run(&run_dir) {
                 Ok(r) => r,

@@ -22,7 +22,7 @@ use wsbench_core::event::Listening;
 use wsbench_core::layout;
 use wsbench_core::slo::ACHIEVED_SHARE;
 use wsbench_core::units::{latency_us, thousands};
-use wsbench_core::plan::{LoadPlan, ServerPlan};
+use wsbench_core::plan::{LoadPlan, ServerPlan, Shard};
 use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LimitedBy, LoadgenSummary, RunManifest};
 use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec, Setting};
 use wsbench_core::warning::LOADGEN_CPU_LIMIT_PCT;
@@ -657,13 +657,15 @@ fn read_summary(path: &Path) -> Result<LoadgenSummary> {
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not a wsbench summary", path.display()))
 }
 
-/// Splits a configuration's load over its processes: connections as evenly as possible, the rate
-/// in proportion to each process's connections, every process writing into its own folder.
+/// Splits a configuration's load over its processes: connections as evenly as possible (the
+/// shards' rule, [`Shard::share`]), the rate in proportion to each process's connections, every
+/// process writing into its own folder.
 pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan> {
     let p = load.processes.max(1);
     (0..p)
         .map(|i| {
-            let connections = load.connections / p + u32::from(i < load.connections % p);
+            let part = Shard { index: i, count: p };
+            let connections = part.share(load.connections);
             let share = f64::from(connections) / f64::from(load.connections);
             LoadPlan {
                 url: url.to_owned(),
@@ -681,9 +683,11 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 interval: load.interval,
                 max_loss: load.max_loss,
                 // The budget is the whole configuration's, shared out like the connections.
-                max_failed_connections: load.max_failed_connections / p + u32::from(i < load.max_failed_connections % p),
+                max_failed_connections: part.share(load.max_failed_connections),
                 realtime: load.realtime,
                 spin: load.spin,
+                shard: None,
+                start_at: None,
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
             }
         })

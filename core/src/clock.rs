@@ -44,9 +44,60 @@ pub fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Reads an RFC 3339 UTC instant such as `2026-11-29T04:00:00Z` (fractions of a second
+/// allowed); the error says what to write instead.
+pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339(s).map_err(|e| format!("`{s}` is not an RFC 3339 UTC time ({e}); write e.g. 2026-11-29T04:00:00Z"))
+}
+
+/// One reading of both clocks, taken as close together as it can (the tightest of a few
+/// tries), so that converting between them errs by microseconds even on a busy machine.
+pub fn paired_now() -> (u64, SystemTime) {
+    let mut best = (u64::MAX, 0, UNIX_EPOCH);
+    for _ in 0..5 {
+        let before = now_ns();
+        let wall = SystemTime::now();
+        let after = now_ns();
+        if after - before < best.0 {
+            best = (after - before, before + (after - before) / 2, wall);
+        }
+    }
+    (best.1, best.2)
+}
+
+/// The monotonic timestamp of the wall-clock instant `at`, given one reading of both clocks
+/// (`now_mono`, `now_wall`). Instants before the monotonic clock's origin read as 0.
+pub fn monotonic_at(at: SystemTime, now_mono: u64, now_wall: SystemTime) -> u64 {
+    match at.duration_since(now_wall) {
+        Ok(ahead) => now_mono.saturating_add(u64::try_from(ahead.as_nanos()).unwrap_or(u64::MAX)),
+        Err(behind) => now_mono.saturating_sub(u64::try_from(behind.duration().as_nanos()).unwrap_or(u64::MAX)),
+    }
+}
+
+/// The wall-clock instant of the monotonic timestamp `mono`, given one reading of both clocks.
+pub fn wall_at(mono: u64, now_mono: u64, now_wall: SystemTime) -> SystemTime {
+    if mono >= now_mono {
+        now_wall + std::time::Duration::from_nanos(mono - now_mono)
+    } else {
+        now_wall.checked_sub(std::time::Duration::from_nanos(now_mono - mono)).unwrap_or(UNIX_EPOCH)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wall_and_monotonic_instants_convert_both_ways() {
+        let wall = parse_rfc3339("2026-11-29T04:00:00Z").unwrap();
+        let later = parse_rfc3339("2026-11-29T04:00:02.5Z").unwrap();
+        assert_eq!(monotonic_at(later, 10_000_000_000, wall), 12_500_000_000);
+        assert_eq!(monotonic_at(wall, 10_000_000_000, later), 7_500_000_000);
+        assert_eq!(monotonic_at(wall, 1, later), 0, "before the origin");
+        assert_eq!(wall_at(7_500_000_000, 10_000_000_000, later), wall);
+        assert_eq!(wall_at(12_500_000_000, 10_000_000_000, wall), later);
+        assert!(parse_rfc3339("tomorrow").unwrap_err().contains("2026-11-29T04:00:00Z"));
+    }
 
     #[test]
     fn monotonic_never_goes_back() {

@@ -9,6 +9,7 @@
 //!     capacity.json  probe-NN/ (capacity search: one folder per probe; the probe at capacity
 //!                    is copied into the trial folder)
 //! results/<scenario>/<run-id>/report/                   plots (PNG, SVG) and report.md
+//! <out>/shard-<i>/                                      shard i of a sharded load (`--shard i/n`)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,11 @@ pub fn trial_dir(run_dir: &Path, config: &str, trial: u32) -> PathBuf {
 /// `<trial-dir>/loadgen-<i>`: one load-generator process's files when a trial has several.
 pub fn shard_dir(trial_dir: &Path, index: usize) -> PathBuf {
     trial_dir.join(format!("loadgen-{index}"))
+}
+
+/// `<out>/shard-<i>`: where shard `i` of a sharded load (`wsbench loadgen --shard i/n`) writes.
+pub fn shard_results_dir(out: &Path, index: u32) -> PathBuf {
+    out.join(format!("shard-{index}"))
 }
 
 /// Why a name given by a user (run id, scenario or configuration name) cannot be one folder

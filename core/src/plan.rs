@@ -155,6 +155,67 @@ impl ServerPlan {
     }
 }
 
+/// One load-generator shard of several: shard `index` of `count` (0-based), as `--shard 1/4`.
+///
+/// Shards split a load the way k6's execution segments do: every shard is given the same
+/// totals (connections, rate) and takes its exact, deterministic part of them. Connection `c`
+/// of the whole load belongs to shard `c % count` (striped), so shard `i` holds the
+/// connections `i, i + count, i + 2·count, ...`; the first `total % count` shards hold one
+/// more than the rest. Since an open-loop message belongs to the connection that sends it,
+/// the shards' schedules together are exactly the schedule of one process with every
+/// connection (see `wsbench_loadgen::schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Checks `index < count` and `count >= 1`.
+    pub fn new(index: u32, count: u32) -> Result<Self, String> {
+        if count == 0 {
+            return Err("the shard count must be at least 1".into());
+        }
+        if index >= count {
+            return Err(format!("shard {index} does not exist among {count} shards (they count 0 to {})", count - 1));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// How many of `total` items (connections, or an allowance of failed ones) this shard
+    /// takes: `total / count`, plus one for the first `total % count` shards.
+    pub fn share(self, total: u32) -> u32 {
+        total / self.count + u32::from(self.index < total % self.count)
+    }
+
+    /// The whole load's number for this shard's `local`-th connection.
+    pub fn global_index(self, local: u32) -> u64 {
+        u64::from(self.index) + u64::from(local) * u64::from(self.count)
+    }
+
+    /// True when the whole load's connection `global` is this shard's.
+    pub fn owns(self, global: u64) -> bool {
+        global % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    /// `i/n`, e.g. `0/2` for the first of two shards.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a shard; write INDEX/COUNT, e.g. 0/2 for the first of two");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (i, n) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        Self::new(i, n)
+    }
+}
+
 /// The longest `spin` (see [`LoadPlan::spin`]): spinning longer only burns a core.
 pub const MAX_SPIN: Duration = Duration::from_millis(1);
 
@@ -204,6 +265,14 @@ pub struct LoadPlan {
     /// trading CPU for punctual sends (zero: sleep until the deadline).
     #[serde(with = "serde_duration", default)]
     pub spin: Duration,
+    /// This process is one shard of a larger load: `connections`, `connect_rate`, `rate` and
+    /// `max_failed_connections` are the whole load's, and the shard takes its part of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// Wall-clock instant (RFC 3339) at which the warm-up begins, shared by every shard so
+    /// their schedules line up; absent: as soon as the connections are open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
     pub out: Option<PathBuf>,
 }
 
@@ -236,6 +305,8 @@ impl Default for LoadPlan {
             max_failed_connections: 0,
             realtime: false,
             spin: Duration::ZERO,
+            shard: None,
+            start_at: None,
             out: None,
         }
     }
@@ -285,10 +356,34 @@ impl LoadPlan {
         if !self.spin.is_zero() {
             a.extend(["--spin".into(), format_duration(self.spin)]);
         }
+        if let Some(shard) = self.shard {
+            a.extend(["--shard".into(), shard.to_string()]);
+        }
+        if let Some(t) = &self.start_at {
+            a.extend(["--start-at".into(), t.clone()]);
+        }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);
         }
         a
+    }
+
+    /// The part of this plan one process carries out: for a shard, its share of the
+    /// connections, of the connect rate, of the open-loop rate (in proportion to its
+    /// connections, so every connection sends at the same rate as in one process) and of the
+    /// allowance of failed connections, with `shard` cleared; otherwise the plan itself.
+    pub fn shard_part(&self) -> LoadPlan {
+        let Some(shard) = self.shard else { return self.clone() };
+        let connections = shard.share(self.connections);
+        let part = f64::from(connections) / f64::from(self.connections.max(1));
+        LoadPlan {
+            connections,
+            connect_rate: self.connect_rate * part,
+            rate: self.rate.map(|r| r * part),
+            max_failed_connections: shard.share(self.max_failed_connections),
+            shard: None,
+            ..self.clone()
+        }
     }
 
     /// True for an open-loop (fixed rate) plan.
@@ -323,6 +418,56 @@ mod tests {
         assert!(l.to_args().join(" ").contains("--rate 2000"));
         let l = LoadPlan { engine: Engine::ZeroAlloc, ..Default::default() };
         assert!(l.to_args().join(" ").contains("--engine zero-alloc"));
+    }
+
+    #[test]
+    fn shard_shares_add_up_to_the_whole_for_every_remainder() {
+        for count in 1..=17u32 {
+            for total in 0..=200u32 {
+                let shares: Vec<u32> = (0..count).map(|i| Shard::new(i, count).unwrap().share(total)).collect();
+                assert_eq!(shares.iter().sum::<u32>(), total, "{total} over {count}");
+                // Deterministic remainders: the first `total % count` shards take one more.
+                for (i, s) in shares.iter().enumerate() {
+                    assert_eq!(*s, total / count + u32::from((i as u32) < total % count), "{total} over {count}, shard {i}");
+                }
+                // Striping: every connection of the whole belongs to exactly one shard, and each
+                // shard's numbering reaches exactly its own connections.
+                let mut owner = vec![None; total as usize];
+                for i in 0..count {
+                    let shard = Shard::new(i, count).unwrap();
+                    for local in 0..shard.share(total) {
+                        let g = shard.global_index(local);
+                        assert!(g < u64::from(total), "{total} over {count}: shard {i} local {local} -> {g}");
+                        assert!(shard.owns(g));
+                        assert_eq!(owner[g as usize].replace(i), None, "{total} over {count}: connection {g} twice");
+                    }
+                }
+                assert!(owner.iter().all(Option::is_some), "{total} over {count}: a connection without a shard");
+            }
+        }
+    }
+
+    #[test]
+    fn shards_parse_and_refuse_what_does_not_exist() {
+        assert_eq!("1/4".parse::<Shard>(), Ok(Shard { index: 1, count: 4 }));
+        assert_eq!(Shard { index: 1, count: 4 }.to_string(), "1/4");
+        for bad in ["4/4", "0/0", "1", "a/2", "-1/2", "1/2/3", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert!("2/2".parse::<Shard>().unwrap_err().contains("0 to 1"));
+    }
+
+    #[test]
+    fn a_shard_part_takes_its_share_of_the_whole() {
+        let whole = LoadPlan { connections: 5, connect_rate: 100.0, rate: Some(1_000.0), max_failed_connections: 3, ..Default::default() };
+        let parts: Vec<_> = (0..2).map(|i| LoadPlan { shard: Some(Shard::new(i, 2).unwrap()), ..whole.clone() }.shard_part()).collect();
+        assert_eq!(parts.iter().map(|p| p.connections).collect::<Vec<_>>(), [3, 2]);
+        assert_eq!(parts.iter().map(|p| p.max_failed_connections).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(parts.iter().map(|p| p.rate.unwrap()).sum::<f64>(), 1_000.0);
+        assert_eq!(parts[0].rate, Some(600.0), "in proportion to connections");
+        assert_eq!(parts.iter().map(|p| p.connect_rate).sum::<f64>(), 100.0);
+        assert!(parts.iter().all(|p| p.shard.is_none()));
+        assert_eq!(whole.shard_part(), whole);
     }
 
     #[test]

@@ -196,6 +196,38 @@ pub struct LoadgenSummary {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_checks: Vec<String>,
     pub warnings: Vec<Warning>,
+    /// This process was one shard of a larger load (`--shard`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardReport>,
+    /// The shared start (`--start-at`) and whether this process met it; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartReport>,
+}
+
+/// A shard's place in the whole load. Its `config` holds its own part (connections, rates);
+/// the whole load's figures are here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardReport {
+    pub index: u32,
+    pub count: u32,
+    /// Connections of the whole load, over every shard.
+    pub total_connections: u32,
+    /// Open loop: msgs/s of the whole load, over every shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_rate: Option<f64>,
+}
+
+/// When a process was asked to begin its warm-up (`--start-at`) and when it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartReport {
+    /// The instant asked for (RFC 3339, as given).
+    pub at: String,
+    /// How long after `at` the warm-up could begin (0 when on time); the schedule stays
+    /// anchored at `at` either way, so a late process sends its backlog at once.
+    pub late_by_s: f64,
+    /// Late by more than one histogram interval: this process's schedule no longer lines up
+    /// with the other shards' (a failed check, exit 1).
+    pub late: bool,
 }
 
 impl LoadgenSummary {

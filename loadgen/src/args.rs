@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
-use wsbench_core::plan::{Engine, LoadPlan, Mode, MIN_INTERVAL};
+use wsbench_core::plan::{Engine, LoadPlan, Mode, Shard, MIN_INTERVAL};
 use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
 /// Largest message the load generator sends; larger ones would only measure memory copies.
@@ -96,6 +96,26 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub spin: Duration,
 
+    /// Be shard INDEX/COUNT (e.g. 0/2) of a load split over several processes or hosts:
+    /// --connections, --connect-rate, --rate and --max-failed-connections then give the whole
+    /// load, and this process takes its exact part (connections INDEX, INDEX+COUNT, ...; the
+    /// shards' open-loop schedules together are the one-process schedule). Results go to
+    /// OUT/shard-INDEX/.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_shard, conflicts_with = "shards")]
+    pub shard: Option<Shard>,
+
+    /// As --shard, with INDEX read from the JOB_COMPLETION_INDEX environment variable that a
+    /// Kubernetes Indexed Job sets in each pod.
+    #[arg(long, value_name = "COUNT")]
+    pub shards: Option<u32>,
+
+    /// Begin the warm-up at this wall-clock instant (RFC 3339 UTC, e.g. 2026-11-29T04:00:00Z),
+    /// the same for every shard so their schedules line up: connect shortly before it, then
+    /// wait. A process that can begin only more than one --interval after it says so, is
+    /// marked late in summary.json and exits 1.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+
     /// Folder for summary.json, intervals.csv and the .hlog files (created if missing); without
     /// it the summary is printed on stdout and nothing is written.
     #[arg(long, value_name = "DIR")]
@@ -114,6 +134,21 @@ pub struct LoadgenArgs {
 impl LoadgenArgs {
     /// Checks the options and resolves them into a plan; the error is one line saying what to change.
     pub fn into_plan(self) -> Result<LoadPlan, String> {
+        let job_index = std::env::var(JOB_INDEX_VAR).ok();
+        self.into_plan_with(job_index.as_deref())
+    }
+
+    /// As [`Self::into_plan`], with the value of `JOB_COMPLETION_INDEX` given.
+    pub fn into_plan_with(self, job_index: Option<&str>) -> Result<LoadPlan, String> {
+        let shard = match (self.shard, self.shards) {
+            (Some(s), _) => Some(s),
+            (None, Some(count)) => {
+                let index = job_index.ok_or_else(|| format!("--shards {count} takes this shard's index from {JOB_INDEX_VAR}, which is not set; give --shard INDEX/{count} instead"))?;
+                let index = index.trim().parse().map_err(|_| format!("{JOB_INDEX_VAR} is `{index}`, not a shard index (0, 1, ...)"))?;
+                Some(Shard::new(index, count).map_err(|e| format!("--shards {count} with {JOB_INDEX_VAR}={index}: {e}"))?)
+            }
+            (None, None) => None,
+        };
         let plan = LoadPlan {
             url: self.url,
             connections: self.connections,
@@ -132,11 +167,20 @@ impl LoadgenArgs {
             max_failed_connections: self.max_failed_connections,
             realtime: self.realtime,
             spin: self.spin,
+            shard,
+            start_at: self.start_at,
             out: self.out,
         };
         validate(&plan)?;
         Ok(plan)
     }
+}
+
+/// The environment variable a Kubernetes Indexed Job sets to each pod's index.
+pub const JOB_INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse()
 }
 
 /// `tungstenite` or `zero-alloc`, the names plans and results use.
@@ -181,6 +225,14 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     }
     if plan.threads == 0 {
         return Err("--threads must be at least 1".into());
+    }
+    if let Some(shard) = plan.shard {
+        if shard.count > plan.connections {
+            return Err(format!("--shard {shard}: {} shards for {} connections; every shard needs a connection", shard.count, plan.connections));
+        }
+    }
+    if let Some(t) = &plan.start_at {
+        wsbench_core::clock::parse_rfc3339(t).map_err(|e| format!("--start-at {e}"))?;
     }
     if !(0.0..=1.0).contains(&plan.max_loss) {
         return Err(format!("--max-loss is {}; it is a share between 0 and 1 (0 % and 100 %)", plan.max_loss));
@@ -249,6 +301,8 @@ mod tests {
                 max_failed_connections: 7,
                 realtime: true,
                 spin: Duration::from_micros(20),
+                shard: Some(Shard { index: 2, count: 3 }),
+                start_at: Some("2026-11-29T04:00:00Z".into()),
                 out: Some("results/x/trial-1".into()),
             },
             LoadPlan { duration: Duration::from_secs(90), rate: Some(1e6), ..Default::default() },
@@ -304,6 +358,25 @@ mod tests {
         assert_eq!(a.agent, "me");
         assert!(parse(&["--agent".into(), "me".into()]).is_err(), "--agent needs --autobahn");
         assert_eq!(parse(&[]).unwrap().autobahn, None);
+    }
+
+    #[test]
+    fn shards_come_from_the_flag_or_the_job_index() {
+        let plan = |args: &[&str], env: Option<&str>| {
+            let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            parse(&a).unwrap().into_plan_with(env)
+        };
+        assert_eq!(plan(&["--shard", "1/2"], None).unwrap().shard, Some(Shard { index: 1, count: 2 }));
+        assert_eq!(plan(&["--shards", "4"], Some("3")).unwrap().shard, Some(Shard { index: 3, count: 4 }));
+        assert_eq!(plan(&[], Some("3")).unwrap().shard, None, "the variable alone shards nothing");
+        assert!(plan(&["--shards", "4"], None).unwrap_err().contains("JOB_COMPLETION_INDEX"));
+        assert!(plan(&["--shards", "4"], Some("4")).unwrap_err().contains("0 to 3"));
+        assert!(plan(&["--shards", "4"], Some("x")).unwrap_err().contains("JOB_COMPLETION_INDEX"));
+        assert!(plan(&["--shard", "0/11"], None).unwrap_err().contains("every shard needs a connection"));
+        assert!(parse(&["--shard".into(), "2/2".into()]).is_err());
+        assert!(parse(&["--shard".into(), "0/2".into(), "--shards".into(), "2".into()]).is_err());
+        assert!(plan(&["--start-at", "soon"], None).unwrap_err().contains("--start-at"));
+        assert_eq!(plan(&["--start-at", "2026-11-29T04:00:00Z"], None).unwrap().start_at.as_deref(), Some("2026-11-29T04:00:00Z"));
     }
 
     #[test]

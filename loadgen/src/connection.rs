@@ -133,8 +133,9 @@ impl Filler {
 pub enum SendMode {
     /// Keep `in_flight` messages outstanding per connection.
     Closed { in_flight: u32 },
-    /// Send `rate` messages per second over all `connections` of the process.
-    Open { rate: f64, connections: u32 },
+    /// Send `rate` messages per second over all `connections` of the process; a shard sends
+    /// its part of the whole load's schedule (`span`).
+    Open { rate: f64, connections: u32, span: Option<crate::schedule::ShardSpan> },
 }
 
 /// What every connection of a worker shares.

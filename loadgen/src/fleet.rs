@@ -29,7 +29,7 @@ use crate::client::{self, Client, ConnectError};
 use crate::connection::{ConnShared, SendMode, Stop};
 use crate::pacer::SendClock;
 use crate::recorder::{IntervalSet, Recorder};
-use crate::schedule::{duration_ns, Timeline};
+use crate::schedule::{duration_ns, ShardSpan, Timeline};
 
 /// Bound on opening one connection (TCP connect and WebSocket handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,13 +63,20 @@ pub struct Start {
     pub established: u32,
     /// Per worker, the number its first open connection gets (its connections follow it).
     pub first_index: Arc<[u32]>,
+    /// A shard's place in the whole load's open-loop schedule; `None` for a whole load.
+    pub span: Option<ShardSpan>,
 }
 
 impl Start {
     /// The start of a run whose workers opened `established[w]` connections each.
     pub fn new(timeline: Timeline, established: &[u32]) -> Self {
         let first_index = established.iter().scan(0u32, |next, n| Some(std::mem::replace(next, *next + n))).collect();
-        Self { timeline, established: established.iter().sum(), first_index }
+        Self { timeline, established: established.iter().sum(), first_index, span: None }
+    }
+
+    /// The same start for a shard of a larger load.
+    pub fn within(self, span: Option<ShardSpan>) -> Self {
+        Self { span, ..self }
     }
 }
 
@@ -286,7 +293,7 @@ impl WorkerJob {
         recorder.begin(timeline.measured_start_ns);
         // The open connections share the whole rate (see the module docs).
         let send_mode = match self.plan.rate {
-            Some(rate) => SendMode::Open { rate, connections: start.established.max(1) },
+            Some(rate) => SendMode::Open { rate, connections: start.established.max(1), span: start.span },
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
         let first_index = start.first_index.get(self.id).copied().unwrap_or(0);

@@ -41,7 +41,8 @@ use wsbench_core::alloc;
 use wsbench_core::clock::{now_ns, process_cpu_ns, wall_clock_rfc3339};
 use wsbench_core::hist::LatencySummary;
 use wsbench_core::plan::LoadPlan;
-use wsbench_core::result::{ConnectionCounts, CpuUse, HostInfo, LoadgenSummary, RateReport};
+use wsbench_core::layout;
+use wsbench_core::result::{ConnectionCounts, CpuUse, HostInfo, LoadgenSummary, RateReport, ShardReport, StartReport};
 
 pub use args::LoadgenArgs;
 use connection::Stop;
@@ -63,6 +64,9 @@ pub const EXIT_USAGE: u8 = 2;
 /// Time between the end of the connect phase and the first send, so that every worker has
 /// received the timeline and started its connections' tasks before the schedule begins.
 const START_DELAY: Duration = Duration::from_millis(50);
+/// With --start-at, connecting begins this long (plus the connect phase's own length at
+/// --connect-rate) before the shared start.
+const START_LEAD: Duration = Duration::from_secs(2);
 /// Intervals (seconds) each worker may be ahead of the collector before its hand-over waits;
 /// a collector that far behind has a stuck disk, and waiting beats growing without bound.
 const COLLECTOR_BACKLOG_S: usize = 64;
@@ -101,7 +105,6 @@ pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let out = plan.out.clone();
     let result = rt.block_on(async {
         // Installed before anything starts, so a signal during the connect phase is handled too.
         let shutdown = shutdown_signal().map_err(|e| RunError::Failed(format!("cannot install signal handlers: {e}")))?;
@@ -109,7 +112,7 @@ pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
     });
     match result {
         Ok(summary) => {
-            report(&summary, out.as_deref());
+            report(&summary, summary.config.out.as_deref());
             ExitCode::from(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
         }
         Err(RunError::Usage(e)) => {
@@ -144,6 +147,29 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = String>> {
 pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Output = String>) -> Result<LoadgenSummary, RunError> {
     args::validate(&plan).map_err(RunError::Usage)?;
     let addr = args::target_addr(&plan.url).map_err(RunError::Usage)?;
+    let start_at = plan.start_at.as_deref().map(wsbench_core::clock::parse_rfc3339).transpose().map_err(RunError::Usage)?;
+    // A shard runs its part of the whole plan; the whole is recorded in its summary's `shard`.
+    let shard = plan.shard.map(|s| ShardReport { index: s.index, count: s.count, total_connections: plan.connections, total_rate: plan.rate });
+    let span = plan.shard.zip(plan.rate).map(|(s, rate)| schedule::ShardSpan::new(s, plan.connections, rate));
+    let plan = {
+        let mut part = plan.shard_part();
+        if let (Some(s), Some(out)) = (plan.shard, &plan.out) {
+            part.out = Some(layout::shard_results_dir(out, s.index));
+        }
+        part
+    };
+    tokio::pin!(shutdown);
+    if let Some(at) = start_at {
+        // Connect shortly before the shared start: open connections left idle longer could be
+        // closed by the server's keep-alive limits.
+        let lead = Duration::from_secs_f64(f64::from(plan.connections) / plan.connect_rate) + START_LEAD;
+        let (now, now_wall) = wsbench_core::clock::paired_now();
+        let begin = wsbench_core::clock::monotonic_at(at, now, now_wall).saturating_sub(duration_ns(lead));
+        tokio::select! {
+            sig = shutdown.as_mut() => return Err(RunError::Failed(format!("interrupted by {sig} while waiting for --start-at {}", wall_clock_rfc3339(at)))),
+            _ = tokio::time::sleep_until(instant_at(begin)) => {}
+        }
+    }
     let files = OutputFiles::create(plan.out.as_deref()).map_err(RunError::Failed)?;
     // More threads than connections would only idle.
     let workers = plan.threads.min(plan.connections as usize);
@@ -160,18 +186,38 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let fleet = Fleet::launch(&plan, &addr, workers, &collector_tx, recycle_rx).map_err(|e| RunError::Failed(format!("cannot start worker threads: {e}")))?;
 
     let mut control = Control::new(&plan, fleet);
-    tokio::pin!(shutdown);
     control.connect_phase(&mut shutdown).await;
 
-    let now = now_ns();
-    let timeline = (control.reason.is_none()).then(|| Timeline::new(now + duration_ns(START_DELAY), plan.warmup, plan.duration, plan.drain_timeout).with_interval(plan.interval));
+    let (now, now_wall) = wsbench_core::clock::paired_now();
+    let earliest = now + duration_ns(START_DELAY);
+    // With a shared start the schedule stays anchored at it, late or not, so the shards'
+    // schedules line up and a late shard's delay shows as latency rather than vanishing.
+    let (start_ns, start_report) = match (start_at, &plan.start_at) {
+        (Some(at), Some(text)) => {
+            let at_ns = wsbench_core::clock::monotonic_at(at, now, now_wall);
+            let late_by = earliest.saturating_sub(at_ns);
+            let late = late_by > duration_ns(plan.interval);
+            if late {
+                eprintln!("loadgen: began {:.3} s after --start-at {text}, more than one interval late; the summary marks this run late", late_by as f64 / 1e9);
+            }
+            (at_ns, Some(StartReport { at: text.clone(), late_by_s: late_by as f64 / 1e9, late }))
+        }
+        _ => (earliest, None),
+    };
+    // So late that the measured window is over: sending its whole part at once would only flood
+    // the server; nothing is sent and the run fails.
+    let window_end_ns = start_ns.saturating_add(duration_ns(plan.warmup) + duration_ns(plan.duration));
+    if let Some(st) = start_report.as_ref().filter(|st| st.late && window_end_ns <= earliest) {
+        control.reason.get_or_insert(format!("began {:.3} s after --start-at {}, when its measured window had already ended; nothing was sent", st.late_by_s, st.at));
+    }
+    let timeline = (control.reason.is_none()).then(|| Timeline::new(start_ns, plan.warmup, plan.duration, plan.drain_timeout).with_interval(plan.interval));
     let measured_start_ns = timeline.map_or(now, |t| t.measured_start_ns);
-    let start = SystemTime::now() + Duration::from_nanos(measured_start_ns - now);
+    let start = wsbench_core::clock::wall_at(measured_start_ns, now, now_wall);
     let _ = begin_tx.send(Begin { start, measured_start_ns, workers });
     // The workers hold the only interval senders now: the collector ends when they all have.
     drop(collector_tx);
     match timeline {
-        Some(tl) => control.fleet.start(fleet::Start::new(tl, &control.established_by_worker)),
+        Some(tl) => control.fleet.start(fleet::Start::new(tl, &control.established_by_worker).within(span)),
         None => control.stop_now(now, now),
     }
 
@@ -212,6 +258,8 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         cpu: CpuUse { process_pct: control.process_cpu_pct().unwrap_or(0.0), busiest_thread_pct: busiest },
         allocations: Allocations { process: control.process_allocations(), workers: worker_allocations },
         reason: control.reason.clone(),
+        shard,
+        start: start_report,
     });
     if let Some(dir) = &summary.config.out {
         writer::write_summary(dir, &summary).map_err(RunError::Failed)?;
@@ -403,6 +451,8 @@ struct SummaryInputs<'a> {
     cpu: CpuUse,
     allocations: Allocations,
     reason: Option<String>,
+    shard: Option<ShardReport>,
+    start: Option<StartReport>,
 }
 
 /// Allocations over the measured window; `None` where the window never began.
@@ -441,6 +491,8 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         unanswered_min_age_us: (m.lost > 0 && i.totals.unanswered_min_ns != u64::MAX).then(|| i.totals.unanswered_min_ns as f64 / 1_000.0),
         failed_checks: Vec::new(),
         warnings: Vec::new(),
+        shard: i.shard,
+        start: i.start,
     };
     s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);
@@ -530,6 +582,8 @@ mod tests {
             cpu: CpuUse::default(),
             allocations: Allocations { process: Some(10), workers: Some(0) },
             reason: None,
+            shard: None,
+            start: None,
         });
         assert!(s.complete);
         assert_eq!(s.throughput_msgs_per_s, 1_500.0);

@@ -73,12 +73,57 @@ pub fn duration_ns(d: Duration) -> u64 {
 /// `g = i, i + n, i + 2n, ...`, so each connection sends at `rate / n` with phase `i / rate` and the
 /// aggregate is evenly spread. Intended times are absolute: a connection that falls behind sends
 /// its backlog, it never re-bases its schedule (that would hide the delay, coordinated omission).
+///
+/// A shard (see [`ShardSpan`]) numbers the messages of its own part of the whole load's
+/// schedule this way instead, and maps each to its place in the whole.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OpenLoopSchedule {
     start_ns: u64,
     connection: u64,
     connections: u64,
     ns_per_msg: f64,
+    span: ShardSpan,
+}
+
+/// Where a shard's open-loop messages sit in the whole load's schedule.
+///
+/// The whole load (`total` connections, `rate` msgs/s) intends its message `g` at `g / rate`,
+/// sent by connection `g % total`. Shard `i` of `n` holds connections `i, i + n, ...`
+/// ([`wsbench_core::plan::Shard`]), so of every block of `total` consecutive messages it owns
+/// `owned` at offsets `i, i + n, ...`: its own message `m` is the whole load's
+/// `g(m) = (m / owned)·total + i + (m % owned)·n`. Its open connections take turns over `m`
+/// as one process's connections take turns over `g`; when every connection of the shard
+/// opened, its connection `j` sends exactly what connection `i + j·n` sends in one process,
+/// so the shards' schedules together are the one-process schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShardSpan {
+    first: u64,
+    stride: u64,
+    owned: u64,
+    block: u64,
+    /// The whole load's rate.
+    rate: f64,
+}
+
+impl ShardSpan {
+    /// The span of `shard` in a load of `total` connections at `rate` msgs/s.
+    ///
+    /// # Panics
+    /// If the shard owns no connection (validated with the command line).
+    pub fn new(shard: wsbench_core::plan::Shard, total: u32, rate: f64) -> Self {
+        let owned = shard.share(total);
+        assert!(owned > 0, "shard {shard} of {total} connections owns none");
+        Self { first: u64::from(shard.index), stride: u64::from(shard.count), owned: u64::from(owned), block: u64::from(total), rate }
+    }
+
+    /// A whole load: message `m` is message `m`.
+    const WHOLE: Self = Self { first: 0, stride: 1, owned: 1, block: 1, rate: 0.0 };
+
+    /// The whole load's number of this shard's message `m`.
+    #[inline]
+    pub fn global(&self, m: u64) -> u64 {
+        (m / self.owned) * self.block + self.first + (m % self.owned) * self.stride
+    }
 }
 
 impl OpenLoopSchedule {
@@ -90,20 +135,30 @@ impl OpenLoopSchedule {
     pub fn new(start_ns: u64, connection: u32, connections: u32, rate: f64) -> Self {
         assert!(rate > 0.0 && rate.is_finite(), "rate must be positive, got {rate}");
         assert!(connection < connections, "connection {connection} of {connections}");
-        Self { start_ns, connection: u64::from(connection), connections: u64::from(connections), ns_per_msg: NS_PER_S as f64 / rate }
+        Self { start_ns, connection: u64::from(connection), connections: u64::from(connections), ns_per_msg: NS_PER_S as f64 / rate, span: ShardSpan::WHOLE }
+    }
+
+    /// The same connection's schedule within a shard's part of a larger load: `connection` and
+    /// `connections` then count the shard's open connections, and the whole load's rate sets
+    /// the pace. `None` leaves the schedule as it is.
+    pub fn within(self, span: Option<ShardSpan>) -> Self {
+        match span {
+            Some(span) => Self { span, ns_per_msg: NS_PER_S as f64 / span.rate, ..self },
+            None => self,
+        }
     }
 
     /// Intended send time of this connection's `k`-th message (0-based).
     #[inline]
     pub fn intended(&self, k: u64) -> u64 {
-        let g = self.connection + k * self.connections;
+        let g = self.span.global(self.connection + k * self.connections);
         // f64 is exact to the nanosecond for offsets below 2^53 ns (104 days).
         self.start_ns + (g as f64 * self.ns_per_msg).round() as u64
     }
 
-    /// Seconds between two messages of this connection.
+    /// Mean nanoseconds between two messages of this connection.
     pub fn period_ns(&self) -> f64 {
-        self.ns_per_msg * self.connections as f64
+        self.ns_per_msg * self.connections as f64 * self.span.block as f64 / self.span.owned as f64
     }
 
     /// Index of the first message of this connection intended at or after `t`.
@@ -216,5 +271,74 @@ mod tests {
         }
         assert_eq!(s.first_at_or_after(0), 0);
         assert_eq!(s.count_between(10, 5), 0);
+    }
+
+    use wsbench_core::plan::Shard;
+
+    /// Every intended time (with its whole-load connection) over `blocks` rounds of the schedule.
+    fn one_process(total: u32, rate: f64, rounds: u64) -> Vec<(u64, u64)> {
+        let mut all: Vec<(u64, u64)> = (0..total)
+            .flat_map(|c| {
+                let s = OpenLoopSchedule::new(S, c, total, rate);
+                (0..rounds).map(move |k| (s.intended(k), u64::from(c)))
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn the_shards_together_send_exactly_the_one_process_schedule() {
+        // Every shard count against every connection count up to 13, remainders included.
+        for total in 1..=13u32 {
+            for count in 1..=total {
+                for rate in [1_000.0, 777.7, 3.0] {
+                    let rounds = 7;
+                    let mut union: Vec<(u64, u64)> = Vec::new();
+                    for i in 0..count {
+                        let shard = Shard::new(i, count).unwrap();
+                        let owned = shard.share(total);
+                        let span = ShardSpan::new(shard, total, rate);
+                        for j in 0..owned {
+                            let s = OpenLoopSchedule::new(S, j, owned, rate * f64::from(owned) / f64::from(total)).within(Some(span));
+                            union.extend((0..rounds).map(|k| (s.intended(k), shard.global_index(j))));
+                        }
+                    }
+                    union.sort();
+                    assert_eq!(union, one_process(total, rate, rounds), "{total} connections in {count} shards at {rate} msgs/s");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_shard_with_a_failed_connection_still_sends_its_whole_part() {
+        // 10 connections, shard 1 of 3 owns connections 1, 4, 7; one fails to open, and the two
+        // that opened share the shard's messages: the same intended times, none lost or doubled.
+        let shard = Shard::new(1, 3).unwrap();
+        let span = ShardSpan::new(shard, 10, 1_000.0);
+        let part: Vec<u64> = {
+            let mut v: Vec<u64> = one_process(10, 1_000.0, 20).into_iter().filter(|(_, c)| shard.owns(*c)).map(|(t, _)| t).collect();
+            v.truncate(30);
+            v
+        };
+        let mut shared: Vec<u64> = (0..2).flat_map(|j| {
+            let s = OpenLoopSchedule::new(S, j, 2, 300.0).within(Some(span));
+            (0..15).map(move |k| s.intended(k))
+        }).collect();
+        shared.sort();
+        assert_eq!(shared, part);
+    }
+
+    #[test]
+    fn first_at_or_after_is_exact_within_a_shard() {
+        let span = ShardSpan::new(Shard::new(2, 3).unwrap(), 11, 997.0);
+        let s = OpenLoopSchedule::new(5, 1, 3, 250.0).within(Some(span));
+        for k in 0..2_000 {
+            let t = s.intended(k);
+            assert!(k == 0 || t > s.intended(k - 1));
+            assert_eq!(s.first_at_or_after(t), k);
+            assert_eq!(s.first_at_or_after(t + 1), k + 1);
+        }
     }
 }

@@ -40,6 +40,15 @@ pub fn failed_checks(s: &LoadgenSummary) -> Vec<String> {
             plan.max_failed_connections
         ));
     }
+    if let Some(start) = s.start.as_ref().filter(|st| st.late) {
+        let shard = s.shard.as_ref().map(|sh| format!("shard {}/{} ", sh.index, sh.count)).unwrap_or_default();
+        failed.push(format!(
+            "{shard}began its warm-up {:.3} s after --start-at {} (more than one {} interval late): its schedule no longer lines up with the other shards'; start the shards earlier or give them a later --start-at",
+            start.late_by_s,
+            start.at,
+            wsbench_core::units::format_duration(plan.interval)
+        ));
+    }
     failed
 }
 
@@ -118,11 +127,25 @@ mod tests {
             unanswered_min_age_us: None,
             failed_checks: vec![],
             warnings: vec![],
+            shard: None,
+            start: None,
         }
     }
 
     fn kinds(s: &LoadgenSummary) -> Vec<WarningKind> {
         warnings(s).into_iter().map(|w| w.kind).collect()
+    }
+
+    #[test]
+    fn a_late_shard_fails_its_checks_and_an_early_one_does_not() {
+        let mut s = healthy();
+        s.shard = Some(wsbench_core::result::ShardReport { index: 1, count: 2, total_connections: 20, total_rate: None });
+        s.start = Some(wsbench_core::result::StartReport { at: "2026-11-29T03:00:00Z".into(), late_by_s: 0.2, late: false });
+        assert!(failed_checks(&s).is_empty());
+        s.start = Some(wsbench_core::result::StartReport { at: "2026-11-29T03:00:00Z".into(), late_by_s: 4.5, late: true });
+        let failed = failed_checks(&s);
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].starts_with("shard 1/2 began its warm-up 4.500 s after --start-at 2026-11-29T03:00:00Z"), "{failed:?}");
     }
 
     #[test]

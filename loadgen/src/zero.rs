@@ -402,7 +402,7 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
     let frame_len = header_len + size;
     let batch = match shared.send_mode {
         crate::connection::SendMode::Closed { in_flight } => expected_batch(None, 1, in_flight),
-        crate::connection::SendMode::Open { rate, connections } => expected_batch(Some(rate), connections, 0),
+        crate::connection::SendMode::Open { rate, connections, .. } => expected_batch(Some(rate), connections, 0),
     };
     // The batch, within the row's byte budget (but never below two frames, nor below the
     // closed-loop batch: those messages are released together).
