@@ -9,7 +9,7 @@
 //! The pacer only wakes its task; deciding what is due and recording how late the wake-up was is
 //! the connection loop's business.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
@@ -21,9 +21,16 @@ use tokio::io::unix::AsyncFd;
 use wsbench_core::clock::now_ns;
 
 /// A one-shot timer that fires at an absolute monotonic instant.
+///
+/// A firing is seen through the descriptor's readiness alone, never read: tokio registers it
+/// edge-triggered, so every expiry queues a new event whether or not the previous one was read,
+/// and `timerfd_settime` clears what is left. That saves a `read` per firing; a readiness that
+/// outlived a re-arm is told apart by the clock, not by the descriptor.
 #[derive(Debug)]
 pub struct Pacer {
     fd: AsyncFd<OwnedFd>,
+    /// The instant armed last (0: none).
+    deadline: Cell<u64>,
 }
 
 impl Pacer {
@@ -38,7 +45,7 @@ impl Pacer {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // SAFETY: the AsyncFd owns `fd`, so the descriptor stays open and the same for its whole life.
         let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
-        Ok(Self { fd })
+        Ok(Self { fd, deadline: Cell::new(0) })
     }
 
     /// Arms the timer for the absolute monotonic instant `deadline_ns`, replacing any earlier
@@ -55,30 +62,31 @@ impl Pacer {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
+        self.deadline.set(deadline_ns);
         Ok(())
     }
 
-    /// Waits until the armed deadline has passed. Cancel-safe: dropping the future loses nothing,
-    /// the expiry stays readable on the descriptor.
+    /// Ready once the descriptor has signalled since the last time this returned ready: the
+    /// armed deadline has passed, or (rarely) an expiry from before a re-arm was seen late.
+    /// Callers check the clock. Stores `cx`'s waker for the next firing.
+    pub fn poll_fired(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.fd.poll_read_ready(cx) {
+            Poll::Ready(Ok(mut guard)) => {
+                guard.clear_ready();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Waits until the armed deadline has passed. Cancel-safe: a firing not yet seen stays
+    /// signalled on the descriptor.
     pub async fn wait(&self) -> io::Result<()> {
         loop {
-            let mut guard = self.fd.readable().await?;
-            let read = guard.try_io(|fd| {
-                let mut expirations = 0u64;
-                // SAFETY: reading 8 bytes into a u64 is the timerfd protocol.
-                let n = unsafe { libc::read(fd.as_raw_fd(), (&mut expirations as *mut u64).cast(), 8) };
-                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-            });
-            match read {
-                Ok(Ok(())) => {
-                    // The expiry is consumed and the timer is one-shot: nothing more can be read
-                    // until it is armed again, so skip the read that would only say EAGAIN.
-                    guard.clear_ready();
-                    return Ok(());
-                }
-                Ok(Err(e)) => return Err(e),
-                // Stale readiness (the timer was re-armed after it fired): wait again.
-                Err(_would_block) => continue,
+            std::future::poll_fn(|cx| self.poll_fired(cx)).await?;
+            if now_ns() >= self.deadline.get() {
+                return Ok(());
             }
         }
     }
@@ -174,41 +182,58 @@ impl SendClock {
     /// the timer for the next. Runs for the worker's whole life; returns only when the timerfd
     /// fails.
     pub async fn run(&self) -> io::Error {
+        std::future::poll_fn(|cx| self.poll_run(cx)).await
+    }
+
+    /// [`Self::run`] as a poll function, for the worker's own loop: the worker polls its clock
+    /// itself, so a firing wakes the worker and the connections it makes due, with no task of
+    /// its own in between.
+    pub fn poll_run(&self, cx: &mut Context<'_>) -> Poll<io::Error> {
         loop {
-            if let Err(e) = self.pacer.wait().await {
-                return e;
+            match self.pacer.poll_fired(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(e),
+                Poll::Ready(Ok(())) => {}
             }
-            let mut guard = self.state.borrow_mut();
-            let s = &mut *guard;
-            s.armed = 0;
-            if self.spin_ns > 0 {
-                if let Some(first) = s.earliest() {
-                    // Armed early on purpose: spin the rest, never longer than asked.
-                    let until = first.min(now_ns() + self.spin_ns);
-                    while now_ns() < until {
-                        std::hint::spin_loop();
-                    }
-                }
-            }
-            let now = now_ns();
-            while let Some(d) = s.earliest() {
-                if d > now {
-                    break;
-                }
-                let Some(Reverse((_, slot))) = s.queue.pop() else { break };
-                s.deadline[slot as usize] = 0;
-                if let Some(w) = s.wakers[slot as usize].take() {
-                    w.wake();
-                }
-            }
-            if let Some(next) = s.earliest() {
-                let arm_at = next.saturating_sub(self.spin_ns).max(1);
-                if let Err(e) = self.pacer.set(arm_at) {
-                    return e;
-                }
-                s.armed = arm_at;
+            if let Err(e) = self.fire() {
+                return Poll::Ready(e);
             }
         }
+    }
+
+    /// One firing: spins to the first deadline when armed early, wakes every connection due,
+    /// and arms the timer for the next deadline. A firing with nothing due (seen late, after a
+    /// re-arm) only re-arms.
+    fn fire(&self) -> io::Result<()> {
+        let mut guard = self.state.borrow_mut();
+        let s = &mut *guard;
+        s.armed = 0;
+        if self.spin_ns > 0 {
+            if let Some(first) = s.earliest() {
+                // Armed early on purpose: spin the rest, never longer than asked.
+                let until = first.min(now_ns() + self.spin_ns);
+                while now_ns() < until {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        let now = now_ns();
+        while let Some(d) = s.earliest() {
+            if d > now {
+                break;
+            }
+            let Some(Reverse((_, slot))) = s.queue.pop() else { break };
+            s.deadline[slot as usize] = 0;
+            if let Some(w) = s.wakers[slot as usize].take() {
+                w.wake();
+            }
+        }
+        if let Some(next) = s.earliest() {
+            let arm_at = next.saturating_sub(self.spin_ns).max(1);
+            self.pacer.set(arm_at)?;
+            s.armed = arm_at;
+        }
+        Ok(())
     }
 }
 
@@ -241,6 +266,25 @@ mod tests {
             // Re-armed to the past before the first deadline: must not wait a minute.
             p.set(1).unwrap();
             tokio::time::timeout(std::time::Duration::from_secs(5), p.wait()).await.expect("fires").unwrap();
+        });
+    }
+
+    #[test]
+    fn an_expiry_seen_after_a_rearm_does_not_end_the_new_wait() {
+        runtime().block_on(async {
+            let p = Pacer::new().unwrap();
+            p.set(now_ns() + 1_000_000).unwrap();
+            // The first deadline expires unseen (the runtime is not polled), then is replaced.
+            std::thread::sleep(std::time::Duration::from_millis(3));
+            let deadline = now_ns() + 20_000_000;
+            p.set(deadline).unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(5), p.wait()).await.expect("fires").unwrap();
+            assert!(now_ns() >= deadline, "woke for the replaced deadline");
+            // Never read, yet it fires again once re-armed.
+            let deadline = now_ns() + 2_000_000;
+            p.set(deadline).unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(5), p.wait()).await.expect("fires again").unwrap();
+            assert!(now_ns() >= deadline);
         });
     }
 }
