@@ -358,6 +358,7 @@ impl WorkerJob {
                 // end the run properly, so the worker fails loudly (a panicked worker ends the
                 // run with its message).
                 e = &mut clock => panic!("worker {}: the send timer (timerfd) failed: {e}", self.id),
+                () = wake_on_stop(&shared) => unreachable!("never ends"),
                 _ = all_done => {}
                 _ = &mut ticker => unreachable!("the ticker never ends"),
             }
@@ -422,6 +423,15 @@ async fn grow_defer_list() {
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Wakes every connection once a stop is requested (or the control thread is gone): they look
+/// for it only when they run (see [`crate::session::Turns`]). Never returns.
+async fn wake_on_stop(shared: &ConnShared) {
+    let mut stop_rx = shared.stop.clone();
+    let _ = stop_rx.wait_for(|s| s.is_some()).await;
+    shared.clock.wake_all();
+    std::future::pending::<()>().await;
 }
 
 /// Tells the recorder a connection ended, and whether the measured window was still open.

@@ -178,6 +178,31 @@ impl SendClock {
         Poll::Pending
     }
 
+    /// Never ready: keeps connection `slot`'s waker for [`Self::wake_all`] only, without a
+    /// deadline (a transport waiting to write waits for a stop besides its I/O).
+    pub fn wait_for_stop(&self, slot: usize) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut s = self.state.borrow_mut();
+            // No deadline: an entry still queued for it is stale from now on.
+            s.deadline[slot] = 0;
+            match &mut s.wakers[slot] {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                w => *w = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+    }
+
+    /// Wakes every connection that waits on this clock, due or not (a stop was requested).
+    pub fn wake_all(&self) {
+        let mut s = self.state.borrow_mut();
+        for w in &mut s.wakers {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+    }
+
     /// Fires the timer for everyone: wakes each connection whose deadline has come, then arms
     /// the timer for the next. Runs for the worker's whole life; returns only when the timerfd
     /// fails.
