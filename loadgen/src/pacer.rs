@@ -92,19 +92,23 @@ impl Pacer {
     }
 }
 
-/// One timer for all connections of a worker thread.
+/// The send timer of all connections of a worker thread.
 ///
 /// A timer per connection costs a `timerfd_settime`, a `read` and an epoll wake-up for every
 /// message. Here each connection registers its next deadline with the worker's clock; one driver
-/// ([`SendClock::run`]) keeps the single timerfd armed at the earliest deadline and, when it
+/// ([`SendClock::run`]) keeps the two earliest deadlines armed on two timerfds and, when one
 /// fires, wakes every connection that is due, so one wake-up serves every message due by then.
-/// With `spin_ns`, the timer is armed that much before the deadline and the rest is spun, which
-/// trades CPU for punctuality.
+/// Two, not one: a timer re-armed right after it fired is the earliest the kernel holds, and
+/// arming the earliest timer reprograms the CPU's timer hardware (a VM exit on a virtual
+/// machine), on top of the reprogramming the firing itself does. Re-arming the fired timer for
+/// the deadline after the next one, while the other holds the next, leaves that to the firing.
+/// With `spin_ns`, the timers are armed that much before the deadline and the rest is spun,
+/// which trades CPU for punctuality.
 ///
 /// Registering and waking allocate nothing: the queue of deadlines is sized for the worker's
 /// connections up front and purged of superseded entries when it is full.
 pub struct SendClock {
-    pacer: Pacer,
+    pacers: [Pacer; 2],
     spin_ns: u64,
     state: RefCell<ClockState>,
 }
@@ -116,8 +120,8 @@ struct ClockState {
     /// Per connection slot: its registered deadline, 0 when none.
     deadline: Vec<u64>,
     wakers: Vec<Option<Waker>>,
-    /// The instant the timerfd is armed for; 0 when it is not armed.
-    armed: u64,
+    /// The instant each timerfd is armed for; 0 when it is not armed (or has fired).
+    armed: [u64; 2],
 }
 
 impl ClockState {
@@ -131,6 +135,24 @@ impl ClockState {
         }
         None
     }
+
+    /// The earliest live deadline and the next later one, if any. Allocates nothing: the
+    /// entries set aside to look behind the first are pushed back into the room they left.
+    fn earliest_two(&mut self) -> (Option<u64>, Option<u64>) {
+        let Some(first) = self.earliest() else { return (None, None) };
+        // Several connections can share a deadline: look past at most a few of them.
+        let mut aside = [Reverse((0u64, 0u32)); 8];
+        let mut n = 0;
+        while n < aside.len() && self.earliest() == Some(first) {
+            aside[n] = self.queue.pop().expect("peeked");
+            n += 1;
+        }
+        let second = self.earliest().filter(|&d| d != first);
+        for e in &aside[..n] {
+            self.queue.push(*e);
+        }
+        (Some(first), second)
+    }
 }
 
 impl SendClock {
@@ -141,9 +163,9 @@ impl SendClock {
             queue: BinaryHeap::with_capacity(2 * slots + 16),
             deadline: vec![0; slots],
             wakers: vec![None; slots],
-            armed: 0,
+            armed: [0; 2],
         };
-        Ok(Self { pacer: Pacer::new()?, spin_ns, state: RefCell::new(state) })
+        Ok(Self { pacers: [Pacer::new()?, Pacer::new()?], spin_ns, state: RefCell::new(state) })
     }
 
     /// Waits until the absolute monotonic instant `deadline_ns` on behalf of connection `slot`.
@@ -165,10 +187,15 @@ impl SendClock {
                 s.queue.retain(|&Reverse((d, k))| live[k as usize] == d);
             }
             s.queue.push(Reverse((deadline_ns, slot as u32)));
-            let arm_at = deadline_ns.saturating_sub(self.spin_ns).max(1);
-            if s.armed == 0 || arm_at < s.armed {
-                self.pacer.set(arm_at)?;
-                s.armed = arm_at;
+            let arm_at = self.arm_at(deadline_ns);
+            if !s.armed.contains(&arm_at) {
+                // A free timer takes it, or else the later of the two if this one comes first:
+                // the two earliest deadlines stay armed.
+                let k = if s.armed[0] == 0 || (s.armed[1] != 0 && s.armed[0] > s.armed[1]) { 0 } else { 1 };
+                if s.armed[k] == 0 || arm_at < s.armed[k] {
+                    self.pacers[k].set(arm_at)?;
+                    s.armed[k] = arm_at;
+                }
             }
         }
         match &mut s.wakers[slot] {
@@ -215,10 +242,16 @@ impl SendClock {
     /// its own in between.
     pub fn poll_run(&self, cx: &mut Context<'_>) -> Poll<io::Error> {
         loop {
-            match self.pacer.poll_fired(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(e),
-                Poll::Ready(Ok(())) => {}
+            let mut fired = false;
+            for p in &self.pacers {
+                match p.poll_fired(cx) {
+                    Poll::Pending => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(e),
+                    Poll::Ready(Ok(())) => fired = true,
+                }
+            }
+            if !fired {
+                return Poll::Pending;
             }
             if let Err(e) = self.fire() {
                 return Poll::Ready(e);
@@ -226,13 +259,17 @@ impl SendClock {
         }
     }
 
+    /// The instant to arm a timer for `deadline_ns`: early by the spin.
+    fn arm_at(&self, deadline_ns: u64) -> u64 {
+        deadline_ns.saturating_sub(self.spin_ns).max(1)
+    }
+
     /// One firing: spins to the first deadline when armed early, wakes every connection due,
-    /// and arms the timer for the next deadline. A firing with nothing due (seen late, after a
-    /// re-arm) only re-arms.
+    /// and arms the timers for the next two deadlines. A firing with nothing due (seen late,
+    /// after a re-arm) only re-arms.
     fn fire(&self) -> io::Result<()> {
         let mut guard = self.state.borrow_mut();
         let s = &mut *guard;
-        s.armed = 0;
         if self.spin_ns > 0 {
             if let Some(first) = s.earliest() {
                 // Armed early on purpose: spin the rest, never longer than asked.
@@ -253,10 +290,24 @@ impl SendClock {
                 w.wake();
             }
         }
-        if let Some(next) = s.earliest() {
-            let arm_at = next.saturating_sub(self.spin_ns).max(1);
-            self.pacer.set(arm_at)?;
-            s.armed = arm_at;
+        // Timers whose instant has passed have fired (or will, at once): they are free.
+        for a in &mut s.armed {
+            if *a <= now {
+                *a = 0;
+            }
+        }
+        let (first, second) = s.earliest_two();
+        for d in [first, second].into_iter().flatten() {
+            let at = self.arm_at(d);
+            if s.armed.contains(&at) {
+                continue;
+            }
+            // A free timer, or else the one armed latest if it is later than this deadline.
+            let k = if s.armed[0] == 0 { 0 } else if s.armed[1] == 0 { 1 } else if s.armed[0] > s.armed[1] { 0 } else { 1 };
+            if s.armed[k] == 0 || at < s.armed[k] {
+                self.pacers[k].set(at)?;
+                s.armed[k] = at;
+            }
         }
         Ok(())
     }
@@ -371,6 +422,47 @@ mod clock_tests {
                 tokio::time::timeout(std::time::Duration::from_secs(5), clock.wait(0, deadline)).await.expect("woken").unwrap();
                 assert!(now_ns() >= deadline);
             }
+            driver.abort();
+        });
+    }
+
+    #[test]
+    fn the_two_earliest_deadlines_stay_armed() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let clock = Rc::new(SendClock::new(4, 0).unwrap());
+            let armed = |c: &SendClock| {
+                let mut a = c.state.borrow().armed;
+                a.sort_unstable();
+                a
+            };
+            let waker = futures_util::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            let t = now_ns() + 60_000_000_000;
+            for (slot, d) in [(0, t + 3), (1, t + 1), (2, t + 2)] {
+                assert!(clock.poll_wait(slot, d, &mut cx).is_pending());
+            }
+            assert_eq!(armed(&clock), [t + 1, t + 2]);
+            // An earlier one displaces the later of the two.
+            assert!(clock.poll_wait(0, t, &mut cx).is_pending());
+            assert_eq!(armed(&clock), [t, t + 1]);
+
+            // After a firing, the fired timer is re-armed for the deadline after the next one.
+            let driver = tokio::task::spawn_local({
+                let c = clock.clone();
+                async move { c.run().await }
+            });
+            let t0 = now_ns();
+            let (a, b, c) = (t0 + 2_000_000, t0 + 40_000_000, t0 + 50_000_000);
+            assert!(clock.poll_wait(1, b, &mut cx).is_pending());
+            assert!(clock.poll_wait(2, c, &mut cx).is_pending());
+            tokio::time::timeout(std::time::Duration::from_secs(5), clock.wait(3, a)).await.expect("woken").unwrap();
+            // This future may see its deadline pass before the driver task has run.
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            assert!(now_ns() < b, "the test needs the second deadline still ahead");
+            assert_eq!(armed(&clock), [b, c]);
             driver.abort();
         });
     }
