@@ -144,11 +144,17 @@ impl<'a> Session<'a> {
     /// reads in between.
     #[inline]
     pub fn next_due(&mut self) -> Option<Option<u64>> {
+        self.next_due_at(now_ns())
+    }
+
+    /// [`Self::next_due`] as of `now`, a clock reading the caller already has (never later than
+    /// the true time, so nothing is sent before it is due).
+    #[inline]
+    pub fn next_due_at(&mut self, now: u64) -> Option<Option<u64>> {
         if !self.sending {
             return None;
         }
         let tl = self.shared.timeline;
-        let now = now_ns();
         match self.schedule {
             Some(s) => {
                 let mut intended = s.intended(self.next_seq);

@@ -502,8 +502,9 @@ impl ZeroConn<'_> {
     fn send_due(&mut self) {
         self.session.start_batch();
         let w = &mut self.wire;
+        let mut now = now_ns();
         while w.has_room() {
-            let Some(intended) = self.session.next_due() else {
+            let Some(intended) = self.session.next_due_at(now) else {
                 return;
             };
             let slot = &mut w.row[w.filled..w.filled + w.frame_len];
@@ -511,8 +512,10 @@ impl ZeroConn<'_> {
             slot[w.header_len - 4..w.header_len].copy_from_slice(&key);
             let payload = &mut slot[w.header_len..];
             payload[HEADER_LEN..].copy_from_slice(self.session.filler.tail(self.session.next_seq()));
-            // The actual send time is read as late as possible: right before masking and the write.
-            let header = self.session.header(intended, now_ns());
+            // The actual send time is read as late as possible: right before masking and the
+            // write. It is the next message's `now` as well: one clock reading per message.
+            now = now_ns();
+            let header = self.session.header(intended, now);
             header.encode(&mut payload[..HEADER_LEN]);
             mask::apply(payload, key);
             w.filled += w.frame_len;
