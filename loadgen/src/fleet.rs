@@ -354,22 +354,20 @@ impl WorkerJob {
         {
             let ticker = ticker(&shared, &self.collector, &self.recycled, &mut cpu);
             tokio::pin!(ticker);
-            // Its own task: a firing then polls the clock and the connections it wakes, not the
-            // ticker and the join of every connection as well.
-            let mut clock = tokio::task::spawn_local({
-                let shared = shared.clone();
-                async move { shared.clock.run().await }
-            });
+            // The clock is polled here, in the worker's own future, not in a task of its own:
+            // a firing wakes this future, which wakes the connections due, and the LocalSet
+            // polls them in the same turn (a task would add a wake-up and a poll per firing).
+            let clock = shared.clock.run();
+            tokio::pin!(clock);
             tokio::select! {
-                _ = all_done => {}
-                _ = &mut ticker => unreachable!("the ticker never ends"),
+                biased;
                 // A timerfd that fails leaves every connection without deadlines: nothing can
                 // end the run properly, so the worker fails loudly (a panicked worker ends the
                 // run with its message).
-                e = &mut clock => match e {
-                    Ok(e) => panic!("worker {}: the send timer (timerfd) failed: {e}", self.id),
-                    Err(e) => panic!("worker {}: the send timer's task failed: {e}", self.id),
-                },
+                e = &mut clock => panic!("worker {}: the send timer (timerfd) failed: {e}", self.id),
+                () = wake_on_stop(&shared) => unreachable!("never ends"),
+                _ = all_done => {}
+                _ = &mut ticker => unreachable!("the ticker never ends"),
             }
             // Connections can end before the window does: open-loop ones once their last message
             // is answered, dropped ones at any time. The window still lasts until its planned
@@ -380,7 +378,6 @@ impl WorkerJob {
                 _ = wait_until(&mut stop_rx, timeline.measured_end_ns) => {}
                 _ = &mut ticker => unreachable!("the ticker never ends"),
             }
-            clock.abort();
         }
 
         let end = window_end(&timeline, *self.stop.borrow());
@@ -433,6 +430,15 @@ async fn grow_defer_list() {
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Wakes every connection once a stop is requested (or the control thread is gone): they look
+/// for it only when they run (see [`crate::session::Turns`]). Never returns.
+async fn wake_on_stop(shared: &ConnShared) {
+    let mut stop_rx = shared.stop.clone();
+    let _ = stop_rx.wait_for(|s| s.is_some()).await;
+    shared.clock.wake_all();
+    std::future::pending::<()>().await;
 }
 
 /// Tells the recorder a connection ended, and whether the measured window was still open.

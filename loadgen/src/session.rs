@@ -144,11 +144,17 @@ impl<'a> Session<'a> {
     /// reads in between.
     #[inline]
     pub fn next_due(&mut self) -> Option<Option<u64>> {
+        self.next_due_at(now_ns())
+    }
+
+    /// [`Self::next_due`] as of `now`, a clock reading the caller already has (never later than
+    /// the true time, so nothing is sent before it is due).
+    #[inline]
+    pub fn next_due_at(&mut self, now: u64) -> Option<Option<u64>> {
         if !self.sending {
             return None;
         }
         let tl = self.shared.timeline;
-        let now = now_ns();
         match self.schedule {
             Some(s) => {
                 let mut intended = s.intended(self.next_seq);
@@ -275,6 +281,11 @@ impl<'a> Session<'a> {
 /// The waiting half of a connection's loop, the same for both transports: it watches for a stop,
 /// registers the session's next deadline with the worker's [`crate::pacer::SendClock`], and waits
 /// for whichever comes first of a stop, the transport's I/O and that deadline.
+///
+/// A stop is looked for with one load of the watch's version per turn, not a `changed()`
+/// future per turn (which takes the watch's waiter lock twice): every waiting connection has
+/// its waker with the clock, and the worker wakes them all when the stop comes
+/// ([`crate::pacer::SendClock::wake_all`]).
 pub struct Turns {
     stop_rx: tokio::sync::watch::Receiver<Option<Stop>>,
     stopped: bool,
@@ -319,17 +330,20 @@ impl Turns {
 
     /// Waits for a stop, `io`, or (when `timer_on`) the deadline, in that order of preference.
     pub async fn wait<T>(&mut self, session: &mut Session<'_>, timer_on: bool, io: impl Future<Output = T>) -> Turn<T> {
+        if !self.stopped {
+            let changed = self.stop_rx.has_changed();
+            if !matches!(changed, Ok(false)) {
+                self.stopped = true;
+                // A dropped sender (control thread gone) is a stop as well.
+                let stop = changed.ok().and_then(|_| *self.stop_rx.borrow_and_update());
+                session.apply_stop(stop.unwrap_or(Stop { at_ns: now_ns(), drain_until_ns: now_ns() }));
+                return Turn::Again;
+            }
+        }
         let shared: &ConnShared = session.shared;
         let slot = session.slot;
         tokio::select! {
             biased;
-            _ = self.stop_rx.changed(), if !self.stopped => {
-                self.stopped = true;
-                // A dropped sender (control thread gone) is a stop as well.
-                let stop = self.stop_rx.borrow().unwrap_or(Stop { at_ns: now_ns(), drain_until_ns: now_ns() });
-                session.apply_stop(stop);
-                Turn::Again
-            }
             io = io => Turn::Io(io),
             // Behind schedule: yield once (other connections run, the reactor is polled), then
             // send the next batch. Never a busy loop, and never a wait for a timer already past.
@@ -338,6 +352,8 @@ impl Turns {
                 Err(e) => Turn::End(ConnEnd::Dropped(format!("cannot arm the timerfd: {e}"))),
                 Ok(()) => Turn::Again,
             },
+            // Timer off (the transport waits to write): only a stop can wake it besides the I/O.
+            () = shared.clock.wait_for_stop(slot), if !timer_on => Turn::Again,
         }
     }
 }

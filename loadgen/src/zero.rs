@@ -44,8 +44,9 @@ use crate::session::{Session, Turn, Turns};
 
 /// The server's handshake response is read into a buffer this long, dropped once it is parsed.
 const HANDSHAKE_BUFFER: usize = 8 << 10;
-/// Smallest read buffer of a connection.
-const MIN_READ_BUFFER: usize = 256;
+/// Smallest read buffer of a connection: one control frame of the largest size (a ping or close
+/// with 125 bytes of payload), which every connection must be able to take whole.
+const MIN_READ_BUFFER: usize = CONTROL_FRAME;
 /// The send row holds at most about this many bytes of frames (at least two frames).
 const SEND_ROW_BYTES: usize = 64 << 10;
 const MAX_BATCH: usize = 256;
@@ -389,55 +390,7 @@ struct ZeroConn<'a> {
 /// and closed, or until the peer drops it; the zero-alloc counterpart of
 /// [`crate::connection::run`].
 pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
-    let session = Session::new(shared, index, slot);
-    let size = shared.size;
-    let opcode = match shared.mode {
-        Mode::Binary => Opcode::Binary,
-        Mode::Text => Opcode::Text,
-    };
-    let mut rng = XorShift::seeded(u64::from(index));
-    // The data frame header, written into every slot now; only its mask key changes later.
-    let mut header = [0u8; MAX_HEADER_LEN];
-    let header_len = write::header(&mut header, true, opcode, size, Some(rng.mask_key()));
-    let frame_len = header_len + size;
-    let batch = match shared.send_mode {
-        crate::connection::SendMode::Closed { in_flight } => expected_batch(None, 1, in_flight),
-        crate::connection::SendMode::Open { rate, connections, .. } => expected_batch(Some(rate), connections, 0),
-    };
-    // The batch, within the row's byte budget (but never below two frames, nor below the
-    // closed-loop batch: those messages are released together).
-    let mut slots = batch.min((SEND_ROW_BYTES / frame_len).max(2));
-    if let crate::connection::SendMode::Closed { in_flight } = shared.send_mode {
-        slots = slots.max((in_flight as usize).min(MAX_BATCH));
-    }
-    let mut row = vec![0u8; slots * frame_len].into_boxed_slice();
-    for slot in row.chunks_exact_mut(frame_len) {
-        slot[..header_len].copy_from_slice(&header[..header_len]);
-    }
-    let max_payload = stream.rbuf.len() - MAX_HEADER_LEN;
-    let mut conn = ZeroConn {
-        session,
-        wire: Wire {
-            tcp: stream.tcp,
-            rbuf: stream.rbuf,
-            rstart: stream.rstart,
-            rend: stream.rend,
-            row,
-            frame_len,
-            header_len,
-            filled: 0,
-            written: 0,
-            ctrl: [0; CONTROL_FRAME],
-            ctrl_len: 0,
-            ctrl_written: 0,
-            blocked: false,
-            rng,
-        },
-        assembler: MessageAssembler::new(max_payload),
-        fragments: Vec::with_capacity(size),
-        oversized: false,
-        max_payload,
-    };
+    let mut conn = ZeroConn::new(stream, index, slot, shared);
     // Bytes the server sent right behind its handshake response.
     let mut end = conn.on_read();
     if end.is_none() {
@@ -457,6 +410,62 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
         }
     }
     end
+}
+
+impl<'a> ZeroConn<'a> {
+    /// Sets connection number `index` up over `stream`. Not part of the async [`run`], so its
+    /// locals do not take room in every connection's task for the whole run.
+    fn new(stream: ZeroStream, index: u32, slot: usize, shared: &'a ConnShared) -> Self {
+        let session = Session::new(shared, index, slot);
+        let size = shared.size;
+        let opcode = match shared.mode {
+            Mode::Binary => Opcode::Binary,
+            Mode::Text => Opcode::Text,
+        };
+        let mut rng = XorShift::seeded(u64::from(index));
+        // The data frame header, written into every slot now; only its mask key changes later.
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = write::header(&mut header, true, opcode, size, Some(rng.mask_key()));
+        let frame_len = header_len + size;
+        let batch = match shared.send_mode {
+            crate::connection::SendMode::Closed { in_flight } => expected_batch(None, 1, in_flight),
+            crate::connection::SendMode::Open { rate, connections, .. } => expected_batch(Some(rate), connections, 0),
+        };
+        // The batch, within the row's byte budget (but never below two frames, nor below the
+        // closed-loop batch: those messages are released together).
+        let mut slots = batch.min((SEND_ROW_BYTES / frame_len).max(2));
+        if let crate::connection::SendMode::Closed { in_flight } = shared.send_mode {
+            slots = slots.max((in_flight as usize).min(MAX_BATCH));
+        }
+        let mut row = vec![0u8; slots * frame_len].into_boxed_slice();
+        for slot in row.chunks_exact_mut(frame_len) {
+            slot[..header_len].copy_from_slice(&header[..header_len]);
+        }
+        let max_payload = stream.rbuf.len() - MAX_HEADER_LEN;
+        ZeroConn {
+            session,
+            wire: Wire {
+                tcp: stream.tcp,
+                rbuf: stream.rbuf,
+                rstart: stream.rstart,
+                rend: stream.rend,
+                row,
+                frame_len,
+                header_len,
+                filled: 0,
+                written: 0,
+                ctrl: [0; CONTROL_FRAME],
+                ctrl_len: 0,
+                ctrl_written: 0,
+                blocked: false,
+                rng,
+            },
+            assembler: MessageAssembler::new(max_payload),
+            fragments: Vec::with_capacity(size),
+            oversized: false,
+            max_payload,
+        }
+    }
 }
 
 impl ZeroConn<'_> {
@@ -493,8 +502,9 @@ impl ZeroConn<'_> {
     fn send_due(&mut self) {
         self.session.start_batch();
         let w = &mut self.wire;
+        let mut now = now_ns();
         while w.has_room() {
-            let Some(intended) = self.session.next_due() else {
+            let Some(intended) = self.session.next_due_at(now) else {
                 return;
             };
             let slot = &mut w.row[w.filled..w.filled + w.frame_len];
@@ -502,8 +512,10 @@ impl ZeroConn<'_> {
             slot[w.header_len - 4..w.header_len].copy_from_slice(&key);
             let payload = &mut slot[w.header_len..];
             payload[HEADER_LEN..].copy_from_slice(self.session.filler.tail(self.session.next_seq()));
-            // The actual send time is read as late as possible: right before masking and the write.
-            let header = self.session.header(intended, now_ns());
+            // The actual send time is read as late as possible: right before masking and the
+            // write. It is the next message's `now` as well: one clock reading per message.
+            now = now_ns();
+            let header = self.session.header(intended, now);
             header.encode(&mut payload[..HEADER_LEN]);
             mask::apply(payload, key);
             w.filled += w.frame_len;

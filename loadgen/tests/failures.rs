@@ -100,6 +100,23 @@ fn a_server_going_away_is_named_by_its_close_code() {
 }
 
 #[test]
+fn the_largest_close_frame_fits_the_smallest_read_buffer() {
+    // 30 msgs/s over 3 connections: the zero-alloc engine's buffers are at their smallest, and
+    // a close frame with 125 bytes of payload (code and a 123-byte reason) must still be read.
+    let server = EchoServer::start(None);
+    let dir = out_dir("long-close");
+    let url = server.url();
+    let child = spawn_loadgen(&["--url", &url, "--engine", "zero-alloc", "--connections", "3", "--rate", "30", "--duration", "60s", "--warmup", "0s", "--out", dir.to_str().unwrap()]);
+    wait_for_rows(&dir, 1);
+    server.go_away_saying(&"x".repeat(123));
+    let (status, _, stderr) = wait(child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    let r = read_results(&dir);
+    r.assert_consistent();
+    assert_eq!(r.summary.reason.as_deref(), Some("server closed 3 of 3 connections (close 1001 going away)"));
+}
+
+#[test]
 fn no_server_means_no_run() {
     // Bind and drop a listener: the port is closed, and nobody else got it in between.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -39,7 +39,8 @@ pub struct Stall {
 pub struct EchoServer {
     pub addr: SocketAddr,
     rt: Option<tokio::runtime::Runtime>,
-    go_away: watch::Sender<bool>,
+    /// The reason of the close frame 1001 every connection sends once it is set.
+    go_away: watch::Sender<Option<String>>,
     /// WebSocket connections open now (handshake done, not yet ended).
     open: Arc<AtomicUsize>,
 }
@@ -74,7 +75,7 @@ impl EchoServer {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).on_thread_start(on_thread_start).enable_all().build().unwrap();
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
-        let (go_away, go_away_rx) = watch::channel(false);
+        let (go_away, go_away_rx) = watch::channel(None);
         let t0 = Instant::now();
         let open = Arc::new(AtomicUsize::new(0));
         let counter = open.clone();
@@ -97,7 +98,12 @@ impl EchoServer {
 
     /// Every connection sends a close frame 1001 (going away) and ends, as a server shutting down does.
     pub fn go_away(&self) {
-        self.go_away.send_replace(true);
+        self.go_away_saying("test server going away");
+    }
+
+    /// [`Self::go_away`] with this reason in the close frames (at most 123 bytes).
+    pub fn go_away_saying(&self, reason: &str) {
+        self.go_away.send_replace(Some(reason.to_owned()));
     }
 
     /// The server vanishes: every socket is closed without a close frame.
@@ -116,7 +122,7 @@ impl Drop for EchoServer {
     }
 }
 
-async fn serve(tcp: TcpStream, stall: Option<Stall>, per_message: Option<Duration>, t0: Instant, mut go_away: watch::Receiver<bool>, open: Arc<AtomicUsize>) {
+async fn serve(tcp: TcpStream, stall: Option<Stall>, per_message: Option<Duration>, t0: Instant, mut go_away: watch::Receiver<Option<String>>, open: Arc<AtomicUsize>) {
     tcp.set_nodelay(true).unwrap();
     let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
     open.fetch_add(1, Ordering::SeqCst);
@@ -125,7 +131,8 @@ async fn serve(tcp: TcpStream, stall: Option<Stall>, per_message: Option<Duratio
         tokio::select! {
             // `changed` rather than `wait_for`: its output holds no lock guard across an await.
             _ = go_away.changed() => {
-                let frame = CloseFrame { code: CloseCode::Away, reason: "test server going away".into() };
+                let reason = go_away.borrow().clone().unwrap_or_default();
+                let frame = CloseFrame { code: CloseCode::Away, reason: reason.into() };
                 let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
                 return;
             }

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Every load-generator speed and memory figure of two builds, interleaved A B A B against one
+# built-in zero-alloc server: CPU per message, send-lag percentiles, msgs/s and RSS per
+# connection, each as a median with its spread and the ratio new/old.
+#
+#   scripts/benchmarks/loadgen-ab.sh OLD_BIN_DIR NEW_BIN_DIR [-- extra loadgen flags, e.g. --realtime]
+#
+# Each BIN_DIR holds wsbench-server and wsbench-loadgen; the server is NEW's. Cases (CASES picks
+# some, default all):
+#   open20k    open loop, 20,000 msgs/s, 50 connections, 1 thread
+#   open100k   open loop, 100,000 msgs/s, 50 connections, 1 thread
+#   closed16   closed loop, 100 connections x 16 in flight, 1 thread
+#   closed512  closed loop, 512 connections x 16 in flight, 1 thread
+#   closed1    closed loop, 100 connections x 1 in flight, 1 thread
+#   threads2   closed16 with 2 threads (compare with closed16 for the scaling)
+#   memory     RSS per connection holding 10,000 connections at --rate 100 (less a 100-connection run)
+# Environment: PAIRS (5), DURATION (3s), ENGINE (zero-alloc), NEW_EXTRA (flags for NEW only).
+#
+# CPU per message is the load generator's process CPU over the measured window (summary.json
+# cpu.process_pct) divided by the messages sent per second (open loop) or answered per second
+# (closed loop). The machine is shared: `uptime` is printed per case, read the spread first.
+set -euo pipefail
+OLD=$1 NEW=$2
+shift 2
+[[ ${1:-} == -- ]] && shift
+EXTRA=("$@")
+PAIRS=${PAIRS:-5} DURATION=${DURATION:-3s} ENGINE=${ENGINE:-zero-alloc}
+CASES=${CASES:-"open20k open100k closed16 closed512 closed1 threads2 memory"}
+read -r -a NEW_EXTRA <<<"${NEW_EXTRA:-}"
+ulimit -n "$(ulimit -Hn)"
+. "$(dirname "$0")/server.sh"
+start_server "$NEW" --engine zero-alloc --runtime current-thread
+
+flags_of() { # case -> loadgen flags
+  case $1 in
+    open20k) echo "--connections 50 --threads 1 --rate 20000" ;;
+    open100k) echo "--connections 50 --threads 1 --rate 100000" ;;
+    closed16) echo "--connections 100 --threads 1 --in-flight 16" ;;
+    closed512) echo "--connections 512 --threads 1 --in-flight 16 --connect-rate 5000" ;;
+    closed1) echo "--connections 100 --threads 1 --in-flight 1" ;;
+    threads2) echo "--connections 100 --threads 2 --in-flight 16" ;;
+    *) echo "unknown case $1" >&2; exit 2 ;;
+  esac
+}
+
+run() { # dir bin flags...
+  local dir=$1 bin=$2; shift 2
+  # Exit 1 (a stalled echo, say) still leaves a summary worth reading.
+  "$bin/wsbench-loadgen" --url "ws://$ADDR/" --engine "$ENGINE" --warmup 1s --duration "$DURATION" --drain-timeout 1s \
+    ${EXTRA[@]+"${EXTRA[@]}"} "$@" --out "$dir" 2>"$dir.err" || true
+  [[ -f $dir/summary.json ]] || { echo "loadgen wrote no summary:" >&2; tail -3 "$dir.err" >&2; exit 1; }
+}
+
+# RSS in KiB of one run holding $2 connections at --rate 100, sampled inside the measured window.
+rss_run() { # dir bin connections extra...
+  local dir=$1 bin=$2 n=$3; shift 3
+  "$bin/wsbench-loadgen" --url "ws://$ADDR/" --engine "$ENGINE" --connections "$n" --connect-rate 5000 --rate 100 \
+    --warmup 1s --duration 4s --drain-timeout 1s ${EXTRA[@]+"${EXTRA[@]}"} "$@" --out "$dir" 2>"$dir.err" &
+  local lg=$!
+  sleep $(( n / 5000 + 3 ))
+  awk '/VmRSS/ {print $2}' "/proc/$lg/status" >"$dir.rss"
+  wait "$lg" || true
+}
+
+for c in $CASES; do
+  echo "== $c ($(uptime | sed 's/.*load/load/'))"
+  for i in $(seq "$PAIRS"); do
+    for side in old new; do
+      bin=$OLD extra=()
+      [[ $side == new ]] && bin=$NEW extra=(${NEW_EXTRA[@]+"${NEW_EXTRA[@]}"})
+      if [[ $c == memory ]]; then
+        rss_run "$OUT/$c-$side-$i-small" "$bin" 100 ${extra[@]+"${extra[@]}"}
+        rss_run "$OUT/$c-$side-$i" "$bin" 10000 ${extra[@]+"${extra[@]}"}
+      else
+        # shellcheck disable=SC2046
+        run "$OUT/$c-$side-$i" "$bin" $(flags_of "$c") ${extra[@]+"${extra[@]}"}
+      fi
+    done
+  done
+  python3 - "$OUT" "$c" "$PAIRS" <<'PY'
+import json, statistics, sys
+out, case, pairs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def figures(d):
+    if case == "memory":
+        small, big = (int(open(f"{d}{s}.rss").read()) for s in ("-small", ""))
+        s = json.load(open(f"{d}/summary.json"))
+        est = s["connections"]["established"]
+        return {"rss_kib_per_conn": (big - small) / max(est - 100, 1), "connections_held": s["connections"].get("held") or 0}
+    s = json.load(open(f"{d}/summary.json"))
+    open_loop = s["config"].get("rate") is not None
+    per_s = s["rate"]["sent_msgs_per_s"] if open_loop else s["throughput_msgs_per_s"]
+    f = {"cpu_us_per_msg": s["cpu"]["process_pct"] / 100 / per_s * 1e6 if per_s else float("nan"),
+         "answered_msgs_per_s": s["throughput_msgs_per_s"], "busiest_thread_pct": s["cpu"]["busiest_thread_pct"],
+         "latency_p99_us": s["latency_us"]["p99"],
+         "unanswered+errors": s["messages"]["unanswered"] + s["messages"]["errors"] + s["messages"]["corrupted"]}
+    if open_loop:
+        g = s["send_lag_us"]
+        f.update({"sent_msgs_per_s": per_s, "send_lag_p50_us": g["p50"], "send_lag_p99_us": g["p99"], "send_lag_p99_9_us": g["p99_9"]})
+    return f
+runs = {side: [figures(f"{out}/{case}-{side}-{i}") for i in range(1, pairs + 1)] for side in ("old", "new")}
+print(f"  median [min..max] over {pairs} runs each")
+for key in runs["old"][0]:
+    med = {}
+    line = f"  {key:20}"
+    for side in ("old", "new"):
+        v = [r[key] for r in runs[side]]
+        med[side] = statistics.median(v)
+        line += f"  {side} {med[side]:10.2f} [{min(v):.2f}..{max(v):.2f}]"
+    line += f"  new/old {med['new'] / med['old']:.2f}" if med["old"] else "  new/old -"
+    print(line)
+PY
+done
