@@ -40,9 +40,17 @@ impl Figure for LatencyVsSize<'_> {
         ) else {
             return no_data(area, "no latency data for the sizes of this run");
         };
-        let mut ticks = sizes.clone();
-        ticks.sort_by(f64::total_cmp);
-        ticks.dedup();
+        // Ticks at the sizes measured, thinned where log spacing would make labels collide:
+        // a tick only a third of a decade or less from the last one kept is dropped.
+        let mut measured = sizes.clone();
+        measured.sort_by(f64::total_cmp);
+        measured.dedup();
+        let mut ticks: Vec<f64> = Vec::new();
+        for s in measured {
+            if ticks.last().is_none_or(|last| (s / last).log10() > 0.3) {
+                ticks.push(s);
+            }
+        }
         let mut entries = Vec::new();
         for (i, g) in self.groups.iter().enumerate() {
             let name = if g.name.is_empty() { String::new() } else { format!("{} ", g.name) };
