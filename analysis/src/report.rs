@@ -85,8 +85,9 @@ pub fn report(run_dir: &Path) -> Result<ReportPaths, AnalysisError> {
         plot::render(&PercentileDistribution { configs: &series }, &subtitle, &dir)?,
         plot::render(&LatencyCdf { configs: &series }, &subtitle, &dir)?,
     ]);
-    if let Some(points) = series::size_sweep(&run) {
-        figures.push(plot::render(&LatencyVsSize { points: &points }, &subtitle, &dir)?);
+    let sizes = series::size_sweep(&run);
+    if !sizes.is_empty() {
+        figures.push(plot::render(&LatencyVsSize { groups: &sizes }, &subtitle, &dir)?);
     }
     figures.push(plot::render(&ThroughputOverTime { configs: &series }, &subtitle, &dir)?);
     figures.push(plot::render(&ServerResources { configs: &series }, &subtitle, &dir)?);
@@ -151,6 +152,10 @@ pub fn document(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> Do
     if !sweeps.is_empty() {
         sweep_section(&mut d, &sweeps, figure(LatencyVsThroughput::NAME));
     }
+    let sizes = series::size_sweep(run);
+    if !sizes.is_empty() {
+        size_section(&mut d, &sizes, figure(LatencyVsSize::NAME));
+    }
     configurations(&mut d, run);
     warnings(&mut d, run);
     trial_problems(&mut d, run);
@@ -167,7 +172,7 @@ pub fn document(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> Do
              light at the lowest rate and dark at the highest.",
         ));
     }
-    let shown_above = [CapacityProbes::NAME, LatencyVsThroughput::NAME];
+    let shown_above = [CapacityProbes::NAME, LatencyVsThroughput::NAME, LatencyVsSize::NAME];
     for f in figures.iter().filter(|f| !shown_above.contains(&f.name)) {
         d.push(Block::Figure(f.clone()));
     }
@@ -508,6 +513,57 @@ fn sweep_section(d: &mut Document, sweeps: &[SweepGroup], figure: Option<&Figure
     if let Some(f) = figure {
         d.push(Block::Figure(f.clone()));
     }
+}
+
+/// The size sweep: the fitted fixed cost and bandwidth of each group, then every size with its
+/// latency and throughput in messages and in bytes per second.
+fn size_section(d: &mut Document, groups: &[series::SizeGroup], figure: Option<&FigureFiles>) {
+    d.heading(2, "Message size");
+    d.paragraph(plain(
+        "Configurations that differ only in message size, with the model t = t0 + size / bandwidth fitted to their p50 latency \
+         (least squares on relative error, as the log axes show it). t0 is the fixed cost of a message whatever its size; bandwidth is \
+         how fast latency grows with size: copying, masking and the path between the processes. On loopback both are this host's, \
+         not a network's.",
+    ));
+    let rows = groups
+        .iter()
+        .map(|g| {
+            let (t0, bw) = match g.fit {
+                Some(f) => (
+                    if f.t0_us >= 0.0 { format::latency_us(f.t0_us) } else { format!("{} (below 0: the fit does not hold at small sizes)", format::latency_us(f.t0_us)) },
+                    f.bandwidth_mb_s.map_or("no size cost measured".into(), |b| format!("{} MB/s", format::thousands(b))),
+                ),
+                None => ("—".into(), "—".into()),
+            };
+            let (lo, hi) = (g.points[0].size as f64, g.points[g.points.len() - 1].size as f64);
+            vec![
+                plain(if g.name.is_empty() { "all configurations".into() } else { g.name.clone() }),
+                plain(format!("{} – {} ({} sizes)", format::bytes(lo), format::bytes(hi), g.points.len())),
+                plain(t0),
+                plain(bw),
+            ]
+        })
+        .collect();
+    d.push(Block::Table(Table::numeric(&["sweep", "sizes", "t0 (fixed cost)", "bandwidth"], rows)));
+    if let Some(f) = figure {
+        d.push(Block::Figure(f.clone()));
+    }
+    let rows = groups
+        .iter()
+        .flat_map(|g| g.points.iter())
+        .map(|p| {
+            let mb_s = p.throughput.map(|t| format!("{:.1}", t.median * p.size as f64 / 1e6)).unwrap_or_else(|| "—".into());
+            vec![
+                plain(p.name.clone()),
+                plain(format::bytes(p.size as f64)),
+                plain(latency_cell(Some(p.p50))),
+                plain(latency_cell(Some(p.p99))),
+                plain(rate_cell(p.throughput)),
+                plain(mb_s),
+            ]
+        })
+        .collect();
+    d.push(Block::Table(Table::numeric(&["configuration", "size", "p50", "p99", "throughput (msgs/s)", "throughput (MB/s)"], rows)));
 }
 
 fn configurations(d: &mut Document, run: &Run) {

@@ -270,41 +270,114 @@ pub struct SizePoint {
     /// Median over trials with min–max, µs.
     pub p50: Spread,
     pub p99: Spread,
+    /// Echoes per second, median over trials with min–max.
+    pub throughput: Option<Spread>,
 }
 
-/// The payload-size sweep of a run, when it is one: at least two message sizes, and the
-/// configurations differ in nothing else (same server, same load apart from `size`). Any other
-/// difference would make the curve mix two effects, so then there is no sweep. Points are
-/// sorted by size; configurations without usable trials are left out.
-pub fn size_sweep(run: &crate::load::Run) -> Option<Vec<SizePoint>> {
-    let entries = &run.manifest.configs;
-    let without_size = |e: &wsbench_core::result::ConfigEntry| {
+/// The latency model of a size sweep, `t = t0 + size / bandwidth`, fitted to the p50 medians.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SizeFit {
+    /// The fixed cost of a message, µs (the line's value at size 0).
+    pub t0_us: f64,
+    /// Bytes per µs the latency grows by, as MB/s (10^6 bytes per second); `None` when latency did
+    /// not grow with size, so there is no per-byte cost to state.
+    pub bandwidth_mb_s: Option<f64>,
+}
+
+impl SizeFit {
+    /// Least squares weighted by 1/t², so every size counts by its relative error as on the
+    /// figure's log axes, rather than the largest sizes deciding everything.
+    pub fn of(points: &[(f64, f64)]) -> Option<Self> {
+        let pts: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && *y > 0.0).collect();
+        if pts.len() < 2 {
+            return None;
+        }
+        let (mut sw, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (x, y) in &pts {
+            let w = 1.0 / (y * y);
+            sw += w;
+            sx += w * x;
+            sy += w * y;
+            sxx += w * x * x;
+            sxy += w * x * y;
+        }
+        let det = sw * sxx - sx * sx;
+        if det.abs() <= f64::EPSILON * sw * sxx {
+            return None;
+        }
+        let slope = (sw * sxy - sx * sy) / det; // µs per byte
+        let t0_us = (sy - slope * sx) / sw;
+        // bytes/µs = MB/s.
+        Some(Self { t0_us, bandwidth_mb_s: (slope > 0.0).then(|| 1.0 / slope) })
+    }
+
+    /// The model's latency at `size` bytes, µs.
+    pub fn at(&self, size: f64) -> f64 {
+        self.t0_us + self.bandwidth_mb_s.map_or(0.0, |bw| size / bw)
+    }
+}
+
+/// The configurations of a run that differ only in message size: one line of the size figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizeGroup {
+    /// What the configurations share, from their names (`zero-alloc` of `zero-alloc@1020B`), or
+    /// empty when the whole run is one sweep.
+    pub name: String,
+    /// Sorted by size.
+    pub points: Vec<SizePoint>,
+    pub fit: Option<SizeFit>,
+}
+
+/// The payload-size sweeps of a run: configurations grouped by everything but `size` (same
+/// server, same load apart from size, same rate), each group with at least two sizes. A group
+/// never mixes two effects; configurations without usable trials are left out.
+pub fn size_sweep(run: &crate::load::Run) -> Vec<SizeGroup> {
+    let key = |e: &wsbench_core::result::ConfigEntry| {
         let mut load = e.load.clone();
         let size = load.as_object_mut()?.remove("size")?.as_u64()?;
         Some((size, (e.server.clone(), load, e.group.clone(), e.asked_rate.map(f64::to_bits))))
     };
-    let keyed: Vec<(u64, _)> = entries.iter().map(without_size).collect::<Option<_>>()?;
-    let first = &keyed.first()?.1;
-    if keyed.iter().any(|(_, rest)| rest != first) {
-        return None;
+    let mut groups: Vec<(_, Vec<SizePoint>)> = Vec::new();
+    for (entry, config) in run.manifest.configs.iter().zip(&run.configs) {
+        let Some((size, rest)) = key(entry) else { continue };
+        let s = stats::ConfigStats::of(config);
+        let (Some(p50), Some(p99)) = (s.p50_us, s.p99_us) else { continue };
+        let point = SizePoint { name: config.name.clone(), size, p50, p99, throughput: s.throughput };
+        match groups.iter_mut().find(|(k, _)| *k == rest) {
+            Some((_, points)) => points.push(point),
+            None => groups.push((rest, vec![point])),
+        }
     }
-    let mut sizes: Vec<u64> = keyed.iter().map(|(s, _)| *s).collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    if sizes.len() < 2 {
-        return None;
-    }
-    let mut points: Vec<SizePoint> = run
-        .configs
-        .iter()
-        .zip(&keyed)
-        .filter_map(|(c, (size, _))| {
-            let s = stats::ConfigStats::of(c);
-            Some(SizePoint { name: c.name.clone(), size: *size, p50: s.p50_us?, p99: s.p99_us? })
+    let whole_run = groups.len() == 1;
+    groups
+        .into_iter()
+        .filter_map(|(_, mut points)| {
+            points.sort_by_key(|p| p.size);
+            let mut sizes: Vec<u64> = points.iter().map(|p| p.size).collect();
+            sizes.dedup();
+            if sizes.len() < 2 {
+                return None;
+            }
+            let fit = SizeFit::of(&points.iter().map(|p| (p.size as f64, p.p50.median)).collect::<Vec<_>>());
+            let name = if whole_run { String::new() } else { shared_name(&points) };
+            Some(SizeGroup { name, points, fit })
         })
-        .collect();
-    points.sort_by_key(|p| p.size);
-    (points.len() >= 2).then_some(points)
+        .collect()
+}
+
+/// The part of a size sweep's configuration names that is not about size: `zero@1020B` →
+/// `zero`, `engine=zero-alloc,size=64` → `engine=zero-alloc`.
+fn shared_name(points: &[SizePoint]) -> String {
+    let strip = |n: &str| -> String {
+        let n = n.split('@').next().unwrap_or(n);
+        n.split(',').filter(|t| !t.starts_with("size=")).collect::<Vec<_>>().join(",")
+    };
+    let first = strip(&points[0].name);
+    if !first.is_empty() && points.iter().all(|p| strip(&p.name) == first) {
+        first
+    } else {
+        points.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
 }
 
 pub use wsbench_core::slo::ACHIEVED_SHARE;
@@ -519,6 +592,23 @@ mod tests {
         assert!((median.us / 5_000.0 - 1.0).abs() < 0.01, "{median:?}");
         assert!(c.len() < 2_000, "thinned: {}", c.len());
         assert!(cdf(&new_histogram()).is_empty());
+    }
+
+    #[test]
+    fn the_size_fit_recovers_a_fixed_cost_and_a_bandwidth() {
+        // 30 µs fixed, 1,000 MB/s (1,000 bytes per µs), over the seed's sizes.
+        let pts: Vec<(f64, f64)> = (1..=12).map(|i| {
+            let size = f64::from(i * i * i) * 1020.0;
+            (size, 30.0 + size / 1_000.0)
+        }).collect();
+        let fit = SizeFit::of(&pts).unwrap();
+        assert!((fit.t0_us - 30.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.bandwidth_mb_s.unwrap() - 1_000.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.at(2_000.0) - 32.0).abs() < 1e-6);
+        // Flat latency: no per-byte cost to state.
+        let flat = SizeFit::of(&[(32.0, 50.0), (1024.0, 50.0), (4096.0, 49.0)]).unwrap();
+        assert!(flat.bandwidth_mb_s.is_none(), "{flat:?}");
+        assert!(SizeFit::of(&[(32.0, 50.0)]).is_none());
     }
 
     #[test]

@@ -293,6 +293,8 @@ struct LoadSection {
     in_flight: Option<NonZeroU32>,
     rate: Option<f64>,
     rates: Option<Vec<f64>>,
+    /// A size sweep: sizes (`[32, "1KiB"]`) or `"seed"`, WebSockets.jl's i³·1020 B for i = 1…12.
+    sizes: Option<toml::Value>,
     processes: Option<NonZeroU32>,
     threads: Option<NonZeroUsize>,
     #[serde(default, with = "serde_duration::option")]
@@ -325,7 +327,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin
         })
     }
 }
@@ -433,6 +435,16 @@ impl Scenario {
             if search.is_some() && (load.rate.is_some() || load.rates.is_some()) {
                 return Err(at(format!("config `{vname}`: [search] finds the rate itself; remove load keys `rate` and `rates`")));
             }
+            if let Some(sizes) = load.sizes.take() {
+                if load.size.is_some() || load.rates.is_some() {
+                    return Err(at(format!("config `{vname}`: load key `sizes` is a sweep of `size`; remove `size` and `rates`")));
+                }
+                for size in size_list(&sizes).map_err(|m| at(format!("config `{vname}`: load key `sizes`: {m}")))? {
+                    let name = if vname == "default" { format!("{size}B") } else { format!("{vname}@{size}B") };
+                    configs.push(resolve(&name, server.clone(), LoadSection { size: Some(size), ..load.clone() }).map_err(at)?);
+                }
+                continue;
+            }
             match load.rates.take() {
                 None => configs.push(resolve(&vname, server, load).map_err(at)?),
                 Some(_) if load.rate.is_some() => {
@@ -451,6 +463,31 @@ impl Scenario {
             }
         }
         Ok(Scenario { name, description: raw.description.unwrap_or_default(), trials, configs, search, path: path.to_owned(), text: text.to_owned() })
+    }
+}
+
+/// WebSockets.jl's benchmark sizes: i³·1020 bytes for i = 1…12 (1,020 B to 1.76 MB).
+pub fn seed_sizes() -> Vec<u64> {
+    (1..=12u64).map(|i| i * i * i * 1020).collect()
+}
+
+/// The sizes of a `sizes` key: `"seed"`, or a list of sizes (`32`, `"1KiB"`), each at least a header.
+fn size_list(v: &toml::Value) -> Result<Vec<u64>, String> {
+    let sizes = match v {
+        toml::Value::String(s) if s == "seed" => seed_sizes(),
+        toml::Value::Array(a) if !a.is_empty() => a
+            .iter()
+            .map(|x| match x {
+                toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
+                toml::Value::String(s) => crate::units::parse_size(s),
+                other => Err(format!("`{other}` is not a size")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("give a list of sizes such as [64, \"1KiB\", \"64KiB\"], or \"seed\" for WebSockets.jl's twelve sizes".into()),
+    };
+    match sizes.iter().find(|s| **s < HEADER_LEN as u64) {
+        Some(s) => Err(format!("{s} bytes is smaller than the {HEADER_LEN}-byte header every message carries")),
+        None => Ok(sizes),
     }
 }
 
@@ -709,6 +746,23 @@ mod tests {
         }
         // Without settings nothing changes.
         assert_eq!(Scenario::parse(Path::new("t.toml"), text).unwrap().configs.len(), 3);
+    }
+
+    #[test]
+    fn sizes_sweep_one_configuration_per_size() {
+        let s = parse("[load]\nsizes = \"seed\"\n").unwrap();
+        assert_eq!(s.configs.iter().map(|c| c.load.size).collect::<Vec<_>>(), seed_sizes());
+        assert_eq!(s.configs[0].name, "1020B");
+        assert_eq!(s.configs[11].load.size, 1_762_560);
+        let s = parse("[load]\nsizes = [64, \"4KiB\"]\n[[configs]]\nname = \"zero\"\nserver = { engine = \"zero-alloc\" }\n[[configs]]\nname = \"tung\"\n").unwrap();
+        let names: Vec<&str> = s.configs.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["zero@64B", "zero@4096B", "tung@64B", "tung@4096B"]);
+        let e = parse("[load]\nsizes = [8]\n").unwrap_err();
+        assert!(e.message.contains("header"), "{e}");
+        let e = parse("[load]\nsizes = \"big\"\n").unwrap_err();
+        assert!(e.message.contains("seed"), "{e}");
+        let e = parse("[load]\nsize = 64\nsizes = [64, 128]\n").unwrap_err();
+        assert!(e.message.contains("remove `size`"), "{e}");
     }
 
     #[test]
