@@ -204,7 +204,47 @@ pub struct LoadPlan {
     /// trading CPU for punctual sends (zero: sleep until the deadline).
     #[serde(with = "serde_duration", default)]
     pub spin: Duration,
+    /// `wss://` only: trust the CA certificate(s) in this PEM file instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// `wss://` only: accept any server certificate (self-signed test servers).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Extra handshake request headers. Results record their names only: values are often
+    /// credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "redacted_headers")]
+    pub headers: Vec<(String, String)>,
+    /// Subprotocols offered in the handshake, in order of preference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subprotocols: Vec<String>,
     pub out: Option<PathBuf>,
+}
+
+/// What a header's value is replaced with in results.
+pub const REDACTED: &str = "<redacted>";
+
+/// Headers as `"Name: value"` strings, each value written as [`REDACTED`].
+mod redacted_headers {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(headers: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(headers.iter().map(|(name, _)| format!("{name}: {}", super::REDACTED)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        let lines = Vec::<String>::deserialize(d)?;
+        lines.iter().map(|l| super::parse_header(l).map_err(serde::de::Error::custom)).collect()
+    }
+}
+
+/// `Name: value` (as curl's `-H` takes it) into its name and trimmed value.
+pub fn parse_header(line: &str) -> Result<(String, String), String> {
+    let (name, value) = line.split_once(':').ok_or_else(|| format!("header `{line}` has no `:`; write it as 'Name: value'"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("header `{line}` has no name; write it as 'Name: value'"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
 }
 
 /// One second: the HdrHistogram tools' habit, and results written before `interval` existed.
@@ -236,6 +276,10 @@ impl Default for LoadPlan {
             max_failed_connections: 0,
             realtime: false,
             spin: Duration::ZERO,
+            ca: None,
+            insecure: false,
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
             out: None,
         }
     }
@@ -285,6 +329,18 @@ impl LoadPlan {
         if !self.spin.is_zero() {
             a.extend(["--spin".into(), format_duration(self.spin)]);
         }
+        if let Some(ca) = &self.ca {
+            a.extend(["--ca".into(), ca.display().to_string()]);
+        }
+        if self.insecure {
+            a.push("--insecure".into());
+        }
+        for (name, value) in &self.headers {
+            a.extend(["--header".into(), format!("{name}: {value}")]);
+        }
+        if !self.subprotocols.is_empty() {
+            a.extend(["--subprotocol".into(), self.subprotocols.join(",")]);
+        }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);
         }
@@ -323,6 +379,18 @@ mod tests {
         assert!(l.to_args().join(" ").contains("--rate 2000"));
         let l = LoadPlan { engine: Engine::ZeroAlloc, ..Default::default() };
         assert!(l.to_args().join(" ").contains("--engine zero-alloc"));
+    }
+
+    #[test]
+    fn header_values_never_reach_results() {
+        let l = LoadPlan { headers: vec![("Authorization".into(), "Bearer s3cret".into())], subprotocols: vec!["a".into(), "b".into()], ..Default::default() };
+        let json = serde_json::to_string(&l).unwrap();
+        assert!(!json.contains("s3cret"), "{json}");
+        assert!(json.contains("\"Authorization: <redacted>\""), "{json}");
+        let args = l.to_args().join(" ");
+        assert!(args.contains("--header Authorization: Bearer s3cret") && args.contains("--subprotocol a,b"), "{args}");
+        assert_eq!(parse_header("X-A:  b c ").unwrap(), ("X-A".into(), "b c".into()));
+        assert!(parse_header("nocolon").unwrap_err().contains("Name: value"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub enum WarningKind {
     RateNotReached,
     TooFewSamples,
     Incomplete,
+    TlsInsecure,
 }
 
 /// One warning as stored in result files: `{"kind": "...", "message": "..."}`.
@@ -122,6 +123,10 @@ impl Warning {
 
     pub fn too_few_samples(n: u64) -> Self {
         Self::new(WarningKind::TooFewSamples, format!("only {n} messages measured (fewer than {MIN_SAMPLES}): tail percentiles are unreliable"))
+    }
+
+    pub fn tls_insecure() -> Self {
+        Self::new(WarningKind::TlsInsecure, "TLS certificates were not checked (--insecure): the server was not authenticated".into())
     }
 
     pub fn incomplete(reason: &str) -> Self {

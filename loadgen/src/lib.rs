@@ -27,6 +27,8 @@ pub mod recorder;
 pub mod schedule;
 pub mod selfcheck;
 pub mod session;
+pub mod setup;
+pub mod transport;
 pub mod writer;
 pub mod zero;
 
@@ -41,7 +43,8 @@ use wsbench_core::alloc;
 use wsbench_core::clock::{now_ns, process_cpu_ns, wall_clock_rfc3339};
 use wsbench_core::hist::LatencySummary;
 use wsbench_core::plan::LoadPlan;
-use wsbench_core::result::{ConnectionCounts, CpuUse, HostInfo, LoadgenSummary, RateReport};
+use wsbench_core::result::{ConnectionCounts, ConnectionSetup, CpuUse, HostInfo, LoadgenSummary, RateReport, TlsReport};
+use setup::SetupTimes;
 
 pub use args::LoadgenArgs;
 use connection::Stop;
@@ -143,7 +146,7 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = String>> {
 /// connection. Must be called inside a tokio runtime; the workers run on their own threads.
 pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Output = String>) -> Result<LoadgenSummary, RunError> {
     args::validate(&plan).map_err(RunError::Usage)?;
-    let addr = args::target_addr(&plan.url).map_err(RunError::Usage)?;
+    let target = std::sync::Arc::new(args::target(&plan).map_err(RunError::Usage)?);
     let files = OutputFiles::create(plan.out.as_deref()).map_err(RunError::Failed)?;
     // More threads than connections would only idle.
     let workers = plan.threads.min(plan.connections as usize);
@@ -157,7 +160,11 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         .name("wsbench-collector".into())
         .spawn(move || writer::collect(files, begin_rx, collector_rx, recycle_tx, Progress::for_stderr()))
         .map_err(|e| RunError::Failed(format!("cannot start the collector thread: {e}")))?;
-    let fleet = Fleet::launch(&plan, &addr, workers, &collector_tx, recycle_rx).map_err(|e| RunError::Failed(format!("cannot start worker threads: {e}")))?;
+    if plan.insecure {
+        eprintln!("loadgen: warning: --insecure: the server's TLS certificate is not checked; anyone in the path could be answering");
+    }
+    let (connect_start_ns, connect_started_at) = (now_ns(), SystemTime::now());
+    let fleet = Fleet::launch(&plan, &target, workers, &collector_tx, recycle_rx).map_err(|e| RunError::Failed(format!("cannot start worker threads: {e}")))?;
 
     let mut control = Control::new(&plan, fleet);
     tokio::pin!(shutdown);
@@ -184,9 +191,11 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let mut busiest = 0.0f64;
     // The workers' allocations over the window; unknown when any worker has no figure.
     let mut worker_allocations = Some(0u64);
+    let mut setup = SetupTimes::default();
     for (w, r) in worker_reports.into_iter().enumerate() {
         match r {
             Ok(r) => {
+                setup.add(&r.setup);
                 busiest = busiest.max(r.cpu_pct.unwrap_or(0.0));
                 worker_allocations = worker_allocations.zip(r.allocations).map(|(a, b)| a + b);
             }
@@ -202,6 +211,17 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
 
     let window_end = timeline.map_or(measured_start_ns, |tl| fleet::window_end(&tl, control.stop));
     let duration_s = window_end.saturating_sub(measured_start_ns) as f64 / 1e9;
+    if let Some(dir) = &plan.out {
+        let span = Duration::from_nanos(now_ns().saturating_sub(connect_start_ns));
+        if let Err(e) = setup.write_logs(dir, connect_started_at, span) {
+            control.reason.get_or_insert(e);
+        }
+    }
+    let tls = target.tls.is_some().then(|| TlsReport {
+        trust: if plan.insecure { "insecure" } else if plan.ca.is_some() { "ca" } else { "system" }.to_owned(),
+        insecure: plan.insecure,
+    });
+    let offered = !plan.subprotocols.is_empty();
     let summary = summarize(SummaryInputs {
         plan,
         command,
@@ -212,6 +232,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         cpu: CpuUse { process_pct: control.process_cpu_pct().unwrap_or(0.0), busiest_thread_pct: busiest },
         allocations: Allocations { process: control.process_allocations(), workers: worker_allocations },
         reason: control.reason.clone(),
+        setup: setup.summary(tls, offered),
     });
     if let Some(dir) = &summary.config.out {
         writer::write_summary(dir, &summary).map_err(RunError::Failed)?;
@@ -403,6 +424,7 @@ struct SummaryInputs<'a> {
     cpu: CpuUse,
     allocations: Allocations,
     reason: Option<String>,
+    setup: ConnectionSetup,
 }
 
 /// Allocations over the measured window; `None` where the window never began.
@@ -441,6 +463,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         unanswered_min_age_us: (m.lost > 0 && i.totals.unanswered_min_ns != u64::MAX).then(|| i.totals.unanswered_min_ns as f64 / 1_000.0),
         failed_checks: Vec::new(),
         warnings: Vec::new(),
+        setup: i.setup,
     };
     s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);
@@ -508,6 +531,7 @@ mod tests {
             cpu: CpuUse::default(),
             allocations: Allocations { process: Some(10), workers: Some(0) },
             reason: None,
+            setup: ConnectionSetup::default(),
         });
         assert!(s.complete);
         assert_eq!(s.throughput_msgs_per_s, 1_500.0);

@@ -83,6 +83,9 @@ pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
     if s.latency_us.count < MIN_SAMPLES {
         w.push(Warning::too_few_samples(s.latency_us.count));
     }
+    if s.setup.tls.as_ref().is_some_and(|t| t.insecure) {
+        w.push(Warning::tls_insecure());
+    }
     w
 }
 
@@ -118,6 +121,7 @@ mod tests {
             unanswered_min_age_us: None,
             failed_checks: vec![],
             warnings: vec![],
+            setup: Default::default(),
         }
     }
 

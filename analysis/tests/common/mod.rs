@@ -206,6 +206,7 @@ pub fn write_loadgen(dir: &Path, shape: &ConfigShape, seed: u64, warnings: Vec<W
         unanswered_min_age_us: None,
         failed_checks: Vec::new(),
         warnings,
+        setup: Default::default(),
     };
     fs::write(dir.join(layout::SUMMARY), serde_json::to_string_pretty(&summary).unwrap()).unwrap();
     TrialTruth { summary, latency }
