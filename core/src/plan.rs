@@ -107,7 +107,23 @@ pub struct ServerPlan {
     pub workers: usize,
     pub max_message_size: u64,
     pub pause: Option<Pause>,
+    /// Serve TLS (`wss://`) with this certificate and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+    /// Subprotocols the server speaks: it picks the first of the client's offer it knows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subprotocols: Vec<String>,
+    /// Refuse (400) an upgrade that offers none of `subprotocols`.
+    #[serde(default)]
+    pub require_subprotocol: bool,
     pub out: Option<PathBuf>,
+}
+
+/// A PEM certificate chain (leaf first) and its PEM private key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerPlan {
@@ -121,6 +137,9 @@ impl Default for ServerPlan {
             workers: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             pause: None,
+            tls: None,
+            subprotocols: Vec::new(),
+            require_subprotocol: false,
             out: None,
         }
     }
@@ -147,6 +166,15 @@ impl ServerPlan {
         ];
         if let Some(p) = self.pause {
             a.extend(["--pause-every".into(), format_duration(p.every), "--pause-for".into(), format_duration(p.pause_for)]);
+        }
+        if let Some(t) = &self.tls {
+            a.extend(["--tls-cert".into(), t.cert.display().to_string(), "--tls-key".into(), t.key.display().to_string()]);
+        }
+        if !self.subprotocols.is_empty() {
+            a.extend(["--subprotocols".into(), self.subprotocols.join(",")]);
+        }
+        if self.require_subprotocol {
+            a.push("--require-subprotocol".into());
         }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);
