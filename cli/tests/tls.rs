@@ -85,12 +85,31 @@ warmup = "200ms"
 duration = "1s"
 [[configs]]
 name = "plain"
+[[configs]]
+name = "zero"
+server = { engine = "zero-alloc" }
+load = { engine = "zero-alloc" }
 "#,
     );
     let results = tmp.path().join("results");
-    let out = wsbench().arg("run").arg(&scenario).arg("--results").arg(&results).arg("--no-report").output().unwrap();
+    let out = wsbench().arg("run").arg(&scenario).arg("--results").arg(&results).output().unwrap();
     assert!(out.status.success(), "wsbench run failed: {}", String::from_utf8_lossy(&out.stderr));
-    let dir = only_run_dir(&results, "setup").join("plain").join("trial-1");
+    let run = only_run_dir(&results, "setup");
+    // The report has a setup table without a TLS column; compare knows the setup metrics.
+    let md = fs::read_to_string(run.join("report").join("report.md")).unwrap();
+    assert!(md.contains("| TCP connect") || md.contains("TCP connect |"), "{md}");
+    assert!(md.contains("WebSocket handshake") && md.contains("first message"), "{md}");
+    assert!(!md.contains("| TLS handshake"), "no TLS column without TLS: {md}");
+    let out = wsbench().arg("compare").arg(&run).args(["--baseline", "plain", "--format", "json"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let keys: Vec<String> = v.to_string().match_indices("\"metric\":\"").map(|(i, m)| v.to_string()[i + m.len()..].split('"').next().unwrap().to_owned()).collect();
+    for k in ["connect", "handshake", "first-message"] {
+        assert!(keys.iter().any(|m| m == k), "compare lacks {k}: {keys:?}");
+    }
+    assert!(!keys.iter().any(|m| m == "tls"), "nothing measured TLS: {keys:?}");
+    let dir = run.join("plain").join("trial-1");
     let s = summary(&dir);
     assert!(s.setup.tls.is_none() && s.setup.tls_us.is_none(), "no TLS, no TLS times");
     assert!(!dir.join("tls.hlog").exists());
