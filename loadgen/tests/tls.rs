@@ -151,6 +151,44 @@ fn a_private_ca_is_refused_without_ca_or_insecure() {
 }
 
 #[test]
+fn headers_reach_the_server_unrecorded_and_its_subprotocol_choice_is_recorded() {
+    let _serial = serial();
+    let Some(py) = python() else { return };
+    let files = tls_files(&out_dir("tls-header-files"));
+    let server = PythonServer::start(&py, &files, &["--require-header", "Authorization: Bearer s3cret", "--subprotocols", "chat,superchat"]);
+    let url = server.url();
+    let ca = files.ca.to_str().unwrap();
+    for engine in ["tungstenite", "zero-alloc"] {
+        let dir = out_dir(&format!("tls-header-{engine}"));
+        let common = ["--url", &url, "--ca", ca, "--engine", engine, "--connections", "2", "--duration", "500ms", "--warmup", "0s", "--out", dir.to_str().unwrap()];
+        // From the environment: the secret never shows on the command line.
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wsbench-loadgen"))
+            .args(common)
+            .args(["--subprotocol", "superchat,chat"])
+            .env("WSBENCH_HEADERS", "Authorization: Bearer s3cret\nX-Trace: 7")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (status, _, stderr) = common::wait(child, LIMIT);
+        assert_eq!(status.code(), Some(0), "{engine}: {stderr}");
+        let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+        assert!(!text.contains("s3cret"), "{engine}: a header value reached the results:\n{text}");
+        let s = read_results(&dir).summary;
+        assert_eq!(s.config.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect::<Vec<_>>(), ["Authorization: <redacted>", "X-Trace: <redacted>"]);
+        let chosen: Vec<_> = s.setup.subprotocols.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+        assert_eq!(chosen.len(), 1, "{engine}: {chosen:?}");
+        assert!(["chat", "superchat"].contains(&chosen[0].0) && chosen[0].1 == 2, "{engine}: one of ours, on both connections: {chosen:?}");
+
+        // Without the header the server refuses, and the refusal is named.
+        let (status, _, stderr) = run_loadgen(&common, LIMIT);
+        assert_eq!(status.code(), Some(1), "{engine}: {stderr}");
+        let s = read_results(&dir).summary;
+        assert_eq!(s.connections.failures.get("HTTP status 401"), Some(&2), "{engine}: {:?}", s.connections.failures);
+    }
+}
+
+#[test]
 fn bad_ca_files_and_tls_flags_on_ws_urls_are_usage_errors() {
     let dir = out_dir("tls-usage");
     std::fs::create_dir_all(&dir).unwrap();
