@@ -66,6 +66,14 @@ load = { engine = "zero-alloc" }
         let server = json(&dir.join("server.json"));
         assert!(server["config"]["tls"]["cert"].as_str().unwrap().ends_with("tls-cert.pem"), "{server}");
         assert_eq!(server["limits_reached"]["tls_failures"], 0);
+        if config == "zero-alloc" {
+            // rustls allocates one buffer per record it encrypts and one per record it decrypts:
+            // with one message in flight that is 2 per message on each side, and nothing more
+            // may come from our side of the transport.
+            let loadgen = s.worker_allocations_per_message.unwrap();
+            let served = server["allocations_per_message"].as_f64().unwrap();
+            assert!(loadgen <= 2.05 && served <= 2.05, "allocations per message under TLS: loadgen {loadgen}, server {served}");
+        }
     }
 }
 
