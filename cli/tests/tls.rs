@@ -88,6 +88,7 @@ name = "setup"
 trials = 1
 [load]
 connections = 5
+processes = 2                   # merged: setup times add up over processes
 in_flight = 1
 warmup = "200ms"
 duration = "1s"

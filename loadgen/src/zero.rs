@@ -82,7 +82,10 @@ impl ZeroStream {
     pub async fn close_unused(mut self) {
         let mut frame = [0u8; MAX_HEADER_LEN];
         let n = write::header(&mut frame, true, Opcode::Close, 0, Some(XorShift::seeded(0).mask_key()));
-        let _ = self.tcp.write_all(&frame[..n]).await;
+        if self.tcp.write_all(&frame[..n]).await.is_ok() {
+            // TLS may hold the frame until flushed.
+            let _ = self.tcp.flush().await;
+        }
     }
 }
 
@@ -382,11 +385,11 @@ impl Wire {
         self.rstart = 0;
     }
 
-    /// Writes everything pending, bounded by the caller's timeout.
+    /// Writes everything pending, and flushes what TLS holds, bounded by the caller's timeout.
     async fn drain_writes(&mut self) -> io::Result<()> {
         poll_fn(|cx| match self.poll_write(cx) {
             Some(Io::Failed(e)) => Poll::Ready(Err(io::Error::other(e))),
-            _ if self.written == self.filled && self.ctrl_written == self.ctrl_len => Poll::Ready(Ok(())),
+            _ if self.written == self.filled && self.ctrl_written == self.ctrl_len => Pin::new(&mut self.tcp).poll_flush(cx),
             _ => Poll::Pending,
         })
         .await
