@@ -447,7 +447,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         wsbench_version: wsbench_core::VERSION.to_owned(),
         rate: i.plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked, sent_msgs_per_s: per_s(m.sent) }),
         config: i.plan,
-        command: i.command,
+        command: redact_headers(i.command),
         host: HostInfo::current(),
         started_at: wall_clock_rfc3339(i.started_at),
         duration_s: i.duration_s,
@@ -468,6 +468,22 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
     s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);
     s
+}
+
+/// The command line as results record it: the values of `--header` replaced, as in the plan.
+fn redact_headers(mut command: Vec<String>) -> Vec<String> {
+    let redact = |h: &str| format!("{}: {}", h.split_once(':').map_or(h, |(n, _)| n).trim(), wsbench_core::plan::REDACTED);
+    let mut next_is_header = false;
+    for arg in &mut command {
+        if std::mem::take(&mut next_is_header) {
+            *arg = redact(arg);
+        } else if arg == "--header" {
+            next_is_header = true;
+        } else if let Some(h) = arg.strip_prefix("--header=") {
+            *arg = format!("--header={}", redact(h));
+        }
+    }
+    command
 }
 
 /// The end-of-run report: one line on stderr (plus the warnings of a complete run), and the
@@ -514,6 +530,12 @@ mod tests {
         assert_eq!(describe_causes(&c), "close 1001 going away");
         c.insert("connection reset".to_owned(), 2);
         assert_eq!(describe_causes(&c), "10× close 1001 going away, 2× connection reset");
+    }
+
+    #[test]
+    fn header_values_are_left_out_of_the_recorded_command() {
+        let argv = ["wsbench-loadgen", "--header", "Authorization: Bearer s3cret", "--header=X-Key:abc", "--url", "ws://x/"].map(String::from).to_vec();
+        assert_eq!(redact_headers(argv), ["wsbench-loadgen", "--header", "Authorization: <redacted>", "--header=X-Key: <redacted>", "--url", "ws://x/"]);
     }
 
     #[test]
