@@ -31,7 +31,13 @@ pub struct LoadgenFiles {
     pub service_time: Vec<LogInterval>,
     pub send_lag: Vec<LogInterval>,
     pub intervals: Vec<IntervalRow>,
+    /// Connection setup logs, in [`SETUP_LOGS`] order; empty where a process wrote none
+    /// (results from before they existed, or no TLS for `tls.hlog`).
+    pub setup: [Vec<LogInterval>; 4],
 }
+
+/// The per-connection setup logs: TCP connect, TLS handshake, WebSocket handshake, first message.
+pub const SETUP_LOGS: [&str; 4] = [layout::CONNECT_LOG, layout::TLS_LOG, layout::HANDSHAKE_LOG, layout::FIRST_MESSAGE_LOG];
 
 /// Merges the outputs of several load-generator processes of one trial and writes the merged
 /// `summary.json`, `latency.hlog`, `service_time.hlog`, `send_lag.hlog` and `intervals.csv`
@@ -232,6 +238,16 @@ pub fn read_shard(dir: &Path) -> Result<LoadgenFiles, AnalysisError> {
         service_time: load::read_log(&need(layout::SERVICE_TIME_LOG)?)?,
         send_lag: load::read_log(&need(layout::SEND_LAG_LOG)?)?,
         intervals: load::read_csv(&need(layout::INTERVALS_CSV)?, "intervals.csv")?,
+        setup: {
+            let mut logs: [Vec<LogInterval>; 4] = Default::default();
+            for (log, name) in logs.iter_mut().zip(SETUP_LOGS) {
+                let p = dir.join(name);
+                if p.is_file() {
+                    *log = load::read_log(&p)?;
+                }
+            }
+            logs
+        },
     })
 }
 
@@ -339,7 +355,24 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
     summary.service_time_us = LatencySummary::from_histogram_ns(&hist::total(&service_time));
     summary.send_lag_us = LatencySummary::from_histogram_ns(&hist::total(&send_lag));
 
-    LoadgenFiles { summary, latency, service_time, send_lag, intervals }
+    // Setup times: one sample per connection, so the processes' histograms add.
+    let setup: [Vec<LogInterval>; 4] = [0, 1, 2, 3].map(|i| add_by_index(shards.iter().map(|s| s.setup[i].as_slice())));
+    let step = |i: usize| {
+        let h = hist::total(&setup[i]);
+        (!h.is_empty()).then(|| LatencySummary::from_histogram_ns(&h))
+    };
+    summary.setup.connect_us = step(0);
+    summary.setup.tls_us = step(1);
+    summary.setup.handshake_us = step(2);
+    summary.setup.first_message_us = step(3);
+    summary.setup.subprotocols = BTreeMap::new();
+    for s in &shards {
+        for (p, n) in &s.summary.setup.subprotocols {
+            *summary.setup.subprotocols.entry(p.clone()).or_default() += n;
+        }
+    }
+
+    LoadgenFiles { summary, latency, service_time, send_lag, intervals, setup }
 }
 
 /// Sums `intervals.csv` rows by index; throughput and percentiles are recomputed (percentiles
@@ -410,6 +443,11 @@ fn write(m: &LoadgenFiles, out: &Path, processes: usize, differing: &[(&'static 
     let comment = format!("merged by wsbench {} from {processes} load-generator processes", wsbench_core::VERSION);
     for (name, log) in [(layout::LATENCY_LOG, &m.latency), (layout::SERVICE_TIME_LOG, &m.service_time), (layout::SEND_LAG_LOG, &m.send_lag)] {
         hist::write_interval_log(&out.join(name), start, &comment, log)?;
+    }
+    for (name, log) in SETUP_LOGS.iter().zip(&m.setup) {
+        if !log.is_empty() {
+            hist::write_interval_log(&out.join(name), start, &comment, log)?;
+        }
     }
 
     let csv_path = out.join(layout::INTERVALS_CSV);

@@ -117,6 +117,11 @@ pub const METRICS: &[Metric] = &[
     Metric { key: "rss", aliases: &["server-rss", "memory"], label: "server peak RSS", unit: Unit::Bytes, better: Better::Lower, value: stats::server_peak_rss },
     Metric { key: "allocations", aliases: &["allocs", "server-allocations"], label: "server allocations/msg", unit: Unit::PerMessage, better: Better::Lower, value: |t| t.server.as_ref()?.allocations_per_message },
     Metric { key: "loadgen-allocations", aliases: &["loadgen-allocs"], label: "loadgen allocations/msg", unit: Unit::PerMessage, better: Better::Lower, value: |t| t.summary.as_ref()?.allocations_per_message },
+    // Connection setup, the median over a trial's connections (summary.json's `*_us` blocks).
+    Metric { key: "connect", aliases: &["tcp-connect"], label: "TCP connect p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.connect_us?.p50) },
+    Metric { key: "tls", aliases: &["tls-handshake"], label: "TLS handshake p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.tls_us?.p50) },
+    Metric { key: "handshake", aliases: &["ws-handshake"], label: "WebSocket handshake p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.handshake_us?.p50) },
+    Metric { key: "first-message", aliases: &["first"], label: "first message p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.first_message_us?.p50) },
 ];
 
 /// p95 from the summary, or from the latency log for results written before p95 was recorded.

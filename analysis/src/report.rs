@@ -29,7 +29,7 @@ use crate::plot::{
     ThroughputOverTime,
 };
 use crate::series::{self, CapacityConfig, ConfigSeries, SweepGroup, ACHIEVED_SHARE};
-use crate::stats::{self, ConfigStats, Spread};
+use crate::stats::{self, ConfigStats, Spread, SETUP_STEPS};
 
 /// File name of the HTML report in the report directory.
 pub const REPORT_HTML: &str = "report.html";
@@ -271,6 +271,37 @@ fn results_table(d: &mut Document, stats: &[ConfigStats], search: bool) {
         &["configuration", "errors", "server CPU", "server peak RSS", "server allocs/msg", "loadgen hot-path allocs/msg"],
         rows,
     )));
+    setup_table(d, stats);
+}
+
+/// Connection setup per step, when any configuration measured it: each cell is the p50 and the
+/// p99 over a trial's connections, medians across trials.
+fn setup_table(d: &mut Document, stats: &[ConfigStats]) {
+    let measured: Vec<usize> = (0..SETUP_STEPS.len()).filter(|&i| stats.iter().any(|s| s.setup_us[i].p50.is_some())).collect();
+    if measured.is_empty() {
+        return;
+    }
+    d.paragraph(plain(
+        "Connection setup, per connection: TCP connect, TLS handshake (wss:// only), WebSocket handshake (request written to \
+         101 parsed) and the first message's round trip; each cell is p50 / p99 over a trial's connections.",
+    ));
+    let rows = stats
+        .iter()
+        .map(|s| {
+            let mut row = vec![plain(s.name.clone())];
+            for &i in &measured {
+                let st = s.setup_us[i];
+                row.push(plain(match (st.p50, st.p99) {
+                    (Some(p50), Some(p99)) => format!("{} / {}", format::latency_fixed(p50.median), format::latency_fixed(p99.median)),
+                    _ => "–".into(),
+                }));
+            }
+            row
+        })
+        .collect();
+    let mut head = vec!["configuration"];
+    head.extend(measured.iter().map(|&i| SETUP_STEPS[i]));
+    d.push(Block::Table(Table::numeric(&head, rows)));
 }
 /// `median [min–max]`, or the median alone when the trials agree or there was one. `bound`
 /// gets the median too, so bounds can share its unit and decimals.

@@ -166,6 +166,9 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
     let claim = r.results_claim.clone().unwrap_or_else(|| DEFAULT_CLAIM.to_owned());
     let server_plan = match (&r.target, &config.server) {
         (Some(_), _) => None,
+        (None, ServerSpec::Builtin(b)) if b.tls => {
+            return Err("the configuration's server has tls = true, whose throwaway certificate exists only within `wsbench run`; serve TLS with your own certificate and give --target wss://...".into())
+        }
         (None, ServerSpec::Builtin(b)) => Some(ServerPlan {
             // The pod's every address: the Service forwards to it.
             listen: format!("0.0.0.0:{SERVER_PORT}").parse().expect("literal address"),
@@ -176,6 +179,9 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
             workers: b.workers,
             max_message_size: b.max_message_size,
             pause: b.pause,
+            tls: None,
+            subprotocols: Vec::new(),
+            require_subprotocol: false,
             out: None,
         }),
         (None, ServerSpec::Command(_)) => return Err("the configuration's server is an external command; give --target with the URL at which the pods reach that server".into()),
@@ -208,6 +214,10 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
         spin: load.spin,
         shard: None,
         start_at: Some(r.start_at.clone()),
+        ca: None,
+        insecure: false,
+        headers: Vec::new(),
+        subprotocols: Vec::new(),
         out: Some(PathBuf::from(RESULTS_MOUNT).join(&r.run_id)),
     };
     let mut loadgen_args = vec!["loadgen".to_owned()];

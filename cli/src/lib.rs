@@ -16,6 +16,7 @@ pub mod live;
 pub mod plan;
 pub mod procstat;
 pub mod run;
+pub mod tls;
 
 /// WebSocket benchmarks the way users feel them: a server and load generators in separate
 /// processes, every message's latency in HdrHistograms, plots and reports at the end.

@@ -22,7 +22,7 @@ use wsbench_core::event::Listening;
 use wsbench_core::layout;
 use wsbench_core::slo::ACHIEVED_SHARE;
 use wsbench_core::units::{latency_us, thousands};
-use wsbench_core::plan::{LoadPlan, ServerPlan, Shard};
+use wsbench_core::plan::{LoadPlan, ServerPlan, Shard, TlsFiles};
 use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LimitedBy, LoadgenSummary, RunManifest};
 use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec, Setting};
 use wsbench_core::warning::LOADGEN_CPU_LIMIT_PCT;
@@ -346,13 +346,21 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     let dir = dir.to_owned();
     fs::create_dir_all(&dir).map_err(|e| TrialError::Failed(anyhow!("cannot create {}: {e}", dir.display())))?;
 
-    let mut server = start_server(cx, &config.server, &dir).map_err(TrialError::ServerStart)?;
+    let tls = match &config.server {
+        ServerSpec::Builtin(b) if b.tls => Some(crate::tls::throwaway(&dir).map_err(TrialError::ServerStart)?),
+        _ => None,
+    };
+    let mut server = start_server(cx, &config.server, &dir, tls.as_ref()).map_err(TrialError::ServerStart)?;
     let path = match &config.server {
         ServerSpec::Command(c) => c.path.clone(),
         ServerSpec::Builtin(_) => "/".into(),
     };
-    let url = format!("ws://{}{}", server.addr, path);
-    let plans = split_load(&config.load, &url, &dir);
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://{}{}", server.addr, path);
+    let mut plans = split_load(&config.load, &url, &dir);
+    for plan in &mut plans {
+        plan.ca = tls.as_ref().map(|t| t.ca.clone());
+    }
 
     let mut loadgens = Vec::new();
     let mut procs = vec![("server".to_string(), server.child.id())];
@@ -688,13 +696,18 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 spin: load.spin,
                 shard: None,
                 start_at: None,
+                // Set by the trial when its server has TLS.
+                ca: None,
+                insecure: false,
+                headers: Vec::new(),
+                subprotocols: Vec::new(),
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
             }
         })
         .collect()
 }
 
-fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<ServerProcess> {
+fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path, tls: Option<&crate::tls::TrialTls>) -> Result<ServerProcess> {
     let log = dir.join(layout::SERVER_LOG);
     match spec {
         ServerSpec::Builtin(b) => {
@@ -707,6 +720,9 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
                 workers: b.workers,
                 max_message_size: b.max_message_size,
                 pause: b.pause,
+                tls: tls.map(|t| TlsFiles { cert: t.cert.clone(), key: t.key.clone() }),
+                subprotocols: Vec::new(),
+                require_subprotocol: false,
                 out: Some(dir.to_owned()),
             };
             let mut cmd = Command::new(&cx.exe);

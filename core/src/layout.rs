@@ -20,6 +20,11 @@ pub const LATENCY_LOG: &str = "latency.hlog";
 pub const SERVICE_TIME_LOG: &str = "service_time.hlog";
 pub const SEND_LAG_LOG: &str = "send_lag.hlog";
 pub const INTERVALS_CSV: &str = "intervals.csv";
+/// Per-connection setup times (one interval covering the connect phase each).
+pub const CONNECT_LOG: &str = "connect.hlog";
+pub const TLS_LOG: &str = "tls.hlog";
+pub const HANDSHAKE_LOG: &str = "handshake.hlog";
+pub const FIRST_MESSAGE_LOG: &str = "first_message.hlog";
 pub const SERVER_SUMMARY: &str = "server.json";
 pub const SERVER_LATENCY_LOG: &str = "server-latency.hlog";
 pub const PROCESSES_CSV: &str = "processes.csv";

@@ -107,7 +107,23 @@ pub struct ServerPlan {
     pub workers: usize,
     pub max_message_size: u64,
     pub pause: Option<Pause>,
+    /// Serve TLS (`wss://`) with this certificate and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+    /// Subprotocols the server speaks: it picks the first of the client's offer it knows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subprotocols: Vec<String>,
+    /// Refuse (400) an upgrade that offers none of `subprotocols`.
+    #[serde(default)]
+    pub require_subprotocol: bool,
     pub out: Option<PathBuf>,
+}
+
+/// A PEM certificate chain (leaf first) and its PEM private key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerPlan {
@@ -121,6 +137,9 @@ impl Default for ServerPlan {
             workers: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             pause: None,
+            tls: None,
+            subprotocols: Vec::new(),
+            require_subprotocol: false,
             out: None,
         }
     }
@@ -147,6 +166,15 @@ impl ServerPlan {
         ];
         if let Some(p) = self.pause {
             a.extend(["--pause-every".into(), format_duration(p.every), "--pause-for".into(), format_duration(p.pause_for)]);
+        }
+        if let Some(t) = &self.tls {
+            a.extend(["--tls-cert".into(), t.cert.display().to_string(), "--tls-key".into(), t.key.display().to_string()]);
+        }
+        if !self.subprotocols.is_empty() {
+            a.extend(["--subprotocols".into(), self.subprotocols.join(",")]);
+        }
+        if self.require_subprotocol {
+            a.push("--require-subprotocol".into());
         }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);
@@ -273,7 +301,47 @@ pub struct LoadPlan {
     /// their schedules line up; absent: as soon as the connections are open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<String>,
+    /// `wss://` only: trust the CA certificate(s) in this PEM file instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// `wss://` only: accept any server certificate (self-signed test servers).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Extra handshake request headers. Results record their names only: values are often
+    /// credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "redacted_headers")]
+    pub headers: Vec<(String, String)>,
+    /// Subprotocols offered in the handshake, in order of preference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subprotocols: Vec<String>,
     pub out: Option<PathBuf>,
+}
+
+/// What a header's value is replaced with in results.
+pub const REDACTED: &str = "<redacted>";
+
+/// Headers as `"Name: value"` strings, each value written as [`REDACTED`].
+mod redacted_headers {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(headers: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(headers.iter().map(|(name, _)| format!("{name}: {}", super::REDACTED)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        let lines = Vec::<String>::deserialize(d)?;
+        lines.iter().map(|l| super::parse_header(l).map_err(serde::de::Error::custom)).collect()
+    }
+}
+
+/// `Name: value` (as curl's `-H` takes it) into its name and trimmed value.
+pub fn parse_header(line: &str) -> Result<(String, String), String> {
+    let (name, value) = line.split_once(':').ok_or_else(|| format!("header `{line}` has no `:`; write it as 'Name: value'"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("header `{line}` has no name; write it as 'Name: value'"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
 }
 
 /// One second: the HdrHistogram tools' habit, and results written before `interval` existed.
@@ -307,6 +375,10 @@ impl Default for LoadPlan {
             spin: Duration::ZERO,
             shard: None,
             start_at: None,
+            ca: None,
+            insecure: false,
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
             out: None,
         }
     }
@@ -361,6 +433,19 @@ impl LoadPlan {
         }
         if let Some(t) = &self.start_at {
             a.extend(["--start-at".into(), t.clone()]);
+        }
+
+        if let Some(ca) = &self.ca {
+            a.extend(["--ca".into(), ca.display().to_string()]);
+        }
+        if self.insecure {
+            a.push("--insecure".into());
+        }
+        for (name, value) in &self.headers {
+            a.extend(["--header".into(), format!("{name}: {value}")]);
+        }
+        if !self.subprotocols.is_empty() {
+            a.extend(["--subprotocol".into(), self.subprotocols.join(",")]);
         }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);
@@ -468,6 +553,18 @@ mod tests {
         assert_eq!(parts.iter().map(|p| p.connect_rate).sum::<f64>(), 100.0);
         assert!(parts.iter().all(|p| p.shard.is_none()));
         assert_eq!(whole.shard_part(), whole);
+    }
+
+    #[test]
+    fn header_values_never_reach_results() {
+        let l = LoadPlan { headers: vec![("Authorization".into(), "Bearer s3cret".into())], subprotocols: vec!["a".into(), "b".into()], ..Default::default() };
+        let json = serde_json::to_string(&l).unwrap();
+        assert!(!json.contains("s3cret"), "{json}");
+        assert!(json.contains("\"Authorization: <redacted>\""), "{json}");
+        let args = l.to_args().join(" ");
+        assert!(args.contains("--header Authorization: Bearer s3cret") && args.contains("--subprotocol a,b"), "{args}");
+        assert_eq!(parse_header("X-A:  b c ").unwrap(), ("X-A".into(), "b c".into()));
+        assert!(parse_header("nocolon").unwrap_err().contains("Name: value"));
     }
 
     #[test]

@@ -202,6 +202,10 @@ pub struct LoadgenSummary {
     /// The shared start (`--start-at`) and whether this process met it; absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<StartReport>,
+    /// How the connections were opened (TLS, setup times, subprotocols); its fields sit at the
+    /// top level of `summary.json`.
+    #[serde(flatten, default)]
+    pub setup: ConnectionSetup,
 }
 
 /// A shard's place in the whole load. Its `config` holds its own part (connections, rates);
@@ -228,6 +232,40 @@ pub struct StartReport {
     /// Late by more than one histogram interval: this process's schedule no longer lines up
     /// with the other shards' (a failed check, exit 1).
     pub late: bool,
+}
+
+/// How a load generator's connections were opened. Absent fields: not measured (results
+/// written before these existed) or not applicable (`tls_us` without TLS).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionSetup {
+    /// `wss://` runs only: how the server's certificate was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsReport>,
+    /// Per connection: `connect()` called → TCP connection established.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_us: Option<LatencySummary>,
+    /// Per connection: the TLS handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_us: Option<LatencySummary>,
+    /// Per connection: the WebSocket handshake, request written → `101` parsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_us: Option<LatencySummary>,
+    /// Per connection: its first message's round trip (sent → echo), warm-up included: a cold
+    /// connection's first exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_message_us: Option<LatencySummary>,
+    /// Connections by the subprotocol the server chose (`""`: none), when any was offered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subprotocols: BTreeMap<String, u32>,
+}
+
+/// How a `wss://` server's certificate was checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsReport {
+    /// `system` (the system's roots), `ca` (the `--ca` file) or `insecure` (not checked).
+    pub trust: String,
+    /// True with `--insecure`: any certificate was accepted, so the server was not authenticated.
+    pub insecure: bool,
 }
 
 impl LoadgenSummary {

@@ -162,6 +162,9 @@ pub struct BuiltinServer {
     pub workers: usize,
     pub max_message_size: u64,
     pub pause: Option<Pause>,
+    /// Serve `wss://` with a throwaway certificate made for the trial; the load generators
+    /// trust its CA alone.
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -271,6 +274,7 @@ struct ServerSection {
     pause_every: Option<Duration>,
     #[serde(default, with = "serde_duration::option")]
     pause_for: Option<Duration>,
+    tls: Option<bool>,
     command: Option<Vec<String>>,
     #[serde(default, with = "serde_duration::option")]
     ready_timeout: Option<Duration>,
@@ -319,7 +323,7 @@ macro_rules! overlay {
 impl ServerSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, ServerSection {
-            engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, command, ready_timeout, path
+            engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, tls, command, ready_timeout, path
         })
     }
 }
@@ -617,6 +621,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 ("max_message_size", s.max_message_size.is_some()),
                 ("pause_every", s.pause_every.is_some()),
                 ("pause_for", s.pause_for.is_some()),
+                ("tls", s.tls.is_some()),
             ];
             if let Some((k, _)) = builtin_keys.iter().find(|(_, set)| *set) {
                 return Err(cfg(format!("server key `{k}` applies to the built-in server, but `command` runs an external one; remove one of them")));
@@ -653,6 +658,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 workers: s.workers.map(|w| w.get()).unwrap_or(2),
                 max_message_size: s.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
                 pause,
+                tls: s.tls.unwrap_or(false),
             })
         }
     };

@@ -29,6 +29,7 @@ pub enum WarningKind {
     RateNotReached,
     TooFewSamples,
     Incomplete,
+    TlsInsecure,
 }
 
 /// One warning as stored in result files: `{"kind": "...", "message": "..."}`.
@@ -146,6 +147,10 @@ impl Warning {
 
     pub fn too_few_samples(n: u64) -> Self {
         Self::new(WarningKind::TooFewSamples, format!("only {} messages measured (fewer than {}): tail percentiles are unreliable", thousands(n as f64), thousands(MIN_SAMPLES as f64)))
+    }
+
+    pub fn tls_insecure() -> Self {
+        Self::new(WarningKind::TlsInsecure, "TLS certificates were not checked (--insecure): the server was not authenticated".into())
     }
 
     pub fn incomplete(reason: &str) -> Self {

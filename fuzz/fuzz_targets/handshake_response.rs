@@ -1,6 +1,7 @@
 //! The client's check of the server's `101` response: arbitrary bytes never panic and a
 //! complete response never claims more bytes than it was given; a valid response for the key
-//! is accepted with its exact length, and the same response for another key is refused.
+//! is accepted with its exact length, and the same response for another key is refused; a
+//! subprotocol is accepted only when it was offered.
 #![no_main]
 
 use base64::Engine as _;
@@ -14,8 +15,10 @@ fuzz_target!(|data: &[u8]| {
     nonce[..n].copy_from_slice(&data[..n]);
     let key = base64::engine::general_purpose::STANDARD.encode(nonce);
 
-    if let Ok(Some(len)) = check_response(data, &key) {
+    let offered = ["chat".to_owned()];
+    if let Ok(Some((len, chosen))) = check_response(data, &key, &offered) {
         assert!(len <= data.len());
+        assert!(chosen.is_none_or(|c| c == "chat"), "accepted a subprotocol that was not offered");
     }
 
     let resp = format!(
@@ -24,9 +27,9 @@ fuzz_target!(|data: &[u8]| {
     );
     let mut wire = resp.clone().into_bytes();
     wire.extend_from_slice(data); // frames may follow the head at once
-    assert_eq!(check_response(&wire, &key), Ok(Some(resp.len())));
-    assert_eq!(check_response(&resp.as_bytes()[..resp.len() - 1], &key), Ok(None));
+    assert_eq!(check_response(&wire, &key, &[]), Ok(Some((resp.len(), None))));
+    assert_eq!(check_response(&resp.as_bytes()[..resp.len() - 1], &key, &[]), Ok(None));
     nonce[0] ^= 1;
     let other = base64::engine::general_purpose::STANDARD.encode(nonce);
-    assert!(check_response(&wire, &other).is_err(), "accepted the accept key of another nonce");
+    assert!(check_response(&wire, &other, &[]).is_err(), "accepted the accept key of another nonce");
 });

@@ -13,13 +13,15 @@ use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::{Engine, LoadPlan, Mode, Shard, MIN_INTERVAL};
 use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
+use crate::transport::{Target, Trust};
+
 /// Largest message the load generator sends; larger ones would only measure memory copies.
 pub const MAX_SIZE: u64 = 64 << 20;
 
 /// Options of `wsbench loadgen` / `wsbench-loadgen`.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct LoadgenArgs {
-    /// WebSocket URL of the server under test (ws:// only).
+    /// WebSocket URL of the server under test: ws:// or wss:// (TLS).
     #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:9001/")]
     pub url: String,
 
@@ -115,6 +117,31 @@ pub struct LoadgenArgs {
     /// marked late in summary.json and exits 1.
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
+    /// wss:// only: trust the CA certificate(s) in this PEM file instead of the system's roots
+    /// (for a server whose certificate a private CA issued, or a self-signed one).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+
+    /// wss:// only: accept any server certificate without checking who issued it or whom it
+    /// names. For self-signed test servers; the run warns and records `tls.insecure: true`.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// An extra handshake header, as 'Name: value' (repeatable). Results record the name only.
+    /// Headers also come from --header-file and from the WSBENCH_HEADERS environment variable
+    /// (one per line), which keeps secrets off the command line.
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+
+    /// A file of handshake headers, one 'Name: value' per line; blank lines and lines starting
+    /// with # are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub header_file: Option<PathBuf>,
+
+    /// Subprotocols to offer, in order of preference (e.g. chat,superchat); the server's choice
+    /// is recorded in the summary.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub subprotocol: Vec<String>,
 
     /// Folder for summary.json, intervals.csv and the .hlog files (created if missing); without
     /// it the summary is printed on stdout and nothing is written.
@@ -149,6 +176,12 @@ impl LoadgenArgs {
             }
             (None, None) => None,
         };
+        let file = match &self.header_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("--header-file {}: {e}", path.display()))?),
+            None => None,
+        };
+        let env = std::env::var(HEADERS_ENV).ok();
+        let headers = collect_headers(&self.headers, file.as_deref(), env.as_deref())?;
         let plan = LoadPlan {
             url: self.url,
             connections: self.connections,
@@ -169,6 +202,10 @@ impl LoadgenArgs {
             spin: self.spin,
             shard,
             start_at: self.start_at,
+            ca: self.ca,
+            insecure: self.insecure,
+            headers,
+            subprotocols: self.subprotocol,
             out: self.out,
         };
         validate(&plan)?;
@@ -183,6 +220,38 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
     s.parse()
 }
 
+/// The environment variable holding extra handshake headers, one `Name: value` per line.
+pub const HEADERS_ENV: &str = "WSBENCH_HEADERS";
+
+/// Headers from the command line, then the header file, then the environment, each `Name: value`.
+fn collect_headers(cli: &[String], file: Option<&str>, env: Option<&str>) -> Result<Vec<(String, String)>, String> {
+    let lines = |text: &str| text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect::<Vec<_>>();
+    let mut all = Vec::new();
+    for (from, list) in [("--header", cli.to_vec()), ("--header-file", file.map(lines).unwrap_or_default()), (HEADERS_ENV, env.map(lines).unwrap_or_default())] {
+        for line in list {
+            let (name, value) = wsbench_core::plan::parse_header(&line).map_err(|e| format!("{from}: {e}"))?;
+            // The handshake's own headers are the engines' to write.
+            if ["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"].contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(format!("{from}: `{name}` is set by the WebSocket handshake itself{}", if name.eq_ignore_ascii_case("sec-websocket-protocol") { "; use --subprotocol" } else { "" }));
+            }
+            all.push((name, value));
+        }
+    }
+    Ok(all)
+}
+
+/// The transport target of a plan: address, TLS trust, headers and subprotocols. Fails on what
+/// only shows once files are read (a CA file that is missing or holds no certificate).
+pub fn target(plan: &LoadPlan) -> Result<Target, String> {
+    let parts = url_parts(&plan.url)?;
+    let trust = match (&plan.ca, plan.insecure) {
+        (Some(ca), _) => Trust::Ca(ca),
+        (None, true) => Trust::Insecure,
+        (None, false) => Trust::System,
+    };
+    Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?.with_headers(plan.headers.clone(), plan.subprotocols.clone())
+}
+
 /// `tungstenite` or `zero-alloc`, the names plans and results use.
 fn parse_engine(s: &str) -> Result<Engine, String> {
     [Engine::Tungstenite, Engine::ZeroAlloc]
@@ -193,7 +262,13 @@ fn parse_engine(s: &str) -> Result<Engine, String> {
 
 /// Checks a plan however it was made (command line or library call).
 pub fn validate(plan: &LoadPlan) -> Result<(), String> {
-    target_addr(&plan.url)?;
+    let parts = url_parts(&plan.url)?;
+    if !parts.secure && (plan.ca.is_some() || plan.insecure) {
+        return Err(format!("--ca and --insecure apply to wss:// URLs; `{}` is ws://", plan.url));
+    }
+    if plan.ca.is_some() && plan.insecure {
+        return Err("--ca and --insecure exclude each other: --ca checks the certificate, --insecure does not".into());
+    }
     if plan.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
@@ -240,19 +315,34 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     Ok(())
 }
 
-/// The `host:port` to open a TCP connection to, from a `ws://` URL.
-pub fn target_addr(url: &str) -> Result<String, String> {
+/// What a WebSocket URL says about where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlParts {
+    /// `host:port` to open a TCP connection to.
+    pub addr: String,
+    pub host: String,
+    /// `wss://`: TLS.
+    pub secure: bool,
+}
+
+/// Splits a `ws://` or `wss://` URL into its [`UrlParts`].
+pub fn url_parts(url: &str) -> Result<UrlParts, String> {
     let req = url.into_client_request().map_err(|e| format!("--url `{url}` is not a WebSocket URL ({e}); write e.g. ws://127.0.0.1:9001/"))?;
     let uri = req.uri();
-    match uri.scheme_str() {
-        Some("ws") => {}
-        Some("wss") => return Err(format!("--url `{url}`: wss:// (TLS) is not supported; use ws://")),
-        _ => return Err(format!("--url `{url}` must start with ws://")),
-    }
+    let secure = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => return Err(format!("--url `{url}` must start with ws:// or wss://")),
+    };
     let host = uri.host().ok_or_else(|| format!("--url `{url}` has no host"))?;
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
     // IPv6 literals keep their brackets in `host()`, which is what `host:port` needs.
-    Ok(format!("{host}:{port}"))
+    Ok(UrlParts { addr: format!("{host}:{port}"), host: host.to_owned(), secure })
+}
+
+/// The `host:port` to open a TCP connection to, from a `ws://` or `wss://` URL.
+pub fn target_addr(url: &str) -> Result<String, String> {
+    url_parts(url).map(|p| p.addr)
 }
 
 #[cfg(test)]
@@ -303,8 +393,14 @@ mod tests {
                 spin: Duration::from_micros(20),
                 shard: Some(Shard { index: 2, count: 3 }),
                 start_at: Some("2026-11-29T04:00:00Z".into()),
+                ca: None,
+                insecure: false,
+                headers: vec![("Authorization".into(), "Bearer x y".into()), ("X-Trace".into(), "1".into())],
+                subprotocols: vec!["chat".into(), "superchat".into()],
                 out: Some("results/x/trial-1".into()),
             },
+            LoadPlan { url: "wss://localhost:8443/".into(), ca: Some("ca.pem".into()), ..Default::default() },
+            LoadPlan { url: "wss://localhost:8443/".into(), insecure: true, ..Default::default() },
             LoadPlan { duration: Duration::from_secs(90), rate: Some(1e6), ..Default::default() },
             LoadPlan { engine: Engine::Tungstenite, ..Default::default() },
         ];
@@ -337,8 +433,10 @@ mod tests {
         assert!(bad(&["--connections", "0"]).contains("--connections"));
         assert!(bad(&["--rate", "0"]).contains("--rate"));
         assert!(bad(&["--duration", "0s"]).contains("--duration"));
-        assert!(bad(&["--url", "wss://example.com/"]).contains("wss://"));
         assert!(bad(&["--url", "http://example.com/"]).contains("ws://"));
+        assert!(bad(&["--insecure"]).contains("wss://"), "TLS options need a wss:// URL");
+        assert!(bad(&["--header", "X-A"]).contains("Name: value"));
+        assert!(bad(&["--header", "Sec-WebSocket-Protocol: a"]).contains("--subprotocol"));
         assert!(bad(&["--threads", "0"]).contains("--threads"));
         assert!(bad(&["--in-flight", "0"]).contains("--in-flight"));
         assert!(parse(&["--max-loss".into(), "120%".into()]).is_err());
@@ -384,5 +482,29 @@ mod tests {
         assert_eq!(target_addr("ws://127.0.0.1:9001/").unwrap(), "127.0.0.1:9001");
         assert_eq!(target_addr("ws://localhost/x").unwrap(), "localhost:80");
         assert_eq!(target_addr("ws://[::1]:9/").unwrap(), "[::1]:9");
+        assert_eq!(url_parts("wss://example.com/x").unwrap(), UrlParts { addr: "example.com:443".into(), host: "example.com".into(), secure: true });
+    }
+
+    #[test]
+    fn headers_come_from_flags_file_and_environment_in_order() {
+        let h = collect_headers(&["A: 1".into()], Some("# comment\n\nB: 2\n"), Some("C: 3\nD:4")).unwrap();
+        let names: Vec<_> = h.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        assert_eq!(names, ["A=1", "B=2", "C=3", "D=4"]);
+        assert!(collect_headers(&[], None, Some("broken")).unwrap_err().starts_with(HEADERS_ENV));
+        assert!(collect_headers(&["Host: x".into()], None, None).is_err());
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = std::env::temp_dir().join(format!("wsbench-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("empty.pem");
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        let plan = LoadPlan { url: "wss://127.0.0.1:1/".into(), ca: Some(ca.clone()), ..Default::default() };
+        assert!(target(&plan).err().unwrap().contains("no certificate"));
+        let plan = LoadPlan { ca: Some(dir.join("missing.pem")), ..plan };
+        assert!(target(&plan).err().unwrap().contains("missing.pem"));
+        let plan = LoadPlan { url: "wss://127.0.0.1:1/".into(), insecure: true, ..Default::default() };
+        assert!(target(&plan).is_ok());
     }
 }

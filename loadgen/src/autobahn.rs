@@ -110,7 +110,7 @@ fn session(addr: &str, path: &str, conn: &mut Echo, rng: &mut XorShift) -> Resul
     let mut tcp = TcpStream::connect(addr).map_err(|e| format!("cannot connect: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
     tcp.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| format!("cannot set a read timeout: {e}"))?;
-    let (request, key) = handshake_request(addr, path, rng);
+    let (request, key) = handshake_request(addr, path, &[], None, rng);
     tcp.write_all(request.as_bytes()).map_err(|e| format!("handshake failed: {e}"))?;
 
     let mut buf = vec![0u8; READ_CHUNK];
@@ -124,7 +124,7 @@ fn session(addr: &str, path: &str, conn: &mut Echo, rng: &mut XorShift) -> Resul
             return Err("handshake failed: the server closed the connection".into());
         }
         have += n;
-        if let Some(len) = check_response(&buf[..have], &key).map_err(|e| format!("handshake failed: {e}"))? {
+        if let Some((len, _)) = check_response(&buf[..have], &key, &[]).map_err(|e| format!("handshake failed: {e}"))? {
             break len;
         }
     };

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use wsbench_core::plan::Engine;
 
 use crate::connection::{self, ConnEnd, ConnShared, WsStream};
+use crate::transport::Target;
 use crate::zero::{self, ZeroStream};
 
 /// An open connection of either engine, handshake done.
@@ -16,6 +17,20 @@ pub enum Client {
     /// is opened once.
     Tungstenite(Box<WsStream>),
     ZeroAlloc(ZeroStream),
+}
+
+/// What opening one connection took, in nanoseconds, and what the server chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectTimes {
+    /// `connect()` called → TCP connection established.
+    pub connect_ns: u64,
+    /// TLS handshake, when the URL is `wss://`.
+    pub tls_ns: Option<u64>,
+    /// WebSocket handshake: request written → `101` parsed (tungstenite: request built →
+    /// `101` parsed, its write included).
+    pub handshake_ns: u64,
+    /// The subprotocol the server chose (`Sec-WebSocket-Protocol` of its response).
+    pub subprotocol: Option<String>,
 }
 
 /// Why a connection could not be opened.
@@ -58,10 +73,10 @@ pub fn io_cause(e: &std::io::Error) -> String {
 /// Opens one connection with `engine`. `open_loop` tunes tungstenite's write buffering (see
 /// [`connection::connect`]); `batch` sizes the zero-alloc engine's buffers (see
 /// [`zero::expected_batch`]).
-pub async fn connect(engine: Engine, addr: &str, url: &str, size: u64, open_loop: bool, batch: usize) -> Result<Client, ConnectError> {
+pub async fn connect(engine: Engine, target: &Target, size: u64, open_loop: bool, batch: usize) -> Result<(Client, ConnectTimes), ConnectError> {
     match engine {
-        Engine::Tungstenite => connection::connect(addr, url, size, open_loop).await.map(|ws| Client::Tungstenite(Box::new(ws))),
-        Engine::ZeroAlloc => zero::connect(addr, url, size, batch).await.map(Client::ZeroAlloc),
+        Engine::Tungstenite => connection::connect(target, size, open_loop).await.map(|(ws, t)| (Client::Tungstenite(Box::new(ws)), t)),
+        Engine::ZeroAlloc => zero::connect(target, size, batch).await.map(|(s, t)| (Client::ZeroAlloc(s), t)),
     }
 }
 

@@ -23,7 +23,6 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -34,14 +33,15 @@ use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::Mode;
 
 use crate::capped::{read_cap, CappedReads};
-use crate::client::ConnectError;
+use crate::client::{ConnectError, ConnectTimes};
 use crate::pacer::SendClock;
 use crate::recorder::Recorder;
 use crate::schedule::Timeline;
 use crate::session::{Session, Turn, Turns};
+use crate::transport::{Target, Transport};
 
 /// A client connection as the load generator uses it.
-pub type WsStream = WebSocketStream<CappedReads<TcpStream>>;
+pub type WsStream = WebSocketStream<CappedReads<Transport>>;
 
 /// Read buffer per connection: tungstenite's default 128 KiB is zero-filled on every read and
 /// costs a quarter of small-message throughput.
@@ -49,11 +49,11 @@ const READ_BUFFER: usize = 8 << 10;
 /// Bound on the closing handshake at the end of a run.
 pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Opens one connection: TCP with `TCP_NODELAY`, then the WebSocket handshake.
+/// Opens one connection: the transport ([`Target::open`]), then the WebSocket handshake.
 /// `open_loop` connections write each frame as it is handed over (see the module docs).
-pub async fn connect(addr: &str, url: &str, size: u64, open_loop: bool) -> Result<WsStream, ConnectError> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| ConnectError::io(&e, format!("cannot connect to {addr}: {e}")))?;
-    tcp.set_nodelay(true).map_err(|e| ConnectError::io(&e, format!("cannot set TCP_NODELAY: {e}")))?;
+pub async fn connect(target: &Target, size: u64, open_loop: bool) -> Result<(WsStream, ConnectTimes), ConnectError> {
+    let url = target.url.as_str();
+    let (transport, open) = target.open().await?;
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     let defaults = WebSocketConfig::default();
     let mut config = WebSocketConfig::default()
@@ -67,9 +67,12 @@ pub async fn connect(addr: &str, url: &str, size: u64, open_loop: bool) -> Resul
     }
     // Echoes are as large as what we send; a frame adds at most 14 bytes of header.
     let max_read = read_cap(READ_BUFFER, size.saturating_add(14)).unwrap_or(READ_BUFFER);
-    let mut tcp = CappedReads::new(tcp, max_read);
-    let head = tcp.capture_head();
-    let (mut ws, _response) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config)).await.map_err(|e| {
+    let mut stream = CappedReads::new(transport, max_read);
+    let head = stream.capture_head();
+    let request = target.request().map_err(|e| ConnectError::new("bad URL", format!("`{url}` is not a WebSocket URL: {e}")))?;
+    // tungstenite writes the request and reads the response in one future: its time is both.
+    let t0 = now_ns();
+    let (mut ws, response) = tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await.map_err(|e| {
         let failed = |what: &dyn std::fmt::Display| format!("WebSocket handshake with {url} failed: {what}");
         // A response that is not a 101 gets the zero-alloc engine's words, whatever tungstenite
         // objected to first (an HTTP/1.0 answer fails its version check before its status).
@@ -83,8 +86,10 @@ pub async fn connect(addr: &str, url: &str, size: u64, open_loop: bool) -> Resul
             other => ConnectError::new(format!("handshake error: {other}"), failed(&e)),
         }
     })?;
+    let handshake_ns = now_ns() - t0;
     ws.get_mut().end_capture();
-    Ok(ws)
+    let subprotocol = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Ok((ws, ConnectTimes { connect_ns: open.connect_ns, tls_ns: open.tls_ns, handshake_ns, subprotocol }))
 }
 
 /// The response's status when it is a whole status line other than 101.
@@ -157,6 +162,8 @@ pub struct ConnShared {
     /// taken before that connection closes: the closing handshake allocates (tungstenite builds
     /// the close frame in a fresh buffer), and it is the end of the run, not its steady state.
     pub allocations_at_first_finish: Cell<Option<u64>>,
+    /// Each connection's first round trip, in ns (pre-sized: recording allocates nothing).
+    pub first_message: RefCell<hdrhistogram::Histogram<u64>>,
 }
 
 /// A request to end the run early.

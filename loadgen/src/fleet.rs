@@ -25,11 +25,13 @@ use wsbench_core::alloc;
 use wsbench_core::clock::{now_ns, thread_cpu_ns};
 use wsbench_core::plan::LoadPlan;
 
-use crate::client::{self, Client, ConnectError};
+use crate::client::{self, Client, ConnectError, ConnectTimes};
 use crate::connection::{ConnShared, SendMode, Stop};
 use crate::pacer::SendClock;
 use crate::recorder::{IntervalSet, Recorder};
 use crate::schedule::{duration_ns, ShardSpan, Timeline};
+use crate::setup::SetupTimes;
+use crate::transport::Target;
 
 /// Bound on opening one connection (TCP connect and WebSocket handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,7 +46,7 @@ pub enum Event {
 }
 
 /// What a worker reports when its thread ends.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct WorkerReport {
     /// The worker thread's CPU use over the measured window, in % of one core; `None` when the
     /// window never began.
@@ -52,6 +54,8 @@ pub struct WorkerReport {
     /// Heap allocations made by the worker thread over the measured window (all zero when the
     /// process does not count allocations); `None` when the window never began.
     pub allocations: Option<u64>,
+    /// How long this worker's connections took to open, and their first round trips.
+    pub setup: SetupTimes,
 }
 
 /// The control thread's handle on all workers.
@@ -93,7 +97,7 @@ impl Fleet {
     /// `recycled[w]` is where the collector sends worker `w`'s emptied interval sets back.
     pub fn launch(
         plan: &LoadPlan,
-        addr: &str,
+        target: &Arc<Target>,
         workers: usize,
         collector: &std_mpsc::SyncSender<IntervalSet>,
         recycled: Vec<std_mpsc::Receiver<IntervalSet>>,
@@ -121,7 +125,7 @@ impl Fleet {
                 id,
                 connections: (0..plan.connections).filter(|i| *i as usize % workers == id).collect(),
                 plan: plan.clone(),
-                addr: addr.to_owned(),
+                target: Arc::clone(target),
                 connect_start_ns,
                 events: events_tx.clone(),
                 timeline: timeline_rx.clone(),
@@ -181,7 +185,7 @@ struct WorkerJob {
     /// Global indices of this worker's connections.
     connections: Vec<u32>,
     plan: LoadPlan,
-    addr: String,
+    target: Arc<Target>,
     connect_start_ns: u64,
     events: mpsc::UnboundedSender<Event>,
     timeline: watch::Receiver<Option<Start>>,
@@ -206,7 +210,7 @@ impl WorkerJob {
 
     async fn main(mut self) -> WorkerReport {
         grow_defer_list().await;
-        let conns = self.connect_all().await;
+        let (conns, setup) = self.connect_all().await;
         let mut stop_rx = self.stop.clone();
         let timeline = tokio::select! {
             biased;
@@ -222,9 +226,9 @@ impl WorkerJob {
             let now = now_ns();
             rec.begin(now);
             let _ = self.collector.send(rec.finish(now));
-            return WorkerReport::default();
+            return WorkerReport { setup, ..WorkerReport::default() };
         };
-        self.run_connections(conns, start).await
+        self.run_connections(conns, start, setup).await
     }
 
     /// Opens this worker's connections, each at its slot of the process-wide connect rate, and
@@ -233,9 +237,9 @@ impl WorkerJob {
     /// A connection's task is spawned at its slot and collected as soon as it is done, so only
     /// the handshakes under way hold their task's memory: with 10,000 connections at a low
     /// rate, that memory would otherwise outweigh the connections themselves.
-    async fn connect_all(&mut self) -> Vec<(u32, Client)> {
+    async fn connect_all(&mut self) -> (Vec<(u32, Client)>, SetupTimes) {
         let ns_per_connection = 1e9 / self.plan.connect_rate;
-        let mut tally = ConnectTally { conns: Vec::with_capacity(self.connections.len()), failures: BTreeMap::new(), first_error: None };
+        let mut tally = ConnectTally { conns: Vec::with_capacity(self.connections.len()), times: Vec::new(), failures: BTreeMap::new(), first_error: None };
         let mut pending = std::collections::VecDeque::new();
         let mut stop_rx = self.stop.clone();
         let mut stopped = false;
@@ -251,13 +255,13 @@ impl WorkerJob {
             if stopped {
                 break;
             }
-            let (addr, url) = (self.addr.clone(), self.plan.url.clone());
+            let target = Arc::clone(&self.target);
             pending.push_back((
                 i,
                 tokio::task::spawn_local(async move {
-                    match tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &addr, &url, size, open_loop, batch)).await {
+                    match tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &target, size, open_loop, batch)).await {
                         Ok(r) => r,
-                        Err(_) => Err(ConnectError::new("timeout", format!("connecting to {addr} (TCP and WebSocket handshake) timed out after {CONNECT_TIMEOUT:?}"))),
+                        Err(_) => Err(ConnectError::new("timeout", format!("connecting to {} (TCP, TLS and WebSocket handshake) timed out after {CONNECT_TIMEOUT:?}", target.addr))),
                     }
                 }),
             ));
@@ -280,14 +284,18 @@ impl WorkerJob {
                 r = &mut handle => tally.add(i, r),
             }
         }
-        let ConnectTally { conns, failures, first_error } = tally;
+        let ConnectTally { conns, times, failures, first_error } = tally;
         let _ = self.events.send(Event::Connected { worker: self.id, established: conns.len() as u32, failures, first_error });
-        conns
+        let mut setup = SetupTimes::default();
+        for t in &times {
+            setup.record(t);
+        }
+        (conns, setup)
     }
 
     /// Runs every connection to its end while the ticker hands over intervals; returns the
     /// thread's CPU use over the measured window.
-    async fn run_connections(self, conns: Vec<(u32, Client)>, start: Start) -> WorkerReport {
+    async fn run_connections(self, conns: Vec<(u32, Client)>, start: Start, mut setup: SetupTimes) -> WorkerReport {
         let timeline = start.timeline;
         let mut recorder = Recorder::with_spares(self.id, crate::recorder::spare_sets_for(timeline.interval_ns)).with_connections(conns.len());
         recorder.begin(timeline.measured_start_ns);
@@ -307,7 +315,7 @@ impl WorkerJob {
                 recorder.error();
                 let end = window_end(&timeline, *self.stop.borrow());
                 let _ = self.collector.send(recorder.finish(end.max(timeline.measured_start_ns)));
-                return WorkerReport::default();
+                return WorkerReport { setup, ..WorkerReport::default() };
             }
         };
         let shared = Rc::new(ConnShared {
@@ -325,6 +333,7 @@ impl WorkerJob {
                 move |cause| drop(events.send(Event::Dropped(cause)))
             }),
             allocations_at_first_finish: std::cell::Cell::new(None),
+            first_message: std::cell::RefCell::new(std::mem::replace(&mut setup.first_message, wsbench_core::hist::new_histogram())),
         });
         let tasks: Vec<_> = conns
             .into_iter()
@@ -387,21 +396,27 @@ impl WorkerJob {
         }
         let last = shared.recorder.borrow_mut().finish(end);
         let _ = self.collector.send(last);
-        WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()) }
+        setup.first_message = shared.first_message.replace(wsbench_core::hist::new_histogram());
+        WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup }
     }
 }
 
 /// What the connect phase of a worker came to.
 struct ConnectTally {
     conns: Vec<(u32, Client)>,
+    /// What opening each of `conns` took.
+    times: Vec<ConnectTimes>,
     failures: BTreeMap<String, u32>,
     first_error: Option<String>,
 }
 
 impl ConnectTally {
-    fn add(&mut self, i: u32, r: Result<Result<Client, ConnectError>, tokio::task::JoinError>) {
+    fn add(&mut self, i: u32, r: Result<Result<(Client, ConnectTimes), ConnectError>, tokio::task::JoinError>) {
         match r {
-            Ok(Ok(ws)) => self.conns.push((i, ws)),
+            Ok(Ok((ws, times))) => {
+                self.conns.push((i, ws));
+                self.times.push(times);
+            }
             Ok(Err(e)) => {
                 *self.failures.entry(e.cause).or_default() += 1;
                 self.first_error.get_or_insert(e.detail);

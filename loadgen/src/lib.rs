@@ -27,6 +27,8 @@ pub mod recorder;
 pub mod schedule;
 pub mod selfcheck;
 pub mod session;
+pub mod setup;
+pub mod transport;
 pub mod writer;
 pub mod zero;
 
@@ -42,7 +44,8 @@ use wsbench_core::clock::{now_ns, process_cpu_ns, wall_clock_rfc3339};
 use wsbench_core::hist::LatencySummary;
 use wsbench_core::plan::LoadPlan;
 use wsbench_core::layout;
-use wsbench_core::result::{ConnectionCounts, CpuUse, HostInfo, LoadgenSummary, RateReport, ShardReport, StartReport};
+use wsbench_core::result::{ConnectionCounts, ConnectionSetup, CpuUse, HostInfo, LoadgenSummary, RateReport, ShardReport, StartReport, TlsReport};
+use setup::SetupTimes;
 
 pub use args::LoadgenArgs;
 use connection::Stop;
@@ -146,7 +149,7 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = String>> {
 /// connection. Must be called inside a tokio runtime; the workers run on their own threads.
 pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Output = String>) -> Result<LoadgenSummary, RunError> {
     args::validate(&plan).map_err(RunError::Usage)?;
-    let addr = args::target_addr(&plan.url).map_err(RunError::Usage)?;
+    let target = std::sync::Arc::new(args::target(&plan).map_err(RunError::Usage)?);
     let start_at = plan.start_at.as_deref().map(wsbench_core::clock::parse_rfc3339).transpose().map_err(RunError::Usage)?;
     // A shard runs its part of the whole plan; the whole is recorded in its summary's `shard`.
     let shard = plan.shard.map(|s| ShardReport { index: s.index, count: s.count, total_connections: plan.connections, total_rate: plan.rate });
@@ -183,7 +186,11 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         .name("wsbench-collector".into())
         .spawn(move || writer::collect(files, begin_rx, collector_rx, recycle_tx, Progress::for_stderr()))
         .map_err(|e| RunError::Failed(format!("cannot start the collector thread: {e}")))?;
-    let fleet = Fleet::launch(&plan, &addr, workers, &collector_tx, recycle_rx).map_err(|e| RunError::Failed(format!("cannot start worker threads: {e}")))?;
+    if plan.insecure {
+        eprintln!("loadgen: warning: --insecure: the server's TLS certificate is not checked; anyone in the path could be answering");
+    }
+    let (connect_start_ns, connect_started_at) = (now_ns(), SystemTime::now());
+    let fleet = Fleet::launch(&plan, &target, workers, &collector_tx, recycle_rx).map_err(|e| RunError::Failed(format!("cannot start worker threads: {e}")))?;
 
     let mut control = Control::new(&plan, fleet);
     control.connect_phase(&mut shutdown).await;
@@ -230,9 +237,11 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let mut busiest = 0.0f64;
     // The workers' allocations over the window; unknown when any worker has no figure.
     let mut worker_allocations = Some(0u64);
+    let mut setup = SetupTimes::default();
     for (w, r) in worker_reports.into_iter().enumerate() {
         match r {
             Ok(r) => {
+                setup.add(&r.setup);
                 busiest = busiest.max(r.cpu_pct.unwrap_or(0.0));
                 worker_allocations = worker_allocations.zip(r.allocations).map(|(a, b)| a + b);
             }
@@ -248,6 +257,17 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
 
     let window_end = timeline.map_or(measured_start_ns, |tl| fleet::window_end(&tl, control.stop));
     let duration_s = window_end.saturating_sub(measured_start_ns) as f64 / 1e9;
+    if let Some(dir) = &plan.out {
+        let span = Duration::from_nanos(now_ns().saturating_sub(connect_start_ns));
+        if let Err(e) = setup.write_logs(dir, connect_started_at, span) {
+            control.reason.get_or_insert(e);
+        }
+    }
+    let tls = target.tls.is_some().then(|| TlsReport {
+        trust: if plan.insecure { "insecure" } else if plan.ca.is_some() { "ca" } else { "system" }.to_owned(),
+        insecure: plan.insecure,
+    });
+    let offered = !plan.subprotocols.is_empty();
     let summary = summarize(SummaryInputs {
         plan,
         command,
@@ -260,6 +280,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         reason: control.reason.clone(),
         shard,
         start: start_report,
+        setup: setup.summary(tls, offered),
     });
     if let Some(dir) = &summary.config.out {
         writer::write_summary(dir, &summary).map_err(RunError::Failed)?;
@@ -453,6 +474,7 @@ struct SummaryInputs<'a> {
     reason: Option<String>,
     shard: Option<ShardReport>,
     start: Option<StartReport>,
+    setup: ConnectionSetup,
 }
 
 /// Allocations over the measured window; `None` where the window never began.
@@ -475,7 +497,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         wsbench_version: wsbench_core::VERSION.to_owned(),
         rate: i.plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked, sent_msgs_per_s: per_s(m.sent) }),
         config: i.plan,
-        command: i.command,
+        command: redact_headers(i.command),
         host: HostInfo::current(),
         started_at: wall_clock_rfc3339(i.started_at),
         duration_s: i.duration_s,
@@ -493,10 +515,27 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         warnings: Vec::new(),
         shard: i.shard,
         start: i.start,
+        setup: i.setup,
     };
     s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);
     s
+}
+
+/// The command line as results record it: the values of `--header` replaced, as in the plan.
+fn redact_headers(mut command: Vec<String>) -> Vec<String> {
+    let redact = |h: &str| format!("{}: {}", h.split_once(':').map_or(h, |(n, _)| n).trim(), wsbench_core::plan::REDACTED);
+    let mut next_is_header = false;
+    for arg in &mut command {
+        if std::mem::take(&mut next_is_header) {
+            *arg = redact(arg);
+        } else if arg == "--header" {
+            next_is_header = true;
+        } else if let Some(h) = arg.strip_prefix("--header=") {
+            *arg = format!("--header={}", redact(h));
+        }
+    }
+    command
 }
 
 /// The end-of-run report. With an output folder: a short summary for people on stdout, as wrk
@@ -568,6 +607,12 @@ mod tests {
     }
 
     #[test]
+    fn header_values_are_left_out_of_the_recorded_command() {
+        let argv = ["wsbench-loadgen", "--header", "Authorization: Bearer s3cret", "--header=X-Key:abc", "--url", "ws://x/"].map(String::from).to_vec();
+        assert_eq!(redact_headers(argv), ["wsbench-loadgen", "--header", "Authorization: <redacted>", "--header=X-Key: <redacted>", "--url", "ws://x/"]);
+    }
+
+    #[test]
     fn summary_rates_come_from_the_window() {
         let mut totals = Totals::default();
         totals.counts.sent = 4_000;
@@ -584,6 +629,7 @@ mod tests {
             reason: None,
             shard: None,
             start: None,
+            setup: ConnectionSetup::default(),
         });
         assert!(s.complete);
         assert_eq!(s.throughput_msgs_per_s, 1_500.0);

@@ -92,6 +92,9 @@ pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
     if s.latency_us.count < MIN_SAMPLES {
         w.push(Warning::too_few_samples(s.latency_us.count));
     }
+    if s.setup.tls.as_ref().is_some_and(|t| t.insecure) {
+        w.push(Warning::tls_insecure());
+    }
     w
 }
 
@@ -129,6 +132,7 @@ mod tests {
             warnings: vec![],
             shard: None,
             start: None,
+            setup: Default::default(),
         }
     }
 

@@ -226,6 +226,10 @@ impl<'a> Session<'a> {
             }
             return;
         };
+        if h.seq == 0 {
+            // The connection's first exchange, warm-up or not: what a cold connection costs.
+            wsbench_core::hist::record_ns(&mut self.shared.first_message.borrow_mut(), now.saturating_sub(h.sent_ns));
+        }
         let mut rec = self.shared.recorder.borrow_mut();
         rec.pending(self.slot, -1, self.outstanding.front().map_or(u64::MAX, |h| h.intended_ns));
         if !h.warmup {

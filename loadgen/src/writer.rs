@@ -391,6 +391,7 @@ mod tests {
             warnings: vec![],
             shard: None,
             start: None,
+            setup: Default::default(),
         }
     }
 }

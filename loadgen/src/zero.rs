@@ -29,7 +29,6 @@ use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use wsbench_core::clock::now_ns;
@@ -38,7 +37,8 @@ use wsbench_core::codec::{frame, mask, write, MessageAssembler, MessageKind, Opc
 use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::Mode;
 
-use crate::client::ConnectError;
+use crate::client::{ConnectError, ConnectTimes};
+use crate::transport::{Target, Transport};
 use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, CLOSE_TIMEOUT};
 use crate::session::{Session, Turn, Turns};
 
@@ -70,7 +70,7 @@ const CONTROL_FRAME: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
 
 /// An open connection, handshake done, ready for [`run`].
 pub struct ZeroStream {
-    tcp: TcpStream,
+    tcp: Transport,
     /// The read buffer; it may already hold bytes the server sent right after its response.
     rbuf: Box<[u8]>,
     rstart: usize,
@@ -83,47 +83,55 @@ impl ZeroStream {
     pub async fn close_unused(mut self) {
         let mut frame = [0u8; MAX_HEADER_LEN];
         let n = write::header(&mut frame, true, Opcode::Close, 0, Some(XorShift::seeded(0).mask_key()));
-        let _ = self.tcp.write_all(&frame[..n]).await;
+        if self.tcp.write_all(&frame[..n]).await.is_ok() {
+            // TLS may hold the frame until flushed.
+            let _ = self.tcp.flush().await;
+        }
     }
 }
 
-/// Opens one connection: TCP with `TCP_NODELAY`, then the WebSocket handshake, done by hand.
-/// `batch` is the connection's [`expected_batch`].
-pub async fn connect(addr: &str, url: &str, size: u64, batch: usize) -> Result<ZeroStream, ConnectError> {
+/// Opens one connection: the transport ([`Target::open`]), then the WebSocket handshake, done by
+/// hand. `batch` is the connection's [`expected_batch`].
+pub async fn connect(target: &Target, size: u64, batch: usize) -> Result<(ZeroStream, ConnectTimes), ConnectError> {
+    let (url, addr) = (target.url.as_str(), target.addr.as_str());
     let req = url.into_client_request().map_err(|e| ConnectError::new("bad URL", format!("`{url}` is not a WebSocket URL: {e}")))?;
     let uri = req.uri();
     let host = uri.authority().map_or(addr, |a| a.as_str());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
 
-    let mut tcp = TcpStream::connect(addr).await.map_err(|e| ConnectError::io(&e, format!("cannot connect to {addr}: {e}")))?;
-    tcp.set_nodelay(true).map_err(|e| ConnectError::io(&e, format!("cannot set TCP_NODELAY: {e}")))?;
+    let (mut tcp, open) = target.open().await?;
     let failed = |what: String| format!("WebSocket handshake with {url} failed: {what}");
 
     let mut rng = XorShift::seeded(addr.len() as u64 ^ now_ns());
-    let (request, key) = handshake_request(host, path, &mut rng);
+    let offer = target.offered_subprotocols();
+    let (request, key) = handshake_request(host, path, &target.headers, offer.as_deref(), &mut rng);
     tcp.write_all(request.as_bytes()).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
+    tcp.flush().await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
+    let t0 = now_ns();
 
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     let mut head = vec![0u8; HANDSHAKE_BUFFER];
     let mut rend = 0;
-    let head_len = loop {
+    let (head_len, subprotocol) = loop {
         let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut head[rend..]).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
         if n == 0 {
             return Err(ConnectError::new("closed", failed("the server closed the connection".into())));
         }
         rend += n;
-        if let Some(len) = check_response(&head[..rend], &key).map_err(|e| ConnectError::new(e.cause(), failed(e.to_string())))? {
-            break len;
+        if let Some(done) = check_response(&head[..rend], &key, &target.subprotocols).map_err(|e| ConnectError::new(e.cause(), failed(e.to_string())))? {
+            break done;
         }
         if rend == head.len() {
             return Err(ConnectError::new("handshake error: response head too long", failed(format!("response head longer than {rend} bytes"))));
         }
     };
+    let handshake_ns = now_ns() - t0;
     // What the server sent right behind its response is kept; the rest of `head` is not.
     let early = &head[head_len..rend];
     let mut rbuf = vec![0u8; read_buffer_len(size, batch).max(early.len())].into_boxed_slice();
     rbuf[..early.len()].copy_from_slice(early);
-    Ok(ZeroStream { tcp, rbuf, rstart: 0, rend: early.len() })
+    let times = ConnectTimes { connect_ns: open.connect_ns, tls_ns: open.tls_ns, handshake_ns, subprotocol };
+    Ok((ZeroStream { tcp, rbuf, rstart: 0, rend: early.len() }, times))
 }
 
 /// The read buffer for echoes of `size` bytes, `batch` at a time: at least two whole frames, so
@@ -132,16 +140,23 @@ fn read_buffer_len(size: usize, batch: usize) -> usize {
     size.saturating_add(MAX_HEADER_LEN).saturating_mul(batch.max(2)).max(MIN_READ_BUFFER)
 }
 
-/// The handshake request for `path` on `host`, with a random `Sec-WebSocket-Key`; returns the
-/// request and the key, which [`check_response`] needs.
-pub(crate) fn handshake_request(host: &str, path: &str, rng: &mut XorShift) -> (String, String) {
+/// The handshake request for `path` on `host`, with a random `Sec-WebSocket-Key`, `headers` and
+/// the `offer` of subprotocols; returns the request and the key, which [`check_response`] needs.
+pub(crate) fn handshake_request(host: &str, path: &str, headers: &[(String, String)], offer: Option<&str>, rng: &mut XorShift) -> (String, String) {
     let mut nonce = [0u8; 16];
     nonce[..8].copy_from_slice(&rng.next().to_ne_bytes());
     nonce[8..].copy_from_slice(&rng.next().to_ne_bytes());
     let key = base64::engine::general_purpose::STANDARD.encode(nonce);
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(offer) = offer {
+        request.push_str(&format!("Sec-WebSocket-Protocol: {offer}\r\n"));
+    }
+    request.push_str("\r\n");
     (request, key)
 }
 
@@ -173,9 +188,10 @@ impl std::fmt::Display for BadResponse {
     }
 }
 
-/// Checks the server's response head: `Ok(None)` while it is incomplete, its length once it is
-/// a valid `101 Switching Protocols` for our key.
-pub fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, BadResponse> {
+/// Checks the server's response head: `Ok(None)` while it is incomplete, its length and the
+/// subprotocol the server chose once it is a valid `101 Switching Protocols` for our key and
+/// `offered` subprotocols.
+pub fn check_response(buf: &[u8], key: &str, offered: &[String]) -> Result<Option<(usize, Option<String>)>, BadResponse> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -200,7 +216,15 @@ pub fn check_response(buf: &[u8], key: &str) -> Result<Option<usize>, BadRespons
     if header("sec-websocket-extensions").is_some() {
         return Err(BadResponse::Other("the server chose an extension we did not offer".into()));
     }
-    Ok(Some(len))
+    // Nor a subprotocol we did not offer (section 4.1 again).
+    let chosen = match header("sec-websocket-protocol") {
+        None => None,
+        Some(v) => match std::str::from_utf8(v).ok().map(str::trim).filter(|p| offered.iter().any(|o| o == p)) {
+            Some(p) => Some(p.to_owned()),
+            None => return Err(BadResponse::Other(format!("the server chose subprotocol `{}`, which we did not offer", String::from_utf8_lossy(v)))),
+        },
+    };
+    Ok(Some((len, chosen)))
 }
 
 /// xorshift64*: mask keys need to be unpredictable to intermediaries, not cryptographic, and
@@ -244,7 +268,7 @@ enum Io {
 /// The transport half of a connection: socket and buffers. Kept apart from the [`Session`] so
 /// the socket can be polled while a stop request updates the session.
 struct Wire {
-    tcp: TcpStream,
+    tcp: Transport,
     rbuf: Box<[u8]>,
     /// Unparsed bytes are `rbuf[rstart..rend]`.
     rstart: usize,
@@ -362,11 +386,11 @@ impl Wire {
         self.rstart = 0;
     }
 
-    /// Writes everything pending, bounded by the caller's timeout.
+    /// Writes everything pending, and flushes what TLS holds, bounded by the caller's timeout.
     async fn drain_writes(&mut self) -> io::Result<()> {
         poll_fn(|cx| match self.poll_write(cx) {
             Some(Io::Failed(e)) => Poll::Ready(Err(io::Error::other(e))),
-            _ if self.written == self.filled && self.ctrl_written == self.ctrl_len => Poll::Ready(Ok(())),
+            _ if self.written == self.filled && self.ctrl_written == self.ctrl_len => Pin::new(&mut self.tcp).poll_flush(cx),
             _ => Poll::Pending,
         })
         .await
@@ -653,12 +677,12 @@ mod tests {
     fn response_is_checked() {
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
         let ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
-        assert_eq!(check_response(ok.as_bytes(), key), Ok(Some(ok.len())));
-        assert_eq!(check_response(&ok.as_bytes()[..40], key), Ok(None));
+        assert_eq!(check_response(ok.as_bytes(), key, &[]), Ok(Some((ok.len(), None))));
+        assert_eq!(check_response(&ok.as_bytes()[..40], key, &[]), Ok(None));
         let wrong = ok.replace("s3pP", "AAAA");
-        assert!(check_response(wrong.as_bytes(), key).unwrap_err().to_string().contains("Accept"));
+        assert!(check_response(wrong.as_bytes(), key, &[]).unwrap_err().to_string().contains("Accept"));
         let refused = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
-        let e = check_response(refused.as_bytes(), key).unwrap_err();
+        let e = check_response(refused.as_bytes(), key, &[]).unwrap_err();
         assert!(e.to_string().contains("404"));
         assert_eq!(e.cause(), "HTTP status 404");
     }

@@ -162,7 +162,7 @@ fn a_plain_http_server_is_named_by_its_status_on_both_engines() {
 
 #[test]
 fn usage_errors_exit_2_with_one_line() {
-    for args in [&["--size", "8"][..], &["--text", "--binary"], &["--url", "wss://127.0.0.1:1/"], &["--duration", "soon"], &["--rate", "-5"]] {
+    for args in [&["--size", "8"][..], &["--text", "--binary"], &["--url", "http://127.0.0.1:1/"], &["--url", "ws://127.0.0.1:1/", "--insecure"], &["--duration", "soon"], &["--rate", "-5"]] {
         let (status, stdout, stderr) = run_loadgen(args, LIMIT);
         assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stdout.is_empty());

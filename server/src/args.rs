@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use wsbench_core::plan::{Engine, Handler, Pause, Runtime, ServerPlan, Workload};
+use wsbench_core::plan::{Engine, Handler, Pause, Runtime, ServerPlan, TlsFiles, Workload};
 use wsbench_core::units::{parse_duration, parse_size};
 
 use crate::limits::{default_max_connections, Limits};
@@ -54,6 +54,23 @@ pub struct ServerArgs {
     /// How long each emulated pause freezes every runtime thread, e.g. 50ms; shorter than --pause-every.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub pause_for: Option<Duration>,
+
+    /// Serve TLS (wss://) with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Subprotocols spoken (e.g. chat,superchat): the server answers with the first of the
+    /// client's offer that is among them, and with none when none is.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub subprotocols: Vec<String>,
+
+    /// Refuse an upgrade (400) that offers none of --subprotocols.
+    #[arg(long, requires = "subprotocols")]
+    pub require_subprotocol: bool,
 
     /// Directory for server.json and server-latency.hlog (created if missing); nothing is written without it.
     #[arg(long, value_name = "DIR")]
@@ -219,6 +236,9 @@ impl ServerArgs {
             workers: self.workers,
             max_message_size: self.max_message_size,
             pause,
+            tls: self.tls_cert.zip(self.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
+            subprotocols: self.subprotocols,
+            require_subprotocol: self.require_subprotocol,
             out: self.out,
         })
     }
@@ -267,6 +287,9 @@ mod tests {
                     pause_for: Duration::from_millis(50),
                 }),
                 out: Some(PathBuf::from("/tmp/some dir/out")),
+                tls: Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }),
+                subprotocols: vec!["chat".into(), "v2.x".into()],
+                require_subprotocol: true,
                 ..ServerPlan::default()
             });
         }

@@ -12,8 +12,9 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::transport::Stream;
 
 /// Largest request head accepted; larger ones get 431.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -33,8 +34,9 @@ pub enum Route {
     Health,
     /// `GET /metrics`.
     Metrics,
-    /// A valid WebSocket upgrade; `accept` is the `Sec-WebSocket-Accept` value to answer with.
-    WebSocket { accept: String },
+    /// A valid WebSocket upgrade; `accept` is the `Sec-WebSocket-Accept` value to answer with,
+    /// `offered` the subprotocols the client offered, in its order.
+    WebSocket { accept: String, offered: Vec<String> },
     /// Answer with an error status and close.
     Refuse(Refusal),
 }
@@ -140,9 +142,28 @@ fn websocket(req: &httparse::Request<'_, '_>, method: &str) -> Route {
     if !is_websocket_key(key) {
         return bad("Sec-WebSocket-Key is not 16 bytes in base64");
     }
+    let offered = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .filter_map(|v| std::str::from_utf8(v.trim_ascii()).ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
     Route::WebSocket {
         accept: derive_accept_key(key),
+        offered,
     }
+}
+
+/// The subprotocol to answer with: the first of the client's `offered` that the server
+/// `speaks` (RFC 6455 4.2.2 leaves the choice to the server; the client's order is its preference).
+pub fn choose_subprotocol<'a>(speaks: &[String], offered: &'a [String]) -> Option<&'a str> {
+    offered
+        .iter()
+        .find(|o| speaks.iter().any(|s| s == *o))
+        .map(String::as_str)
 }
 
 /// RFC 6455 4.2.1: the key is 16 random bytes in base64, which is always 22 characters and `==`.
@@ -189,14 +210,14 @@ pub enum ReadError {
 
 /// Reads one request head from `stream`, bounded in size by [`MAX_HEAD`] and in time by
 /// `limit` (the handshake timeout).
-pub async fn read_request(stream: &mut TcpStream, limit: Duration) -> Result<Request, ReadError> {
+pub async fn read_request(stream: &mut Stream, limit: Duration) -> Result<Request, ReadError> {
     match tokio::time::timeout(limit, read_head(stream)).await {
         Ok(r) => r,
         Err(_) => Err(ReadError::TimedOut),
     }
 }
 
-async fn read_head(stream: &mut TcpStream) -> Result<Request, ReadError> {
+async fn read_head(stream: &mut Stream) -> Result<Request, ReadError> {
     // Nothing is allocated until bytes arrive: a socket that never sends costs no buffer.
     let mut buf = Vec::new();
     loop {
@@ -204,7 +225,7 @@ async fn read_head(stream: &mut TcpStream) -> Result<Request, ReadError> {
         let filled = buf.len();
         let room = (MAX_HEAD - filled).min(HEAD_READ);
         buf.resize(filled + room, 0);
-        match stream.try_read(&mut buf[filled..]) {
+        match stream.try_read_ready(&mut buf[filled..]).await {
             Ok(0) => return Err(ReadError::Gone),
             Ok(n) => buf.truncate(filled + n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -227,7 +248,7 @@ async fn read_head(stream: &mut TcpStream) -> Result<Request, ReadError> {
 /// Answers a socket beyond `--max-connections` with 503 without reading its request, then
 /// lingers briefly reading and dropping what it sent, so that closing does not reset the
 /// connection under the answer.
-pub async fn busy(mut stream: TcpStream, max_connections: usize) {
+pub async fn busy(mut stream: Stream, max_connections: usize) {
     let body = format!(
         "server busy: {max_connections} connections (--max-connections) are open; try again later\n"
     );
@@ -246,15 +267,25 @@ pub async fn busy(mut stream: TcpStream, max_connections: usize) {
     .await;
 }
 
-/// Answers `101 Switching Protocols` to a validated upgrade.
-pub async fn switch_protocols(stream: &mut TcpStream, accept: &str) -> io::Result<()> {
-    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
-    stream.write_all(head.as_bytes()).await
+/// Answers `101 Switching Protocols` to a validated upgrade,
+/// with the chosen `subprotocol`, if any.
+pub async fn switch_protocols(
+    stream: &mut Stream,
+    accept: &str,
+    subprotocol: Option<&str>,
+) -> io::Result<()> {
+    let protocol = subprotocol
+        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+        .unwrap_or_default();
+    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{protocol}\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    // TLS may hold the answer until flushed; a plain socket's flush does nothing.
+    stream.flush().await
 }
 
 /// Writes a complete response and closes our side of the connection.
 pub async fn respond(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     status: &str,
     extra_headers: &str,
     content_type: &str,
@@ -273,7 +304,7 @@ pub async fn respond(
 }
 
 /// Answers a refused request.
-pub async fn refuse(stream: &mut TcpStream, refusal: Refusal) -> io::Result<()> {
+pub async fn refuse(stream: &mut Stream, refusal: Refusal) -> io::Result<()> {
     let (status, extra, body) = refusal.response();
     respond(stream, status, extra, "text/plain; charset=utf-8", &body).await
 }
@@ -327,9 +358,26 @@ mod tests {
         assert_eq!(
             r,
             Route::WebSocket {
-                accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+                accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
+                offered: vec![],
             }
         );
+    }
+
+    #[test]
+    fn the_first_offered_subprotocol_the_server_speaks_is_chosen() {
+        let r = route_of(&upgrade(
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: b, a\r\nSec-WebSocket-Protocol: c\r\n",
+        ));
+        let Route::WebSocket { offered, .. } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(offered, ["b", "a", "c"]);
+        let speaks = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(choose_subprotocol(&speaks(&["a", "b"]), &offered), Some("b"));
+        assert_eq!(choose_subprotocol(&speaks(&["c"]), &offered), Some("c"));
+        assert_eq!(choose_subprotocol(&speaks(&["d"]), &offered), None);
+        assert_eq!(choose_subprotocol(&[], &offered), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod report;
 mod routes;
 mod server;
 mod shutdown;
+mod transport;
 mod trim;
 mod workload;
 
@@ -106,6 +107,13 @@ pub fn run_main(args: ServerArgs, command: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Unusable TLS files are bad input, like a bad flag: say so before anything starts.
+    if let Some(files) = &plan.tls {
+        if let Err(e) = transport::Tls::from_pem_files(&files.cert, &files.key) {
+            eprintln!("wsbench server: --tls-cert/--tls-key: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match run(plan, limits, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

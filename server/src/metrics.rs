@@ -27,6 +27,7 @@ pub struct Metrics {
     sockets_closed: AtomicU64,
     refused_busy: AtomicU64,
     handshake_timeouts: AtomicU64,
+    tls_failures: AtomicU64,
     over_budget: AtomicU64,
     read_timeouts: AtomicU64,
     pong_timeouts: AtomicU64,
@@ -54,6 +55,8 @@ pub struct Snapshot {
     pub refused_busy: u64,
     /// Sockets that sent no complete request head within the handshake timeout.
     pub handshake_timeouts: u64,
+    /// Sockets whose TLS handshake failed (a client that does not trust our certificate, say).
+    pub tls_failures: u64,
     /// Connections closed (1008) because the partial-message budget was spent.
     pub over_budget: u64,
     /// Connections closed (1008) for half a message and then silence.
@@ -117,6 +120,10 @@ impl Metrics {
         self.handshake_timeouts.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn tls_failure(&self) {
+        self.tls_failures.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn close_timeout(&self) {
         self.close_timeouts.fetch_add(1, Relaxed);
     }
@@ -151,6 +158,7 @@ impl Metrics {
             buffered_bytes: 0,
             refused_busy: self.refused_busy.load(Relaxed),
             handshake_timeouts: self.handshake_timeouts.load(Relaxed),
+            tls_failures: self.tls_failures.load(Relaxed),
             over_budget: self.over_budget.load(Relaxed),
             read_timeouts: self.read_timeouts.load(Relaxed),
             pong_timeouts: self.pong_timeouts.load(Relaxed),

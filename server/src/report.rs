@@ -81,6 +81,7 @@ impl ServerReport {
         v["limits_reached"] = serde_json::json!({
             "refused_busy": m.refused_busy,
             "handshake_timeouts": m.handshake_timeouts,
+            "tls_failures": m.tls_failures,
             "over_budget": m.over_budget,
             "read_timeouts": m.read_timeouts,
             "pong_timeouts": m.pong_timeouts,

@@ -23,7 +23,7 @@ enum Kind {
 
 /// Renders `s` in the Prometheus text format, one `# HELP` and `# TYPE` line per metric.
 pub fn metrics_text(s: &Snapshot) -> String {
-    let metrics: [(&str, Kind, &str, u64); 18] = [
+    let metrics: [(&str, Kind, &str, u64); 19] = [
         (
             "wsbench_server_connections_open",
             Kind::Gauge,
@@ -101,6 +101,12 @@ pub fn metrics_text(s: &Snapshot) -> String {
             Kind::Counter,
             "Sockets that sent no complete request head within the handshake timeout.",
             s.handshake_timeouts,
+        ),
+        (
+            "wsbench_server_tls_failures_total",
+            Kind::Counter,
+            "Sockets whose TLS handshake failed.",
+            s.tls_failures,
         ),
         (
             "wsbench_server_closed_over_budget_total",

@@ -20,7 +20,7 @@ use wsbench_core::layout::SERVER_LATENCY_LOG;
 use wsbench_core::plan::ServerPlan;
 
 use crate::engine::{self, ConnectionContext, Upgraded, CLOSE_WAIT};
-use crate::http::{self, ReadError, Route};
+use crate::http::{self, ReadError, Refusal, Route};
 use crate::limits::{Budget, Limits};
 use crate::metrics::Metrics;
 use crate::pause::{PauseGate, PauseTicker};
@@ -28,6 +28,7 @@ use crate::recorder::{Harvester, IntervalLogFile, Recorder};
 use crate::report::ServerReport;
 use crate::routes::{metrics_text, HEALTH_BODY, METRICS_CONTENT_TYPE};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::transport::{Stream, Tls};
 use crate::trim::Trimmer;
 use crate::ServeError;
 
@@ -84,7 +85,17 @@ impl Server {
             }
             None => None,
         };
+        let tls = match &plan.tls {
+            Some(files) => Some(
+                Tls::from_pem_files(&files.cert, &files.key)
+                    .map_err(|e| ServeError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
         let ctx = Arc::new(ConnectionContext {
+            tls,
+            subprotocols: plan.subprotocols.clone(),
+            require_subprotocol: plan.require_subprotocol,
             engine: plan.engine,
             workload: plan.workload,
             handler: plan.handler,
@@ -237,8 +248,12 @@ fn report_panic(done: Result<(), tokio::task::JoinError>) {
 /// while an idle WebSocket connection keeps its task for its whole life, and the task is
 /// most of what such a connection costs. Unboxed, every task would be as large as the HTTP
 /// part's future, which is larger than the zero-alloc engine's.
-async fn connection(stream: TcpStream, ctx: Arc<ConnectionContext>, shutdown: Shutdown) {
-    let Some(_socket) = ctx.metrics.open_socket(ctx.limits.max_connections) else {
+async fn connection(tcp: TcpStream, ctx: Arc<ConnectionContext>, shutdown: Shutdown) {
+    let socket = ctx.metrics.open_socket(ctx.limits.max_connections);
+    let Some(stream) = Box::pin(secure(tcp, &ctx)).await else {
+        return;
+    };
+    let Some(_socket) = socket else {
         ctx.metrics.refused_busy();
         Box::pin(http::busy(stream, ctx.limits.max_connections)).await;
         return;
@@ -250,10 +265,29 @@ async fn connection(stream: TcpStream, ctx: Arc<ConnectionContext>, shutdown: Sh
     ctx.recorder.connection_ended();
 }
 
+/// The TLS handshake when the server has TLS, within the handshake timeout; `None` when it
+/// failed or timed out (counted as a TLS failure or a handshake timeout).
+async fn secure(tcp: TcpStream, ctx: &ConnectionContext) -> Option<Stream> {
+    let Some(tls) = &ctx.tls else {
+        return Some(Stream::Plain(tcp));
+    };
+    match tokio::time::timeout(ctx.limits.handshake_timeout, tls.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(_)) => {
+            ctx.metrics.tls_failure();
+            None
+        }
+        Err(_) => {
+            ctx.metrics.handshake_timeout();
+            None
+        }
+    }
+}
+
 /// Reads the request head and answers it; for a WebSocket upgrade, answers 101 and hands back
 /// what the engine needs (the request's own buffers are freed by then).
 async fn answer(
-    mut stream: TcpStream,
+    mut stream: Stream,
     ctx: &ConnectionContext,
     mut shutdown: Shutdown,
 ) -> Option<(Upgraded, Shutdown)> {
@@ -291,8 +325,19 @@ async fn answer(
             http::respond(&mut stream, "200 OK", "", METRICS_CONTENT_TYPE, &body).await
         }
         Route::Refuse(refusal) => http::refuse(&mut stream, refusal).await,
-        Route::WebSocket { accept } => {
-            if http::switch_protocols(&mut stream, &accept).await.is_err() {
+        Route::WebSocket { accept, offered } => {
+            let chosen = http::choose_subprotocol(&ctx.subprotocols, &offered);
+            if chosen.is_none() && ctx.require_subprotocol {
+                let refusal = Refusal::BadRequest(
+                    "none of the offered subprotocols is spoken here (Sec-WebSocket-Protocol)",
+                );
+                let _ = http::refuse(&mut stream, refusal).await;
+                return None;
+            }
+            if http::switch_protocols(&mut stream, &accept, chosen)
+                .await
+                .is_err()
+            {
                 return None;
             }
             let upgraded = Upgraded {

@@ -8,6 +8,7 @@
 pub mod bootstrap;
 
 use crate::load::{ConfigRun, Trial};
+use wsbench_core::result::LoadgenSummary;
 
 /// Median and extremes of one figure over several trials.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -88,7 +89,20 @@ pub struct ConfigStats {
     /// generator's worker threads (its hot path). Absent when not counted.
     pub server_allocations_per_message: Option<Spread>,
     pub loadgen_worker_allocations_per_message: Option<Spread>,
+    /// Connection setup per connection, µs, p50 and p99 of each trial: TCP connect, TLS
+    /// handshake, WebSocket handshake, first message's round trip.
+    pub setup_us: [SetupSpread; 4],
 }
+
+/// One setup step's p50 and p99 over trials.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct SetupSpread {
+    pub p50: Option<Spread>,
+    pub p99: Option<Spread>,
+}
+
+/// The setup steps of [`ConfigStats::setup_us`], in order, with their names.
+pub const SETUP_STEPS: [&str; 4] = ["TCP connect", "TLS handshake", "WebSocket handshake", "first message"];
 
 impl ConfigStats {
     pub fn of(config: &ConfigRun) -> Self {
@@ -108,6 +122,16 @@ impl ConfigStats {
             server_peak_rss_bytes: Spread::of(used.iter().filter_map(|t| server_peak_rss(t))),
             server_allocations_per_message: Spread::of(used.iter().filter_map(|t| t.server.as_ref()?.allocations_per_message)),
             loadgen_worker_allocations_per_message: Spread::of(summaries().filter_map(|s| s.worker_allocations_per_message)),
+            setup_us: [0, 1, 2, 3].map(|i| {
+                let step = |s: &LoadgenSummary| {
+                    let st = &s.setup;
+                    [st.connect_us, st.tls_us, st.handshake_us, st.first_message_us][i]
+                };
+                SetupSpread {
+                    p50: Spread::of(summaries().filter_map(|s| step(s).map(|l| l.p50))),
+                    p99: Spread::of(summaries().filter_map(|s| step(s).map(|l| l.p99))),
+                }
+            }),
         }
     }
 }

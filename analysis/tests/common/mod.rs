@@ -208,6 +208,7 @@ pub fn write_loadgen(dir: &Path, shape: &ConfigShape, seed: u64, warnings: Vec<W
         warnings,
         shard: None,
         start: None,
+        setup: Default::default(),
     };
     fs::write(dir.join(layout::SUMMARY), serde_json::to_string_pretty(&summary).unwrap()).unwrap();
     TrialTruth { summary, latency }

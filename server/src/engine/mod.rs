@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use futures_util::future::Either;
 
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use wsbench_core::plan::{Engine, Handler, Workload};
 
@@ -25,6 +24,7 @@ use crate::metrics::{Metrics, Snapshot};
 use crate::pause::PauseGate;
 use crate::recorder::Recorder;
 use crate::shutdown::Shutdown;
+use crate::transport::{Stream, Tls};
 
 /// How long a connection closed by the server's shutdown waits for the peer's close frame (and
 /// for its own close frame to go out) before dropping the socket. Other closes wait
@@ -34,7 +34,7 @@ pub const CLOSE_WAIT: Duration = Duration::from_millis(500);
 /// A socket whose WebSocket handshake has been answered.
 #[derive(Debug)]
 pub struct Upgraded {
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// Bytes the client sent after its request head: the start of the WebSocket stream.
     pub leftover: Vec<u8>,
 }
@@ -50,6 +50,11 @@ pub struct ConnectionContext {
     pub max_message_size: usize,
     /// Every other bound: timeouts, memory, output, connections.
     pub limits: Limits,
+    /// Serve TLS: the handshake every accepted socket goes through first.
+    pub tls: Option<Tls>,
+    /// Subprotocols spoken, and whether an upgrade offering none of them is refused.
+    pub subprotocols: Vec<String>,
+    pub require_subprotocol: bool,
     /// The server-wide allowance for partial-message memory (`limits.max_buffered`).
     pub budget: Budget,
     pub metrics: Arc<Metrics>,

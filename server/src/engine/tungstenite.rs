@@ -28,7 +28,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use crate::transport::Stream;
 use tokio::time::{sleep_until, timeout_at, Duration, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -61,7 +61,7 @@ pub fn websocket_config(max_message_size: usize, max_write_buffer: usize) -> Web
 /// The socket as tungstenite sees it: every read is charged to the budget and noted by the
 /// keep-alive before tungstenite gets the bytes.
 struct Metered<'a> {
-    inner: TcpStream,
+    inner: Stream,
     /// Bytes received since the last complete message.
     since_message: usize,
     /// What of them is charged to the budget: all but the first [`READ_BUFFER`], which every

@@ -65,7 +65,7 @@ use std::task::{Context, Poll};
 
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use crate::transport::Stream;
 
 use tokio::time::{sleep_until, timeout_at, Instant};
 use wsbench_core::codec::close::{self, code};
@@ -175,7 +175,7 @@ impl Outbox {
     }
 
     /// Writes everything out, freeing each buffer once written.
-    fn poll_flush(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(&mut self, stream: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         for (buf, pos) in [
             (&mut self.copied, &mut self.copied_pos),
             (&mut self.owned, &mut self.owned_pos),
@@ -226,7 +226,7 @@ impl Spill {
 
 /// Writes as much of `buf` as the socket takes now; `Ok(n)` with `n < buf.len()` means the
 /// socket is full and `cx` will be woken when it drains.
-fn write_some(stream: &mut TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> io::Result<usize> {
+fn write_some(stream: &mut Stream, cx: &mut Context<'_>, buf: &[u8]) -> io::Result<usize> {
     let mut pos = 0;
     while pos < buf.len() {
         match Pin::new(&mut *stream).poll_write(cx, &buf[pos..]) {
@@ -240,7 +240,7 @@ fn write_some(stream: &mut TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> io::R
 }
 
 /// One read into `buf`: `Some(n)` bytes, or `None` at end of stream or on error.
-fn read_some(stream: &mut TcpStream, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Option<usize>> {
+fn read_some(stream: &mut Stream, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Option<usize>> {
     let mut rb = ReadBuf::new(buf);
     // On a short read tokio clears the read readiness itself, which saves the extra read that
     // would only say "would block" before the task parks.
@@ -301,7 +301,7 @@ fn opcode_of(kind: DataKind) -> Opcode {
 /// One WebSocket connection's state between turns. See the module docs for what each buffer
 /// holds and when it is allocated.
 struct Connection<'a> {
-    stream: TcpStream,
+    stream: Stream,
     ctx: &'a ConnectionContext,
     workload: AnyWorkload,
     counts: ConnectionCounts<'a>,
@@ -325,7 +325,7 @@ struct Connection<'a> {
 
 impl<'a> Connection<'a> {
     fn new(
-        stream: TcpStream,
+        stream: Stream,
         ctx: &'a ConnectionContext,
         leftover: &[u8],
         open: OpenConnection<'a>,
@@ -816,7 +816,7 @@ impl<'a> Connection<'a> {
 }
 
 /// Reads and drops input until end of stream, through the thread's scratch buffer.
-fn poll_drain(stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+fn poll_drain(stream: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
     SCRATCH.with(|scratch| {
         let input = &mut scratch.borrow_mut().input;
         loop {
@@ -952,6 +952,9 @@ mod tests {
             handler: Handler::ZeroAlloc,
             max_message_size: 1 << 20,
             limits: crate::limits::Limits::default(),
+            tls: None,
+            subprotocols: Vec::new(),
+            require_subprotocol: false,
             budget: crate::limits::Budget::new(1 << 30),
             metrics: Arc::new(Metrics::default()),
             pause: Arc::new(PauseGate::new()),
@@ -969,13 +972,13 @@ mod tests {
     async fn an_idle_connection_future_stays_small() {
         let ctx = context();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (stream, _) = listener.accept().await.unwrap();
         let trigger = ShutdownTrigger::new();
         let upgraded = Upgraded {
-            stream,
+            stream: Stream::Plain(stream),
             leftover: Vec::new(),
         };
         let engine = crate::engine::serve(upgraded, &ctx, trigger.subscribe());
