@@ -33,8 +33,9 @@ pub enum Route {
     Health,
     /// `GET /metrics`.
     Metrics,
-    /// A valid WebSocket upgrade; `accept` is the `Sec-WebSocket-Accept` value to answer with.
-    WebSocket { accept: String },
+    /// A valid WebSocket upgrade; `accept` is the `Sec-WebSocket-Accept` value to answer with,
+    /// `room` the broadcast room its path names (`/room/<k>`), if any.
+    WebSocket { accept: String, room: Option<u32> },
     /// Answer with an error status and close.
     Refuse(Refusal),
 }
@@ -46,6 +47,8 @@ pub enum Refusal {
     BadRequest(&'static str),
     /// 404: no such path.
     NotFound,
+    /// 404: a broadcast room beyond `--rooms`.
+    NoSuchRoom { room: u32, rooms: u32 },
     /// 405: a known path with another method than GET.
     MethodNotAllowed,
     /// 426: a WebSocket version other than 13.
@@ -63,6 +66,11 @@ impl Refusal {
                 "404 Not Found",
                 "",
                 "not found; try /healthz, /metrics or a WebSocket upgrade\n".into(),
+            ),
+            Self::NoSuchRoom { room, rooms } => (
+                "404 Not Found",
+                "",
+                format!("no room {room}: this server has {rooms} (/room/0 to /room/{})\n", rooms.saturating_sub(1)),
             ),
             Self::MethodNotAllowed => (
                 "405 Method Not Allowed",
@@ -142,7 +150,14 @@ fn websocket(req: &httparse::Request<'_, '_>, method: &str) -> Route {
     }
     Route::WebSocket {
         accept: derive_accept_key(key),
+        room: room_of(req.path.unwrap_or("")),
     }
+}
+
+/// The room a WebSocket path names: `/room/<k>` (query string aside).
+fn room_of(path: &str) -> Option<u32> {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    path.strip_prefix("/room/")?.parse().ok()
 }
 
 /// RFC 6455 4.2.1: the key is 16 random bytes in base64, which is always 22 characters and `==`.
@@ -327,9 +342,20 @@ mod tests {
         assert_eq!(
             r,
             Route::WebSocket {
-                accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+                accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
+                room: None,
             }
         );
+    }
+
+    #[test]
+    fn room_paths_name_their_room() {
+        assert_eq!(room_of("/room/7"), Some(7));
+        assert_eq!(room_of("/room/0?x=1"), Some(0));
+        assert_eq!(room_of("/room/lobby"), None);
+        assert_eq!(room_of("/chat"), None);
+        let r = route_of(&upgrade("Sec-WebSocket-Version: 13\r\n").replace("/chat", "/room/3"));
+        assert!(matches!(r, Route::WebSocket { room: Some(3), .. }), "{r:?}");
     }
 
     #[test]
