@@ -608,6 +608,8 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 max_failed_connections: load.max_failed_connections / p + u32::from(i < load.max_failed_connections % p),
                 realtime: load.realtime,
                 spin: load.spin,
+                workload: load.workload,
+                fanout: load.fanout,
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
             }
         })
@@ -627,6 +629,7 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path) -> Result<Server
                 workers: b.workers,
                 max_message_size: b.max_message_size,
                 pause: b.pause,
+                fanout: b.fanout,
                 out: Some(dir.to_owned()),
             };
             let mut cmd = Command::new(&cx.exe);
@@ -760,6 +763,8 @@ mod tests {
             max_failed_connections: 4,
             realtime: false,
             spin: Duration::ZERO,
+            workload: wsbench_core::plan::Workload::Echo,
+            fanout: Default::default(),
         }
     }
 

@@ -31,7 +31,7 @@ use toml::Spanned;
 
 use crate::header::HEADER_LEN;
 use crate::layout;
-use crate::plan::{Engine, Handler, Mode, Pause, Runtime, Workload, DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE, MIN_INTERVAL};
+use crate::plan::{Engine, Fanout, Handler, Mode, Pause, Runtime, Workload, DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE, MIN_INTERVAL};
 use crate::slo::Slo;
 use crate::units::{serde_duration, serde_size};
 
@@ -97,6 +97,8 @@ pub struct BuiltinServer {
     pub workers: usize,
     pub max_message_size: u64,
     pub pause: Option<Pause>,
+    /// Broadcast and push settings (server keys `rooms`, `echo_to_sender`, `push_rate`, `push_size`).
+    pub fanout: Fanout,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -143,6 +145,10 @@ pub struct LoadSpec {
     /// Open loop: wake this long before a send is due and spin the rest (see [`crate::plan::LoadPlan::spin`]).
     #[serde(with = "serde_duration")]
     pub spin: Duration,
+    /// The built-in server's workload, which the load generators drive.
+    pub workload: Workload,
+    /// The server's fan-out settings, with load key `publishers`.
+    pub fanout: Fanout,
 }
 
 // ---------------------------------------------------------------- the file as written
@@ -210,6 +216,11 @@ struct ServerSection {
     #[serde(default, with = "serde_duration::option")]
     ready_timeout: Option<Duration>,
     path: Option<String>,
+    rooms: Option<NonZeroU32>,
+    echo_to_sender: Option<bool>,
+    push_rate: Option<f64>,
+    #[serde(default, deserialize_with = "serde_size::option::deserialize")]
+    push_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -240,6 +251,7 @@ struct LoadSection {
     realtime: Option<bool>,
     #[serde(default, with = "serde_duration::option")]
     spin: Option<Duration>,
+    publishers: Option<NonZeroU32>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -252,7 +264,8 @@ macro_rules! overlay {
 impl ServerSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, ServerSection {
-            engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, command, ready_timeout, path
+            engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, command, ready_timeout, path,
+            rooms, echo_to_sender, push_rate, push_size
         })
     }
 }
@@ -260,7 +273,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers
         })
     }
 }
@@ -456,6 +469,10 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 ("max_message_size", s.max_message_size.is_some()),
                 ("pause_every", s.pause_every.is_some()),
                 ("pause_for", s.pause_for.is_some()),
+                ("rooms", s.rooms.is_some()),
+                ("echo_to_sender", s.echo_to_sender.is_some()),
+                ("push_rate", s.push_rate.is_some()),
+                ("push_size", s.push_size.is_some()),
             ];
             if let Some((k, _)) = builtin_keys.iter().find(|(_, set)| *set) {
                 return Err(cfg(format!("server key `{k}` applies to the built-in server, but `command` runs an external one; remove one of them")));
@@ -492,8 +509,19 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 workers: s.workers.map(|w| w.get()).unwrap_or(2),
                 max_message_size: s.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
                 pause,
+                fanout: Fanout {
+                    rooms: s.rooms.map_or(1, |r| r.get()),
+                    echo_to_sender: s.echo_to_sender.unwrap_or(false),
+                    publishers: l.publishers.map_or(1, |p| p.get()),
+                    push_rate: s.push_rate.unwrap_or(Fanout::default().push_rate),
+                    push_size: s.push_size.unwrap_or(Fanout::default().push_size),
+                },
             })
         }
+    };
+    let (workload, fanout) = match &server {
+        ServerSpec::Builtin(b) => (b.workload, b.fanout),
+        ServerSpec::Command(_) => (Workload::Echo, Fanout::default()),
     };
     let load = LoadSpec {
         connections: l.connections.map(|c| c.get()).unwrap_or(10),
@@ -513,7 +541,12 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         max_failed_connections: l.max_failed_connections.unwrap_or(0),
         realtime: l.realtime.unwrap_or(false),
         spin: l.spin.unwrap_or(Duration::ZERO),
+        workload,
+        fanout,
     };
+    if let Err(e) = check_fanout(&load) {
+        return Err(cfg(e));
+    }
     if load.spin > crate::plan::MAX_SPIN {
         return Err(cfg(format!("load key `spin` is {}; spinning longer than {} only burns a core", crate::units::format_duration(load.spin), crate::units::format_duration(crate::plan::MAX_SPIN))));
     }
@@ -543,6 +576,36 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         return Err(cfg(format!("load key `processes` ({}) exceeds `connections` ({}); every process needs a connection", load.processes, load.connections)));
     }
     Ok(ConfigSpec { name: name.to_owned(), group: None, server, load })
+}
+
+/// What the broadcast, push and sink workloads need of a configuration.
+fn check_fanout(load: &LoadSpec) -> Result<(), String> {
+    let f = &load.fanout;
+    match load.workload {
+        Workload::Echo => return Ok(()),
+        Workload::Push => {
+            if !(f.push_rate.is_finite() && f.push_rate > 0.0) {
+                return Err(format!("server key `push_rate` is {}; it must be above 0 messages per second per connection", f.push_rate));
+            }
+            if f.push_size < HEADER_LEN as u64 || f.push_size > 64 << 10 {
+                return Err(format!("server key `push_size` is {}; it must be between {HEADER_LEN} and 65536 bytes", f.push_size));
+            }
+        }
+        Workload::Broadcast | Workload::Sink => {
+            if load.rate.is_none() {
+                return Err(format!("workload `{}` is open loop: give load key `rate`", load.workload.name()));
+            }
+        }
+    }
+    if load.workload == Workload::Broadcast {
+        if load.processes > 1 {
+            return Err("workload `broadcast` tracks every room within one load-generator process: set load key `processes` to 1 (use `threads`)".into());
+        }
+        if f.rooms > load.connections || f.publishers > load.connections {
+            return Err(format!("server key `rooms` ({}) and load key `publishers` ({}) must not exceed `connections` ({})", f.rooms, f.publishers, load.connections));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -118,6 +118,7 @@ mod tests {
             unanswered_min_age_us: None,
             failed_checks: vec![],
             warnings: vec![],
+            fanout: None,
         }
     }
 

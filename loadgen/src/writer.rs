@@ -389,6 +389,7 @@ mod tests {
             unanswered_min_age_us: Some(1.5e6),
             failed_checks: vec!["10 of 20 messages were never answered".into()],
             warnings: vec![],
+            fanout: None,
         }
     }
 }

@@ -320,11 +320,10 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         let next = match next {
             Incoming::Read(next) => next,
             Incoming::Delivery(m) => {
-                let len = m.len();
+                // Counted by the hub (server.json `fanout`), as the zero-alloc engine does.
                 if let Err(end) = send_reply(&mut ws, m, &mut timer, &mut shutdown, limits).await {
                     break end;
                 }
-                counts.sent(len);
                 unflushed = true;
                 continue;
             }
