@@ -41,7 +41,9 @@ use crate::limits::{Charge, Due, KeepAlive, LimitHit};
 use crate::metrics::ConnectionCounts;
 use crate::shutdown::Shutdown;
 use crate::workload::{AnyWorkload, DataKind, Inbox, Reply, Workload};
+use std::sync::Arc;
 use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::Notify;
 
 /// Read buffer per connection (the 128 KiB default is zero-filled per read: it costs a quarter of
 /// small-message throughput and 128 KiB of memory per connection).
@@ -170,8 +172,16 @@ enum Incoming {
 /// The next delivery from a channel inbox; never ready for a workload without one.
 async fn next_delivery(workload: &mut AnyWorkload) -> Option<Message> {
     match workload.inbox() {
-        Some(Inbox::Channel(rx)) => rx.recv().await,
+        Some(Inbox::Channel(rx, _)) => rx.recv().await,
         _ => std::future::pending().await,
+    }
+}
+
+/// Resolves when a sender found this connection's inbox full; never without an inbox.
+async fn found_slow(slow: Option<Arc<Notify>>) {
+    match slow {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -183,9 +193,13 @@ async fn send_reply(
     timer: &mut Pin<&mut tokio::time::Sleep>,
     shutdown: &mut Shutdown,
     limits: &crate::limits::Limits,
+    slow: Option<Arc<Notify>>,
 ) -> Result<(), End> {
+    let slow = found_slow(slow);
+    tokio::pin!(slow);
     loop {
         tokio::select! {
+            () = &mut slow => return Err(End::Limit(LimitHit::SlowConsumer)),
             ready = poll_fn(|cx| ws.poll_ready_unpin(cx)) => match ready {
                 Ok(()) => break,
                 Err(e) => return Err(End::Failed(e)),
@@ -211,6 +225,8 @@ enum Woke {
     /// A broadcast or push delivery from the inbox; `None`: the inbox was closed because the
     /// connection fell too far behind.
     Delivery(Option<Message>),
+    /// A sender found the inbox full.
+    Slow,
     Flushed(Result<(), WsError>),
     Timer,
     Shutdown,
@@ -239,6 +255,10 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         WebSocketStream::from_partially_read(metered, leftover, Role::Server, Some(config)).await
     };
     let mut workload = ctx.open_workload(room);
+    let slow = match workload.inbox() {
+        Some(Inbox::Channel(_, slow)) => Some(Arc::clone(slow)),
+        _ => None,
+    };
     let mut counts = ConnectionCounts::new(&ctx.metrics);
     let mut unflushed = false;
     let timer = sleep_until(ws.get_ref().keep_alive.deadline(limits, Instant::now()));
@@ -254,7 +274,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         }
         // Deliveries (broadcast, push) already waiting go out before more is read.
         let waiting = match workload.inbox() {
-            Some(Inbox::Channel(rx)) => match rx.try_recv() {
+            Some(Inbox::Channel(rx, _)) => match rx.try_recv() {
                 Ok(m) => Some(m),
                 Err(TryRecvError::Empty) => None,
                 Err(TryRecvError::Disconnected) => break End::Limit(LimitHit::SlowConsumer),
@@ -271,6 +291,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
                 let woke = if unflushed {
                     tokio::select! {
                         flushed = ws.flush() => Woke::Flushed(flushed),
+                        () = found_slow(slow.clone()) => Woke::Slow,
                         () = &mut timer => Woke::Timer,
                         () = shutdown.wait() => Woke::Shutdown,
                     }
@@ -278,6 +299,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
                     tokio::select! {
                         next = ws.next() => Woke::Next(next),
                         delivery = next_delivery(&mut workload) => Woke::Delivery(delivery),
+                        () = found_slow(slow.clone()) => Woke::Slow,
                         () = &mut timer => Woke::Timer,
                         () = shutdown.wait() => Woke::Shutdown,
                     }
@@ -285,7 +307,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
                 match woke {
                     Woke::Next(next) => Incoming::Read(next),
                     Woke::Delivery(Some(m)) => Incoming::Delivery(m),
-                    Woke::Delivery(None) => break End::Limit(LimitHit::SlowConsumer),
+                    Woke::Delivery(None) | Woke::Slow => break End::Limit(LimitHit::SlowConsumer),
                     Woke::Flushed(Ok(())) => {
                         unflushed = false;
                         continue;
@@ -321,7 +343,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
             Incoming::Read(next) => next,
             Incoming::Delivery(m) => {
                 // Counted by the hub (server.json `fanout`), as the zero-alloc engine does.
-                if let Err(end) = send_reply(&mut ws, m, &mut timer, &mut shutdown, limits).await {
+                if let Err(end) = send_reply(&mut ws, m, &mut timer, &mut shutdown, limits, slow.clone()).await {
                     break end;
                 }
                 unflushed = true;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use wsbench_core::codec::frame::Opcode;
 use wsbench_core::codec::{write, MAX_HEADER_LEN};
@@ -29,7 +29,7 @@ use super::mailbox::{Mailbox, Queued};
 use super::DataKind;
 
 /// Messages a tungstenite member may have queued and unsent before it counts as slow.
-pub const CHANNEL_LEN: usize = 1024;
+pub const CHANNEL_LEN: usize = 256;
 
 /// Fan-out counters, server-wide (see [`ServerFanout`]).
 #[derive(Debug, Default)]
@@ -70,7 +70,9 @@ impl FanoutCounts {
 #[derive(Debug)]
 pub enum Inbox {
     Mailbox(Arc<Mailbox>),
-    Channel(mpsc::Receiver<Message>),
+    /// The deliveries, and a signal that the receiver was found slow: it may be stuck waiting
+    /// for its socket, where the channel's end would not reach it.
+    Channel(mpsc::Receiver<Message>, Arc<Notify>),
 }
 
 impl Inbox {
@@ -83,7 +85,8 @@ impl Inbox {
             }
             Engine::Tungstenite => {
                 let (tx, rx) = mpsc::channel(CHANNEL_LEN);
-                (Self::Channel(rx), Outlet::Channel(tx))
+                let slow = Arc::new(Notify::new());
+                (Self::Channel(rx, Arc::clone(&slow)), Outlet::Channel(tx, slow))
             }
         }
     }
@@ -93,7 +96,7 @@ impl Inbox {
 #[derive(Debug, Clone)]
 pub enum Outlet {
     Mailbox(Arc<Mailbox>),
-    Channel(mpsc::Sender<Message>),
+    Channel(mpsc::Sender<Message>, Arc<Notify>),
 }
 
 /// One message ready to be delivered to many: encoded once.
@@ -149,9 +152,12 @@ impl Outlet {
                 Queued::Full => Err(true),
                 Queued::Slow => Err(false),
             },
-            Self::Channel(tx) => match tx.try_send(msg.message()) {
+            Self::Channel(tx, slow) => match tx.try_send(msg.message()) {
                 Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => Err(true),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    slow.notify_one();
+                    Err(true)
+                }
                 // The receiver's connection is ending already.
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(false),
             },

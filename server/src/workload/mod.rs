@@ -134,11 +134,11 @@ impl AnyWorkload {
         match self {
             Self::Broadcast(s) => match &s.inbox {
                 Inbox::Mailbox(m) => Some(&**m),
-                Inbox::Channel(_) => None,
+                Inbox::Channel(..) => None,
             },
             Self::Push(p) => match &p.inbox {
                 Inbox::Mailbox(m) => Some(&**m),
-                Inbox::Channel(_) => None,
+                Inbox::Channel(..) => None,
             },
             _ => None,
         }

@@ -68,9 +68,12 @@ async fn push(hub: Arc<Hub>, pause: Arc<PauseGate>, outlet: Outlet) {
         let sent = match &outlet {
             Outlet::Mailbox(_) => outlet.offer(&mut Outgoing::new(DataKind::Binary, &buf)),
             // As a typical application: a fresh message per send.
-            Outlet::Channel(tx) => match tx.try_send(Message::Binary(Bytes::copy_from_slice(&buf))) {
+            Outlet::Channel(tx, slow) => match tx.try_send(Message::Binary(Bytes::copy_from_slice(&buf))) {
                 Ok(()) => Ok(()),
-                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Err(true),
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                    slow.notify_one();
+                    Err(true)
+                }
                 Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
             },
         };
