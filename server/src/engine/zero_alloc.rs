@@ -408,6 +408,13 @@ impl<'a> Connection<'a> {
         if self.owned_pending() {
             return;
         }
+        if let Some(mailbox) = self.workload.mailbox() {
+            // Behind the deliveries, never between them; a full inbox closes the receiver anyway.
+            let mut ping = Vec::new();
+            push_frame(&mut ping, Opcode::Ping, &[]);
+            mailbox.push_own(&ping);
+            return;
+        }
         push_frame(&mut self.spill().outbox.copied, Opcode::Ping, &[]);
     }
 
@@ -818,8 +825,15 @@ impl<'a> Connection<'a> {
         let finished = timeout_at(deadline, async {
             poll_fn(|cx| self.poll_flush(cx)).await?;
             if let Some((code, reason)) = close {
-                // Only after the queued replies, which may end in an echo built in place.
-                push_close(&mut self.spill().outbox.copied, code, reason);
+                // Only after the queued replies, which may end in an echo built in place, and
+                // behind the deliveries of a receiver (dropped with them when its inbox is full).
+                if let Some(mailbox) = self.workload.mailbox() {
+                    let mut frame = Vec::new();
+                    push_close(&mut frame, code, reason);
+                    mailbox.push_own(&frame);
+                } else {
+                    push_close(&mut self.spill().outbox.copied, code, reason);
+                }
                 poll_fn(|cx| self.poll_flush(cx)).await?;
             }
             poll_fn(|cx| Pin::new(&mut self.stream).poll_shutdown(cx)).await?;
