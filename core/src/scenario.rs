@@ -754,4 +754,23 @@ mod tests {
         let ServerSpec::Builtin(b) = &s.configs[0].server else { panic!() };
         assert_eq!(b.pause.unwrap().pause_for, Duration::from_millis(50));
     }
+
+    #[test]
+    fn fanout_keys_reach_both_plans_and_bad_combinations_are_named() {
+        let s = parse("[server]\nworkload = \"broadcast\"\nrooms = 4\necho_to_sender = true\n[load]\nconnections = 40\npublishers = 8\nrate = 400\n").unwrap();
+        let c = &s.configs[0];
+        let ServerSpec::Builtin(b) = &c.server else { panic!() };
+        assert_eq!((b.workload, b.fanout.rooms, b.fanout.echo_to_sender), (Workload::Broadcast, 4, true));
+        assert_eq!((c.load.workload, c.load.fanout.publishers, c.load.fanout.rooms), (Workload::Broadcast, 8, 4));
+        let e = parse("[server]\nworkload = \"broadcast\"\n[load]\nconnections = 4\n").unwrap_err();
+        assert!(e.message.contains("give load key `rate`"), "{e}");
+        let e = parse("[server]\nworkload = \"broadcast\"\n[load]\nconnections = 4\nrate = 10\nprocesses = 2\n").unwrap_err();
+        assert!(e.message.contains("`processes` to 1"), "{e}");
+        let e = parse("[server]\ncommand = [\"x\"]\nrooms = 2\n").unwrap_err();
+        assert!(e.message.contains("server key `rooms` applies to the built-in server"), "{e}");
+        let s = parse("[server]\nworkload = \"push\"\npush_rate = 50\npush_size = \"1KiB\"\n").unwrap();
+        assert_eq!((s.configs[0].load.fanout.push_rate, s.configs[0].load.fanout.push_size), (50.0, 1024));
+        let e = parse("[server]\nworkload = \"push\"\npush_size = 8\n").unwrap_err();
+        assert!(e.message.contains("push_size"), "{e}");
+    }
 }

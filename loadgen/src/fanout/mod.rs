@@ -629,7 +629,8 @@ fn summarize(
         host: HostInfo::current(),
         started_at: wall_clock_rfc3339(started_at),
         duration_s,
-        throughput_msgs_per_s: fanout.deliveries_per_s,
+        // Sink: what the server was sent; otherwise deliveries.
+        throughput_msgs_per_s: if plan.workload == Workload::Sink { sent as f64 / duration_s } else { fanout.deliveries_per_s },
         rate: plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked, sent_msgs_per_s: sent as f64 / duration_s }),
         messages: MessageCounts { sent, received: delivered, late, errors: s.errors.load(Relaxed), corrupted: 0, lost },
         connections,
@@ -644,6 +645,8 @@ fn summarize(
         warnings: Vec::new(),
         fanout: Some(fanout),
     };
+    let mut summary = summary;
+    summary.warnings = warnings(&summary);
     if let Some(dir) = &plan.out {
         let logs = [(LATENCY_LOG, &latency), (SERVICE_TIME_LOG, &service), (SEND_LAG_LOG, &send_lag), (COMPLETION_LOG, &completion)];
         for (name, hists) in logs {
@@ -661,4 +664,17 @@ fn summarize(
         }
     }
     summary
+}
+
+/// The echo run's warnings (send lag, errors, failed or dropped connections, rate not reached,
+/// too few samples), with missing deliveries counted against the deliveries expected.
+fn warnings(s: &LoadgenSummary) -> Vec<wsbench_core::warning::Warning> {
+    let mut plain = s.clone();
+    plain.messages.lost = 0;
+    let mut w = crate::selfcheck::warnings(&plain);
+    if let Some(f) = s.fanout.as_ref().filter(|f| f.delivered < f.expected_deliveries) {
+        let causes: Vec<String> = f.missing.iter().map(|(c, n)| format!("{n} {c}")).collect();
+        w.push(wsbench_core::warning::Warning::deliveries_missing(f.expected_deliveries - f.delivered, f.expected_deliveries, &causes.join(", ")));
+    }
+    w
 }
