@@ -194,6 +194,9 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 /// Checks what the one-way workloads need of a plan.
 pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     let f = &plan.fanout;
+    if plan.workload.is_fanout() && plan.engine != wsbench_core::plan::Engine::Tungstenite {
+        return Err(format!("--workload {} runs on the tungstenite client; --engine {} is not available for it yet", plan.workload.name(), plan.engine.name()));
+    }
     match plan.workload {
         Workload::Echo => {}
         Workload::Broadcast | Workload::Sink => {
