@@ -24,6 +24,7 @@ pub mod compare;
 pub mod doc;
 pub mod error;
 pub mod export;
+pub mod fanout;
 pub mod format;
 pub mod load;
 pub mod merge;

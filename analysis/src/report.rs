@@ -25,7 +25,7 @@ use crate::error::AnalysisError;
 use crate::format::{self, TimeUnit};
 use crate::load::{self, ProblemKind, Run};
 use crate::plot::{
-    self, CapacityProbes, Figure, FigureFiles, LatencyCdf, LatencyHeatmap, LatencyOverTime, LatencyVsSize, LatencyVsThroughput, PercentileDistribution, ServerResources,
+    self, CapacityProbes, Figure, FigureFiles, LatencyCdf, LatencyHeatmap, LatencyOverTime, LatencyVsRoomSize, LatencyVsSize, LatencyVsThroughput, PercentileDistribution, ServerResources,
     ThroughputOverTime,
 };
 use crate::series::{self, CapacityConfig, ConfigSeries, SweepGroup, ACHIEVED_SHARE};
@@ -88,6 +88,10 @@ pub fn report(run_dir: &Path) -> Result<ReportPaths, AnalysisError> {
     let sizes = series::size_sweep(&run);
     if !sizes.is_empty() {
         figures.push(plot::render(&LatencyVsSize { groups: &sizes }, &subtitle, &dir)?);
+    }
+    let fanout = crate::fanout::points(&run);
+    if fanout.iter().any(|p| p.workload == "broadcast") {
+        figures.push(plot::render(&LatencyVsRoomSize { points: &fanout }, &subtitle, &dir)?);
     }
     figures.push(plot::render(&ThroughputOverTime { configs: &series }, &subtitle, &dir)?);
     figures.push(plot::render(&ServerResources { configs: &series }, &subtitle, &dir)?);
@@ -156,6 +160,7 @@ pub fn document(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> Do
     if !sizes.is_empty() {
         size_section(&mut d, &sizes, figure(LatencyVsSize::NAME));
     }
+    crate::fanout::section(&mut d, &crate::fanout::points(run), figure(LatencyVsRoomSize::NAME));
     configurations(&mut d, run);
     warnings(&mut d, run);
     trial_problems(&mut d, run);
@@ -172,7 +177,7 @@ pub fn document(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> Do
              light at the lowest rate and dark at the highest.",
         ));
     }
-    let shown_above = [CapacityProbes::NAME, LatencyVsThroughput::NAME, LatencyVsSize::NAME];
+    let shown_above = [CapacityProbes::NAME, LatencyVsThroughput::NAME, LatencyVsSize::NAME, LatencyVsRoomSize::NAME];
     for f in figures.iter().filter(|f| !shown_above.contains(&f.name)) {
         d.push(Block::Figure(f.clone()));
     }

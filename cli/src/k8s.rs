@@ -164,6 +164,9 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
     let server_name = k8s_name(&[&base, "server"]);
     let job_name = k8s_name(&[&base, &r.run_id]);
     let claim = r.results_claim.clone().unwrap_or_else(|| DEFAULT_CLAIM.to_owned());
+    if load.workload.is_fanout() {
+        return Err(format!("the {} workload runs in one load-generator process (broadcast completion is tracked within it), so it cannot be split into shards", load.workload.name()));
+    }
     let server_plan = match (&r.target, &config.server) {
         (Some(_), _) => None,
         (None, ServerSpec::Builtin(b)) if b.tls => {
@@ -182,6 +185,7 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
             tls: None,
             subprotocols: Vec::new(),
             require_subprotocol: false,
+            fanout: b.fanout,
             out: None,
         }),
         (None, ServerSpec::Command(_)) => return Err("the configuration's server is an external command; give --target with the URL at which the pods reach that server".into()),
@@ -218,6 +222,8 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
         insecure: false,
         headers: Vec::new(),
         subprotocols: Vec::new(),
+        workload: load.workload,
+        fanout: load.fanout,
         out: Some(PathBuf::from(RESULTS_MOUNT).join(&r.run_id)),
     };
     let mut loadgen_args = vec!["loadgen".to_owned()];

@@ -701,6 +701,8 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 insecure: false,
                 headers: Vec::new(),
                 subprotocols: Vec::new(),
+                workload: load.workload,
+                fanout: load.fanout,
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
             }
         })
@@ -723,6 +725,7 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path, tls: Option<&cra
                 tls: tls.map(|t| TlsFiles { cert: t.cert.clone(), key: t.key.clone() }),
                 subprotocols: Vec::new(),
                 require_subprotocol: false,
+                fanout: b.fanout,
                 out: Some(dir.to_owned()),
             };
             let mut cmd = Command::new(&cx.exe);
@@ -877,6 +880,8 @@ mod tests {
             max_failed_connections: 4,
             realtime: false,
             spin: Duration::ZERO,
+            workload: wsbench_core::plan::Workload::Echo,
+            fanout: Default::default(),
         }
     }
 

@@ -31,6 +31,75 @@ pub enum Workload {
     /// Text and binary messages are sent back unchanged.
     #[default]
     Echo,
+    /// A data message is delivered to every member of its sender's room (see [`Fanout`]).
+    Broadcast,
+    /// The server sends to every connection on an open-loop schedule; clients send nothing.
+    Push,
+    /// Clients send; the server counts and records one-way latency and answers nothing.
+    Sink,
+}
+
+impl Workload {
+    /// True for the workloads whose messages do not come back to their sender as echoes.
+    pub fn is_fanout(self) -> bool {
+        !matches!(self, Self::Echo)
+    }
+}
+
+/// Settings of the broadcast, push and sink workloads, shared by the server's and the load
+/// generator's plans (each side uses what concerns it; echo ignores them all).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fanout {
+    /// Broadcast: rooms. A client joins room `k` through the path `/room/<k>` (`k < rooms`),
+    /// otherwise the room of its connection index modulo `rooms`.
+    pub rooms: u32,
+    /// Broadcast: the sender receives its own message too.
+    pub echo_to_sender: bool,
+    /// Broadcast (load generator): connections that publish; every connection subscribes.
+    pub publishers: u32,
+    /// Push: messages per second the server sends to each connection.
+    pub push_rate: f64,
+    /// Push: size of each pushed message in bytes, header included.
+    pub push_size: u64,
+}
+
+impl Default for Fanout {
+    fn default() -> Self {
+        Self {
+            rooms: 1,
+            echo_to_sender: false,
+            publishers: 1,
+            push_rate: 100.0,
+            push_size: 32,
+        }
+    }
+}
+
+impl Fanout {
+    /// The command-line flags of the settings `workload` uses.
+    pub fn to_args(&self, workload: Workload, loadgen: bool) -> Vec<String> {
+        let mut a = Vec::new();
+        match workload {
+            Workload::Echo | Workload::Sink => {}
+            Workload::Broadcast => {
+                a.extend(["--rooms".into(), self.rooms.to_string()]);
+                if self.echo_to_sender {
+                    a.push("--echo-to-sender".into());
+                }
+                if loadgen {
+                    a.extend(["--publishers".into(), self.publishers.to_string()]);
+                }
+            }
+            Workload::Push => {
+                a.extend(["--push-rate".into(), self.push_rate.to_string()]);
+                if !loadgen {
+                    a.extend(["--push-size".into(), self.push_size.to_string()]);
+                }
+            }
+        }
+        a
+    }
 }
 
 /// How the server's workload treats each message's bytes: the allocation contrast.
@@ -76,7 +145,7 @@ macro_rules! names {
     };
 }
 names!(Engine { Tungstenite => "tungstenite", ZeroAlloc => "zero-alloc" });
-names!(Workload { Echo => "echo" });
+names!(Workload { Echo => "echo", Broadcast => "broadcast", Push => "push", Sink => "sink" });
 names!(Handler { ZeroAlloc => "zero-alloc", Alloc => "alloc" });
 names!(Runtime { CurrentThread => "current-thread", MultiThread => "multi-thread" });
 names!(Mode { Binary => "binary", Text => "text" });
@@ -116,6 +185,9 @@ pub struct ServerPlan {
     /// Refuse (400) an upgrade that offers none of `subprotocols`.
     #[serde(default)]
     pub require_subprotocol: bool,
+    /// Settings of the broadcast and push workloads.
+    #[serde(default)]
+    pub fanout: Fanout,
     pub out: Option<PathBuf>,
 }
 
@@ -140,6 +212,7 @@ impl Default for ServerPlan {
             tls: None,
             subprotocols: Vec::new(),
             require_subprotocol: false,
+            fanout: Fanout::default(),
             out: None,
         }
     }
@@ -176,6 +249,7 @@ impl ServerPlan {
         if self.require_subprotocol {
             a.push("--require-subprotocol".into());
         }
+        a.extend(self.fanout.to_args(self.workload, false));
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);
         }
@@ -314,6 +388,13 @@ pub struct LoadPlan {
     /// Subprotocols offered in the handshake, in order of preference.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subprotocols: Vec<String>,
+    /// The server workload this load drives: echo (round trips), or broadcast, push or sink
+    /// (one-way latency). Absent from results written before fan-out existed: echo.
+    #[serde(default)]
+    pub workload: Workload,
+    /// Settings of the fan-out workloads.
+    #[serde(default)]
+    pub fanout: Fanout,
     pub out: Option<PathBuf>,
 }
 
@@ -379,6 +460,8 @@ impl Default for LoadPlan {
             insecure: false,
             headers: Vec::new(),
             subprotocols: Vec::new(),
+            workload: Workload::Echo,
+            fanout: Fanout::default(),
             out: None,
         }
     }
@@ -446,6 +529,11 @@ impl LoadPlan {
         }
         if !self.subprotocols.is_empty() {
             a.extend(["--subprotocol".into(), self.subprotocols.join(",")]);
+        }
+
+        if self.workload.is_fanout() {
+            a.extend(["--workload".into(), self.workload.name().into()]);
+            a.extend(self.fanout.to_args(self.workload, true));
         }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);

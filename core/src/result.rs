@@ -206,6 +206,11 @@ pub struct LoadgenSummary {
     /// top level of `summary.json`.
     #[serde(flatten, default)]
     pub setup: ConnectionSetup,
+    /// Broadcast, push and sink runs: what was delivered one way. There `latency_us` is the
+    /// per-delivery one-way latency (from the intended send time to each receiver's receipt),
+    /// `messages.sent` what the publishers sent and `messages.received` the deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<FanoutReport>,
 }
 
 /// A shard's place in the whole load. Its `config` holds its own part (connections, rates);
@@ -268,6 +273,42 @@ pub struct TlsReport {
     pub insecure: bool,
 }
 
+/// What a broadcast, push or sink run delivered, beyond per-delivery latency.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FanoutReport {
+    /// Members per room, fewest and most (broadcast); connections (push).
+    pub room_size_min: u32,
+    pub room_size_max: u32,
+    /// Measured messages sent by this process's publishers (broadcast, sink) or by the server
+    /// (push, as far as they were received or counted missing).
+    pub published: u64,
+    /// Deliveries that should have happened: every planned receiver of every measured message.
+    pub expected_deliveries: u64,
+    /// Deliveries that happened (a message received by one receiver is one delivery).
+    pub delivered: u64,
+    /// `delivered / expected_deliveries` (1 when nothing was expected).
+    pub reach: f64,
+    /// Deliveries that did not happen, by cause: `receiver never connected`, `receiver
+    /// disconnected: <why>`, `not delivered by the end of the drain`; adding up to
+    /// `expected_deliveries - delivered`.
+    pub missing: BTreeMap<String, u64>,
+    /// Deliveries per second over the measured window.
+    pub deliveries_per_s: f64,
+    /// Broadcast: from the intended send time until the last member of the room received it.
+    /// A broadcast some member never received is in it at the age it reached by the end of the
+    /// drain (a lower bound), and counted in `incomplete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_us: Option<LatencySummary>,
+    /// Broadcasts that reached every planned member.
+    pub completed: u64,
+    pub incomplete: u64,
+    /// Push: sequence numbers skipped between received messages, per connection, summed.
+    pub gaps: u64,
+    /// Deliveries of a message already delivered to that receiver, or that the bounded
+    /// completion table no longer tracked; counted, never recorded twice.
+    pub untracked: u64,
+}
+
 impl LoadgenSummary {
     /// True when the run completed and passed its checks (the load generator's exit code 0).
     pub fn passed(&self) -> bool {
@@ -320,6 +361,23 @@ pub struct ServerSummary {
     /// measured messages, each between its own first and last one: the message path.
     #[serde(default)]
     pub worker_allocations_per_message: Option<f64>,
+    /// Broadcast and push: what the server's fan-out did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<ServerFanout>,
+}
+
+/// The server's side of a broadcast or push run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerFanout {
+    /// Messages received for broadcasting (broadcast) or sent on schedule (push, per connection).
+    pub messages: u64,
+    /// Messages queued to a receiver: one per member per broadcast, or one per push.
+    pub deliveries: u64,
+    /// Receivers closed (1008) because their queue was full: slow subscribers, so one stalled
+    /// receiver does not stall its room.
+    pub slow_receivers_closed: u64,
+    /// Deliveries not queued because the receiver's queue was full (its connection is closed).
+    pub deliveries_dropped: u64,
 }
 
 /// One row of `intervals.csv`: one second of a load-generator run.

@@ -31,7 +31,7 @@ use toml::Spanned;
 
 use crate::header::HEADER_LEN;
 use crate::layout;
-use crate::plan::{Engine, Handler, Mode, Pause, Runtime, Workload, DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE, MIN_INTERVAL};
+use crate::plan::{Engine, Fanout, Handler, Mode, Pause, Runtime, Workload, DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE, MIN_INTERVAL};
 use crate::slo::Slo;
 use crate::units::{serde_duration, serde_size};
 
@@ -165,6 +165,8 @@ pub struct BuiltinServer {
     /// Serve `wss://` with a throwaway certificate made for the trial; the load generators
     /// trust its CA alone.
     pub tls: bool,
+    /// Broadcast and push settings (server keys `rooms`, `echo_to_sender`, `push_rate`, `push_size`).
+    pub fanout: Fanout,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -211,6 +213,10 @@ pub struct LoadSpec {
     /// Open loop: wake this long before a send is due and spin the rest (see [`crate::plan::LoadPlan::spin`]).
     #[serde(with = "serde_duration")]
     pub spin: Duration,
+    /// The built-in server's workload, which the load generators drive.
+    pub workload: Workload,
+    /// The server's fan-out settings, with load key `publishers`.
+    pub fanout: Fanout,
 }
 
 // ---------------------------------------------------------------- the file as written
@@ -279,6 +285,11 @@ struct ServerSection {
     #[serde(default, with = "serde_duration::option")]
     ready_timeout: Option<Duration>,
     path: Option<String>,
+    rooms: Option<NonZeroU32>,
+    echo_to_sender: Option<bool>,
+    push_rate: Option<f64>,
+    #[serde(default, deserialize_with = "serde_size::option::deserialize")]
+    push_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -311,6 +322,7 @@ struct LoadSection {
     realtime: Option<bool>,
     #[serde(default, with = "serde_duration::option")]
     spin: Option<Duration>,
+    publishers: Option<NonZeroU32>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -323,7 +335,8 @@ macro_rules! overlay {
 impl ServerSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, ServerSection {
-            engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, tls, command, ready_timeout, path
+            engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, tls, command, ready_timeout, path,
+            rooms, echo_to_sender, push_rate, push_size
         })
     }
 }
@@ -331,7 +344,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers
         })
     }
 }
@@ -622,6 +635,10 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 ("pause_every", s.pause_every.is_some()),
                 ("pause_for", s.pause_for.is_some()),
                 ("tls", s.tls.is_some()),
+                ("rooms", s.rooms.is_some()),
+                ("echo_to_sender", s.echo_to_sender.is_some()),
+                ("push_rate", s.push_rate.is_some()),
+                ("push_size", s.push_size.is_some()),
             ];
             if let Some((k, _)) = builtin_keys.iter().find(|(_, set)| *set) {
                 return Err(cfg(format!("server key `{k}` applies to the built-in server, but `command` runs an external one; remove one of them")));
@@ -659,8 +676,19 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 max_message_size: s.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
                 pause,
                 tls: s.tls.unwrap_or(false),
+                fanout: Fanout {
+                    rooms: s.rooms.map_or(1, |r| r.get()),
+                    echo_to_sender: s.echo_to_sender.unwrap_or(false),
+                    publishers: l.publishers.map_or(1, |p| p.get()),
+                    push_rate: s.push_rate.unwrap_or(Fanout::default().push_rate),
+                    push_size: s.push_size.unwrap_or(Fanout::default().push_size),
+                },
             })
         }
+    };
+    let (workload, fanout) = match &server {
+        ServerSpec::Builtin(b) => (b.workload, b.fanout),
+        ServerSpec::Command(_) => (Workload::Echo, Fanout::default()),
     };
     let load = LoadSpec {
         connections: l.connections.map(|c| c.get()).unwrap_or(10),
@@ -680,7 +708,12 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         max_failed_connections: l.max_failed_connections.unwrap_or(0),
         realtime: l.realtime.unwrap_or(false),
         spin: l.spin.unwrap_or(Duration::ZERO),
+        workload,
+        fanout,
     };
+    if let Err(e) = check_fanout(&load) {
+        return Err(cfg(e));
+    }
     if load.spin > crate::plan::MAX_SPIN {
         return Err(cfg(format!("load key `spin` is {}; spinning longer than {} only burns a core", crate::units::format_duration(load.spin), crate::units::format_duration(crate::plan::MAX_SPIN))));
     }
@@ -710,6 +743,36 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         return Err(cfg(format!("load key `processes` ({}) exceeds `connections` ({}); every process needs a connection", load.processes, load.connections)));
     }
     Ok(ConfigSpec { name: name.to_owned(), group: None, server, load })
+}
+
+/// What the broadcast, push and sink workloads need of a configuration.
+fn check_fanout(load: &LoadSpec) -> Result<(), String> {
+    let f = &load.fanout;
+    match load.workload {
+        Workload::Echo => return Ok(()),
+        Workload::Push => {
+            if !(f.push_rate.is_finite() && f.push_rate > 0.0) {
+                return Err(format!("server key `push_rate` is {}; it must be above 0 messages per second per connection", f.push_rate));
+            }
+            if f.push_size < HEADER_LEN as u64 || f.push_size > 64 << 10 {
+                return Err(format!("server key `push_size` is {}; it must be between {HEADER_LEN} and 65536 bytes", f.push_size));
+            }
+        }
+        Workload::Broadcast | Workload::Sink => {
+            if load.rate.is_none() {
+                return Err(format!("workload `{}` is open loop: give load key `rate`", load.workload.name()));
+            }
+        }
+    }
+    if load.workload == Workload::Broadcast {
+        if load.processes > 1 {
+            return Err("workload `broadcast` tracks every room within one load-generator process: set load key `processes` to 1 (use `threads`)".into());
+        }
+        if f.rooms > load.connections || f.publishers > load.connections {
+            return Err(format!("server key `rooms` ({}) and load key `publishers` ({}) must not exceed `connections` ({})", f.rooms, f.publishers, load.connections));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -926,5 +989,24 @@ mod tests {
         let s = parse("[server]\npause_every = \"1s\"\npause_for = \"50ms\"\n").unwrap();
         let ServerSpec::Builtin(b) = &s.configs[0].server else { panic!() };
         assert_eq!(b.pause.unwrap().pause_for, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn fanout_keys_reach_both_plans_and_bad_combinations_are_named() {
+        let s = parse("[server]\nworkload = \"broadcast\"\nrooms = 4\necho_to_sender = true\n[load]\nconnections = 40\npublishers = 8\nrate = 400\n").unwrap();
+        let c = &s.configs[0];
+        let ServerSpec::Builtin(b) = &c.server else { panic!() };
+        assert_eq!((b.workload, b.fanout.rooms, b.fanout.echo_to_sender), (Workload::Broadcast, 4, true));
+        assert_eq!((c.load.workload, c.load.fanout.publishers, c.load.fanout.rooms), (Workload::Broadcast, 8, 4));
+        let e = parse("[server]\nworkload = \"broadcast\"\n[load]\nconnections = 4\n").unwrap_err();
+        assert!(e.message.contains("give load key `rate`"), "{e}");
+        let e = parse("[server]\nworkload = \"broadcast\"\n[load]\nconnections = 4\nrate = 10\nprocesses = 2\n").unwrap_err();
+        assert!(e.message.contains("`processes` to 1"), "{e}");
+        let e = parse("[server]\ncommand = [\"x\"]\nrooms = 2\n").unwrap_err();
+        assert!(e.message.contains("server key `rooms` applies to the built-in server"), "{e}");
+        let s = parse("[server]\nworkload = \"push\"\npush_rate = 50\npush_size = \"1KiB\"\n").unwrap();
+        assert_eq!((s.configs[0].load.fanout.push_rate, s.configs[0].load.fanout.push_size), (50.0, 1024));
+        let e = parse("[server]\nworkload = \"push\"\npush_size = 8\n").unwrap_err();
+        assert!(e.message.contains("push_size"), "{e}");
     }
 }

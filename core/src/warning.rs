@@ -93,6 +93,15 @@ impl Warning {
     }
 
     /// Unanswered messages, recorded at the age they had reached when the run ended.
+    /// Broadcast, push: deliveries that never happened, with their causes.
+    pub fn deliveries_missing(n: u64, expected: u64, causes: &str) -> Self {
+        let pct = if expected > 0 { n as f64 * 100.0 / expected as f64 } else { 100.0 };
+        Self::new(
+            WarningKind::MessagesLost,
+            format!("{n} of {expected} expected deliveries ({pct:.2} %) never happened ({causes}); broadcasts some member missed are in the completion latency at the age they had reached"),
+        )
+    }
+
     pub fn unanswered(n: u64, sent: u64, min_age_us: f64) -> Self {
         let pct = if sent > 0 { n as f64 * 100.0 / sent as f64 } else { 100.0 };
         Self::new(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
-use wsbench_core::plan::{Engine, LoadPlan, Mode, Shard, MIN_INTERVAL};
+use wsbench_core::plan::{Engine, Fanout, LoadPlan, Mode, Shard, Workload, MIN_INTERVAL};
 use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
 use crate::transport::{Target, Trust};
@@ -148,6 +148,28 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
+    /// What the server does with messages: echo (round trips), or broadcast, push or sink
+    /// (one-way latency; give the server the same --workload).
+    #[arg(long, value_name = "WORKLOAD", default_value = "echo", value_parser = parse_workload)]
+    pub workload: Workload,
+
+    /// Broadcast: rooms; connection i joins /room/<i % N> (the server's --rooms, at least N).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub rooms: u32,
+
+    /// Broadcast: connections that publish (the first N; every connection subscribes). --rate
+    /// is shared by them.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub publishers: u32,
+
+    /// Broadcast: the server delivers to the sender too (as its --echo-to-sender).
+    #[arg(long)]
+    pub echo_to_sender: bool,
+
+    /// Push: the server's --push-rate (messages per second per connection), to know what to expect.
+    #[arg(long, value_name = "RATE", default_value_t = 100.0)]
+    pub push_rate: f64,
+
     /// Run the Autobahn client cases against a fuzzing server at ADDR (host:port, e.g.
     /// `kosoku -m fuzzingserver`) instead of generating load; the other options are ignored.
     #[arg(long, value_name = "ADDR")]
@@ -206,6 +228,14 @@ impl LoadgenArgs {
             insecure: self.insecure,
             headers,
             subprotocols: self.subprotocol,
+            workload: self.workload,
+            fanout: Fanout {
+                rooms: self.rooms,
+                echo_to_sender: self.echo_to_sender,
+                publishers: self.publishers,
+                push_rate: self.push_rate,
+                ..Fanout::default()
+            },
             out: self.out,
         };
         validate(&plan)?;
@@ -250,6 +280,14 @@ pub fn target(plan: &LoadPlan) -> Result<Target, String> {
         (None, false) => Trust::System,
     };
     Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?.with_headers(plan.headers.clone(), plan.subprotocols.clone())
+}
+
+/// A workload's name as plans and results use it.
+fn parse_workload(s: &str) -> Result<Workload, String> {
+    [Workload::Echo, Workload::Broadcast, Workload::Push, Workload::Sink]
+        .into_iter()
+        .find(|w| w.name() == s)
+        .ok_or_else(|| format!("unknown workload `{s}`; use echo, broadcast, push or sink"))
 }
 
 /// `tungstenite` or `zero-alloc`, the names plans and results use.
@@ -312,7 +350,7 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if !(0.0..=1.0).contains(&plan.max_loss) {
         return Err(format!("--max-loss is {}; it is a share between 0 and 1 (0 % and 100 %)", plan.max_loss));
     }
-    Ok(())
+    crate::fanout::validate(plan)
 }
 
 /// What a WebSocket URL says about where to connect.
@@ -397,10 +435,20 @@ mod tests {
                 insecure: false,
                 headers: vec![("Authorization".into(), "Bearer x y".into()), ("X-Trace".into(), "1".into())],
                 subprotocols: vec!["chat".into(), "superchat".into()],
+                workload: Workload::Echo,
+                fanout: Fanout::default(),
                 out: Some("results/x/trial-1".into()),
             },
             LoadPlan { url: "wss://localhost:8443/".into(), ca: Some("ca.pem".into()), ..Default::default() },
             LoadPlan { url: "wss://localhost:8443/".into(), insecure: true, ..Default::default() },
+            LoadPlan {
+                connections: 12,
+                rate: Some(300.0),
+                workload: Workload::Broadcast,
+                fanout: Fanout { rooms: 4, publishers: 3, echo_to_sender: true, ..Fanout::default() },
+                ..Default::default()
+            },
+            LoadPlan { workload: Workload::Push, fanout: Fanout { push_rate: 250.0, ..Fanout::default() }, ..Default::default() },
             LoadPlan { duration: Duration::from_secs(90), rate: Some(1e6), ..Default::default() },
             LoadPlan { engine: Engine::Tungstenite, ..Default::default() },
         ];

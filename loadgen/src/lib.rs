@@ -20,6 +20,7 @@ pub mod autobahn;
 pub mod capped;
 pub mod client;
 pub mod connection;
+pub mod fanout;
 pub mod fleet;
 pub mod pacer;
 pub mod progress;
@@ -101,6 +102,9 @@ pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
         }
     };
     fleet::raise_fd_limit();
+    if plan.workload.is_fanout() {
+        return run_fanout(plan, command);
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -116,6 +120,65 @@ pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
     match result {
         Ok(summary) => {
             report(&summary, summary.config.out.as_deref());
+            ExitCode::from(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
+        }
+        Err(RunError::Usage(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(RunError::Failed(e)) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// [`run_main`] for the broadcast, push and sink workloads ([`fanout`]).
+fn run_fanout(plan: LoadPlan, command: Vec<String>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(plan.threads).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: cannot start the tokio runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let out = plan.out.clone();
+    let result = rt.block_on(async {
+        let shutdown = shutdown_signal().map_err(|e| RunError::Failed(format!("cannot install signal handlers: {e}")))?;
+        if let Some(dir) = &out {
+            std::fs::create_dir_all(dir).map_err(|e| RunError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        fanout::run(plan, command, shutdown).await
+    });
+    match result {
+        Ok(summary) => {
+            if let Some(dir) = &out {
+                if let Err(e) = writer::write_summary(dir, &summary) {
+                    eprintln!("loadgen: {e}");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            } else {
+                match serde_json::to_string_pretty(&summary) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => eprintln!("loadgen: cannot print the summary: {e}"),
+                }
+            }
+            if let Some(f) = &summary.fanout {
+                let completion = f.completion_us.map(|c| format!(", completion p99 {}", latency_us(c.p99))).unwrap_or_default();
+                eprintln!(
+                    "loadgen: {} deliveries of {} expected (reach {:.2} %), {} deliveries/s; one-way p50 {} p99 {}{completion}{}",
+                    f.delivered,
+                    f.expected_deliveries,
+                    f.reach * 100.0,
+                    thousands(f.deliveries_per_s),
+                    latency_us(summary.latency_us.p50),
+                    latency_us(summary.latency_us.p99),
+                    summary.reason.as_deref().map(|r| format!("; {r}")).unwrap_or_default(),
+                );
+            }
+            for c in &summary.failed_checks {
+                eprintln!("loadgen: failed: {c}");
+            }
             ExitCode::from(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
         }
         Err(RunError::Usage(e)) => {
@@ -516,6 +579,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         shard: i.shard,
         start: i.start,
         setup: i.setup,
+        fanout: None,
     };
     s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);

@@ -9,12 +9,14 @@
 //! The clock only wakes the connections due; deciding what to send and recording how late the
 //! wake-up was is the connection loop's business.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::unix::AsyncFd;
@@ -29,8 +31,10 @@ use wsbench_core::clock::now_ns;
 #[derive(Debug)]
 pub struct Pacer {
     fd: AsyncFd<OwnedFd>,
-    /// The instant armed last (0: none).
-    deadline: Cell<u64>,
+    /// The instant armed last (0: none). Atomic only so a task holding a `Pacer` across an
+    /// await stays `Send` (the fan-out publishers run on a multi-thread runtime); one owner
+    /// sets and reads it.
+    deadline: AtomicU64,
 }
 
 impl Pacer {
@@ -45,7 +49,7 @@ impl Pacer {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // SAFETY: the AsyncFd owns `fd`, so the descriptor stays open and the same for its whole life.
         let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
-        Ok(Self { fd, deadline: Cell::new(0) })
+        Ok(Self { fd, deadline: AtomicU64::new(0) })
     }
 
     /// Arms the timer for the absolute monotonic instant `deadline_ns`, replacing any earlier
@@ -62,7 +66,7 @@ impl Pacer {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
-        self.deadline.set(deadline_ns);
+        self.deadline.store(deadline_ns, Relaxed);
         Ok(())
     }
 
@@ -85,7 +89,7 @@ impl Pacer {
     pub async fn wait(&self) -> io::Result<()> {
         loop {
             std::future::poll_fn(|cx| self.poll_fired(cx)).await?;
-            if now_ns() >= self.deadline.get() {
+            if now_ns() >= self.deadline.load(Relaxed) {
                 return Ok(());
             }
         }

@@ -133,6 +133,7 @@ mod tests {
             shard: None,
             start: None,
             setup: Default::default(),
+            fanout: None,
         }
     }
 

@@ -392,6 +392,7 @@ mod tests {
             shard: None,
             start: None,
             setup: Default::default(),
+            fanout: None,
         }
     }
 }

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use wsbench_core::plan::{Engine, Handler, Pause, Runtime, ServerPlan, TlsFiles, Workload};
+use wsbench_core::header::HEADER_LEN;
+use wsbench_core::plan::{Engine, Fanout, Handler, Pause, Runtime, ServerPlan, TlsFiles, Workload};
 use wsbench_core::units::{parse_duration, parse_size};
 
 use crate::limits::{default_max_connections, Limits};
@@ -78,7 +79,55 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
 }
+
+/// Settings of the broadcast and push workloads.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Broadcast and push")]
+pub struct FanoutArgs {
+    /// Broadcast: rooms; a client joins room K with the path /room/K (K < N), otherwise by its connection index.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub rooms: u32,
+
+    /// Broadcast: deliver a message to its sender too.
+    #[arg(long)]
+    pub echo_to_sender: bool,
+
+    /// Push: messages per second sent to each connection, on an open-loop schedule.
+    #[arg(long, value_name = "RATE", default_value_t = 100.0)]
+    pub push_rate: f64,
+
+    /// Push: size of each message, header included (at least 32 bytes), e.g. 1KiB.
+    #[arg(long, value_name = "SIZE", default_value = "32", value_parser = parse_size)]
+    pub push_size: u64,
+}
+
+impl FanoutArgs {
+    fn into_fanout(self) -> Result<Fanout, String> {
+        if self.rooms == 0 {
+            return Err("--rooms must be at least 1".into());
+        }
+        if !(self.push_rate.is_finite() && self.push_rate > 0.0 && self.push_rate <= 1e6) {
+            return Err(format!("--push-rate {} must be above 0 and at most 1000000 messages per second per connection", self.push_rate));
+        }
+        if self.push_size < HEADER_LEN as u64 || self.push_size > MAX_PUSH_SIZE {
+            return Err(format!("--push-size {} must be between {HEADER_LEN} bytes (the header) and 64KiB", self.push_size));
+        }
+        Ok(Fanout {
+            rooms: self.rooms,
+            echo_to_sender: self.echo_to_sender,
+            publishers: Fanout::default().publishers,
+            push_rate: self.push_rate,
+            push_size: self.push_size,
+        })
+    }
+}
+
+/// Largest pushed message: one frame of it fits a receiver's queue many times over.
+pub const MAX_PUSH_SIZE: u64 = 64 << 10;
 
 /// The limits that keep one client, or many, from knocking the server over. Each one reached is
 /// counted in /metrics; the values are recorded in server.json's config (`limits`).
@@ -153,7 +202,7 @@ impl LimitArgs {
 
 // Every variant of the core enums, in the order `--help` lists them.
 const ENGINES: &[Engine] = &[Engine::Tungstenite, Engine::ZeroAlloc];
-const WORKLOADS: &[Workload] = &[Workload::Echo];
+const WORKLOADS: &[Workload] = &[Workload::Echo, Workload::Broadcast, Workload::Push, Workload::Sink];
 const HANDLERS: &[Handler] = &[Handler::ZeroAlloc, Handler::Alloc];
 const RUNTIMES: &[Runtime] = &[Runtime::CurrentThread, Runtime::MultiThread];
 
@@ -164,7 +213,7 @@ fn every_variant_is_listed(e: Engine, w: Workload, h: Handler, r: Runtime) {
         Engine::Tungstenite | Engine::ZeroAlloc => {}
     }
     match w {
-        Workload::Echo => {}
+        Workload::Echo | Workload::Broadcast | Workload::Push | Workload::Sink => {}
     }
     match h {
         Handler::ZeroAlloc | Handler::Alloc => {}
@@ -210,6 +259,12 @@ impl ServerArgs {
                 self.max_message_size
             ));
         }
+        if self.handler == Handler::Alloc && self.workload != Workload::Echo {
+            return Err(format!(
+                "--handler alloc applies to --workload echo only; --workload {} on the tungstenite engine is the ordinary-application contrast",
+                self.workload.name()
+            ));
+        }
         let pause = match (self.pause_every, self.pause_for) {
             (None, None) => None,
             (Some(every), Some(pause_for)) => {
@@ -239,6 +294,7 @@ impl ServerArgs {
             tls: self.tls_cert.zip(self.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
             subprotocols: self.subprotocols,
             require_subprotocol: self.require_subprotocol,
+            fanout: self.fanout.into_fanout()?,
             out: self.out,
         })
     }

@@ -35,8 +35,9 @@ pub enum Route {
     /// `GET /metrics`.
     Metrics,
     /// A valid WebSocket upgrade; `accept` is the `Sec-WebSocket-Accept` value to answer with,
-    /// `offered` the subprotocols the client offered, in its order.
-    WebSocket { accept: String, offered: Vec<String> },
+    /// `offered` the subprotocols the client offered, in its order, `room` the broadcast room
+    /// its path names (`/room/<k>`), if any.
+    WebSocket { accept: String, offered: Vec<String>, room: Option<u32> },
     /// Answer with an error status and close.
     Refuse(Refusal),
 }
@@ -48,6 +49,8 @@ pub enum Refusal {
     BadRequest(&'static str),
     /// 404: no such path.
     NotFound,
+    /// 404: a broadcast room beyond `--rooms`.
+    NoSuchRoom { room: u32, rooms: u32 },
     /// 405: a known path with another method than GET.
     MethodNotAllowed,
     /// 426: a WebSocket version other than 13.
@@ -65,6 +68,11 @@ impl Refusal {
                 "404 Not Found",
                 "",
                 "not found; try /healthz, /metrics or a WebSocket upgrade\n".into(),
+            ),
+            Self::NoSuchRoom { room, rooms } => (
+                "404 Not Found",
+                "",
+                format!("no room {room}: this server has {rooms} (/room/0 to /room/{})\n", rooms.saturating_sub(1)),
             ),
             Self::MethodNotAllowed => (
                 "405 Method Not Allowed",
@@ -154,6 +162,7 @@ fn websocket(req: &httparse::Request<'_, '_>, method: &str) -> Route {
     Route::WebSocket {
         accept: derive_accept_key(key),
         offered,
+        room: room_of(req.path.unwrap_or("")),
     }
 }
 
@@ -164,6 +173,12 @@ pub fn choose_subprotocol<'a>(speaks: &[String], offered: &'a [String]) -> Optio
         .iter()
         .find(|o| speaks.iter().any(|s| s == *o))
         .map(String::as_str)
+}
+
+/// The room a WebSocket path names: `/room/<k>` (query string aside).
+fn room_of(path: &str) -> Option<u32> {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    path.strip_prefix("/room/")?.parse().ok()
 }
 
 /// RFC 6455 4.2.1: the key is 16 random bytes in base64, which is always 22 characters and `==`.
@@ -360,6 +375,7 @@ mod tests {
             Route::WebSocket {
                 accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
                 offered: vec![],
+                room: None,
             }
         );
     }
@@ -378,6 +394,16 @@ mod tests {
         assert_eq!(choose_subprotocol(&speaks(&["c"]), &offered), Some("c"));
         assert_eq!(choose_subprotocol(&speaks(&["d"]), &offered), None);
         assert_eq!(choose_subprotocol(&[], &offered), None);
+    }
+
+    #[test]
+    fn room_paths_name_their_room() {
+        assert_eq!(room_of("/room/7"), Some(7));
+        assert_eq!(room_of("/room/0?x=1"), Some(0));
+        assert_eq!(room_of("/room/lobby"), None);
+        assert_eq!(room_of("/chat"), None);
+        let r = route_of(&upgrade("Sec-WebSocket-Version: 13\r\n").replace("/chat", "/room/3"));
+        assert!(matches!(r, Route::WebSocket { room: Some(3), .. }), "{r:?}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use wsbench_core::clock::wall_clock_rfc3339;
 use wsbench_core::hist::LatencySummary;
 use wsbench_core::layout::SERVER_SUMMARY;
 use wsbench_core::plan::ServerPlan;
-use wsbench_core::result::{HostInfo, ServerSummary};
+use wsbench_core::result::{HostInfo, ServerFanout, ServerSummary};
 
 use crate::limits::Limits;
 use crate::metrics::Snapshot;
@@ -41,6 +41,8 @@ pub struct ServerReport {
     pub log_error: Option<String>,
     /// The limits the server enforced.
     pub limits: Limits,
+    /// Broadcast and push: what the fan-out did.
+    pub fanout: Option<ServerFanout>,
 }
 
 impl ServerReport {
@@ -65,6 +67,7 @@ impl ServerReport {
             worker_allocations_per_message: self
                 .allocations
                 .and_then(|w| per_message(w.threads, w.messages)),
+            fanout: self.fanout,
         }
     }
 }
@@ -136,6 +139,7 @@ mod tests {
             }),
             log_error: None,
             limits: Limits::default(),
+            fanout: None,
         };
         let plan = ServerPlan::default();
         let summary = report.summary(&plan, vec!["wsbench-server".into()]);

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 use wsbench_core::clock::{now_ns, process_cpu_ns};
 use wsbench_core::layout::SERVER_LATENCY_LOG;
-use wsbench_core::plan::ServerPlan;
+use wsbench_core::plan::{ServerPlan, Workload};
 
 use crate::engine::{self, ConnectionContext, Upgraded, CLOSE_WAIT};
 use crate::http::{self, ReadError, Refusal, Route};
@@ -30,6 +30,8 @@ use crate::routes::{metrics_text, HEALTH_BODY, METRICS_CONTENT_TYPE};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::transport::{Stream, Tls};
 use crate::trim::Trimmer;
+use crate::workload::{Hub, QUEUE_BYTES};
+use wsbench_core::codec::MAX_HEADER_LEN;
 use crate::ServeError;
 
 /// Extra time, beyond [`CLOSE_WAIT`], that shutdown grants connection tasks before aborting them.
@@ -71,6 +73,12 @@ impl Server {
                 plan.max_message_size
             ))
         })?;
+        // A broadcast is queued whole for every member: it must fit a member's queue.
+        let max_message_size = if plan.workload == Workload::Broadcast {
+            max_message_size.min(QUEUE_BYTES - MAX_HEADER_LEN)
+        } else {
+            max_message_size
+        };
         let latency_log = match &plan.out {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| ServeError::Output {
@@ -105,6 +113,7 @@ impl Server {
             metrics: Arc::new(Metrics::default()),
             pause: gate,
             recorder: Arc::new(Recorder::new()),
+            hub: Arc::new(Hub::new(plan.workload, plan.engine, plan.fanout)),
             go_away: Notify::new(),
         });
         Ok(Self {
@@ -230,6 +239,8 @@ impl Server {
             },
             log_error: harvest.log_error,
             limits: ctx.limits,
+            fanout: matches!(plan.workload, Workload::Broadcast | Workload::Push)
+                .then(|| ctx.hub.counts.snapshot()),
         })
     }
 }
@@ -325,7 +336,13 @@ async fn answer(
             http::respond(&mut stream, "200 OK", "", METRICS_CONTENT_TYPE, &body).await
         }
         Route::Refuse(refusal) => http::refuse(&mut stream, refusal).await,
-        Route::WebSocket { accept, offered } => {
+        Route::WebSocket { room: Some(room), .. }
+            if ctx.workload == Workload::Broadcast && !ctx.hub.has_room(room) =>
+        {
+            let rooms = ctx.hub.fanout().rooms;
+            http::refuse(&mut stream, Refusal::NoSuchRoom { room, rooms }).await
+        }
+        Route::WebSocket { accept, offered, room } => {
             let chosen = http::choose_subprotocol(&ctx.subprotocols, &offered);
             if chosen.is_none() && ctx.require_subprotocol {
                 let refusal = Refusal::BadRequest(
@@ -343,6 +360,7 @@ async fn answer(
             let upgraded = Upgraded {
                 stream,
                 leftover: request.leftover,
+                room,
             };
             return Some((upgraded, shutdown));
         }

@@ -209,6 +209,7 @@ pub fn write_loadgen(dir: &Path, shape: &ConfigShape, seed: u64, warnings: Vec<W
         shard: None,
         start: None,
         setup: Default::default(),
+        fanout: None,
     };
     fs::write(dir.join(layout::SUMMARY), serde_json::to_string_pretty(&summary).unwrap()).unwrap();
     TrialTruth { summary, latency }
@@ -269,6 +270,7 @@ fn write_server(dir: &Path, shape: &ConfigShape, seed: u64) {
         cpu_pct: shape.server_cpu_pct * 0.8,
         allocations_per_message: None,
         worker_allocations_per_message: None,
+        fanout: None,
     };
     fs::write(dir.join(layout::SERVER_SUMMARY), serde_json::to_string_pretty(&server).unwrap()).unwrap();
 }

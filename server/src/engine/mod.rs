@@ -25,6 +25,7 @@ use crate::pause::PauseGate;
 use crate::recorder::Recorder;
 use crate::shutdown::Shutdown;
 use crate::transport::{Stream, Tls};
+use crate::workload::{AnyWorkload, Hub};
 
 /// How long a connection closed by the server's shutdown waits for the peer's close frame (and
 /// for its own close frame to go out) before dropping the socket. Other closes wait
@@ -37,6 +38,8 @@ pub struct Upgraded {
     pub stream: Stream,
     /// Bytes the client sent after its request head: the start of the WebSocket stream.
     pub leftover: Vec<u8>,
+    /// The broadcast room the request's path named (`/room/<k>`).
+    pub room: Option<u32>,
 }
 
 /// What every connection of one server shares.
@@ -60,6 +63,8 @@ pub struct ConnectionContext {
     pub metrics: Arc<Metrics>,
     pub pause: Arc<PauseGate>,
     pub recorder: Arc<Recorder>,
+    /// Rooms and fan-out counters of the broadcast and push workloads.
+    pub hub: Arc<Hub>,
     /// Notified once, right after the shutdown trigger fires: a cheaper way than
     /// [`Shutdown::wait`] for an idle connection to be woken for it (a 64-byte future in every
     /// connection's task instead of the watch channel's 168 bytes). Whether shutdown has been
@@ -68,6 +73,11 @@ pub struct ConnectionContext {
 }
 
 impl ConnectionContext {
+    /// The workload of a connection that just opened.
+    pub fn open_workload(&self, room: Option<u32>) -> AnyWorkload {
+        AnyWorkload::open(&self.hub, self.handler, &self.pause, room)
+    }
+
     /// Every counter, with the partial-message memory in use now.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = self.metrics.snapshot();

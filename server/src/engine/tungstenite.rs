@@ -40,7 +40,10 @@ use super::{ConnectionContext, Upgraded, CLOSE_WAIT};
 use crate::limits::{Charge, Due, KeepAlive, LimitHit};
 use crate::metrics::ConnectionCounts;
 use crate::shutdown::Shutdown;
-use crate::workload::{AnyWorkload, DataKind, Reply, Workload};
+use crate::workload::{AnyWorkload, DataKind, Inbox, Reply, Workload};
+use std::sync::Arc;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::Notify;
 
 /// Read buffer per connection (the 128 KiB default is zero-filled per read: it costs a quarter of
 /// small-message throughput and 128 KiB of memory per connection).
@@ -160,16 +163,81 @@ enum End {
     Limit(LimitHit),
 }
 
+/// What the loop takes next: a message read from the peer, or a delivery to send it.
+enum Incoming {
+    Read(Option<Result<Message, WsError>>),
+    Delivery(Message),
+}
+
+/// The next delivery from a channel inbox; never ready for a workload without one.
+async fn next_delivery(workload: &mut AnyWorkload) -> Option<Message> {
+    match workload.inbox() {
+        Some(Inbox::Channel(rx, _)) => rx.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// Resolves when a sender found this connection's inbox full; never without an inbox.
+async fn found_slow(slow: Option<Arc<Notify>>) {
+    match slow {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends a delivery as a reply is sent: waits while the socket takes nothing, with the
+/// keep-alive running.
+async fn send_reply(
+    ws: &mut Ws<'_>,
+    reply: Message,
+    timer: &mut Pin<&mut tokio::time::Sleep>,
+    shutdown: &mut Shutdown,
+    limits: &crate::limits::Limits,
+    slow: Option<Arc<Notify>>,
+) -> Result<(), End> {
+    let slow = found_slow(slow);
+    tokio::pin!(slow);
+    loop {
+        tokio::select! {
+            () = &mut slow => return Err(End::Limit(LimitHit::SlowConsumer)),
+            ready = poll_fn(|cx| ws.poll_ready_unpin(cx)) => match ready {
+                Ok(()) => break,
+                Err(e) => return Err(End::Failed(e)),
+            },
+            () = &mut *timer => {
+                let partial = ws.get_ref().has_partial();
+                match ws.get_mut().keep_alive.on_timer(limits, partial, Instant::now()) {
+                    Due::Close(hit) => return Err(End::Limit(hit)),
+                    Due::Ping | Due::Wait => {}
+                }
+                let due = ws.get_ref().keep_alive.deadline(limits, Instant::now());
+                timer.as_mut().reset(due);
+            }
+            () = shutdown.wait() => return Err(End::Shutdown),
+        }
+    }
+    ws.start_send_unpin(reply).map_err(End::Failed)
+}
+
 /// What woke a waiting connection.
 enum Woke {
     Next(Option<Result<Message, WsError>>),
+    /// A broadcast or push delivery from the inbox; `None`: the inbox was closed because the
+    /// connection fell too far behind.
+    Delivery(Option<Message>),
+    /// A sender found the inbox full.
+    Slow,
     Flushed(Result<(), WsError>),
     Timer,
     Shutdown,
 }
 
 pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Shutdown) {
-    let Upgraded { stream, leftover } = upgraded;
+    let Upgraded {
+        stream,
+        leftover,
+        room,
+    } = upgraded;
     let limits = &ctx.limits;
     let config = websocket_config(ctx.max_message_size, limits.max_write_buffer);
     let mut metered = Metered {
@@ -186,7 +254,11 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
     } else {
         WebSocketStream::from_partially_read(metered, leftover, Role::Server, Some(config)).await
     };
-    let mut workload = AnyWorkload::new(ctx.workload, ctx.handler);
+    let mut workload = ctx.open_workload(room);
+    let slow = match workload.inbox() {
+        Some(Inbox::Channel(_, slow)) => Some(Arc::clone(slow)),
+        _ => None,
+    };
     let mut counts = ConnectionCounts::new(&ctx.metrics);
     let mut unflushed = false;
     let timer = sleep_until(ws.get_ref().keep_alive.deadline(limits, Instant::now()));
@@ -200,27 +272,42 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         if ws.get_ref().over_budget {
             break End::Limit(LimitHit::OverBudget);
         }
+        // Deliveries (broadcast, push) already waiting go out before more is read.
+        let waiting = match workload.inbox() {
+            Some(Inbox::Channel(rx, _)) => match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => break End::Limit(LimitHit::SlowConsumer),
+            },
+            _ => None,
+        };
         // Take the next message if it is already buffered or readable. Only when none is do we
         // flush the echoes fed so far, so pipelined messages share one write.
-        let next = match ws.next().now_or_never() {
-            Some(next) => next,
+        let next = match waiting.map(Ok).or_else(|| ws.next().now_or_never().map(Err)) {
+            Some(Ok(delivery)) => Incoming::Delivery(delivery),
+            Some(Err(next)) => Incoming::Read(next),
             None => {
                 counts.publish();
                 let woke = if unflushed {
                     tokio::select! {
                         flushed = ws.flush() => Woke::Flushed(flushed),
+                        () = found_slow(slow.clone()) => Woke::Slow,
                         () = &mut timer => Woke::Timer,
                         () = shutdown.wait() => Woke::Shutdown,
                     }
                 } else {
                     tokio::select! {
                         next = ws.next() => Woke::Next(next),
+                        delivery = next_delivery(&mut workload) => Woke::Delivery(delivery),
+                        () = found_slow(slow.clone()) => Woke::Slow,
                         () = &mut timer => Woke::Timer,
                         () = shutdown.wait() => Woke::Shutdown,
                     }
                 };
                 match woke {
-                    Woke::Next(next) => next,
+                    Woke::Next(next) => Incoming::Read(next),
+                    Woke::Delivery(Some(m)) => Incoming::Delivery(m),
+                    Woke::Delivery(None) | Woke::Slow => break End::Limit(LimitHit::SlowConsumer),
                     Woke::Flushed(Ok(())) => {
                         unflushed = false;
                         continue;
@@ -252,6 +339,17 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
                 }
             }
         };
+        let next = match next {
+            Incoming::Read(next) => next,
+            Incoming::Delivery(m) => {
+                // Counted by the hub (server.json `fanout`), as the zero-alloc engine does.
+                if let Err(end) = send_reply(&mut ws, m, &mut timer, &mut shutdown, limits, slow.clone()).await {
+                    break end;
+                }
+                unflushed = true;
+                continue;
+            }
+        };
         let msg = match next {
             None => break End::Closed,
             Some(Err(_)) if ws.get_ref().over_budget => break End::Limit(LimitHit::OverBudget),
@@ -275,6 +373,12 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
             Reply::Echo => msg,
             Reply::Text(t) => Message::Text(t.into()),
             Reply::Binary(b) => Message::Binary(b.into()),
+            Reply::None => {
+                if counts.is_due() {
+                    counts.publish();
+                }
+                continue;
+            }
         };
         let reply_len = reply.len();
         // Waits while tungstenite's write buffer is full and the socket takes nothing: the

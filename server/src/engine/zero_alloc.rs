@@ -328,12 +328,13 @@ impl<'a> Connection<'a> {
         stream: Stream,
         ctx: &'a ConnectionContext,
         leftover: &[u8],
+        room: Option<u32>,
         open: OpenConnection<'a>,
     ) -> Self {
         Self {
             stream,
             ctx,
-            workload: AnyWorkload::new(ctx.workload, ctx.handler),
+            workload: ctx.open_workload(room),
             counts: ConnectionCounts::new(&ctx.metrics),
             assembler: MessageAssembler::new(ctx.max_message_size),
             // Bytes that came with the request head are processed before the first read.
@@ -407,6 +408,13 @@ impl<'a> Connection<'a> {
         if self.owned_pending() {
             return;
         }
+        if let Some(mailbox) = self.workload.mailbox() {
+            // Behind the deliveries, never between them; a full inbox closes the receiver anyway.
+            let mut ping = Vec::new();
+            push_frame(&mut ping, Opcode::Ping, &[]);
+            mailbox.push_own(&ping);
+            return;
+        }
         push_frame(&mut self.spill().outbox.copied, Opcode::Ping, &[]);
     }
 
@@ -423,8 +431,16 @@ impl<'a> Connection<'a> {
         let _ = self.settle_charge();
     }
 
-    /// Writes the outbox; frees what was written.
+    /// Writes the outbox (after the inbox of a broadcast or push receiver); frees what was
+    /// written.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(mailbox) = self.workload.mailbox() {
+            let stream = &mut self.stream;
+            match mailbox.poll_flush(cx, |cx, b| write_some(stream, cx, b)) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
         let Some(spill) = self.spill.as_mut() else {
             return Poll::Ready(Ok(()));
         };
@@ -474,7 +490,13 @@ impl<'a> Connection<'a> {
             // One write for every reply of the turn, unless earlier replies still wait: then
             // these go behind them. What the socket does not take now goes into the outbox
             // (ahead of an echo built in place this turn, which came last).
-            let written = if self.outbox_is_empty() {
+            let written = if let Some(mailbox) = self.workload.mailbox() {
+                // A receiver's own frames queue behind its deliveries, never between them.
+                if !mailbox.push_own(out) {
+                    return Poll::Ready(Turn::Limit(LimitHit::SlowConsumer));
+                }
+                out.len()
+            } else if self.outbox_is_empty() {
                 match write_some(&mut self.stream, cx, out) {
                     Ok(n) => n,
                     Err(_) => return Poll::Ready(Turn::Gone),
@@ -781,6 +803,8 @@ impl<'a> Connection<'a> {
         let handled = if matches!(reply, Reply::Echo) {
             self.counts.sent(payload.len());
             Handled::EchoFrame(kind)
+        } else if matches!(reply, Reply::None) {
+            Handled::Done
         } else {
             let body = reply.payload(payload);
             push_frame(out, opcode_of(reply.kind(received)), body);
@@ -801,8 +825,15 @@ impl<'a> Connection<'a> {
         let finished = timeout_at(deadline, async {
             poll_fn(|cx| self.poll_flush(cx)).await?;
             if let Some((code, reason)) = close {
-                // Only after the queued replies, which may end in an echo built in place.
-                push_close(&mut self.spill().outbox.copied, code, reason);
+                // Only after the queued replies, which may end in an echo built in place, and
+                // behind the deliveries of a receiver (dropped with them when its inbox is full).
+                if let Some(mailbox) = self.workload.mailbox() {
+                    let mut frame = Vec::new();
+                    push_close(&mut frame, code, reason);
+                    mailbox.push_own(&frame);
+                } else {
+                    push_close(&mut self.spill().outbox.copied, code, reason);
+                }
                 poll_fn(|cx| self.poll_flush(cx)).await?;
             }
             poll_fn(|cx| Pin::new(&mut self.stream).poll_shutdown(cx)).await?;
@@ -842,8 +873,12 @@ pub fn serve<'a>(
     mut shutdown: Shutdown,
     open: OpenConnection<'a>,
 ) -> impl Future<Output = ()> + Send + 'a {
-    let Upgraded { stream, leftover } = upgraded;
-    let mut conn = Connection::new(stream, ctx, &leftover, open);
+    let Upgraded {
+        stream,
+        leftover,
+        room,
+    } = upgraded;
+    let mut conn = Connection::new(stream, ctx, &leftover, room, open);
     // The request head's buffer is 8 KiB; an idle connection must not keep it.
     drop(leftover);
     async move {
@@ -912,7 +947,12 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
                 .reset(conn.keep_alive.deadline(limits, Instant::now()));
             continue;
         }
-        if !conn.outbox_is_empty() {
+        if let Some(mailbox) = conn.workload.mailbox() {
+            if mailbox.is_slow() {
+                return Poll::Ready(Turn::Limit(LimitHit::SlowConsumer));
+            }
+        }
+        if !conn.outbox_is_empty() || conn.workload.mailbox().is_some() {
             match conn.poll_flush(cx) {
                 Poll::Ready(Err(_)) => return Poll::Ready(Turn::Gone),
                 Poll::Ready(Ok(())) => {}
@@ -959,6 +999,11 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             pause: Arc::new(PauseGate::new()),
             recorder: Arc::new(Recorder::new()),
+            hub: Arc::new(crate::workload::Hub::new(
+                Workload::Echo,
+                Engine::ZeroAlloc,
+                Default::default(),
+            )),
             go_away: tokio::sync::Notify::new(),
         }
     }
@@ -980,6 +1025,7 @@ mod tests {
         let upgraded = Upgraded {
             stream: Stream::Plain(stream),
             leftover: Vec::new(),
+            room: None,
         };
         let engine = crate::engine::serve(upgraded, &ctx, trigger.subscribe());
         let size = std::mem::size_of_val(&engine);

@@ -11,14 +11,29 @@
 //! `json_echo` decodes every message into owned values and round-trips it through serde_json,
 //! as an ordinary application handler does (`--handler alloc`), to show what allocating costs.
 //! Both replies are byte-identical to the message, so the load generator checks them alike.
+//!
+//! The one-way workloads send nothing back to the sender: `broadcast` delivers each message to
+//! the sender's room, `push` sends on the server's own schedule, `sink` only counts (the engine
+//! records every message's one-way latency as for echo). What broadcast and push deliver goes
+//! into the connection's [`Inbox`], which its engine writes out alongside its own frames.
 
+mod broadcast;
 mod echo;
 mod json_echo;
+mod mailbox;
+mod push;
 
+pub use broadcast::{Hub, Inbox, Subscription};
 pub use echo::Echo;
 pub use json_echo::JsonEcho;
+pub use mailbox::{Mailbox, QUEUE_BYTES};
+pub use push::PushStream;
+
+use std::sync::Arc;
 
 use wsbench_core::plan;
+
+use crate::pause::PauseGate;
 
 /// Frame type of a data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +52,8 @@ pub enum Reply {
     Text(String),
     /// A binary message the workload built.
     Binary(Vec<u8>),
+    /// Nothing goes back to the sender (broadcast, push, sink).
+    None,
 }
 
 impl Reply {
@@ -45,7 +62,7 @@ impl Reply {
     #[inline]
     pub fn kind(&self, received: DataKind) -> DataKind {
         match self {
-            Self::Echo => received,
+            Self::Echo | Self::None => received,
             Self::Text(_) => DataKind::Text,
             Self::Binary(_) => DataKind::Binary,
         }
@@ -58,6 +75,7 @@ impl Reply {
             Self::Echo => received,
             Self::Text(t) => t.as_bytes(),
             Self::Binary(b) => b,
+            Self::None => &[],
         }
     }
 }
@@ -72,13 +90,57 @@ pub trait Workload: Send {
 pub enum AnyWorkload {
     Echo(Echo),
     JsonEcho(JsonEcho),
+    // Boxed: a connection's state is counted in bytes, and echo needs none of this.
+    Broadcast(Box<Subscription>),
+    Push(Box<PushStream>),
+    Sink,
 }
 
 impl AnyWorkload {
+    /// The echo workloads (the others need [`AnyWorkload::open`]).
     pub fn new(kind: plan::Workload, handler: plan::Handler) -> Self {
         match (kind, handler) {
             (plan::Workload::Echo, plan::Handler::ZeroAlloc) => Self::Echo(Echo),
             (plan::Workload::Echo, plan::Handler::Alloc) => Self::JsonEcho(JsonEcho),
+            (plan::Workload::Sink, _) => Self::Sink,
+            (plan::Workload::Broadcast | plan::Workload::Push, _) => {
+                unreachable!("broadcast and push need the hub: AnyWorkload::open")
+            }
+        }
+    }
+
+    /// The workload of a connection that just opened (`room`: the room its path named).
+    /// Broadcast joins a room; push starts the connection's pusher (within the runtime).
+    pub fn open(hub: &Arc<Hub>, handler: plan::Handler, pause: &Arc<PauseGate>, room: Option<u32>) -> Self {
+        match hub.workload() {
+            plan::Workload::Broadcast => Self::Broadcast(Box::new(hub.join(room))),
+            plan::Workload::Push => Self::Push(Box::new(PushStream::start(hub, pause))),
+            other => Self::new(other, handler),
+        }
+    }
+
+    /// Where deliveries to this connection wait, for the workloads that have them.
+    pub fn inbox(&mut self) -> Option<&mut Inbox> {
+        match self {
+            Self::Broadcast(s) => Some(&mut s.inbox),
+            Self::Push(p) => Some(&mut p.inbox),
+            _ => None,
+        }
+    }
+
+    /// The zero-alloc engine's view of [`AnyWorkload::inbox`].
+    #[inline]
+    pub fn mailbox(&self) -> Option<&Mailbox> {
+        match self {
+            Self::Broadcast(s) => match &s.inbox {
+                Inbox::Mailbox(m) => Some(&**m),
+                Inbox::Channel(..) => None,
+            },
+            Self::Push(p) => match &p.inbox {
+                Inbox::Mailbox(m) => Some(&**m),
+                Inbox::Channel(..) => None,
+            },
+            _ => None,
         }
     }
 }
@@ -89,6 +151,12 @@ impl Workload for AnyWorkload {
         match self {
             Self::Echo(w) => w.on_message(kind, payload),
             Self::JsonEcho(w) => w.on_message(kind, payload),
+            Self::Broadcast(s) => {
+                s.on_message(kind, payload);
+                Reply::None
+            }
+            // Push clients send nothing the server answers; sink answers nothing.
+            Self::Push(_) | Self::Sink => Reply::None,
         }
     }
 }

@@ -1,0 +1,215 @@
+//! Broadcast, push and sink end to end: the real `wsbench server` and `wsbench loadgen`
+//! processes on 127.0.0.1, judged by their exit codes and result files.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{json, loadgen, serial, summary, Server};
+use wsbench_core::result::{FanoutReport, LoadgenSummary};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fanout-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Runs the load generator into `dir` and returns its summary, with its stderr on failure.
+fn run_loadgen(url: &str, dir: &Path, extra: &[&str]) -> (i32, LoadgenSummary) {
+    let mut args = vec!["--url", url, "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = loadgen(&args, LIMIT);
+    let code = out.status.code().unwrap_or(-1);
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    (code, summary(dir))
+}
+
+/// Stops the server with SIGTERM and reads its `server.json`.
+fn stop(mut server: Server, dir: &Path) -> serde_json::Value {
+    server.signal(libc::SIGTERM);
+    assert!(server.wait(Duration::from_secs(10)).is_some_and(|s| s.success()), "the server exits 0 on SIGTERM");
+    json(&dir.join("server.json"))
+}
+
+fn fanout(s: &LoadgenSummary) -> &FanoutReport {
+    s.fanout.as_ref().expect("a one-way run reports fanout")
+}
+
+/// One publisher, a room of 100: every member gets every broadcast, and a broadcast completes
+/// no sooner than its deliveries (quantile by quantile, as the maximum of each broadcast's).
+fn room_of_100(engine: &str) -> serde_json::Value {
+    let _serial = serial();
+    let srv_dir = out_dir(&format!("room100-{engine}-server"));
+    let server = Server::start(&["--engine", engine, "--workload", "broadcast", "--out", srv_dir.to_str().unwrap()]);
+    let dir = out_dir(&format!("room100-{engine}"));
+    let (code, s) = run_loadgen(
+        &server.url(),
+        &dir,
+        &["--workload", "broadcast", "--connections", "100", "--publishers", "1", "--rate", "220", "--warmup", "1s", "--duration", "5s", "--threads", "2"],
+    );
+    let f = fanout(&s);
+    assert_eq!(code, 0, "{:?} {:?}", s.failed_checks, s.reason);
+    assert_eq!((f.room_size_min, f.room_size_max), (100, 100));
+    assert!(f.published >= 1000, "{f:?}");
+    assert_eq!(f.expected_deliveries, f.published * 99, "every other member of the room");
+    assert_eq!(f.delivered, f.expected_deliveries, "{f:?}");
+    assert_eq!(f.reach, 1.0);
+    assert!(f.missing.is_empty(), "{:?}", f.missing);
+    assert_eq!((f.completed, f.incomplete), (f.published, 0));
+    let c = f.completion_us.expect("broadcast reports completion");
+    let d = s.latency_us;
+    assert_eq!(d.count, f.delivered);
+    assert!(c.p50 >= d.p50 && c.p99 >= d.p99 && c.max >= d.max, "completion {c:?} vs delivery {d:?}");
+    for log in ["latency.hlog", "completion.hlog", "send_lag.hlog"] {
+        assert!(dir.join(log).is_file(), "{log}");
+    }
+    let v = stop(server, &srv_dir);
+    assert_eq!(v["fanout"]["slow_receivers_closed"], 0, "{v}");
+    v
+}
+
+#[test]
+fn a_room_of_100_is_reached_fully_zero_alloc_without_allocating() {
+    let v = room_of_100("zero-alloc");
+    // Every delivery (about 109,000 here, warm-up aside) is queued and written by the zero-alloc
+    // engine without a heap allocation: the worker threads made none between the first and the
+    // last measured message.
+    assert!(v["fanout"]["deliveries"].as_u64().unwrap() >= 100_000, "{v}");
+    assert_eq!(v["worker_allocations_per_message"], 0.0, "{v}");
+}
+
+#[test]
+fn a_room_of_100_is_reached_fully_tungstenite() {
+    let v = room_of_100("tungstenite");
+    assert!(v["fanout"]["deliveries"].as_u64().unwrap() >= 100_000, "{v}");
+}
+
+/// A member that never reads: connects to room 0 with a 4 KiB receive buffer, then stops.
+fn stalled_member(addr: &str) -> TcpStream {
+    let sock = socket_with_small_rcvbuf(addr);
+    let mut s = sock;
+    write!(s, "GET /room/0 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 1024 {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    s
+}
+
+fn socket_with_small_rcvbuf(addr: &str) -> TcpStream {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    // SAFETY: plain socket calls on a descriptor this function owns until it is wrapped.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let size: libc::c_int = 4096;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as u32);
+        let std::net::SocketAddr::V4(v4) = addr else { panic!("IPv4 only") };
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(fd, &sin as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32);
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        use std::os::fd::FromRawFd;
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+/// One member stops reading: the server drops it (1008) once its queue is full and counts it;
+/// the other members keep getting every broadcast.
+fn stalled_member_is_dropped(engine: &str) {
+    let _serial = serial();
+    let srv_dir = out_dir(&format!("stalled-{engine}-server"));
+    let server = Server::start(&["--engine", engine, "--workload", "broadcast", "--out", srv_dir.to_str().unwrap()]);
+    let stalled = stalled_member(&server.addr);
+    let dir = out_dir(&format!("stalled-{engine}"));
+    let (code, s) = run_loadgen(
+        &server.url(),
+        &dir,
+        &["--workload", "broadcast", "--connections", "20", "--publishers", "2", "--rate", "400", "--size", "8KiB", "--warmup", "1s", "--duration", "3s"],
+    );
+    let f = fanout(&s);
+    assert_eq!(code, 0, "{:?} {:?}", s.failed_checks, s.reason);
+    assert_eq!(f.reach, 1.0, "the members that read got everything: {f:?}");
+    assert_eq!(f.delivered, f.published * 19);
+    let v = stop(server, &srv_dir);
+    assert_eq!(v["fanout"]["slow_receivers_closed"], 1, "{v}");
+    assert!(v["fanout"]["deliveries_dropped"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["limits_reached"]["slow_consumers"].as_u64().unwrap() >= 1, "{v}");
+    assert!(stalled.as_raw_fd() >= 0, "held to the end");
+}
+
+#[test]
+fn a_stalled_member_is_dropped_without_stalling_its_room_zero_alloc() {
+    stalled_member_is_dropped("zero-alloc");
+}
+
+#[test]
+fn a_stalled_member_is_dropped_without_stalling_its_room_tungstenite() {
+    stalled_member_is_dropped("tungstenite");
+}
+
+/// The server pushes on its own schedule; a 100 ms pause every second shows in the one-way
+/// latency measured from the intended send time, and nothing is skipped.
+#[test]
+fn push_shows_a_server_pause_in_one_way_latency() {
+    let _serial = serial();
+    let srv_dir = out_dir("push-server");
+    let server = Server::start(&[
+        "--engine", "zero-alloc", "--workload", "push", "--push-rate", "200", "--push-size", "64",
+        "--pause-every", "1s", "--pause-for", "100ms", "--out", srv_dir.to_str().unwrap(),
+    ]);
+    let dir = out_dir("push");
+    let (code, s) = run_loadgen(&server.url(), &dir, &["--workload", "push", "--push-rate", "200", "--connections", "10", "--warmup", "1s", "--duration", "3s"]);
+    let f = fanout(&s);
+    assert_eq!(code, 0, "{:?} {:?}", s.failed_checks, s.reason);
+    assert!(f.expected_deliveries >= 10 * 590, "{f:?}");
+    assert_eq!((f.reach, f.gaps), (1.0, 0), "{f:?}");
+    assert!(s.latency_us.max >= 50_000.0, "a 100 ms pause shows: {:?}", s.latency_us);
+    let v = stop(server, &srv_dir);
+    assert!(v["pauses"].as_u64().unwrap() >= 3, "{v}");
+}
+
+/// Sink: the load generator sends, nothing comes back, the server records one-way latency.
+#[test]
+fn sink_counts_on_the_server() {
+    let _serial = serial();
+    let srv_dir = out_dir("sink-server");
+    let server = Server::start(&["--workload", "sink", "--out", srv_dir.to_str().unwrap()]);
+    let dir = out_dir("sink");
+    let (code, s) = run_loadgen(&server.url(), &dir, &["--workload", "sink", "--connections", "4", "--rate", "400", "--warmup", "1s", "--duration", "2s"]);
+    assert_eq!(code, 0, "{:?} {:?}", s.failed_checks, s.reason);
+    assert!(s.messages.sent >= 780, "{:?}", s.messages);
+    let v = stop(server, &srv_dir);
+    assert!(v["one_way_latency_us"]["count"].as_u64().unwrap() >= s.messages.sent, "{v}");
+    assert_eq!(v["counts"]["messages_out"], 0, "{v}");
+}
+
+/// Bad input: a room the server does not have is a clear 404; a broadcast without a rate is a
+/// usage error (exit 2).
+#[test]
+fn bad_rooms_and_missing_rates_are_refused_clearly() {
+    let server = Server::start(&["--workload", "broadcast", "--rooms", "2"]);
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    write!(s, "GET /room/2 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 404") && answer.contains("no room 2: this server has 2"), "{answer}");
+    let out = loadgen(&["--url", &server.url(), "--workload", "broadcast", "--connections", "4"], LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give --rate"), "{}", String::from_utf8_lossy(&out.stderr));
+}

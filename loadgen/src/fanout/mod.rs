@@ -1,0 +1,699 @@
+//! The one-way workloads' load generator: broadcast publishers and subscribers, push
+//! receivers, sink senders.
+//!
+//! Every connection receives; in broadcast the first `--publishers` connections also publish,
+//! on an open-loop schedule (`--rate` over all publishers), with message numbers that name the
+//! publisher (`seq = publisher << 32 | n`). Connection `i` joins room `i % --rooms` through
+//! the path `/room/<r>`, so this process knows every room's members. Each receipt is one
+//! delivery, recorded from the intended send time in the header (one-way: the same monotonic
+//! clock on one host; coordinated-omission corrected); completion (the last member's receipt)
+//! goes through [`completion::CompletionTable`]. Deliveries that never happen are counted per
+//! receiver and named by cause: the receiver never connected, it was disconnected (and why), or
+//! it had not received them by the end of the drain.
+//!
+//! Push: the server sends on its own schedule (`--push-rate` per connection), and a receiver
+//! infers the schedule's start from any message (`intended - seq / rate`), so it knows which
+//! sequence numbers fall in the measured window and counts the ones it missed as gaps.
+//! Sink: every connection sends and nothing comes back; latency is the server's (server.json).
+//!
+//! This path runs on tokio-tungstenite clients, on a multi-thread runtime of `--threads`
+//! workers, and is not the zero-allocation hot path of the echo engines.
+
+pub mod completion;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use wsbench_core::clock::{now_ns, process_cpu_ns, wall_clock_rfc3339};
+use wsbench_core::header::{fill_payload, MessageHeader};
+use wsbench_core::hist::{new_histogram, record_ns, LatencySummary, LogInterval};
+use wsbench_core::layout::{LATENCY_LOG, SEND_LAG_LOG, SERVICE_TIME_LOG};
+use wsbench_core::plan::{LoadPlan, Mode, Workload};
+use wsbench_core::result::{ConnectionCounts, CpuUse, FanoutReport, HostInfo, LoadgenSummary, MessageCounts, RateReport};
+
+use crate::RunError;
+use completion::{CompletionTable, Receipt};
+
+/// Between the end of connecting and the first send, so every task is waiting when it starts.
+const START_DELAY: Duration = Duration::from_millis(50);
+/// How long an interrupted run waits for deliveries already on their way.
+const INTERRUPT_DRAIN: Duration = Duration::from_millis(500);
+/// Completion-table slots per publisher: messages of at most this many seconds are tracked.
+const TRACKED_S: f64 = 4.0;
+/// File of the broadcast completion latency interval log.
+pub const COMPLETION_LOG: &str = "completion.hlog";
+
+/// The run's times, monotonic ns.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    start: u64,
+    window: u64,
+    window_end: u64,
+    drain_end: u64,
+    interval_ns: u64,
+}
+
+impl Times {
+    fn interval_of(&self, t: u64) -> usize {
+        (t.saturating_sub(self.window) / self.interval_ns) as usize
+    }
+}
+
+/// Histograms per interval, shared by the tasks through a few locks.
+struct Recorder {
+    shards: Vec<Mutex<Vec<Histogram<u64>>>>,
+}
+
+impl Recorder {
+    fn new(shards: usize) -> Self {
+        Self { shards: (0..shards.max(1)).map(|_| Mutex::new(Vec::new())).collect() }
+    }
+
+    fn record(&self, who: usize, interval: usize, ns: u64) {
+        let mut h = self.shards[who % self.shards.len()].lock().unwrap_or_else(|e| e.into_inner());
+        while h.len() <= interval {
+            h.push(new_histogram());
+        }
+        record_ns(&mut h[interval], ns);
+    }
+
+    /// Per-interval histograms, merged over the shards.
+    fn intervals(&self) -> Vec<Histogram<u64>> {
+        let mut out: Vec<Histogram<u64>> = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, h) in shard.iter().enumerate() {
+                while out.len() <= i {
+                    out.push(new_histogram());
+                }
+                out[i].add(h).expect("histograms of one range add");
+            }
+        }
+        out
+    }
+}
+
+fn total(intervals: &[Histogram<u64>]) -> Histogram<u64> {
+    let mut t = new_histogram();
+    for h in intervals {
+        t.add(h).expect("histograms of one range add");
+    }
+    t
+}
+
+/// What one receiving connection saw.
+#[derive(Debug, Default, Clone)]
+struct Receiver {
+    connected: bool,
+    /// Why its connection ended before the drain did, if it did.
+    ended: Option<String>,
+    delivered: u64,
+    /// Push: sequence numbers in the window it should have received (from the schedule).
+    expected_push: u64,
+}
+
+/// Everything the tasks share.
+struct Shared {
+    plan: LoadPlan,
+    times: Times,
+    latency: Recorder,
+    service: Recorder,
+    send_lag: Recorder,
+    completion: Recorder,
+    /// One per publisher (broadcast).
+    tables: Vec<CompletionTable>,
+    /// Measured messages each publisher sent.
+    published: Vec<AtomicU64>,
+    completed: AtomicU64,
+    incomplete: AtomicU64,
+    untracked: AtomicU64,
+    errors: AtomicU64,
+    sent_total: AtomicU64,
+    late: AtomicU64,
+}
+
+impl Shared {
+    fn rooms(&self) -> usize {
+        self.plan.fanout.rooms.max(1) as usize
+    }
+
+    fn room_size(&self, room: usize) -> u32 {
+        let n = self.plan.connections as usize;
+        let r = self.rooms();
+        (n / r + usize::from(room < n % r)) as u32
+    }
+
+    /// Receivers a broadcast from publisher `p` is expected to reach.
+    fn receivers_of(&self, p: usize) -> u32 {
+        let size = self.room_size(p % self.rooms());
+        if self.plan.fanout.echo_to_sender {
+            size
+        } else {
+            size.saturating_sub(1)
+        }
+    }
+}
+
+/// The URL connection `i` opens.
+fn url_of(plan: &LoadPlan, i: usize) -> String {
+    if plan.workload != Workload::Broadcast {
+        return plan.url.clone();
+    }
+    let room = i % plan.fanout.rooms.max(1) as usize;
+    let (base, query) = plan.url.split_once('?').map_or((plan.url.as_str(), None), |(b, q)| (b, Some(q)));
+    let sep = if base.ends_with('/') { "" } else { "/" };
+    let q = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{base}{sep}room/{room}{q}")
+}
+
+/// A connection failure's cause, as the echo engines name them.
+fn failure_cause(e: &WsError) -> String {
+    match e {
+        WsError::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "refused".into(),
+            std::io::ErrorKind::ConnectionReset => "reset".into(),
+            std::io::ErrorKind::TimedOut => "timeout".into(),
+            k => format!("{k:?}").to_lowercase(),
+        },
+        WsError::Http(r) => format!("HTTP status {}", r.status().as_u16()),
+        other => format!("handshake error: {other}"),
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Checks what the one-way workloads need of a plan.
+pub fn validate(plan: &LoadPlan) -> Result<(), String> {
+    let f = &plan.fanout;
+    if plan.workload.is_fanout() && plan.engine != wsbench_core::plan::Engine::Tungstenite {
+        return Err(format!("--workload {} runs on the tungstenite client; --engine {} is not available for it yet", plan.workload.name(), plan.engine.name()));
+    }
+    // The one-way roles open their connections themselves, not through the transport seam.
+    if plan.workload.is_fanout() {
+        let unsupported = [
+            ("wss:// URLs", plan.url.starts_with("wss://")),
+            ("--header", !plan.headers.is_empty()),
+            ("--subprotocol", !plan.subprotocols.is_empty()),
+            ("--shard/--shards", plan.shard.is_some()),
+            ("--start-at", plan.start_at.is_some()),
+        ];
+        if let Some((what, _)) = unsupported.iter().find(|(_, used)| *used) {
+            return Err(format!("--workload {} does not support {what} yet", plan.workload.name()));
+        }
+    }
+    match plan.workload {
+        Workload::Echo => {}
+        Workload::Broadcast | Workload::Sink => {
+            if plan.rate.is_none() {
+                return Err(format!("--workload {} is open loop: give --rate (messages per second over all publishers)", plan.workload.name()));
+            }
+        }
+        Workload::Push => {
+            if !(f.push_rate.is_finite() && f.push_rate > 0.0) {
+                return Err(format!("--push-rate is {}; give the server's --push-rate (messages per second per connection)", f.push_rate));
+            }
+        }
+    }
+    if plan.workload == Workload::Broadcast {
+        if f.rooms == 0 || f.rooms > plan.connections {
+            return Err(format!("--rooms is {}; it must be between 1 and --connections ({})", f.rooms, plan.connections));
+        }
+        if f.publishers == 0 || f.publishers > plan.connections {
+            return Err(format!("--publishers is {}; it must be between 1 and --connections ({})", f.publishers, plan.connections));
+        }
+        let largest = plan.connections.div_ceil(f.rooms);
+        if largest > completion::MAX_RECEIVERS {
+            return Err(format!("rooms of {largest} members are more than the {} one process tracks; use more --rooms or processes", completion::MAX_RECEIVERS));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a one-way plan and returns its summary (files are written when the plan has `out`).
+pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::future::Future<Output = String>) -> Result<LoadgenSummary, RunError> {
+    validate(&plan).map_err(RunError::Usage)?;
+    let n = plan.connections as usize;
+    let publishers = match plan.workload {
+        Workload::Broadcast => plan.fanout.publishers as usize,
+        Workload::Sink => n,
+        _ => 0,
+    };
+    let per_pub_rate = plan.rate.map(|r| r / publishers.max(1) as f64).unwrap_or(0.0);
+    let window = (per_pub_rate * (TRACKED_S + plan.drain_timeout.as_secs_f64())).ceil() as usize;
+    let tables = if plan.workload == Workload::Broadcast {
+        (0..publishers).map(|_| CompletionTable::new(window.clamp(1024, 1 << 20))).collect()
+    } else {
+        Vec::new()
+    };
+
+    // Connect, paced by --connect-rate.
+    let connect_gap = Duration::from_secs_f64(1.0 / plan.connect_rate);
+    let mut connecting = tokio::task::JoinSet::new();
+    let begin = Instant::now();
+    for i in 0..n {
+        let url = url_of(&plan, i);
+        connecting.spawn(async move {
+            sleep_until(begin + connect_gap * i as u32).await;
+            let r = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await;
+            let r = match r {
+                Ok(Ok((ws, _))) => Ok(ws),
+                Ok(Err(e)) => Err(failure_cause(&e)),
+                Err(_) => Err("timeout".to_owned()),
+            };
+            (i, r)
+        });
+    }
+    let mut sockets: Vec<Option<Ws>> = (0..n).map(|_| None).collect();
+    let mut connections = ConnectionCounts { target: plan.connections, ..Default::default() };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            done = connecting.join_next() => match done {
+                Some(Ok((i, Ok(ws)))) => {
+                    if let Ok(tcp) = match ws.get_ref() { tokio_tungstenite::MaybeTlsStream::Plain(s) => Ok(s), _ => Err(()) } {
+                        let _ = tcp.set_nodelay(true);
+                    }
+                    sockets[i] = Some(ws);
+                    connections.established += 1;
+                }
+                Some(Ok((_, Err(cause)))) => {
+                    connections.failed += 1;
+                    *connections.failures.entry(cause).or_default() += 1;
+                }
+                Some(Err(e)) => return Err(RunError::Failed(format!("a connect task failed: {e}"))),
+                None => break,
+            },
+            signal = &mut shutdown => return Err(RunError::Failed(format!("{signal} while connecting"))),
+        }
+    }
+    if connections.established == 0 {
+        return Err(RunError::Failed(format!("no connection opened to {}: {:?}", plan.url, connections.failures)));
+    }
+
+    let start = now_ns() + START_DELAY.as_nanos() as u64;
+    let window_start = start + plan.warmup.as_nanos() as u64;
+    let times = Times {
+        start,
+        window: window_start,
+        window_end: window_start + plan.duration.as_nanos() as u64,
+        drain_end: window_start + (plan.duration + plan.drain_timeout).as_nanos() as u64,
+        interval_ns: plan.interval.as_nanos() as u64,
+    };
+    let shards = plan.threads * 4;
+    let shared = Arc::new(Shared {
+        times,
+        latency: Recorder::new(shards),
+        service: Recorder::new(shards),
+        send_lag: Recorder::new(shards),
+        completion: Recorder::new(shards),
+        published: (0..publishers).map(|_| AtomicU64::new(0)).collect(),
+        tables,
+        completed: AtomicU64::new(0),
+        incomplete: AtomicU64::new(0),
+        untracked: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        sent_total: AtomicU64::new(0),
+        late: AtomicU64::new(0),
+        plan: plan.clone(),
+    });
+    let started_at = SystemTime::now();
+    let cpu_start = process_cpu_ns();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, ws) in sockets.into_iter().enumerate() {
+        let Some(ws) = ws else { continue };
+        let (sink, stream) = ws.split();
+        let is_publisher = i < publishers;
+        let shared_r = Arc::clone(&shared);
+        let stop = stop_rx.clone();
+        let receive = plan.workload != Workload::Sink;
+        tasks.spawn(async move {
+            let publish = async {
+                if is_publisher {
+                    publish(&shared_r, i, sink, per_pub_rate, stop.clone()).await
+                } else {
+                    Some(sink)
+                }
+            };
+            let recv = async {
+                if receive {
+                    Some(receive_all(&shared_r, i, stream, stop.clone()).await)
+                } else {
+                    None
+                }
+            };
+            let (sink, rec) = tokio::join!(publish, recv);
+            let mut rec = rec.unwrap_or_else(|| Receiver { connected: true, ..Default::default() });
+            // Say goodbye; the server's answer is not waited for beyond a moment.
+            if let Some(mut sink) = sink {
+                let bye = CloseFrame { code: 1000.into(), reason: "done".into() };
+                let _ = tokio::time::timeout(Duration::from_millis(200), sink.send(Message::Close(Some(bye)))).await;
+            } else if rec.ended.is_none() && is_publisher {
+                rec.ended = Some("sending failed".into());
+            }
+            (i, rec)
+        });
+    }
+
+    // The run's end: the drain's end, or a signal (then a short drain).
+    let mut reason = None;
+    let drain_end = instant_at(times.drain_end);
+    let mut receivers: Vec<Receiver> = vec![Receiver::default(); n];
+    let mut finished = 0;
+    let total_tasks = tasks.len();
+    let mut cut_ns = times.drain_end;
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(Ok((i, r))) => { receivers[i] = r; finished += 1; }
+                Some(Err(e)) => return Err(RunError::Failed(format!("a connection task failed: {e}"))),
+                None => break,
+            },
+            () = sleep_until(drain_end + Duration::from_millis(500)), if finished < total_tasks => {
+                let _ = stop_tx.send(true);
+            }
+            signal = &mut shutdown, if reason.is_none() => {
+                reason = Some(format!("interrupted by {signal}"));
+                cut_ns = now_ns() + INTERRUPT_DRAIN.as_nanos() as u64;
+                let _ = stop_tx.send(true);
+            }
+        }
+    }
+    let end_ns = now_ns().min(cut_ns.max(times.window));
+    let cpu_ns = process_cpu_ns().saturating_sub(cpu_start);
+    let window_ns = times.window_end.min(end_ns).saturating_sub(times.window).max(1);
+    if reason.is_none() && receivers.iter().all(|r| !r.connected || r.ended.is_some()) && plan.workload != Workload::Sink {
+        reason = Some("every connection ended before the run did: the server went away".into());
+    }
+    Ok(summarize(&shared, &plan, command, receivers, connections, reason, started_at, window_ns, end_ns, cpu_ns))
+}
+
+/// A monotonic-ns time as a tokio instant.
+fn instant_at(t_ns: u64) -> Instant {
+    let now = now_ns();
+    let i = Instant::now();
+    if t_ns >= now { i + Duration::from_nanos(t_ns - now) } else { i - Duration::from_nanos(now - t_ns) }
+}
+
+type Sink = futures_util::stream::SplitSink<Ws, Message>;
+type Stream = futures_util::stream::SplitStream<Ws>;
+
+/// Publisher `p` sends on its open-loop schedule until the window closes; the sink back when
+/// it still works.
+async fn publish(s: &Shared, p: usize, mut sink: Sink, rate: f64, mut stop: watch::Receiver<bool>) -> Option<Sink> {
+    let period_ns = 1e9 / rate;
+    let t = s.times;
+    let receivers = s.receivers_of(p);
+    // One buffer for the publisher's life: each message is stamped into it.
+    let mut buf = BytesMut::with_capacity(s.plan.size as usize);
+    let mut msg = vec![0u8; s.plan.size as usize];
+    let pacer = crate::pacer::Pacer::new().ok();
+    for k in 0u64.. {
+        let intended = t.start + (k as f64 * period_ns) as u64;
+        if intended >= t.window_end || *stop.borrow() {
+            break;
+        }
+        // A timerfd wakes within tens of µs; tokio's timer up to 1.5 ms late (see `pacer`).
+        match &pacer {
+            Some(pacer) if pacer.set(intended).is_ok() => tokio::select! {
+                r = pacer.wait() => if r.is_err() { sleep_until(instant_at(intended)).await },
+                _ = stop.changed() => break,
+            },
+            _ => tokio::select! {
+                () = sleep_until(instant_at(intended)) => {}
+                _ = stop.changed() => break,
+            },
+        }
+        let warmup = intended < t.window;
+        let seq = (p as u64) << 32 | k;
+        if !warmup {
+            let now = now_ns();
+            if let Some(given_up) = s.tables.get(p).and_then(|table| table.arm(k, intended, receivers, now)) {
+                s.incomplete.fetch_add(1, Relaxed);
+                s.completion.record(p, t.interval_of(now), given_up.age_ns);
+            }
+        }
+        let sent = now_ns();
+        MessageHeader { seq, intended_ns: intended, sent_ns: sent, warmup }.encode(&mut msg);
+        fill_payload(&mut msg, seq);
+        buf.extend_from_slice(&msg);
+        let payload = buf.split().freeze();
+        let message = match s.plan.mode {
+            Mode::Binary => Message::Binary(payload),
+            Mode::Text => Message::Text(payload.try_into().expect("wsbench messages are ASCII")),
+        };
+        if sink.send(message).await.is_err() {
+            s.errors.fetch_add(1, Relaxed);
+            return None;
+        }
+        if !warmup {
+            s.published[p].fetch_add(1, Relaxed);
+            s.sent_total.fetch_add(1, Relaxed);
+            s.send_lag.record(p, t.interval_of(intended), sent.saturating_sub(intended));
+        }
+    }
+    Some(sink)
+}
+
+/// Receives until the drain ends (or the connection does); records every measured delivery.
+async fn receive_all(s: &Shared, i: usize, mut stream: Stream, mut stop: watch::Receiver<bool>) -> Receiver {
+    let t = s.times;
+    let mut r = Receiver { connected: true, ..Default::default() };
+    let deadline = instant_at(t.drain_end);
+    let push_period_ns = 1e9 / s.plan.fanout.push_rate;
+    let mut push_start: Option<u64> = None;
+    let mut push_seen = 0u64;
+    loop {
+        let next = tokio::select! {
+            n = timeout_at(deadline, stream.next()) => match n { Ok(n) => n, Err(_) => break },
+            _ = stop.changed() => break,
+        };
+        let now = now_ns();
+        let bytes = match next {
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Text(t))) => t.into(),
+            Some(Ok(Message::Close(frame))) => {
+                r.ended = Some(match frame {
+                    Some(f) => format!("closed by the server ({} {})", u16::from(f.code), f.reason),
+                    None => "closed by the server".into(),
+                });
+                break;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                s.errors.fetch_add(1, Relaxed);
+                r.ended = Some(failure_cause(&e));
+                break;
+            }
+            None => {
+                r.ended = Some("connection closed without a close frame".into());
+                break;
+            }
+        };
+        let Some(h) = MessageHeader::decode(&bytes) else {
+            s.errors.fetch_add(1, Relaxed);
+            continue;
+        };
+        if s.plan.workload == Workload::Push && push_start.is_none() {
+            push_start = Some(h.intended_ns.saturating_sub((h.seq as f64 * push_period_ns) as u64));
+        }
+        if h.warmup || h.intended_ns < t.window || h.intended_ns >= t.window_end {
+            continue;
+        }
+        let latency = now.saturating_sub(h.intended_ns);
+        r.delivered += 1;
+        if now > t.window_end {
+            s.late.fetch_add(1, Relaxed);
+        }
+        let interval = t.interval_of(now);
+        s.latency.record(i, interval, latency);
+        s.service.record(i, interval, now.saturating_sub(h.sent_ns));
+        if s.plan.workload == Workload::Push {
+            push_seen += 1;
+            s.send_lag.record(i, t.interval_of(h.intended_ns), h.sent_ns.saturating_sub(h.intended_ns));
+            continue;
+        }
+        let p = (h.seq >> 32) as usize;
+        match s.tables.get(p).map(|table| table.receive(h.seq & 0xffff_ffff, latency)) {
+            Some(Receipt::Completed(max)) => {
+                s.completed.fetch_add(1, Relaxed);
+                s.completion.record(i, interval, max);
+            }
+            Some(Receipt::Pending) => {}
+            Some(Receipt::Untracked) | None => {
+                s.untracked.fetch_add(1, Relaxed);
+            }
+        }
+    }
+    if let Some(start) = push_start {
+        // The sequence numbers the server's schedule put in the window.
+        let first = (t.window.saturating_sub(start) as f64 / push_period_ns).ceil() as u64;
+        let end = (t.window_end.saturating_sub(start) as f64 / push_period_ns).ceil() as u64;
+        r.expected_push = end.saturating_sub(first).max(push_seen);
+    } else if s.plan.workload == Workload::Push {
+        r.expected_push = (s.plan.duration.as_secs_f64() * s.plan.fanout.push_rate).round() as u64;
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summarize(
+    s: &Shared,
+    plan: &LoadPlan,
+    command: Vec<String>,
+    receivers: Vec<Receiver>,
+    mut connections: ConnectionCounts,
+    reason: Option<String>,
+    started_at: SystemTime,
+    window_ns: u64,
+    end_ns: u64,
+    cpu_ns: u64,
+) -> LoadgenSummary {
+    let t = s.times;
+    // Broadcasts still incomplete: at the age they reached, a lower bound.
+    for (p, table) in s.tables.iter().enumerate() {
+        for g in table.incomplete(end_ns) {
+            s.incomplete.fetch_add(1, Relaxed);
+            s.completion.record(p, t.interval_of(end_ns.min(t.window_end)), g.age_ns);
+        }
+    }
+    let rooms = s.rooms();
+    let published: Vec<u64> = s.published.iter().map(|a| a.load(Relaxed)).collect();
+    let mut expected = 0u64;
+    let mut delivered = 0u64;
+    let mut gaps = 0u64;
+    let mut missing: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, r) in receivers.iter().enumerate() {
+        let exp = match plan.workload {
+            Workload::Broadcast => published
+                .iter()
+                .enumerate()
+                .filter(|&(p, _)| p % rooms == i % rooms && (p != i || plan.fanout.echo_to_sender))
+                .map(|(_, n)| n)
+                .sum(),
+            Workload::Push => r.expected_push,
+            _ => 0,
+        };
+        expected += exp;
+        delivered += r.delivered.min(exp);
+        let miss = exp.saturating_sub(r.delivered);
+        if miss == 0 {
+            continue;
+        }
+        let cause = if !r.connected {
+            "receiver never connected".to_owned()
+        } else if let Some(why) = &r.ended {
+            format!("receiver disconnected: {why}")
+        } else {
+            if plan.workload == Workload::Push {
+                gaps += miss;
+            }
+            "not delivered by the end of the drain".to_owned()
+        };
+        *missing.entry(cause).or_default() += miss;
+    }
+    let latency = s.latency.intervals();
+    let service = s.service.intervals();
+    let send_lag = s.send_lag.intervals();
+    let completion = s.completion.intervals();
+    let (lat_total, service_total, lag_total, completion_total) = (total(&latency), total(&service), total(&send_lag), total(&completion));
+    let duration_s = window_ns as f64 / 1e9;
+    let late = s.late.load(Relaxed);
+    let sent = s.sent_total.load(Relaxed);
+    let room_sizes: Vec<u32> = (0..rooms).map(|r| s.room_size(r)).collect();
+    let fanout = FanoutReport {
+        room_size_min: if plan.workload == Workload::Broadcast { room_sizes.iter().copied().min().unwrap_or(0) } else { plan.connections },
+        room_size_max: if plan.workload == Workload::Broadcast { room_sizes.iter().copied().max().unwrap_or(0) } else { plan.connections },
+        published: if plan.workload == Workload::Push { expected } else { sent },
+        expected_deliveries: expected,
+        delivered,
+        reach: if expected == 0 { 1.0 } else { delivered as f64 / expected as f64 },
+        missing,
+        deliveries_per_s: delivered.saturating_sub(late) as f64 / duration_s,
+        completion_us: (plan.workload == Workload::Broadcast).then(|| LatencySummary::from_histogram_ns(&completion_total)),
+        completed: s.completed.load(Relaxed),
+        incomplete: s.incomplete.load(Relaxed),
+        gaps,
+        untracked: s.untracked.load(Relaxed),
+    };
+    connections.held = Some(receivers.iter().filter(|r| r.connected && r.ended.is_none()).count() as u32);
+    let lost = expected.saturating_sub(delivered);
+    let mut failed_checks = Vec::new();
+    if expected > 0 && lost as f64 > plan.max_loss * expected as f64 {
+        let causes: Vec<String> = fanout.missing.iter().map(|(c, n)| format!("{n} {c}")).collect();
+        failed_checks.push(format!("{lost} of {expected} deliveries missing ({}), more than --max-loss allows", causes.join(", ")));
+    }
+    if connections.failed > plan.max_failed_connections {
+        failed_checks.push(format!("{} of {} connections failed to open ({:?}), more than --max-failed-connections allows", connections.failed, connections.target, connections.failures));
+    }
+    let summary = LoadgenSummary {
+        schema_version: wsbench_core::SCHEMA_VERSION,
+        complete: reason.is_none(),
+        reason,
+        wsbench_version: wsbench_core::VERSION.to_owned(),
+        config: plan.clone(),
+        command,
+        host: HostInfo::current(),
+        started_at: wall_clock_rfc3339(started_at),
+        duration_s,
+        // Sink: what the server was sent; otherwise deliveries.
+        throughput_msgs_per_s: if plan.workload == Workload::Sink { sent as f64 / duration_s } else { fanout.deliveries_per_s },
+        rate: plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked, sent_msgs_per_s: sent as f64 / duration_s }),
+        messages: MessageCounts { sent, received: delivered, late, errors: s.errors.load(Relaxed), corrupted: 0, lost },
+        connections,
+        latency_us: LatencySummary::from_histogram_ns(&lat_total),
+        service_time_us: LatencySummary::from_histogram_ns(&service_total),
+        send_lag_us: LatencySummary::from_histogram_ns(&lag_total),
+        cpu: CpuUse { process_pct: cpu_ns as f64 / (end_ns.saturating_sub(t.start).max(1)) as f64 * 100.0, busiest_thread_pct: 0.0 },
+        allocations_per_message: None,
+        worker_allocations_per_message: None,
+        unanswered_min_age_us: None,
+        failed_checks,
+        warnings: Vec::new(),
+        shard: None,
+        start: None,
+        setup: Default::default(),
+        fanout: Some(fanout),
+    };
+    let mut summary = summary;
+    summary.warnings = warnings(&summary);
+    if let Some(dir) = &plan.out {
+        let logs = [(LATENCY_LOG, &latency), (SERVICE_TIME_LOG, &service), (SEND_LAG_LOG, &send_lag), (COMPLETION_LOG, &completion)];
+        for (name, hists) in logs {
+            if name == COMPLETION_LOG && plan.workload != Workload::Broadcast {
+                continue;
+            }
+            let entries: Vec<LogInterval> = hists
+                .iter()
+                .enumerate()
+                .map(|(k, h)| LogInterval { start: plan.warmup + START_DELAY + plan.interval * k as u32, duration: plan.interval, tag: None, histogram: h.clone() })
+                .collect();
+            if let Err(e) = wsbench_core::hist::write_interval_log(&dir.join(name), started_at, &format!("wsbench loadgen --workload {}", plan.workload.name()), &entries) {
+                eprintln!("loadgen: {e}");
+            }
+        }
+    }
+    summary
+}
+
+/// The echo run's warnings (send lag, errors, failed or dropped connections, rate not reached,
+/// too few samples), with missing deliveries counted against the deliveries expected.
+fn warnings(s: &LoadgenSummary) -> Vec<wsbench_core::warning::Warning> {
+    let mut plain = s.clone();
+    plain.messages.lost = 0;
+    let mut w = crate::selfcheck::warnings(&plain);
+    if let Some(f) = s.fanout.as_ref().filter(|f| f.delivered < f.expected_deliveries) {
+        let causes: Vec<String> = f.missing.iter().map(|(c, n)| format!("{n} {c}")).collect();
+        w.push(wsbench_core::warning::Warning::deliveries_missing(f.expected_deliveries - f.delivered, f.expected_deliveries, &causes.join(", ")));
+    }
+    w
+}
