@@ -16,6 +16,8 @@ pub mod plan;
 pub mod result;
 pub mod scenario;
 pub mod slo;
+#[cfg(feature = "tls-io")]
+pub mod tls_io;
 pub mod units;
 pub mod warning;
 

@@ -8,12 +8,10 @@
 
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+pub use wsbench_core::tls_io::MaybeTls;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use tokio_rustls::rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -28,12 +26,8 @@ use wsbench_core::clock::now_ns;
 
 use crate::client::ConnectError;
 
-/// A connection's socket: plain, or TLS (boxed: rustls's state is ~1 KiB, a plain socket a few
-/// words, and every connection's task is as large as the larger variant).
-pub enum Transport {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
+/// A connection's socket: plain, or TLS over it.
+pub type Transport = MaybeTls<TlsStream<TcpStream>>;
 
 /// Where and how to connect: built once per process, shared by every connection.
 #[derive(Clone)]
@@ -207,72 +201,3 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
-impl Transport {
-    /// Pushes out TLS records rustls still holds; `Pending` registers for writability.
-    fn poll_push(tls: &mut TlsStream<TcpStream>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if tls.get_ref().1.wants_write() {
-            Pin::new(tls).poll_flush(cx)
-        } else {
-            Poll::Ready(Ok(()))
-        }
-    }
-}
-
-impl AsyncRead for Transport {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Self::Tls(tls) => {
-                // Pending output is waited for by the waker it registers, not here.
-                if let Poll::Ready(Err(e)) = Self::poll_push(tls, cx) {
-                    return Poll::Ready(Err(e));
-                }
-                Pin::new(&mut **tls).poll_read(cx, buf)
-            }
-        }
-    }
-}
-
-impl AsyncWrite for Transport {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_write(cx, data),
-            Self::Tls(tls) => {
-                let n = std::task::ready!(Pin::new(&mut **tls).poll_write(cx, data))?;
-                // What rustls encrypted but the socket did not take goes out on the next poll.
-                if let Poll::Ready(Err(e)) = Self::poll_push(tls, cx) {
-                    return Poll::Ready(Err(e));
-                }
-                Poll::Ready(Ok(n))
-            }
-        }
-    }
-
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
-            tls @ Self::Tls(_) => {
-                let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
-                Pin::new(tls).poll_write(cx, first)
-            }
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        matches!(self, Self::Plain(tcp) if tcp.is_write_vectored())
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
-            Self::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            Self::Tls(tls) => Pin::new(&mut **tls).poll_shutdown(cx),
-        }
-    }
-}
