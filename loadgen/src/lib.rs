@@ -613,14 +613,17 @@ fn report(s: &LoadgenSummary, out: Option<&Path>) {
         },
         Some(dir) => print!("{}", human_summary(s, dir)),
     }
-    if let Some(reason) = &s.reason {
-        eprintln!("loadgen: {reason}");
-    }
-    for w in &s.warnings {
-        eprintln!("loadgen: warning: {}", w.message);
-    }
-    for c in &s.failed_checks {
-        eprintln!("loadgen: failed: {c}");
+    // An incomplete run says why in one line; its warnings follow from that and are in the files.
+    match &s.reason {
+        Some(reason) => eprintln!("loadgen: {reason}"),
+        None => {
+            for w in &s.warnings {
+                eprintln!("loadgen: warning: {}", w.message);
+            }
+            for c in &s.failed_checks {
+                eprintln!("loadgen: failed: {c}");
+            }
+        }
     }
 }
 

@@ -90,9 +90,10 @@ impl Drop for PythonServer {
 const LIMIT: Duration = Duration::from_secs(30);
 
 #[test]
+#[cfg_attr(not(python_websockets), ignore = "Python cannot import websockets, which this check needs (pip install websockets==17.4; set WSBENCH_PYTHON)")]
 fn both_engines_measure_a_foreign_wss_server_with_ca_and_insecure() {
     let _serial = serial();
-    let Some(py) = python() else { return };
+    let py = python().expect("the build found Python with websockets, the test did not: run `cargo clean -p wsbench-loadgen -p wsbench-server`");
     let files = tls_files(&out_dir("tls-files"));
     let server = PythonServer::start(&py, &files, &[]);
     let url = server.url();
@@ -126,9 +127,10 @@ fn both_engines_measure_a_foreign_wss_server_with_ca_and_insecure() {
 }
 
 #[test]
+#[cfg_attr(not(python_websockets), ignore = "Python cannot import websockets, which this check needs (pip install websockets==17.4; set WSBENCH_PYTHON)")]
 fn a_private_ca_is_refused_without_ca_or_insecure() {
     let _serial = serial();
-    let Some(py) = python() else { return };
+    let py = python().expect("the build found Python with websockets, the test did not: run `cargo clean -p wsbench-loadgen -p wsbench-server`");
     let files = tls_files(&out_dir("tls-refused-files"));
     let server = PythonServer::start(&py, &files, &[]);
     let url = server.url();
@@ -151,9 +153,10 @@ fn a_private_ca_is_refused_without_ca_or_insecure() {
 }
 
 #[test]
+#[cfg_attr(not(python_websockets), ignore = "Python cannot import websockets, which this check needs (pip install websockets==17.4; set WSBENCH_PYTHON)")]
 fn headers_reach_the_server_unrecorded_and_its_subprotocol_choice_is_recorded() {
     let _serial = serial();
-    let Some(py) = python() else { return };
+    let py = python().expect("the build found Python with websockets, the test did not: run `cargo clean -p wsbench-loadgen -p wsbench-server`");
     let files = tls_files(&out_dir("tls-header-files"));
     let server = PythonServer::start(&py, &files, &["--require-header", "Authorization: Bearer s3cret", "--subprotocols", "chat,superchat"]);
     let url = server.url();

@@ -89,8 +89,9 @@ async fn python_client(py: &str, args: &[&str]) -> Result<serde_json::Value, Str
 }
 
 #[tokio::test]
+#[cfg_attr(not(python_websockets), ignore = "Python cannot import websockets, which this check needs (pip install websockets==17.4; set WSBENCH_PYTHON)")]
 async fn a_python_client_talks_to_both_engines_over_tls() {
-    let Some(py) = python() else { return };
+    let py = python().expect("the build found Python with websockets, the test did not: run `cargo clean -p wsbench-loadgen -p wsbench-server`");
     let files = tls_files(&temp_dir("tls"));
     let (cert, key, ca) = (
         files.cert.to_str().unwrap(),
@@ -154,8 +155,9 @@ async fn tls_metric(server: &ServerProcess, ca: &str) -> u64 {
 }
 
 #[tokio::test]
+#[cfg_attr(not(python_websockets), ignore = "Python cannot import websockets, which this check needs (pip install websockets==17.4; set WSBENCH_PYTHON)")]
 async fn the_server_picks_the_first_offered_subprotocol_it_speaks() {
-    let Some(py) = python() else { return };
+    let py = python().expect("the build found Python with websockets, the test did not: run `cargo clean -p wsbench-loadgen -p wsbench-server`");
     for engine in ["tungstenite", "zero-alloc"] {
         let server = ServerProcess::start(&[
             "--engine",

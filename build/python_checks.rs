@@ -1,6 +1,7 @@
 //! Finds out whether the Python checks of the end-to-end tests can run on this machine, so that a
 //! test that cannot run is listed as `ignored`, with its reason, in `cargo test`'s own output
-//! instead of passing without checking anything.
+//! instead of passing without checking anything. The build script of every package whose tests
+//! use Python (`build = "../build/python_checks.rs"`).
 
 use std::path::Path;
 use std::process::Command;
@@ -8,7 +9,7 @@ use std::process::Command;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(python_hdrh)");
     println!("cargo::rustc-check-cfg=cfg(python_websockets)");
-    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=../build/python_checks.rs");
     println!("cargo::rerun-if-env-changed=WSBENCH_PYTHON");
     let py = std::env::var("WSBENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let imports = |module: &str| Command::new(&py).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success());
