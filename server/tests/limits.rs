@@ -396,3 +396,46 @@ async fn handshakes_and_closing_handshakes_that_never_finish_are_dropped_and_cou
         wait_metric(&server, "wsbench_server_close_timeouts_total", |v| v == 1).await;
     }
 }
+
+#[tokio::test]
+async fn a_head_that_trickles_in_is_answered_and_silent_sockets_do_not_hold_up_shutdown() {
+    for engine in ENGINES {
+        let mut server = start(engine, &["--handshake-timeout", "10s"]).await;
+        // Pending handshakes wait for their first bytes without a buffer; none of them may be
+        // lost or counted as anything yet.
+        let mut silent = Vec::new();
+        for _ in 0..50 {
+            silent.push(TcpStream::connect(server.addr).await.unwrap());
+        }
+        // The first bytes wake a pending handshake (they are peeked, not consumed), the rest
+        // follow a few at a time.
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        for chunk in head.chunks(5) {
+            s.write_all(chunk).await.unwrap();
+            sleep(Duration::from_millis(20)).await;
+        }
+        let mut answer = String::new();
+        timeout(STEP, s.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{engine}: {answer}");
+        // The 50 silent sockets and the /metrics request itself.
+        wait_metric(&server, "wsbench_server_sockets_open", |v| v == 51).await;
+        assert_eq!(
+            server
+                .metric("wsbench_server_handshake_timeouts_total")
+                .await,
+            0
+        );
+        // Shutdown does not wait out their handshake timeout.
+        server.signal(libc::SIGTERM);
+        let status = timeout(STEP, server.child.wait())
+            .await
+            .expect("exited within the bound")
+            .unwrap();
+        assert!(status.success(), "{engine}: {status}");
+        drop(silent);
+    }
+}
