@@ -116,6 +116,7 @@ pub fn run_main(args: ServerArgs, command: Vec<String>) -> ExitCode {
 }
 
 fn run(plan: ServerPlan, limits: Limits, command: Vec<String>) -> Result<(), ServeError> {
+    trim::fix_mmap_threshold();
     let gate = Arc::new(PauseGate::new());
     let runtime = build_runtime(&plan, Arc::clone(&gate)).map_err(ServeError::Runtime)?;
     let result = runtime.block_on(async {
