@@ -217,73 +217,54 @@ async fn a_silent_peer_is_pinged_and_dropped_and_a_pong_keeps_it() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_cannot_grow_the_server() {
-    // zero-alloc: replies queue up to the high-water mark, then the client is closed with 1008.
-    let server = start("zero-alloc", &["--max-write-buffer", "256KiB"]).await;
-    let base = server.rss_kib();
-    let mut c = RawClient::connect(server.addr, &[]).await;
-    let frame = client_frame(0x82, &[3u8; 1024]);
-    let burst: Vec<u8> = frame
-        .iter()
-        .copied()
-        .cycle()
-        .take(frame.len() * 256)
-        .collect();
-    // Up to 64 MiB of messages, never reading; the server stops taking them once it closed us.
-    for _ in 0..256 {
-        match timeout(Duration::from_secs(2), c.stream.write_all(&burst)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => break,
+    // Both engines: replies queue up to the high-water mark while reading goes on, then the
+    // client is closed with 1008 and counted (not left to the keep-alive, which is off here).
+    for engine in ENGINES {
+        let server = start(
+            engine,
+            &["--max-write-buffer", "256KiB", "--ping-interval", "0s"],
+        )
+        .await;
+        let base = server.rss_kib();
+        let mut c = RawClient::connect(server.addr, &[]).await;
+        let frame = client_frame(0x82, &[3u8; 1024]);
+        let burst: Vec<u8> = frame
+            .iter()
+            .copied()
+            .cycle()
+            .take(frame.len() * 256)
+            .collect();
+        // Up to 64 MiB of messages, never reading; the server stops taking them once it closed us.
+        for _ in 0..256 {
+            match timeout(Duration::from_secs(2), c.stream.write_all(&burst)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+            if server
+                .metric("wsbench_server_closed_slow_consumer_total")
+                .await
+                > 0
+            {
+                break;
+            }
         }
-        if server
-            .metric("wsbench_server_closed_slow_consumer_total")
-            .await
-            > 0
-        {
-            break;
-        }
+        wait_metric(&server, "wsbench_server_closed_slow_consumer_total", |v| {
+            v == 1
+        })
+        .await;
+        assert!(
+            server.rss_kib() < base + 32 * 1024,
+            "{engine}: RSS {base} KiB -> {}",
+            server.rss_kib()
+        );
+        // What the client finally reads: echoes, then the close.
+        assert_eq!(close_code(&mut c).await, Some(1008), "{engine}");
+        assert_eq!(
+            server.metric("wsbench_server_closed_pong_timeout_total").await,
+            0,
+            "{engine}"
+        );
     }
-    wait_metric(&server, "wsbench_server_closed_slow_consumer_total", |v| {
-        v == 1
-    })
-    .await;
-    assert!(
-        server.rss_kib() < base + 32 * 1024,
-        "RSS {base} KiB -> {}",
-        server.rss_kib()
-    );
-    // What the client finally reads: echoes, then the close.
-    assert_eq!(close_code(&mut c).await, Some(1008));
-
-    // tungstenite: its write buffer (at most the mark) stops reading; keep-alive drops the client.
-    let server = start(
-        "tungstenite",
-        &[
-            "--max-write-buffer",
-            "256KiB",
-            "--ping-interval",
-            "1s",
-            "--pong-timeout",
-            "1s",
-        ],
-    )
-    .await;
-    let base = server.rss_kib();
-    let mut c = RawClient::connect(server.addr, &[]).await;
-    for _ in 0..256 {
-        match timeout(Duration::from_secs(2), c.stream.write_all(&burst)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => break,
-        }
-    }
-    assert!(
-        server.rss_kib() < base + 32 * 1024,
-        "RSS {base} KiB -> {}",
-        server.rss_kib()
-    );
-    wait_metric(&server, "wsbench_server_closed_pong_timeout_total", |v| {
-        v == 1
-    })
-    .await;
 }
 
 #[tokio::test]
