@@ -214,6 +214,8 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
     let mut workload = AnyWorkload::new(ctx.workload, ctx.handler);
     let mut counts = ConnectionCounts::new(&ctx.metrics);
     let mut unflushed = false;
+    // A reply larger than `--max-write-buffer` is queued: read nothing more until it is written.
+    let mut large_pending = false;
     let timer = sleep_until(ws.get_ref().keep_alive.deadline(limits, Instant::now()));
     tokio::pin!(timer);
 
@@ -227,19 +229,28 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         }
         // Take the next message if it is already buffered or readable. Only when none is do we
         // flush the echoes fed so far, so pipelined messages share one write.
-        let next = match ws.next().now_or_never() {
+        let ready = if large_pending {
+            None
+        } else {
+            ws.next().now_or_never()
+        };
+        let next = match ready {
             Some(next) => next,
             None => {
                 counts.publish();
                 // While echoes wait for the socket, reading goes on (up to the write
                 // high-water mark, checked as each reply is queued), as in the zero-alloc
                 // engine: a client that does not read is closed for it, not left to stall.
+                // A reply larger than the mark is written before anything more is read.
                 let woke = tokio::select! {
                     woke = poll_fn(|cx| {
                         if unflushed {
                             if let Poll::Ready(r) = ws.poll_flush_unpin(cx) {
                                 return Poll::Ready(Woke::Flushed(r));
                             }
+                        }
+                        if large_pending {
+                            return Poll::Pending;
                         }
                         ws.poll_next_unpin(cx).map(Woke::Next)
                     }) => woke,
@@ -250,6 +261,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
                     Woke::Next(next) => next,
                     Woke::Flushed(Ok(())) => {
                         unflushed = false;
+                        large_pending = false;
                         continue;
                     }
                     Woke::Flushed(Err(e)) => break End::Failed(e),
@@ -310,9 +322,13 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         if let Err(e) = ws.start_send_unpin(reply) {
             break End::Failed(e);
         }
+        let frame_len = write::header_len(reply_len, false) + reply_len;
         let metered = ws.get_mut();
-        metered.fed += (write::header_len(reply_len, false) + reply_len) as u64;
-        if metered.unwritten() > limits.max_write_buffer {
+        metered.fed += frame_len as u64;
+        // The mark bounds what is queued beyond the one message being written.
+        if frame_len > limits.max_write_buffer {
+            large_pending = true;
+        } else if metered.unwritten() > limits.max_write_buffer {
             break End::Limit(LimitHit::SlowConsumer);
         }
         counts.sent(reply_len);
