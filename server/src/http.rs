@@ -1,9 +1,9 @@
 //! The HTTP side of every connection: reading the request head, deciding its route, answering.
 //!
 //! Each accepted socket first sends an HTTP/1.1 request head. It is read into one buffer of at
-//! most [`MAX_HEAD`] bytes (grown as bytes arrive), within the handshake timeout, and parsed with `httparse` only once the
-//! buffer holds a complete head. [`route`] is pure (bytes in, [`Route`] out) so it is tested
-//! without sockets. Bytes after the head are handed on: a WebSocket client may send its first
+//! most [`MAX_HEAD`] bytes (grown as bytes arrive), within the handshake timeout, and parsed
+//! with `httparse` only once the buffer holds a complete head. [`route`] is pure (bytes in,
+//! [`Route`] out) so it is tested without sockets. Bytes after the head are handed on: a WebSocket client may send its first
 //! frame right behind its upgrade request. The WebSocket handshake is answered here, by us, so
 //! every engine starts from the same upgraded socket. What `/healthz` and `/metrics` say is
 //! `routes`' business.
@@ -12,15 +12,16 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::transport::Stream;
 
 /// Largest request head accepted; larger ones get 431.
 pub const MAX_HEAD: usize = 8 * 1024;
-/// Bytes read per readiness while a head arrives: what a typical upgrade request needs. The
-/// head buffer grows by what was read, never to [`MAX_HEAD`] up front, so a pending handshake
-/// holds only the bytes its client sent.
+/// Bytes read per readiness while a head arrives (into a stack buffer): what a typical upgrade
+/// request needs. The head buffer grows by what was read, never to [`MAX_HEAD`] up front, so a
+/// pending handshake holds only the bytes its client sent.
 const HEAD_READ: usize = 1024;
 /// How long a refused (503) client gets to take its answer before the socket is dropped.
 const BUSY_LINGER: Duration = Duration::from_secs(1);
@@ -224,29 +225,26 @@ pub enum ReadError {
 }
 
 /// Reads one request head from `stream`, bounded in size by [`MAX_HEAD`] and in time by
-/// `limit` (the handshake timeout).
-pub async fn read_request(stream: &mut Stream, limit: Duration) -> Result<Request, ReadError> {
-    match tokio::time::timeout(limit, read_head(stream)).await {
+/// `deadline` (the handshake timeout from the socket's accept).
+pub async fn read_request(stream: &mut Stream, deadline: Instant) -> Result<Request, ReadError> {
+    match tokio::time::timeout_at(deadline, read_head(stream)).await {
         Ok(r) => r,
         Err(_) => Err(ReadError::TimedOut),
     }
 }
 
 async fn read_head(stream: &mut Stream) -> Result<Request, ReadError> {
-    // Nothing is allocated until bytes arrive: a socket that never sends costs no buffer.
+    // Nothing is allocated until bytes arrive: each read goes to the stack first, so a socket
+    // that is reported readable but has nothing to say costs no buffer.
     let mut buf = Vec::new();
     loop {
         stream.readable().await.map_err(|_| ReadError::Gone)?;
-        let filled = buf.len();
-        let room = (MAX_HEAD - filled).min(HEAD_READ);
-        buf.resize(filled + room, 0);
-        match stream.try_read_ready(&mut buf[filled..]).await {
+        let mut chunk = [0u8; HEAD_READ];
+        let room = (MAX_HEAD - buf.len()).min(HEAD_READ);
+        match stream.try_read_ready(&mut chunk[..room]).await {
             Ok(0) => return Err(ReadError::Gone),
-            Ok(n) => buf.truncate(filled + n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                buf.truncate(filled);
-                continue;
-            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => return Err(ReadError::Gone),
         }
         if let Some((route, len)) = parse_head(&buf).map_err(ReadError::Refused)? {

@@ -6,15 +6,17 @@
 //! bounded time, and hands back a [`ServerReport`]. One task per connection, never per message.
 //! Writing result files and signal handling belong to the binary edge (`run_main`).
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
+use tokio::io::ReadBuf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{sleep_until, timeout_at, Instant};
 use wsbench_core::clock::{now_ns, process_cpu_ns};
 use wsbench_core::layout::SERVER_LATENCY_LOG;
 use wsbench_core::plan::{ServerPlan, Workload};
@@ -253,15 +255,30 @@ fn report_panic(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// One accepted socket: read its request head, then answer it or hand it to the engine.
+/// One accepted socket: wait for its first bytes, read its request head, then answer it or
+/// hand it to the engine.
 ///
-/// The HTTP part, with its head buffer, timer and shutdown wait, is boxed: it lasts a moment,
-/// while an idle WebSocket connection keeps its task for its whole life, and the task is
-/// most of what such a connection costs. Unboxed, every task would be as large as the HTTP
+/// Until its client sends something, a socket holds only this task (and its registration):
+/// the wait needs no buffer and no waiter of its own, so a flood of connections that never
+/// send a request costs the server as little as tokio allows. The HTTP part, with its head
+/// buffer and shutdown wait, is boxed and built only once bytes have arrived: it lasts a
+/// moment, while an idle WebSocket connection keeps its task for its whole life, and the task
+/// is most of what such a connection costs. Unboxed, every task would be as large as the HTTP
 /// part's future, which is larger than the zero-alloc engine's.
-async fn connection(tcp: TcpStream, ctx: Arc<ConnectionContext>, shutdown: Shutdown) {
+async fn connection(tcp: TcpStream, ctx: Arc<ConnectionContext>, mut shutdown: Shutdown) {
     let socket = ctx.metrics.open_socket(ctx.limits.max_connections);
-    let Some(stream) = Box::pin(secure(tcp, &ctx)).await else {
+    // One deadline for the TLS handshake and the request head, however slowly they come.
+    let deadline = Instant::now() + ctx.limits.handshake_timeout;
+    // A TLS client speaks first too (its ClientHello), so the wait is the same for both.
+    match first_bytes(&tcp, deadline, &ctx, &mut shutdown).await {
+        FirstBytes::Arrived => {}
+        FirstBytes::TimedOut => {
+            ctx.metrics.handshake_timeout();
+            return;
+        }
+        FirstBytes::Shutdown => return,
+    }
+    let Some(stream) = Box::pin(secure(tcp, &ctx, deadline)).await else {
         return;
     };
     let Some(_socket) = socket else {
@@ -269,20 +286,21 @@ async fn connection(tcp: TcpStream, ctx: Arc<ConnectionContext>, shutdown: Shutd
         Box::pin(http::busy(stream, ctx.limits.max_connections)).await;
         return;
     };
-    let Some((upgraded, shutdown)) = Box::pin(answer(stream, &ctx, shutdown)).await else {
+    let Some((upgraded, shutdown)) = Box::pin(answer(stream, &ctx, shutdown, deadline)).await else {
         return;
     };
     engine::serve(upgraded, &ctx, shutdown).await;
     ctx.recorder.connection_ended();
 }
 
-/// The TLS handshake when the server has TLS, within the handshake timeout; `None` when it
-/// failed or timed out (counted as a TLS failure or a handshake timeout).
-async fn secure(tcp: TcpStream, ctx: &ConnectionContext) -> Option<Stream> {
+/// The TLS handshake when the server has TLS, by `deadline` (the handshake timeout from the
+/// socket's accept); `None` when it failed or timed out (counted as a TLS failure or a
+/// handshake timeout).
+async fn secure(tcp: TcpStream, ctx: &ConnectionContext, deadline: Instant) -> Option<Stream> {
     let Some(tls) = &ctx.tls else {
         return Some(Stream::Plain(tcp));
     };
-    match tokio::time::timeout(ctx.limits.handshake_timeout, tls.accept(tcp)).await {
+    match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(_)) => {
             ctx.metrics.tls_failure();
@@ -295,15 +313,58 @@ async fn secure(tcp: TcpStream, ctx: &ConnectionContext) -> Option<Stream> {
     }
 }
 
-/// Reads the request head and answers it; for a WebSocket upgrade, answers 101 and hands back
-/// what the engine needs (the request's own buffers are freed by then).
+/// What ended a pending handshake's wait for its client's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstBytes {
+    /// The socket is readable: bytes, end of stream or an error, which reading will tell.
+    Arrived,
+    TimedOut,
+    Shutdown,
+}
+
+/// Waits until `stream` has bytes (or has ended), `deadline` passes or the server shuts down,
+/// holding no buffer meanwhile. A socket is peeked (one byte, on the stack) rather than asked
+/// for readiness alone: tokio reports a new registration ready until a read says otherwise,
+/// which would build the HTTP part for every silent socket. The peek wakes through the
+/// registration's own reader slot, with no waiter of its own as `readable()` has (150
+/// bytes); shutdown is `go_away` (64 bytes) rather than the watch channel's wait.
+async fn first_bytes(
+    stream: &TcpStream,
+    deadline: Instant,
+    ctx: &ConnectionContext,
+    shutdown: &mut Shutdown,
+) -> FirstBytes {
+    // Made before `is_requested` is first asked: the trigger fires before `go_away` is
+    // notified, so no shutdown falls between the two.
+    let go_away = ctx.go_away.notified();
+    let timer = sleep_until(deadline);
+    tokio::pin!(go_away, timer);
+    poll_fn(|cx| {
+        if go_away.as_mut().poll(cx).is_ready() || shutdown.is_requested() {
+            return Poll::Ready(FirstBytes::Shutdown);
+        }
+        let mut byte = [0u8; 1];
+        if stream.poll_peek(cx, &mut ReadBuf::new(&mut byte)).is_ready() {
+            return Poll::Ready(FirstBytes::Arrived);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(FirstBytes::TimedOut);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Reads the request head (by `deadline`) and answers it; for a WebSocket upgrade, answers
+/// 101 and hands back what the engine needs (the request's own buffers are freed by then).
 async fn answer(
     mut stream: Stream,
     ctx: &ConnectionContext,
     mut shutdown: Shutdown,
+    deadline: Instant,
 ) -> Option<(Upgraded, Shutdown)> {
     let request = tokio::select! {
-        r = http::read_request(&mut stream, ctx.limits.handshake_timeout) => r,
+        r = http::read_request(&mut stream, deadline) => r,
         () = shutdown.wait() => return None,
     };
     let request = match request {
@@ -366,4 +427,41 @@ async fn answer(
         }
     };
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shutdown::ShutdownTrigger;
+    use wsbench_core::plan::{Engine, Handler, Workload};
+
+    /// A pending handshake costs its task, whose size is this future's: the largest of the
+    /// handshake wait and the engine, plus the arguments. Measured 512 bytes (rustc 1.95), 488
+    /// before the wait moved out of the boxed HTTP part; tokio rounds a task to 128 bytes, so
+    /// past 544 every connection, pending or upgraded, costs 128 more.
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let ctx = Arc::new(ConnectionContext {
+            engine: Engine::ZeroAlloc,
+            workload: Workload::Echo,
+            handler: Handler::ZeroAlloc,
+            max_message_size: 1 << 20,
+            limits: Limits::default(),
+            budget: Budget::new(1 << 30),
+            metrics: Arc::new(Metrics::default()),
+            pause: Arc::new(PauseGate::new()),
+            recorder: Arc::new(Recorder::new()),
+            go_away: Notify::new(),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let trigger = ShutdownTrigger::new();
+        let task = connection(stream, Arc::clone(&ctx), trigger.subscribe());
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 544, "a connection task's future is {size} bytes");
+        drop((task, client));
+    }
 }

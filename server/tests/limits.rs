@@ -217,73 +217,54 @@ async fn a_silent_peer_is_pinged_and_dropped_and_a_pong_keeps_it() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_cannot_grow_the_server() {
-    // zero-alloc: replies queue up to the high-water mark, then the client is closed with 1008.
-    let server = start("zero-alloc", &["--max-write-buffer", "256KiB"]).await;
-    let base = server.rss_kib();
-    let mut c = RawClient::connect(server.addr, &[]).await;
-    let frame = client_frame(0x82, &[3u8; 1024]);
-    let burst: Vec<u8> = frame
-        .iter()
-        .copied()
-        .cycle()
-        .take(frame.len() * 256)
-        .collect();
-    // Up to 64 MiB of messages, never reading; the server stops taking them once it closed us.
-    for _ in 0..256 {
-        match timeout(Duration::from_secs(2), c.stream.write_all(&burst)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => break,
+    // Both engines: replies queue up to the high-water mark while reading goes on, then the
+    // client is closed with 1008 and counted (not left to the keep-alive, which is off here).
+    for engine in ENGINES {
+        let server = start(
+            engine,
+            &["--max-write-buffer", "256KiB", "--ping-interval", "0s"],
+        )
+        .await;
+        let base = server.rss_kib();
+        let mut c = RawClient::connect(server.addr, &[]).await;
+        let frame = client_frame(0x82, &[3u8; 1024]);
+        let burst: Vec<u8> = frame
+            .iter()
+            .copied()
+            .cycle()
+            .take(frame.len() * 256)
+            .collect();
+        // Up to 64 MiB of messages, never reading; the server stops taking them once it closed us.
+        for _ in 0..256 {
+            match timeout(Duration::from_secs(2), c.stream.write_all(&burst)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+            if server
+                .metric("wsbench_server_closed_slow_consumer_total")
+                .await
+                > 0
+            {
+                break;
+            }
         }
-        if server
-            .metric("wsbench_server_closed_slow_consumer_total")
-            .await
-            > 0
-        {
-            break;
-        }
+        wait_metric(&server, "wsbench_server_closed_slow_consumer_total", |v| {
+            v == 1
+        })
+        .await;
+        assert!(
+            server.rss_kib() < base + 32 * 1024,
+            "{engine}: RSS {base} KiB -> {}",
+            server.rss_kib()
+        );
+        // What the client finally reads: echoes, then the close.
+        assert_eq!(close_code(&mut c).await, Some(1008), "{engine}");
+        assert_eq!(
+            server.metric("wsbench_server_closed_pong_timeout_total").await,
+            0,
+            "{engine}"
+        );
     }
-    wait_metric(&server, "wsbench_server_closed_slow_consumer_total", |v| {
-        v == 1
-    })
-    .await;
-    assert!(
-        server.rss_kib() < base + 32 * 1024,
-        "RSS {base} KiB -> {}",
-        server.rss_kib()
-    );
-    // What the client finally reads: echoes, then the close.
-    assert_eq!(close_code(&mut c).await, Some(1008));
-
-    // tungstenite: its write buffer (at most the mark) stops reading; keep-alive drops the client.
-    let server = start(
-        "tungstenite",
-        &[
-            "--max-write-buffer",
-            "256KiB",
-            "--ping-interval",
-            "1s",
-            "--pong-timeout",
-            "1s",
-        ],
-    )
-    .await;
-    let base = server.rss_kib();
-    let mut c = RawClient::connect(server.addr, &[]).await;
-    for _ in 0..256 {
-        match timeout(Duration::from_secs(2), c.stream.write_all(&burst)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => break,
-        }
-    }
-    assert!(
-        server.rss_kib() < base + 32 * 1024,
-        "RSS {base} KiB -> {}",
-        server.rss_kib()
-    );
-    wait_metric(&server, "wsbench_server_closed_pong_timeout_total", |v| {
-        v == 1
-    })
-    .await;
 }
 
 #[tokio::test]
@@ -394,5 +375,48 @@ async fn handshakes_and_closing_handshakes_that_never_finish_are_dropped_and_cou
         assert_eq!(close_code(&mut c).await, Some(1008), "{engine}");
         assert_eq!(c.frame().await, None, "{engine}: the server hangs up");
         wait_metric(&server, "wsbench_server_close_timeouts_total", |v| v == 1).await;
+    }
+}
+
+#[tokio::test]
+async fn a_head_that_trickles_in_is_answered_and_silent_sockets_do_not_hold_up_shutdown() {
+    for engine in ENGINES {
+        let mut server = start(engine, &["--handshake-timeout", "10s"]).await;
+        // Pending handshakes wait for their first bytes without a buffer; none of them may be
+        // lost or counted as anything yet.
+        let mut silent = Vec::new();
+        for _ in 0..50 {
+            silent.push(TcpStream::connect(server.addr).await.unwrap());
+        }
+        // The first bytes wake a pending handshake (they are peeked, not consumed), the rest
+        // follow a few at a time.
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        for chunk in head.chunks(5) {
+            s.write_all(chunk).await.unwrap();
+            sleep(Duration::from_millis(20)).await;
+        }
+        let mut answer = String::new();
+        timeout(STEP, s.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{engine}: {answer}");
+        // The 50 silent sockets and the /metrics request itself.
+        wait_metric(&server, "wsbench_server_sockets_open", |v| v == 51).await;
+        assert_eq!(
+            server
+                .metric("wsbench_server_handshake_timeouts_total")
+                .await,
+            0
+        );
+        // Shutdown does not wait out their handshake timeout.
+        server.signal(libc::SIGTERM);
+        let status = timeout(STEP, server.child.wait())
+            .await
+            .expect("exited within the bound")
+            .unwrap();
+        assert!(status.success(), "{engine}: {status}");
+        drop(silent);
     }
 }

@@ -10,15 +10,14 @@
 //! tungstenite does. Bytes received since the last complete message stand for the partial
 //! message tungstenite holds: beyond the read buffer's 8 KiB they are charged to the server's
 //! budget (a read that would go past it fails, and the connection is closed with 1008), and
-//! any say that a message is half-received, for the read timeout. Reads also feed the keep-alive. tungstenite reserves a
-//! frame's declared length up front (`BytesMut::reserve`); that is address space, not
-//! resident memory, until bytes arrive, so the budget counts what arrived. Output: tungstenite
-//! writes once `write_buffer_size` is queued and then stops taking messages until the socket
-//! drains, which stops reading: set to at most `--max-write-buffer`, that bounds what a client
-//! that never reads can make a connection hold, and such a client is then dropped by the
-//! keep-alive (it cannot be pinged). Invalid UTF-8 is found per frame, not as a frame's bytes
-//! arrive: tungstenite hands over whole frames only, so Autobahn 6.4.3 and 6.4.4 stay
-//! NON-STRICT here.
+//! any say that a message is half-received, for the read timeout. Reads also feed the
+//! keep-alive. tungstenite reserves a frame's declared length up front (`BytesMut::reserve`);
+//! that is address space, not resident memory, until bytes arrive, so the budget counts what
+//! arrived. Output: replies are queued without waiting for the socket and reading goes on, as
+//! in the zero-alloc engine; [`Metered`] counts the bytes the socket took, and a connection
+//! whose queued replies (fed less written) pass `--max-write-buffer` is closed with 1008.
+//! Invalid UTF-8 is found per frame, not as a frame's bytes arrive: tungstenite hands over
+//! whole frames only, so Autobahn 6.4.3 and 6.4.4 stay NON-STRICT here.
 
 use std::future::poll_fn;
 use std::io;
@@ -35,6 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
+use wsbench_core::codec::write;
 
 use super::{ConnectionContext, Upgraded, CLOSE_WAIT};
 use crate::limits::{Charge, Due, KeepAlive, LimitHit};
@@ -78,6 +78,10 @@ struct Metered<'a> {
     keep_alive: KeepAlive,
     /// A read was refused because the budget is spent.
     over_budget: bool,
+    /// Bytes of data frames handed to tungstenite, and bytes the socket took (control frames
+    /// too, so what is still queued may be underestimated by a few of those).
+    fed: u64,
+    written: u64,
 }
 
 impl Metered<'_> {
@@ -92,6 +96,11 @@ impl Metered<'_> {
 
     fn has_partial(&self) -> bool {
         self.since_message > 0
+    }
+
+    /// Replies tungstenite holds that the socket has not taken: what `--max-write-buffer` bounds.
+    fn unwritten(&self) -> usize {
+        usize::try_from(self.fed.saturating_sub(self.written)).unwrap_or(usize::MAX)
     }
 
     /// `n` more bytes arrived; false when the budget cannot take them.
@@ -129,7 +138,12 @@ impl AsyncWrite for Metered<'_> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.written += n as u64;
+        }
+        polled
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -145,7 +159,12 @@ impl AsyncWrite for Metered<'_> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.written += n as u64;
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -250,6 +269,8 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         charge: Charge::new(&ctx.budget),
         keep_alive: KeepAlive::new(Instant::now()),
         over_budget: false,
+        fed: 0,
+        written: 0,
     };
     // Bytes that came with the request head (at most 8 KiB) are a message begun, too.
     metered.over_budget = !metered.received(leftover.len());
@@ -265,10 +286,12 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
     };
     let mut counts = ConnectionCounts::new(&ctx.metrics);
     let mut unflushed = false;
+    // A reply larger than `--max-write-buffer` is queued: read nothing more until it is written.
+    let mut large_pending = false;
     let timer = sleep_until(ws.get_ref().keep_alive.deadline(limits, Instant::now()));
     tokio::pin!(timer);
 
-    let end = 'conn: loop {
+    let end = loop {
         // One atomic load: a connection kept busy by its client still notices shutdown.
         if shutdown.is_requested() {
             break End::Shutdown;
@@ -287,26 +310,32 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         };
         // Take the next message if it is already buffered or readable. Only when none is do we
         // flush the echoes fed so far, so pipelined messages share one write.
-        let next = match waiting.map(Ok).or_else(|| ws.next().now_or_never().map(Err)) {
+        // A reply larger than the write mark is written before anything more is read.
+        let next = match waiting.map(Ok).or_else(|| if large_pending { None } else { ws.next().now_or_never().map(Err) }) {
             Some(Ok(delivery)) => Incoming::Delivery(delivery),
             Some(Err(next)) => Incoming::Read(next),
             None => {
                 counts.publish();
-                let woke = if unflushed {
-                    tokio::select! {
-                        flushed = ws.flush() => Woke::Flushed(flushed),
-                        () = found_slow(slow.clone()) => Woke::Slow,
-                        () = &mut timer => Woke::Timer,
-                        () = shutdown.wait() => Woke::Shutdown,
-                    }
-                } else {
-                    tokio::select! {
-                        next = ws.next() => Woke::Next(next),
-                        delivery = next_delivery(&mut workload) => Woke::Delivery(delivery),
-                        () = found_slow(slow.clone()) => Woke::Slow,
-                        () = &mut timer => Woke::Timer,
-                        () = shutdown.wait() => Woke::Shutdown,
-                    }
+                // While echoes wait for the socket, reading goes on (up to the write
+                // high-water mark, checked as each reply is queued), as in the zero-alloc
+                // engine: a client that does not read is closed for it, not left to stall.
+                // Deliveries wait until what was queued before them is written.
+                let woke = tokio::select! {
+                    woke = poll_fn(|cx| {
+                        if unflushed {
+                            if let Poll::Ready(r) = ws.poll_flush_unpin(cx) {
+                                return Poll::Ready(Woke::Flushed(r));
+                            }
+                        }
+                        if large_pending {
+                            return Poll::Pending;
+                        }
+                        ws.poll_next_unpin(cx).map(Woke::Next)
+                    }) => woke,
+                    delivery = next_delivery(&mut workload), if !unflushed && !large_pending => Woke::Delivery(delivery),
+                    () = found_slow(slow.clone()) => Woke::Slow,
+                    () = &mut timer => Woke::Timer,
+                    () = shutdown.wait() => Woke::Shutdown,
                 };
                 match woke {
                     Woke::Next(next) => Incoming::Read(next),
@@ -314,6 +343,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
                     Woke::Delivery(None) | Woke::Slow => break End::Limit(LimitHit::SlowConsumer),
                     Woke::Flushed(Ok(())) => {
                         unflushed = false;
+                        large_pending = false;
                         continue;
                     }
                     Woke::Flushed(Err(e)) => break End::Failed(e),
@@ -385,30 +415,20 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
             }
         };
         let reply_len = reply.len();
-        // Waits while tungstenite's write buffer is full and the socket takes nothing: the
-        // backpressure a client that does not read gets. The keep-alive still runs meanwhile,
-        // and the reply waits for the socket, never dropped.
-        loop {
-            tokio::select! {
-                ready = poll_fn(|cx| ws.poll_ready_unpin(cx)) => match ready {
-                    Ok(()) => break,
-                    Err(e) => break 'conn End::Failed(e),
-                },
-                () = &mut timer => {
-                    let partial = ws.get_ref().has_partial();
-                    match ws.get_mut().keep_alive.on_timer(limits, partial, Instant::now()) {
-                        Due::Close(hit) => break 'conn End::Limit(hit),
-                        // The socket is full: a ping could not go out either.
-                        Due::Ping | Due::Wait => {}
-                    }
-                    let due = ws.get_ref().keep_alive.deadline(limits, Instant::now());
-                    timer.as_mut().reset(due);
-                }
-                () = shutdown.wait() => break 'conn End::Shutdown,
-            }
-        }
+        // Queued without waiting for the socket: tungstenite writes what the socket takes and
+        // keeps the rest, and what it keeps is bounded here, by the bytes fed less the bytes
+        // written.
         if let Err(e) = ws.start_send_unpin(reply) {
             break End::Failed(e);
+        }
+        let frame_len = write::header_len(reply_len, false) + reply_len;
+        let metered = ws.get_mut();
+        metered.fed += frame_len as u64;
+        // The mark bounds what is queued beyond the one message being written.
+        if frame_len > limits.max_write_buffer {
+            large_pending = true;
+        } else if metered.unwritten() > limits.max_write_buffer {
+            break End::Limit(LimitHit::SlowConsumer);
         }
         counts.sent(reply_len);
         unflushed = true;
