@@ -267,6 +267,12 @@ fn report_panic(done: Result<(), tokio::task::JoinError>) {
 /// part's future, which is larger than the zero-alloc engine's.
 async fn connection(tcp: TcpStream, ctx: Arc<ConnectionContext>, mut shutdown: Shutdown) {
     let socket = ctx.metrics.open_socket(ctx.limits.max_connections);
+    // A full server answers a plain socket at once; over TLS the answer waits for the handshake.
+    if socket.is_none() && ctx.tls.is_none() {
+        ctx.metrics.refused_busy();
+        Box::pin(http::busy(Stream::Plain(tcp), ctx.limits.max_connections)).await;
+        return;
+    }
     // One deadline for the TLS handshake and the request head, however slowly they come.
     let deadline = Instant::now() + ctx.limits.handshake_timeout;
     // A TLS client speaks first too (its ClientHello), so the wait is the same for both.
@@ -278,19 +284,32 @@ async fn connection(tcp: TcpStream, ctx: Arc<ConnectionContext>, mut shutdown: S
         }
         FirstBytes::Shutdown => return,
     }
-    let Some(stream) = Box::pin(secure(tcp, &ctx, deadline)).await else {
+    let Some((upgraded, shutdown)) = Box::pin(upgrade(tcp, &ctx, socket.is_some(), shutdown, deadline)).await else {
         return;
     };
-    let Some(_socket) = socket else {
-        ctx.metrics.refused_busy();
-        Box::pin(http::busy(stream, ctx.limits.max_connections)).await;
-        return;
-    };
-    let Some((upgraded, shutdown)) = Box::pin(answer(stream, &ctx, shutdown, deadline)).await else {
-        return;
-    };
-    engine::serve(upgraded, &ctx, shutdown).await;
+    // Boxed too: the engines' futures (TLS stream, fan-out inbox) would otherwise make every
+    // pending socket's task as large as an upgraded connection's.
+    Box::pin(engine::serve(upgraded, &ctx, shutdown)).await;
+    drop(socket);
     ctx.recorder.connection_ended();
+}
+
+/// Once bytes have arrived: the TLS handshake if any, a 503 when the server is full
+/// (`has_slot` false), else the request head and its answer.
+async fn upgrade(
+    tcp: TcpStream,
+    ctx: &ConnectionContext,
+    has_slot: bool,
+    shutdown: Shutdown,
+    deadline: Instant,
+) -> Option<(Upgraded, Shutdown)> {
+    let stream = secure(tcp, ctx, deadline).await?;
+    if !has_slot {
+        ctx.metrics.refused_busy();
+        http::busy(stream, ctx.limits.max_connections).await;
+        return None;
+    }
+    answer(stream, ctx, shutdown, deadline).await
 }
 
 /// The TLS handshake when the server has TLS, by `deadline` (the handshake timeout from the
@@ -433,7 +452,6 @@ async fn answer(
 mod tests {
     use super::*;
     use crate::shutdown::ShutdownTrigger;
-    use wsbench_core::plan::{Engine, Handler, Workload};
 
     /// A pending handshake costs its task, whose size is this future's: the largest of the
     /// handshake wait and the engine, plus the arguments. Measured 512 bytes (rustc 1.95), 488
@@ -441,18 +459,7 @@ mod tests {
     /// past 544 every connection, pending or upgraded, costs 128 more.
     #[tokio::test]
     async fn a_connection_task_stays_small() {
-        let ctx = Arc::new(ConnectionContext {
-            engine: Engine::ZeroAlloc,
-            workload: Workload::Echo,
-            handler: Handler::ZeroAlloc,
-            max_message_size: 1 << 20,
-            limits: Limits::default(),
-            budget: Budget::new(1 << 30),
-            metrics: Arc::new(Metrics::default()),
-            pause: Arc::new(PauseGate::new()),
-            recorder: Arc::new(Recorder::new()),
-            go_away: Notify::new(),
-        });
+        let ctx = Arc::new(ConnectionContext::for_test());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await

@@ -72,6 +72,29 @@ pub struct ConnectionContext {
     pub go_away: Notify,
 }
 
+#[cfg(test)]
+impl ConnectionContext {
+    /// An echo server's context with every default, for the size tests of connection futures.
+    pub fn for_test() -> Self {
+        Self {
+            engine: Engine::ZeroAlloc,
+            workload: Workload::Echo,
+            handler: Handler::ZeroAlloc,
+            max_message_size: 1 << 20,
+            limits: Limits::default(),
+            tls: None,
+            subprotocols: Vec::new(),
+            require_subprotocol: false,
+            budget: Budget::new(1 << 30),
+            metrics: Arc::new(Metrics::default()),
+            pause: Arc::new(PauseGate::new()),
+            recorder: Arc::new(Recorder::new()),
+            hub: Arc::new(Hub::new(Workload::Echo, Engine::ZeroAlloc, wsbench_core::plan::Fanout::default())),
+            go_away: Notify::new(),
+        }
+    }
+}
+
 impl ConnectionContext {
     /// The workload of a connection that just opened.
     pub fn open_workload(&self, room: Option<u32>) -> AnyWorkload {

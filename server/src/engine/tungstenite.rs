@@ -563,28 +563,17 @@ mod tests {
     /// Measured 1,472 bytes (rustc 1.95); 5,248 while `fail`'s 4 KiB drain buffer was inline.
     #[tokio::test]
     async fn a_connection_future_stays_small() {
-        use std::sync::Arc;
-        let ctx = ConnectionContext {
-            engine: wsbench_core::plan::Engine::Tungstenite,
-            workload: wsbench_core::plan::Workload::Echo,
-            handler: wsbench_core::plan::Handler::ZeroAlloc,
-            max_message_size: 1 << 20,
-            limits: crate::limits::Limits::default(),
-            budget: crate::limits::Budget::new(1 << 30),
-            metrics: Arc::new(crate::metrics::Metrics::default()),
-            pause: Arc::new(crate::pause::PauseGate::new()),
-            recorder: Arc::new(crate::recorder::Recorder::new()),
-            go_away: tokio::sync::Notify::new(),
-        };
+        let ctx = ConnectionContext::for_test();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (stream, _) = listener.accept().await.unwrap();
         let trigger = crate::shutdown::ShutdownTrigger::new();
         let upgraded = Upgraded {
-            stream,
+            stream: crate::transport::Stream::Plain(stream),
             leftover: Vec::new(),
+            room: None,
         };
         let future = serve(upgraded, &ctx, trigger.subscribe());
         let size = std::mem::size_of_val(&future);
