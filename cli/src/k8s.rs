@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 use wsbench_core::layout;
-use wsbench_core::plan::{LoadPlan, ServerPlan};
+use wsbench_core::plan::LoadPlan;
 use wsbench_core::scenario::{ConfigSpec, Scenario, ServerSpec};
 use wsbench_core::units::parse_duration;
 
@@ -172,22 +172,8 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
         (None, ServerSpec::Builtin(b)) if b.tls => {
             return Err("the configuration's server has tls = true, whose throwaway certificate exists only within `wsbench run`; serve TLS with your own certificate and give --target wss://...".into())
         }
-        (None, ServerSpec::Builtin(b)) => Some(ServerPlan {
-            // The pod's every address: the Service forwards to it.
-            listen: format!("0.0.0.0:{SERVER_PORT}").parse().expect("literal address"),
-            engine: b.engine,
-            workload: b.workload,
-            handler: b.handler,
-            runtime: b.runtime,
-            workers: b.workers,
-            max_message_size: b.max_message_size,
-            pause: b.pause,
-            tls: None,
-            subprotocols: Vec::new(),
-            require_subprotocol: false,
-            fanout: b.fanout,
-            out: None,
-        }),
+        // The pod's every address: the Service forwards to it.
+        (None, ServerSpec::Builtin(b)) => Some(b.plan(format!("0.0.0.0:{SERVER_PORT}").parse().expect("literal address"), None, None)),
         (None, ServerSpec::Command(_)) => return Err("the configuration's server is an external command; give --target with the URL at which the pods reach that server".into()),
     };
     let url = match &r.target {
@@ -198,34 +184,7 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
         None => format!("ws://{server_name}:{SERVER_PORT}/"),
     };
     // The whole load; each pod takes its part with --shards and its JOB_COMPLETION_INDEX.
-    let plan = LoadPlan {
-        url,
-        connections: load.connections,
-        connect_rate: load.connect_rate,
-        size: load.size,
-        mode: load.mode,
-        engine: load.engine,
-        duration: load.duration,
-        warmup: load.warmup,
-        in_flight: load.in_flight,
-        rate: load.rate,
-        threads: load.threads,
-        drain_timeout: load.drain_timeout,
-        interval: load.interval,
-        max_loss: load.max_loss,
-        max_failed_connections: load.max_failed_connections,
-        realtime: load.realtime,
-        spin: load.spin,
-        shard: None,
-        start_at: Some(r.start_at.clone()),
-        ca: None,
-        insecure: false,
-        headers: Vec::new(),
-        subprotocols: Vec::new(),
-        workload: load.workload,
-        fanout: load.fanout,
-        out: Some(PathBuf::from(RESULTS_MOUNT).join(&r.run_id)),
-    };
+    let plan = LoadPlan { start_at: Some(r.start_at.clone()), out: Some(PathBuf::from(RESULTS_MOUNT).join(&r.run_id)), ..load.plan(&url) };
     let mut loadgen_args = vec!["loadgen".to_owned()];
     loadgen_args.extend(plan.to_args());
     loadgen_args.extend(["--shards".to_owned(), r.shards.to_string()]);

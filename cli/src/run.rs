@@ -22,7 +22,7 @@ use wsbench_core::event::Listening;
 use wsbench_core::layout;
 use wsbench_core::slo::ACHIEVED_SHARE;
 use wsbench_core::units::{latency_us, thousands};
-use wsbench_core::plan::{LoadPlan, ServerPlan, Shard, TlsFiles};
+use wsbench_core::plan::{LoadPlan, Shard, TlsFiles};
 use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LimitedBy, LoadgenSummary, RunManifest};
 use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec, Setting};
 use wsbench_core::warning::LOADGEN_CPU_LIMIT_PCT;
@@ -676,34 +676,14 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
             let connections = part.share(load.connections);
             let share = f64::from(connections) / f64::from(load.connections);
             LoadPlan {
-                url: url.to_owned(),
                 connections,
                 connect_rate: load.connect_rate * share,
-                size: load.size,
-                mode: load.mode,
-                engine: load.engine,
-                duration: load.duration,
-                warmup: load.warmup,
-                in_flight: load.in_flight,
                 rate: load.rate.map(|r| r * share),
-                threads: load.threads,
-                drain_timeout: load.drain_timeout,
-                interval: load.interval,
-                max_loss: load.max_loss,
                 // The budget is the whole configuration's, shared out like the connections.
                 max_failed_connections: part.share(load.max_failed_connections),
-                realtime: load.realtime,
-                spin: load.spin,
-                shard: None,
-                start_at: None,
-                // Set by the trial when its server has TLS.
-                ca: None,
-                insecure: false,
-                headers: Vec::new(),
-                subprotocols: Vec::new(),
-                workload: load.workload,
-                fanout: load.fanout,
+                // `ca` is set by the trial when its server has TLS.
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
+                ..load.plan(url)
             }
         })
         .collect()
@@ -713,21 +693,8 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path, tls: Option<&cra
     let log = dir.join(layout::SERVER_LOG);
     match spec {
         ServerSpec::Builtin(b) => {
-            let plan = ServerPlan {
-                listen: "127.0.0.1:0".parse().expect("literal address"),
-                engine: b.engine,
-                workload: b.workload,
-                handler: b.handler,
-                runtime: b.runtime,
-                workers: b.workers,
-                max_message_size: b.max_message_size,
-                pause: b.pause,
-                tls: tls.map(|t| TlsFiles { cert: t.cert.clone(), key: t.key.clone() }),
-                subprotocols: Vec::new(),
-                require_subprotocol: false,
-                fanout: b.fanout,
-                out: Some(dir.to_owned()),
-            };
+            let tls = tls.map(|t| TlsFiles { cert: t.cert.clone(), key: t.key.clone() });
+            let plan = b.plan("127.0.0.1:0".parse().expect("literal address"), tls, Some(dir.to_owned()));
             let mut cmd = Command::new(&cx.exe);
             cmd.arg("server").args(plan.to_args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log_file(&log)?);
             let mut child = children::spawn(&mut cmd).with_context(|| format!("cannot start {}", cx.exe.display()))?;

@@ -219,6 +219,56 @@ pub struct LoadSpec {
     pub fanout: Fanout,
 }
 
+impl BuiltinServer {
+    /// The plan of a server process for this configuration, listening on `listen`.
+    pub fn plan(&self, listen: std::net::SocketAddr, tls: Option<crate::plan::TlsFiles>, out: Option<PathBuf>) -> crate::plan::ServerPlan {
+        crate::plan::ServerPlan {
+            listen,
+            engine: self.engine,
+            workload: self.workload,
+            handler: self.handler,
+            runtime: self.runtime,
+            workers: self.workers,
+            max_message_size: self.max_message_size,
+            pause: self.pause,
+            tls,
+            subprotocols: Vec::new(),
+            require_subprotocol: false,
+            fanout: self.fanout,
+            out,
+        }
+    }
+}
+
+impl LoadSpec {
+    /// The whole load as one process's plan against `url`: callers split it (processes,
+    /// shards) and set where it writes.
+    pub fn plan(&self, url: &str) -> crate::plan::LoadPlan {
+        crate::plan::LoadPlan {
+            url: url.to_owned(),
+            connections: self.connections,
+            connect_rate: self.connect_rate,
+            size: self.size,
+            mode: self.mode,
+            engine: self.engine,
+            duration: self.duration,
+            warmup: self.warmup,
+            in_flight: self.in_flight,
+            rate: self.rate,
+            threads: self.threads,
+            drain_timeout: self.drain_timeout,
+            interval: self.interval,
+            max_loss: self.max_loss,
+            max_failed_connections: self.max_failed_connections,
+            realtime: self.realtime,
+            spin: self.spin,
+            workload: self.workload,
+            fanout: self.fanout,
+            ..Default::default()
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the file as written
 
 #[derive(Debug, Deserialize)]
