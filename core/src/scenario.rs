@@ -587,10 +587,19 @@ impl Cx<'_> {
 
     /// The key assigned on the line of `pos` just before it (`connections = 0` → `connections`).
     fn key_before(&self, pos: usize) -> Option<String> {
-        let upto = &self.text[..pos.min(self.text.len())];
+        let mut pos = pos.min(self.text.len());
+        while !self.text.is_char_boundary(pos) {
+            pos -= 1;
+        }
+        let upto = &self.text[..pos];
         let line = &upto[upto.rfind('\n').map(|i| i + 1).unwrap_or(0)..];
         let before = line[..line.rfind('=')?].trim_end();
-        let start = before.rfind(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"'))).map(|i| i + 1).unwrap_or(0);
+        // Past the last character that cannot be part of a key, however many bytes it has.
+        let start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let key = before[start..].trim_matches('"');
         (!key.is_empty()).then(|| key.to_owned())
     }
@@ -902,6 +911,15 @@ mod tests {
         }
         let e = Scenario::parse_with(Path::new("t.toml"), "", &[set("load.rate=abc")]).unwrap_err();
         assert_eq!(e.file, "--set load.rate=abc", "{e}");
+    }
+
+    #[test]
+    fn a_key_after_multibyte_text_is_named_without_panicking() {
+        // Found by the scenario fuzz target (its corpus keeps the whole input).
+        let e = parse("[load]\n\"é\" = 1\nx=\"é\"é = 0\n");
+        assert!(e.is_err());
+        let text = std::str::from_utf8(b"name =88888888888888888889# The README's first command:\xd8\x9e\xdf\x8es fi").unwrap();
+        assert!(parse(text).is_err());
     }
 
     #[test]
