@@ -122,6 +122,8 @@ pub const METRICS: &[Metric] = &[
     Metric { key: "tls", aliases: &["tls-handshake"], label: "TLS handshake p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.tls_us?.p50) },
     Metric { key: "handshake", aliases: &["ws-handshake"], label: "WebSocket handshake p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.handshake_us?.p50) },
     Metric { key: "first-message", aliases: &["first"], label: "first message p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.first_message_us?.p50) },
+    // A search over connections: its answer is a count; `capacity` is then the rate at it.
+    Metric { key: "capacity_connections", aliases: &["connections_capacity"], label: "capacity (connections)", unit: Unit::Count, better: Better::Higher, value: |t| Some(f64::from(t.capacity.as_ref()?.capacity_connections?)) },
 ];
 
 /// p95 from the summary, or from the latency log for results written before p95 was recorded.

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use wsbench_core::layout;
 use wsbench_core::result::LoadgenSummary;
 use wsbench_core::units::format_duration;
-use wsbench_core::result::LimitedBy;
+use wsbench_core::result::{LimitedBy, SearchOver};
+use wsbench_core::units::thousands;
 use wsbench_core::warning::WarningKind;
 
 use crate::doc::{self, code, plain, strong, t, Align, Block, Document, Inline, Item, Table};
@@ -367,19 +368,29 @@ fn rate_cell(s: Option<Spread>) -> String {
 
 fn capacity_section(d: &mut Document, configs: &[CapacityConfig], figure: Option<&FigureFiles>) {
     d.heading(2, "Capacity");
-    d.paragraph(plain(format!(
-        "Capacity is the highest open-loop rate that met the objective. Each trial searched for it: doubling the rate until a probe \
-         failed, then bisecting until the bracket [capacity, first failing) was narrower than the precision. A probe fails when it \
-         misses the objective, achieves less than {:.0} % of its asked rate (overloaded), or has errors. Latency runs from the \
-         intended send time, so a server that stalls cannot pass by stalling the load generator too.",
-        ACHIEVED_SHARE * 100.0
-    )));
+    if configs.iter().any(|c| c.over == SearchOver::Connections) {
+        d.paragraph(plain(
+            "Capacity by connections: the most connections that met the objective, each at the rate the search gave it (or with the \
+             total rate fixed, as for a broadcast room that grows with every connection). Each trial doubled the connections until \
+             a probe failed, then bisected until the bracket [capacity, first failing) was narrower than the precision or one \
+             connection. A probe fails when it misses the objective, is overloaded, has errors or lost deliveries, or connections \
+             failed: the server refusing connections is a limit like any other.",
+        ));
+    } else {
+        d.paragraph(plain(format!(
+            "Capacity is the highest open-loop rate that met the objective. Each trial searched for it: doubling the rate until a probe \
+             failed, then bisecting until the bracket [capacity, first failing) was narrower than the precision. A probe fails when it \
+             misses the objective, achieves less than {:.0} % of its asked rate (overloaded), or has errors. Latency runs from the \
+             intended send time, so a server that stalls cannot pass by stalling the load generator too.",
+            ACHIEVED_SHARE * 100.0
+        )));
+    }
     let rows = configs
         .iter()
         .map(|c| {
             let searches = || c.trials.iter().map(|(_, r)| r);
             let capacity = if c.capacity.max <= 0.0 { "none: no probe passed".to_string() } else { rate_cell(Some(c.capacity)) };
-            let brackets: Vec<String> = searches().map(bracket).collect();
+            let brackets: Vec<String> = searches().map(|r| bracket(r, c.over)).collect();
             let converged = match (c.converged(), c.trials.len()) {
                 (n, total) if n == total => "yes".to_string(),
                 (0, _) => "no".to_string(),
@@ -399,7 +410,9 @@ fn capacity_section(d: &mut Document, configs: &[CapacityConfig], figure: Option
             ]
         })
         .collect();
-    let mut table = Table::numeric(&["configuration", "capacity (msgs/s)", "objective", "bracket (msgs/s)", "limited by", "converged", "probes"], rows);
+    let unit = configs.first().map_or("msgs/s", |c| c.axis_unit());
+    let (capacity_header, bracket_header) = (format!("capacity ({unit})"), format!("bracket ({unit})"));
+    let mut table = Table::numeric(&["configuration", &capacity_header, "objective", &bracket_header, "limited by", "converged", "probes"], rows);
     table.align[2] = Align::Left;
     table.align[4] = Align::Left;
     d.push(Block::Table(table));
@@ -440,12 +453,15 @@ fn capacity_section(d: &mut Document, configs: &[CapacityConfig], figure: Option
                 let value = c.probe_value(&p.latency_us).map(format::latency_fixed).unwrap_or_else(|| "—".into());
                 let mut row = vec![
                     plain(p.dir.clone()),
-                    plain(format::rate(p.asked_msgs_per_s)),
+                    plain(if p.asked_msgs_per_s > 0.0 { format::rate(p.asked_msgs_per_s) } else { "closed loop".into() }),
                     plain(format::rate(p.achieved_msgs_per_s)),
                     plain(value),
                     plain(if p.passed { "passed" } else { "failed" }),
                     plain(p.verdict.clone()),
                 ];
+                if c.over == SearchOver::Connections {
+                    row.insert(1, plain(p.connections.map(|n| thousands(f64::from(n))).unwrap_or_default()));
+                }
                 if with_trial {
                     row.insert(0, plain(n.to_string()));
                 }
@@ -455,7 +471,9 @@ fn capacity_section(d: &mut Document, configs: &[CapacityConfig], figure: Option
         let headers: Vec<String> = with_trial
             .then_some("trial")
             .into_iter()
-            .chain(["probe", "asked (msgs/s)", "achieved (msgs/s)", stat, "result", "why"])
+            .chain(["probe"])
+            .chain((c.over == SearchOver::Connections).then_some("connections"))
+            .chain(["asked (msgs/s)", "achieved (msgs/s)", stat, "result", "why"])
             .map(String::from)
             .collect();
         let mut align = vec![Align::Right; headers.len()];
@@ -468,12 +486,18 @@ fn capacity_section(d: &mut Document, configs: &[CapacityConfig], figure: Option
     }
 }
 
-/// `[7500, 8125)`; `≥ 7500 (no probe failed)`; `< 5000 (none passed)`.
-fn bracket(c: &wsbench_core::result::CapacityResult) -> String {
-    match c.first_failing_msgs_per_s {
-        Some(f) if c.capacity_msgs_per_s > 0.0 => format!("[{} – {})", format::rate(c.capacity_msgs_per_s), format::rate(f)),
-        Some(f) => format!("< {} (none passed)", format::rate(f)),
-        None => format!("≥ {} (no probe failed)", format::rate(c.capacity_msgs_per_s)),
+/// `[7500, 8125)`; `≥ 7500 (no probe failed)`; `< 5000 (none passed)`: in msgs/s, or in
+/// connections for a search over them.
+fn bracket(c: &wsbench_core::result::CapacityResult, over: SearchOver) -> String {
+    let n = |v: f64| match over {
+        SearchOver::Rate => format::rate(v),
+        SearchOver::Connections => thousands(v),
+    };
+    let capacity = c.capacity_on_its_axis();
+    match c.first_failing_on_its_axis() {
+        Some(f) if capacity > 0.0 => format!("[{} – {})", n(capacity), n(f)),
+        Some(f) => format!("< {} (none passed)", n(f)),
+        None => format!("≥ {} (no probe failed)", n(capacity)),
     }
 }
 
@@ -803,11 +827,22 @@ mod tests {
             first_failing_msgs_per_s: failing,
             converged: false,
             limited_by: None,
+            over: SearchOver::Rate,
+            capacity_connections: None,
+            first_failing_connections: None,
             probes: Vec::new(),
         };
-        assert_eq!(bracket(&search(7_500.0, Some(8_125.0))), "[7,500 – 8,125)");
-        assert_eq!(bracket(&search(400_000.0, None)), "≥ 400,000 (no probe failed)");
-        assert_eq!(bracket(&search(0.0, Some(1_250.0))), "< 1,250 (none passed)");
+        assert_eq!(bracket(&search(7_500.0, Some(8_125.0)), SearchOver::Rate), "[7,500 – 8,125)");
+        assert_eq!(bracket(&search(400_000.0, None), SearchOver::Rate), "≥ 400,000 (no probe failed)");
+        assert_eq!(bracket(&search(0.0, Some(1_250.0)), SearchOver::Rate), "< 1,250 (none passed)");
+        // A search over connections brackets connections, not the rate they made.
+        let by_connections = wsbench_core::result::CapacityResult {
+            over: SearchOver::Connections,
+            capacity_connections: Some(1_200),
+            first_failing_connections: Some(1_250),
+            ..search(12_000.0, Some(12_500.0))
+        };
+        assert_eq!(bracket(&by_connections, SearchOver::Connections), "[1,200 – 1,250)");
         assert_eq!(percent(0.1), "10 %");
         assert_eq!(percent(0.025), "2.5 %");
     }

@@ -11,7 +11,7 @@
 
 use hdrhistogram::Histogram;
 use wsbench_core::hist::{self, LatencySummary};
-use wsbench_core::result::CapacityResult;
+use wsbench_core::result::{CapacityResult, SearchOver};
 use wsbench_core::slo::Slo;
 use wsbench_core::warning::WarningKind;
 
@@ -488,7 +488,10 @@ pub struct CapacityConfig {
     pub slo: String,
     /// The same, parsed; `None` when it does not parse (written by another wsbench).
     pub objective: Option<Slo>,
-    /// Capacity over the trials, msgs/s: median with min–max.
+    /// What the searches varied: the rate, or the number of connections.
+    pub over: SearchOver,
+    /// Capacity over the trials, msgs/s (or connections, for a search over connections):
+    /// median with min–max.
     pub capacity: Spread,
     /// (trial number, its search), in trial order.
     pub trials: Vec<(u32, CapacityResult)>,
@@ -498,6 +501,22 @@ impl CapacityConfig {
     /// Trials whose search narrowed the bracket to the requested precision.
     pub fn converged(&self) -> usize {
         self.trials.iter().filter(|(_, c)| c.converged).count()
+    }
+
+    /// Where a probe stood on the searched axis: its asked rate, or its connections.
+    pub fn probe_at(&self, p: &wsbench_core::result::CapacityProbe) -> f64 {
+        match self.over {
+            SearchOver::Rate => p.asked_msgs_per_s,
+            SearchOver::Connections => p.connections.map_or(0.0, f64::from),
+        }
+    }
+
+    /// The searched axis in words with its unit, for headers and axis titles.
+    pub fn axis_unit(&self) -> &'static str {
+        match self.over {
+            SearchOver::Rate => "msgs/s",
+            SearchOver::Connections => "connections",
+        }
     }
 
     /// The value the objective bounds for one probe, µs; `None` when the probe measured nothing
@@ -517,9 +536,12 @@ pub fn capacity(run: &Run) -> Vec<CapacityConfig> {
         .filter_map(|(index, c)| {
             let trials: Vec<(u32, CapacityResult)> =
                 c.trials.iter().filter(|t| stats::usable(t)).filter_map(|t| Some((t.number, t.capacity.clone()?))).collect();
-            let capacity = Spread::of(trials.iter().map(|(_, r)| r.capacity_msgs_per_s))?;
+            let over = trials.first()?.1.over;
+            let capacity = Spread::of(trials.iter().map(|(_, r)| r.capacity_on_its_axis()))?;
             let slo = trials.first()?.1.slo.clone();
-            Some(CapacityConfig { name: c.name.clone(), index, objective: Slo::parse(&slo).ok(), slo, capacity, trials })
+            // A broadcast's objective reads `completion p95 <= 250 ms`; its probes hold that latency.
+            let objective = Slo::parse(slo.strip_prefix("completion ").unwrap_or(&slo)).ok();
+            Some(CapacityConfig { name: c.name.clone(), index, over, objective, slo, capacity, trials })
         })
         .collect()
 }

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use wsbench_core::result::SearchOver;
 use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec};
 use wsbench_core::units::{format_duration, thousands};
 
@@ -20,6 +21,11 @@ pub fn trial_time(load: &LoadSpec) -> Duration {
 pub fn config_time(config: &ConfigSpec, search: Option<&CapacitySearch>) -> Duration {
     let one = trial_time(&config.load) + SERVER_OVERHEAD;
     match search {
+        // Connecting takes longest at the most connections a search may probe.
+        Some(s) if s.over == SearchOver::Connections => {
+            let most = LoadSpec { connections: s.max_connections, ..config.load.clone() };
+            (trial_time(&most) + SERVER_OVERHEAD) * s.max_probes
+        }
         Some(s) => one * s.max_probes,
         None => one,
     }
@@ -51,14 +57,25 @@ pub fn describe(scenario: &Scenario, results: &Path) -> String {
     }
     out.push('\n');
     if let Some(s) = &scenario.search {
-        let _ = writeln!(
-            out,
-            "capacity search: the highest rate meeting `{}`, from {} msgs/s up to {} msgs/s, at most {} probes per trial",
-            s.slo,
-            thousands(s.start_rate),
-            thousands(s.max_rate),
-            s.max_probes
-        );
+        let _ = match s.over {
+            SearchOver::Rate => writeln!(
+                out,
+                "capacity search: the highest rate meeting `{}`, from {} msgs/s up to {} msgs/s, at most {} probes per trial",
+                s.objective(),
+                thousands(s.start_rate),
+                thousands(s.max_rate),
+                s.max_probes
+            ),
+            SearchOver::Connections => writeln!(
+                out,
+                "capacity search: the most connections meeting `{}`, from {} up to {}{}, at most {} probes per trial",
+                s.objective(),
+                thousands(f64::from(s.start_connections)),
+                thousands(f64::from(s.max_connections)),
+                s.rate_per_connection.map(|r| format!(" at {} msgs/s each", thousands(r))).unwrap_or_default(),
+                s.max_probes
+            ),
+        };
     }
     let order: Vec<String> = (1..=scenario.trials).flat_map(|t| scenario.configs.iter().map(move |c| format!("{} #{t}", c.name))).collect();
     let shown = order.len().min(8);

@@ -23,7 +23,7 @@ use wsbench_core::layout;
 use wsbench_core::slo::ACHIEVED_SHARE;
 use wsbench_core::units::{latency_us, thousands};
 use wsbench_core::plan::{LoadPlan, Shard, TlsFiles};
-use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LimitedBy, LoadgenSummary, RunManifest};
+use wsbench_core::result::{CapacityProbe, CapacityResult, ConfigEntry, HostInfo, LimitedBy, LoadgenSummary, RunManifest, SearchMetric, SearchOver};
 use wsbench_core::scenario::{CapacitySearch, ConfigSpec, LoadSpec, Scenario, ServerSpec, Setting};
 use wsbench_core::warning::LOADGEN_CPU_LIMIT_PCT;
 
@@ -441,15 +441,31 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
 }
 
 
-/// Finds the highest open-loop rate that meets the objective: doubling from `start_rate` until a
-/// probe fails (or halving until one passes), then bisecting the bracket until it is narrower
-/// than the precision. Every probe is a whole trial in `dir/probe-NN`; the files of the probe at
+/// Finds the highest open-loop rate (or, `over = "connections"`, the most connections) that
+/// meets the objective: doubling from the start until a probe fails (or halving until one
+/// passes), then bisecting the bracket until it is narrower than the precision (or than one
+/// connection). Every probe is a whole trial in `dir/probe-NN`; the files of the probe at
 /// capacity are copied into `dir` so tables and plots show the configuration at its capacity.
 fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &CapacitySearch) -> Result<CapacityResult, TrialError> {
-    let result = search_capacity(search, &cx.interrupted, |k, rate| {
+    let result = search_capacity(search, &cx.interrupted, |k, x| {
         let name = format!("probe-{k:02}");
         let mut probe_config = config.clone();
-        probe_config.load.rate = Some(rate);
+        let connections = match search.over {
+            SearchOver::Rate => {
+                probe_config.load.rate = Some(x);
+                None
+            }
+            SearchOver::Connections => {
+                let n = x as u32;
+                probe_config.load.connections = n;
+                probe_config.load.processes = probe_config.load.processes.min(n);
+                if let Some(r) = search.rate_per_connection {
+                    probe_config.load.rate = Some(r * x);
+                }
+                Some(n)
+            }
+        };
+        let asked = probe_config.load.rate.unwrap_or(0.0);
         // A load generator that failed its checks (exit 1) still wrote what it measured: the
         // probe keeps its figures and warnings, and its verdict says why it failed.
         let (summary, failure) = match run_trial(cx, &probe_config, &dir.join(&name)) {
@@ -458,7 +474,7 @@ fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &Capacit
             Err(TrialError::Failed(e)) => (read_summary(&dir.join(&name).join(layout::SUMMARY)).ok(), Some(format!("trial failed: {e:#}"))),
         };
         let (judged, achieved, latency, warnings) = match summary {
-            Some(s) => match (judge(search, rate, &s), failure) {
+            Some(s) => match (judge(search, asked, &s), failure) {
                 ((Judged::Meets { .. }, achieved, latency), Some(failure)) => (Judged::Broken(failure), achieved, latency, s.warnings),
                 ((judged, achieved, latency), _) => (judged, achieved, latency, s.warnings),
             },
@@ -469,18 +485,30 @@ fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &Capacit
             Judged::Misses { verdict, behind } => (false, true, behind, verdict),
             Judged::Broken(v) => (false, false, false, v),
         };
-        eprintln!("    {name}: {rate:.0} msgs/s: {verdict}");
-        let probe = CapacityProbe { dir: name, asked_msgs_per_s: rate, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict, load_generator_behind, warnings };
+        match connections {
+            Some(n) if asked > 0.0 => eprintln!("    {name}: {} connections, {} msgs/s: {verdict}", thousands(f64::from(n)), thousands(asked)),
+            Some(n) => eprintln!("    {name}: {} connections: {verdict}", thousands(f64::from(n))),
+            None => eprintln!("    {name}: {asked:.0} msgs/s: {verdict}"),
+        }
+        let probe = CapacityProbe { dir: name, asked_msgs_per_s: asked, connections, achieved_msgs_per_s: achieved, latency_us: latency, passed, verdict, load_generator_behind, warnings };
         Ok(Probed { probe, repeatable })
     })?;
     let path = dir.join(layout::CAPACITY);
     fs::create_dir_all(dir)
         .and_then(|_| fs::write(&path, serde_json::to_vec_pretty(&result).unwrap_or_default()))
         .map_err(|e| TrialError::Failed(anyhow!("cannot write {}: {e}", path.display())))?;
-    if let Some(best) = result.probes.iter().filter(|p| p.passed).max_by(|a, b| a.asked_msgs_per_s.total_cmp(&b.asked_msgs_per_s)) {
+    if let Some(best) = result.probes.iter().filter(|p| p.passed).max_by(|a, b| at(search.over, a).total_cmp(&at(search.over, b))) {
         copy_files(&dir.join(&best.dir), dir).map_err(|e| TrialError::Failed(anyhow!("cannot copy the probe at capacity: {e}")))?;
     }
     Ok(result)
+}
+
+/// Where a probe stood on the searched axis: its rate, or its connections.
+fn at(over: SearchOver, p: &CapacityProbe) -> f64 {
+    match over {
+        SearchOver::Rate => p.asked_msgs_per_s,
+        SearchOver::Connections => p.connections.map_or(0.0, f64::from),
+    }
 }
 
 /// One probe as the search sees it.
@@ -491,23 +519,29 @@ struct Probed {
     repeatable: bool,
 }
 
-/// The search itself, apart from how a probe runs: `probe(k, rate)` runs the k-th probe (from 1).
+/// The search itself, apart from how a probe runs: `probe(k, x)` runs the k-th probe (from 1)
+/// at rate or connection count `x` (a whole number when it is connections).
 fn search_capacity<E>(
     search: &CapacitySearch,
     interrupted: &AtomicBool,
     mut probe: impl FnMut(u32, f64) -> Result<Probed, E>,
 ) -> Result<CapacityResult, E> {
+    let (start, max, whole) = match search.over {
+        SearchOver::Rate => (search.start_rate, search.max_rate, false),
+        SearchOver::Connections => (f64::from(search.start_connections), f64::from(search.max_connections), true),
+    };
+    let step = |x: f64| if whole { x.round() } else { x };
     let mut probes: Vec<CapacityProbe> = Vec::new();
     let (mut pass, mut fail): (Option<f64>, Option<f64>) = (None, None);
     let mut converged = false;
-    let mut rate = search.start_rate;
+    let mut x = start;
     let mut k = 0;
     while k < search.max_probes {
         if interrupted.load(Ordering::Relaxed) {
             break;
         }
         k += 1;
-        let first = probe(k, rate)?;
+        let first = probe(k, x)?;
         let (mut p, mut repeatable) = (first.probe, first.repeatable);
         // One stall of a shared machine can fail a probe well below capacity, and a bisection
         // never looks back: a latency or overload failure is repeated, and the last repeat
@@ -524,44 +558,61 @@ fn search_capacity<E>(
             probes.push(p);
             k += 1;
             tries += 1;
-            let next = probe(k, rate)?;
+            let next = probe(k, x)?;
             (p, repeatable) = (next.probe, next.repeatable);
             p.verdict.push_str(" (the repeat decides)");
         }
         if p.passed {
-            pass = Some(pass.map_or(rate, |x: f64| x.max(rate)));
+            pass = Some(pass.map_or(x, |v: f64| v.max(x)));
         } else {
-            fail = Some(fail.map_or(rate, |x: f64| x.min(rate)));
+            fail = Some(fail.map_or(x, |v: f64| v.min(x)));
         }
         probes.push(p);
-        rate = match (pass, fail) {
-            (_, None) if rate >= search.max_rate => break,
-            (_, None) => (rate * 2.0).min(search.max_rate),
+        x = match (pass, fail) {
+            (_, None) if x >= max => break,
+            (_, None) => step(x * 2.0).min(max),
             (None, Some(f)) if f / 2.0 < 1.0 => break,
-            (None, Some(f)) => f / 2.0,
-            (Some(p), Some(f)) if (f - p) / p <= search.precision => {
+            (None, Some(f)) => step(f / 2.0),
+            (Some(p), Some(f)) if (f - p) / p <= search.precision || (whole && f - p <= 1.0) => {
                 converged = true;
                 break;
             }
-            (Some(p), Some(f)) => (p + f) / 2.0,
+            (Some(p), Some(f)) => step((p + f) / 2.0),
         };
     }
-    // The last probe at the first failing rate decided it: whose limit did it show?
+    // The last probe at the first failing point decided it: whose limit did it show?
+    let last_at = |v: f64| probes.iter().rev().find(|p| at(search.over, p) == v);
     let limited_by = match fail {
         None => LimitedBy::SearchLimit,
-        Some(f) => match probes.iter().rev().find(|p| p.asked_msgs_per_s == f) {
+        Some(f) => match last_at(f) {
             Some(p) if p.load_generator_behind => LimitedBy::LoadGenerator,
             _ => LimitedBy::Server,
         },
     };
+    let (capacity_msgs_per_s, first_failing_msgs_per_s, capacity_connections, first_failing_connections) = match search.over {
+        SearchOver::Rate => (pass.unwrap_or(0.0), fail, None, None),
+        SearchOver::Connections => {
+            // The rate at the capacity: the one asked (open loop) or the one answered (closed).
+            let rate = |p: &CapacityProbe| if p.asked_msgs_per_s > 0.0 { p.asked_msgs_per_s } else { p.achieved_msgs_per_s };
+            (
+                pass.and_then(last_at).map_or(0.0, rate),
+                fail.and_then(last_at).map(|p| p.asked_msgs_per_s).filter(|r| *r > 0.0),
+                Some(pass.unwrap_or(0.0) as u32),
+                fail.map(|f| f as u32),
+            )
+        }
+    };
     Ok(CapacityResult {
         schema_version: wsbench_core::SCHEMA_VERSION,
-        slo: search.slo.to_string(),
+        slo: search.objective(),
         precision: search.precision,
-        capacity_msgs_per_s: pass.unwrap_or(0.0),
-        first_failing_msgs_per_s: fail,
+        capacity_msgs_per_s,
+        first_failing_msgs_per_s,
         converged,
         limited_by: Some(limited_by),
+        over: search.over,
+        capacity_connections,
+        first_failing_connections,
         probes,
     })
 }
@@ -603,10 +654,19 @@ fn load_generator_limit(search: &CapacitySearch, asked: f64, s: &LoadgenSummary)
 }
 
 /// Whether one probe meets the objective: complete, no errors, not overloaded, bound kept.
+/// `asked` is 0 for a closed loop, which cannot be overloaded, only slow.
 fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f64, wsbench_core::hist::LatencySummary) {
     let achieved = s.throughput_msgs_per_s;
     let bad = s.messages.errors + s.messages.corrupted + s.messages.lost;
-    let value = search.slo.stat.of(&s.latency_us);
+    let latency = match search.metric {
+        SearchMetric::Latency => Some(s.latency_us),
+        SearchMetric::Completion => s.fanout.as_ref().and_then(|f| f.completion_us),
+    };
+    let Some(latency) = latency else {
+        return (Judged::Broken("no broadcast completion latency was recorded".into()), achieved, Default::default());
+    };
+    let objective = search.objective();
+    let value = search.slo.stat.of(&latency);
     let limit = load_generator_limit(search, asked, s);
     let behind = limit.is_some();
     let note = |v: String| match &limit {
@@ -621,12 +681,12 @@ fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f6
         Judged::Broken(s.failed_checks.join("; "))
     } else if achieved < ACHIEVED_SHARE * asked {
         Judged::Misses { verdict: note(format!("overloaded: only {} msgs/s answered", thousands(achieved))), behind }
-    } else if !search.slo.holds(&s.latency_us) {
-        Judged::Misses { verdict: note(format!("misses {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value))), behind }
+    } else if !search.slo.holds(&latency) {
+        Judged::Misses { verdict: note(format!("misses {objective} ({} {})", search.slo.stat.name(), latency_us(value))), behind }
     } else {
-        Judged::Meets { verdict: note(format!("meets {} ({} {})", search.slo, search.slo.stat.name(), latency_us(value))), behind }
+        Judged::Meets { verdict: note(format!("meets {objective} ({} {})", search.slo.stat.name(), latency_us(value))), behind }
     };
-    (judged, achieved, s.latency_us)
+    (judged, achieved, latency)
 }
 
 /// The headline of one search: a bare number only when the server set the limit.
@@ -634,18 +694,28 @@ fn capacity_line(c: &CapacityResult) -> String {
     let probes = format!("{} probes{}", c.probes.len(), if c.converged { "" } else { ", not converged" });
     let behind = c.probes.iter().filter(|p| p.load_generator_behind).count();
     let behind = if behind > 0 { format!("; the load generator fell behind in {behind} of {} probes", c.probes.len()) } else { String::new() };
-    let capacity = thousands(c.capacity_msgs_per_s);
-    match (c.limited_by, c.first_failing_msgs_per_s.map(thousands)) {
-        (Some(LimitedBy::LoadGenerator), Some(f)) if c.capacity_msgs_per_s <= 0.0 => format!(
-            "no capacity measured under {}: the load generator could not keep its schedule even at {f} msgs/s ({probes}){behind}",
+    // What was searched, in its unit: "4,000 msgs/s", or "1,200 connections (12,000 msgs/s)".
+    let (capacity, failing, none) = match (c.over, c.capacity_connections) {
+        (SearchOver::Connections, Some(n)) => {
+            let with_rate = |n: u32, rate: Option<f64>| match rate.filter(|r| *r > 0.0) {
+                Some(r) => format!("{} connections ({} msgs/s)", thousands(f64::from(n)), thousands(r)),
+                None => format!("{} connections", thousands(f64::from(n))),
+            };
+            (with_rate(n, Some(c.capacity_msgs_per_s)), c.first_failing_connections.map(|f| with_rate(f, c.first_failing_msgs_per_s)), n == 0)
+        }
+        _ => (format!("{} msgs/s", thousands(c.capacity_msgs_per_s)), c.first_failing_msgs_per_s.map(|f| format!("{} msgs/s", thousands(f))), c.capacity_msgs_per_s <= 0.0),
+    };
+    match (c.limited_by, failing) {
+        (Some(LimitedBy::LoadGenerator), Some(f)) if none => format!(
+            "no capacity measured under {}: the load generator could not keep its schedule even at {f} ({probes}){behind}",
             c.slo
         ),
         (Some(LimitedBy::LoadGenerator), Some(f)) => format!(
-            "capacity at least {capacity} msgs/s under {}; the load generator could not offer more (it fell behind its schedule at {f} msgs/s; {probes}){behind}",
+            "capacity at least {capacity} under {}; the load generator could not offer more (it fell behind its schedule at {f}; {probes}){behind}",
             c.slo
         ),
-        (_, Some(f)) => format!("capacity {capacity} msgs/s under {}, limited by the server (first failing {f} msgs/s, {probes}){behind}", c.slo),
-        (_, None) => format!("capacity at least {capacity} msgs/s under {}: no probe failed ({probes}){behind}", c.slo),
+        (_, Some(f)) => format!("capacity {capacity} under {}, limited by the server (first failing {f}, {probes}){behind}", c.slo),
+        (_, None) => format!("capacity at least {capacity} under {}: no probe failed ({probes}){behind}", c.slo),
     }
 }
 
@@ -876,6 +946,7 @@ mod tests {
             let probe = CapacityProbe {
                 dir: format!("probe-{k:02}"),
                 asked_msgs_per_s: rate,
+                connections: None,
                 achieved_msgs_per_s: rate.min(capacity),
                 latency_us: Default::default(),
                 passed: rate <= capacity,
@@ -912,7 +983,54 @@ mod tests {
     }
 
     fn search(start: f64, max: f64, probes: u32) -> CapacitySearch {
-        CapacitySearch { slo: wsbench_core::slo::Slo::parse("p99 <= 5ms").unwrap(), precision: 0.05, start_rate: start, max_rate: max, max_probes: probes }
+        CapacitySearch {
+            slo: wsbench_core::slo::Slo::parse("p99 <= 5ms").unwrap(),
+            over: SearchOver::Rate,
+            metric: SearchMetric::Latency,
+            precision: 0.05,
+            start_rate: start,
+            max_rate: max,
+            start_connections: 100,
+            max_connections: 10_000,
+            rate_per_connection: None,
+            max_probes: probes,
+        }
+    }
+
+    #[test]
+    fn a_search_over_connections_finds_a_whole_number_of_them() {
+        let never = AtomicBool::new(false);
+        for (start, limit) in [(100, 137), (100, 1), (8, 9), (50, 3_000)] {
+            let mut s = search(0.0, 0.0, 40);
+            (s.over, s.start_connections, s.max_connections, s.rate_per_connection) = (SearchOver::Connections, start, 10_000, Some(10.0));
+            let mut probed = Vec::new();
+            let r = search_capacity(&s, &never, |k, n| {
+                probed.push(n);
+                assert_eq!(n, n.round(), "connections are whole");
+                let probe = CapacityProbe {
+                    dir: format!("probe-{k:02}"),
+                    asked_msgs_per_s: n * 10.0,
+                    connections: Some(n as u32),
+                    achieved_msgs_per_s: n * 10.0,
+                    latency_us: Default::default(),
+                    passed: n <= f64::from(limit),
+                    verdict: String::new(),
+                    load_generator_behind: false,
+                    warnings: Vec::new(),
+                };
+                Ok::<_, ()>(Probed { probe, repeatable: false })
+            })
+            .unwrap();
+            let found = r.capacity_connections.unwrap();
+            // Within the precision, and never above the limit; one connection apart at worst.
+            assert!(r.converged && found <= limit && f64::from(found) >= f64::from(limit) / 1.05, "{limit}: {r:?} {probed:?}");
+            let failing = r.first_failing_connections.unwrap();
+            assert!(failing > limit, "{limit}: {r:?}");
+            assert_eq!((r.capacity_msgs_per_s, r.first_failing_msgs_per_s), (f64::from(found) * 10.0, Some(f64::from(failing) * 10.0)));
+            assert_eq!(r.over, SearchOver::Connections);
+            let line = capacity_line(&r);
+            assert!(line.contains(&format!("capacity {} connections", thousands(f64::from(found)))) && line.contains("limited by the server"), "{line}");
+        }
     }
 
     #[test]

@@ -157,3 +157,91 @@ fn only_run_dir(dir: &Path) -> PathBuf {
     runs.pop().unwrap()
 }
 
+
+/// The websocket-shootout question, "how many connections can it hold", against the same foreign
+/// server: at 10 msgs/s per connection, a server of capacity R msgs/s holds R / 10 connections.
+#[test]
+#[cfg_attr(
+    not(python_websockets),
+    ignore = "Python cannot import websockets, which runs the foreign server of known capacity (pip install websockets==17.4; set WSBENCH_PYTHON)"
+)]
+fn a_search_over_connections_finds_how_many_a_server_of_known_capacity_holds() {
+    const PER_CONNECTION: f64 = 10.0;
+    const PRECISION: f64 = 0.10;
+    let py = python_with_websockets().expect("the build found Python with websockets, the test did not: run `cargo clean -p wsbench`");
+    let _serial = serial();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fixed_rate_server.py").canonicalize().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("scenario.toml");
+    // Probes: 30 and 60 pass, 120 fails, then 90, 105, 97/98: about six rates of 3 s each.
+    fs::write(
+        &scenario,
+        format!(
+            r#"
+name = "connections-known"
+trials = 1
+[server]
+command = [{py}, {script}, "--port", "{{port}}", "--rate", "{R}"]
+[load]
+warmup = "{WARMUP_S}s"
+duration = "{DURATION_S}s"
+drain_timeout = "2s"
+[search]
+over = "connections"
+slo = "p99 <= {slo_ms}ms"
+precision = "{precision_pct}%"
+start_connections = 30
+max_connections = 400
+rate_per_connection = {PER_CONNECTION}
+max_probes = 14
+"#,
+            py = toml_str(&py),
+            script = toml_str(script.to_str().unwrap()),
+            slo_ms = SLO_S * 1e3,
+            precision_pct = PRECISION * 100.0,
+        ),
+    )
+    .unwrap();
+    let results = tmp.path().join("results");
+    let out = wsbench().arg("run").arg(&scenario).arg("--results").arg(&results).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(out.status.success(), "wsbench run failed: {stderr}");
+    let run = only_run_dir(&results.join("connections-known"));
+    let trial = run.join("default/trial-1");
+    let c: CapacityResult = serde_json::from_str(&fs::read_to_string(trial.join("capacity.json")).unwrap()).unwrap();
+    let found = f64::from(c.capacity_connections.expect("a search over connections records its count"));
+    let probes: Vec<String> = c.probes.iter().map(|p| format!("{:?} connections: {}", p.connections, p.verdict)).collect();
+    let probes = probes.join("\n  ");
+    // The same arithmetic as the rate search, in connections: R / PER_CONNECTION is the limit.
+    let known = R / PER_CONNECTION;
+    let (lower, upper) = (known / (1.0 + PRECISION), known * (1.0 + SLO_S / (WARMUP_S + 0.99 * DURATION_S)));
+    let mut problems = Vec::new();
+    if !(lower..=upper).contains(&found) {
+        problems.push(format!("capacity {found} connections is outside [{lower:.1}, {upper:.1}] around {known}"));
+    }
+    if c.limited_by != Some(LimitedBy::Server) || !c.converged {
+        problems.push(format!("limited by {:?}, converged {}: expected the server, converged", c.limited_by, c.converged));
+    }
+    // Every probe ran the count it says, at the per-connection rate.
+    for p in &c.probes {
+        let n = p.connections.map_or(0.0, f64::from);
+        if (p.asked_msgs_per_s - n * PER_CONNECTION).abs() > 1e-6 {
+            problems.push(format!("probe {} asked {} msgs/s of {n} connections", p.dir, p.asked_msgs_per_s));
+        }
+    }
+    // The probe at capacity is the one whose files sit in the trial folder, with its connections.
+    let s = summary(&trial);
+    if f64::from(s.connections.target) != found {
+        problems.push(format!("the trial folder holds a probe of {} connections", s.connections.target));
+    }
+    // The report says what was searched, in its unit.
+    let report = fs::read_to_string(run.join("report/report.md")).unwrap_or_default();
+    if !report.contains("capacity (connections)") || !report.contains("Capacity by connections") {
+        problems.push("the report does not name connections as what was searched".into());
+    }
+    if !problems.is_empty() {
+        let kept = tmp.keep();
+        panic!("{}\nprobes:\n  {probes}\nresults kept in {}", problems.join("\n"), kept.display());
+    }
+}

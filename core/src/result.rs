@@ -446,6 +446,9 @@ pub struct CapacityProbe {
     /// Folder of the probe's files, relative to the trial folder.
     pub dir: String,
     pub asked_msgs_per_s: f64,
+    /// A search over connections: the connections this probe held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
     /// Echoes received per second: below 95 % of the asked rate means overloaded.
     pub achieved_msgs_per_s: f64,
     pub latency_us: LatencySummary,
@@ -460,6 +463,53 @@ pub struct CapacityProbe {
     /// The warnings of the probe's `summary.json`, so a report can list what every probe warned.
     #[serde(default)]
     pub warnings: Vec<Warning>,
+}
+
+impl CapacityResult {
+    /// The capacity in the unit of what was searched: msgs/s, or connections.
+    pub fn capacity_on_its_axis(&self) -> f64 {
+        match self.over {
+            SearchOver::Rate => self.capacity_msgs_per_s,
+            SearchOver::Connections => self.capacity_connections.map_or(0.0, f64::from),
+        }
+    }
+
+    /// The lowest failing point in the same unit, when one failed.
+    pub fn first_failing_on_its_axis(&self) -> Option<f64> {
+        match self.over {
+            SearchOver::Rate => self.first_failing_msgs_per_s,
+            SearchOver::Connections => self.first_failing_connections.map(f64::from),
+        }
+    }
+}
+
+/// What a capacity search varies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchOver {
+    /// The open-loop rate over a fixed number of connections: msgs/s at capacity.
+    #[default]
+    Rate,
+    /// The number of connections, each at a fixed rate (or the total rate fixed, as for a
+    /// broadcast room that grows): websocket-shootout's "how many connections can it hold".
+    Connections,
+}
+
+impl SearchOver {
+    pub fn is_rate(&self) -> bool {
+        *self == Self::Rate
+    }
+}
+
+/// The latency a capacity search's objective bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMetric {
+    /// Every message's latency (broadcast: every delivery's).
+    #[default]
+    Latency,
+    /// Broadcast: from the intended send time until the last member of the room received it.
+    Completion,
 }
 
 /// What stopped a capacity search from going higher.
@@ -505,6 +555,18 @@ pub struct CapacityResult {
     /// recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limited_by: Option<LimitedBy>,
+    /// What the search varied: the open-loop rate (the default, and all that results written
+    /// before connection searches knew) or the number of connections.
+    #[serde(default, skip_serializing_if = "SearchOver::is_rate")]
+    pub over: SearchOver,
+    /// A search over connections: the most connections that met the objective (0 when none
+    /// did); `capacity_msgs_per_s` is then the rate asked of (open loop) or achieved by
+    /// (closed loop) that probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_connections: Option<u32>,
+    /// A search over connections: the fewest connections that failed, when some did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failing_connections: Option<u32>,
     /// Every probe in the order it ran.
     pub probes: Vec<CapacityProbe>,
 }

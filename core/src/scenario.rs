@@ -32,6 +32,7 @@ use toml::Spanned;
 use crate::header::HEADER_LEN;
 use crate::layout;
 use crate::plan::{Engine, Fanout, Handler, Mode, Pause, Runtime, Workload, DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE, MIN_INTERVAL};
+use crate::result::{SearchMetric, SearchOver};
 use crate::slo::Slo;
 use crate::units::{serde_duration, serde_size};
 
@@ -288,22 +289,38 @@ struct RawScenario {
 #[serde(deny_unknown_fields)]
 struct SearchSection {
     slo: Spanned<String>,
+    over: Option<Spanned<SearchOver>>,
+    metric: Option<Spanned<SearchMetric>>,
     precision: Option<Spanned<String>>,
-    start_rate: Option<f64>,
-    max_rate: Option<f64>,
+    start_rate: Option<Spanned<f64>>,
+    max_rate: Option<Spanned<f64>>,
+    start_connections: Option<Spanned<u32>>,
+    max_connections: Option<Spanned<u32>>,
+    rate_per_connection: Option<Spanned<f64>>,
     max_probes: Option<u32>,
 }
 
-/// `[search]`: the highest open-loop rate that meets an objective, by bracketing and bisection.
+/// `[search]`: the highest open-loop rate (or the most connections) that meets an objective,
+/// by bracketing and bisection.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CapacitySearch {
     pub slo: Slo,
+    /// What is varied: the rate (default) or the number of connections.
+    pub over: SearchOver,
+    /// Which latency the objective bounds: every message's (default) or a broadcast's completion.
+    pub metric: SearchMetric,
     /// Stop bisecting when (failing − passing) / passing is at most this (0.05 = 5 %).
     pub precision: f64,
     /// First rate probed, msgs/s.
     pub start_rate: f64,
     /// Never probe above this, msgs/s.
     pub max_rate: f64,
+    /// A search over connections: the first count probed and the most ever probed.
+    pub start_connections: u32,
+    pub max_connections: u32,
+    /// A search over connections: every connection's open-loop rate, msgs/s, so the total is
+    /// connections × this. None: the load's own rate (a broadcast's publishers) or closed loop.
+    pub rate_per_connection: Option<f64>,
     /// Probes per configuration and trial at most.
     pub max_probes: u32,
 }
@@ -499,8 +516,16 @@ impl Scenario {
             }
             let mut load = load.overlay(&overrides.load);
             let at = |m: String| cx.err(span.clone(), m);
-            if search.is_some() && (load.rate.is_some() || load.rates.is_some()) {
-                return Err(at(format!("config `{vname}`: [search] finds the rate itself; remove load keys `rate` and `rates`")));
+            if let Some(search) = &search {
+                check_search_config(search, &load, server.workload, &vname).map_err(at)?;
+                // A search over connections starts from its first probe, so the configuration is
+                // checked (rooms, publishers, open loop) as that probe will run.
+                if search.over == SearchOver::Connections {
+                    load.connections = NonZeroU32::new(search.start_connections);
+                    if let Some(r) = search.rate_per_connection {
+                        load.rate = Some(r * f64::from(search.start_connections));
+                    }
+                }
             }
             if let Some(sizes) = load.sizes.take() {
                 if load.size.is_some() || load.rates.is_some() {
@@ -668,16 +693,75 @@ fn resolve_search(cx: &Cx, sec: &Spanned<SearchSection>) -> Result<CapacitySearc
             }
         }
     };
-    let start_rate = s.start_rate.unwrap_or(1000.0);
-    let max_rate = s.max_rate.unwrap_or(1_000_000.0);
+    let over = s.over.as_ref().map(|o| *o.get_ref()).unwrap_or_default();
+    // Keys of the other kind of search would be ignored in silence: name them instead.
+    let (theirs, ours) = match over {
+        SearchOver::Rate => ([("start_connections", s.start_connections.as_ref().map(|k| k.span())), ("max_connections", s.max_connections.as_ref().map(|k| k.span())), ("rate_per_connection", s.rate_per_connection.as_ref().map(|k| k.span()))], "rate"),
+        SearchOver::Connections => ([("start_rate", s.start_rate.as_ref().map(|k| k.span())), ("max_rate", s.max_rate.as_ref().map(|k| k.span())), ("", None)], "connections"),
+    };
+    if let Some((key, span)) = theirs.iter().find(|(_, span)| span.is_some()) {
+        return Err(cx.err(span.clone(), format!("[search] key `{key}` belongs to another kind of search; this one is over = \"{ours}\"")));
+    }
+    let start_rate = s.start_rate.as_ref().map_or(1000.0, |r| *r.get_ref());
+    let max_rate = s.max_rate.as_ref().map_or(1_000_000.0, |r| *r.get_ref());
     if !start_rate.is_finite() || start_rate <= 0.0 || !max_rate.is_finite() || max_rate < start_rate {
         return Err(cx.err(Some(sec.span()), "[search] needs 0 < `start_rate` <= `max_rate`".into()));
     }
+    let start_connections = s.start_connections.as_ref().map_or(100, |c| *c.get_ref());
+    let max_connections = s.max_connections.as_ref().map_or(10_000, |c| *c.get_ref());
+    if start_connections == 0 || max_connections < start_connections {
+        return Err(cx.err(Some(sec.span()), "[search] needs 0 < `start_connections` <= `max_connections`".into()));
+    }
+    let rate_per_connection = match &s.rate_per_connection {
+        Some(r) if !r.get_ref().is_finite() || *r.get_ref() <= 0.0 => {
+            return Err(cx.err(Some(r.span()), format!("[search] key `rate_per_connection` must be above 0 msgs/s, not {}", r.get_ref())));
+        }
+        r => r.as_ref().map(|r| *r.get_ref()),
+    };
     let max_probes = s.max_probes.unwrap_or(20);
     if max_probes < 2 {
         return Err(cx.err(Some(sec.span()), "[search] key `max_probes` must be at least 2 (one to bracket, one to refine)".into()));
     }
-    Ok(CapacitySearch { slo, precision, start_rate, max_rate, max_probes })
+    let metric = s.metric.as_ref().map(|m| *m.get_ref()).unwrap_or_default();
+    Ok(CapacitySearch { slo, over, metric, precision, start_rate, max_rate, start_connections, max_connections, rate_per_connection, max_probes })
+}
+
+impl CapacitySearch {
+    /// The objective in words, naming the latency it bounds when that is not every message's:
+    /// `p99 <= 5 ms`, `completion p95 <= 250 ms`.
+    pub fn objective(&self) -> String {
+        match self.metric {
+            SearchMetric::Latency => self.slo.to_string(),
+            SearchMetric::Completion => format!("completion {}", self.slo),
+        }
+    }
+}
+
+/// A configuration's load keys that a search sets itself, and what only a broadcast has.
+fn check_search_config(search: &CapacitySearch, load: &LoadSection, workload: Option<Workload>, vname: &str) -> Result<(), String> {
+    match search.over {
+        SearchOver::Rate if load.rate.is_some() || load.rates.is_some() => {
+            return Err(format!("config `{vname}`: [search] finds the rate itself; remove load keys `rate` and `rates`"));
+        }
+        SearchOver::Connections if load.connections.is_some() => {
+            return Err(format!("config `{vname}`: [search] over = \"connections\" finds the connection count itself; remove load key `connections`"));
+        }
+        SearchOver::Connections if search.rate_per_connection.is_some() && (load.rate.is_some() || load.rates.is_some()) => {
+            return Err(format!(
+                "config `{vname}`: [search] key `rate_per_connection` sets the rate (connections × it); remove load keys `rate` and `rates`"
+            ));
+        }
+        SearchOver::Connections if load.rates.is_some() => {
+            return Err(format!("config `{vname}`: a search over connections cannot sweep `rates`; give one `rate` or `rate_per_connection`"));
+        }
+        _ => {}
+    }
+    if search.metric == SearchMetric::Completion && workload != Some(Workload::Broadcast) {
+        return Err(format!(
+            "config `{vname}`: [search] metric = \"completion\" is a broadcast's completion latency; set server key `workload = \"broadcast\"`"
+        ));
+    }
+    Ok(())
 }
 
 fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, String> {
@@ -1048,6 +1132,32 @@ mod tests {
         assert_eq!(e.line.map(|l| l.0), Some(3), "{e}");
         let e = parse("[search]\nslo = \"p99 <= 5ms\"\n[load]\nrate = 100\n").unwrap_err();
         assert!(e.message.contains("rate"), "{e}");
+    }
+
+    #[test]
+    fn a_search_over_connections_is_checked_like_the_rest() {
+        let s = parse("[search]\nover = \"connections\"\nslo = \"p95 <= 250ms\"\nstart_connections = 50\nrate_per_connection = 10\n").unwrap();
+        let search = s.search.unwrap();
+        assert_eq!((search.over, search.start_connections, search.max_connections, search.rate_per_connection), (SearchOver::Connections, 50, 10_000, Some(10.0)));
+        // Keys of the other kind of search are named, on their line.
+        let e = parse("[search]\nover = \"connections\"\nslo = \"p95 <= 250ms\"\nmax_rate = 5000\n").unwrap_err();
+        assert!(e.message.contains("`max_rate`") && e.message.contains("connections"), "{e}");
+        assert_eq!(e.line.map(|l| l.0), Some(4), "{e}");
+        let e = parse("[search]\nslo = \"p95 <= 250ms\"\nstart_connections = 5\n").unwrap_err();
+        assert!(e.message.contains("`start_connections`"), "{e}");
+        // The search sets the connections; a fixed total rate and rate_per_connection exclude each other.
+        let e = parse("[search]\nover = \"connections\"\nslo = \"p95 <= 250ms\"\n[load]\nconnections = 10\n").unwrap_err();
+        assert!(e.message.contains("connections"), "{e}");
+        let e = parse("[search]\nover = \"connections\"\nslo = \"p95 <= 250ms\"\nrate_per_connection = 1\n[load]\nrate = 100\n").unwrap_err();
+        assert!(e.message.contains("rate_per_connection"), "{e}");
+        assert!(parse("[search]\nover = \"connections\"\nslo = \"p95 <= 250ms\"\n[load]\nrate = 100\n").is_ok());
+        // Completion latency exists for broadcasts only.
+        let e = parse("[search]\nover = \"connections\"\nmetric = \"completion\"\nslo = \"p95 <= 250ms\"\n").unwrap_err();
+        assert!(e.message.contains("broadcast"), "{e}");
+        let s = parse("[server]\nworkload = \"broadcast\"\n[load]\nrate = 100\n[search]\nover = \"connections\"\nmetric = \"completion\"\nslo = \"p95 <= 250ms\"\nstart_connections = 20\n").unwrap();
+        assert_eq!(s.configs[0].load.connections, 20, "checked as its first probe runs");
+        let e = parse("[search]\nover = \"conns\"\nslo = \"p95 <= 250ms\"\n").unwrap_err();
+        assert!(e.message.contains("over"), "{e}");
     }
 
     #[test]

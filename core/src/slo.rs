@@ -21,6 +21,7 @@ pub const ACHIEVED_SHARE: f64 = 0.95;
 pub enum SloStat {
     P50,
     P90,
+    P95,
     P99,
     P99_9,
     P99_99,
@@ -28,8 +29,8 @@ pub enum SloStat {
 }
 
 impl SloStat {
-    const ALL: [(SloStat, &'static str); 6] =
-        [(Self::P50, "p50"), (Self::P90, "p90"), (Self::P99, "p99"), (Self::P99_9, "p99.9"), (Self::P99_99, "p99.99"), (Self::Max, "max")];
+    const ALL: [(SloStat, &'static str); 7] =
+        [(Self::P50, "p50"), (Self::P90, "p90"), (Self::P95, "p95"), (Self::P99, "p99"), (Self::P99_9, "p99.9"), (Self::P99_99, "p99.99"), (Self::Max, "max")];
 
     pub fn name(self) -> &'static str {
         Self::ALL.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("?")
@@ -40,6 +41,8 @@ impl SloStat {
         match self {
             Self::P50 => s.p50,
             Self::P90 => s.p90,
+            // Results written before p95 was recorded meet no objective on it.
+            Self::P95 => s.p95.unwrap_or(f64::NAN),
             Self::P99 => s.p99,
             Self::P99_9 => s.p99_9,
             Self::P99_99 => s.p99_99,
@@ -61,7 +64,7 @@ pub struct Slo {
 impl Slo {
     /// Parses `p99 <= 5ms`, `p99.9<20ms`, `max <= 1s`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not an objective; write e.g. \"p99 <= 5ms\" (p50, p90, p99, p99.9, p99.99 or max; <= or <)");
+        let bad = || format!("`{s}` is not an objective; write e.g. \"p99 <= 5ms\" (p50, p90, p95, p99, p99.9, p99.99 or max; <= or <)");
         let (lhs, rhs, strict) = if let Some((l, r)) = s.split_once("<=") {
             (l, r, false)
         } else if let Some((l, r)) = s.split_once('<') {
@@ -101,6 +104,7 @@ mod tests {
         let s = Slo::parse("p99.9<20ms").unwrap();
         assert_eq!((s.stat, s.bound_us, s.strict), (SloStat::P99_9, 20_000.0, true));
         assert_eq!(Slo::parse("max <= 1s").unwrap().stat, SloStat::Max);
+        assert_eq!(Slo::parse("p95 <= 250ms").unwrap().stat, SloStat::P95);
         assert_eq!(Slo::parse("p99 <= 5ms").unwrap().to_string(), "p99 <= 5 ms");
         for bad in ["p98 <= 5ms", "p99 = 5ms", "p99 <= soon", "p99 <= 0s"] {
             assert!(Slo::parse(bad).is_err(), "{bad}");
@@ -113,5 +117,8 @@ mod tests {
         assert!(Slo::parse("p99 <= 4ms").unwrap().holds(&l));
         assert!(!Slo::parse("p99 < 4ms").unwrap().holds(&l));
         assert!(!Slo::parse("max <= 5ms").unwrap().holds(&l));
+        // A summary without p95 (written before it was recorded) cannot meet a p95 objective.
+        assert!(!Slo::parse("p95 <= 1h").unwrap().holds(&l));
+        assert!(Slo::parse("p95 <= 4ms").unwrap().holds(&LatencySummary { p95: Some(4_000.0), ..l }));
     }
 }

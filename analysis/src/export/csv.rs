@@ -67,6 +67,7 @@ pub struct TrialRow {
     pub capacity_slo: Option<String>,
     /// The highest probed rate that met the objective; 0 when none did.
     pub capacity_msgs_per_s: Option<f64>,
+    pub capacity_connections: Option<u32>,
     /// The lowest probed rate that failed; empty when none did.
     pub capacity_first_failing_msgs_per_s: Option<f64>,
     pub capacity_converged: Option<bool>,
@@ -114,6 +115,7 @@ impl TrialRow {
             warnings: s.map(|s| s.warnings.len()),
             capacity_slo: c.map(|c| c.slo.clone()),
             capacity_msgs_per_s: c.map(|c| c.capacity_msgs_per_s),
+            capacity_connections: c.and_then(|c| c.capacity_connections),
             capacity_first_failing_msgs_per_s: c.and_then(|c| c.first_failing_msgs_per_s),
             capacity_converged: c.map(|c| c.converged),
             capacity_probes: c.map(|c| c.probes.len()),

@@ -45,7 +45,7 @@ impl CapacityProbes<'_> {
         for (k, c) in self.configs.iter().enumerate() {
             for (_, search) in &c.trials {
                 for (i, p) in search.probes.iter().enumerate() {
-                    out.push(ProbeMark { config: k, order: i + 1, asked: p.asked_msgs_per_s, value: c.probe_value(&p.latency_us), passed: p.passed });
+                    out.push(ProbeMark { config: k, order: i + 1, asked: c.probe_at(p), value: c.probe_value(&p.latency_us), passed: p.passed });
                 }
             }
         }
@@ -88,7 +88,7 @@ impl Figure for CapacityProbes<'_> {
             .configs
             .iter()
             .map(|c| {
-                let capacity = if c.capacity.median > 0.0 { format!("capacity {} msgs/s", format::rate(c.capacity.median)) } else { "no rate passed".into() };
+                let capacity = if c.capacity.median > 0.0 { format!("capacity {} {}", format::rate(c.capacity.median), c.axis_unit()) } else { "none passed".into() };
                 LegendEntry::styled(format!("{} ({capacity})", c.name), config_color(c.index), Stroke::Dotted, Marker::Dot)
             })
             .collect();
@@ -115,7 +115,10 @@ impl Figure for CapacityProbes<'_> {
             .y_label_area_size(84)
             .build_cartesian_2d(x.coord(), y.coord())?;
         super::house_mesh(&mut chart)
-            .x_desc("asked rate (msgs/s)")
+            .x_desc(match self.configs.first().map(|c| c.axis_unit()) {
+                Some("connections") => "connections",
+                _ => "asked rate (msgs/s)",
+            })
             .y_desc(format!("{stat} from the intended send time"))
             .x_label_formatter(&|v| format::rate_tick(*v))
             .y_label_formatter(&super::latency_tick)

@@ -439,6 +439,7 @@ pub fn simulate_search(true_capacity: f64) -> CapacityResult {
         probes.push(CapacityProbe {
             dir: format!("probe-{k:02}"),
             asked_msgs_per_s: rate,
+            connections: None,
             achieved_msgs_per_s: achieved,
             latency_us: latency,
             passed,
@@ -470,6 +471,9 @@ pub fn simulate_search(true_capacity: f64) -> CapacityResult {
         first_failing_msgs_per_s: fail,
         limited_by: Some(if fail.is_some() { LimitedBy::Server } else { LimitedBy::SearchLimit }),
         converged,
+        over: Default::default(),
+        capacity_connections: None,
+        first_failing_connections: None,
         probes,
     }
 }
