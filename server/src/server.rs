@@ -3,7 +3,9 @@
 //! [`Server::new`] does everything that can fail before the server announces itself (open the
 //! latency log); [`Server::run`] accepts until its shutdown future resolves, then stops
 //! accepting, ends emulated pauses, tells every connection to go away, waits for them within a
-//! bounded time, and hands back a [`ServerReport`]. One task per connection, never per message.
+//! bounded time, and hands back a [`ServerReport`]. One task per connection, never per message,
+//! and none while a socket is parked (see `park`): the accept loop also takes parked sockets
+//! out of the lot as they become readable or due and spawns their tasks.
 //! Writing result files and signal handling belong to the binary edge (`run_main`).
 
 use std::future::{poll_fn, Future};
@@ -190,8 +192,7 @@ impl Server {
                         if stream.set_nodelay(true).is_err() {
                             continue; // the peer is gone already
                         }
-                        if let Some(stream) = park_pending(stream, &ctx) {
-                            let (stream, slot, deadline) = stream;
+                        if let Some((stream, slot, deadline)) = park_pending(stream, &ctx) {
                             tasks.spawn(connection(stream, Arc::clone(&ctx), trigger.subscribe(), slot, deadline));
                         }
                     }
@@ -331,7 +332,10 @@ fn unpark(
             ctx.metrics.handshake_timeout();
             drop(ctx.metrics.resume_socket(slot));
         }
-        Parked::Pending { .. } if trigger.is_triggered() => {}
+        // Shutdown: a socket that never spoke is dropped, as a waiting one would be.
+        Parked::Pending { slot, .. } if trigger.is_triggered() => {
+            drop(ctx.metrics.resume_socket(slot));
+        }
         Parked::Pending {
             socket,
             deadline,

@@ -41,9 +41,11 @@
 //! timeout and the keep-alive (`limits::KeepAlive` decides; the timer is re-armed only when it
 //! fires), and reading notes the time of the last input once per turn.
 //!
-//! Beyond that an idle connection is its task (whose size the `serve` functions keep small by
-//! moving state into their futures once), its socket registration and a few words of codec
-//! state. A frame is copied only when a read cuts it.
+//! Beyond that a connection is its task (whose size the `serve` functions keep small by moving
+//! state into their futures once), its socket registration and a few words of codec state. A
+//! plain echo or sink connection quiet for `park::PARK_AFTER`, with nothing half-read or
+//! unwritten, ends its task with [`Turn::Park`] and leaves only its socket and keep-alive in the
+//! server's lot ([`resume`] serves it again). A frame is copied only when a read cuts it.
 //!
 //! # Protocol
 //!
