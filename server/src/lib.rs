@@ -18,6 +18,7 @@ mod engine;
 mod http;
 mod limits;
 mod metrics;
+mod park;
 mod pause;
 mod recorder;
 mod report;
@@ -75,6 +76,8 @@ pub enum ServeError {
     Signals(io::Error),
     #[error("cannot print the readiness line on stdout: {}", os_message(.0))]
     Stdout(io::Error),
+    #[error("cannot watch parked sockets (epoll): {}", os_message(.0))]
+    Park(io::Error),
 }
 
 impl ServeError {

@@ -240,11 +240,7 @@ impl KeepAlive {
     /// waits, and a timer that fires early costs only a look at
     /// [`on_timer`](Self::on_timer)'s answer.
     pub fn deadline(&self, limits: &Limits, now: Instant) -> Instant {
-        let keep_alive = match self.ping_sent {
-            Some(sent) => sent + limits.pong_timeout,
-            None if limits.ping_interval.is_zero() => self.last_input + FAR,
-            None => self.last_input + limits.ping_interval,
-        };
+        let keep_alive = self.idle_deadline(limits);
         // Idle past the read timeout with nothing half-received: a message that begins from
         // now on is due a read timeout after now at the earliest.
         let read_due = self.last_input + limits.read_timeout;
@@ -255,6 +251,22 @@ impl KeepAlive {
         };
         // Never now or earlier: a timer that is always due would spin.
         keep_alive.min(read).max(now + MIN_WAIT)
+    }
+
+    /// When a parked connection (nothing half-received) must be woken: its next ping, or the
+    /// end of its pong timeout.
+    pub fn idle_deadline(&self, limits: &Limits) -> Instant {
+        match self.ping_sent {
+            Some(sent) => sent + limits.pong_timeout,
+            None if limits.ping_interval.is_zero() => self.last_input + FAR,
+            None => self.last_input + limits.ping_interval,
+        }
+    }
+
+    /// When input last arrived.
+    #[inline]
+    pub fn last_input(&self) -> Instant {
+        self.last_input
     }
 
     /// The timer fired at `now`: what is due. A ping decided here counts as sent at `now`.

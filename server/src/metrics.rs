@@ -33,6 +33,8 @@ pub struct Metrics {
     pong_timeouts: AtomicU64,
     slow_consumers: AtomicU64,
     close_timeouts: AtomicU64,
+    /// Idle connections parked (see `park`), counted each time.
+    parks: AtomicU64,
 }
 
 /// One reading of every counter.
@@ -51,6 +53,8 @@ pub struct Snapshot {
     pub sockets_open: u64,
     /// Bytes of partial messages held now (the `--max-buffered` budget in use).
     pub buffered_bytes: u64,
+    /// Sockets parked now, without a task: pending handshakes and quiet connections.
+    pub parked: u64,
     /// Sockets answered 503 because `--max-connections` were open.
     pub refused_busy: u64,
     /// Sockets that sent no complete request head within the handshake timeout.
@@ -156,6 +160,7 @@ impl Metrics {
             pauses: self.pauses.load(Relaxed),
             sockets_open: self.sockets_open.load(Relaxed),
             buffered_bytes: 0,
+            parked: 0,
             refused_busy: self.refused_busy.load(Relaxed),
             handshake_timeouts: self.handshake_timeouts.load(Relaxed),
             tls_failures: self.tls_failures.load(Relaxed),
@@ -177,6 +182,59 @@ pub(crate) struct OpenConnection<'a> {
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
         self.metrics.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+impl OpenConnection<'_> {
+    /// Keeps the connection counted while it is parked, without a borrow of the metrics.
+    pub fn park(self) -> ParkedConnection {
+        self.metrics.parks.fetch_add(1, Relaxed);
+        std::mem::forget(self);
+        ParkedConnection(())
+    }
+}
+
+/// A parked connection's place in the `connections_open` gauge: given back to
+/// [`Metrics::resume_connection`], which turns it into a guard again.
+#[derive(Debug)]
+#[must_use = "the gauge goes down only through Metrics::resume_connection"]
+pub struct ParkedConnection(());
+
+/// A parked socket's place in the `sockets_open` gauge; see [`Metrics::resume_socket`].
+#[derive(Debug)]
+#[must_use = "the gauge goes down only through Metrics::resume_socket"]
+pub struct ParkedSocket(());
+
+#[cfg(test)]
+impl ParkedSocket {
+    pub fn for_test() -> Self {
+        Self(())
+    }
+}
+
+impl Metrics {
+    /// The guard of a connection that leaves the lot (no new count: it was open all along).
+    pub(crate) fn resume_connection(&self, _: ParkedConnection) -> OpenConnection<'_> {
+        OpenConnection { metrics: self }
+    }
+
+    /// The guard of a socket that leaves the lot.
+    pub(crate) fn resume_socket(&self, _: ParkedSocket) -> OpenSocket<'_> {
+        OpenSocket { metrics: self }
+    }
+
+    /// Sockets parked since the server started: a cue for the memory trimmer, as the tasks
+    /// and buffers they left are freed.
+    pub(crate) fn parks(&self) -> u64 {
+        self.parks.load(Relaxed)
+    }
+}
+
+impl OpenSocket<'_> {
+    /// Keeps the socket counted while it is parked, without a borrow of the metrics.
+    pub fn park(self) -> ParkedSocket {
+        std::mem::forget(self);
+        ParkedSocket(())
     }
 }
 

@@ -23,7 +23,7 @@ enum Kind {
 
 /// Renders `s` in the Prometheus text format, one `# HELP` and `# TYPE` line per metric.
 pub fn metrics_text(s: &Snapshot) -> String {
-    let metrics: [(&str, Kind, &str, u64); 19] = [
+    let metrics: [(&str, Kind, &str, u64); 20] = [
         (
             "wsbench_server_connections_open",
             Kind::Gauge,
@@ -89,6 +89,12 @@ pub fn metrics_text(s: &Snapshot) -> String {
             Kind::Gauge,
             "Bytes of partially received messages held now (bounded by --max-buffered).",
             s.buffered_bytes,
+        ),
+        (
+            "wsbench_server_sockets_parked",
+            Kind::Gauge,
+            "Sockets waiting without a task now: pending handshakes and quiet zero-alloc connections.",
+            s.parked,
         ),
         (
             "wsbench_server_refused_busy_total",
@@ -196,6 +202,7 @@ mod tests {
             "wsbench_server_protocol_errors_total 0",
             "wsbench_server_pauses_total 7",
             "wsbench_server_buffered_bytes 0",
+            "wsbench_server_sockets_parked 0",
             "wsbench_server_closed_over_budget_total 0",
             "wsbench_server_closed_read_timeout_total 0",
             "wsbench_server_closed_pong_timeout_total 0",

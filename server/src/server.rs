@@ -3,7 +3,9 @@
 //! [`Server::new`] does everything that can fail before the server announces itself (open the
 //! latency log); [`Server::run`] accepts until its shutdown future resolves, then stops
 //! accepting, ends emulated pauses, tells every connection to go away, waits for them within a
-//! bounded time, and hands back a [`ServerReport`]. One task per connection, never per message.
+//! bounded time, and hands back a [`ServerReport`]. One task per connection, never per message,
+//! and none while a socket is parked (see `park`): the accept loop also takes parked sockets
+//! out of the lot as they become readable or due and spawns their tasks.
 //! Writing result files and signal handling belong to the binary edge (`run_main`).
 
 use std::future::{poll_fn, Future};
@@ -24,7 +26,8 @@ use wsbench_core::plan::{ServerPlan, Workload};
 use crate::engine::{self, ConnectionContext, Upgraded, CLOSE_WAIT};
 use crate::http::{self, ReadError, Refusal, Route};
 use crate::limits::{Budget, Limits};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OpenSocket, ParkedSocket};
+use crate::park::{self, IdleConnection, Lot, Parked, Wake};
 use crate::pause::{PauseGate, PauseTicker};
 use crate::recorder::{Harvester, IntervalLogFile, Recorder};
 use crate::report::ServerReport;
@@ -117,6 +120,7 @@ impl Server {
             recorder: Arc::new(Recorder::new()),
             hub: Arc::new(Hub::new(plan.workload, plan.engine, plan.fanout)),
             go_away: Notify::new(),
+            lot: Lot::new().map_err(ServeError::Park)?,
         });
         Ok(Self {
             plan,
@@ -173,9 +177,12 @@ impl Server {
         let trimmer = Trimmer::start(Arc::clone(&ctx.metrics)).map_err(ServeError::Thread)?;
         let trigger = ShutdownTrigger::new();
         let mut tasks = JoinSet::new();
+        let parked = ctx.lot.readiness().map_err(ServeError::Park)?;
 
         tokio::pin!(shutdown);
         loop {
+            // The lot's next sweep for deadlines, if anything is parked.
+            let due = ctx.lot.next_due();
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
@@ -185,13 +192,24 @@ impl Server {
                         if stream.set_nodelay(true).is_err() {
                             continue; // the peer is gone already
                         }
-                        tasks.spawn(connection(stream, Arc::clone(&ctx), trigger.subscribe()));
+                        if let Some((stream, slot, deadline)) = park_pending(stream, &ctx) {
+                            tasks.spawn(connection(stream, Arc::clone(&ctx), trigger.subscribe(), slot, deadline));
+                        }
                     }
                     Err(e) => {
                         eprintln!("wsbench server: accept failed: {e}; retrying");
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 },
+                woken = poll_fn(|cx| {
+                    let mut woken = Vec::new();
+                    ctx.lot.poll_woken(&parked, cx, &mut woken).map(|()| woken)
+                }) => {
+                    for (p, wake) in woken {
+                        unpark(p, wake, &ctx, &trigger, &mut tasks);
+                    }
+                }
+                () = sleep_until(due.unwrap_or_else(far_future)), if due.is_some() => {}
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => report_panic(done),
             }
         }
@@ -203,6 +221,12 @@ impl Server {
         }
         trigger.trigger();
         ctx.go_away.notify_waiters();
+        // Parked connections are served again to be closed like the others (1001); pending
+        // handshakes are dropped, as a waiting one would be.
+        for p in ctx.lot.close() {
+            unpark(p, Wake::Ready, &ctx, &trigger, &mut tasks);
+        }
+        drop(parked);
         let deadline = Instant::now() + CLOSE_WAIT + SHUTDOWN_GRACE;
         loop {
             match timeout_at(deadline, tasks.join_next()).await {
@@ -247,6 +271,93 @@ impl Server {
     }
 }
 
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
+/// A socket just accepted: parked at once when it has no input yet and the server has room
+/// for it (it needs no task until its client speaks); else handed back, with its place in the
+/// socket count and its handshake deadline, to be served by a task.
+fn park_pending(
+    stream: TcpStream,
+    ctx: &Arc<ConnectionContext>,
+) -> Option<(TcpStream, Option<ParkedSocket>, Instant)> {
+    // One deadline for the TLS handshake and the request head, however slowly they come.
+    let deadline = Instant::now() + ctx.limits.handshake_timeout;
+    let slot = ctx
+        .metrics
+        .open_socket(ctx.limits.max_connections)
+        .map(OpenSocket::park);
+    let Some(slot) = slot else {
+        return Some((stream, None, deadline));
+    };
+    if park::has_input(&stream) {
+        return Some((stream, Some(slot), deadline));
+    }
+    let socket = match stream.into_std() {
+        Ok(s) => s,
+        Err(_) => {
+            drop(ctx.metrics.resume_socket(slot));
+            return None;
+        }
+    };
+    match ctx.lot.park(Parked::Pending {
+        socket,
+        deadline,
+        slot,
+    }) {
+        Ok(()) => None,
+        Err(Parked::Pending { socket, slot, .. }) => match TcpStream::from_std(socket) {
+            Ok(stream) => Some((stream, Some(slot), deadline)),
+            Err(_) => {
+                drop(ctx.metrics.resume_socket(slot));
+                None
+            }
+        },
+        Err(Parked::Idle { .. }) => unreachable!("a pending socket comes back as it went in"),
+    }
+}
+
+/// A socket out of the lot: a task for it again, or (a pending handshake past its deadline)
+/// the end, counted as a handshake timeout.
+fn unpark(
+    parked: Parked,
+    wake: Wake,
+    ctx: &Arc<ConnectionContext>,
+    trigger: &ShutdownTrigger,
+    tasks: &mut JoinSet<()>,
+) {
+    match parked {
+        Parked::Pending { slot, .. } if wake == Wake::Due => {
+            ctx.metrics.handshake_timeout();
+            drop(ctx.metrics.resume_socket(slot));
+        }
+        // Shutdown: a socket that never spoke is dropped, as a waiting one would be.
+        Parked::Pending { slot, .. } if trigger.is_triggered() => {
+            drop(ctx.metrics.resume_socket(slot));
+        }
+        Parked::Pending {
+            socket,
+            deadline,
+            slot,
+        } => match TcpStream::from_std(socket) {
+            Ok(stream) => {
+                tasks.spawn(connection(
+                    stream,
+                    Arc::clone(ctx),
+                    trigger.subscribe(),
+                    Some(slot),
+                    deadline,
+                ));
+            }
+            Err(_) => drop(ctx.metrics.resume_socket(slot)),
+        },
+        Parked::Idle { conn, slot, .. } => {
+            tasks.spawn(resumed(conn, slot, Arc::clone(ctx), trigger.subscribe()));
+        }
+    }
+}
+
 fn report_panic(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         if e.is_panic() {
@@ -265,16 +376,20 @@ fn report_panic(done: Result<(), tokio::task::JoinError>) {
 /// moment, while an idle WebSocket connection keeps its task for its whole life, and the task
 /// is most of what such a connection costs. Unboxed, every task would be as large as the HTTP
 /// part's future, which is larger than the zero-alloc engine's.
-async fn connection(tcp: TcpStream, ctx: Arc<ConnectionContext>, mut shutdown: Shutdown) {
-    let socket = ctx.metrics.open_socket(ctx.limits.max_connections);
+async fn connection(
+    tcp: TcpStream,
+    ctx: Arc<ConnectionContext>,
+    mut shutdown: Shutdown,
+    slot: Option<ParkedSocket>,
+    deadline: Instant,
+) {
+    let socket = slot.map(|s| ctx.metrics.resume_socket(s));
     // A full server answers a plain socket at once; over TLS the answer waits for the handshake.
     if socket.is_none() && ctx.tls.is_none() {
         ctx.metrics.refused_busy();
         Box::pin(http::busy(Stream::Plain(tcp), ctx.limits.max_connections)).await;
         return;
     }
-    // One deadline for the TLS handshake and the request head, however slowly they come.
-    let deadline = Instant::now() + ctx.limits.handshake_timeout;
     // A TLS client speaks first too (its ClientHello), so the wait is the same for both.
     match first_bytes(&tcp, deadline, &ctx, &mut shutdown).await {
         FirstBytes::Arrived => {}
@@ -289,7 +404,46 @@ async fn connection(tcp: TcpStream, ctx: Arc<ConnectionContext>, mut shutdown: S
     };
     // Boxed too: the engines' futures (TLS stream, fan-out inbox) would otherwise make every
     // pending socket's task as large as an upgraded connection's.
-    Box::pin(engine::serve(upgraded, &ctx, shutdown)).await;
+    let idle = Box::pin(engine::serve(upgraded, &ctx, shutdown.clone())).await;
+    park_or_end(idle, &ctx, socket, shutdown).await;
+}
+
+/// A parked connection served again, until it ends or is parked anew.
+async fn resumed(
+    idle: IdleConnection,
+    slot: Option<ParkedSocket>,
+    ctx: Arc<ConnectionContext>,
+    shutdown: Shutdown,
+) {
+    let socket = slot.map(|s| ctx.metrics.resume_socket(s));
+    let idle = Box::pin(engine::resume(idle, &ctx, shutdown.clone())).await;
+    park_or_end(idle, &ctx, socket, shutdown).await;
+}
+
+/// After the engine: parks a quiet connection (its task ends here), or counts the end of one
+/// that is over. A connection the lot will not take (the server is shutting down) is served on.
+async fn park_or_end(
+    mut idle: Option<IdleConnection>,
+    ctx: &ConnectionContext,
+    mut socket: Option<OpenSocket<'_>>,
+    shutdown: Shutdown,
+) {
+    while let Some(conn) = idle {
+        let deadline = conn.keep_alive.idle_deadline(&ctx.limits);
+        let parked = Parked::Idle {
+            conn,
+            deadline,
+            slot: socket.take().map(OpenSocket::park),
+        };
+        match ctx.lot.park(parked) {
+            Ok(()) => return,
+            Err(Parked::Idle { conn, slot, .. }) => {
+                socket = slot.map(|s| ctx.metrics.resume_socket(s));
+                idle = Box::pin(engine::resume(conn, ctx, shutdown.clone())).await;
+            }
+            Err(Parked::Pending { .. }) => unreachable!("an idle connection comes back as it went in"),
+        }
+    }
     drop(socket);
     ctx.recorder.connection_ended();
 }
@@ -466,7 +620,9 @@ mod tests {
             .unwrap();
         let (stream, _) = listener.accept().await.unwrap();
         let trigger = ShutdownTrigger::new();
-        let task = connection(stream, Arc::clone(&ctx), trigger.subscribe());
+        let deadline = Instant::now() + ctx.limits.handshake_timeout;
+        let slot = ctx.metrics.open_socket(1).map(OpenSocket::park);
+        let task = connection(stream, Arc::clone(&ctx), trigger.subscribe(), slot, deadline);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 544, "a connection task's future is {size} bytes");
         drop((task, client));

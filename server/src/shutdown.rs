@@ -31,6 +31,11 @@ impl ShutdownTrigger {
         Shutdown::new(self.tx.subscribe())
     }
 
+    /// Whether [`trigger`](Self::trigger) was called.
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
     /// Tells every task, present and future, to shut down.
     pub fn trigger(&self) {
         self.tx.send_replace(true);

@@ -47,8 +47,13 @@ struct Measured {
 /// Serves `messages` measured messages (after [`WARMUP`]) with `wsbench-server --engine
 /// <engine> --handler <handler>` and returns its `server.json`.
 async fn measure(engine: &str, handler: &str, messages: u64) -> Measured {
+    measure_sized(engine, handler, messages, SIZE).await
+}
+
+/// As [`measure`], with messages of `size` bytes.
+async fn measure_sized(engine: &str, handler: &str, messages: u64, size: usize) -> Measured {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "server-alloc-{engine}-{handler}-{}",
+        "server-alloc-{engine}-{handler}-{size}-{}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&out);
@@ -60,6 +65,7 @@ async fn measure(engine: &str, handler: &str, messages: u64) -> Measured {
     let run = Arc::new(Run {
         start: Instant::now(),
         target: messages,
+        size,
         measured: AtomicU64::new(0),
         done: Barrier::new(CONNECTIONS),
     });
@@ -98,6 +104,8 @@ struct Run {
     start: Instant,
     /// Measured messages wanted, over all connections.
     target: u64,
+    /// Bytes per message.
+    size: usize,
     measured: AtomicU64,
     /// Every connection waits here before closing, so no connection's closing (which allocates
     /// in the server) falls between two measured messages of another.
@@ -119,7 +127,7 @@ async fn client(addr: SocketAddr, run: Arc<Run>) -> u64 {
         let warmup = run.start.elapsed() < WARMUP;
         let mut batch = Vec::with_capacity(IN_FLIGHT);
         for _ in 0..IN_FLIGHT {
-            let mut m = vec![0u8; SIZE];
+            let mut m = vec![0u8; run.size];
             let now = now_ns();
             MessageHeader {
                 seq,
@@ -180,6 +188,19 @@ async fn assert_echo_path_allocates_nothing(engine: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tungstenite_echo_path_allocates_nothing() {
     assert_echo_path_allocates_nothing("tungstenite").await;
+}
+
+/// 8 KiB per batch: tungstenite's 2 KiB reads fill, and the engine reads through its read-ahead
+/// buffer, allocated once in the warm-up and kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tungstenite_pipelined_1kib_echo_path_allocates_nothing() {
+    let m = measure_sized("tungstenite", "zero-alloc", 60_000, 1024).await;
+    assert!(m.messages >= 50_000);
+    assert_eq!(
+        m.summary.worker_allocations_per_message,
+        Some(0.0),
+        "the runtime threads allocated while echoing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

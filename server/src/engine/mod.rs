@@ -21,6 +21,7 @@ use wsbench_core::plan::{Engine, Handler, Workload};
 
 use crate::limits::{Budget, Limits};
 use crate::metrics::{Metrics, Snapshot};
+use crate::park::{IdleConnection, Lot};
 use crate::pause::PauseGate;
 use crate::recorder::Recorder;
 use crate::shutdown::Shutdown;
@@ -70,6 +71,8 @@ pub struct ConnectionContext {
     /// connection's task instead of the watch channel's 168 bytes). Whether shutdown has been
     /// requested is still [`Shutdown::is_requested`]'s to say.
     pub go_away: Notify,
+    /// Where pending handshakes and quiet connections wait without a task (see `park`).
+    pub lot: Lot,
 }
 
 #[cfg(test)]
@@ -91,6 +94,7 @@ impl ConnectionContext {
             recorder: Arc::new(Recorder::new()),
             hub: Arc::new(Hub::new(Workload::Echo, Engine::ZeroAlloc, wsbench_core::plan::Fanout::default())),
             go_away: Notify::new(),
+            lot: Lot::new().expect("an epoll set"),
         }
     }
 }
@@ -105,11 +109,13 @@ impl ConnectionContext {
     pub fn snapshot(&self) -> Snapshot {
         let mut s = self.metrics.snapshot();
         s.buffered_bytes = self.budget.used() as u64;
+        s.parked = self.lot.len() as u64;
         s
     }
 }
 
-/// Runs one WebSocket connection to its end with the plan's engine.
+/// Runs one WebSocket connection with the plan's engine until it ends (`None`) or, on the
+/// zero-alloc engine, is quiet long enough to be parked (`Some`: all it keeps while parked).
 ///
 /// Not an `async fn`, so that the socket and shutdown handle move into the engine's future
 /// once instead of also staying behind as this function's arguments: that future is the bulk
@@ -118,7 +124,7 @@ pub fn serve<'a>(
     upgraded: Upgraded,
     ctx: &'a ConnectionContext,
     shutdown: Shutdown,
-) -> impl Future<Output = ()> + Send + 'a {
+) -> impl Future<Output = Option<IdleConnection>> + Send + 'a {
     let open = ctx.metrics.open_connection();
     match ctx.engine {
         // Boxed: its future is ~5 KiB, and unboxed every connection's task would be that big
@@ -127,7 +133,18 @@ pub fn serve<'a>(
         Engine::Tungstenite => Either::Left(Box::pin(async move {
             let _open = open;
             tungstenite::serve(upgraded, ctx, shutdown).await;
+            None
         })),
         Engine::ZeroAlloc => Either::Right(zero_alloc::serve(upgraded, ctx, shutdown, open)),
     }
+}
+
+/// Serves a parked zero-alloc connection again (its socket is readable, or its keep-alive is
+/// due), until it ends or is parked anew.
+pub fn resume<'a>(
+    idle: IdleConnection,
+    ctx: &'a ConnectionContext,
+    shutdown: Shutdown,
+) -> impl Future<Output = Option<IdleConnection>> + Send + 'a {
+    zero_alloc::resume(idle, ctx, shutdown)
 }

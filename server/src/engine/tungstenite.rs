@@ -45,13 +45,46 @@ use std::sync::Arc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::Notify;
 
-/// Read buffer per connection (the 128 KiB default is zero-filled per read: it costs a quarter of
-/// small-message throughput and 128 KiB of memory per connection). tungstenite zero-fills this
-/// much ahead of what has arrived, so a claimed frame keeps about this much resident beyond its
-/// bytes: 2 KiB would take a 2,000-connection claim flood from 29 to 13 MiB, but cost about a
-/// quarter of pipelined 1 KiB echo throughput (measured on the 2-core VM), and this engine is
-/// the reference the others are compared to.
-const READ_BUFFER: usize = 8 * 1024;
+/// tungstenite's read size per connection. It zero-fills this much ahead of what has arrived
+/// before every read (the 128 KiB default costs a quarter of small-message throughput and 128 KiB
+/// per connection), so a claimed frame keeps about this much resident beyond its bytes: 8 KiB
+/// made a 2,000-connection claim flood hold 29 MiB, 2 KiB about half of that.
+const READ_BUFFER: usize = 2 * 1024;
+
+/// Reads of a busy connection go through a buffer of this size instead (see [`ReadAhead`]), so
+/// that a small tungstenite read size costs no extra system calls.
+const READ_AHEAD: usize = 8 * 1024;
+
+/// Bytes read from the socket that tungstenite has not asked for yet: a connection whose read
+/// once filled tungstenite's [`READ_BUFFER`] (pipelined or large messages) reads
+/// [`READ_AHEAD`] at a time into this and hands them on as asked. Allocated on that first full
+/// read (a claimed frame's few bytes never fill one), freed after a quiet ping interval.
+struct ReadAhead {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadAhead {
+    fn new() -> Box<Self> {
+        Box::new(Self {
+            buf: vec![0u8; READ_AHEAD].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        })
+    }
+
+    /// Moves what it holds (as much as fits) into `buf`; false when it held nothing.
+    fn hand_on(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        if self.start == self.end {
+            return false;
+        }
+        let n = buf.remaining().min(self.end - self.start);
+        buf.put_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        true
+    }
+}
 
 /// tungstenite's own write batching target, unless `--max-write-buffer` is smaller.
 const WRITE_BUFFER: usize = 128 * 1024;
@@ -71,13 +104,14 @@ struct Metered<'a> {
     inner: Stream,
     /// Bytes received since the last complete message.
     since_message: usize,
-    /// What of them is charged to the budget: all but the first [`READ_BUFFER`], which every
-    /// connection's read buffer holds anyway. So a stream of small messages never touches the
+    /// What of them is charged to the budget: all but the first [`READ_AHEAD`], which a busy
+    /// connection's buffers hold anyway. So a stream of small messages never touches the
     /// budget's shared counter.
     charge: Charge<'a>,
     keep_alive: KeepAlive,
     /// A read was refused because the budget is spent.
     over_budget: bool,
+    ahead: Option<Box<ReadAhead>>,
     /// Bytes of data frames handed to tungstenite, and bytes the socket took (control frames
     /// too, so what is still queued may be underestimated by a few of those).
     fed: u64,
@@ -98,6 +132,42 @@ impl Metered<'_> {
         self.since_message > 0
     }
 
+    /// Frees the read-ahead buffer if it holds nothing (the connection has been quiet).
+    fn release_ahead(&mut self) {
+        if self.ahead.as_ref().is_some_and(|a| a.start == a.end) {
+            self.ahead = None;
+        }
+    }
+
+    /// One read for tungstenite: from the read-ahead buffer while it holds bytes, else from the
+    /// socket (into the read-ahead buffer once a read has filled tungstenite's).
+    fn poll_read_through(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let Some(ahead) = self.ahead.as_mut() else {
+            let room = buf.remaining();
+            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if matches!(polled, Poll::Ready(Ok(()))) && room > 0 && buf.remaining() == 0 {
+                self.ahead = Some(ReadAhead::new());
+            }
+            return polled;
+        };
+        if ahead.hand_on(buf) {
+            return Poll::Ready(Ok(()));
+        }
+        let mut into = ReadBuf::new(&mut ahead.buf);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut into) {
+            Poll::Ready(Ok(())) => {
+                (ahead.start, ahead.end) = (0, into.filled().len());
+                ahead.hand_on(buf);
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+
     /// Replies tungstenite holds that the socket has not taken: what `--max-write-buffer` bounds.
     fn unwritten(&self) -> usize {
         usize::try_from(self.fed.saturating_sub(self.written)).unwrap_or(usize::MAX)
@@ -106,7 +176,7 @@ impl Metered<'_> {
     /// `n` more bytes arrived; false when the budget cannot take them.
     fn received(&mut self, n: usize) -> bool {
         self.since_message += n;
-        let charged = self.since_message.saturating_sub(READ_BUFFER);
+        let charged = self.since_message.saturating_sub(READ_AHEAD);
         charged <= self.charge.held() || self.charge.set(charged).is_ok()
     }
 }
@@ -119,7 +189,7 @@ impl AsyncRead for Metered<'_> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let polled = this.poll_read_through(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
             this.keep_alive.input(Instant::now());
@@ -269,6 +339,7 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
         charge: Charge::new(&ctx.budget),
         keep_alive: KeepAlive::new(Instant::now()),
         over_budget: false,
+        ahead: None,
         fed: 0,
         written: 0,
     };
@@ -354,6 +425,8 @@ pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Sh
                         match ws.get_mut().keep_alive.on_timer(limits, partial, now) {
                             Due::Close(hit) => break End::Limit(hit),
                             Due::Ping => {
+                                // Quiet for a ping interval: its read-ahead buffer can go.
+                                ws.get_mut().release_ahead();
                                 // Queued like a reply; a socket too full to take it leaves
                                 // the pong timeout to decide.
                                 if ws

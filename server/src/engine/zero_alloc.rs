@@ -41,9 +41,11 @@
 //! timeout and the keep-alive (`limits::KeepAlive` decides; the timer is re-armed only when it
 //! fires), and reading notes the time of the last input once per turn.
 //!
-//! Beyond that an idle connection is its task (whose size the `serve` functions keep small by
-//! moving state into their futures once), its socket registration and a few words of codec
-//! state. A frame is copied only when a read cuts it.
+//! Beyond that a connection is its task (whose size the `serve` functions keep small by moving
+//! state into their futures once), its socket registration and a few words of codec state. A
+//! plain echo or sink connection quiet for `park::PARK_AFTER`, with nothing half-read or
+//! unwritten, ends its task with [`Turn::Park`] and leaves only its socket and keep-alive in the
+//! server's lot ([`resume`] serves it again). A frame is copied only when a read cuts it.
 //!
 //! # Protocol
 //!
@@ -79,6 +81,7 @@ use wsbench_core::codec::{
 use super::{ConnectionContext, Upgraded, CLOSE_WAIT};
 use crate::limits::{Charge, Due, KeepAlive, LimitHit, OverBudget};
 use crate::metrics::{ConnectionCounts, OpenConnection};
+use crate::park::{IdleConnection, PARK_AFTER};
 use crate::shutdown::Shutdown;
 use crate::workload::{AnyWorkload, DataKind, Reply, Workload};
 
@@ -126,6 +129,9 @@ enum Turn {
     Shutdown,
     /// A limit ends the connection (memory, time or unread output).
     Limit(LimitHit),
+    /// Quiet for [`PARK_AFTER`] with nothing in flight: the connection leaves its task for the
+    /// server's lot.
+    Park,
 }
 
 /// Why [`Connection::process`] stopped taking frames off the buffer.
@@ -374,6 +380,44 @@ impl<'a> Connection<'a> {
     #[inline]
     fn copied_pending(&self) -> usize {
         self.spill.as_ref().map_or(0, |s| s.outbox.copied_pending())
+    }
+
+    /// Whether this connection may be parked when quiet: a plain socket whose workload keeps
+    /// no state of its own (echo and sink; broadcast and push receivers have an inbox).
+    fn may_park(&self) -> bool {
+        matches!(self.stream, Stream::Plain(_))
+            && matches!(
+                self.workload,
+                AnyWorkload::Echo(_) | AnyWorkload::JsonEcho(_) | AnyWorkload::Sink
+            )
+    }
+
+    /// Nothing half-read, unwritten or unprocessed: all that is left of the connection is its
+    /// socket and keep-alive.
+    fn is_quiet(&self) -> bool {
+        !self.buffered
+            && !self.has_partial()
+            && self.begun.is_none()
+            && self.spill.as_ref().is_none_or(|s| s.is_unused())
+    }
+
+    /// What a parked connection keeps: its socket, taken out of tokio, and its keep-alive.
+    /// `None` if the socket cannot be taken out (it is closed then).
+    fn into_idle(self) -> Option<IdleConnection> {
+        let Connection {
+            stream,
+            keep_alive,
+            _open,
+            ..
+        } = self;
+        let Stream::Plain(tcp) = stream else {
+            return None;
+        };
+        Some(IdleConnection {
+            socket: tcp.into_std().ok()?,
+            keep_alive,
+            open: _open.park(),
+        })
     }
 
     /// A message is half-received: what `--read-timeout` watches.
@@ -862,7 +906,8 @@ fn poll_drain(stream: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>>
     })
 }
 
-/// Runs one upgraded connection to its end; `open` is its place in the open-connections gauge.
+/// Runs one upgraded connection until it ends (`None`) or is parked (`Some`: what it keeps);
+/// `open` is its place in the open-connections gauge.
 ///
 /// Not an `async fn`: the connection's state is built here and moved into the returned future
 /// once, rather than kept both as an argument and as a local of an `async fn` (which would
@@ -870,23 +915,61 @@ fn poll_drain(stream: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>>
 pub fn serve<'a>(
     upgraded: Upgraded,
     ctx: &'a ConnectionContext,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     open: OpenConnection<'a>,
-) -> impl Future<Output = ()> + Send + 'a {
+) -> impl Future<Output = Option<IdleConnection>> + Send + 'a {
     let Upgraded {
         stream,
         leftover,
         room,
     } = upgraded;
-    let mut conn = Connection::new(stream, ctx, &leftover, room, open);
+    let conn = Connection::new(stream, ctx, &leftover, room, open);
     // The request head's buffer is 8 KiB; an idle connection must not keep it.
     drop(leftover);
+    run(conn, shutdown)
+}
+
+/// Serves a connection that was parked (see `park`) from where it left off: nothing was in
+/// flight, so all it brings back is its socket and keep-alive. Ends as [`serve`] does.
+pub fn resume<'a>(
+    idle: IdleConnection,
+    ctx: &'a ConnectionContext,
+    shutdown: Shutdown,
+) -> impl Future<Output = Option<IdleConnection>> + Send + 'a {
+    let IdleConnection {
+        socket,
+        keep_alive,
+        open,
+    } = idle;
+    let open = ctx.metrics.resume_connection(open);
+    let conn = tokio::net::TcpStream::from_std(socket).ok().map(|tcp| {
+        let mut conn = Connection::new(Stream::Plain(tcp), ctx, &[], None, open);
+        conn.keep_alive = keep_alive;
+        conn
+    });
+    async move {
+        match conn {
+            Some(conn) => run(conn, shutdown).await,
+            None => None,
+        }
+    }
+}
+
+/// Runs `conn` until it ends (`None`) or is quiet long enough to be parked (its idle state).
+/// Not an `async fn`, for the reason [`serve`] is not one: as one, the connection would be
+/// stored twice in its future (704 bytes instead of 456).
+#[allow(clippy::manual_async_fn)]
+fn run<'a>(
+    mut conn: Connection<'a>,
+    mut shutdown: Shutdown,
+) -> impl Future<Output = Option<IdleConnection>> + Send + 'a {
     async move {
         let end = message_loop(&mut conn, &mut shutdown).await;
         conn.counts.publish();
         let wait = conn.ctx.limits.close_timeout;
         let (close, wait) = match end {
-            Turn::Continue | Turn::Gone => return,
+            Turn::Park => return conn.into_idle(),
+            Turn::Continue | Turn::Gone => return None,
             // Our close frame is queued already.
             Turn::Closed => (None, wait),
             Turn::Failed(_) => {
@@ -905,6 +988,7 @@ pub fn serve<'a>(
         // Boxed: the closing timer is the largest thing this future would otherwise hold for
         // the connection's whole life; one allocation as a connection ends costs nothing.
         Box::pin(conn.finish(close, wait)).await;
+        None
     }
 }
 
@@ -926,25 +1010,39 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
         return Turn::Shutdown;
     }
     let limits = &conn.ctx.limits;
+    // When to look whether the connection has been quiet long enough to be parked.
+    let mut park_at = conn.may_park().then(|| Instant::now() + PARK_AFTER);
+    let deadline = |conn: &Connection<'_>, park_at: Option<Instant>| {
+        let keep_alive = conn.keep_alive.deadline(limits, Instant::now());
+        park_at.map_or(keep_alive, |at| keep_alive.min(at))
+    };
     // One timer per connection, boxed so the idle task stays small; it is re-armed only when
     // it fires, never per message.
-    let mut timer = Box::pin(sleep_until(
-        conn.keep_alive.deadline(limits, Instant::now()),
-    ));
+    let mut timer = Box::pin(sleep_until(deadline(conn, park_at)));
     poll_fn(|cx| loop {
         if shutdown.is_requested() {
             return Poll::Ready(Turn::Shutdown);
         }
         if timer.as_mut().poll(cx).is_ready() {
             let partial = conn.has_partial();
-            match conn.keep_alive.on_timer(limits, partial, Instant::now()) {
+            let now = Instant::now();
+            match conn.keep_alive.on_timer(limits, partial, now) {
                 Due::Close(hit) => return Poll::Ready(Turn::Limit(hit)),
                 Due::Ping => conn.queue_ping(),
                 Due::Wait => {}
             }
-            timer
-                .as_mut()
-                .reset(conn.keep_alive.deadline(limits, Instant::now()));
+            if let Some(at) = park_at.as_mut().filter(|at| now >= **at) {
+                let quiet_until = conn.keep_alive.last_input() + PARK_AFTER;
+                if quiet_until > now {
+                    *at = quiet_until;
+                } else if conn.is_quiet() && conn.outbox_is_empty() && conn.ctx.lot.is_open() {
+                    return Poll::Ready(Turn::Park);
+                } else {
+                    // Something is in flight (a ping just queued, say): look again later.
+                    *at = now + PARK_AFTER;
+                }
+            }
+            timer.as_mut().reset(deadline(conn, park_at));
             continue;
         }
         if let Some(mailbox) = conn.workload.mailbox() {
@@ -1005,14 +1103,15 @@ mod tests {
                 Default::default(),
             )),
             go_away: tokio::sync::Notify::new(),
+            lot: crate::park::Lot::new().unwrap(),
         }
     }
 
-    /// An idle connection costs its task, and the task is mostly this future: the budget of
-    /// about 1 KiB per idle connection holds only while it stays small. Grows past the limit
-    /// when a field or a long-lived local is added to the connection; measured 416 bytes
-    /// (rustc 1.95; 320 before the keep-alive state, budget charge and timer), the limit
-    /// leaves room for compiler differences.
+    /// A connection costs its task until it is quiet long enough to be parked, and the task is
+    /// mostly this future. Grows past the limit when a field or a long-lived local is added to
+    /// the connection; measured 456 bytes (rustc 1.95; 416 before the park deadline, 320 before
+    /// the keep-alive state, budget charge and timer), the limit leaves room for compiler
+    /// differences. A parked connection keeps none of it (see `park`).
     #[tokio::test]
     async fn an_idle_connection_future_stays_small() {
         let ctx = context();
@@ -1030,7 +1129,7 @@ mod tests {
         let engine = crate::engine::serve(upgraded, &ctx, trigger.subscribe());
         let size = std::mem::size_of_val(&engine);
         assert!(
-            size <= 448,
+            size <= 480,
             "the zero-alloc connection future is {size} bytes"
         );
         drop((engine, client));
