@@ -165,6 +165,10 @@ pub struct LimitArgs {
     /// Sockets served at once, pending handshakes included; more get HTTP 503. Default: the open-file limit (ulimit -n) less 64.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// Zero-alloc engine: a connection quiet this long (nothing half-read or unwritten) leaves its task and waits in the server's epoll set, about 230 B instead of 1.7 KiB. Waking it again costs a few allocations and some CPU, so loads sparser than one message per connection per this long are no longer allocation-free. 0s: never park.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub park_after: Duration,
 }
 
 impl LimitArgs {
@@ -196,6 +200,7 @@ impl LimitArgs {
             handshake_timeout: positive(self.handshake_timeout, "--handshake-timeout")?,
             max_write_buffer: size(self.max_write_buffer, "--max-write-buffer")?,
             max_connections,
+            park_after: self.park_after,
         })
     }
 }

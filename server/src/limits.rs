@@ -49,6 +49,10 @@ pub struct Limits {
     pub max_write_buffer: usize,
     /// Sockets served at once, pending handshakes included; beyond it a client gets HTTP 503.
     pub max_connections: usize,
+    /// A zero-alloc connection quiet this long leaves its task for the server's epoll set
+    /// (`park`); zero: never.
+    #[serde(serialize_with = "ser_duration")]
+    pub park_after: Duration,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -70,6 +74,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_write_buffer: 1 << 20,
             max_connections: default_max_connections(),
+            park_after: crate::park::PARK_AFTER,
         }
     }
 }

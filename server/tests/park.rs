@@ -94,6 +94,29 @@ async fn quiet_connections_are_parked_served_again_and_closed_with_1001() {
 }
 
 #[tokio::test]
+async fn park_after_zero_keeps_quiet_connections_in_their_tasks() {
+    // For sparse loads that must stay allocation-free: waking a parked connection allocates.
+    const N: usize = 5;
+    let server = ServerProcess::start(&["--engine", "zero-alloc", "--park-after", "0s"]).await;
+    let mut clients = Vec::new();
+    for i in 0..N {
+        let mut ws = server.connect().await;
+        echo(&mut ws, vec![i as u8; 40]).await;
+        clients.push(ws);
+    }
+    // Twice the default park-after with nothing sent: none of them left its task.
+    sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.metric(PARKED).await, 0);
+    for ws in &mut clients {
+        echo(ws, vec![7; 33]).await;
+    }
+    assert_eq!(
+        server.metric("wsbench_server_connections_open").await,
+        N as u64
+    );
+}
+
+#[tokio::test]
 async fn pending_handshakes_are_parked_until_their_first_bytes() {
     for engine in ["zero-alloc", "tungstenite"] {
         let server = ServerProcess::start(&["--engine", engine]).await;

@@ -43,7 +43,7 @@
 //!
 //! Beyond that a connection is its task (whose size the `serve` functions keep small by moving
 //! state into their futures once), its socket registration and a few words of codec state. A
-//! plain echo or sink connection quiet for `park::PARK_AFTER`, with nothing half-read or
+//! plain echo or sink connection quiet for `--park-after` (1 s), with nothing half-read or
 //! unwritten, ends its task with [`Turn::Park`] and leaves only its socket and keep-alive in the
 //! server's lot ([`resume`] serves it again). A frame is copied only when a read cuts it.
 //!
@@ -81,7 +81,7 @@ use wsbench_core::codec::{
 use super::{ConnectionContext, Upgraded, CLOSE_WAIT};
 use crate::limits::{Charge, Due, KeepAlive, LimitHit, OverBudget};
 use crate::metrics::{ConnectionCounts, OpenConnection};
-use crate::park::{IdleConnection, PARK_AFTER};
+use crate::park::IdleConnection;
 use crate::shutdown::Shutdown;
 use crate::workload::{AnyWorkload, DataKind, Reply, Workload};
 
@@ -129,7 +129,7 @@ enum Turn {
     Shutdown,
     /// A limit ends the connection (memory, time or unread output).
     Limit(LimitHit),
-    /// Quiet for [`PARK_AFTER`] with nothing in flight: the connection leaves its task for the
+    /// Quiet for `--park-after` with nothing in flight: the connection leaves its task for the
     /// server's lot.
     Park,
 }
@@ -1011,7 +1011,8 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
     }
     let limits = &conn.ctx.limits;
     // When to look whether the connection has been quiet long enough to be parked.
-    let mut park_at = conn.may_park().then(|| Instant::now() + PARK_AFTER);
+    let park_after = limits.park_after;
+    let mut park_at = (conn.may_park() && !park_after.is_zero()).then(|| Instant::now() + park_after);
     let deadline = |conn: &Connection<'_>, park_at: Option<Instant>| {
         let keep_alive = conn.keep_alive.deadline(limits, Instant::now());
         park_at.map_or(keep_alive, |at| keep_alive.min(at))
@@ -1032,14 +1033,14 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
                 Due::Wait => {}
             }
             if let Some(at) = park_at.as_mut().filter(|at| now >= **at) {
-                let quiet_until = conn.keep_alive.last_input() + PARK_AFTER;
+                let quiet_until = conn.keep_alive.last_input() + park_after;
                 if quiet_until > now {
                     *at = quiet_until;
                 } else if conn.is_quiet() && conn.outbox_is_empty() && conn.ctx.lot.is_open() {
                     return Poll::Ready(Turn::Park);
                 } else {
                     // Something is in flight (a ping just queued, say): look again later.
-                    *at = now + PARK_AFTER;
+                    *at = now + park_after;
                 }
             }
             timer.as_mut().reset(deadline(conn, park_at));
