@@ -217,6 +217,8 @@ pub struct LoadSpec {
     pub workload: Workload,
     /// The server's fan-out settings, with load key `publishers`.
     pub fanout: Fanout,
+    /// Load keys `template` and `match_json` / `match_regex`: messages from a template.
+    pub foreign: Option<crate::plan::Foreign>,
 }
 
 impl BuiltinServer {
@@ -264,6 +266,7 @@ impl LoadSpec {
             spin: self.spin,
             workload: self.workload,
             fanout: self.fanout,
+            foreign: self.foreign.clone(),
             ..Default::default()
         }
     }
@@ -373,6 +376,10 @@ struct LoadSection {
     #[serde(default, with = "serde_duration::option")]
     spin: Option<Duration>,
     publishers: Option<NonZeroU32>,
+    /// Other people's protocols (see [`crate::plan::Foreign`]).
+    template: Option<String>,
+    match_json: Option<String>,
+    match_regex: Option<String>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -394,7 +401,8 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers,
+            template, match_json, match_regex
         })
     }
 }
@@ -749,11 +757,28 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         ServerSpec::Builtin(b) => (b.workload, b.fanout),
         ServerSpec::Command(_) => (Workload::Echo, Fanout::default()),
     };
+    let foreign = match (l.template, l.match_json, l.match_regex) {
+        (None, None, None) => None,
+        (Some(template), Some(p), None) => Some(crate::plan::Foreign { template, correlation: crate::plan::Correlation::MatchJson(p) }),
+        (Some(template), None, Some(r)) => Some(crate::plan::Foreign { template, correlation: crate::plan::Correlation::MatchRegex(r) }),
+        (Some(_), None, None) => return Err(cfg("load key `template` needs a correlation rule: `match_json` (a JSON pointer such as \"/id\") or `match_regex`".into())),
+        (Some(_), Some(_), Some(_)) => return Err(cfg("load keys `match_json` and `match_regex` exclude each other; give one".into())),
+        (None, _, _) => return Err(cfg("load keys `match_json` and `match_regex` pair replies with a `template`'s requests; give `template` too".into())),
+    };
+    if foreign.is_some() {
+        if workload != Workload::Echo {
+            return Err(cfg(format!("load key `template` drives request-reply servers; the built-in server's workload is `{}`", workload.name())));
+        }
+        if l.engine == Some(Engine::ZeroAlloc) {
+            return Err(cfg("load key `template` runs on the tungstenite client; remove load key `engine = \"zero-alloc\"`".into()));
+        }
+    }
     let load = LoadSpec {
         connections: l.connections.map(|c| c.get()).unwrap_or(10),
         connect_rate: l.connect_rate.unwrap_or(1000.0),
         size: l.size.unwrap_or(32),
-        mode: l.mode.unwrap_or_default(),
+        // A template is text unless said otherwise: JSON and most protocols are.
+        mode: l.mode.unwrap_or(if foreign.is_some() { Mode::Text } else { Mode::default() }),
         engine: l.engine.unwrap_or_default(),
         duration: l.duration.unwrap_or(Duration::from_secs(10)),
         warmup: l.warmup.unwrap_or(Duration::from_secs(2)),
@@ -769,6 +794,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         spin: l.spin.unwrap_or(Duration::ZERO),
         workload,
         fanout,
+        foreign,
     };
     if let Err(e) = check_fanout(&load) {
         return Err(cfg(e));

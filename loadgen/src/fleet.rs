@@ -118,6 +118,8 @@ impl Fleet {
             let _ = probe.join();
             allowed?;
         }
+        // Checked by `args::validate` already; compiled once here, cloned per worker.
+        let foreign = plan.foreign.as_ref().map(crate::template::Foreign::new).transpose().map_err(std::io::Error::other)?;
         let connect_start_ns = now_ns();
         let mut threads = Vec::with_capacity(workers);
         for (id, recycled) in recycled.into_iter().enumerate() {
@@ -125,6 +127,7 @@ impl Fleet {
                 id,
                 connections: (0..plan.connections).filter(|i| *i as usize % workers == id).collect(),
                 plan: plan.clone(),
+                foreign: foreign.clone(),
                 target: Arc::clone(target),
                 connect_start_ns,
                 events: events_tx.clone(),
@@ -185,6 +188,8 @@ struct WorkerJob {
     /// Global indices of this worker's connections.
     connections: Vec<u32>,
     plan: LoadPlan,
+    /// Template loads: the compiled template and correlation rule.
+    foreign: Option<crate::template::Foreign>,
     target: Arc<Target>,
     connect_start_ns: u64,
     events: mpsc::UnboundedSender<Event>,
@@ -334,6 +339,7 @@ impl WorkerJob {
             }),
             allocations_at_first_finish: std::cell::Cell::new(None),
             first_message: std::cell::RefCell::new(std::mem::replace(&mut setup.first_message, wsbench_core::hist::new_histogram())),
+            foreign: self.foreign.clone(),
         });
         let tasks: Vec<_> = conns
             .into_iter()

@@ -29,6 +29,7 @@ pub mod schedule;
 pub mod selfcheck;
 pub mod session;
 pub mod setup;
+pub mod template;
 pub mod transport;
 pub mod writer;
 pub mod zero;
