@@ -640,11 +640,14 @@ fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
     let unanswered = if m.lost > 0 { format!(", {} unanswered", thousands(m.lost as f64)) } else { String::new() };
     let failed = if c.failed > 0 { format!(", {} connections failed to open", thousands(f64::from(c.failed))) } else { String::new() };
     let errors = m.errors + m.corrupted;
+    let unmatched = if m.unmatched > 0 { format!(", {} unmatched replies", thousands(m.unmatched as f64)) } else { String::new() };
+    let unsolicited = if m.unsolicited > 0 { format!(", {} unsolicited", thousands(m.unsolicited as f64)) } else { String::new() };
+    let answers = if s.config.foreign.is_some() { "replies" } else { "echoes" };
     format!(
         "{} connections, {pace}, {:.1} s measured{}\n\
-         \x20 throughput  {} msgs/s ({} echoes)\n\
+         \x20 throughput  {} msgs/s ({} {answers})\n\
          \x20 latency     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
-         \x20 errors      {}{unanswered}{failed}\n\
+         \x20 errors      {}{unanswered}{unmatched}{unsolicited}{failed}\n\
          \x20 results     {}\n",
         thousands(f64::from(c.target)),
         s.duration_s,
