@@ -162,3 +162,26 @@ fn a_template_on_the_zero_alloc_client_is_refused_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("runs on the tungstenite client"));
 }
+
+/// Rendering and pairing allocate nothing: against the built-in server, which echoes each
+/// request (so the id comes back), the load generator's worker threads make no heap allocation
+/// between the first and the last measured message, with either correlation rule.
+#[test]
+fn template_loads_allocate_nothing_per_message() {
+    let _serial = serial();
+    let server = Server::start(&["--engine", "zero-alloc", "--runtime", "current-thread"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let url = server.url();
+    for (flag, rule) in [("--match-json", "/id"), ("--match-regex", r#""id":(\d+)"#)] {
+        let dir = tmp.path().join(flag.trim_start_matches('-'));
+        let template = r#"{"jsonrpc":"2.0","id":{seq},"method":"echo","params":["{rand:16}",{conn},{ts_ns}]}"#;
+        let args = ["--url", &url, "--template", template, flag, rule, "--connections", "20", "--in-flight", "8", "--warmup", "300ms", "--duration", "1s", "--drain-timeout", "1s", "--out", dir.to_str().unwrap()];
+        let out = loadgen(&args, Duration::from_secs(30));
+        assert!(out.status.success(), "{flag}: {}", String::from_utf8_lossy(&out.stderr));
+        let s = summary(&dir);
+        let m = s.messages;
+        assert!(m.received > 10_000 && m.received == m.sent, "{flag}: {m:?}");
+        assert_eq!((m.unmatched, m.unsolicited, m.corrupted), (0, 0, 0), "{flag}: {m:?}");
+        assert_eq!(s.worker_allocations_per_message, Some(0.0), "{flag}: {m:?}");
+    }
+}

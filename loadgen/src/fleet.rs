@@ -248,7 +248,12 @@ impl WorkerJob {
         let mut pending = std::collections::VecDeque::new();
         let mut stop_rx = self.stop.clone();
         let mut stopped = false;
-        let (open_loop, engine, size) = (self.plan.is_open_loop(), self.plan.engine, self.plan.size);
+        let (open_loop, engine, mut size) = (self.plan.is_open_loop(), self.plan.engine, self.plan.size);
+        if let Some(f) = &self.foreign {
+            // Read buffers are sized for the replies; a reply to a template is of its order
+            // (JSON-RPC's carries the params back), so a run's replies never grow them.
+            size = size.max(2 * f.template.max_len() as u64);
+        }
         let batch = crate::zero::expected_batch(self.plan.rate, self.plan.connections, self.plan.in_flight);
         for &i in &self.connections {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
