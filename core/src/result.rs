@@ -82,6 +82,13 @@ impl MessageCounts {
     pub fn received_in_window(&self) -> u64 {
         self.received.saturating_sub(self.late)
     }
+
+    /// What went wrong, as the `errors` figure of tables and comparisons: failures, corrupted
+    /// echoes, unanswered messages and replies that answer no request sent. Pushes
+    /// (`unsolicited`) are the server's own messages, not faults.
+    pub fn faults(&self) -> u64 {
+        self.errors + self.corrupted + self.lost + self.unmatched
+    }
 }
 
 impl std::ops::AddAssign for MessageCounts {
