@@ -869,6 +869,30 @@ mod tests {
     }
 
     #[test]
+    fn template_keys_make_a_foreign_load_that_reaches_the_plan() {
+        let s = parse("[server]\ncommand = [\"srv\", \"{port}\"]\n[load]\ntemplate = '{\"id\":{seq}}'\nmatch_json = \"/id\"\n").unwrap();
+        let load = &s.configs[0].load;
+        assert_eq!(load.mode, Mode::Text, "a template is text unless said otherwise");
+        let plan = load.plan("ws://127.0.0.1:1/");
+        let f = plan.foreign.as_ref().expect("the plan carries the template");
+        assert_eq!((f.template.as_str(), &f.correlation), ("{\"id\":{seq}}", &crate::plan::Correlation::MatchJson("/id".into())));
+        assert!(plan.to_args().windows(2).any(|w| w == ["--match-json", "/id"]));
+        let s = parse("[load]\ntemplate = '{seq}'\nmatch_regex = '(\\d+)'\nmode = \"binary\"\n").unwrap();
+        assert_eq!(s.configs[0].load.mode, Mode::Binary);
+
+        for (text, says) in [
+            ("[load]\ntemplate = '{seq}'\n", "needs a correlation rule"),
+            ("[load]\nmatch_json = '/id'\n", "give `template` too"),
+            ("[load]\ntemplate = '{seq}'\nmatch_json = '/id'\nmatch_regex = '(x)'\n", "exclude each other"),
+            ("[load]\ntemplate = '{seq}'\nmatch_json = '/id'\nengine = \"zero-alloc\"\n", "tungstenite client"),
+            ("[server]\nworkload = \"sink\"\n[load]\nrate = 10\ntemplate = '{seq}'\nmatch_json = '/id'\n", "request-reply"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.contains(says), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn names_that_would_leave_the_results_folder_name_file_line_and_key() {
         let e = parse("name = \"../evil\"\n").unwrap_err();
         assert_eq!(e.line.map(|l| l.0), Some(1), "{e}");
