@@ -536,7 +536,7 @@ mod tests {
 
     #[test]
     fn templates_need_a_rule_and_the_tungstenite_client() {
-        let args = |a: &[&str]| parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).and_then(|a| Ok(a.into_plan()));
+        let args = |a: &[&str]| parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|a| a.into_plan());
         let t = "--template={\"id\":{seq}}";
         let plan = args(&[t, "--match-json", "/id"]).unwrap().unwrap();
         assert_eq!(plan.mode, Mode::Text, "a template is text by default");
