@@ -112,7 +112,7 @@ pub const METRICS: &[Metric] = &[
     Metric { key: "p99", aliases: &[], label: "p99 latency", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.latency_us.p99) },
     Metric { key: "p99.9", aliases: &["p999", "p99_9"], label: "p99.9 latency", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.latency_us.p99_9) },
     Metric { key: "max", aliases: &["p100"], label: "max latency", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.latency_us.max) },
-    Metric { key: "errors", aliases: &[], label: "errors", unit: Unit::Count, better: Better::Lower, value: |t| t.summary.as_ref().map(|s| (s.messages.errors + s.messages.corrupted + s.messages.lost) as f64) },
+    Metric { key: "errors", aliases: &[], label: "errors", unit: Unit::Count, better: Better::Lower, value: |t| t.summary.as_ref().map(|s| s.messages.faults() as f64) },
     Metric { key: "cpu", aliases: &["server-cpu"], label: "server CPU", unit: Unit::CpuPercent, better: Better::Lower, value: stats::server_cpu_pct },
     Metric { key: "rss", aliases: &["server-rss", "memory"], label: "server peak RSS", unit: Unit::Bytes, better: Better::Lower, value: stats::server_peak_rss },
     Metric { key: "allocations", aliases: &["allocs", "server-allocations"], label: "server allocations/msg", unit: Unit::PerMessage, better: Better::Lower, value: |t| t.server.as_ref()?.allocations_per_message },

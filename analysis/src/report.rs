@@ -256,7 +256,7 @@ fn results_table(d: &mut Document, stats: &[ConfigStats], search: bool) {
         .collect();
     d.push(Block::Table(Table::numeric(&["configuration", "trials", "throughput (msgs/s)", "p50", "p99", "p99.9", "max"], rows)));
     d.paragraph(plain(
-        "Errors count failed sends and receives, corrupted echoes and lost messages; server CPU is the mean over the trial \
+        "Errors count failed sends and receives, corrupted echoes, lost messages and replies that answer no request sent; server CPU is the mean over the trial \
          (from processes.csv) in % of one core. Allocations per message are steady-state heap allocations counted \
          inside each process: the whole server (server.json), and the load generator's worker threads (summary.json).",
     ));

@@ -318,7 +318,7 @@ fn one_line(s: &LoadgenSummary) -> String {
         latency_us(s.latency_us.p99),
         latency_us(s.latency_us.max),
         thousands(s.messages.sent as f64),
-        plan::plural((s.messages.errors + s.messages.corrupted + s.messages.lost) as usize, "error")
+        plan::plural(s.messages.faults() as usize, "error")
     );
     if !s.warnings.is_empty() {
         line.push_str(&format!(" · {}", plan::plural(s.warnings.len(), "warning")));
@@ -657,7 +657,7 @@ fn load_generator_limit(search: &CapacitySearch, asked: f64, s: &LoadgenSummary)
 /// `asked` is 0 for a closed loop, which cannot be overloaded, only slow.
 fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f64, wsbench_core::hist::LatencySummary) {
     let achieved = s.throughput_msgs_per_s;
-    let bad = s.messages.errors + s.messages.corrupted + s.messages.lost;
+    let bad = s.messages.faults();
     let latency = match search.metric {
         SearchMetric::Latency => Some(s.latency_us),
         SearchMetric::Completion => s.fanout.as_ref().and_then(|f| f.completion_us),
@@ -676,7 +676,7 @@ fn judge(search: &CapacitySearch, asked: f64, s: &LoadgenSummary) -> (Judged, f6
     let judged = if !s.complete {
         Judged::Broken(format!("incomplete: {}", s.reason.as_deref().unwrap_or("unknown reason")))
     } else if bad > 0 {
-        Judged::Broken(format!("{bad} errors, corrupted or unanswered messages"))
+        Judged::Broken(format!("{bad} errors, corrupted, unanswered or unmatched messages"))
     } else if !s.failed_checks.is_empty() {
         Judged::Broken(s.failed_checks.join("; "))
     } else if achieved < ACHIEVED_SHARE * asked {
@@ -919,6 +919,7 @@ mod tests {
             spin: Duration::ZERO,
             workload: wsbench_core::plan::Workload::Echo,
             fanout: Default::default(),
+            foreign: None,
         }
     }
 

@@ -318,6 +318,39 @@ impl std::str::FromStr for Shard {
     }
 }
 
+/// Other people's protocols: each message is rendered from a template instead of carrying
+/// wsbench's header, and each reply is paired with its request by a correlation rule that finds
+/// the request's sequence number in it (see the load generator's `template` module).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Foreign {
+    /// The message, with placeholders `{seq}`, `{conn}`, `{ts_ns}` and `{rand:N}`.
+    pub template: String,
+    /// How a reply names the request it answers.
+    #[serde(flatten)]
+    pub correlation: Correlation,
+}
+
+/// Where a reply carries the sequence number of the request it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Correlation {
+    /// A JSON pointer (RFC 6901, e.g. `/id`) to an integer, or a string of digits.
+    MatchJson(String),
+    /// A regular expression whose first capture group is the number (e.g. `"id":(\d+)`).
+    MatchRegex(String),
+}
+
+impl Foreign {
+    /// The load generator's flags for these settings.
+    pub fn to_args(&self) -> Vec<String> {
+        let (flag, value) = match &self.correlation {
+            Correlation::MatchJson(p) => ("--match-json", p),
+            Correlation::MatchRegex(r) => ("--match-regex", r),
+        };
+        vec!["--template".into(), self.template.clone(), flag.into(), value.clone()]
+    }
+}
+
 /// The longest `spin` (see [`LoadPlan::spin`]): spinning longer only burns a core.
 pub const MAX_SPIN: Duration = Duration::from_millis(1);
 
@@ -395,6 +428,10 @@ pub struct LoadPlan {
     /// Settings of the fan-out workloads.
     #[serde(default)]
     pub fanout: Fanout,
+    /// Messages from a template, replies paired by a correlation rule (echo workload only);
+    /// `mode` is the frame type. Absent: wsbench's own header and filler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign: Option<Foreign>,
     pub out: Option<PathBuf>,
 }
 
@@ -462,6 +499,7 @@ impl Default for LoadPlan {
             subprotocols: Vec::new(),
             workload: Workload::Echo,
             fanout: Fanout::default(),
+            foreign: None,
             out: None,
         }
     }
@@ -534,6 +572,9 @@ impl LoadPlan {
         if self.workload.is_fanout() {
             a.extend(["--workload".into(), self.workload.name().into()]);
             a.extend(self.fanout.to_args(self.workload, true));
+        }
+        if let Some(f) = &self.foreign {
+            a.extend(f.to_args());
         }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);

@@ -66,12 +66,28 @@ pub struct MessageCounts {
     /// Written as `unanswered` (read as `lost` too, the name in older results).
     #[serde(rename = "unanswered", alias = "lost")]
     pub lost: u64,
+    /// Template loads: replies that claim to answer a request this connection never sent, or
+    /// whose sequence number cannot be read (the correlation rule found a value that is not one,
+    /// or the reply is not JSON under `match_json`). Wrong answers: they fail the run.
+    #[serde(default)]
+    pub unmatched: u64,
+    /// Template loads: frames that answer no outstanding request: no sequence number at all
+    /// (server pushes, notifications), or one already answered or given up (duplicates).
+    #[serde(default)]
+    pub unsolicited: u64,
 }
 
 impl MessageCounts {
     /// Echoes received while the measured window was open.
     pub fn received_in_window(&self) -> u64 {
         self.received.saturating_sub(self.late)
+    }
+
+    /// What went wrong, as the `errors` figure of tables and comparisons: failures, corrupted
+    /// echoes, unanswered messages and replies that answer no request sent. Pushes
+    /// (`unsolicited`) are the server's own messages, not faults.
+    pub fn faults(&self) -> u64 {
+        self.errors + self.corrupted + self.lost + self.unmatched
     }
 }
 
@@ -83,6 +99,8 @@ impl std::ops::AddAssign for MessageCounts {
         self.errors += o.errors;
         self.corrupted += o.corrupted;
         self.lost += o.lost;
+        self.unmatched += o.unmatched;
+        self.unsolicited += o.unsolicited;
     }
 }
 

@@ -218,6 +218,8 @@ pub struct LoadSpec {
     pub workload: Workload,
     /// The server's fan-out settings, with load key `publishers`.
     pub fanout: Fanout,
+    /// Load keys `template` and `match_json` / `match_regex`: messages from a template.
+    pub foreign: Option<crate::plan::Foreign>,
 }
 
 impl BuiltinServer {
@@ -265,6 +267,7 @@ impl LoadSpec {
             spin: self.spin,
             workload: self.workload,
             fanout: self.fanout,
+            foreign: self.foreign.clone(),
             ..Default::default()
         }
     }
@@ -390,6 +393,10 @@ struct LoadSection {
     #[serde(default, with = "serde_duration::option")]
     spin: Option<Duration>,
     publishers: Option<NonZeroU32>,
+    /// Other people's protocols (see [`crate::plan::Foreign`]).
+    template: Option<String>,
+    match_json: Option<String>,
+    match_regex: Option<String>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -411,7 +418,8 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers,
+            template, match_json, match_regex
         })
     }
 }
@@ -833,11 +841,28 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         ServerSpec::Builtin(b) => (b.workload, b.fanout),
         ServerSpec::Command(_) => (Workload::Echo, Fanout::default()),
     };
+    let foreign = match (l.template, l.match_json, l.match_regex) {
+        (None, None, None) => None,
+        (Some(template), Some(p), None) => Some(crate::plan::Foreign { template, correlation: crate::plan::Correlation::MatchJson(p) }),
+        (Some(template), None, Some(r)) => Some(crate::plan::Foreign { template, correlation: crate::plan::Correlation::MatchRegex(r) }),
+        (Some(_), None, None) => return Err(cfg("load key `template` needs a correlation rule: `match_json` (a JSON pointer such as \"/id\") or `match_regex`".into())),
+        (Some(_), Some(_), Some(_)) => return Err(cfg("load keys `match_json` and `match_regex` exclude each other; give one".into())),
+        (None, _, _) => return Err(cfg("load keys `match_json` and `match_regex` pair replies with a `template`'s requests; give `template` too".into())),
+    };
+    if foreign.is_some() {
+        if workload != Workload::Echo {
+            return Err(cfg(format!("load key `template` drives request-reply servers; the built-in server's workload is `{}`", workload.name())));
+        }
+        if l.engine == Some(Engine::ZeroAlloc) {
+            return Err(cfg("load key `template` runs on the tungstenite client; remove load key `engine = \"zero-alloc\"`".into()));
+        }
+    }
     let load = LoadSpec {
         connections: l.connections.map(|c| c.get()).unwrap_or(10),
         connect_rate: l.connect_rate.unwrap_or(1000.0),
         size: l.size.unwrap_or(32),
-        mode: l.mode.unwrap_or_default(),
+        // A template is text unless said otherwise: JSON and most protocols are.
+        mode: l.mode.unwrap_or(if foreign.is_some() { Mode::Text } else { Mode::default() }),
         engine: l.engine.unwrap_or_default(),
         duration: l.duration.unwrap_or(Duration::from_secs(10)),
         warmup: l.warmup.unwrap_or(Duration::from_secs(2)),
@@ -853,6 +878,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         spin: l.spin.unwrap_or(Duration::ZERO),
         workload,
         fanout,
+        foreign,
     };
     if let Err(e) = check_fanout(&load) {
         return Err(cfg(e));
@@ -924,6 +950,30 @@ mod tests {
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         Scenario::parse(Path::new("scenarios/t.toml"), text)
+    }
+
+    #[test]
+    fn template_keys_make_a_foreign_load_that_reaches_the_plan() {
+        let s = parse("[server]\ncommand = [\"srv\", \"{port}\"]\n[load]\ntemplate = '{\"id\":{seq}}'\nmatch_json = \"/id\"\n").unwrap();
+        let load = &s.configs[0].load;
+        assert_eq!(load.mode, Mode::Text, "a template is text unless said otherwise");
+        let plan = load.plan("ws://127.0.0.1:1/");
+        let f = plan.foreign.as_ref().expect("the plan carries the template");
+        assert_eq!((f.template.as_str(), &f.correlation), ("{\"id\":{seq}}", &crate::plan::Correlation::MatchJson("/id".into())));
+        assert!(plan.to_args().windows(2).any(|w| w == ["--match-json", "/id"]));
+        let s = parse("[load]\ntemplate = '{seq}'\nmatch_regex = '(\\d+)'\nmode = \"binary\"\n").unwrap();
+        assert_eq!(s.configs[0].load.mode, Mode::Binary);
+
+        for (text, says) in [
+            ("[load]\ntemplate = '{seq}'\n", "needs a correlation rule"),
+            ("[load]\nmatch_json = '/id'\n", "give `template` too"),
+            ("[load]\ntemplate = '{seq}'\nmatch_json = '/id'\nmatch_regex = '(x)'\n", "exclude each other"),
+            ("[load]\ntemplate = '{seq}'\nmatch_json = '/id'\nengine = \"zero-alloc\"\n", "tungstenite client"),
+            ("[server]\nworkload = \"sink\"\n[load]\nrate = 10\ntemplate = '{seq}'\nmatch_json = '/id'\n", "request-reply"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.contains(says), "{text}: {e}");
+        }
     }
 
     #[test]

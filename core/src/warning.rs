@@ -30,6 +30,10 @@ pub enum WarningKind {
     TooFewSamples,
     Incomplete,
     TlsInsecure,
+    /// Template loads: replies naming a request that was never sent, or no readable number.
+    RepliesUnmatched,
+    /// Template loads: frames answering no outstanding request (pushes, duplicates).
+    RepliesUnsolicited,
 }
 
 /// One warning as stored in result files: `{"kind": "...", "message": "..."}`.
@@ -86,6 +90,22 @@ impl Warning {
 
     pub fn corrupted(n: u64) -> Self {
         Self::new(WarningKind::MessagesCorrupted, format!("{n} echoes did not match what was sent (sequence, length or content)"))
+    }
+
+    /// Template loads: replies the correlation rule could not pair with any request sent.
+    pub fn unmatched(n: u64, received: u64) -> Self {
+        Self::new(
+            WarningKind::RepliesUnmatched,
+            format!("{n} replies named a request that was never sent or no readable sequence number ({received} were paired with their request): the server answers with wrong ids, or the correlation rule reads the wrong field"),
+        )
+    }
+
+    /// Template loads: frames that answered nothing outstanding.
+    pub fn unsolicited(n: u64, received: u64) -> Self {
+        Self::new(
+            WarningKind::RepliesUnsolicited,
+            format!("{n} frames answered no outstanding request (server pushes without the correlation field, or duplicate answers), beside {received} replies; they are not in the latency figures"),
+        )
     }
 
     pub fn lost(n: u64) -> Self {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
-use wsbench_core::plan::{Engine, Fanout, LoadPlan, Mode, Shard, Workload, MIN_INTERVAL};
+use wsbench_core::plan::{Correlation, Engine, Fanout, Foreign, LoadPlan, Mode, Shard, Workload, MIN_INTERVAL};
 use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
 use crate::transport::{Target, Trust};
@@ -170,6 +170,36 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "RATE", default_value_t = 100.0)]
     pub push_rate: f64,
 
+    /// Measure a server that speaks its own protocol: send this template instead of wsbench's
+    /// header (text frames unless --template-binary), with placeholders {seq} (the message's
+    /// number on its connection: 0, 1, 2, ...), {conn} (the connection's number in this
+    /// process), {ts_ns} (intended send time, monotonic ns) and {rand:N} (N random letters and
+    /// digits, seeded per connection). Needs --match-json or --match-regex; --size is ignored.
+    /// Runs on the tungstenite client (what a typical client is), open or closed loop.
+    #[arg(long, value_name = "TEXT", conflicts_with = "template_file")]
+    pub template: Option<String>,
+
+    /// As --template, read from a file (UTF-8; a final newline is kept).
+    #[arg(long, value_name = "FILE")]
+    pub template_file: Option<PathBuf>,
+
+    /// Send the template as binary frames.
+    #[arg(long)]
+    pub template_binary: bool,
+
+    /// Find the request a reply answers at this JSON pointer (e.g. /id): an integer or a string
+    /// of digits, the {seq} of the request. Replies naming a request never sent (or with a
+    /// value that is no number, or not JSON) count as `unmatched` and fail the run beyond
+    /// --max-loss; frames without the field (server pushes) or naming a request already
+    /// answered count as `unsolicited`.
+    #[arg(long, value_name = "POINTER", conflicts_with = "match_regex")]
+    pub match_json: Option<String>,
+
+    /// As --match-json, with a regular expression whose first capture group is the number,
+    /// e.g. '"id":(\d+)'.
+    #[arg(long, value_name = "REGEX")]
+    pub match_regex: Option<String>,
+
     /// Run the Autobahn client cases against a fuzzing server at ADDR (host:port, e.g.
     /// `kosoku -m fuzzingserver`) instead of generating load; the other options are ignored.
     #[arg(long, value_name = "ADDR")]
@@ -204,12 +234,37 @@ impl LoadgenArgs {
         };
         let env = std::env::var(HEADERS_ENV).ok();
         let headers = collect_headers(&self.headers, file.as_deref(), env.as_deref())?;
+        let template = match (self.template, &self.template_file) {
+            (Some(t), _) => Some(t),
+            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| format!("--template-file {}: {e}", path.display()))?),
+            (None, None) => None,
+        };
+        let correlation = match (self.match_json, self.match_regex) {
+            (Some(p), _) => Some(Correlation::MatchJson(p)),
+            (None, Some(r)) => Some(Correlation::MatchRegex(r)),
+            (None, None) => None,
+        };
+        let foreign = match (template, correlation) {
+            (None, None) => None,
+            (Some(template), Some(correlation)) => Some(Foreign { template, correlation }),
+            (Some(_), None) => return Err("--template needs a correlation rule to pair replies with requests: --match-json /id or --match-regex '\"id\":(\\d+)'".into()),
+            (None, Some(_)) => return Err("--match-json and --match-regex pair replies with the requests of a --template; give --template or --template-file".into()),
+        };
+        if self.template_binary && foreign.is_none() {
+            return Err("--template-binary applies to --template or --template-file".into());
+        }
+        // A template is text unless said otherwise: JSON and most protocols are.
+        let mode = match (&foreign, self.text) {
+            (Some(_), _) if self.template_binary || self.binary => Mode::Binary,
+            (Some(_), _) | (None, true) => Mode::Text,
+            (None, false) => Mode::Binary,
+        };
         let plan = LoadPlan {
             url: self.url,
             connections: self.connections,
             connect_rate: self.connect_rate,
             size: self.size,
-            mode: if self.text { Mode::Text } else { Mode::Binary },
+            mode,
             engine: self.engine,
             duration: self.duration,
             warmup: self.warmup,
@@ -236,6 +291,7 @@ impl LoadgenArgs {
                 push_rate: self.push_rate,
                 ..Fanout::default()
             },
+            foreign,
             out: self.out,
         };
         validate(&plan)?;
@@ -350,6 +406,15 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if !(0.0..=1.0).contains(&plan.max_loss) {
         return Err(format!("--max-loss is {}; it is a share between 0 and 1 (0 % and 100 %)", plan.max_loss));
     }
+    if let Some(f) = &plan.foreign {
+        if plan.engine != Engine::Tungstenite {
+            return Err(format!("--template runs on the tungstenite client (a typical client), not on --engine {}; drop --engine", plan.engine.name()));
+        }
+        if plan.workload.is_fanout() {
+            return Err(format!("--template measures request and reply; it does not combine with --workload {}", plan.workload.name()));
+        }
+        crate::template::Foreign::new(f)?;
+    }
     crate::fanout::validate(plan)
 }
 
@@ -437,6 +502,7 @@ mod tests {
                 subprotocols: vec!["chat".into(), "superchat".into()],
                 workload: Workload::Echo,
                 fanout: Fanout::default(),
+                foreign: None,
                 out: Some("results/x/trial-1".into()),
             },
             LoadPlan { url: "wss://localhost:8443/".into(), ca: Some("ca.pem".into()), ..Default::default() },
@@ -451,10 +517,44 @@ mod tests {
             LoadPlan { workload: Workload::Push, fanout: Fanout { push_rate: 250.0, ..Fanout::default() }, ..Default::default() },
             LoadPlan { duration: Duration::from_secs(90), rate: Some(1e6), ..Default::default() },
             LoadPlan { engine: Engine::Tungstenite, ..Default::default() },
+            LoadPlan {
+                mode: Mode::Text,
+                foreign: Some(Foreign { template: r#"{"id":{seq},"p":"{rand:8}"}"#.into(), correlation: Correlation::MatchJson("/id".into()) }),
+                ..Default::default()
+            },
+            LoadPlan {
+                mode: Mode::Binary,
+                rate: Some(100.0),
+                foreign: Some(Foreign { template: "n={seq} c={conn}\n".into(), correlation: Correlation::MatchRegex(r"n=(\d+)".into()) }),
+                ..Default::default()
+            },
         ];
         for p in &plans {
             assert_eq!(&round_trip(p), p);
         }
+    }
+
+    #[test]
+    fn templates_need_a_rule_and_the_tungstenite_client() {
+        let args = |a: &[&str]| parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|a| a.into_plan());
+        let t = "--template={\"id\":{seq}}";
+        let plan = args(&[t, "--match-json", "/id"]).unwrap().unwrap();
+        assert_eq!(plan.mode, Mode::Text, "a template is text by default");
+        assert_eq!(args(&[t, "--match-json", "/id", "--template-binary"]).unwrap().unwrap().mode, Mode::Binary);
+        for (a, says) in [
+            (vec![t], "needs a correlation rule"),
+            (vec!["--match-json", "/id"], "give --template"),
+            (vec![t, "--match-json", "/id", "--engine", "zero-alloc"], "runs on the tungstenite client"),
+            (vec![t, "--match-json", "id"], "not a JSON pointer"),
+            (vec![t, "--match-regex", "id"], "no capture group"),
+            (vec!["--template", "{\"id\":1}", "--match-json", "/id"], "no {seq}"),
+            (vec!["--template", "{sequence}", "--match-json", "/id"], "`{sequence}` is unknown"),
+            (vec![t, "--match-json", "/id", "--workload", "sink", "--rate", "10"], "does not combine with --workload sink"),
+        ] {
+            let e = args(&a).unwrap().unwrap_err();
+            assert!(e.contains(says), "{a:?}: {e}");
+        }
+        assert!(args(&[t, "--match-json", "/id", "--match-regex", "(x)"]).is_err(), "one rule at a time");
     }
 
     #[test]

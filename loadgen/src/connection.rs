@@ -164,6 +164,8 @@ pub struct ConnShared {
     pub allocations_at_first_finish: Cell<Option<u64>>,
     /// Each connection's first round trip, in ns (pre-sized: recording allocates nothing).
     pub first_message: RefCell<hdrhistogram::Histogram<u64>>,
+    /// Template loads: the template and the correlation rule (tungstenite client only).
+    pub foreign: Option<crate::template::Foreign>,
 }
 
 /// A request to end the run early.
@@ -321,13 +323,21 @@ impl Connection<'_> {
                 return Ok(false);
             }
         }
-        let size = self.session.shared.size;
-        self.buf.reserve(size);
-        self.buf.extend_from_slice(&[0u8; HEADER_LEN]);
-        self.buf.extend_from_slice(self.session.filler.tail(self.session.next_seq()));
-        // The actual send time is read as late as possible: right before the hand-over.
-        let header = self.session.header(intended, now_ns());
-        header.encode(&mut self.buf[..HEADER_LEN]);
+        let header = if self.session.is_foreign() {
+            // The template's `{ts_ns}` is the intended time; in closed loop, now.
+            let ts = intended.unwrap_or_else(now_ns);
+            self.session.render(&mut self.buf, ts);
+            self.session.header(Some(ts), now_ns())
+        } else {
+            let size = self.session.shared.size;
+            self.buf.reserve(size);
+            self.buf.extend_from_slice(&[0u8; HEADER_LEN]);
+            self.buf.extend_from_slice(self.session.filler.tail(self.session.next_seq()));
+            // The actual send time is read as late as possible: right before the hand-over.
+            let header = self.session.header(intended, now_ns());
+            header.encode(&mut self.buf[..HEADER_LEN]);
+            header
+        };
         let bytes = self.buf.split().freeze();
         let msg = match self.session.shared.mode {
             Mode::Binary => Message::Binary(bytes),
@@ -411,12 +421,13 @@ fn poll_flush(ws: &mut WsStream, want_flush: &mut bool, blocked: &mut bool, cx: 
     }
 }
 
-/// Wraps bytes built from the header and the filler as a text payload.
+/// Wraps bytes built from the header and the filler, or rendered from a template, as a text payload.
 fn text(bytes: Bytes) -> Utf8Bytes {
-    debug_assert!(bytes.is_ascii());
-    // SAFETY: every byte of a message is below 0x80 (the header stores 7-bit groups and ASCII
-    // flags, the filler is lower-case letters), so the bytes are valid UTF-8. Validating each
-    // message again would cost a pass over it on the hot path.
+    debug_assert!(std::str::from_utf8(&bytes).is_ok());
+    // SAFETY: a wsbench message's bytes are all below 0x80 (the header stores 7-bit groups and
+    // ASCII flags, the filler is lower-case letters); a template is a `String` whose
+    // placeholders render ASCII digits and letters. Either way the bytes are valid UTF-8.
+    // Validating each message again would cost a pass over it on the hot path.
     unsafe { Utf8Bytes::from_bytes_unchecked(bytes) }
 }
 

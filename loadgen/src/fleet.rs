@@ -118,6 +118,8 @@ impl Fleet {
             let _ = probe.join();
             allowed?;
         }
+        // Checked by `args::validate` already; compiled once here, cloned per worker.
+        let foreign = plan.foreign.as_ref().map(crate::template::Foreign::new).transpose().map_err(std::io::Error::other)?;
         let connect_start_ns = now_ns();
         let mut threads = Vec::with_capacity(workers);
         for (id, recycled) in recycled.into_iter().enumerate() {
@@ -125,6 +127,7 @@ impl Fleet {
                 id,
                 connections: (0..plan.connections).filter(|i| *i as usize % workers == id).collect(),
                 plan: plan.clone(),
+                foreign: foreign.clone(),
                 target: Arc::clone(target),
                 connect_start_ns,
                 events: events_tx.clone(),
@@ -185,6 +188,8 @@ struct WorkerJob {
     /// Global indices of this worker's connections.
     connections: Vec<u32>,
     plan: LoadPlan,
+    /// Template loads: the compiled template and correlation rule.
+    foreign: Option<crate::template::Foreign>,
     target: Arc<Target>,
     connect_start_ns: u64,
     events: mpsc::UnboundedSender<Event>,
@@ -243,7 +248,12 @@ impl WorkerJob {
         let mut pending = std::collections::VecDeque::new();
         let mut stop_rx = self.stop.clone();
         let mut stopped = false;
-        let (open_loop, engine, size) = (self.plan.is_open_loop(), self.plan.engine, self.plan.size);
+        let (open_loop, engine, mut size) = (self.plan.is_open_loop(), self.plan.engine, self.plan.size);
+        if let Some(f) = &self.foreign {
+            // Read buffers are sized for the replies; a reply to a template is of its order
+            // (JSON-RPC's carries the params back), so a run's replies never grow them.
+            size = size.max(2 * f.template.max_len() as u64);
+        }
         let batch = crate::zero::expected_batch(self.plan.rate, self.plan.connections, self.plan.in_flight);
         for &i in &self.connections {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
@@ -334,6 +344,7 @@ impl WorkerJob {
             }),
             allocations_at_first_finish: std::cell::Cell::new(None),
             first_message: std::cell::RefCell::new(std::mem::replace(&mut setup.first_message, wsbench_core::hist::new_histogram())),
+            foreign: self.foreign.clone(),
         });
         let tasks: Vec<_> = conns
             .into_iter()

@@ -29,6 +29,7 @@ pub mod schedule;
 pub mod selfcheck;
 pub mod session;
 pub mod setup;
+pub mod template;
 pub mod transport;
 pub mod writer;
 pub mod zero;
@@ -117,20 +118,7 @@ pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
         let shutdown = shutdown_signal().map_err(|e| RunError::Failed(format!("cannot install signal handlers: {e}")))?;
         run(plan, command, shutdown).await
     });
-    match result {
-        Ok(summary) => {
-            report(&summary, summary.config.out.as_deref());
-            ExitCode::from(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
-        }
-        Err(RunError::Usage(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_USAGE)
-        }
-        Err(RunError::Failed(e)) => {
-            eprintln!("loadgen: {e}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    conclude(result)
 }
 
 /// [`run_main`] for the broadcast, push and sink workloads ([`fanout`]).
@@ -148,38 +136,21 @@ fn run_fanout(plan: LoadPlan, command: Vec<String>) -> ExitCode {
         if let Some(dir) = &out {
             std::fs::create_dir_all(dir).map_err(|e| RunError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         }
-        fanout::run(plan, command, shutdown).await
+        let summary = fanout::run(plan, command, shutdown).await?;
+        if let Some(dir) = &out {
+            writer::write_summary(dir, &summary).map_err(RunError::Failed)?;
+        }
+        Ok(summary)
     });
+    conclude(result)
+}
+
+/// The end of every run, whatever its workload: the report (see [`report`]) and the exit code.
+fn conclude(result: Result<LoadgenSummary, RunError>) -> ExitCode {
     match result {
         Ok(summary) => {
-            if let Some(dir) = &out {
-                if let Err(e) = writer::write_summary(dir, &summary) {
-                    eprintln!("loadgen: {e}");
-                    return ExitCode::from(EXIT_FAILED);
-                }
-            } else {
-                match serde_json::to_string_pretty(&summary) {
-                    Ok(text) => println!("{text}"),
-                    Err(e) => eprintln!("loadgen: cannot print the summary: {e}"),
-                }
-            }
-            if let Some(f) = &summary.fanout {
-                let completion = f.completion_us.map(|c| format!(", completion p99 {}", latency_us(c.p99))).unwrap_or_default();
-                eprintln!(
-                    "loadgen: {} deliveries of {} expected (reach {:.2} %), {} deliveries/s; one-way p50 {} p99 {}{completion}{}",
-                    f.delivered,
-                    f.expected_deliveries,
-                    f.reach * 100.0,
-                    thousands(f.deliveries_per_s),
-                    latency_us(summary.latency_us.p50),
-                    latency_us(summary.latency_us.p99),
-                    summary.reason.as_deref().map(|r| format!("; {r}")).unwrap_or_default(),
-                );
-            }
-            for c in &summary.failed_checks {
-                eprintln!("loadgen: failed: {c}");
-            }
-            ExitCode::from(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
+            report(&summary, summary.config.out.as_deref());
+            ExitCode::from(exit_code(&summary))
         }
         Err(RunError::Usage(e)) => {
             eprintln!("error: {e}");
@@ -190,6 +161,13 @@ fn run_fanout(plan: LoadPlan, command: Vec<String>) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// The exit code of a run that produced a summary: [`EXIT_OK`] when it is complete and passed
+/// every check (unanswered, unmatched and unsolicited messages, failed connections, a late
+/// shard, missing deliveries), else [`EXIT_FAILED`].
+pub fn exit_code(s: &LoadgenSummary) -> u8 {
+    if s.passed() { EXIT_OK } else { EXIT_FAILED }
 }
 
 /// Resolves with the signal's name on the first SIGINT or SIGTERM.
@@ -639,11 +617,29 @@ fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
     let unanswered = if m.lost > 0 { format!(", {} unanswered", thousands(m.lost as f64)) } else { String::new() };
     let failed = if c.failed > 0 { format!(", {} connections failed to open", thousands(f64::from(c.failed))) } else { String::new() };
     let errors = m.errors + m.corrupted;
+    let unmatched = if m.unmatched > 0 { format!(", {} unmatched replies", thousands(m.unmatched as f64)) } else { String::new() };
+    let unsolicited = if m.unsolicited > 0 { format!(", {} unsolicited", thousands(m.unsolicited as f64)) } else { String::new() };
+    let answers = match (&s.fanout, &s.config.foreign) {
+        (Some(_), _) => "deliveries",
+        (None, Some(_)) => "replies",
+        (None, None) => "echoes",
+    };
+    let fanout = s.fanout.as_ref().map_or(String::new(), |f| {
+        let completion = f.completion_us.map(|c| format!(", completion p99 {}", latency_us(c.p99))).unwrap_or_default();
+        format!(
+            "  fan-out     {} of {} expected deliveries (reach {:.2} %), {} deliveries/s{completion}\n",
+            thousands(f.delivered as f64),
+            thousands(f.expected_deliveries as f64),
+            f.reach * 100.0,
+            thousands(f.deliveries_per_s)
+        )
+    });
     format!(
         "{} connections, {pace}, {:.1} s measured{}\n\
-         \x20 throughput  {} msgs/s ({} echoes)\n\
+         \x20 throughput  {} msgs/s ({} {answers})\n\
          \x20 latency     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
-         \x20 errors      {}{unanswered}{failed}\n\
+         \x20 errors      {}{unanswered}{unmatched}{unsolicited}{failed}\n\
+         {fanout}\
          \x20 results     {}\n",
         thousands(f64::from(c.target)),
         s.duration_s,
@@ -677,6 +673,43 @@ mod tests {
     fn header_values_are_left_out_of_the_recorded_command() {
         let argv = ["wsbench-loadgen", "--header", "Authorization: Bearer s3cret", "--header=X-Key:abc", "--url", "ws://x/"].map(String::from).to_vec();
         assert_eq!(redact_headers(argv), ["wsbench-loadgen", "--header", "Authorization: <redacted>", "--header=X-Key: <redacted>", "--url", "ws://x/"]);
+    }
+
+    #[test]
+    fn every_workload_reports_through_one_summary_and_one_exit_code() {
+        let mut s = LoadgenSummary { complete: true, ..summarize_for_test() };
+        assert_eq!(exit_code(&s), EXIT_OK);
+        s.config.foreign = Some(wsbench_core::plan::Foreign { template: "{seq}".into(), correlation: wsbench_core::plan::Correlation::MatchJson(String::new()) });
+        s.messages.unmatched = 3;
+        s.messages.unsolicited = 2;
+        s.failed_checks = selfcheck::failed_checks(&s);
+        assert_eq!(exit_code(&s), EXIT_FAILED, "unmatched replies fail the run");
+        let text = human_summary(&s, Path::new("out"));
+        assert!(text.contains("replies)") && text.contains("3 unmatched replies, 2 unsolicited"), "{text}");
+
+        let mut s = summarize_for_test();
+        s.fanout = Some(wsbench_core::result::FanoutReport { delivered: 990, expected_deliveries: 1_000, reach: 0.99, ..Default::default() });
+        let text = human_summary(&s, Path::new("out"));
+        assert!(text.contains("deliveries)") && text.contains("990 of 1,000 expected deliveries (reach 99.00 %)"), "{text}");
+        s.complete = false;
+        assert_eq!(exit_code(&s), EXIT_FAILED, "an incomplete run fails whatever its workload");
+    }
+
+    fn summarize_for_test() -> LoadgenSummary {
+        summarize(SummaryInputs {
+            plan: LoadPlan::default(),
+            command: vec!["x".into()],
+            started_at: SystemTime::UNIX_EPOCH,
+            duration_s: 1.0,
+            totals: &Totals::default(),
+            connections: ConnectionCounts { target: 1, established: 1, ..Default::default() },
+            cpu: CpuUse::default(),
+            allocations: Allocations::default(),
+            reason: None,
+            shard: None,
+            start: None,
+            setup: ConnectionSetup::default(),
+        })
     }
 
     #[test]

@@ -227,6 +227,16 @@ impl Recorder {
         self.current.counts.corrupted += 1;
     }
 
+    /// Template loads: a reply that names a request never sent, or no readable number.
+    pub fn unmatched(&mut self) {
+        self.current.counts.unmatched += 1;
+    }
+
+    /// Template loads: a frame that answers no outstanding request (a push, a duplicate).
+    pub fn unsolicited(&mut self) {
+        self.current.counts.unsolicited += 1;
+    }
+
     /// A send or receive failed, or the peer dropped the connection.
     pub fn error(&mut self) {
         self.current.counts.errors += 1;
@@ -292,7 +302,7 @@ mod tests {
         r.error();
         let first = r.rotate(2_000);
         assert_eq!((first.worker, first.index, first.start_ns, first.end_ns, first.last), (3, 0, 1_000, 2_000, false));
-        assert_eq!(first.counts, MessageCounts { sent: 1, received: 2, late: 1, errors: 1, corrupted: 1, lost: 0 });
+        assert_eq!(first.counts, MessageCounts { sent: 1, received: 2, late: 1, errors: 1, corrupted: 1, lost: 0, ..Default::default() });
         assert_eq!((first.latency.len(), first.service_time.len(), first.send_lag.len()), (1, 1, 1));
 
         r.unanswered(1_400, 1_300);

@@ -30,6 +30,24 @@ pub fn failed_checks(s: &LoadgenSummary) -> Vec<String> {
             plan.max_loss * 100.0
         ));
     }
+    // A wrong answer is no better than none: unmatched replies share the --max-loss allowance.
+    if m.unmatched > allowed {
+        failed.push(format!(
+            "{} replies named a request that was never sent or carried no readable sequence number ({} were paired with their request); --max-loss allows {} % of {} measured messages",
+            m.unmatched,
+            m.received,
+            plan.max_loss * 100.0,
+            m.sent
+        ));
+    }
+    // Pushes are the server's right, but when they outnumber the answers the correlation rule
+    // most likely reads the wrong field, and the latency figures describe a sliver of the load.
+    if m.unsolicited > m.received {
+        failed.push(format!(
+            "{} frames answered no outstanding request, more than the {} that did: check --match-json / --match-regex against what the server sends",
+            m.unsolicited, m.received
+        ));
+    }
     let c = &s.connections;
     if c.failed > plan.max_failed_connections {
         failed.push(format!(
@@ -72,6 +90,12 @@ pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
     }
     if m.corrupted > 0 {
         w.push(Warning::corrupted(m.corrupted));
+    }
+    if m.unmatched > 0 {
+        w.push(Warning::unmatched(m.unmatched, m.received));
+    }
+    if m.unsolicited > 0 {
+        w.push(Warning::unsolicited(m.unsolicited, m.received));
     }
     if m.lost > 0 {
         w.push(Warning::unanswered(m.lost, m.sent, s.unanswered_min_age_us.unwrap_or(0.0)));
@@ -201,6 +225,27 @@ mod tests {
         let w = warnings(&s);
         assert_eq!(w[0].kind, Incomplete);
         assert!(w[0].message.contains("SIGINT"));
+    }
+
+    #[test]
+    fn unmatched_replies_fail_like_unanswered_ones_and_pushes_only_when_they_outnumber_replies() {
+        let mut s = healthy();
+        s.messages.unsolicited = 49_999;
+        assert_eq!(kinds(&s), [RepliesUnsolicited]);
+        assert!(failed_checks(&s).is_empty(), "pushes beside the replies are the server's right");
+        s.messages.unsolicited = 50_001;
+        let f = failed_checks(&s);
+        assert!(f.len() == 1 && f[0].contains("50001 frames answered no outstanding request"), "{f:?}");
+
+        let mut s = healthy();
+        s.messages.unmatched = 1;
+        assert_eq!(kinds(&s), [RepliesUnmatched]);
+        let f = failed_checks(&s);
+        assert!(f.len() == 1 && f[0].contains("1 replies named a request that was never sent"), "{f:?}");
+        s.config.max_loss = 0.001;
+        assert!(failed_checks(&s).is_empty(), "within --max-loss");
+        s.messages.unmatched = 51;
+        assert_eq!(failed_checks(&s).len(), 1);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use wsbench_core::plan::Mode;
 
 use crate::connection::{ConnShared, ConnEnd, Filler, SendMode, Stop};
 use crate::schedule::OpenLoopSchedule;
+use crate::template::{Correlator, Found, Values};
 
 /// Open loop: the ring of outstanding messages holds this much backlog (at the connection's
 /// rate) before it has to grow, so a stalled server does not cause allocations mid-run.
@@ -39,8 +40,10 @@ pub struct Session<'a> {
     schedule: Option<OpenLoopSchedule>,
     /// The worker's filler pattern (the same for every connection).
     pub filler: &'a Filler,
-    /// Headers of the messages sent and not yet echoed, oldest first.
-    outstanding: VecDeque<MessageHeader>,
+    /// The messages sent and not yet echoed, oldest first (in sequence order).
+    outstanding: VecDeque<Pending>,
+    /// Template loads: this connection's correlation rule, random generator and number.
+    foreign: Option<ForeignConn>,
     next_seq: u64,
     /// Closed loop: messages that may be sent now.
     credits: u32,
@@ -72,6 +75,12 @@ impl<'a> Session<'a> {
             schedule,
             filler: &shared.filler,
             outstanding: VecDeque::with_capacity(ring),
+            foreign: shared.foreign.as_ref().map(|f| ForeignConn {
+                correlator: f.correlator.clone(),
+                // Seeded by the connection's number: a rerun sends the same random text.
+                rng: fastrand::Rng::with_seed(0x5753_4245_4e43_4800 ^ u64::from(index)),
+                conn: index,
+            }),
             next_seq: 0,
             credits,
             batch_left: SEND_BATCH,
@@ -198,6 +207,19 @@ impl<'a> Session<'a> {
         MessageHeader { seq: self.next_seq, intended_ns, sent_ns, warmup: self.shared.timeline.is_warmup(intended_ns) }
     }
 
+    /// True when messages come from a template and replies are paired by a correlation rule.
+    #[inline]
+    pub fn is_foreign(&self) -> bool {
+        self.foreign.is_some()
+    }
+
+    /// Template loads: appends the next message, intended at `ts_ns`, to `out`.
+    #[inline]
+    pub fn render(&mut self, out: &mut bytes::BytesMut, ts_ns: u64) {
+        let (Some(shared), Some(f)) = (self.shared.foreign.as_ref(), self.foreign.as_mut()) else { return };
+        shared.template.render(out, Values { seq: self.next_seq, conn: f.conn, ts_ns }, &mut f.rng);
+    }
+
     /// The message with `header` was handed to the transport.
     #[inline]
     pub fn sent(&mut self, header: MessageHeader) {
@@ -205,8 +227,8 @@ impl<'a> Session<'a> {
         if self.schedule.is_none() {
             self.credits -= 1;
         }
-        self.outstanding.push_back(header);
-        let oldest = self.outstanding.front().map_or(u64::MAX, |h| h.intended_ns);
+        self.outstanding.push_back(Pending { header, answered: false });
+        let oldest = self.outstanding.front().map_or(u64::MAX, |p| p.header.intended_ns);
         let mut rec = self.shared.recorder.borrow_mut();
         rec.pending(self.slot, 1, oldest);
         if !header.warmup {
@@ -218,8 +240,11 @@ impl<'a> Session<'a> {
     /// message (echoes come back in order on one connection) with the same frame type, header,
     /// length and filler.
     pub fn on_echo(&mut self, data: &[u8], is_text: bool, now: u64) {
+        if self.foreign.is_some() {
+            return self.on_reply(data, now);
+        }
         let tl = self.shared.timeline;
-        let Some(h) = self.outstanding.pop_front() else {
+        let Some(Pending { header: h, .. }) = self.outstanding.pop_front() else {
             // An echo of nothing: the server made it up.
             if !tl.is_warmup(now) {
                 self.shared.recorder.borrow_mut().unexpected();
@@ -231,7 +256,7 @@ impl<'a> Session<'a> {
             wsbench_core::hist::record_ns(&mut self.shared.first_message.borrow_mut(), now.saturating_sub(h.sent_ns));
         }
         let mut rec = self.shared.recorder.borrow_mut();
-        rec.pending(self.slot, -1, self.outstanding.front().map_or(u64::MAX, |h| h.intended_ns));
+        rec.pending(self.slot, -1, self.outstanding.front().map_or(u64::MAX, |p| p.header.intended_ns));
         if !h.warmup {
             let intact = is_text == (self.shared.mode == Mode::Text)
                 && MessageHeader::decode(data) == Some(h)
@@ -251,6 +276,56 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Template loads: pairs a reply with the outstanding request whose sequence number the
+    /// correlation rule finds in it, in any order, and records its latency from that request's
+    /// intended send time. A reply naming no request of this connection is `unmatched`; one
+    /// naming none at all, or a request already answered or given up, is `unsolicited`.
+    fn on_reply(&mut self, data: &[u8], now: u64) {
+        let counted = !self.shared.timeline.is_warmup(now);
+        let Some(f) = self.foreign.as_mut() else { return };
+        let found = f.correlator.find(data);
+        let seq = match found {
+            Found::Seq(seq) => seq,
+            Found::Nothing | Found::Unreadable => {
+                if counted {
+                    let mut rec = self.shared.recorder.borrow_mut();
+                    if found == Found::Nothing { rec.unsolicited() } else { rec.unmatched() }
+                }
+                return;
+            }
+        };
+        let at = self.outstanding.binary_search_by_key(&seq, |p| p.header.seq).ok().filter(|&i| !self.outstanding[i].answered);
+        let Some(i) = at else {
+            if counted {
+                let mut rec = self.shared.recorder.borrow_mut();
+                // Below `next_seq` it was sent (or skipped with a warm-up backlog) and is no
+                // longer outstanding: a duplicate or a late answer. Above, it was never sent.
+                if seq < self.next_seq { rec.unsolicited() } else { rec.unmatched() }
+            }
+            return;
+        };
+        self.outstanding[i].answered = true;
+        let h = self.outstanding[i].header;
+        while self.outstanding.front().is_some_and(|p| p.answered) {
+            self.outstanding.pop_front();
+        }
+        if h.seq == 0 {
+            wsbench_core::hist::record_ns(&mut self.shared.first_message.borrow_mut(), now.saturating_sub(h.sent_ns));
+        }
+        let mut rec = self.shared.recorder.borrow_mut();
+        rec.pending(self.slot, -1, self.outstanding.front().map_or(u64::MAX, |p| p.header.intended_ns));
+        if !h.warmup {
+            rec.received(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
+            if now >= self.window_end {
+                rec.late();
+            }
+        }
+        drop(rec);
+        if self.schedule.is_none() && self.sending {
+            self.credits += 1;
+        }
+    }
+
     /// Gives up on the messages still outstanding when the connection ends (drain timeout,
     /// dropped connection, interrupt): each measured one is counted as unanswered and recorded at
     /// the age it has reached now, a lower bound on its latency. Runs once, after the hot path.
@@ -260,10 +335,11 @@ impl<'a> Session<'a> {
         }
         let now = now_ns();
         let mut rec = self.shared.recorder.borrow_mut();
-        for h in self.outstanding.iter().filter(|h| !h.warmup) {
+        let left = self.outstanding.iter().filter(|p| !p.answered);
+        for h in left.clone().map(|p| p.header).filter(|h| !h.warmup) {
             rec.unanswered(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
         }
-        rec.pending(self.slot, -(self.outstanding.len() as i64), u64::MAX);
+        rec.pending(self.slot, -(left.count() as i64), u64::MAX);
         self.outstanding.clear();
     }
 
@@ -280,6 +356,23 @@ impl<'a> Session<'a> {
         self.shared.recorder.borrow_mut().error();
         (self.shared.on_drop)(cause.to_owned());
     }
+}
+
+/// A message sent and not yet given up on.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    header: MessageHeader,
+    /// Template loads: its reply came while an older message was still outstanding (replies
+    /// may come in any order; answered messages leave the ring once they reach its front).
+    answered: bool,
+}
+
+/// A connection's part of a template load.
+struct ForeignConn {
+    correlator: Correlator,
+    rng: fastrand::Rng,
+    /// `{conn}`: the connection's number within the process.
+    conn: u32,
 }
 
 /// The waiting half of a connection's loop, the same for both transports: it watches for a stop,

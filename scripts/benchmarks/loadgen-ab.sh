@@ -92,6 +92,7 @@ def figures(d):
     f = {"cpu_us_per_msg": s["cpu"]["process_pct"] / 100 / per_s * 1e6 if per_s else float("nan"),
          "answered_msgs_per_s": s["throughput_msgs_per_s"], "busiest_thread_pct": s["cpu"]["busiest_thread_pct"],
          "latency_p99_us": s["latency_us"]["p99"],
+         "worker_allocs_per_msg": s.get("worker_allocations_per_message") or 0.0,
          "unanswered+errors": s["messages"]["unanswered"] + s["messages"]["errors"] + s["messages"]["corrupted"]}
     if open_loop:
         g = s["send_lag_us"]

@@ -81,7 +81,7 @@ pub struct ConfigStats {
     pub p99_us: Option<Spread>,
     pub p99_9_us: Option<Spread>,
     pub max_us: Option<Spread>,
-    /// Errors, corrupted echoes and lost messages together.
+    /// Errors, corrupted echoes, lost messages and unmatched replies together.
     pub errors: Option<Spread>,
     pub server_cpu_pct: Option<Spread>,
     pub server_peak_rss_bytes: Option<Spread>,
@@ -117,7 +117,7 @@ impl ConfigStats {
             p99_us: Spread::of(summaries().map(|s| s.latency_us.p99)),
             p99_9_us: Spread::of(summaries().map(|s| s.latency_us.p99_9)),
             max_us: Spread::of(summaries().map(|s| s.latency_us.max)),
-            errors: Spread::of(summaries().map(|s| (s.messages.errors + s.messages.corrupted + s.messages.lost) as f64)),
+            errors: Spread::of(summaries().map(|s| s.messages.faults() as f64)),
             server_cpu_pct: Spread::of(used.iter().filter_map(|t| server_cpu_pct(t))),
             server_peak_rss_bytes: Spread::of(used.iter().filter_map(|t| server_peak_rss(t))),
             server_allocations_per_message: Spread::of(used.iter().filter_map(|t| t.server.as_ref()?.allocations_per_message)),

@@ -195,7 +195,7 @@ pub fn write_loadgen(dir: &Path, shape: &ConfigShape, seed: u64, warnings: Vec<W
         duration_s: SECONDS as f64,
         throughput_msgs_per_s: received as f64 / SECONDS as f64,
         rate: None,
-        messages: MessageCounts { sent: received + errors, received, late: 0, errors, corrupted: 0, lost: 0 },
+        messages: MessageCounts { sent: received + errors, received, late: 0, errors, corrupted: 0, lost: 0, ..Default::default() },
         connections: ConnectionCounts { target: 10, established: 10, failed: 0, ..Default::default() },
         latency_us: LatencySummary::from_histogram_ns(&total),
         service_time_us: LatencySummary::from_histogram_ns(&hist::total(&service)),

@@ -648,7 +648,7 @@ fn summarize(
         // Sink: what the server was sent; otherwise deliveries.
         throughput_msgs_per_s: if plan.workload == Workload::Sink { sent as f64 / duration_s } else { fanout.deliveries_per_s },
         rate: plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked, sent_msgs_per_s: sent as f64 / duration_s }),
-        messages: MessageCounts { sent, received: delivered, late, errors: s.errors.load(Relaxed), corrupted: 0, lost },
+        messages: MessageCounts { sent, received: delivered, late, errors: s.errors.load(Relaxed), corrupted: 0, lost, ..Default::default() },
         connections,
         latency_us: LatencySummary::from_histogram_ns(&lat_total),
         service_time_us: LatencySummary::from_histogram_ns(&service_total),
