@@ -102,8 +102,11 @@ impl<'a> Session<'a> {
     /// A connection with nothing left to send stays open until the window ends: it is load
     /// the server holds whether or not a message of its falls inside the window.
     pub fn is_done(&self) -> bool {
+        if self.sending {
+            return false;
+        }
         let now = now_ns();
-        !self.sending && now >= self.window_end && (self.outstanding.is_empty() || now >= self.drain_deadline)
+        now >= self.window_end && (self.outstanding.is_empty() || now >= self.drain_deadline)
     }
 
     /// The instant the connection's timer should fire next.
