@@ -315,7 +315,14 @@ impl WorkerJob {
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
         let first_index = start.first_index.get(self.id).copied().unwrap_or(0);
-        let clock = match SendClock::new(conns.len(), duration_ns(self.plan.spin)) {
+        // A worker with dense deadlines coalesces its timer's firings (see `SendClock::new`);
+        // one that spins wants each deadline to the microsecond.
+        let worker_rate = match send_mode {
+            SendMode::Open { rate, connections, .. } => rate * conns.len() as f64 / f64::from(connections),
+            SendMode::Closed { .. } => 0.0,
+        };
+        let coalesce_ns = if self.plan.spin.is_zero() && worker_rate > crate::pacer::COALESCE_ABOVE_RATE { crate::pacer::COALESCE_NS } else { 0 };
+        let clock = match SendClock::new(conns.len(), duration_ns(self.plan.spin), coalesce_ns) {
             Ok(c) => c,
             Err(e) => {
                 // Without a timer nothing can be paced: count every connection as dropped.

@@ -8,7 +8,9 @@
 //! checking and recording rules therefore exist once, and both engines measure the same thing.
 //!
 //! Nothing here allocates after [`Session::new`]: the ring of outstanding headers is sized up
-//! front for a second of backlog, and recording goes into the worker's pre-sized histograms.
+//! front for a second of backlog and never grows (open-loop messages beyond it are only
+//! counted, their headers rebuilt from the schedule), and recording goes into the worker's
+//! pre-sized histograms.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -44,6 +46,14 @@ pub struct Session<'a> {
     outstanding: VecDeque<Pending>,
     /// Template loads: this connection's correlation rule, random generator and number.
     foreign: Option<ForeignConn>,
+    /// Open loop, echo: messages sent and not yet echoed after those in `outstanding`, which
+    /// was full when they were sent (a server more than a second behind). They are the last
+    /// `beyond` messages sent, the oldest numbered `beyond_next`; their intended times are the
+    /// schedule's, their send times what their echoes carry.
+    beyond: u64,
+    beyond_next: u64,
+    /// Message numbers skipped with a warm-up backlog: `skipped.0..skipped.1` were never sent.
+    skipped: (u64, u64),
     next_seq: u64,
     /// Closed loop: messages that may be sent now.
     credits: u32,
@@ -81,6 +91,9 @@ impl<'a> Session<'a> {
                 rng: fastrand::Rng::with_seed(0x5753_4245_4e43_4800 ^ u64::from(index)),
                 conn: index,
             }),
+            beyond: 0,
+            beyond_next: 0,
+            skipped: (u64::MAX, u64::MAX),
             next_seq: 0,
             credits,
             batch_left: SEND_BATCH,
@@ -111,8 +124,11 @@ impl<'a> Session<'a> {
     /// A connection with nothing left to send stays open until the window ends: it is load
     /// the server holds whether or not a message of its falls inside the window.
     pub fn is_done(&self) -> bool {
+        if self.sending {
+            return false;
+        }
         let now = now_ns();
-        !self.sending && now >= self.window_end && (self.outstanding.is_empty() || now >= self.drain_deadline)
+        now >= self.window_end && ((self.outstanding.is_empty() && self.beyond == 0) || now >= self.drain_deadline)
     }
 
     /// The instant the connection's timer should fire next.
@@ -171,7 +187,9 @@ impl<'a> Session<'a> {
                     // A warm-up backlog is never measured: skip it, so that a load generator
                     // behind schedule still sends measured messages in the window (its lag
                     // then shows in send lag and latency) instead of warm-up ones only.
-                    self.next_seq = s.first_at_or_after(tl.measured_start_ns);
+                    let first = s.first_at_or_after(tl.measured_start_ns);
+                    self.skipped = (self.next_seq, first);
+                    self.next_seq = first;
                     intended = s.intended(self.next_seq);
                 }
                 // Sending ends with the window, even with a backlog left: what was not sent in
@@ -227,8 +245,17 @@ impl<'a> Session<'a> {
         if self.schedule.is_none() {
             self.credits -= 1;
         }
-        self.outstanding.push_back(Pending { header, answered: false });
-        let oldest = self.outstanding.front().map_or(u64::MAX, |p| p.header.intended_ns);
+        // Growing the ring would allocate mid-run. (Template replies may come in any order and
+        // are paired by number within the ring, so a template load's ring grows instead.)
+        if self.foreign.is_none() && (self.beyond > 0 || self.outstanding.len() == self.outstanding.capacity()) {
+            if self.beyond == 0 {
+                self.beyond_next = header.seq;
+            }
+            self.beyond += 1;
+        } else {
+            self.outstanding.push_back(Pending { header, answered: false });
+        }
+        let oldest = self.oldest_intended();
         let mut rec = self.shared.recorder.borrow_mut();
         rec.pending(self.slot, 1, oldest);
         if !header.warmup {
@@ -244,7 +271,7 @@ impl<'a> Session<'a> {
             return self.on_reply(data, now);
         }
         let tl = self.shared.timeline;
-        let Some(Pending { header: h, .. }) = self.outstanding.pop_front() else {
+        let Some(h) = self.outstanding.pop_front().map(|p| p.header).or_else(|| self.take_beyond(data)) else {
             // An echo of nothing: the server made it up.
             if !tl.is_warmup(now) {
                 self.shared.recorder.borrow_mut().unexpected();
@@ -256,7 +283,7 @@ impl<'a> Session<'a> {
             wsbench_core::hist::record_ns(&mut self.shared.first_message.borrow_mut(), now.saturating_sub(h.sent_ns));
         }
         let mut rec = self.shared.recorder.borrow_mut();
-        rec.pending(self.slot, -1, self.outstanding.front().map_or(u64::MAX, |p| p.header.intended_ns));
+        rec.pending(self.slot, -1, self.oldest_intended());
         if !h.warmup {
             let intact = is_text == (self.shared.mode == Mode::Text)
                 && MessageHeader::decode(data) == Some(h)
@@ -330,17 +357,63 @@ impl<'a> Session<'a> {
     /// dropped connection, interrupt): each measured one is counted as unanswered and recorded at
     /// the age it has reached now, a lower bound on its latency. Runs once, after the hot path.
     pub fn give_up_outstanding(&mut self) {
-        if self.outstanding.is_empty() {
+        if self.outstanding.is_empty() && self.beyond == 0 {
             return;
         }
         let now = now_ns();
+        let tl = self.shared.timeline;
         let mut rec = self.shared.recorder.borrow_mut();
         let left = self.outstanding.iter().filter(|p| !p.answered);
         for h in left.clone().map(|p| p.header).filter(|h| !h.warmup) {
             rec.unanswered(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
         }
-        rec.pending(self.slot, -(left.count() as i64), u64::MAX);
+        if let Some(s) = self.schedule {
+            // Their send times were not kept: their age since the intended time stands for
+            // both (sent no earlier than intended, so never less than the age since sending).
+            let mut seq = self.beyond_next;
+            for _ in 0..self.beyond {
+                let intended = s.intended(seq);
+                seq = self.seq_after(seq);
+                if !tl.is_warmup(intended) {
+                    rec.unanswered(now.saturating_sub(intended), now.saturating_sub(intended));
+                }
+            }
+        }
+        rec.pending(self.slot, -((left.count() as u64 + self.beyond) as i64), u64::MAX);
         self.outstanding.clear();
+        self.beyond = 0;
+    }
+
+    /// The intended time of the oldest message outstanding, `u64::MAX` when none is.
+    fn oldest_intended(&self) -> u64 {
+        match (self.outstanding.front(), self.schedule) {
+            (Some(p), _) => p.header.intended_ns,
+            (None, Some(s)) if self.beyond > 0 => s.intended(self.beyond_next),
+            _ => u64::MAX,
+        }
+    }
+
+    /// The number of the message sent after message `seq`.
+    fn seq_after(&self, seq: u64) -> u64 {
+        if seq + 1 == self.skipped.0 {
+            self.skipped.1
+        } else {
+            seq + 1
+        }
+    }
+
+    /// The header of the oldest message sent beyond the ring, which `data` answers: rebuilt
+    /// from the schedule, with the send time `data` carries when it is plausible (no earlier
+    /// than intended, not in the future), so a mangled echo still fails the check.
+    fn take_beyond(&mut self, data: &[u8]) -> Option<MessageHeader> {
+        let s = self.schedule.filter(|_| self.beyond > 0)?;
+        let seq = self.beyond_next;
+        self.beyond -= 1;
+        self.beyond_next = self.seq_after(seq);
+        let intended_ns = s.intended(seq);
+        let echoed = MessageHeader::decode(data).map_or(0, |h| h.sent_ns);
+        let sent_ns = if (intended_ns..=now_ns()).contains(&echoed) { echoed } else { intended_ns };
+        Some(MessageHeader { seq, intended_ns, sent_ns, warmup: self.shared.timeline.is_warmup(intended_ns) })
     }
 
     /// Marks the first finished connection of the worker (see

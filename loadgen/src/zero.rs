@@ -527,6 +527,8 @@ impl ZeroConn<'_> {
         self.session.start_batch();
         let w = &mut self.wire;
         let mut now = now_ns();
+        // Closed loop: the batch goes out in one write, so one clock reading stamps all of it.
+        let per_message = self.session.is_open_loop();
         while w.has_room() {
             let Some(intended) = self.session.next_due_at(now) else {
                 return;
@@ -536,9 +538,11 @@ impl ZeroConn<'_> {
             slot[w.header_len - 4..w.header_len].copy_from_slice(&key);
             let payload = &mut slot[w.header_len..];
             payload[HEADER_LEN..].copy_from_slice(self.session.filler.tail(self.session.next_seq()));
-            // The actual send time is read as late as possible: right before masking and the
-            // write. It is the next message's `now` as well: one clock reading per message.
-            now = now_ns();
+            // Open loop: the actual send time is read as late as possible, right before masking
+            // and the write; it is the next message's `now` as well.
+            if per_message {
+                now = now_ns();
+            }
             let header = self.session.header(intended, now);
             header.encode(&mut payload[..HEADER_LEN]);
             mask::apply(payload, key);

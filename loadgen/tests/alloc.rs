@@ -129,3 +129,34 @@ fn zero_alloc_engine_open_loop_sends_receives_and_records_without_allocating() {
     );
     assert_hot_path_allocates_nothing(&s);
 }
+
+/// A server more than a second behind: the open-loop ring of outstanding messages (a second of
+/// each connection's backlog) fills, and the messages sent beyond it are still counted, checked
+/// and recorded, without growing the ring (it once grew here mid-run on a machine so busy that
+/// the in-process echo server fell behind, and the test above saw 2-6 allocations).
+#[test]
+fn zero_alloc_engine_open_loop_past_a_full_ring_allocates_nothing_and_loses_nothing() {
+    let _turn = common::serial();
+    // Stalls 1.5 s at the end of every 3 s: at 400 msgs/s per connection, 600 messages pile up
+    // on each connection, 200 past its ring of 400.
+    let server = common::EchoServer::start(Some(common::Stall { every: Duration::from_secs(3), pause: Duration::from_millis(1500) }));
+    let plan = LoadPlan {
+        url: server.url(),
+        out: Some(common::out_dir("alloc-zero-open-stalled")),
+        engine: Engine::ZeroAlloc,
+        connections: 4,
+        rate: Some(1_600.0),
+        threads: 1,
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs(4),
+        drain_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let s = rt.block_on(wsbench_loadgen::run(plan, vec!["alloc-test".into()], std::future::pending())).unwrap();
+    eprintln!("stalled: sent {} received {} latency max {} us; worker allocations per message {:?}", s.messages.sent, s.messages.received, s.latency_us.max, s.worker_allocations_per_message);
+    assert!(s.complete, "{:?}", s.reason);
+    assert_eq!((s.messages.received, s.messages.corrupted + s.messages.errors + s.messages.lost), (s.messages.sent, 0), "every message answered and intact");
+    assert!(s.latency_us.max >= 1_000_000.0, "the stall shows: latency max {} us", s.latency_us.max);
+    assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated in the measured window");
+}

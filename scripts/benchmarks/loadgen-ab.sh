@@ -14,6 +14,9 @@
 #   closed1    closed loop, 100 connections x 1 in flight, 1 thread
 #   threads2   closed16 with 2 threads (compare with closed16 for the scaling)
 #   memory     RSS per connection holding 10,000 connections at --rate 100 (less a 100-connection run)
+#   uring      not a build comparison: the io_uring trial (NEW_BIN_DIR/examples/uring_trial, from
+#              `cargo build --release -p wsbench-loadgen --example uring_trial`), epoll against
+#              io_uring at 100 x 16 and 512 x 16, interleaved; run it with CASES=uring
 # Environment: PAIRS (5), DURATION (3s), ENGINE (zero-alloc), NEW_EXTRA (flags for NEW only).
 #
 # CPU per message is the load generator's process CPU over the measured window (summary.json
@@ -64,6 +67,29 @@ rss_run() { # dir bin connections extra...
 
 for c in $CASES; do
   echo "== $c ($(uptime | sed 's/.*load/load/'))"
+  if [[ $c == uring ]]; then
+    trial=$NEW/examples/uring_trial
+    [[ -x $trial ]] || { echo "no $trial: build it with cargo build --release -p wsbench-loadgen --example uring_trial" >&2; exit 1; }
+    for shape in "100 16" "512 16"; do
+      for i in $(seq "$PAIRS"); do
+        for mode in epoll uring; do
+          # shellcheck disable=SC2086
+          "$trial" "$ADDR" "$mode" $shape "${DURATION%s}" >>"$OUT/uring-${shape// /x}.txt"
+        done
+      done
+      python3 - "$OUT/uring-${shape// /x}.txt" <<'PY'
+import re, statistics, sys
+lines = open(sys.argv[1]).read().splitlines()
+runs = {m: [float(re.search(r"([0-9.]+) us CPU", l).group(1)) for l in lines if l.startswith(m)] for m in ("epoll", "uring")}
+rates = {m: [float(re.search(r": ([0-9]+) msgs/s", l).group(1)) for l in lines if l.startswith(m)] for m in ("epoll", "uring")}
+print(f"  {lines[0].split(':')[0].replace('epoll ', '')}: median [min..max] over {len(runs['epoll'])} runs each")
+for key, d in (("cpu_us_per_msg", runs), ("msgs_per_s", rates)):
+    med = {m: statistics.median(v) for m, v in d.items()}
+    print(f"  {key:20}  epoll {med['epoll']:10.3f} [{min(d['epoll']):.3f}..{max(d['epoll']):.3f}]  uring {med['uring']:10.3f} [{min(d['uring']):.3f}..{max(d['uring']):.3f}]  uring/epoll {med['uring'] / med['epoll']:.2f}")
+PY
+    done
+    continue
+  fi
   for i in $(seq "$PAIRS"); do
     for side in old new; do
       bin=$OLD extra=()
