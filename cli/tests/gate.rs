@@ -126,3 +126,51 @@ fn connections_past_the_burst_fail_as_429_and_are_counted() {
     drop(server);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_scenario_with_tokens_runs_with_a_throwaway_secret_on_both_engines() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "tokens"
+trials = 1
+[server]
+tokens = true
+[load]
+connections = 3
+in_flight = 1
+warmup = "200ms"
+duration = "1s"
+drain_timeout = "1s"
+[[configs]]
+name = "tungstenite"
+server = { engine = "tungstenite" }
+load = { engine = "tungstenite" }
+[[configs]]
+name = "zero-alloc"
+server = { engine = "zero-alloc" }
+load = { engine = "zero-alloc" }
+"#,
+    )
+    .unwrap();
+    let results = tmp.path().join("results");
+    let out = wsbench().arg("run").arg(&scenario).arg("--results").arg(&results).arg("--no-report").output().unwrap();
+    assert!(out.status.success(), "wsbench run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let run = std::fs::read_dir(results.join("tokens")).unwrap().next().unwrap().unwrap().path();
+    for config in ["tungstenite", "zero-alloc"] {
+        let dir = run.join(config).join("trial-1");
+        let s = summary(&dir);
+        assert_eq!((s.connections.established, s.connections.failed), (3, 0), "{config}");
+        assert!(s.messages.received > 0, "{config}");
+        let server = common::json(&dir.join("server.json"));
+        // The server asked for tokens, and every connection brought a good one.
+        assert!(server["config"]["gate"]["token_secret"].as_str().unwrap().ends_with("token-secret"), "{server}");
+        for cause in ["refused_token_missing", "refused_token_forged", "refused_token_expired"] {
+            assert_eq!(server["limits_reached"][cause], 0, "{config} {cause}");
+        }
+        assert_eq!(server["counts"]["connections_accepted"], 3, "{config}");
+    }
+}
