@@ -1,7 +1,9 @@
 //! Finds out whether the Python checks of the end-to-end tests can run on this machine, so that a
 //! test that cannot run is listed as `ignored`, with its reason, in `cargo test`'s own output
 //! instead of passing without checking anything. The build script of every package whose tests
-//! use Python (`build = "../build/python_checks.rs"`).
+//! use Python (`build = "../build/python_checks.rs"`). It also looks for headless Chromium, which
+//! drives the server's browser page; under CI (`CI` set) that test always runs, so a missing
+//! browser fails it instead of hiding as `ignored`.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,6 +13,20 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(python_websockets)");
     println!("cargo::rerun-if-changed=../build/python_checks.rs");
     println!("cargo::rerun-if-env-changed=WSBENCH_PYTHON");
+    println!("cargo::rustc-check-cfg=cfg(chromium)");
+    println!("cargo::rerun-if-env-changed=WSBENCH_CHROMIUM");
+    println!("cargo::rerun-if-env-changed=CI");
+    // Installing a browser with apt adds to /usr/bin, which runs this again.
+    if Path::new("/usr/bin").is_dir() {
+        println!("cargo::rerun-if-changed=/usr/bin");
+    }
+    let chromium = std::env::var_os("WSBENCH_CHROMIUM").is_some()
+        || ["/usr/bin/chromium-headless-shell", "/usr/lib/chromium/chromium-headless-shell"]
+            .iter()
+            .any(|p| Path::new(p).exists());
+    if chromium || std::env::var_os("CI").is_some() {
+        println!("cargo::rustc-cfg=chromium");
+    }
     let py = std::env::var("WSBENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let imports = |module: &str| Command::new(&py).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success());
     for (module, cfg) in [("hdrh", "python_hdrh"), ("websockets", "python_websockets")] {

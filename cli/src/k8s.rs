@@ -172,6 +172,9 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
         (None, ServerSpec::Builtin(b)) if b.tls => {
             return Err("the configuration's server has tls = true, whose throwaway certificate exists only within `wsbench run`; serve TLS with your own certificate and give --target wss://...".into())
         }
+        (None, ServerSpec::Builtin(b)) if b.tokens => {
+            return Err("the configuration's server has tokens = true, whose throwaway secret exists only within `wsbench run`; start the server with your own --token-secret and give --target".into())
+        }
         // The pod's every address: the Service forwards to it.
         (None, ServerSpec::Builtin(b)) => Some(b.plan(format!("0.0.0.0:{SERVER_PORT}").parse().expect("literal address"), None, None)),
         (None, ServerSpec::Command(_)) => return Err("the configuration's server is an external command; give --target with the URL at which the pods reach that server".into()),

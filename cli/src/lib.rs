@@ -81,9 +81,48 @@ pub enum Command {
     /// Kubernetes: render manifests that run a scenario's load as shards of an Indexed Job.
     #[command(subcommand)]
     K8s(k8s::K8sCommand),
+    /// Print a time-limited token for `wsbench server --token-secret`: `<expiry>.<mac>`, to add
+    /// to a WebSocket URL as ?token=... (HMAC-SHA256 over the path and the expiry, base64url).
+    /// Exit 0: printed; 2: bad input.
+    Token(TokenArgs),
     /// Internal to `wsbench run`: kills the process groups of its children if it dies.
     #[command(name = "watch-groups", hide = true)]
     WatchGroups,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The server's secret file (at least 16 bytes; a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub secret: PathBuf,
+    /// How long the token is valid from now, e.g. 60s or 10m (rounded up to whole seconds).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = wsbench_core::units::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// The URL path the token opens (the server checks the path it is used on).
+    #[arg(long, value_name = "PATH", default_value = "/")]
+    pub path: String,
+}
+
+/// `wsbench token`: one token on stdout.
+fn token_main(args: TokenArgs) -> ExitCode {
+    if !args.path.starts_with('/') || args.path.contains(['?', '#']) {
+        eprintln!("wsbench token: --path {:?} must be a URL path starting with / (no query)", args.path);
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if args.ttl.is_zero() {
+        eprintln!("wsbench token: --ttl must be longer than 0, e.g. 60s");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match wsbench_core::token::TokenSecret::from_file(&args.secret) {
+        Ok(secret) => {
+            println!("{}", secret.mint_for(&args.path, args.ttl, std::time::SystemTime::now()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsbench token: --secret: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -282,6 +321,7 @@ pub fn main_with(cli: Cli, argv: Vec<String>) -> ExitCode {
         Command::WatchGroups => children::watchdog_main(),
         Command::Collect(args) => collect_main(args, argv),
         Command::K8s(cmd) => k8s::main(cmd),
+        Command::Token(args) => token_main(args),
         Command::Export { run_dir, csv } => {
             let run = match wsbench_analysis::load::run(&run_dir) {
                 Ok(r) => r,

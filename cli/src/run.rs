@@ -350,7 +350,11 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
         ServerSpec::Builtin(b) if b.tls => Some(crate::tls::throwaway(&dir).map_err(TrialError::ServerStart)?),
         _ => None,
     };
-    let mut server = start_server(cx, &config.server, &dir, tls.as_ref()).map_err(TrialError::ServerStart)?;
+    let token_secret = match &config.server {
+        ServerSpec::Builtin(b) if b.tokens => Some(crate::tls::throwaway_token_secret(&dir).map_err(TrialError::ServerStart)?),
+        _ => None,
+    };
+    let mut server = start_server(cx, &config.server, &dir, tls.as_ref(), token_secret.as_deref()).map_err(TrialError::ServerStart)?;
     let path = match &config.server {
         ServerSpec::Command(c) => c.path.clone(),
         ServerSpec::Builtin(_) => "/".into(),
@@ -360,6 +364,7 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     let mut plans = split_load(&config.load, &url, &dir);
     for plan in &mut plans {
         plan.ca = tls.as_ref().map(|t| t.ca.clone());
+        plan.token_secret = token_secret.clone();
     }
 
     let mut loadgens = Vec::new();
@@ -759,14 +764,18 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
         .collect()
 }
 
-fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path, tls: Option<&crate::tls::TrialTls>) -> Result<ServerProcess> {
+fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path, tls: Option<&crate::tls::TrialTls>, token_secret: Option<&Path>) -> Result<ServerProcess> {
     let log = dir.join(layout::SERVER_LOG);
     match spec {
         ServerSpec::Builtin(b) => {
             let tls = tls.map(|t| TlsFiles { cert: t.cert.clone(), key: t.key.clone() });
             let plan = b.plan("127.0.0.1:0".parse().expect("literal address"), tls, Some(dir.to_owned()));
             let mut cmd = Command::new(&cx.exe);
-            cmd.arg("server").args(plan.to_args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log_file(&log)?);
+            cmd.arg("server").args(plan.to_args());
+            if let Some(secret) = token_secret {
+                cmd.arg("--token-secret").arg(secret);
+            }
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log_file(&log)?);
             let mut child = children::spawn(&mut cmd).with_context(|| format!("cannot start {}", cx.exe.display()))?;
             let stdout = child.stdout.take().expect("stdout was piped");
             let (tx, rx) = mpsc::channel();

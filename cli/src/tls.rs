@@ -45,3 +45,20 @@ pub fn throwaway(dir: &Path) -> Result<TrialTls> {
     }
     Ok(tls)
 }
+
+/// The file of a `tokens = true` trial's secret, in the trial's folder.
+pub const TOKEN_SECRET_FILE: &str = "token-secret";
+
+/// Makes a random token secret for one trial (32 bytes from the kernel, in hex) and writes it
+/// into `dir`; the server checks tokens with it and the load generators mint theirs with it.
+pub fn throwaway_token_secret(dir: &Path) -> Result<PathBuf> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for the trial's token secret")?;
+    let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(TOKEN_SECRET_FILE);
+    fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod result;
 pub mod scenario;
 pub mod slo;
+pub mod token;
 #[cfg(feature = "tls-io")]
 pub mod tls_io;
 pub mod units;

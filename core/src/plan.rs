@@ -421,6 +421,10 @@ pub struct LoadPlan {
     /// Subprotocols offered in the handshake, in order of preference.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subprotocols: Vec<String>,
+    /// Mint a time-limited token ([`crate::token`]) for every connection's upgrade URL with
+    /// the secret in this file. Results record the file's name, never its contents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<PathBuf>,
     /// The server workload this load drives: echo (round trips), or broadcast, push or sink
     /// (one-way latency). Absent from results written before fan-out existed: echo.
     #[serde(default)]
@@ -497,6 +501,7 @@ impl Default for LoadPlan {
             insecure: false,
             headers: Vec::new(),
             subprotocols: Vec::new(),
+            token_secret: None,
             workload: Workload::Echo,
             fanout: Fanout::default(),
             foreign: None,
@@ -567,6 +572,9 @@ impl LoadPlan {
         }
         if !self.subprotocols.is_empty() {
             a.extend(["--subprotocol".into(), self.subprotocols.join(",")]);
+        }
+        if let Some(secret) = &self.token_secret {
+            a.extend(["--token-secret".into(), secret.display().to_string()]);
         }
 
         if self.workload.is_fanout() {

@@ -166,6 +166,10 @@ pub struct BuiltinServer {
     /// Serve `wss://` with a throwaway certificate made for the trial; the load generators
     /// trust its CA alone.
     pub tls: bool,
+    /// Ask every upgrade for a time-limited token, with a throwaway secret made for the trial
+    /// that the load generators mint their tokens with (`--token-secret` on both sides).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tokens: bool,
     /// Broadcast and push settings (server keys `rooms`, `echo_to_sender`, `push_rate`, `push_size`).
     pub fanout: Fanout,
 }
@@ -351,6 +355,7 @@ struct ServerSection {
     #[serde(default, with = "serde_duration::option")]
     pause_for: Option<Duration>,
     tls: Option<bool>,
+    tokens: Option<bool>,
     command: Option<Vec<String>>,
     #[serde(default, with = "serde_duration::option")]
     ready_timeout: Option<Duration>,
@@ -409,7 +414,7 @@ macro_rules! overlay {
 impl ServerSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, ServerSection {
-            engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, tls, command, ready_timeout, path,
+            engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, tls, tokens, command, ready_timeout, path,
             rooms, echo_to_sender, push_rate, push_size
         })
     }
@@ -786,6 +791,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 ("pause_every", s.pause_every.is_some()),
                 ("pause_for", s.pause_for.is_some()),
                 ("tls", s.tls.is_some()),
+                ("tokens", s.tokens.is_some()),
                 ("rooms", s.rooms.is_some()),
                 ("echo_to_sender", s.echo_to_sender.is_some()),
                 ("push_rate", s.push_rate.is_some()),
@@ -827,6 +833,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 max_message_size: s.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
                 pause,
                 tls: s.tls.unwrap_or(false),
+                tokens: s.tokens.unwrap_or(false),
                 fanout: Fanout {
                     rooms: s.rooms.map_or(1, |r| r.get()),
                     echo_to_sender: s.echo_to_sender.unwrap_or(false),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::{Correlation, Engine, Fanout, Foreign, LoadPlan, Mode, Shard, Workload, MIN_INTERVAL};
+use wsbench_core::token::TokenSecret;
 use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
 use crate::transport::{Target, Trust};
@@ -142,6 +143,12 @@ pub struct LoadgenArgs {
     /// is recorded in the summary.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub subprotocol: Vec<String>,
+
+    /// Add ?token=<expiry>.<mac> to every connection's upgrade URL, minted for it (valid 60s)
+    /// with the HMAC secret in this file, as `wsbench server --token-secret` asks. Results
+    /// record the file's name only.
+    #[arg(long, value_name = "FILE")]
+    pub token_secret: Option<PathBuf>,
 
     /// Folder for summary.json, intervals.csv and the .hlog files (created if missing); without
     /// it the summary is printed on stdout and nothing is written.
@@ -283,6 +290,7 @@ impl LoadgenArgs {
             insecure: self.insecure,
             headers,
             subprotocols: self.subprotocol,
+            token_secret: self.token_secret,
             workload: self.workload,
             fanout: Fanout {
                 rooms: self.rooms,
@@ -335,7 +343,13 @@ pub fn target(plan: &LoadPlan) -> Result<Target, String> {
         (None, true) => Trust::Insecure,
         (None, false) => Trust::System,
     };
-    Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?.with_headers(plan.headers.clone(), plan.subprotocols.clone())
+    let secret = match &plan.token_secret {
+        Some(path) => Some(TokenSecret::from_file(path).map_err(|e| format!("--token-secret: {e}"))?),
+        None => None,
+    };
+    Ok(Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?
+        .with_headers(plan.headers.clone(), plan.subprotocols.clone())?
+        .with_token(secret))
 }
 
 /// A workload's name as plans and results use it.
@@ -500,6 +514,7 @@ mod tests {
                 insecure: false,
                 headers: vec![("Authorization".into(), "Bearer x y".into()), ("X-Trace".into(), "1".into())],
                 subprotocols: vec!["chat".into(), "superchat".into()],
+                token_secret: Some("secrets/ws token".into()),
                 workload: Workload::Echo,
                 fanout: Fanout::default(),
                 foreign: None,

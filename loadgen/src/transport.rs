@@ -6,9 +6,11 @@
 //! full. A [`Transport`] therefore pushes them out after every write and before every read, so
 //! an engine that polls reads while it waits (both do) never leaves a message stuck unsent.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpStream;
 pub use wsbench_core::tls_io::MaybeTls;
@@ -22,6 +24,11 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use wsbench_core::token::{self, TokenSecret};
+
+/// How long a token minted for one connection's upgrade stays valid: it is checked once, at
+/// the upgrade, moments after it was minted.
+pub const CONNECTION_TOKEN_TTL: Duration = Duration::from_secs(60);
 use wsbench_core::clock::now_ns;
 
 use crate::client::ConnectError;
@@ -41,6 +48,8 @@ pub struct Target {
     pub headers: Vec<(String, String)>,
     /// Subprotocols offered, in order of preference; none: no `Sec-WebSocket-Protocol` header.
     pub subprotocols: Vec<String>,
+    /// Mint a token for every connection's upgrade URL with this secret.
+    pub token: Option<TokenSecret>,
 }
 
 /// How long opening a transport took, in nanoseconds.
@@ -75,7 +84,7 @@ impl Target {
         } else {
             None
         };
-        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new() })
+        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new(), token: None })
     }
 
     /// Sends `headers` with every handshake request; a name or value HTTP forbids is an error.
@@ -94,6 +103,26 @@ impl Target {
         Ok(self)
     }
 
+    /// Mints a token per connection with `secret` (see [`Target::connection_url`]).
+    pub fn with_token(mut self, secret: Option<TokenSecret>) -> Self {
+        self.token = secret;
+        self
+    }
+
+    /// The URL one connection asks for: the target's, with a token minted now for its path
+    /// when the target has a secret. Error messages name [`Target::url`], without the token.
+    pub fn connection_url(&self) -> Cow<'_, str> {
+        let Some(secret) = &self.token else {
+            return Cow::Borrowed(&self.url);
+        };
+        let authority = self.url.find("://").map_or(0, |i| i + 3);
+        let path_at = self.url[authority..].find(['/', '?']).map_or(self.url.len(), |i| authority + i);
+        let (base, target) = self.url.split_at(path_at);
+        let (path, _) = token::split_target(target);
+        let minted = secret.mint_for(path, CONNECTION_TOKEN_TTL, SystemTime::now());
+        Cow::Owned(format!("{base}{}", token::with_token(target, &minted)))
+    }
+
     /// The `Sec-WebSocket-Protocol` value offered, if any.
     pub fn offered_subprotocols(&self) -> Option<String> {
         (!self.subprotocols.is_empty()).then(|| self.subprotocols.join(", "))
@@ -101,7 +130,7 @@ impl Target {
 
     /// The handshake request tungstenite sends: the URL's, plus our headers and subprotocols.
     pub fn request(&self) -> Result<Request, tokio_tungstenite::tungstenite::Error> {
-        let mut req = self.url.as_str().into_client_request()?;
+        let mut req = self.connection_url().as_ref().into_client_request()?;
         let h = req.headers_mut();
         for (name, value) in &self.headers {
             if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
@@ -201,3 +230,34 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_connection_url_carries_a_token_for_its_path() {
+        let secret = TokenSecret::from_bytes(b"loadgen test secret, 16+ bytes").unwrap();
+        let now = token::unix_seconds(SystemTime::now());
+        for (url, path, query_before) in [
+            ("ws://127.0.0.1:9001", "/", ""),
+            ("ws://127.0.0.1:9001/", "/", ""),
+            ("ws://127.0.0.1:9001/room/3?x=1", "/room/3", "x=1&"),
+        ] {
+            let target = Target::new(url, "127.0.0.1:9001".into(), "127.0.0.1", false, Trust::System)
+                .unwrap()
+                .with_token(Some(secret.clone()));
+            let asked = target.connection_url().into_owned();
+            let (base, query) = asked.split_once('?').unwrap();
+            assert!(base.ends_with(path) || (path == "/" && base.ends_with(":9001/")), "{asked}");
+            let query = query.strip_prefix(query_before).unwrap_or_else(|| panic!("{asked}"));
+            let minted = token::token_in_query(Some(query)).unwrap();
+            assert_eq!(secret.verify(path, Some(minted), now), Ok(()), "{asked}");
+            // The request tungstenite sends asks for the same target.
+            let req = target.request().unwrap();
+            assert!(req.uri().query().unwrap().contains("token="), "{asked}");
+        }
+        let plain = Target::new("ws://h:1/a", "h:1".into(), "h", false, Trust::System).unwrap();
+        assert_eq!(plain.connection_url(), "ws://h:1/a");
+    }
+}

@@ -94,7 +94,8 @@ impl ZeroStream {
 /// hand. `batch` is the connection's [`expected_batch`].
 pub async fn connect(target: &Target, size: u64, batch: usize) -> Result<(ZeroStream, ConnectTimes), ConnectError> {
     let (url, addr) = (target.url.as_str(), target.addr.as_str());
-    let req = url.into_client_request().map_err(|e| ConnectError::new("bad URL", format!("`{url}` is not a WebSocket URL: {e}")))?;
+    let asked = target.connection_url();
+    let req = asked.as_ref().into_client_request().map_err(|e| ConnectError::new("bad URL", format!("`{url}` is not a WebSocket URL: {e}")))?;
     let uri = req.uri();
     let host = uri.authority().map_or(addr, |a| a.as_str());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());

@@ -14,6 +14,7 @@ use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::{Engine, Fanout, Handler, Pause, Runtime, ServerPlan, TlsFiles, Workload};
 use wsbench_core::units::{parse_duration, parse_size};
 
+use crate::gate::GateConfig;
 use crate::limits::{default_max_connections, Limits};
 
 /// Options of `wsbench-server` and of `wsbench server`.
@@ -82,6 +83,63 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub fanout: FanoutArgs,
+
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+/// Who may open a WebSocket. Each refusal is counted by cause in /metrics and server.json
+/// (`limits_reached`); the settings are in server.json's config (`gate`). /healthz, /metrics
+/// and /client are not gated.
+#[derive(clap::Args, Debug, Clone, PartialEq, Default)]
+#[command(next_help_heading = "Gatekeeping")]
+pub struct GateArgs {
+    /// Allow upgrades from this origin only (repeatable), e.g. https://a.example; another Origin
+    /// gets HTTP 403. An upgrade without an Origin header passes: browsers always send one, and
+    /// origin checks protect browsers' users; tools (and the load generator) send none.
+    #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = crate::gate::parse_origin)]
+    pub allow_origins: Vec<String>,
+
+    /// Ask every upgrade for ?token=<expiry>.<mac>, HMAC-SHA256 keyed with this file's bytes
+    /// (at least 16; `wsbench token` mints one). No token: 401; forged or malformed: 403;
+    /// expired: 401. A /client page carries a token valid 60s, so whoever can load the page can
+    /// connect (turn it off with --no-client-page).
+    #[arg(long, value_name = "FILE")]
+    pub token_secret: Option<PathBuf>,
+
+    /// WebSocket upgrades allowed per peer IP address, e.g. 100/s or 6000/min; beyond it HTTP 429
+    /// with Retry-After. A token bucket per peer that starts full at --conn-burst.
+    #[arg(long, value_name = "RATE", value_parser = crate::gate::parse_rate)]
+    pub conn_rate: Option<f64>,
+
+    /// Upgrades a peer may make at once before --conn-rate applies: its bucket's size, and what
+    /// it holds at the peer's first upgrade. Default: one second of --conn-rate (at least 1).
+    #[arg(long, value_name = "N", requires = "conn_rate")]
+    pub conn_burst: Option<u32>,
+
+    /// Do not serve the browser page at GET /client (404).
+    #[arg(long)]
+    pub no_client_page: bool,
+}
+
+impl GateArgs {
+    /// The gate's settings (the secret's file is read by the caller).
+    pub fn into_config(self) -> Result<GateConfig, String> {
+        if self.conn_burst == Some(0) {
+            return Err("--conn-burst must be at least 1: a peer with an empty bucket could never connect".into());
+        }
+        let conn_burst = self
+            .conn_rate
+            .map(|r| self.conn_burst.unwrap_or_else(|| r.ceil().clamp(1.0, f64::from(u32::MAX)) as u32));
+        Ok(GateConfig {
+            allow_origins: self.allow_origins,
+            token_secret: self.token_secret,
+            page_token_ttl_s: None,
+            conn_rate_per_s: self.conn_rate,
+            conn_burst,
+            client_page: !self.no_client_page,
+        })
+    }
 }
 
 /// Settings of the broadcast and push workloads.
@@ -439,6 +497,24 @@ mod tests {
             let err = parse(&args).unwrap().into_parts().unwrap_err();
             assert!(err.contains(bad[0]), "{err}");
         }
+    }
+
+    #[test]
+    fn gate_flags_state_their_defaults() {
+        let gate = |args: &[&str]| {
+            let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            parse(&owned).map_err(|e| e.to_string())?.gate.into_config()
+        };
+        let open = gate(&[]).unwrap();
+        assert_eq!((open.conn_rate_per_s, open.conn_burst, open.client_page), (None, None, true));
+        let g = gate(&["--conn-rate", "2.5/s", "--allow-origin", "https://a.example", "--allow-origin", "http://b:1"]).unwrap();
+        assert_eq!((g.conn_rate_per_s, g.conn_burst), (Some(2.5), Some(3)));
+        assert_eq!(g.allow_origins, ["https://a.example", "http://b:1"]);
+        let g = gate(&["--conn-rate", "100/s", "--conn-burst", "20", "--no-client-page"]).unwrap();
+        assert_eq!((g.conn_burst, g.client_page), (Some(20), false));
+        assert!(gate(&["--conn-burst", "5"]).is_err(), "a burst without a rate");
+        assert!(gate(&["--conn-rate", "1/s", "--conn-burst", "0"]).unwrap_err().contains("--conn-burst"));
+        assert!(gate(&["--allow-origin", "a.example"]).is_err());
     }
 
     #[test]

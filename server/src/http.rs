@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::gate::Denial;
 use crate::transport::Stream;
 
 /// Largest request head accepted; larger ones get 431.
@@ -35,10 +36,19 @@ pub enum Route {
     Health,
     /// `GET /metrics`.
     Metrics,
+    /// `GET /client`: the browser page.
+    Client,
     /// A valid WebSocket upgrade; `accept` is the `Sec-WebSocket-Accept` value to answer with,
     /// `offered` the subprotocols the client offered, in its order, `room` the broadcast room
-    /// its path names (`/room/<k>`), if any.
-    WebSocket { accept: String, offered: Vec<String>, room: Option<u32> },
+    /// its path names (`/room/<k>`), if any; `origin` and `target` (path and query) are for
+    /// the gate.
+    WebSocket {
+        accept: String,
+        offered: Vec<String>,
+        room: Option<u32>,
+        origin: Option<String>,
+        target: String,
+    },
     /// Answer with an error status and close.
     Refuse(Refusal),
 }
@@ -58,17 +68,20 @@ pub enum Refusal {
     UpgradeRequired,
     /// 431: the head does not fit in [`MAX_HEAD`] bytes or has too many headers.
     HeadTooLarge,
+    /// 401, 403 or 429: the gate refused the upgrade.
+    Denied(Denial),
 }
 
 impl Refusal {
     /// Status line, extra headers and a one-line body saying what to do.
-    fn response(self) -> (&'static str, &'static str, String) {
-        match self {
+    fn response(self) -> (&'static str, String, String) {
+        let (status, extra, body) = match self {
+            Self::Denied(denial) => return denied(denial),
             Self::BadRequest(why) => ("400 Bad Request", "", format!("bad request: {why}\n")),
             Self::NotFound => (
                 "404 Not Found",
                 "",
-                "not found; try /healthz, /metrics or a WebSocket upgrade\n".into(),
+                "not found; try /healthz, /metrics, /client or a WebSocket upgrade\n".into(),
             ),
             Self::NoSuchRoom { room, rooms } => (
                 "404 Not Found",
@@ -90,7 +103,39 @@ impl Refusal {
                 "",
                 format!("request head over {MAX_HEAD} bytes or {MAX_HEADERS} headers\n"),
             ),
-        }
+        };
+        (status, extra.to_owned(), body)
+    }
+}
+
+/// The answer to an upgrade the gate refused: what was wrong and what to do about it.
+fn denied(denial: Denial) -> (&'static str, String, String) {
+    match denial {
+        Denial::Origin => (
+            "403 Forbidden",
+            String::new(),
+            "origin not allowed: this server accepts upgrades only from its --allow-origin list\n".into(),
+        ),
+        Denial::TokenMissing => (
+            "401 Unauthorized",
+            String::new(),
+            "token required: add ?token=<expiry>.<mac> to the URL (wsbench token --secret FILE prints one)\n".into(),
+        ),
+        Denial::TokenForged => (
+            "403 Forbidden",
+            String::new(),
+            "token refused: not signed with this server's secret for this path and expiry\n".into(),
+        ),
+        Denial::TokenExpired { expiry } => (
+            "401 Unauthorized",
+            String::new(),
+            format!("token expired at {expiry} (Unix seconds): get a new one\n"),
+        ),
+        Denial::Rate { retry_after_s } => (
+            "429 Too Many Requests",
+            format!("Retry-After: {retry_after_s}\r\n"),
+            format!("too many connections from your address (--conn-rate): retry in {retry_after_s} s\n"),
+        ),
     }
 }
 
@@ -121,6 +166,7 @@ pub fn route(req: &httparse::Request<'_, '_>) -> Route {
     let known = match path {
         "/healthz" => Route::Health,
         "/metrics" => Route::Metrics,
+        "/client" => Route::Client,
         _ => return Route::Refuse(Refusal::NotFound),
     };
     if method == "GET" {
@@ -160,10 +206,14 @@ fn websocket(req: &httparse::Request<'_, '_>, method: &str) -> Route {
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
         .collect();
+    let target = req.path.unwrap_or("");
     Route::WebSocket {
         accept: derive_accept_key(key),
         offered,
-        room: room_of(req.path.unwrap_or("")),
+        room: room_of(target),
+        // Not UTF-8 cannot match an allowed origin; it is kept as given so it is refused.
+        origin: header(req, "origin").map(|o| String::from_utf8_lossy(o).into_owned()),
+        target: target.to_owned(),
     }
 }
 
@@ -319,7 +369,7 @@ pub async fn respond(
 /// Answers a refused request.
 pub async fn refuse(stream: &mut Stream, refusal: Refusal) -> io::Result<()> {
     let (status, extra, body) = refusal.response();
-    respond(stream, status, extra, "text/plain; charset=utf-8", &body).await
+    respond(stream, status, &extra, "text/plain; charset=utf-8", &body).await
 }
 
 #[cfg(test)]
@@ -354,6 +404,7 @@ mod tests {
             route_of("GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
             Route::Metrics
         );
+        assert_eq!(route_of("GET /client?n=5 HTTP/1.1\r\n\r\n"), Route::Client);
         assert_eq!(
             route_of("GET /nope HTTP/1.1\r\n\r\n"),
             Route::Refuse(Refusal::NotFound)
@@ -374,6 +425,8 @@ mod tests {
                 accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
                 offered: vec![],
                 room: None,
+                origin: None,
+                target: "/chat".into(),
             }
         );
     }

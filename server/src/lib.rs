@@ -8,13 +8,15 @@
 //!
 //! Module map: `args` (command line into a plan), `server` (accept loop, routing, shutdown
 //! sequence), `http` (request heads, the upgrade), `routes` (healthz, metrics), `engine/`
-//! (WebSocket implementations), `workload/` (what is done with a message), `metrics`
+//! (WebSocket implementations), `gate` (origins, tokens, connection rate), `workload/` (what
+//! is done with a message), `metrics`
 //! (counters), `recorder` (one-way latency histograms and log), `pause` (stop-the-world
 //! emulation), `shutdown` (the shutdown broadcast), `report` (`server.json`).
 //! stdout carries the readiness line and nothing else; every log line goes to stderr.
 
 mod args;
 mod engine;
+mod gate;
 mod http;
 mod limits;
 mod metrics;
@@ -45,8 +47,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use wsbench_core::event::Listening;
 use wsbench_core::plan::{Runtime, ServerPlan};
+use wsbench_core::token::TokenSecret;
 
-pub use args::{LimitArgs, ServerArgs};
+pub use args::{GateArgs, LimitArgs, ServerArgs};
+pub use gate::{Gate, GateConfig};
 pub use limits::Limits;
 pub use metrics::{Metrics, Snapshot};
 pub use pause::PauseGate;
@@ -103,7 +107,17 @@ fn os_message(e: &io::Error) -> String {
 /// do not go together. Every error is one line on stderr, prefixed `wsbench server:`.
 /// `command` is the argv recorded in `server.json`.
 pub fn run_main(args: ServerArgs, command: Vec<String>) -> ExitCode {
-    let (plan, limits) = match args.into_parts() {
+    let gate_args = args.gate.clone();
+    let parts = args.into_parts().and_then(|(plan, limits)| {
+        let config = gate_args.into_config()?;
+        // An unreadable or short secret is bad input: say so before anything starts.
+        let secret = match &config.token_secret {
+            Some(path) => Some(TokenSecret::from_file(path).map_err(|e| format!("--token-secret: {e}"))?),
+            None => None,
+        };
+        Ok((plan, limits, Gate::new(config, secret)))
+    });
+    let (plan, limits, gate) = match parts {
         Ok(parts) => parts,
         Err(msg) => {
             eprintln!("wsbench server: {msg}");
@@ -117,7 +131,7 @@ pub fn run_main(args: ServerArgs, command: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match run(plan, limits, command) {
+    match run(plan, limits, gate, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsbench server: {e}");
@@ -126,13 +140,13 @@ pub fn run_main(args: ServerArgs, command: Vec<String>) -> ExitCode {
     }
 }
 
-fn run(plan: ServerPlan, limits: Limits, command: Vec<String>) -> Result<(), ServeError> {
+fn run(plan: ServerPlan, limits: Limits, access: Gate, command: Vec<String>) -> Result<(), ServeError> {
     trim::fix_mmap_threshold();
     let gate = Arc::new(PauseGate::new());
     let runtime = build_runtime(&plan, Arc::clone(&gate)).map_err(ServeError::Runtime)?;
     let result = runtime.block_on(async {
         let listener = bind(plan.listen)?;
-        let server = Server::with_pause_gate(plan.clone(), listener, gate)?.with_limits(limits);
+        let server = Server::with_pause_gate(plan.clone(), listener, gate)?.with_limits(limits).with_gate(access);
         // Handlers go in before the readiness line, so a signal sent on seeing it is never fatal.
         let shutdown = termination_signal()?;
         announce(server.local_addr())?;

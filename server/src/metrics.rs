@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use wsbench_core::result::ServerCounts;
 
+use crate::gate::Denial;
 use crate::limits::LimitHit;
 
 /// Counters shared by every task of one server.
@@ -35,6 +36,11 @@ pub struct Metrics {
     close_timeouts: AtomicU64,
     /// Idle connections parked (see `park`), counted each time.
     parks: AtomicU64,
+    refused_origin: AtomicU64,
+    refused_token_missing: AtomicU64,
+    refused_token_forged: AtomicU64,
+    refused_token_expired: AtomicU64,
+    refused_rate: AtomicU64,
 }
 
 /// One reading of every counter.
@@ -71,6 +77,16 @@ pub struct Snapshot {
     pub slow_consumers: u64,
     /// Closing handshakes the peer did not finish within the close timeout.
     pub close_timeouts: u64,
+    /// Upgrades refused (403) for an `Origin` not allowed.
+    pub refused_origin: u64,
+    /// Upgrades refused (401) without a token.
+    pub refused_token_missing: u64,
+    /// Upgrades refused (403) for a malformed or forged token.
+    pub refused_token_forged: u64,
+    /// Upgrades refused (401) for an expired token.
+    pub refused_token_expired: u64,
+    /// Upgrades refused (429) over the per-peer connection rate.
+    pub refused_rate: u64,
 }
 
 impl Snapshot {
@@ -128,6 +144,18 @@ impl Metrics {
         self.tls_failures.fetch_add(1, Relaxed);
     }
 
+    /// Counts an upgrade the gate refused, by cause.
+    pub(crate) fn denied(&self, denial: Denial) {
+        let counter = match denial {
+            Denial::Origin => &self.refused_origin,
+            Denial::TokenMissing => &self.refused_token_missing,
+            Denial::TokenForged => &self.refused_token_forged,
+            Denial::TokenExpired { .. } => &self.refused_token_expired,
+            Denial::Rate { .. } => &self.refused_rate,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn close_timeout(&self) {
         self.close_timeouts.fetch_add(1, Relaxed);
     }
@@ -169,6 +197,11 @@ impl Metrics {
             pong_timeouts: self.pong_timeouts.load(Relaxed),
             slow_consumers: self.slow_consumers.load(Relaxed),
             close_timeouts: self.close_timeouts.load(Relaxed),
+            refused_origin: self.refused_origin.load(Relaxed),
+            refused_token_missing: self.refused_token_missing.load(Relaxed),
+            refused_token_forged: self.refused_token_forged.load(Relaxed),
+            refused_token_expired: self.refused_token_expired.load(Relaxed),
+            refused_rate: self.refused_rate.load(Relaxed),
         }
     }
 }
@@ -353,6 +386,11 @@ mod tests {
         assert_eq!(m.sockets_closed(), 2);
         m.limit_hit(LimitHit::SlowConsumer);
         assert_eq!(m.snapshot().slow_consumers, 1);
+        m.denied(Denial::TokenExpired { expiry: 1 });
+        m.denied(Denial::Rate { retry_after_s: 1 });
+        m.denied(Denial::Rate { retry_after_s: 2 });
+        let s = m.snapshot();
+        assert_eq!((s.refused_token_expired, s.refused_rate, s.refused_token_forged), (1, 2, 0));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use wsbench_core::layout::SERVER_SUMMARY;
 use wsbench_core::plan::ServerPlan;
 use wsbench_core::result::{HostInfo, ServerFanout, ServerSummary};
 
+use crate::gate::GateConfig;
 use crate::limits::Limits;
 use crate::metrics::Snapshot;
 use crate::recorder::AllocationWindow;
@@ -43,6 +44,8 @@ pub struct ServerReport {
     pub limits: Limits,
     /// Broadcast and push: what the fan-out did.
     pub fanout: Option<ServerFanout>,
+    /// Who was let in: origins, tokens, connection rate.
+    pub gate: GateConfig,
 }
 
 impl ServerReport {
@@ -90,7 +93,13 @@ impl ServerReport {
             "pong_timeouts": m.pong_timeouts,
             "slow_consumers": m.slow_consumers,
             "close_timeouts": m.close_timeouts,
+            "refused_origin": m.refused_origin,
+            "refused_token_missing": m.refused_token_missing,
+            "refused_token_forged": m.refused_token_forged,
+            "refused_token_expired": m.refused_token_expired,
+            "refused_rate": m.refused_rate,
         });
+        v["config"]["gate"] = serde_json::to_value(&self.gate).expect("the gate's settings are plain data");
         v
     }
 }
@@ -140,6 +149,12 @@ mod tests {
             log_error: None,
             limits: Limits::default(),
             fanout: None,
+            gate: GateConfig {
+                allow_origins: vec!["https://a.example".into()],
+                conn_rate_per_s: Some(100.0),
+                conn_burst: Some(20),
+                ..GateConfig::default()
+            },
         };
         let plan = ServerPlan::default();
         let summary = report.summary(&plan, vec!["wsbench-server".into()]);
@@ -168,6 +183,9 @@ mod tests {
         assert_eq!(full["config"]["limits"]["read_timeout"], "30s");
         assert_eq!(full["config"]["limits"]["max_write_buffer"], 1 << 20);
         assert_eq!(full["limits_reached"]["over_budget"], 0);
+        assert_eq!(full["limits_reached"]["refused_rate"], 0);
+        assert_eq!(full["config"]["gate"]["allow_origins"][0], "https://a.example");
+        assert_eq!(full["config"]["gate"]["conn_burst"], 20);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,7 +1,8 @@
-//! The side routes next to the WebSocket endpoint: `/healthz` and `/metrics`.
+//! The side routes next to the WebSocket endpoint: `/healthz`, `/metrics` and `/client`.
 //!
 //! `/healthz` says the process accepts and answers; `/metrics` is the Prometheus text exposition
-//! format (version 0.0.4) of [`crate::metrics::Metrics`], so any scraper can watch a run. This
+//! format (version 0.0.4) of [`crate::metrics::Metrics`], so any scraper can watch a run;
+//! `/client` is a self-contained page whose script connects back and times round trips. This
 //! module only renders answers; reading requests is `http`'s business.
 
 use std::fmt::Write as _;
@@ -14,6 +15,18 @@ pub const HEALTH_BODY: &str = "ok\n";
 /// Content type of a `/metrics` answer.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
+/// Content type of the `/client` page.
+pub const CLIENT_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
+/// The browser page, without external assets; `{{TOKEN}}` is where a token goes.
+const CLIENT_PAGE: &str = include_str!("client.html");
+
+/// The `/client` page, carrying `token` for its upgrade when the server asks for tokens.
+pub fn client_page(token: Option<&str>) -> String {
+    // A token is digits, a dot and base64url: nothing in it can end the script's string.
+    CLIENT_PAGE.replace("{{TOKEN}}", token.unwrap_or(""))
+}
+
 /// Kind of a Prometheus metric.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -23,7 +36,7 @@ enum Kind {
 
 /// Renders `s` in the Prometheus text format, one `# HELP` and `# TYPE` line per metric.
 pub fn metrics_text(s: &Snapshot) -> String {
-    let metrics: [(&str, Kind, &str, u64); 20] = [
+    let metrics: [(&str, Kind, &str, u64); 25] = [
         (
             "wsbench_server_connections_open",
             Kind::Gauge,
@@ -144,6 +157,36 @@ pub fn metrics_text(s: &Snapshot) -> String {
             "Closing handshakes the peer did not finish within --close-timeout.",
             s.close_timeouts,
         ),
+        (
+            "wsbench_server_refused_origin_total",
+            Kind::Counter,
+            "WebSocket upgrades answered 403: Origin not among --allow-origin.",
+            s.refused_origin,
+        ),
+        (
+            "wsbench_server_refused_token_missing_total",
+            Kind::Counter,
+            "WebSocket upgrades answered 401: no token (--token-secret).",
+            s.refused_token_missing,
+        ),
+        (
+            "wsbench_server_refused_token_forged_total",
+            Kind::Counter,
+            "WebSocket upgrades answered 403: token malformed or not signed with --token-secret.",
+            s.refused_token_forged,
+        ),
+        (
+            "wsbench_server_refused_token_expired_total",
+            Kind::Counter,
+            "WebSocket upgrades answered 401: genuine token past its expiry.",
+            s.refused_token_expired,
+        ),
+        (
+            "wsbench_server_refused_rate_total",
+            Kind::Counter,
+            "WebSocket upgrades answered 429: over the peer's --conn-rate after --conn-burst.",
+            s.refused_rate,
+        ),
     ];
     let mut out = String::with_capacity(2048);
     for (name, kind, help, value) in metrics {
@@ -163,6 +206,17 @@ pub fn metrics_text(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_page_is_self_contained_and_carries_its_token() {
+        let page = client_page(Some("123.abc_-"));
+        assert!(page.contains("const TOKEN = \"123.abc_-\";"));
+        assert!(client_page(None).contains("const TOKEN = \"\";"));
+        // No external assets: nothing is fetched from elsewhere.
+        for outside in ["src=", "href=", "http://", "https://", "@import"] {
+            assert!(!page.contains(outside), "the page refers to {outside}");
+        }
+    }
 
     #[test]
     fn every_metric_has_help_type_and_one_sample() {
@@ -208,6 +262,11 @@ mod tests {
             "wsbench_server_closed_pong_timeout_total 0",
             "wsbench_server_closed_slow_consumer_total 0",
             "wsbench_server_refused_busy_total 0",
+            "wsbench_server_refused_origin_total 0",
+            "wsbench_server_refused_token_missing_total 0",
+            "wsbench_server_refused_token_forged_total 0",
+            "wsbench_server_refused_token_expired_total 0",
+            "wsbench_server_refused_rate_total 0",
         ] {
             assert!(lines.contains(&needed), "missing {needed:?} in\n{text}");
         }

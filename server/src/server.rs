@@ -9,7 +9,7 @@
 //! Writing result files and signal handling belong to the binary edge (`run_main`).
 
 use std::future::{poll_fn, Future};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
@@ -31,7 +31,8 @@ use crate::park::{self, IdleConnection, Lot, Parked, Wake};
 use crate::pause::{PauseGate, PauseTicker};
 use crate::recorder::{Harvester, IntervalLogFile, Recorder};
 use crate::report::ServerReport;
-use crate::routes::{metrics_text, HEALTH_BODY, METRICS_CONTENT_TYPE};
+use crate::gate::Gate;
+use crate::routes::{client_page, metrics_text, CLIENT_CONTENT_TYPE, HEALTH_BODY, METRICS_CONTENT_TYPE};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::transport::{Stream, Tls};
 use crate::trim::Trimmer;
@@ -109,6 +110,7 @@ impl Server {
             tls,
             subprotocols: plan.subprotocols.clone(),
             require_subprotocol: plan.require_subprotocol,
+            gate: Gate::default(),
             engine: plan.engine,
             workload: plan.workload,
             handler: plan.handler,
@@ -136,6 +138,13 @@ impl Server {
         let ctx = Arc::get_mut(&mut self.ctx).expect("the context is shared only once running");
         ctx.limits = limits;
         ctx.budget = Budget::new(limits.max_buffered);
+        self
+    }
+
+    /// Lets upgrades in through `gate` instead of letting everyone in.
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        let ctx = Arc::get_mut(&mut self.ctx).expect("the context is shared only once running");
+        ctx.gate = gate;
         self
     }
 
@@ -267,6 +276,7 @@ impl Server {
             limits: ctx.limits,
             fanout: matches!(plan.workload, Workload::Broadcast | Workload::Push)
                 .then(|| ctx.hub.counts.snapshot()),
+            gate: ctx.gate.config().clone(),
         })
     }
 }
@@ -457,13 +467,15 @@ async fn upgrade(
     shutdown: Shutdown,
     deadline: Instant,
 ) -> Option<(Upgraded, Shutdown)> {
+    // Asked here rather than kept from accept: the pending task stays as small as it was.
+    let peer = tcp.peer_addr().ok()?.ip();
     let stream = secure(tcp, ctx, deadline).await?;
     if !has_slot {
         ctx.metrics.refused_busy();
         http::busy(stream, ctx.limits.max_connections).await;
         return None;
     }
-    answer(stream, ctx, shutdown, deadline).await
+    answer(stream, ctx, shutdown, deadline, peer).await
 }
 
 /// The TLS handshake when the server has TLS, by `deadline` (the handshake timeout from the
@@ -528,13 +540,15 @@ async fn first_bytes(
     .await
 }
 
-/// Reads the request head (by `deadline`) and answers it; for a WebSocket upgrade, answers
-/// 101 and hands back what the engine needs (the request's own buffers are freed by then).
+/// Reads the request head (by `deadline`) and answers it; for a WebSocket upgrade from `peer`
+/// that the gate lets in, answers 101 and hands back what the engine needs (the request's own
+/// buffers are freed by then).
 async fn answer(
     mut stream: Stream,
     ctx: &ConnectionContext,
     mut shutdown: Shutdown,
     deadline: Instant,
+    peer: IpAddr,
 ) -> Option<(Upgraded, Shutdown)> {
     let request = tokio::select! {
         r = http::read_request(&mut stream, deadline) => r,
@@ -570,13 +584,25 @@ async fn answer(
             http::respond(&mut stream, "200 OK", "", METRICS_CONTENT_TYPE, &body).await
         }
         Route::Refuse(refusal) => http::refuse(&mut stream, refusal).await,
-        Route::WebSocket { room: Some(room), .. }
-            if ctx.workload == Workload::Broadcast && !ctx.hub.has_room(room) =>
-        {
-            let rooms = ctx.hub.fanout().rooms;
-            http::refuse(&mut stream, Refusal::NoSuchRoom { room, rooms }).await
+        Route::Client if ctx.gate.client_page() => {
+            let token = ctx.gate.page_token("/", SystemTime::now());
+            let body = client_page(token.as_deref());
+            http::respond(&mut stream, "200 OK", "Cache-Control: no-store\r\n", CLIENT_CONTENT_TYPE, &body).await
         }
-        Route::WebSocket { accept, offered, room } => {
+        Route::Client => http::refuse(&mut stream, Refusal::NotFound).await,
+        Route::WebSocket { accept, offered, room, origin, target } => {
+            let now_unix = wsbench_core::token::unix_seconds(SystemTime::now());
+            let checked = ctx.gate.check(peer, origin.as_deref(), &target, std::time::Instant::now(), now_unix);
+            if let Err(denial) = checked {
+                ctx.metrics.denied(denial);
+                let _ = http::refuse(&mut stream, Refusal::Denied(denial)).await;
+                return None;
+            }
+            if let Some(room) = room.filter(|&r| ctx.workload == Workload::Broadcast && !ctx.hub.has_room(r)) {
+                let rooms = ctx.hub.fanout().rooms;
+                let _ = http::refuse(&mut stream, Refusal::NoSuchRoom { room, rooms }).await;
+                return None;
+            }
             let chosen = http::choose_subprotocol(&ctx.subprotocols, &offered);
             if chosen.is_none() && ctx.require_subprotocol {
                 let refusal = Refusal::BadRequest(

@@ -203,6 +203,7 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
             ("wss:// URLs", plan.url.starts_with("wss://")),
             ("--header", !plan.headers.is_empty()),
             ("--subprotocol", !plan.subprotocols.is_empty()),
+            ("--token-secret", plan.token_secret.is_some()),
             ("--shard/--shards", plan.shard.is_some()),
             ("--start-at", plan.start_at.is_some()),
         ];

@@ -19,6 +19,7 @@ use futures_util::future::Either;
 use tokio::sync::Notify;
 use wsbench_core::plan::{Engine, Handler, Workload};
 
+use crate::gate::Gate;
 use crate::limits::{Budget, Limits};
 use crate::metrics::{Metrics, Snapshot};
 use crate::park::{IdleConnection, Lot};
@@ -59,6 +60,8 @@ pub struct ConnectionContext {
     /// Subprotocols spoken, and whether an upgrade offering none of them is refused.
     pub subprotocols: Vec<String>,
     pub require_subprotocol: bool,
+    /// Who may upgrade: origins, tokens, per-peer connection rate.
+    pub gate: Gate,
     /// The server-wide allowance for partial-message memory (`limits.max_buffered`).
     pub budget: Budget,
     pub metrics: Arc<Metrics>,
@@ -88,6 +91,7 @@ impl ConnectionContext {
             tls: None,
             subprotocols: Vec::new(),
             require_subprotocol: false,
+            gate: Gate::default(),
             budget: Budget::new(1 << 30),
             metrics: Arc::new(Metrics::default()),
             pause: Arc::new(PauseGate::new()),

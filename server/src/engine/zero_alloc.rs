@@ -1094,6 +1094,7 @@ mod tests {
             tls: None,
             subprotocols: Vec::new(),
             require_subprotocol: false,
+            gate: crate::gate::Gate::default(),
             budget: crate::limits::Budget::new(1 << 30),
             metrics: Arc::new(Metrics::default()),
             pause: Arc::new(PauseGate::new()),
