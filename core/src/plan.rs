@@ -185,6 +185,9 @@ pub struct ServerPlan {
     /// Refuse (400) an upgrade that offers none of `subprotocols`.
     #[serde(default)]
     pub require_subprotocol: bool,
+    /// Accept permessage-deflate (zero-alloc engine) within these bounds; absent: declined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<crate::codec::deflate::DeflateConfig>,
     /// Settings of the broadcast and push workloads.
     #[serde(default)]
     pub fanout: Fanout,
@@ -212,6 +215,7 @@ impl Default for ServerPlan {
             tls: None,
             subprotocols: Vec::new(),
             require_subprotocol: false,
+            deflate: None,
             fanout: Fanout::default(),
             out: None,
         }
@@ -248,6 +252,9 @@ impl ServerPlan {
         }
         if self.require_subprotocol {
             a.push("--require-subprotocol".into());
+        }
+        if let Some(d) = &self.deflate {
+            a.extend(d.to_args());
         }
         a.extend(self.fanout.to_args(self.workload, false));
         if let Some(out) = &self.out {

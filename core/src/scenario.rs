@@ -234,6 +234,7 @@ impl BuiltinServer {
             tls,
             subprotocols: Vec::new(),
             require_subprotocol: false,
+            deflate: None,
             fanout: self.fanout,
             out,
         }

@@ -37,8 +37,9 @@ pub enum Route {
     Metrics,
     /// A valid WebSocket upgrade; `accept` is the `Sec-WebSocket-Accept` value to answer with,
     /// `offered` the subprotocols the client offered, in its order, `room` the broadcast room
-    /// its path names (`/room/<k>`), if any.
-    WebSocket { accept: String, offered: Vec<String>, room: Option<u32> },
+    /// its path names (`/room/<k>`), if any, `extensions` the values of its
+    /// `Sec-WebSocket-Extensions` headers (empty, unallocated, when it offered none).
+    WebSocket { accept: String, offered: Vec<String>, room: Option<u32>, extensions: Vec<String> },
     /// Answer with an error status and close.
     Refuse(Refusal),
 }
@@ -160,10 +161,18 @@ fn websocket(req: &httparse::Request<'_, '_>, method: &str) -> Route {
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
         .collect();
+    let extensions = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .map(str::to_owned)
+        .collect();
     Route::WebSocket {
         accept: derive_accept_key(key),
         offered,
         room: room_of(req.path.unwrap_or("")),
+        extensions,
     }
 }
 
@@ -281,16 +290,20 @@ pub async fn busy(mut stream: Stream, max_connections: usize) {
 }
 
 /// Answers `101 Switching Protocols` to a validated upgrade,
-/// with the chosen `subprotocol`, if any.
+/// with the chosen `subprotocol` and the accepted `extensions` (a header value), if any.
 pub async fn switch_protocols(
     stream: &mut Stream,
     accept: &str,
     subprotocol: Option<&str>,
+    extensions: Option<&str>,
 ) -> io::Result<()> {
     let protocol = subprotocol
         .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
         .unwrap_or_default();
-    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{protocol}\r\n");
+    let extensions = extensions
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
+    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{protocol}{extensions}\r\n");
     stream.write_all(head.as_bytes()).await?;
     // TLS may hold the answer until flushed; a plain socket's flush does nothing.
     stream.flush().await
@@ -374,8 +387,16 @@ mod tests {
                 accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
                 offered: vec![],
                 room: None,
+                extensions: vec![],
             }
         );
+        let r = route_of(&upgrade(
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\nsec-websocket-extensions: foo\r\n",
+        ));
+        let Route::WebSocket { extensions, .. } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(extensions, ["permessage-deflate; client_max_window_bits", "foo"]);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::transport::{Stream, Tls};
 use crate::trim::Trimmer;
 use crate::workload::{Hub, QUEUE_BYTES};
-use wsbench_core::codec::MAX_HEADER_LEN;
+use wsbench_core::codec::{deflate, MAX_HEADER_LEN};
 use crate::ServeError;
 
 /// Extra time, beyond [`CLOSE_WAIT`], that shutdown grants connection tasks before aborting them.
@@ -106,6 +106,7 @@ impl Server {
             tls,
             subprotocols: plan.subprotocols.clone(),
             require_subprotocol: plan.require_subprotocol,
+            deflate: plan.deflate,
             engine: plan.engine,
             workload: plan.workload,
             handler: plan.handler,
@@ -243,6 +244,7 @@ impl Server {
             limits: ctx.limits,
             fanout: matches!(plan.workload, Workload::Broadcast | Workload::Push)
                 .then(|| ctx.hub.counts.snapshot()),
+            deflate_agreements: ctx.metrics.deflate_agreements(),
         })
     }
 }
@@ -422,7 +424,7 @@ async fn answer(
             let rooms = ctx.hub.fanout().rooms;
             http::refuse(&mut stream, Refusal::NoSuchRoom { room, rooms }).await
         }
-        Route::WebSocket { accept, offered, room } => {
+        Route::WebSocket { accept, offered, room, extensions } => {
             let chosen = http::choose_subprotocol(&ctx.subprotocols, &offered);
             if chosen.is_none() && ctx.require_subprotocol {
                 let refusal = Refusal::BadRequest(
@@ -431,7 +433,16 @@ async fn answer(
                 let _ = http::refuse(&mut stream, refusal).await;
                 return None;
             }
-            if http::switch_protocols(&mut stream, &accept, chosen)
+            // Only the zero-alloc engine compresses (`--deflate` requires it); without the flag
+            // every offer is declined by answering without the extension.
+            let deflate = ctx.deflate.as_ref().and_then(|config| {
+                let offers: Vec<&str> = extensions.iter().map(String::as_str).collect();
+                let negotiated = deflate::negotiate(config, &offers);
+                ctx.metrics.deflate_negotiation(!extensions.is_empty(), negotiated.as_ref().map(|(a, _)| a));
+                negotiated
+            });
+            let response = deflate.as_ref().map(|(_, r)| r.as_str());
+            if http::switch_protocols(&mut stream, &accept, chosen, response)
                 .await
                 .is_err()
             {
@@ -441,6 +452,7 @@ async fn answer(
                 stream,
                 leftover: request.leftover,
                 room,
+                deflate: deflate.map(|(a, _)| a),
             };
             return Some((upgraded, shutdown));
         }

@@ -64,6 +64,27 @@ impl Default for DeflateConfig {
     }
 }
 
+impl DeflateConfig {
+    /// The flags that give this configuration (`--deflate` and the parameters that differ
+    /// from the defaults), as both `wsbench server` and `wsbench loadgen` take them.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec!["--deflate".to_owned()];
+        if self.server_max_window_bits != MAX_WINDOW_BITS {
+            a.extend(["--deflate-server-max-window-bits".into(), self.server_max_window_bits.to_string()]);
+        }
+        if let Some(n) = self.client_max_window_bits {
+            a.extend(["--deflate-client-max-window-bits".into(), n.to_string()]);
+        }
+        if self.server_no_context_takeover {
+            a.push("--deflate-server-no-context-takeover".into());
+        }
+        if self.client_no_context_takeover {
+            a.push("--deflate-client-no-context-takeover".into());
+        }
+        a
+    }
+}
+
 /// The parameters in force on one connection, as both ends apply them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agreement {
@@ -167,7 +188,7 @@ fn parse_params<'a>(mut parts: impl Iterator<Item = &'a str>) -> Result<Params, 
 
 /// The `permessage-deflate` elements of `Sec-WebSocket-Extensions` header values, in order,
 /// each parsed (or the reason it cannot be). Other extensions are skipped.
-fn elements<'a>(values: &[&'a str]) -> Vec<Result<Params, BadParams>> {
+fn elements(values: &[&str]) -> Vec<Result<Params, BadParams>> {
     values
         .iter()
         .flat_map(|v| v.split(','))

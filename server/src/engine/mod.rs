@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures_util::future::Either;
 
 use tokio::sync::Notify;
+use wsbench_core::codec::deflate::{Agreement, DeflateConfig};
 use wsbench_core::plan::{Engine, Handler, Workload};
 
 use crate::limits::{Budget, Limits};
@@ -40,6 +41,8 @@ pub struct Upgraded {
     pub leftover: Vec<u8>,
     /// The broadcast room the request's path named (`/room/<k>`).
     pub room: Option<u32>,
+    /// permessage-deflate as negotiated, if it was.
+    pub deflate: Option<Agreement>,
 }
 
 /// What every connection of one server shares.
@@ -58,6 +61,8 @@ pub struct ConnectionContext {
     /// Subprotocols spoken, and whether an upgrade offering none of them is refused.
     pub subprotocols: Vec<String>,
     pub require_subprotocol: bool,
+    /// `--deflate`: what permessage-deflate offers are accepted with (zero-alloc engine only).
+    pub deflate: Option<DeflateConfig>,
     /// The server-wide allowance for partial-message memory (`limits.max_buffered`).
     pub budget: Budget,
     pub metrics: Arc<Metrics>,
@@ -85,6 +90,7 @@ impl ConnectionContext {
             tls: None,
             subprotocols: Vec::new(),
             require_subprotocol: false,
+            deflate: None,
             budget: Budget::new(1 << 30),
             metrics: Arc::new(Metrics::default()),
             pause: Arc::new(PauseGate::new()),
