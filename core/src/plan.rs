@@ -395,6 +395,9 @@ pub struct LoadPlan {
     /// Subprotocols offered in the handshake, in order of preference.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subprotocols: Vec<String>,
+    /// Offer permessage-deflate with these parameters (zero-alloc engine only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<crate::codec::deflate::DeflateConfig>,
     /// The server workload this load drives: echo (round trips), or broadcast, push or sink
     /// (one-way latency). Absent from results written before fan-out existed: echo.
     #[serde(default)]
@@ -467,6 +470,7 @@ impl Default for LoadPlan {
             insecure: false,
             headers: Vec::new(),
             subprotocols: Vec::new(),
+            deflate: None,
             workload: Workload::Echo,
             fanout: Fanout::default(),
             out: None,
@@ -536,6 +540,9 @@ impl LoadPlan {
         }
         if !self.subprotocols.is_empty() {
             a.extend(["--subprotocol".into(), self.subprotocols.join(",")]);
+        }
+        if let Some(d) = &self.deflate {
+            a.extend(d.to_args());
         }
 
         if self.workload.is_fanout() {

@@ -143,6 +143,27 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub subprotocol: Vec<String>,
 
+    /// Offer permessage-deflate (RFC 7692) and compress every message when the server agrees
+    /// (--engine zero-alloc only: tungstenite 0.29 cannot, so that engine never offers it).
+    #[arg(long)]
+    pub deflate: bool,
+
+    /// Ask the server to compress with at most this window (9-15 bits).
+    #[arg(long, value_name = "BITS", requires = "deflate", value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_server_max_window_bits: Option<u8>,
+
+    /// Compress with at most this window (9-15 bits; the server may ask for less).
+    #[arg(long, value_name = "BITS", requires = "deflate", value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_client_max_window_bits: Option<u8>,
+
+    /// Ask the server to reset its compressor after every message.
+    #[arg(long, requires = "deflate")]
+    pub deflate_server_no_context_takeover: bool,
+
+    /// Reset our compressor after every message.
+    #[arg(long, requires = "deflate")]
+    pub deflate_client_no_context_takeover: bool,
+
     /// Folder for summary.json, intervals.csv and the .hlog files (created if missing); without
     /// it the summary is printed on stdout and nothing is written.
     #[arg(long, value_name = "DIR")]
@@ -178,6 +199,10 @@ pub struct LoadgenArgs {
     /// The agent name the fuzzing server's report uses (with --autobahn).
     #[arg(long, value_name = "NAME", default_value = "wsbench-zero-alloc", requires = "autobahn")]
     pub agent: String,
+
+    /// With --autobahn: offer permessage-deflate on every case (Autobahn's cases 12.* and 13.*).
+    #[arg(long, requires = "autobahn")]
+    pub autobahn_deflate: bool,
 }
 
 impl LoadgenArgs {
@@ -204,6 +229,9 @@ impl LoadgenArgs {
         };
         let env = std::env::var(HEADERS_ENV).ok();
         let headers = collect_headers(&self.headers, file.as_deref(), env.as_deref())?;
+        if self.deflate && self.engine != Engine::ZeroAlloc {
+            return Err(format!("--deflate needs --engine zero-alloc: the {} client (tungstenite 0.29) has no permessage-deflate and never offers it", self.engine.name()));
+        }
         let plan = LoadPlan {
             url: self.url,
             connections: self.connections,
@@ -228,6 +256,12 @@ impl LoadgenArgs {
             insecure: self.insecure,
             headers,
             subprotocols: self.subprotocol,
+            deflate: self.deflate.then(|| wsbench_core::codec::deflate::DeflateConfig {
+                server_max_window_bits: self.deflate_server_max_window_bits.unwrap_or(wsbench_core::codec::deflate::MAX_WINDOW_BITS),
+                client_max_window_bits: self.deflate_client_max_window_bits,
+                server_no_context_takeover: self.deflate_server_no_context_takeover,
+                client_no_context_takeover: self.deflate_client_no_context_takeover,
+            }),
             workload: self.workload,
             fanout: Fanout {
                 rooms: self.rooms,
@@ -279,7 +313,9 @@ pub fn target(plan: &LoadPlan) -> Result<Target, String> {
         (None, true) => Trust::Insecure,
         (None, false) => Trust::System,
     };
-    Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?.with_headers(plan.headers.clone(), plan.subprotocols.clone())
+    let mut target = Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?.with_headers(plan.headers.clone(), plan.subprotocols.clone())?;
+    target.deflate = plan.deflate;
+    Ok(target)
 }
 
 /// A workload's name as plans and results use it.
@@ -435,6 +471,12 @@ mod tests {
                 insecure: false,
                 headers: vec![("Authorization".into(), "Bearer x y".into()), ("X-Trace".into(), "1".into())],
                 subprotocols: vec!["chat".into(), "superchat".into()],
+                deflate: Some(wsbench_core::codec::deflate::DeflateConfig {
+                    server_max_window_bits: 12,
+                    client_max_window_bits: Some(9),
+                    server_no_context_takeover: true,
+                    client_no_context_takeover: false,
+                }),
                 workload: Workload::Echo,
                 fanout: Fanout::default(),
                 out: Some("results/x/trial-1".into()),

@@ -41,6 +41,8 @@ pub struct Target {
     pub headers: Vec<(String, String)>,
     /// Subprotocols offered, in order of preference; none: no `Sec-WebSocket-Protocol` header.
     pub subprotocols: Vec<String>,
+    /// permessage-deflate offered with these parameters (the zero-alloc engine's handshake).
+    pub deflate: Option<wsbench_core::codec::deflate::DeflateConfig>,
 }
 
 /// How long opening a transport took, in nanoseconds.
@@ -75,7 +77,7 @@ impl Target {
         } else {
             None
         };
-        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new() })
+        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new(), deflate: None })
     }
 
     /// Sends `headers` with every handshake request; a name or value HTTP forbids is an error.

@@ -115,6 +115,14 @@ impl Agreement {
     }
 }
 
+impl Agreement {
+    /// The parameters in the form of a response header value, every one named: how results
+    /// record an agreement.
+    pub fn describe(&self) -> String {
+        self.response(true, true)
+    }
+}
+
 /// One `permessage-deflate` element of an offer or response, its parameters checked for syntax
 /// (each at most once, known names, values in range) but not yet judged.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -384,7 +392,10 @@ impl Inflater {
     /// An inflater for a peer compressing with at most `window_bits`, refusing messages that
     /// inflate past `max_message` bytes.
     pub fn new(window_bits: u8, no_context_takeover: bool, max_message: usize) -> Self {
-        let bits = window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+        // flate2 resets a zlib-rs inflater with a window other than 15 bits by building a new
+        // one (an allocation per message without context takeover); a 15-bit window inflates
+        // any smaller window's stream, so it is used then, at 32 KiB instead of less.
+        let bits = if no_context_takeover { MAX_WINDOW_BITS } else { window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS) };
         Self {
             z: Decompress::new_with_window_bits(false, bits),
             no_context_takeover,
