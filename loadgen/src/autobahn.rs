@@ -15,7 +15,7 @@
 //! and buffers grow as messages need: this mode tests conformance, not allocation.
 //!
 //! With `--autobahn-deflate` every connection offers permessage-deflate (RFC 7692, wsbench-core's
-//! `deflate`: the offer the load generator makes, any window the server asks for), for Autobahn's
+//! `deflate`: the load generator's offer plus `client_no_context_takeover`), for Autobahn's
 //! cases 12.* and 13.*; compressed messages are gathered, inflated whole, and echoed compressed.
 //!
 //! [`Echo`] is the connection's state machine, without I/O: bytes in, bytes out. Data frame
@@ -55,7 +55,10 @@ pub fn run_main(addr: &str, agent: &str, deflate: bool) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
-    let deflate = deflate.then(DeflateConfig::default);
+    // client_no_context_takeover in the offer: Autobahn's fuzzing server asks for no context
+    // takeover (cases 13.2, 13.5, 13.6) only from a client that offers it; we then reset our
+    // compressor after every message, which any server can inflate.
+    let deflate = deflate.then(|| DeflateConfig { client_no_context_takeover: true, ..DeflateConfig::default() });
     match run(addr, agent, deflate.as_ref()) {
         Ok(count) => {
             println!("autobahn: ran {count} cases against {addr} as {agent}; reports updated");
