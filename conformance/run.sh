@@ -4,13 +4,19 @@
 #
 #   conformance/run.sh ENGINE [--update]              a server engine (tungstenite, zero-alloc)
 #   conformance/run.sh client-zero-alloc [--update]   the load generator's zero-alloc client
+#   conformance/run.sh zero-alloc-deflate [--update]  permessage-deflate: cases 12.* and 13.*
+#   conformance/run.sh client-zero-alloc-deflate [--update]
 #
 # A server: starts `wsbench-server --engine ENGINE` on 127.0.0.1 port 0 and runs kosoku's
 # fuzzing client against it; the server must then exit cleanly on SIGTERM.
 # The client: starts kosoku's fuzzing server on a free 127.0.0.1 port and runs
 # `wsbench-loadgen --autobahn 127.0.0.1:PORT` against it (the handshake and codec of
 # `--engine zero-alloc`); the load generator must run every case and exit 0.
-# Either way the cases are 1.* to 7.*, 9.* and 10.* (301 cases); the report is reduced to one
+# Either way the cases are 1.* to 7.*, 9.* and 10.* (301 cases); a target ending in -deflate
+# runs the permessage-deflate cases 12.* and 13.* (216 cases) instead, the server started with
+# `--deflate` and the client run with `--autobahn-deflate`, KOSOKU_PARALLELISM (default 2) cases
+# at a time (most of their time is spent waiting on the network, 1000 messages per case).
+# The report is reduced to one
 # line per case (case id -> behavior, behaviorClose; durations left out, they differ every
 # run) and diffed against conformance/expected-server-ENGINE.json or
 # conformance/expected-client-zero-alloc.json. Exits non-zero on any difference, or on any
@@ -32,7 +38,17 @@ if [ -z "$kosoku" ]; then
     if [ -x .venv/bin/kosoku ]; then kosoku=.venv/bin/kosoku; else kosoku=kosoku; fi
 fi
 cases=()
-for c in 1 2 3 4 5 6 7 9 10; do cases+=(-i "$c.*"); done
+server_args=()
+client_args=()
+parallel=()
+if [[ "$target" == *-deflate ]]; then
+    for c in 12 13; do cases+=(-i "$c.*"); done
+    parallel+=(-p "${KOSOKU_PARALLELISM:-2}")
+    server_args+=(--deflate)
+    client_args+=(--autobahn-deflate)
+else
+    for c in 1 2 3 4 5 6 7 9 10; do cases+=(-i "$c.*"); done
+fi
 
 # Reduces kosoku's report REPORTS/index.json into COMPACT, judges every case, then rewrites
 # (--update) or diffs EXPECTED; NAME is the target in messages. Ends the script.
@@ -99,7 +115,7 @@ release_binary() { # GIVEN PACKAGE
     fi
 }
 
-if [ "$target" = client-zero-alloc ]; then
+if [ "${target%-deflate}" = client-zero-alloc ]; then
     out="results/conformance/$target"
     loadgen="$(release_binary "${WSBENCH_LOADGEN:-}" wsbench-loadgen)"
     rm -rf "$out"
@@ -131,7 +147,7 @@ if [ "$target" = client-zero-alloc ]; then
     fi
 
     status=0
-    "$loadgen" --autobahn "127.0.0.1:$port" >"$out/loadgen.stdout" 2>"$out/loadgen.stderr" || status=$?
+    "$loadgen" --autobahn "127.0.0.1:$port" ${client_args[@]+"${client_args[@]}"} >"$out/loadgen.stdout" 2>"$out/loadgen.stderr" || status=$?
     if [ "$status" -ne 0 ]; then
         echo "conformance: wsbench-loadgen --autobahn exited with status $status:" >&2
         cat "$out/loadgen.stderr" >&2
@@ -150,14 +166,14 @@ if [ "$target" = client-zero-alloc ]; then
     reduce_and_compare "$out/reports" "$out/results.json" "conformance/expected-$target.json" "$target"
 fi
 
-engine="$target"
-expected="conformance/expected-server-$engine.json"
-out="results/conformance/server-$engine"
+engine="${target%-deflate}"
+expected="conformance/expected-server-$target.json"
+out="results/conformance/server-$target"
 server="$(release_binary "${WSBENCH_SERVER:-}" wsbench-server)"
 
 rm -rf "$out"
 mkdir -p "$out"
-"$server" --engine "$engine" --listen 127.0.0.1:0 >"$out/server.stdout" 2>"$out/server.stderr" &
+"$server" --engine "$engine" ${server_args[@]+"${server_args[@]}"} --listen 127.0.0.1:0 >"$out/server.stdout" 2>"$out/server.stderr" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT
 
@@ -173,7 +189,7 @@ done
 
 # Failing cases are judged below from the report, so kosoku's own exit status only matters
 # when it wrote no report at all.
-"$kosoku" -m fuzzingclient "${cases[@]}" -o "$out/reports" "$addr" >"$out/kosoku.log" 2>&1 || true
+"$kosoku" -m fuzzingclient "${cases[@]}" ${parallel[@]+"${parallel[@]}"} -o "$out/reports" "$addr" >"$out/kosoku.log" 2>&1 || true
 if [ ! -f "$out/reports/index.json" ]; then
     echo "conformance: kosoku wrote no report; see $out/kosoku.log" >&2
     tail -n 20 "$out/kosoku.log" >&2
@@ -189,4 +205,4 @@ if [ "$status" -ne 0 ]; then
     exit 1
 fi
 
-reduce_and_compare "$out/reports" "$out/results.json" "$expected" "$engine"
+reduce_and_compare "$out/reports" "$out/results.json" "$expected" "$target"

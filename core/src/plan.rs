@@ -185,6 +185,9 @@ pub struct ServerPlan {
     /// Refuse (400) an upgrade that offers none of `subprotocols`.
     #[serde(default)]
     pub require_subprotocol: bool,
+    /// Accept permessage-deflate (zero-alloc engine) within these bounds; absent: declined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<crate::codec::deflate::DeflateConfig>,
     /// Settings of the broadcast and push workloads.
     #[serde(default)]
     pub fanout: Fanout,
@@ -212,6 +215,7 @@ impl Default for ServerPlan {
             tls: None,
             subprotocols: Vec::new(),
             require_subprotocol: false,
+            deflate: None,
             fanout: Fanout::default(),
             out: None,
         }
@@ -248,6 +252,9 @@ impl ServerPlan {
         }
         if self.require_subprotocol {
             a.push("--require-subprotocol".into());
+        }
+        if let Some(d) = &self.deflate {
+            a.extend(d.to_args());
         }
         a.extend(self.fanout.to_args(self.workload, false));
         if let Some(out) = &self.out {
@@ -425,6 +432,9 @@ pub struct LoadPlan {
     /// the secret in this file. Results record the file's name, never its contents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret: Option<PathBuf>,
+    /// Offer permessage-deflate with these parameters (zero-alloc engine only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<crate::codec::deflate::DeflateConfig>,
     /// The server workload this load drives: echo (round trips), or broadcast, push or sink
     /// (one-way latency). Absent from results written before fan-out existed: echo.
     #[serde(default)]
@@ -502,6 +512,7 @@ impl Default for LoadPlan {
             headers: Vec::new(),
             subprotocols: Vec::new(),
             token_secret: None,
+            deflate: None,
             workload: Workload::Echo,
             fanout: Fanout::default(),
             foreign: None,
@@ -575,6 +586,9 @@ impl LoadPlan {
         }
         if let Some(secret) = &self.token_secret {
             a.extend(["--token-secret".into(), secret.display().to_string()]);
+        }
+        if let Some(d) = &self.deflate {
+            a.extend(d.to_args());
         }
 
         if self.workload.is_fanout() {

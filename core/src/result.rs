@@ -280,6 +280,27 @@ pub struct ConnectionSetup {
     /// Connections by the subprotocol the server chose (`""`: none), when any was offered.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subprotocols: BTreeMap<String, u32>,
+    /// permessage-deflate, when it was offered (`--deflate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<DeflateReport>,
+}
+
+/// What permessage-deflate did on the client side: the parameters agreed and the bytes on the
+/// wire against the payload bytes they carried, both ways.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeflateReport {
+    /// Connections by the parameters the server agreed to (as a header value, every parameter
+    /// named), `"declined"` for those it answered without the extension.
+    pub agreements: BTreeMap<String, u32>,
+    pub messages_out: u64,
+    pub payload_bytes_out: u64,
+    pub wire_bytes_out: u64,
+    /// Wire bytes per payload byte sent (compressed payloads only; frame headers not counted).
+    pub ratio_out: Option<f64>,
+    pub messages_in: u64,
+    pub wire_bytes_in: u64,
+    pub payload_bytes_in: u64,
+    pub ratio_in: Option<f64>,
 }
 
 /// How a `wss://` server's certificate was checked.

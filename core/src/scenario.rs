@@ -241,6 +241,7 @@ impl BuiltinServer {
             tls,
             subprotocols: Vec::new(),
             require_subprotocol: false,
+            deflate: None,
             fanout: self.fanout,
             out,
         }

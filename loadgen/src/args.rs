@@ -150,6 +150,27 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "FILE")]
     pub token_secret: Option<PathBuf>,
 
+    /// Offer permessage-deflate (RFC 7692) and compress every message when the server agrees
+    /// (--engine zero-alloc only: tungstenite 0.29 cannot, so that engine never offers it).
+    #[arg(long)]
+    pub deflate: bool,
+
+    /// Ask the server to compress with at most this window (9-15 bits).
+    #[arg(long, value_name = "BITS", requires = "deflate", value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_server_max_window_bits: Option<u8>,
+
+    /// Compress with at most this window (9-15 bits; the server may ask for less).
+    #[arg(long, value_name = "BITS", requires = "deflate", value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_client_max_window_bits: Option<u8>,
+
+    /// Ask the server to reset its compressor after every message.
+    #[arg(long, requires = "deflate")]
+    pub deflate_server_no_context_takeover: bool,
+
+    /// Reset our compressor after every message.
+    #[arg(long, requires = "deflate")]
+    pub deflate_client_no_context_takeover: bool,
+
     /// Folder for summary.json, intervals.csv and the .hlog files (created if missing); without
     /// it the summary is printed on stdout and nothing is written.
     #[arg(long, value_name = "DIR")]
@@ -215,6 +236,10 @@ pub struct LoadgenArgs {
     /// The agent name the fuzzing server's report uses (with --autobahn).
     #[arg(long, value_name = "NAME", default_value = "wsbench-zero-alloc", requires = "autobahn")]
     pub agent: String,
+
+    /// With --autobahn: offer permessage-deflate on every case (Autobahn's cases 12.* and 13.*).
+    #[arg(long, requires = "autobahn")]
+    pub autobahn_deflate: bool,
 }
 
 impl LoadgenArgs {
@@ -266,6 +291,9 @@ impl LoadgenArgs {
             (Some(_), _) | (None, true) => Mode::Text,
             (None, false) => Mode::Binary,
         };
+        if self.deflate && self.engine != Engine::ZeroAlloc {
+            return Err(format!("--deflate needs --engine zero-alloc: the {} client (tungstenite 0.29) has no permessage-deflate and never offers it", self.engine.name()));
+        }
         let plan = LoadPlan {
             url: self.url,
             connections: self.connections,
@@ -291,6 +319,12 @@ impl LoadgenArgs {
             headers,
             subprotocols: self.subprotocol,
             token_secret: self.token_secret,
+            deflate: self.deflate.then(|| wsbench_core::codec::deflate::DeflateConfig {
+                server_max_window_bits: self.deflate_server_max_window_bits.unwrap_or(wsbench_core::codec::deflate::MAX_WINDOW_BITS),
+                client_max_window_bits: self.deflate_client_max_window_bits,
+                server_no_context_takeover: self.deflate_server_no_context_takeover,
+                client_no_context_takeover: self.deflate_client_no_context_takeover,
+            }),
             workload: self.workload,
             fanout: Fanout {
                 rooms: self.rooms,
@@ -347,9 +381,11 @@ pub fn target(plan: &LoadPlan) -> Result<Target, String> {
         Some(path) => Some(TokenSecret::from_file(path).map_err(|e| format!("--token-secret: {e}"))?),
         None => None,
     };
-    Ok(Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?
+    let mut target = Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?
         .with_headers(plan.headers.clone(), plan.subprotocols.clone())?
-        .with_token(secret))
+        .with_token(secret);
+    target.deflate = plan.deflate;
+    Ok(target)
 }
 
 /// A workload's name as plans and results use it.
@@ -515,6 +551,12 @@ mod tests {
                 headers: vec![("Authorization".into(), "Bearer x y".into()), ("X-Trace".into(), "1".into())],
                 subprotocols: vec!["chat".into(), "superchat".into()],
                 token_secret: Some("secrets/ws token".into()),
+                deflate: Some(wsbench_core::codec::deflate::DeflateConfig {
+                    server_max_window_bits: 12,
+                    client_max_window_bits: Some(9),
+                    server_no_context_takeover: true,
+                    client_no_context_takeover: false,
+                }),
                 workload: Workload::Echo,
                 fanout: Fanout::default(),
                 foreign: None,

@@ -14,6 +14,10 @@
 //! writing, masking with a fresh key per frame). The socket is a blocking `std::net::TcpStream`
 //! and buffers grow as messages need: this mode tests conformance, not allocation.
 //!
+//! With `--autobahn-deflate` every connection offers permessage-deflate (RFC 7692, wsbench-core's
+//! `deflate`: the load generator's offer plus `client_no_context_takeover`), for Autobahn's
+//! cases 12.* and 13.*; compressed messages are gathered, inflated whole, and echoed compressed.
+//!
 //! [`Echo`] is the connection's state machine, without I/O: bytes in, bytes out. Data frame
 //! payloads are validated as they arrive (not once the whole frame is buffered), so invalid
 //! UTF-8 fails the connection as soon as it is read (Autobahn's "fail fast" cases 6.4.*).
@@ -25,11 +29,12 @@ use std::time::{Duration, Instant};
 
 use wsbench_core::clock::now_ns;
 use wsbench_core::codec::close::{self, code};
+use wsbench_core::codec::deflate::{self, Agreement, DeflateConfig, Deflater, Inflater, RSV1};
 use wsbench_core::codec::frame::{self, Frame};
 use wsbench_core::codec::{mask, write, MessageAssembler, Opcode, Parsed, ProtocolError, Role, Step, MAX_HEADER_LEN};
 use wsbench_core::plan::DEFAULT_MAX_MESSAGE_SIZE;
 
-use crate::zero::{check_response, handshake_request, XorShift};
+use crate::zero::{check_response_with, handshake_request, XorShift};
 use crate::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 /// Largest message echoed: the server's default limit, which Autobahn's 9.* cases reach
@@ -45,12 +50,16 @@ const READ_CHUNK: usize = 64 << 10;
 /// Runs every case of the fuzzing server at `addr` (`host:port`) as `agent`, then has it
 /// update its reports. Exit code 0 when every case ran (whatever the verdicts), 1 when the
 /// server is unreachable or a case could not be run, 2 for a malformed address or agent.
-pub fn run_main(addr: &str, agent: &str) -> ExitCode {
+pub fn run_main(addr: &str, agent: &str, deflate: bool) -> ExitCode {
     if let Err(e) = check_target(addr, agent) {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
-    match run(addr, agent) {
+    // client_no_context_takeover in the offer: Autobahn's fuzzing server asks for no context
+    // takeover (cases 13.2, 13.5, 13.6) only from a client that offers it; we then reset our
+    // compressor after every message, which any server can inflate.
+    let deflate = deflate.then(|| DeflateConfig { client_no_context_takeover: true, ..DeflateConfig::default() });
+    match run(addr, agent, deflate.as_ref()) {
         Ok(count) => {
             println!("autobahn: ran {count} cases against {addr} as {agent}; reports updated");
             ExitCode::from(EXIT_OK)
@@ -76,12 +85,12 @@ fn check_target(addr: &str, agent: &str) -> Result<(), String> {
 }
 
 /// The whole run; returns the number of cases.
-fn run(addr: &str, agent: &str) -> Result<u32, String> {
+fn run(addr: &str, agent: &str, deflate: Option<&DeflateConfig>) -> Result<u32, String> {
     let mut rng = XorShift::seeded(now_ns());
     let count = {
         let mut conn = Echo::new(MAX_MESSAGE, XorShift::seeded(0));
         conn.echo = false;
-        session(addr, "/getCaseCount", &mut conn, &mut rng).map_err(|e| format!("cannot get the case count from the fuzzing server at {addr}: {e}"))?;
+        session(addr, "/getCaseCount", &mut conn, &mut rng, None).map_err(|e| format!("cannot get the case count from the fuzzing server at {addr}: {e}"))?;
         let text = conn.received.first().ok_or_else(|| format!("the fuzzing server at {addr} sent no case count"))?;
         let text = std::str::from_utf8(text).unwrap_or("").trim();
         text.parse::<u32>().map_err(|_| format!("the fuzzing server at {addr} sent `{text}` as the case count"))?
@@ -90,13 +99,13 @@ fn run(addr: &str, agent: &str) -> Result<u32, String> {
     for case in 1..=count {
         let mut conn = Echo::new(MAX_MESSAGE, XorShift::seeded(u64::from(case)));
         let path = format!("/runCase?case={case}&agent={agent}");
-        if let Err(e) = session(addr, &path, &mut conn, &mut rng) {
+        if let Err(e) = session(addr, &path, &mut conn, &mut rng, deflate) {
             eprintln!("autobahn: case {case}: {e}");
             failed.push(case);
         }
     }
     let mut conn = Echo::new(MAX_MESSAGE, XorShift::seeded(u64::from(count) + 1));
-    session(addr, &format!("/updateReports?agent={agent}"), &mut conn, &mut rng).map_err(|e| format!("cannot update the reports at {addr}: {e}"))?;
+    session(addr, &format!("/updateReports?agent={agent}"), &mut conn, &mut rng, None).map_err(|e| format!("cannot update the reports at {addr}: {e}"))?;
     if !failed.is_empty() {
         return Err(format!("{} of {count} cases could not be run: {failed:?}", failed.len()));
     }
@@ -106,11 +115,12 @@ fn run(addr: &str, agent: &str) -> Result<u32, String> {
 /// One connection: handshake on `path`, then [`Echo`] until the server closes TCP. `Err` only
 /// when the case could not be run at all (no connection, failed handshake); how the connection
 /// ended is the server's to judge.
-fn session(addr: &str, path: &str, conn: &mut Echo, rng: &mut XorShift) -> Result<(), String> {
+fn session(addr: &str, path: &str, conn: &mut Echo, rng: &mut XorShift, deflate: Option<&DeflateConfig>) -> Result<(), String> {
     let mut tcp = TcpStream::connect(addr).map_err(|e| format!("cannot connect: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
     tcp.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| format!("cannot set a read timeout: {e}"))?;
-    let (request, key) = handshake_request(addr, path, &[], None, rng);
+    let offer = deflate.map(deflate::offer);
+    let (request, key) = handshake_request(addr, path, &[], None, offer.as_deref(), rng);
     tcp.write_all(request.as_bytes()).map_err(|e| format!("handshake failed: {e}"))?;
 
     let mut buf = vec![0u8; READ_CHUNK];
@@ -124,7 +134,10 @@ fn session(addr: &str, path: &str, conn: &mut Echo, rng: &mut XorShift) -> Resul
             return Err("handshake failed: the server closed the connection".into());
         }
         have += n;
-        if let Some((len, _)) = check_response(&buf[..have], &key, &[]).map_err(|e| format!("handshake failed: {e}"))? {
+        if let Some((len, _, agreed)) = check_response_with(&buf[..have], &key, &[], deflate).map_err(|e| format!("handshake failed: {e}"))? {
+            if let Some(a) = agreed {
+                conn.compress(&a);
+            }
             break len;
         }
     };
@@ -185,6 +198,8 @@ pub(crate) struct Echo {
     received: Vec<Vec<u8>>,
     /// The close code we sent, for tests and messages.
     sent_close: Option<u16>,
+    /// permessage-deflate, once negotiated.
+    compression: Option<(Inflater, Deflater)>,
 }
 
 impl Echo {
@@ -201,7 +216,17 @@ impl Echo {
             echo: true,
             received: Vec::new(),
             sent_close: None,
+            compression: None,
         }
+    }
+
+    /// permessage-deflate was negotiated with `agreed`: compressed messages are accepted and
+    /// every echo is compressed.
+    pub(crate) fn compress(&mut self, agreed: &Agreement) {
+        self.compression = Some((
+            Inflater::new(agreed.server_max_window_bits, agreed.server_no_context_takeover, self.max_message),
+            Deflater::new(agreed.client_max_window_bits, agreed.client_no_context_takeover, 6),
+        ));
     }
 
     /// True once we have sent a close frame: the connection only waits for TCP to end.
@@ -257,6 +282,18 @@ impl Echo {
                 return Ok(false);
             }
             self.frame = None;
+            if self.assembler.is_compressed() && f.fin {
+                // The whole compressed message is in `message`: inflate it (bounded by the
+                // limit), then the text check and the echo see what it inflates to.
+                if let Some((inflater, _)) = &mut self.compression {
+                    inflater.begin();
+                    inflater.feed(&self.message)?;
+                    inflater.finish()?;
+                    self.assembler.inflated(inflater.message())?;
+                    self.message.clear();
+                    self.message.extend_from_slice(inflater.message());
+                }
+            }
             if let Some(done) = self.assembler.end_frame()? {
                 let message = std::mem::take(&mut self.message);
                 if self.echo {
@@ -267,7 +304,8 @@ impl Echo {
             }
             return Ok(true);
         }
-        let f = match frame::parse_header(buf, Role::Client, self.max_message)? {
+        let rsv = if self.compression.is_some() { RSV1 } else { 0 };
+        let f = match frame::parse_header_with(buf, Role::Client, self.max_message, rsv)? {
             Parsed::Incomplete(_) => return Ok(false),
             Parsed::Frame(f) => f,
         };
@@ -320,11 +358,20 @@ impl Echo {
         self.state = State::Closing;
     }
 
-    /// Appends one whole frame, masked with a fresh key.
+    /// Appends one whole frame, masked with a fresh key; a data frame compressed when
+    /// permessage-deflate is on.
     fn send(&mut self, opcode: Opcode, payload: &[u8]) {
         let key = self.rng.mask_key();
+        let compressed = match &mut self.compression {
+            Some((_, deflater)) if !opcode.is_control() => Some(deflater.compress(payload)),
+            _ => None,
+        };
+        let payload = compressed.unwrap_or(payload);
         let mut header = [0u8; MAX_HEADER_LEN];
         let n = write::header(&mut header, true, opcode, payload.len(), Some(key));
+        if compressed.is_some() {
+            header[0] |= RSV1 << 4;
+        }
         self.out.extend_from_slice(&header[..n]);
         let start = self.out.len();
         self.out.extend_from_slice(payload);
@@ -530,7 +577,7 @@ mod tests {
     fn an_unreachable_server_is_one_line_error() {
         // A port that was free a moment ago: nothing listens there now.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let e = run(&format!("127.0.0.1:{port}"), "t").unwrap_err();
+        let e = run(&format!("127.0.0.1:{port}"), "t", None).unwrap_err();
         assert!(e.contains("cannot get the case count") && !e.contains('\n'), "{e}");
     }
 }

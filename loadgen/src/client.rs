@@ -31,6 +31,8 @@ pub struct ConnectTimes {
     pub handshake_ns: u64,
     /// The subprotocol the server chose (`Sec-WebSocket-Protocol` of its response).
     pub subprotocol: Option<String>,
+    /// permessage-deflate as the server agreed to it (zero-alloc engine, `--deflate`).
+    pub deflate: Option<wsbench_core::codec::deflate::Agreement>,
 }
 
 /// Why a connection could not be opened.

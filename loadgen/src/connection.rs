@@ -89,7 +89,7 @@ pub async fn connect(target: &Target, size: u64, open_loop: bool) -> Result<(WsS
     let handshake_ns = now_ns() - t0;
     ws.get_mut().end_capture();
     let subprotocol = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    Ok((ws, ConnectTimes { connect_ns: open.connect_ns, tls_ns: open.tls_ns, handshake_ns, subprotocol }))
+    Ok((ws, ConnectTimes { connect_ns: open.connect_ns, tls_ns: open.tls_ns, handshake_ns, subprotocol, deflate: None }))
 }
 
 /// The response's status when it is a whole status line other than 101.
@@ -166,6 +166,8 @@ pub struct ConnShared {
     pub first_message: RefCell<hdrhistogram::Histogram<u64>>,
     /// Template loads: the template and the correlation rule (tungstenite client only).
     pub foreign: Option<crate::template::Foreign>,
+    /// permessage-deflate byte counts, added by each connection as it ends.
+    pub compression: Cell<crate::setup::CompressionCounts>,
 }
 
 /// A request to end the run early.

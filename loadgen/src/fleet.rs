@@ -352,6 +352,7 @@ impl WorkerJob {
             allocations_at_first_finish: std::cell::Cell::new(None),
             first_message: std::cell::RefCell::new(std::mem::replace(&mut setup.first_message, wsbench_core::hist::new_histogram())),
             foreign: self.foreign.clone(),
+            compression: std::cell::Cell::new(Default::default()),
         });
         let tasks: Vec<_> = conns
             .into_iter()
@@ -415,6 +416,7 @@ impl WorkerJob {
         let last = shared.recorder.borrow_mut().finish(end);
         let _ = self.collector.send(last);
         setup.first_message = shared.first_message.replace(wsbench_core::hist::new_histogram());
+        setup.compression.add(&shared.compression.get());
         WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup }
     }
 }

@@ -93,7 +93,7 @@ pub enum RunError {
 /// (0 complete, 1 failed or interrupted, 2 usage error). `command` is recorded in the summary.
 pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
     if let Some(addr) = &args.autobahn {
-        return autobahn::run_main(addr, &args.agent);
+        return autobahn::run_main(addr, &args.agent, args.autobahn_deflate);
     }
     let plan = match args.into_plan() {
         Ok(p) => p,
@@ -309,6 +309,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         insecure: plan.insecure,
     });
     let offered = !plan.subprotocols.is_empty();
+    let deflate_offered = plan.deflate.is_some();
     let summary = summarize(SummaryInputs {
         plan,
         command,
@@ -321,7 +322,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         reason: control.reason.clone(),
         shard,
         start: start_report,
-        setup: setup.summary(tls, offered),
+        setup: setup.summary(tls, offered, deflate_offered),
     });
     if let Some(dir) = &summary.config.out {
         writer::write_summary(dir, &summary).map_err(RunError::Failed)?;

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use wsbench_core::hist::{new_histogram, record_ns, write_interval_log, LatencySummary, LogInterval};
 use wsbench_core::layout::{CONNECT_LOG, FIRST_MESSAGE_LOG, HANDSHAKE_LOG, TLS_LOG};
-use wsbench_core::result::{ConnectionSetup, TlsReport};
+use wsbench_core::result::{ConnectionSetup, DeflateReport, TlsReport};
 
 use crate::client::ConnectTimes;
 
@@ -23,11 +23,36 @@ pub struct SetupTimes {
     pub first_message: Histogram<u64>,
     /// Connections by the server's chosen subprotocol (`""`: none).
     pub subprotocols: BTreeMap<String, u32>,
+    /// Connections by the permessage-deflate parameters agreed (`"declined"`: none).
+    pub deflate: BTreeMap<String, u32>,
+    pub compression: CompressionCounts,
+}
+
+/// permessage-deflate's bytes on the wire against payload bytes, both ways.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompressionCounts {
+    pub messages_out: u64,
+    pub payload_out: u64,
+    pub wire_out: u64,
+    pub messages_in: u64,
+    pub wire_in: u64,
+    pub payload_in: u64,
+}
+
+impl CompressionCounts {
+    pub fn add(&mut self, o: &CompressionCounts) {
+        self.messages_out += o.messages_out;
+        self.payload_out += o.payload_out;
+        self.wire_out += o.wire_out;
+        self.messages_in += o.messages_in;
+        self.wire_in += o.wire_in;
+        self.payload_in += o.payload_in;
+    }
 }
 
 impl Default for SetupTimes {
     fn default() -> Self {
-        Self { connect: new_histogram(), tls: new_histogram(), handshake: new_histogram(), first_message: new_histogram(), subprotocols: BTreeMap::new() }
+        Self { connect: new_histogram(), tls: new_histogram(), handshake: new_histogram(), first_message: new_histogram(), subprotocols: BTreeMap::new(), deflate: BTreeMap::new(), compression: CompressionCounts::default() }
     }
 }
 
@@ -40,6 +65,8 @@ impl SetupTimes {
         }
         record_ns(&mut self.handshake, t.handshake_ns);
         *self.subprotocols.entry(t.subprotocol.clone().unwrap_or_default()).or_default() += 1;
+        let agreed = t.deflate.map_or_else(|| "declined".to_owned(), |a| a.describe());
+        *self.deflate.entry(agreed).or_default() += 1;
     }
 
     /// Adds another worker's times.
@@ -51,10 +78,17 @@ impl SetupTimes {
         for (p, n) in &other.subprotocols {
             *self.subprotocols.entry(p.clone()).or_default() += n;
         }
+        for (p, n) in &other.deflate {
+            *self.deflate.entry(p.clone()).or_default() += n;
+        }
+        self.compression.add(&other.compression);
     }
 
-    /// The summary's block; `offered` says whether subprotocols were offered at all.
-    pub fn summary(&self, tls: Option<TlsReport>, offered: bool) -> ConnectionSetup {
+    /// The summary's block; `offered` says whether subprotocols were offered at all,
+    /// `deflate` whether permessage-deflate was.
+    pub fn summary(&self, tls: Option<TlsReport>, offered: bool, deflate: bool) -> ConnectionSetup {
+        let c = &self.compression;
+        let ratio = |wire: u64, payload: u64| (payload > 0).then(|| wire as f64 / payload as f64);
         let some = |h: &Histogram<u64>| (!h.is_empty()).then(|| LatencySummary::from_histogram_ns(h));
         ConnectionSetup {
             tls,
@@ -63,6 +97,17 @@ impl SetupTimes {
             handshake_us: some(&self.handshake),
             first_message_us: some(&self.first_message),
             subprotocols: if offered { self.subprotocols.clone() } else { BTreeMap::new() },
+            deflate: deflate.then(|| DeflateReport {
+                agreements: self.deflate.clone(),
+                messages_out: c.messages_out,
+                payload_bytes_out: c.payload_out,
+                wire_bytes_out: c.wire_out,
+                ratio_out: ratio(c.wire_out, c.payload_out),
+                messages_in: c.messages_in,
+                wire_bytes_in: c.wire_in,
+                payload_bytes_in: c.payload_in,
+                ratio_in: ratio(c.wire_in, c.payload_in),
+            }),
         }
     }
 
@@ -93,16 +138,16 @@ mod tests {
     #[test]
     fn times_add_up_and_tls_is_left_out_when_absent() {
         let mut a = SetupTimes::default();
-        a.record(&ConnectTimes { connect_ns: 50_000, tls_ns: None, handshake_ns: 80_000, subprotocol: None });
+        a.record(&ConnectTimes { connect_ns: 50_000, tls_ns: None, handshake_ns: 80_000, subprotocol: None, deflate: None });
         let mut b = SetupTimes::default();
-        b.record(&ConnectTimes { connect_ns: 70_000, tls_ns: Some(900_000), handshake_ns: 90_000, subprotocol: Some("chat".into()) });
+        b.record(&ConnectTimes { connect_ns: 70_000, tls_ns: Some(900_000), handshake_ns: 90_000, subprotocol: Some("chat".into()), deflate: None });
         a.add(&b);
-        let s = a.summary(None, true);
+        let s = a.summary(None, true, false);
         assert_eq!(s.connect_us.unwrap().count, 2);
         assert_eq!(s.tls_us.unwrap().count, 1);
         assert!((s.handshake_us.unwrap().max - 90.0).abs() < 0.1);
         assert!(s.first_message_us.is_none(), "nothing recorded, nothing claimed");
         assert_eq!(s.subprotocols, BTreeMap::from([(String::new(), 1), ("chat".into(), 1)]));
-        assert!(a.summary(None, false).subprotocols.is_empty());
+        assert!(a.summary(None, false, false).subprotocols.is_empty());
     }
 }

@@ -50,6 +50,8 @@ pub struct Target {
     pub subprotocols: Vec<String>,
     /// Mint a token for every connection's upgrade URL with this secret.
     pub token: Option<TokenSecret>,
+    /// permessage-deflate offered with these parameters (the zero-alloc engine's handshake).
+    pub deflate: Option<wsbench_core::codec::deflate::DeflateConfig>,
 }
 
 /// How long opening a transport took, in nanoseconds.
@@ -84,7 +86,7 @@ impl Target {
         } else {
             None
         };
-        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new(), token: None })
+        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new(), token: None, deflate: None })
     }
 
     /// Sends `headers` with every handshake request; a name or value HTTP forbids is an error.

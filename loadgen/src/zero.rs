@@ -33,6 +33,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use wsbench_core::clock::now_ns;
 use wsbench_core::codec::close::{self, code};
+use wsbench_core::codec::deflate::{self, Agreement, DeflateConfig, Deflater, Inflater, RSV1};
 use wsbench_core::codec::{frame, mask, write, MessageAssembler, MessageKind, Opcode, Parsed, ProtocolError, Role, Step, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::Mode;
@@ -41,6 +42,7 @@ use crate::client::{ConnectError, ConnectTimes};
 use crate::transport::{Target, Transport};
 use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, CLOSE_TIMEOUT};
 use crate::session::{Session, Turn, Turns};
+use crate::setup::CompressionCounts;
 
 /// The server's handshake response is read into a buffer this long, dropped once it is parsed.
 const HANDSHAKE_BUFFER: usize = 8 << 10;
@@ -75,6 +77,14 @@ pub struct ZeroStream {
     rbuf: Box<[u8]>,
     rstart: usize,
     rend: usize,
+    /// permessage-deflate, if the server agreed to our offer.
+    deflate: Option<Agreement>,
+}
+
+/// Room over the message size a compressed frame may need: deflate's stored blocks and the
+/// flush add a few bytes when a message does not compress.
+fn deflate_slack(size: usize) -> usize {
+    size / 256 + 64
 }
 
 impl ZeroStream {
@@ -105,7 +115,8 @@ pub async fn connect(target: &Target, size: u64, batch: usize) -> Result<(ZeroSt
 
     let mut rng = XorShift::seeded(addr.len() as u64 ^ now_ns());
     let offer = target.offered_subprotocols();
-    let (request, key) = handshake_request(host, path, &target.headers, offer.as_deref(), &mut rng);
+    let extensions = target.deflate.as_ref().map(deflate::offer);
+    let (request, key) = handshake_request(host, path, &target.headers, offer.as_deref(), extensions.as_deref(), &mut rng);
     tcp.write_all(request.as_bytes()).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
     tcp.flush().await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
     let t0 = now_ns();
@@ -113,13 +124,13 @@ pub async fn connect(target: &Target, size: u64, batch: usize) -> Result<(ZeroSt
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     let mut head = vec![0u8; HANDSHAKE_BUFFER];
     let mut rend = 0;
-    let (head_len, subprotocol) = loop {
+    let (head_len, subprotocol, agreed) = loop {
         let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut head[rend..]).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
         if n == 0 {
             return Err(ConnectError::new("closed", failed("the server closed the connection".into())));
         }
         rend += n;
-        if let Some(done) = check_response(&head[..rend], &key, &target.subprotocols).map_err(|e| ConnectError::new(e.cause(), failed(e.to_string())))? {
+        if let Some(done) = check_response_with(&head[..rend], &key, &target.subprotocols, target.deflate.as_ref()).map_err(|e| ConnectError::new(e.cause(), failed(e.to_string())))? {
             break done;
         }
         if rend == head.len() {
@@ -129,10 +140,11 @@ pub async fn connect(target: &Target, size: u64, batch: usize) -> Result<(ZeroSt
     let handshake_ns = now_ns() - t0;
     // What the server sent right behind its response is kept; the rest of `head` is not.
     let early = &head[head_len..rend];
-    let mut rbuf = vec![0u8; read_buffer_len(size, batch).max(early.len())].into_boxed_slice();
+    let frame_size = if agreed.is_some() { size.saturating_add(deflate_slack(size)) } else { size };
+    let mut rbuf = vec![0u8; read_buffer_len(frame_size, batch).max(early.len())].into_boxed_slice();
     rbuf[..early.len()].copy_from_slice(early);
-    let times = ConnectTimes { connect_ns: open.connect_ns, tls_ns: open.tls_ns, handshake_ns, subprotocol };
-    Ok((ZeroStream { tcp, rbuf, rstart: 0, rend: early.len() }, times))
+    let times = ConnectTimes { connect_ns: open.connect_ns, tls_ns: open.tls_ns, handshake_ns, subprotocol, deflate: agreed };
+    Ok((ZeroStream { tcp, rbuf, rstart: 0, rend: early.len(), deflate: agreed }, times))
 }
 
 /// The read buffer for echoes of `size` bytes, `batch` at a time: at least two whole frames, so
@@ -141,9 +153,10 @@ fn read_buffer_len(size: usize, batch: usize) -> usize {
     size.saturating_add(MAX_HEADER_LEN).saturating_mul(batch.max(2)).max(MIN_READ_BUFFER)
 }
 
-/// The handshake request for `path` on `host`, with a random `Sec-WebSocket-Key`, `headers` and
-/// the `offer` of subprotocols; returns the request and the key, which [`check_response`] needs.
-pub(crate) fn handshake_request(host: &str, path: &str, headers: &[(String, String)], offer: Option<&str>, rng: &mut XorShift) -> (String, String) {
+/// The handshake request for `path` on `host`, with a random `Sec-WebSocket-Key`, `headers`, the
+/// `offer` of subprotocols and the `extensions` offered (a header value); returns the request and
+/// the key, which [`check_response`] needs.
+pub(crate) fn handshake_request(host: &str, path: &str, headers: &[(String, String)], offer: Option<&str>, extensions: Option<&str>, rng: &mut XorShift) -> (String, String) {
     let mut nonce = [0u8; 16];
     nonce[..8].copy_from_slice(&rng.next().to_ne_bytes());
     nonce[8..].copy_from_slice(&rng.next().to_ne_bytes());
@@ -156,6 +169,9 @@ pub(crate) fn handshake_request(host: &str, path: &str, headers: &[(String, Stri
     }
     if let Some(offer) = offer {
         request.push_str(&format!("Sec-WebSocket-Protocol: {offer}\r\n"));
+    }
+    if let Some(extensions) = extensions {
+        request.push_str(&format!("Sec-WebSocket-Extensions: {extensions}\r\n"));
     }
     request.push_str("\r\n");
     (request, key)
@@ -193,6 +209,15 @@ impl std::fmt::Display for BadResponse {
 /// subprotocol the server chose once it is a valid `101 Switching Protocols` for our key and
 /// `offered` subprotocols.
 pub fn check_response(buf: &[u8], key: &str, offered: &[String]) -> Result<Option<(usize, Option<String>)>, BadResponse> {
+    Ok(check_response_with(buf, key, offered, None)?.map(|(len, chosen, _)| (len, chosen)))
+}
+
+/// A complete `101` response: its length, the chosen subprotocol and the deflate agreement.
+pub type Accepted = (usize, Option<String>, Option<Agreement>);
+
+/// [`check_response`] for a client that offered permessage-deflate with `deflate`: also returns
+/// what the server agreed to (`None`: it declined), and refuses an answer the offer did not allow.
+pub fn check_response_with(buf: &[u8], key: &str, offered: &[String], deflate: Option<&DeflateConfig>) -> Result<Option<Accepted>, BadResponse> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -213,10 +238,20 @@ pub fn check_response(buf: &[u8], key: &str, offered: &[String]) -> Result<Optio
     if header("sec-websocket-accept") != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
         return Err(BadResponse::Other("wrong or missing Sec-WebSocket-Accept".into()));
     }
-    // We offered no extension, so the server must not have chosen one (RFC 6455 section 4.1).
-    if header("sec-websocket-extensions").is_some() {
-        return Err(BadResponse::Other("the server chose an extension we did not offer".into()));
-    }
+    // An extension we did not offer must not be chosen (RFC 6455 section 4.1); permessage-deflate
+    // only as our offer allows (RFC 7692 section 7.1).
+    let extensions: Vec<&str> = resp.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions")).map(|h| std::str::from_utf8(h.value).unwrap_or("?")).collect();
+    let agreed = match deflate {
+        None if extensions.is_empty() => None,
+        None => return Err(BadResponse::Other("the server chose an extension we did not offer".into())),
+        Some(config) => {
+            let other = extensions.iter().flat_map(|v| v.split(',')).any(|e| !e.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(deflate::NAME));
+            if other {
+                return Err(BadResponse::Other(format!("the server chose an extension we did not offer: {}", extensions.join(", "))));
+            }
+            deflate::accept_response(config, &extensions).map_err(|e| BadResponse::Other(format!("bad permessage-deflate answer `{}`: {}", extensions.join(", "), e.0)))?
+        }
+    };
     // Nor a subprotocol we did not offer (section 4.1 again).
     let chosen = match header("sec-websocket-protocol") {
         None => None,
@@ -225,7 +260,7 @@ pub fn check_response(buf: &[u8], key: &str, offered: &[String]) -> Result<Optio
             None => return Err(BadResponse::Other(format!("the server chose subprotocol `{}`, which we did not offer", String::from_utf8_lossy(v)))),
         },
     };
-    Ok(Some((len, chosen)))
+    Ok(Some((len, chosen, agreed)))
 }
 
 /// xorshift64*: mask keys need to be unpredictable to intermediaries, not cryptographic, and
@@ -398,6 +433,16 @@ impl Wire {
     }
 }
 
+/// permessage-deflate state of a connection that negotiated it, allocated when it opens: zlib
+/// state each way, the message being built before it is compressed, and byte counts.
+struct ClientDeflate {
+    inflater: Inflater,
+    deflater: Deflater,
+    plain: Box<[u8]>,
+    opcode: Opcode,
+    counts: CompressionCounts,
+}
+
 /// One zero-alloc connection.
 struct ZeroConn<'a> {
     session: Session<'a>,
@@ -409,6 +454,9 @@ struct ZeroConn<'a> {
     oversized: bool,
     /// Largest frame payload accepted: what fits in the read buffer.
     max_payload: usize,
+    /// permessage-deflate, when negotiated: messages are built in its `plain` buffer and
+    /// compressed into the row, frame by frame, instead of in place.
+    z: Option<Box<ClientDeflate>>,
 }
 
 /// Runs connection number `index` (of the whole process) until it has sent its share, drained
@@ -422,6 +470,11 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
         end = Some(conn.run_loop().await);
     }
     let end = end.unwrap_or(ConnEnd::Finished);
+    if let Some(z) = &conn.z {
+        let mut all = shared.compression.get();
+        all.add(&z.counts);
+        shared.compression.set(all);
+    }
     conn.session.give_up_outstanding();
     match &end {
         ConnEnd::Finished => {
@@ -451,7 +504,21 @@ impl<'a> ZeroConn<'a> {
         // The data frame header, written into every slot now; only its mask key changes later.
         let mut header = [0u8; MAX_HEADER_LEN];
         let header_len = write::header(&mut header, true, opcode, size, Some(rng.mask_key()));
-        let frame_len = header_len + size;
+        // A compressed frame's length varies: slots are sized for the longest one, and each
+        // frame is written where the last one ended.
+        let frame_len = match stream.deflate {
+            Some(_) => MAX_HEADER_LEN + size + deflate_slack(size),
+            None => header_len + size,
+        };
+        let z = stream.deflate.map(|a| {
+            Box::new(ClientDeflate {
+                inflater: Inflater::new(a.server_max_window_bits, a.server_no_context_takeover, size),
+                deflater: Deflater::new(a.client_max_window_bits, a.client_no_context_takeover, 6),
+                plain: vec![0u8; size].into_boxed_slice(),
+                opcode,
+                counts: CompressionCounts::default(),
+            })
+        });
         let batch = match shared.send_mode {
             crate::connection::SendMode::Closed { in_flight } => expected_batch(None, 1, in_flight),
             crate::connection::SendMode::Open { rate, connections, .. } => expected_batch(Some(rate), connections, 0),
@@ -489,6 +556,7 @@ impl<'a> ZeroConn<'a> {
             fragments: Vec::with_capacity(size),
             oversized: false,
             max_payload,
+            z,
         }
     }
 }
@@ -534,6 +602,28 @@ impl ZeroConn<'_> {
             let Some(intended) = self.session.next_due_at(now) else {
                 return;
             };
+            if let Some(z) = &mut self.z {
+                // The message is built whole, compressed, then framed and masked in the row.
+                z.plain[HEADER_LEN..].copy_from_slice(self.session.filler.tail(self.session.next_seq()));
+                now = now_ns();
+                let header = self.session.header(intended, now);
+                header.encode(&mut z.plain[..HEADER_LEN]);
+                let wire = z.deflater.compress(&z.plain);
+                let key = w.rng.mask_key();
+                let mut head = [0u8; MAX_HEADER_LEN];
+                let n = write::header(&mut head, true, z.opcode, wire.len(), Some(key));
+                head[0] |= RSV1 << 4;
+                let frame = &mut w.row[w.filled..w.filled + n + wire.len()];
+                frame[..n].copy_from_slice(&head[..n]);
+                frame[n..].copy_from_slice(wire);
+                mask::apply(&mut frame[n..], key);
+                w.filled += n + wire.len();
+                z.counts.messages_out += 1;
+                z.counts.payload_out += z.plain.len() as u64;
+                z.counts.wire_out += wire.len() as u64;
+                self.session.sent(header);
+                continue;
+            }
             let slot = &mut w.row[w.filled..w.filled + w.frame_len];
             let key = w.rng.mask_key();
             slot[w.header_len - 4..w.header_len].copy_from_slice(&key);
@@ -559,7 +649,8 @@ impl ZeroConn<'_> {
         let now = now_ns();
         loop {
             let w = &mut self.wire;
-            let parsed = match frame::parse(&w.rbuf[w.rstart..w.rend], Role::Client, self.max_payload) {
+            let rsv = if self.z.is_some() { RSV1 } else { 0 };
+            let parsed = match frame::parse_with(&w.rbuf[w.rstart..w.rend], Role::Client, self.max_payload, rsv) {
                 Ok(p) => p,
                 Err(e) => return Some(self.protocol_error(e)),
             };
@@ -601,6 +692,34 @@ impl ZeroConn<'_> {
                     return Some(ConnEnd::Dropped(describe_close_code(code)));
                 }
                 Step::Control(_) => {}
+                Step::Data { kind, first, last } if self.assembler.is_compressed() => {
+                    let Some(z) = self.z.as_mut() else {
+                        return Some(self.protocol_error(ProtocolError::ReservedBits(RSV1)));
+                    };
+                    if first {
+                        z.inflater.begin();
+                    }
+                    z.counts.wire_in += payload.len() as u64;
+                    let assembler = &mut self.assembler;
+                    let inflated = (|| {
+                        let from = z.inflater.feed(payload)?;
+                        assembler.inflated(&z.inflater.message()[from..])?;
+                        if last {
+                            let from = z.inflater.finish()?;
+                            assembler.inflated(&z.inflater.message()[from..])?;
+                        }
+                        assembler.end_frame()
+                    })();
+                    match inflated {
+                        Ok(Some(_)) => {
+                            z.counts.messages_in += 1;
+                            z.counts.payload_in += z.inflater.message().len() as u64;
+                            self.session.on_echo(z.inflater.message(), kind == MessageKind::Text, now);
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Some(self.protocol_error(e)),
+                    }
+                }
                 Step::Data { kind, first, last } => {
                     if let Err(e) = self.assembler.payload(payload) {
                         return Some(self.protocol_error(e));

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use wsbench_core::codec::deflate::{self, DeflateConfig};
 use wsbench_core::header::HEADER_LEN;
 use wsbench_core::plan::{Engine, Fanout, Handler, Pause, Runtime, ServerPlan, TlsFiles, Workload};
 use wsbench_core::units::{parse_duration, parse_size};
@@ -73,6 +74,9 @@ pub struct ServerArgs {
     /// Refuse an upgrade (400) that offers none of --subprotocols.
     #[arg(long, requires = "subprotocols")]
     pub require_subprotocol: bool,
+
+    #[command(flatten)]
+    pub deflate: DeflateArgs,
 
     /// Directory for server.json and server-latency.hlog (created if missing); nothing is written without it.
     #[arg(long, value_name = "DIR")]
@@ -138,6 +142,43 @@ impl GateArgs {
             conn_rate_per_s: self.conn_rate,
             conn_burst,
             client_page: !self.no_client_page,
+        })
+    }
+}
+
+/// permessage-deflate (RFC 7692); the parameter names are the RFC's.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Compression (permessage-deflate, RFC 7692)")]
+pub struct DeflateArgs {
+    /// Accept permessage-deflate when a client offers it (--engine zero-alloc only: tungstenite
+    /// 0.29 has no permessage-deflate, so the tungstenite engine always declines the offer).
+    #[arg(long)]
+    pub deflate: bool,
+
+    /// Compress with at most this LZ77 window (9-15 bits; less if the client asks for less).
+    #[arg(long, value_name = "BITS", requires = "deflate", value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_server_max_window_bits: Option<u8>,
+
+    /// Ask the client to compress with at most this window (9-15 bits), when its offer allows.
+    #[arg(long, value_name = "BITS", requires = "deflate", value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_client_max_window_bits: Option<u8>,
+
+    /// Reset the server's compressor after every message (less memory kept, worse ratio).
+    #[arg(long, requires = "deflate")]
+    pub deflate_server_no_context_takeover: bool,
+
+    /// Ask the client to reset its compressor after every message.
+    #[arg(long, requires = "deflate")]
+    pub deflate_client_no_context_takeover: bool,
+}
+
+impl DeflateArgs {
+    fn into_config(self) -> Option<DeflateConfig> {
+        self.deflate.then(|| DeflateConfig {
+            server_max_window_bits: self.deflate_server_max_window_bits.unwrap_or(deflate::MAX_WINDOW_BITS),
+            client_max_window_bits: self.deflate_client_max_window_bits,
+            server_no_context_takeover: self.deflate_server_no_context_takeover,
+            client_no_context_takeover: self.deflate_client_no_context_takeover,
         })
     }
 }
@@ -328,6 +369,12 @@ impl ServerArgs {
                 self.workload.name()
             ));
         }
+        if self.deflate.deflate && self.engine != Engine::ZeroAlloc {
+            return Err(format!(
+                "--deflate needs --engine zero-alloc: the {} engine (tungstenite 0.29) has no permessage-deflate and declines it",
+                self.engine.name()
+            ));
+        }
         let pause = match (self.pause_every, self.pause_for) {
             (None, None) => None,
             (Some(every), Some(pause_for)) => {
@@ -357,6 +404,7 @@ impl ServerArgs {
             tls: self.tls_cert.zip(self.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
             subprotocols: self.subprotocols,
             require_subprotocol: self.require_subprotocol,
+            deflate: self.deflate.into_config(),
             fanout: self.fanout.into_fanout()?,
             out: self.out,
         })
@@ -409,6 +457,13 @@ mod tests {
                 tls: Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }),
                 subprotocols: vec!["chat".into(), "v2.x".into()],
                 require_subprotocol: true,
+                engine: Engine::ZeroAlloc,
+                deflate: Some(DeflateConfig {
+                    server_max_window_bits: 10,
+                    client_max_window_bits: Some(9),
+                    server_no_context_takeover: handler == Handler::Alloc,
+                    client_no_context_takeover: true,
+                }),
                 ..ServerPlan::default()
             });
         }
@@ -543,6 +598,10 @@ mod tests {
             Handler::Alloc
         );
         assert!(plan_from(&["--listen", "localhost"]).is_err());
+        let err = plan_from(&["--deflate"]).unwrap_err();
+        assert!(err.contains("--engine zero-alloc"), "{err}");
+        assert!(plan_from(&["--engine", "zero-alloc", "--deflate", "--deflate-server-max-window-bits", "8"]).is_err());
+        assert!(plan_from(&["--engine", "zero-alloc", "--deflate-client-no-context-takeover"]).is_err());
         assert_eq!(
             plan_from(&["--runtime", "current-thread"]).unwrap().runtime,
             Runtime::CurrentThread

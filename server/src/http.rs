@@ -41,13 +41,15 @@ pub enum Route {
     /// A valid WebSocket upgrade; `accept` is the `Sec-WebSocket-Accept` value to answer with,
     /// `offered` the subprotocols the client offered, in its order, `room` the broadcast room
     /// its path names (`/room/<k>`), if any; `origin` and `target` (path and query) are for
-    /// the gate.
+    /// the gate; `extensions` the values of its `Sec-WebSocket-Extensions` headers (empty,
+    /// unallocated, when it offered none).
     WebSocket {
         accept: String,
         offered: Vec<String>,
         room: Option<u32>,
         origin: Option<String>,
         target: String,
+        extensions: Vec<String>,
     },
     /// Answer with an error status and close.
     Refuse(Refusal),
@@ -206,6 +208,13 @@ fn websocket(req: &httparse::Request<'_, '_>, method: &str) -> Route {
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
         .collect();
+    let extensions = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .map(str::to_owned)
+        .collect();
     let target = req.path.unwrap_or("");
     Route::WebSocket {
         accept: derive_accept_key(key),
@@ -214,6 +223,7 @@ fn websocket(req: &httparse::Request<'_, '_>, method: &str) -> Route {
         // Not UTF-8 cannot match an allowed origin; it is kept as given so it is refused.
         origin: header(req, "origin").map(|o| String::from_utf8_lossy(o).into_owned()),
         target: target.to_owned(),
+        extensions,
     }
 }
 
@@ -331,16 +341,20 @@ pub async fn busy(mut stream: Stream, max_connections: usize) {
 }
 
 /// Answers `101 Switching Protocols` to a validated upgrade,
-/// with the chosen `subprotocol`, if any.
+/// with the chosen `subprotocol` and the accepted `extensions` (a header value), if any.
 pub async fn switch_protocols(
     stream: &mut Stream,
     accept: &str,
     subprotocol: Option<&str>,
+    extensions: Option<&str>,
 ) -> io::Result<()> {
     let protocol = subprotocol
         .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
         .unwrap_or_default();
-    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{protocol}\r\n");
+    let extensions = extensions
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
+    let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{protocol}{extensions}\r\n");
     stream.write_all(head.as_bytes()).await?;
     // TLS may hold the answer until flushed; a plain socket's flush does nothing.
     stream.flush().await
@@ -427,8 +441,16 @@ mod tests {
                 room: None,
                 origin: None,
                 target: "/chat".into(),
+                extensions: vec![],
             }
         );
+        let r = route_of(&upgrade(
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\nsec-websocket-extensions: foo\r\n",
+        ));
+        let Route::WebSocket { extensions, .. } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(extensions, ["permessage-deflate; client_max_window_bits", "foo"]);
     }
 
     #[test]

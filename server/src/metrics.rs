@@ -6,7 +6,9 @@
 //! This module renders nothing; `routes` turns a [`Snapshot`] into Prometheus text.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
+use wsbench_core::codec::deflate::Agreement;
 use wsbench_core::result::ServerCounts;
 
 use crate::gate::Denial;
@@ -41,6 +43,45 @@ pub struct Metrics {
     refused_token_forged: AtomicU64,
     refused_token_expired: AtomicU64,
     refused_rate: AtomicU64,
+    deflate_offered: AtomicU64,
+    deflate_negotiated: AtomicU64,
+    deflate_messages_in: AtomicU64,
+    deflate_wire_in: AtomicU64,
+    deflate_payload_in: AtomicU64,
+    deflate_messages_out: AtomicU64,
+    deflate_payload_out: AtomicU64,
+    deflate_wire_out: AtomicU64,
+    deflate_ns: AtomicU64,
+    /// Each distinct set of negotiated parameters and how many connections it served (a
+    /// handful at most; taken once per handshake, never per message).
+    deflate_agreements: Mutex<Vec<(Agreement, u64)>>,
+}
+
+/// What permessage-deflate did: negotiations, and bytes on the wire against payload bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeflateCounts {
+    /// Upgrades that offered any extension while `--deflate` was on.
+    pub offered: u64,
+    /// Upgrades answered with permessage-deflate.
+    pub negotiated: u64,
+    /// Compressed messages received: their payload on the wire and inflated.
+    pub messages_in: u64,
+    pub wire_in: u64,
+    pub payload_in: u64,
+    /// Messages compressed and sent: their payload before and after compression.
+    pub messages_out: u64,
+    pub payload_out: u64,
+    pub wire_out: u64,
+    /// Time spent inflating and compressing, in nanoseconds (wall clock on the worker).
+    pub ns: u64,
+}
+
+impl DeflateCounts {
+    /// True when enough has accumulated that it should be published now.
+    #[inline]
+    pub fn is_due(&self) -> bool {
+        self.messages_in + self.messages_out >= 256
+    }
 }
 
 /// One reading of every counter.
@@ -87,6 +128,7 @@ pub struct Snapshot {
     pub refused_token_expired: u64,
     /// Upgrades refused (429) over the per-peer connection rate.
     pub refused_rate: u64,
+    pub deflate: DeflateCounts,
 }
 
 impl Snapshot {
@@ -156,6 +198,43 @@ impl Metrics {
         counter.fetch_add(1, Relaxed);
     }
 
+    /// Counts one upgrade's permessage-deflate negotiation (with `--deflate` on).
+    pub(crate) fn deflate_negotiation(&self, offered: bool, agreed: Option<&Agreement>) {
+        if offered {
+            self.deflate_offered.fetch_add(1, Relaxed);
+        }
+        let Some(agreed) = agreed else { return };
+        self.deflate_negotiated.fetch_add(1, Relaxed);
+        let mut list = self.deflate_agreements.lock().unwrap_or_else(|e| e.into_inner());
+        match list.iter_mut().find(|(a, _)| a == agreed) {
+            Some((_, n)) => *n += 1,
+            None => list.push((*agreed, 1)),
+        }
+    }
+
+    /// The distinct negotiated parameter sets and their connection counts.
+    pub fn deflate_agreements(&self) -> Vec<(Agreement, u64)> {
+        self.deflate_agreements.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds a connection's pending compression counts and zeroes them.
+    pub(crate) fn add_deflate(&self, c: &mut DeflateCounts) {
+        for (counter, n) in [
+            (&self.deflate_messages_in, c.messages_in),
+            (&self.deflate_wire_in, c.wire_in),
+            (&self.deflate_payload_in, c.payload_in),
+            (&self.deflate_messages_out, c.messages_out),
+            (&self.deflate_payload_out, c.payload_out),
+            (&self.deflate_wire_out, c.wire_out),
+            (&self.deflate_ns, c.ns),
+        ] {
+            if n != 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+        *c = DeflateCounts::default();
+    }
+
     pub(crate) fn close_timeout(&self) {
         self.close_timeouts.fetch_add(1, Relaxed);
     }
@@ -202,6 +281,17 @@ impl Metrics {
             refused_token_forged: self.refused_token_forged.load(Relaxed),
             refused_token_expired: self.refused_token_expired.load(Relaxed),
             refused_rate: self.refused_rate.load(Relaxed),
+            deflate: DeflateCounts {
+                offered: self.deflate_offered.load(Relaxed),
+                negotiated: self.deflate_negotiated.load(Relaxed),
+                messages_in: self.deflate_messages_in.load(Relaxed),
+                wire_in: self.deflate_wire_in.load(Relaxed),
+                payload_in: self.deflate_payload_in.load(Relaxed),
+                messages_out: self.deflate_messages_out.load(Relaxed),
+                payload_out: self.deflate_payload_out.load(Relaxed),
+                wire_out: self.deflate_wire_out.load(Relaxed),
+                ns: self.deflate_ns.load(Relaxed),
+            },
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct ServerReport {
     pub fanout: Option<ServerFanout>,
     /// Who was let in: origins, tokens, connection rate.
     pub gate: GateConfig,
+    /// permessage-deflate: each parameter set negotiated, with its connections.
+    pub deflate_agreements: Vec<(wsbench_core::codec::deflate::Agreement, u64)>,
 }
 
 impl ServerReport {
@@ -100,7 +102,39 @@ impl ServerReport {
             "refused_rate": m.refused_rate,
         });
         v["config"]["gate"] = serde_json::to_value(&self.gate).expect("the gate's settings are plain data");
+        if plan.deflate.is_some() {
+            v["deflate"] = self.deflate_json();
+        }
         v
+    }
+}
+
+impl ServerReport {
+    /// `server.json`'s `deflate` block (with `--deflate`): negotiations, the parameter sets
+    /// agreed, and compression's ratio (bytes on the wire / payload bytes) and cost.
+    fn deflate_json(&self) -> serde_json::Value {
+        let d = &self.metrics.deflate;
+        let ratio = |wire: u64, payload: u64| (payload > 0).then(|| wire as f64 / payload as f64);
+        let messages = d.messages_in + d.messages_out;
+        serde_json::json!({
+            "offered": d.offered,
+            "negotiated": d.negotiated,
+            "agreements": self.deflate_agreements.iter().map(|(a, n)| {
+                let mut v = serde_json::to_value(a).expect("plain data");
+                v["connections"] = (*n).into();
+                v
+            }).collect::<Vec<_>>(),
+            "messages_in": d.messages_in,
+            "wire_bytes_in": d.wire_in,
+            "payload_bytes_in": d.payload_in,
+            "ratio_in": ratio(d.wire_in, d.payload_in),
+            "messages_out": d.messages_out,
+            "payload_bytes_out": d.payload_out,
+            "wire_bytes_out": d.wire_out,
+            "ratio_out": ratio(d.wire_out, d.payload_out),
+            "cpu_s": d.ns as f64 / 1e9,
+            "ns_per_message": (messages > 0).then(|| d.ns as f64 / messages as f64),
+        })
     }
 }
 
@@ -148,6 +182,7 @@ mod tests {
             }),
             log_error: None,
             limits: Limits::default(),
+            deflate_agreements: Vec::new(),
             fanout: None,
             gate: GateConfig {
                 allow_origins: vec!["https://a.example".into()],

@@ -37,7 +37,7 @@ use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::transport::{Stream, Tls};
 use crate::trim::Trimmer;
 use crate::workload::{Hub, QUEUE_BYTES};
-use wsbench_core::codec::MAX_HEADER_LEN;
+use wsbench_core::codec::{deflate, MAX_HEADER_LEN};
 use crate::ServeError;
 
 /// Extra time, beyond [`CLOSE_WAIT`], that shutdown grants connection tasks before aborting them.
@@ -111,6 +111,7 @@ impl Server {
             subprotocols: plan.subprotocols.clone(),
             require_subprotocol: plan.require_subprotocol,
             gate: Gate::default(),
+            deflate: plan.deflate,
             engine: plan.engine,
             workload: plan.workload,
             handler: plan.handler,
@@ -277,6 +278,7 @@ impl Server {
             fanout: matches!(plan.workload, Workload::Broadcast | Workload::Push)
                 .then(|| ctx.hub.counts.snapshot()),
             gate: ctx.gate.config().clone(),
+            deflate_agreements: ctx.metrics.deflate_agreements(),
         })
     }
 }
@@ -590,7 +592,7 @@ async fn answer(
             http::respond(&mut stream, "200 OK", "Cache-Control: no-store\r\n", CLIENT_CONTENT_TYPE, &body).await
         }
         Route::Client => http::refuse(&mut stream, Refusal::NotFound).await,
-        Route::WebSocket { accept, offered, room, origin, target } => {
+        Route::WebSocket { accept, offered, room, origin, target, extensions } => {
             let now_unix = wsbench_core::token::unix_seconds(SystemTime::now());
             let checked = ctx.gate.check(peer, origin.as_deref(), &target, std::time::Instant::now(), now_unix);
             if let Err(denial) = checked {
@@ -611,7 +613,16 @@ async fn answer(
                 let _ = http::refuse(&mut stream, refusal).await;
                 return None;
             }
-            if http::switch_protocols(&mut stream, &accept, chosen)
+            // Only the zero-alloc engine compresses (`--deflate` requires it); without the flag
+            // every offer is declined by answering without the extension.
+            let deflate = ctx.deflate.as_ref().and_then(|config| {
+                let offers: Vec<&str> = extensions.iter().map(String::as_str).collect();
+                let negotiated = deflate::negotiate(config, &offers);
+                ctx.metrics.deflate_negotiation(!extensions.is_empty(), negotiated.as_ref().map(|(a, _)| a));
+                negotiated
+            });
+            let response = deflate.as_ref().map(|(_, r)| r.as_str());
+            if http::switch_protocols(&mut stream, &accept, chosen, response)
                 .await
                 .is_err()
             {
@@ -621,6 +632,7 @@ async fn answer(
                 stream,
                 leftover: request.leftover,
                 room,
+                deflate: deflate.map(|(a, _)| a),
             };
             return Some((upgraded, shutdown));
         }

@@ -8,7 +8,7 @@ use super::close::code;
 /// A violation of RFC 6455 by the peer, or of our size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    #[error("reserved bits {0:#05b} set, but no extension was negotiated")]
+    #[error("reserved bits {0:#05b} set where no negotiated extension allows them")]
     ReservedBits(u8),
     #[error("unknown opcode {0:#x}")]
     UnknownOpcode(u8),
@@ -36,6 +36,8 @@ pub enum ProtocolError {
     InvalidCloseCode(u16),
     #[error("close frame reason is not valid UTF-8")]
     CloseReasonNotUtf8,
+    #[error("compressed message does not inflate (invalid deflate data)")]
+    BadCompressedData,
 }
 
 impl ProtocolError {
@@ -55,7 +57,8 @@ impl ProtocolError {
             | Self::UnexpectedContinuation
             | Self::ExpectedContinuation
             | Self::CloseTooShort
-            | Self::InvalidCloseCode(_) => code::PROTOCOL_ERROR,
+            | Self::InvalidCloseCode(_)
+            | Self::BadCompressedData => code::PROTOCOL_ERROR,
         }
     }
 
@@ -93,6 +96,7 @@ mod tests {
             ProtocolError::ExpectedContinuation,
             ProtocolError::CloseTooShort,
             ProtocolError::InvalidCloseCode(1005),
+            ProtocolError::BadCompressedData,
         ] {
             assert_eq!(e.close_code(), 1002, "{e}");
             assert_eq!(e.close_reason(), "protocol error");

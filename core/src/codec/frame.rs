@@ -63,7 +63,8 @@ impl Opcode {
 pub struct Frame {
     /// Last frame of its message.
     pub fin: bool,
-    /// The three reserved bits (always 0: frames with any set are refused).
+    /// The three reserved bits: 0, or [`super::deflate::RSV1`] on a compressed message's first
+    /// frame once permessage-deflate is negotiated (other frames with any set are refused).
     pub rsv: u8,
     pub opcode: Opcode,
     /// The masking key: present on every frame a client sends, absent on a server's.
@@ -113,7 +114,20 @@ pub enum Parsed {
 /// a well-formed frame for it would only break peers for no safety gain.
 #[inline]
 pub fn parse(buf: &[u8], role: Role, max_payload: usize) -> Result<Parsed, ProtocolError> {
-    match parse_header(buf, role, max_payload)? {
+    parse_with(buf, role, max_payload, 0)
+}
+
+/// As [`parse`], also accepting the reserved bits in `rsv_allowed` (as in [`Frame::rsv`]):
+/// [`super::deflate::RSV1`] once permessage-deflate is negotiated. Which frames may carry
+/// them is the [`super::MessageAssembler`]'s to check.
+#[inline]
+pub fn parse_with(
+    buf: &[u8],
+    role: Role,
+    max_payload: usize,
+    rsv_allowed: u8,
+) -> Result<Parsed, ProtocolError> {
+    match parse_header_with(buf, role, max_payload, rsv_allowed)? {
         Parsed::Frame(f) if buf.len() < f.len() => Ok(Parsed::Incomplete(f.len())),
         parsed => Ok(parsed),
     }
@@ -123,12 +137,23 @@ pub fn parse(buf: &[u8], role: Role, max_payload: usize) -> Result<Parsed, Proto
 /// not the payload is (`buf.len() < frame.len()` says it is not). For a reader that handles a
 /// payload as it arrives, e.g. to validate a long text frame before its end is read.
 pub fn parse_header(buf: &[u8], role: Role, max_payload: usize) -> Result<Parsed, ProtocolError> {
+    parse_header_with(buf, role, max_payload, 0)
+}
+
+/// As [`parse_header`], accepting the reserved bits in `rsv_allowed` (see [`parse_with`]).
+#[inline]
+pub fn parse_header_with(
+    buf: &[u8],
+    role: Role,
+    max_payload: usize,
+    rsv_allowed: u8,
+) -> Result<Parsed, ProtocolError> {
     let Some(&b0) = buf.first() else {
         return Ok(Parsed::Incomplete(2));
     };
     let fin = b0 & 0x80 != 0;
     let rsv = (b0 >> 4) & 0x7;
-    if rsv != 0 {
+    if rsv & !rsv_allowed != 0 {
         return Err(ProtocolError::ReservedBits(rsv));
     }
     let opcode = Opcode::from_bits(b0 & 0x0F).ok_or(ProtocolError::UnknownOpcode(b0 & 0x0F))?;

@@ -67,6 +67,9 @@ pub struct MessageAssembler {
     len: usize,
     /// The current frame has FIN set.
     last: bool,
+    /// The message in progress is compressed (RSV1 on its first frame): its text is validated
+    /// as it is inflated ([`inflated`](Self::inflated)), not from the frames' payloads.
+    compressed: bool,
     utf8: Utf8Validator,
 }
 
@@ -78,6 +81,7 @@ impl MessageAssembler {
             current: None,
             len: 0,
             last: false,
+            compressed: false,
             utf8: Utf8Validator::new(),
         }
     }
@@ -98,6 +102,14 @@ impl MessageAssembler {
     /// data frame, call [`payload`](Self::payload) with its (unmasked) payload next, then
     /// [`end_frame`](Self::end_frame); control frames need neither.
     pub fn begin_frame(&mut self, frame: &Frame) -> Result<Step, ProtocolError> {
+        // RSV1 (permessage-deflate) belongs on a message's first data frame only; the frame
+        // parser has refused it already unless the extension was negotiated.
+        let rsv1 = frame.rsv & super::deflate::RSV1 != 0;
+        if frame.rsv & !super::deflate::RSV1 != 0
+            || (rsv1 && !matches!(frame.opcode, Opcode::Text | Opcode::Binary))
+        {
+            return Err(ProtocolError::ReservedBits(frame.rsv));
+        }
         let (kind, first) = match (frame.opcode, self.current) {
             (op, _) if op.is_control() => return Ok(Step::Control(op)),
             (Opcode::Text, None) => (MessageKind::Text, true),
@@ -118,6 +130,7 @@ impl MessageAssembler {
             })?;
         if first {
             self.utf8.reset();
+            self.compressed = rsv1;
         }
         self.current = Some(kind);
         self.len = len;
@@ -131,8 +144,25 @@ impl MessageAssembler {
 
     /// Takes the next piece of the current data frame's unmasked payload (any split works).
     /// Text is validated as it comes; binary is not looked at.
+    /// A compressed message's payload is not looked at here: see [`inflated`](Self::inflated).
     #[inline]
     pub fn payload(&mut self, piece: &[u8]) -> Result<(), ProtocolError> {
+        match self.current {
+            Some(MessageKind::Text) if !self.compressed => self.utf8.feed(piece),
+            _ => Ok(()),
+        }
+    }
+
+    /// The message in progress is compressed: its frames' payloads go to an inflater, and
+    /// what it inflates to [`inflated`](Self::inflated), before [`end_frame`](Self::end_frame).
+    #[inline]
+    pub fn is_compressed(&self) -> bool {
+        self.compressed
+    }
+
+    /// Takes the next inflated piece of a compressed message (text is validated as it comes).
+    #[inline]
+    pub fn inflated(&mut self, piece: &[u8]) -> Result<(), ProtocolError> {
         match self.current {
             Some(MessageKind::Text) => self.utf8.feed(piece),
             _ => Ok(()),
@@ -162,6 +192,7 @@ impl MessageAssembler {
         self.current = None;
         self.len = 0;
         self.last = false;
+        self.compressed = false;
         self.utf8.reset();
     }
 }
@@ -342,6 +373,29 @@ mod tests {
         // Binary messages are not looked at.
         let mut a = MessageAssembler::new(100);
         assert!(feed(&mut a, true, Opcode::Binary, b"\xff\xfe").is_ok());
+    }
+
+    #[test]
+    fn rsv1_marks_a_compressed_message_on_its_first_frame_only() {
+        let rsv1 = |fin, op, len| Frame { rsv: crate::codec::deflate::RSV1, ..frame(fin, op, len) };
+        let mut a = MessageAssembler::new(100);
+        a.begin_frame(&rsv1(false, Opcode::Text, 2)).unwrap();
+        assert!(a.is_compressed());
+        // Compressed bytes are not text; what they inflate to is.
+        a.payload(b"\xff\xfe").unwrap();
+        a.inflated(b"ok").unwrap();
+        assert_eq!(a.begin_frame(&rsv1(true, Opcode::Continuation, 1)), Err(ProtocolError::ReservedBits(4)));
+        let mut a = MessageAssembler::new(100);
+        assert_eq!(a.begin_frame(&rsv1(true, Opcode::Ping, 0)), Err(ProtocolError::ReservedBits(4)));
+        let other = Frame { rsv: 0b010, ..frame(true, Opcode::Text, 1) };
+        assert_eq!(a.begin_frame(&other), Err(ProtocolError::ReservedBits(2)));
+        a.begin_frame(&rsv1(false, Opcode::Text, 1)).unwrap();
+        a.inflated(b"\xc0\xaf").unwrap_err();
+        // The next message starts uncompressed unless it says otherwise.
+        a.reset();
+        a.begin_frame(&frame(true, Opcode::Text, 1)).unwrap();
+        assert!(!a.is_compressed());
+        assert_eq!(a.payload(b"\xff"), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]

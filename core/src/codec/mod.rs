@@ -30,10 +30,16 @@
 //! unchanged (server frames are unmasked) or masked with [`mask::apply`] (client frames).
 //! [`close::payload`] builds a close frame's payload into a stack buffer.
 //!
-//! No extension is supported, so the reserved bits must be zero and permessage-deflate is never
-//! negotiated.
+//! # Extensions
+//!
+//! permessage-deflate (RFC 7692) is the one extension: [`deflate`] negotiates it and keeps a
+//! connection's zlib state. Until it is negotiated the reserved bits must be zero; after, RSV1
+//! marks a compressed message's first frame ([`frame::parse_with`] lets it through, the
+//! [`MessageAssembler`] checks where it appears). The deflate state is the one part of the
+//! codec that owns memory, allocated once per connection and reused.
 
 pub mod close;
+pub mod deflate;
 mod error;
 pub mod frame;
 pub mod mask;

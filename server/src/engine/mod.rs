@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures_util::future::Either;
 
 use tokio::sync::Notify;
+use wsbench_core::codec::deflate::{Agreement, DeflateConfig};
 use wsbench_core::plan::{Engine, Handler, Workload};
 
 use crate::gate::Gate;
@@ -42,6 +43,8 @@ pub struct Upgraded {
     pub leftover: Vec<u8>,
     /// The broadcast room the request's path named (`/room/<k>`).
     pub room: Option<u32>,
+    /// permessage-deflate as negotiated, if it was.
+    pub deflate: Option<Agreement>,
 }
 
 /// What every connection of one server shares.
@@ -62,6 +65,8 @@ pub struct ConnectionContext {
     pub require_subprotocol: bool,
     /// Who may upgrade: origins, tokens, per-peer connection rate.
     pub gate: Gate,
+    /// `--deflate`: what permessage-deflate offers are accepted with (zero-alloc engine only).
+    pub deflate: Option<DeflateConfig>,
     /// The server-wide allowance for partial-message memory (`limits.max_buffered`).
     pub budget: Budget,
     pub metrics: Arc<Metrics>,
@@ -92,6 +97,7 @@ impl ConnectionContext {
             subprotocols: Vec::new(),
             require_subprotocol: false,
             gate: Gate::default(),
+            deflate: None,
             budget: Budget::new(1 << 30),
             metrics: Arc::new(Metrics::default()),
             pause: Arc::new(PauseGate::new()),

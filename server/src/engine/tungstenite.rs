@@ -326,10 +326,12 @@ enum Woke {
 }
 
 pub async fn serve(upgraded: Upgraded, ctx: &ConnectionContext, mut shutdown: Shutdown) {
+    // `deflate` is never negotiated for this engine (`--deflate` requires zero-alloc).
     let Upgraded {
         stream,
         leftover,
         room,
+        deflate: _,
     } = upgraded;
     let limits = &ctx.limits;
     let config = websocket_config(ctx.max_message_size, limits.max_write_buffer);
@@ -647,6 +649,7 @@ mod tests {
             stream: crate::transport::Stream::Plain(stream),
             leftover: Vec::new(),
             room: None,
+            deflate: None,
         };
         let future = serve(upgraded, &ctx, trigger.subscribe());
         let size = std::mem::size_of_val(&future);
