@@ -849,6 +849,7 @@ mod tests {
             spin: Duration::ZERO,
             workload: wsbench_core::plan::Workload::Echo,
             fanout: Default::default(),
+            churn: Default::default(),
         }
     }
 

@@ -395,7 +395,70 @@ pub struct LoadPlan {
     /// Settings of the fan-out workloads.
     #[serde(default)]
     pub fanout: Fanout,
+    /// Connection churn: connections close and reopen during the run (off by default).
+    #[serde(default, skip_serializing_if = "Churn::is_off")]
+    pub churn: Churn,
     pub out: Option<PathBuf>,
+}
+
+/// Connection churn: each connection closes cleanly (1000) after `reconnect_after` messages or
+/// after its lifetime, whichever comes first, and a new one opens in its place (same place in
+/// the send schedule), so the server's accept and handshake path works under load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Churn {
+    /// Messages sent on one connection before it is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_after: Option<u64>,
+    /// How long one connection lives before it is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_duration::option")]
+    pub connection_lifetime: Option<Duration>,
+    /// Each lifetime is drawn uniformly within ± this share of `connection_lifetime` (0 to 1),
+    /// so connections opened together do not all close together.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lifetime_jitter: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+impl Churn {
+    /// True when connections are never replaced.
+    pub fn is_off(&self) -> bool {
+        self.reconnect_after.is_none() && self.connection_lifetime.is_none()
+    }
+
+    /// The load generator's flags for these settings.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(n) = self.reconnect_after {
+            a.extend(["--reconnect-after".into(), n.to_string()]);
+        }
+        if let Some(d) = self.connection_lifetime {
+            a.extend(["--connection-lifetime".into(), format_duration(d)]);
+        }
+        if self.lifetime_jitter > 0.0 {
+            a.extend(["--lifetime-jitter".into(), self.lifetime_jitter.to_string()]);
+        }
+        a
+    }
+
+    /// Checks the settings; the error names the flags.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.reconnect_after == Some(0) {
+            return Err("--reconnect-after must be at least 1 message".into());
+        }
+        if self.connection_lifetime.is_some_and(|d| d < Duration::from_millis(10)) {
+            return Err("--connection-lifetime must be at least 10ms: shorter, a connection spends its life opening and closing".into());
+        }
+        if !(0.0..=1.0).contains(&self.lifetime_jitter) {
+            return Err(format!("--lifetime-jitter is {}; give a share between 0 and 100 %", self.lifetime_jitter));
+        }
+        if self.lifetime_jitter > 0.0 && self.connection_lifetime.is_none() {
+            return Err("--lifetime-jitter applies to --connection-lifetime, which is not given".into());
+        }
+        Ok(())
+    }
 }
 
 /// What a header's value is replaced with in results.
@@ -462,6 +525,7 @@ impl Default for LoadPlan {
             subprotocols: Vec::new(),
             workload: Workload::Echo,
             fanout: Fanout::default(),
+            churn: Churn::default(),
             out: None,
         }
     }
@@ -535,6 +599,7 @@ impl LoadPlan {
             a.extend(["--workload".into(), self.workload.name().into()]);
             a.extend(self.fanout.to_args(self.workload, true));
         }
+        a.extend(self.churn.to_args());
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);
         }

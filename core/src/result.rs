@@ -100,11 +100,59 @@ pub struct ConnectionCounts {
     /// the window never began.
     #[serde(default)]
     pub held: Option<u32>,
+    /// Runs with churn (`--reconnect-after`, `--connection-lifetime`): the connections that
+    /// replaced others and how the replaced ones closed. Absent without churn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnReport>,
+}
+
+/// What churn did: connections closed and opened in their place during the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChurnReport {
+    /// Connections opened in place of closed ones, warm-up and drain included.
+    pub opened: u64,
+    /// Of those, opened within the measured window.
+    pub opened_in_window: u64,
+    /// `opened_in_window` per second of the measured window.
+    pub opened_per_s: f64,
+    /// Replacements that failed to open, by cause; each ends its place in the schedule and is
+    /// counted in `failed`/`failures` of the connection counts as well.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, u32>,
+    /// Closing handshakes by outcome: `close 1000 normal closure` (the server answered our 1000
+    /// with its own), another code, `no close reply within 1s`, `reset`, ...
+    pub closes: BTreeMap<String, u64>,
+    /// Closes the server answered with 1000 within the bound.
+    pub clean: u64,
+    /// Every other close (wrong code, no reply in time, reset).
+    pub unclean: u64,
+}
+
+impl std::ops::AddAssign<&ChurnReport> for ChurnReport {
+    fn add_assign(&mut self, o: &ChurnReport) {
+        self.opened += o.opened;
+        self.opened_in_window += o.opened_in_window;
+        // Processes run side by side over the same window: their rates add.
+        self.opened_per_s += o.opened_per_s;
+        self.clean += o.clean;
+        self.unclean += o.unclean;
+        for (k, n) in &o.failures {
+            *self.failures.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &o.closes {
+            *self.closes.entry(k.clone()).or_default() += n;
+        }
+    }
 }
 
 impl std::ops::AddAssign<&ConnectionCounts> for ConnectionCounts {
     fn add_assign(&mut self, o: &ConnectionCounts) {
         self.target += o.target;
+        match (&mut self.churn, &o.churn) {
+            (Some(a), Some(b)) => *a += b,
+            (a @ None, Some(b)) => *a = Some(b.clone()),
+            _ => {}
+        }
         self.established += o.established;
         self.failed += o.failed;
         self.held = match (self.held, o.held) {

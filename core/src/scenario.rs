@@ -217,6 +217,8 @@ pub struct LoadSpec {
     pub workload: Workload,
     /// The server's fan-out settings, with load key `publishers`.
     pub fanout: Fanout,
+    /// Connection churn (load keys `reconnect_after`, `connection_lifetime`, `lifetime_jitter`).
+    pub churn: crate::plan::Churn,
 }
 
 impl BuiltinServer {
@@ -264,6 +266,7 @@ impl LoadSpec {
             spin: self.spin,
             workload: self.workload,
             fanout: self.fanout,
+            churn: self.churn,
             ..Default::default()
         }
     }
@@ -373,6 +376,11 @@ struct LoadSection {
     #[serde(default, with = "serde_duration::option")]
     spin: Option<Duration>,
     publishers: Option<NonZeroU32>,
+    reconnect_after: Option<u64>,
+    #[serde(default, with = "serde_duration::option")]
+    connection_lifetime: Option<Duration>,
+    #[serde(default, deserialize_with = "crate::units::serde_share::deserialize_option")]
+    lifetime_jitter: Option<f64>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -394,7 +402,8 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers,
+            reconnect_after, connection_lifetime, lifetime_jitter
         })
     }
 }
@@ -769,9 +778,21 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         spin: l.spin.unwrap_or(Duration::ZERO),
         workload,
         fanout,
+        churn: crate::plan::Churn {
+            reconnect_after: l.reconnect_after,
+            connection_lifetime: l.connection_lifetime,
+            lifetime_jitter: l.lifetime_jitter.unwrap_or(0.0),
+        },
     };
     if let Err(e) = check_fanout(&load) {
         return Err(cfg(e));
+    }
+    if let Err(e) = load.churn.validate() {
+        // The flags' names, as the scenario's keys.
+        return Err(cfg(e.replace("--reconnect-after", "load key `reconnect_after`").replace("--connection-lifetime", "load key `connection_lifetime`").replace("--lifetime-jitter", "load key `lifetime_jitter`")));
+    }
+    if !load.churn.is_off() && load.workload.is_fanout() {
+        return Err(cfg("load keys `reconnect_after` and `connection_lifetime` apply to the echo workload only".into()));
     }
     if load.spin > crate::plan::MAX_SPIN {
         return Err(cfg(format!("load key `spin` is {}; spinning longer than {} only burns a core", crate::units::format_duration(load.spin), crate::units::format_duration(crate::plan::MAX_SPIN))));
@@ -981,6 +1002,18 @@ mod tests {
         assert_eq!(parse("[load]\ninterval = \"100ms\"\n").unwrap().configs[0].load.interval, Duration::from_millis(100));
         let e = parse("[load]\ninterval = \"10ms\"\n").unwrap_err();
         assert!(e.to_string().contains("interval") && e.to_string().contains("50ms"), "{e}");
+    }
+
+    #[test]
+    fn churn_keys_reach_the_plan_and_are_checked() {
+        let l = &parse("[load]\nreconnect_after = 10\nconnection_lifetime = \"30s\"\nlifetime_jitter = \"10%\"\n").unwrap().configs[0].load;
+        assert_eq!(l.churn, crate::plan::Churn { reconnect_after: Some(10), connection_lifetime: Some(Duration::from_secs(30)), lifetime_jitter: 0.1 });
+        assert_eq!(l.plan("ws://127.0.0.1:1/").churn, l.churn);
+        assert!(parse("[load]\n").unwrap().configs[0].load.churn.is_off());
+        let e = parse("[load]\nreconnect_after = 0\n").unwrap_err();
+        assert!(e.to_string().contains("load key `reconnect_after`"), "{e}");
+        let e = parse("[load]\nlifetime_jitter = 0.1\n").unwrap_err();
+        assert!(e.to_string().contains("load key `connection_lifetime`"), "{e}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
-use wsbench_core::plan::{Engine, Fanout, LoadPlan, Mode, Shard, Workload, MIN_INTERVAL};
+use wsbench_core::plan::{Churn, Engine, Fanout, LoadPlan, Mode, Shard, Workload, MIN_INTERVAL};
 use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
 use crate::transport::{Target, Trust};
@@ -170,6 +170,22 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "RATE", default_value_t = 100.0)]
     pub push_rate: f64,
 
+    /// Churn: close each connection cleanly (1000) after it has sent N messages and open a new
+    /// one in its place (the same place in the send schedule), so the server's accept and
+    /// handshake path is under load. Tungstenite client only, for now.
+    #[arg(long, value_name = "N")]
+    pub reconnect_after: Option<u64>,
+
+    /// Churn: close each connection cleanly after it has been open this long (e.g. 30s) and
+    /// open a new one in its place. With --reconnect-after, whichever comes first.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub connection_lifetime: Option<Duration>,
+
+    /// Draw each connection's lifetime uniformly within ± this share of --connection-lifetime
+    /// (e.g. 10%), so connections opened together do not all close together.
+    #[arg(long, value_name = "SHARE", default_value = "0", value_parser = parse_share)]
+    pub lifetime_jitter: f64,
+
     /// Run the Autobahn client cases against a fuzzing server at ADDR (host:port, e.g.
     /// `kosoku -m fuzzingserver`) instead of generating load; the other options are ignored.
     #[arg(long, value_name = "ADDR")]
@@ -236,6 +252,7 @@ impl LoadgenArgs {
                 push_rate: self.push_rate,
                 ..Fanout::default()
             },
+            churn: Churn { reconnect_after: self.reconnect_after, connection_lifetime: self.connection_lifetime, lifetime_jitter: self.lifetime_jitter },
             out: self.out,
         };
         validate(&plan)?;
@@ -350,6 +367,15 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if !(0.0..=1.0).contains(&plan.max_loss) {
         return Err(format!("--max-loss is {}; it is a share between 0 and 1 (0 % and 100 %)", plan.max_loss));
     }
+    plan.churn.validate()?;
+    if !plan.churn.is_off() {
+        if plan.workload.is_fanout() {
+            return Err(format!("--reconnect-after and --connection-lifetime apply to the echo workload, not --workload {}", plan.workload.name()));
+        }
+        if plan.engine == Engine::ZeroAlloc {
+            return Err("--reconnect-after and --connection-lifetime run on the tungstenite client only for now; use --engine tungstenite".into());
+        }
+    }
     crate::fanout::validate(plan)
 }
 
@@ -437,8 +463,10 @@ mod tests {
                 subprotocols: vec!["chat".into(), "superchat".into()],
                 workload: Workload::Echo,
                 fanout: Fanout::default(),
+                churn: Churn::default(),
                 out: Some("results/x/trial-1".into()),
             },
+            LoadPlan { churn: Churn { reconnect_after: Some(10), connection_lifetime: Some(Duration::from_millis(1_500)), lifetime_jitter: 0.1 }, ..Default::default() },
             LoadPlan { url: "wss://localhost:8443/".into(), ca: Some("ca.pem".into()), ..Default::default() },
             LoadPlan { url: "wss://localhost:8443/".into(), insecure: true, ..Default::default() },
             LoadPlan {

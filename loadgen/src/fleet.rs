@@ -54,8 +54,11 @@ pub struct WorkerReport {
     /// Heap allocations made by the worker thread over the measured window (all zero when the
     /// process does not count allocations); `None` when the window never began.
     pub allocations: Option<u64>,
-    /// How long this worker's connections took to open, and their first round trips.
+    /// How long this worker's connections took to open, and their first round trips
+    /// (replacements under churn included).
     pub setup: SetupTimes,
+    /// What churn did on this worker.
+    pub churn: crate::churn::ChurnTally,
 }
 
 /// The control thread's handle on all workers.
@@ -334,6 +337,10 @@ impl WorkerJob {
             }),
             allocations_at_first_finish: std::cell::Cell::new(None),
             first_message: std::cell::RefCell::new(std::mem::replace(&mut setup.first_message, wsbench_core::hist::new_histogram())),
+            churn: self.plan.churn,
+            churn_drain_ns: duration_ns(self.plan.drain_timeout),
+            target: Arc::clone(&self.target),
+            churn_tally: Default::default(),
         });
         let tasks: Vec<_> = conns
             .into_iter()
@@ -397,7 +404,10 @@ impl WorkerJob {
         let last = shared.recorder.borrow_mut().finish(end);
         let _ = self.collector.send(last);
         setup.first_message = shared.first_message.replace(wsbench_core::hist::new_histogram());
-        WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup }
+        let churn = shared.churn_tally.take();
+        // Replacements were opened under load: their setup times join the others'.
+        setup.add(&churn.setup);
+        WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup, churn }
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod args;
 pub mod autobahn;
 pub mod capped;
+pub mod churn;
 pub mod client;
 pub mod connection;
 pub mod fanout;
@@ -301,10 +302,12 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     // The workers' allocations over the window; unknown when any worker has no figure.
     let mut worker_allocations = Some(0u64);
     let mut setup = SetupTimes::default();
+    let mut churn = churn::ChurnTally::default();
     for (w, r) in worker_reports.into_iter().enumerate() {
         match r {
             Ok(r) => {
                 setup.add(&r.setup);
+                churn.add(&r.churn);
                 busiest = busiest.max(r.cpu_pct.unwrap_or(0.0));
                 worker_allocations = worker_allocations.zip(r.allocations).map(|(a, b)| a + b);
             }
@@ -331,6 +334,14 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         insecure: plan.insecure,
     });
     let offered = !plan.subprotocols.is_empty();
+    if !plan.churn.is_off() {
+        // A replacement that failed to open is a failed connection like any other.
+        for (cause, n) in &churn.failures {
+            control.connections.failed += n;
+            *control.connections.failures.entry(format!("replacement: {cause}")).or_default() += n;
+        }
+        control.connections.churn = Some(churn.report(duration_s));
+    }
     let summary = summarize(SummaryInputs {
         plan,
         command,
@@ -639,11 +650,16 @@ fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
     let unanswered = if m.lost > 0 { format!(", {} unanswered", thousands(m.lost as f64)) } else { String::new() };
     let failed = if c.failed > 0 { format!(", {} connections failed to open", thousands(f64::from(c.failed))) } else { String::new() };
     let errors = m.errors + m.corrupted;
+    let churn = c.churn.as_ref().map_or(String::new(), |ch| {
+        let hs = s.setup.handshake_us.map(|h| format!(", handshake p50 {} p99 {}", latency_us(h.p50), latency_us(h.p99))).unwrap_or_default();
+        format!("\x20 churn       {} connections replaced ({}/s in the window{hs}), {} closed cleanly, {} not\n", ch.opened, thousands(ch.opened_per_s), ch.clean, ch.unclean)
+    });
     format!(
         "{} connections, {pace}, {:.1} s measured{}\n\
          \x20 throughput  {} msgs/s ({} echoes)\n\
          \x20 latency     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
          \x20 errors      {}{unanswered}{failed}\n\
+         {churn}\
          \x20 results     {}\n",
         thousands(f64::from(c.target)),
         s.duration_s,

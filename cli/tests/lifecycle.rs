@@ -1,0 +1,81 @@
+//! End to end: the life of a connection. Churn (connections closed and reopened under load)
+//! against the built-in server, through `wsbench run` and the scenario keys users write.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn run_scenario(dir: &Path, name: &str, text: &str, extra: &[&str]) -> (std::process::Output, std::path::PathBuf) {
+    let path = dir.join(format!("{name}.toml"));
+    fs::write(&path, text).unwrap();
+    let results = dir.join("results");
+    let mut child = wsbench()
+        .arg("run")
+        .arg(&path)
+        .arg("--results")
+        .arg(&results)
+        .args(["--run-id", "r1"])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if wait_for(&mut child, Duration::from_secs(90)).is_none() {
+        let _ = child.kill();
+        panic!("wsbench run {name} did not finish within 90 s");
+    }
+    (child.wait_with_output().unwrap(), results.join(name).join("r1"))
+}
+
+#[test]
+fn reconnecting_after_10_messages_opens_one_connection_per_10_messages_and_closes_cleanly() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, run) = run_scenario(
+        tmp.path(),
+        "churn",
+        "name = \"churn\"\ntrials = 1\n[load]\nconnections = 4\nin_flight = 1\nwarmup = \"300ms\"\nduration = \"2s\"\nreconnect_after = 10\n[[configs]]\nname = \"default\"\n",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s = summary(&run.join("default/trial-1"));
+    let churn = s.connections.churn.as_ref().expect("summary.json has connections.churn");
+    let sent = s.messages.sent;
+    assert!(sent >= 200, "too few messages to judge: {sent}");
+    // Each place reopens after every 10th message: within the window, one replacement per 10
+    // messages, give or take one per connection at each edge of the window.
+    let expected = sent as f64 / 10.0;
+    let slack = 2.0 * f64::from(s.connections.established) + expected * 0.02;
+    assert!((churn.opened_in_window as f64 - expected).abs() <= slack, "opened {} in the window for {sent} messages", churn.opened_in_window);
+    assert!(churn.opened >= churn.opened_in_window);
+    assert_eq!(churn.unclean, 0, "{:?}", churn.closes);
+    assert_eq!(churn.clean, churn.opened, "every replaced connection closed cleanly before its replacement opened: {churn:?}");
+    assert_eq!(churn.closes.keys().collect::<Vec<_>>(), ["close 1000 normal closure"]);
+    assert!(churn.opened_per_s > 0.0);
+    assert_eq!((s.messages.lost, s.messages.errors, s.connections.failed), (0, 0, 0));
+    // The handshake histogram holds the replacements' handshakes too.
+    let hs = s.setup.handshake_us.expect("handshake_us");
+    assert_eq!(hs.count, u64::from(s.connections.established) + churn.opened);
+    // The server saw the same: every connection accepted.
+    let server = json(&run.join("default/trial-1/server.json"));
+    assert_eq!(server["counts"]["connections_accepted"].as_u64(), Some(u64::from(s.connections.established) + churn.opened));
+    let report = fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("## Connection churn"), "{report}");
+    assert!(report.contains("reconnect after 10 messages"), "{report}");
+}
+
+#[test]
+fn churn_on_the_zero_alloc_client_is_refused_with_exit_2() {
+    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--engine", "zero-alloc", "--reconnect-after", "10"], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tungstenite client only"), "{stderr}");
+    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--lifetime-jitter", "10%"], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2), "jitter without a lifetime");
+}
