@@ -690,6 +690,21 @@ fn configurations(d: &mut Document, run: &Run) {
 fn describe_load(s: &LoadgenSummary) -> String {
     let p = &s.config;
     let schedule = match p.rate {
+        Some(r) if !p.stages.is_empty() => {
+            let stages: Vec<String> = p
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, st)| {
+                    if st.duration.is_zero() {
+                        format!("{}. a step to {} msgs/s", i + 1, format::rate(st.rate))
+                    } else {
+                        format!("{}. {} to {} msgs/s", i + 1, format_duration(st.duration), format::rate(st.rate))
+                    }
+                })
+                .collect();
+            format!("open loop on a ramp from {} msgs/s (the warm-up's rate), stages {}; the rate moves linearly within each stage", format::rate(r), stages.join(", "))
+        }
         Some(r) => format!("open loop at {} msgs/s", format::rate(r)),
         None => format!("closed loop, {} in flight per connection", p.in_flight),
     };

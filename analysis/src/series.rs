@@ -113,6 +113,9 @@ pub struct ConfigSeries {
     /// Set when the configuration is a point of a rate sweep, so figures can draw the points of
     /// one sweep as shades of one colour.
     pub family: Option<Family>,
+    /// On a ramp (`stages`): where one stage gives way to the next, in seconds since the
+    /// measured window began (over-time figures draw them as vertical lines).
+    pub stage_bounds_s: Vec<f64>,
 }
 
 /// A configuration's place in a rate sweep.
@@ -178,6 +181,7 @@ impl ConfigSeries {
             server_cpu_pct: samples(|s| s.cpu_pct),
             server_rss_mib: samples(|s| s.rss_bytes as f64 / (1024.0 * 1024.0)),
             family: None,
+            stage_bounds_s: used.iter().find_map(|t| t.summary.as_ref()).map_or_else(Vec::new, |s| stage_bounds_s(&s.config.stages)),
         }
     }
 
@@ -194,6 +198,20 @@ impl ConfigSeries {
         }
         all
     }
+}
+
+/// Where each stage but the last ends, in seconds since the measured window began; a step (a
+/// stage of no duration) shares its bound with the stage before it, so it is drawn once.
+pub fn stage_bounds_s(stages: &[wsbench_core::plan::Stage]) -> Vec<f64> {
+    let mut t = 0.0;
+    let mut bounds: Vec<f64> = Vec::new();
+    for st in stages.iter().take(stages.len().saturating_sub(1)) {
+        t += st.duration.as_secs_f64();
+        if t > 0.0 && bounds.last() != Some(&t) {
+            bounds.push(t);
+        }
+    }
+    bounds
 }
 
 /// The percentile curve of a histogram, HdrHistogram style: points at quantiles that get denser

@@ -79,3 +79,44 @@ fn churn_on_the_zero_alloc_client_is_refused_with_exit_2() {
     let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--lifetime-jitter", "10%"], Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2), "jitter without a lifetime");
 }
+
+#[test]
+fn a_step_between_two_stages_shows_in_intervals_csv_at_the_boundary() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // 2 s at 400 msgs/s (the warm-up's rate), a step, 2 s at 2,000 msgs/s; 250 ms intervals.
+    let (out, run) = run_scenario(
+        tmp.path(),
+        "ramp",
+        "name = \"ramp\"\ntrials = 1\n[load]\nconnections = 4\nrate = 400\nwarmup = \"300ms\"\ninterval = \"250ms\"\n\
+         [[load.stages]]\nduration = \"2s\"\nrate = 400\n[[load.stages]]\nduration = \"0s\"\nrate = 2000\n[[load.stages]]\nduration = \"2s\"\nrate = 2000\n\
+         [[configs]]\nname = \"default\"\n",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let trial = run.join("default/trial-1");
+    let s = summary(&trial);
+    assert_eq!(s.config.duration, Duration::from_secs(4), "the window is the stages' sum");
+    // 400·2 + 2,000·2 messages over 4 s.
+    let asked = s.rate.expect("open loop").asked_msgs_per_s;
+    assert!((asked - 1_200.0).abs() < 1.0, "asked {asked}");
+    let mut csv = csv::Reader::from_path(trial.join("intervals.csv")).unwrap();
+    let rows: Vec<wsbench_core::result::IntervalRow> = csv.deserialize().map(|r| r.unwrap()).collect();
+    assert!(rows.len() >= 15, "{} rows", rows.len());
+    // The first interval sending more than halfway between the two rates starts at the step.
+    let midway = (400.0 + 2_000.0) / 2.0 * 0.25;
+    let first_high = rows.iter().position(|r| r.sent as f64 > midway).expect("the rate stepped up");
+    let start_s = if first_high == 0 { 0.0 } else { rows[first_high - 1].elapsed_s };
+    assert!((start_s - 2.0).abs() <= 0.25 + 1e-6, "the step shows at {start_s} s, not at 2 s: {rows:?}");
+    // Every interval knows its stage: 1 before the step, 3 after it.
+    for r in &rows {
+        let mid = r.elapsed_s - 0.125;
+        let expected = if mid < 2.0 { 1 } else { 3 };
+        assert_eq!(r.stage, Some(expected), "{r:?}");
+    }
+    let before: u64 = rows.iter().filter(|r| r.elapsed_s <= 1.75 + 1e-6).map(|r| r.sent).sum();
+    assert!((before as f64 - 700.0).abs() <= 70.0, "{before} sent in the first 1.75 s at 400 msgs/s");
+    let report = fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("2. a step to 2,000 msgs/s"), "the report lists the stages: {report}");
+}

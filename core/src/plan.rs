@@ -398,7 +398,89 @@ pub struct LoadPlan {
     /// Connection churn: connections close and reopen during the run (off by default).
     #[serde(default, skip_serializing_if = "Churn::is_off")]
     pub churn: Churn,
+    /// Open loop: k6-style stages over the measured window (empty: one steady `rate`). The rate
+    /// moves linearly from the previous stage's rate (the first stage's from `rate`, which the
+    /// warm-up runs at) to the stage's own over its duration; `duration` is their sum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
     pub out: Option<PathBuf>,
+}
+
+/// One stage of a ramp (see [`LoadPlan::stages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// How long the stage lasts; 0 makes the rate jump to `rate` at once (a step).
+    #[serde(with = "serde_duration")]
+    pub duration: Duration,
+    /// Messages per second over all connections at the stage's end.
+    pub rate: f64,
+    /// Connections at the stage's end. Connection ramps are not built yet: when given, it must
+    /// equal the load's `connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
+}
+
+/// The most stages a ramp may have.
+pub const MAX_STAGES: usize = 64;
+
+impl Stage {
+    /// `DURATION:RATE[:CONNECTIONS]`, as `--stage` takes it (e.g. `10s:2000:50`).
+    pub fn to_arg(&self) -> String {
+        let mut a = format!("{}:{}", format_duration(self.duration), self.rate);
+        if let Some(c) = self.connections {
+            a += &format!(":{c}");
+        }
+        a
+    }
+
+    /// The same stage with its rate scaled by `share` (a process's or shard's part of the load).
+    pub fn scaled(&self, share: f64) -> Self {
+        Self { rate: self.rate * share, ..*self }
+    }
+}
+
+impl std::str::FromStr for Stage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: String| format!("--stage `{s}`: {why}; write DURATION:RATE[:CONNECTIONS], e.g. 10s:2000:50");
+        let mut parts = s.split(':');
+        let duration = crate::units::parse_duration(parts.next().unwrap_or("").trim()).map_err(bad)?;
+        let rate = parts.next().ok_or_else(|| bad("no rate".into()))?.trim().parse::<f64>().map_err(|e| bad(format!("the rate is not a number ({e})")))?;
+        let connections = parts.next().map(|c| c.trim().parse::<u32>().map_err(|e| bad(format!("the connections are not a count ({e})")))).transpose()?;
+        if parts.next().is_some() {
+            return Err(bad("too many parts".into()));
+        }
+        Ok(Self { duration, rate, connections })
+    }
+}
+
+/// Checks a ramp against the rest of the load; `Ok` with the measured window's length (the
+/// stages' sum). The error speaks of `what` (`--stage` or `load key \`stages\``).
+pub fn check_stages(stages: &[Stage], rate: Option<f64>, connections: u32, what: &str) -> Result<Duration, String> {
+    if stages.len() > MAX_STAGES {
+        return Err(format!("{what}: {} stages; at most {MAX_STAGES}", stages.len()));
+    }
+    if rate.is_none() {
+        return Err(format!("{what} ramps the open-loop rate from `rate`, which is not given; give the rate the warm-up runs at and the first stage starts from"));
+    }
+    for (i, st) in stages.iter().enumerate() {
+        if !(st.rate >= 0.0 && st.rate.is_finite()) {
+            return Err(format!("{what} {}: rate {} must be 0 or more messages per second", i + 1, st.rate));
+        }
+        if st.connections.is_some_and(|c| c != connections) {
+            return Err(format!(
+                "{what} {}: connections {} differ from the load's {connections}; ramping connections is not built yet, only the rate",
+                i + 1,
+                st.connections.unwrap_or(0)
+            ));
+        }
+    }
+    let total: Duration = stages.iter().map(|s| s.duration).sum();
+    if total.is_zero() {
+        return Err(format!("{what}: the stages last 0s together; give at least one a duration"));
+    }
+    Ok(total)
 }
 
 /// Connection churn: each connection closes cleanly (1000) after `reconnect_after` messages or
@@ -526,6 +608,7 @@ impl Default for LoadPlan {
             workload: Workload::Echo,
             fanout: Fanout::default(),
             churn: Churn::default(),
+            stages: Vec::new(),
             out: None,
         }
     }
@@ -600,6 +683,9 @@ impl LoadPlan {
             a.extend(self.fanout.to_args(self.workload, true));
         }
         a.extend(self.churn.to_args());
+        for st in &self.stages {
+            a.extend(["--stage".into(), st.to_arg()]);
+        }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);
         }
@@ -618,6 +704,7 @@ impl LoadPlan {
             connections,
             connect_rate: self.connect_rate * part,
             rate: self.rate.map(|r| r * part),
+            stages: self.stages.iter().map(|st| st.scaled(part)).collect(),
             max_failed_connections: shard.share(self.max_failed_connections),
             shard: None,
             ..self.clone()

@@ -457,6 +457,10 @@ pub struct IntervalRow {
     pub open_min: u32,
     #[serde(default)]
     pub open_max: u32,
+    /// Runs on a ramp (`stages`): the stage (from 1) that holds most of this interval; empty
+    /// without stages.
+    #[serde(default)]
+    pub stage: Option<u32>,
 }
 
 /// One row of `processes.csv`, sampled from /proc once per second by the orchestrator.

@@ -219,6 +219,8 @@ pub struct LoadSpec {
     pub fanout: Fanout,
     /// Connection churn (load keys `reconnect_after`, `connection_lifetime`, `lifetime_jitter`).
     pub churn: crate::plan::Churn,
+    /// Open-loop ramp (`[[load.stages]]`); `duration` is then the stages' sum.
+    pub stages: Vec<crate::plan::Stage>,
 }
 
 impl BuiltinServer {
@@ -267,6 +269,7 @@ impl LoadSpec {
             workload: self.workload,
             fanout: self.fanout,
             churn: self.churn,
+            stages: self.stages.clone(),
             ..Default::default()
         }
     }
@@ -381,6 +384,7 @@ struct LoadSection {
     connection_lifetime: Option<Duration>,
     #[serde(default, deserialize_with = "crate::units::serde_share::deserialize_option")]
     lifetime_jitter: Option<f64>,
+    stages: Option<Vec<crate::plan::Stage>>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -403,7 +407,7 @@ impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
             connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers,
-            reconnect_after, connection_lifetime, lifetime_jitter
+            reconnect_after, connection_lifetime, lifetime_jitter, stages
         })
     }
 }
@@ -758,13 +762,31 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         ServerSpec::Builtin(b) => (b.workload, b.fanout),
         ServerSpec::Command(_) => (Workload::Echo, Fanout::default()),
     };
+    let stages = l.stages.clone().unwrap_or_default();
+    let connections = l.connections.map(|c| c.get()).unwrap_or(10);
+    let duration = if stages.is_empty() {
+        l.duration.unwrap_or(Duration::from_secs(10))
+    } else {
+        if l.rates.is_some() || l.sizes.is_some() {
+            return Err(cfg("load key `stages` is a ramp of its own; it does not combine with `rates` or `sizes`".into()));
+        }
+        let total = crate::plan::check_stages(&stages, l.rate, connections, "load key `stages`").map_err(cfg)?;
+        if l.duration.is_some_and(|d| d != total) {
+            return Err(cfg(format!(
+                "load key `duration` ({}) differs from the stages' sum ({}); leave `duration` out with stages",
+                crate::units::format_duration(l.duration.unwrap_or_default()),
+                crate::units::format_duration(total)
+            )));
+        }
+        total
+    };
     let load = LoadSpec {
-        connections: l.connections.map(|c| c.get()).unwrap_or(10),
+        connections,
         connect_rate: l.connect_rate.unwrap_or(1000.0),
         size: l.size.unwrap_or(32),
         mode: l.mode.unwrap_or_default(),
         engine: l.engine.unwrap_or_default(),
-        duration: l.duration.unwrap_or(Duration::from_secs(10)),
+        duration,
         warmup: l.warmup.unwrap_or(Duration::from_secs(2)),
         in_flight: l.in_flight.map(|c| c.get()).unwrap_or(1),
         rate: l.rate,
@@ -783,6 +805,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
             connection_lifetime: l.connection_lifetime,
             lifetime_jitter: l.lifetime_jitter.unwrap_or(0.0),
         },
+        stages,
     };
     if let Err(e) = check_fanout(&load) {
         return Err(cfg(e));

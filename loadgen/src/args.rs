@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
-use wsbench_core::plan::{Churn, Engine, Fanout, LoadPlan, Mode, Shard, Workload, MIN_INTERVAL};
+use wsbench_core::plan::{Churn, Engine, Fanout, Stage, LoadPlan, Mode, Shard, Workload, MIN_INTERVAL};
 use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
 use crate::transport::{Target, Trust};
@@ -186,6 +186,14 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "SHARE", default_value = "0", value_parser = parse_share)]
     pub lifetime_jitter: f64,
 
+    /// Open loop: a stage of a ramp, DURATION:RATE[:CONNECTIONS] (repeatable, e.g. --stage
+    /// 10s:2000 --stage 0s:8000 --stage 10s:8000). The rate moves linearly from the previous
+    /// stage's (the first from --rate, which the warm-up runs at) to RATE over DURATION; 0s
+    /// makes a step. --duration becomes the stages' sum. CONNECTIONS, when given, must equal
+    /// --connections: connection ramps are not built yet.
+    #[arg(long = "stage", value_name = "DURATION:RATE[:CONNECTIONS]")]
+    pub stages: Vec<Stage>,
+
     /// Run the Autobahn client cases against a fuzzing server at ADDR (host:port, e.g.
     /// `kosoku -m fuzzingserver`) instead of generating load; the other options are ignored.
     #[arg(long, value_name = "ADDR")]
@@ -220,6 +228,8 @@ impl LoadgenArgs {
         };
         let env = std::env::var(HEADERS_ENV).ok();
         let headers = collect_headers(&self.headers, file.as_deref(), env.as_deref())?;
+        // With stages the measured window is theirs.
+        let duration = if self.stages.is_empty() { self.duration } else { self.stages.iter().map(|s| s.duration).sum() };
         let plan = LoadPlan {
             url: self.url,
             connections: self.connections,
@@ -227,7 +237,7 @@ impl LoadgenArgs {
             size: self.size,
             mode: if self.text { Mode::Text } else { Mode::Binary },
             engine: self.engine,
-            duration: self.duration,
+            duration,
             warmup: self.warmup,
             in_flight: self.in_flight,
             rate: self.rate,
@@ -252,6 +262,7 @@ impl LoadgenArgs {
                 push_rate: self.push_rate,
                 ..Fanout::default()
             },
+            stages: self.stages,
             churn: Churn { reconnect_after: self.reconnect_after, connection_lifetime: self.connection_lifetime, lifetime_jitter: self.lifetime_jitter },
             out: self.out,
         };
@@ -368,6 +379,12 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
         return Err(format!("--max-loss is {}; it is a share between 0 and 1 (0 % and 100 %)", plan.max_loss));
     }
     plan.churn.validate()?;
+    if !plan.stages.is_empty() {
+        wsbench_core::plan::check_stages(&plan.stages, plan.rate, plan.connections, "--stage")?;
+        if plan.shard.is_some() || plan.workload.is_fanout() {
+            return Err("--stage ramps one process's echo load; it does not combine with --shard/--shards or a fan-out --workload yet".into());
+        }
+    }
     if !plan.churn.is_off() {
         if plan.workload.is_fanout() {
             return Err(format!("--reconnect-after and --connection-lifetime apply to the echo workload, not --workload {}", plan.workload.name()));
@@ -464,7 +481,14 @@ mod tests {
                 workload: Workload::Echo,
                 fanout: Fanout::default(),
                 churn: Churn::default(),
+                stages: Vec::new(),
                 out: Some("results/x/trial-1".into()),
+            },
+            LoadPlan {
+                rate: Some(500.0),
+                duration: Duration::from_millis(2_500),
+                stages: vec![Stage { duration: Duration::from_secs(2), rate: 1_000.0, connections: None }, Stage { duration: Duration::from_millis(500), rate: 0.0, connections: Some(10) }],
+                ..Default::default()
             },
             LoadPlan { churn: Churn { reconnect_after: Some(10), connection_lifetime: Some(Duration::from_millis(1_500)), lifetime_jitter: 0.1 }, ..Default::default() },
             LoadPlan { url: "wss://localhost:8443/".into(), ca: Some("ca.pem".into()), ..Default::default() },

@@ -140,7 +140,8 @@ pub enum SendMode {
     Closed { in_flight: u32 },
     /// Send `rate` messages per second over all `connections` of the process; a shard sends
     /// its part of the whole load's schedule (`span`).
-    Open { rate: f64, connections: u32, span: Option<crate::schedule::ShardSpan> },
+    /// On a ramp (`ramp`), `rate` is its peak, which sizes buffers.
+    Open { rate: f64, connections: u32, span: Option<crate::schedule::ShardSpan>, ramp: Option<&'static crate::schedule::Ramp> },
 }
 
 /// What every connection of a worker shares.

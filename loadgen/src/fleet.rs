@@ -247,7 +247,8 @@ impl WorkerJob {
         let mut stop_rx = self.stop.clone();
         let mut stopped = false;
         let (open_loop, engine, size) = (self.plan.is_open_loop(), self.plan.engine, self.plan.size);
-        let batch = crate::zero::expected_batch(self.plan.rate, self.plan.connections, self.plan.in_flight);
+        let peak = self.plan.rate.map(|r| self.plan.stages.iter().map(|s| s.rate).fold(r, f64::max));
+        let batch = crate::zero::expected_batch(peak, self.plan.connections, self.plan.in_flight);
         for &i in &self.connections {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
             tokio::select! {
@@ -304,7 +305,12 @@ impl WorkerJob {
         recorder.begin(timeline.measured_start_ns);
         // The open connections share the whole rate (see the module docs).
         let send_mode = match self.plan.rate {
-            Some(rate) => SendMode::Open { rate, connections: start.established.max(1), span: start.span },
+            Some(rate) => {
+                // A ramp runs the warm-up at `rate`, then its stages; buffers follow its peak.
+                let ramp = (!self.plan.stages.is_empty()).then(|| crate::schedule::Ramp::new(self.plan.warmup, rate, &self.plan.stages).leak());
+                let peak = ramp.map_or(rate, |r| r.peak_rate().max(rate));
+                SendMode::Open { rate: peak, connections: start.established.max(1), span: start.span, ramp }
+            }
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
         let first_index = start.first_index.get(self.id).copied().unwrap_or(0);

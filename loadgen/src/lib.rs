@@ -284,7 +284,11 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let timeline = (control.reason.is_none()).then(|| Timeline::new(start_ns, plan.warmup, plan.duration, plan.drain_timeout).with_interval(plan.interval));
     let measured_start_ns = timeline.map_or(now, |t| t.measured_start_ns);
     let start = wsbench_core::clock::wall_at(measured_start_ns, now, now_wall);
-    let _ = begin_tx.send(Begin { start, measured_start_ns, workers });
+    let stage_ends_ns = plan.stages.iter().scan(0u64, |end, st| {
+        *end += duration_ns(st.duration);
+        Some(*end)
+    });
+    let _ = begin_tx.send(Begin { start, measured_start_ns, workers, stage_ends_ns: stage_ends_ns.collect() });
     // The workers hold the only interval senders now: the collector ends when they all have.
     drop(collector_tx);
     match timeline {
@@ -569,7 +573,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         complete: i.reason.is_none(),
         reason: i.reason,
         wsbench_version: wsbench_core::VERSION.to_owned(),
-        rate: i.plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked, sent_msgs_per_s: per_s(m.sent) }),
+        rate: i.plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked_rate(&i.plan, asked), sent_msgs_per_s: per_s(m.sent) }),
         config: i.plan,
         command: redact_headers(i.command),
         host: HostInfo::current(),
@@ -595,6 +599,16 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
     s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);
     s
+}
+
+/// The rate asked over the measured window: `rate`, or on a ramp its mean over the stages.
+fn asked_rate(plan: &LoadPlan, rate: f64) -> f64 {
+    if plan.stages.is_empty() || plan.duration.is_zero() {
+        return rate;
+    }
+    let ramp = schedule::Ramp::new(plan.warmup, rate, &plan.stages);
+    let (w, d) = (plan.warmup.as_secs_f64(), plan.duration.as_secs_f64());
+    (ramp.messages_at(w + d) - ramp.messages_at(w)) / d
 }
 
 /// The command line as results record it: the values of `--header` replaced, as in the plan.
@@ -644,6 +658,7 @@ fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
     let m = &s.messages;
     let c = &s.connections;
     let pace = match s.rate {
+        Some(r) if !s.config.stages.is_empty() => format!("open loop on a ramp of {} stages, {} msgs/s on average", s.config.stages.len(), thousands(r.asked_msgs_per_s)),
         Some(r) => format!("open loop at {} msgs/s", thousands(r.asked_msgs_per_s)),
         None => format!("closed loop, {} in flight per connection", s.config.in_flight),
     };

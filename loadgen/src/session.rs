@@ -70,10 +70,10 @@ impl<'a> Session<'a> {
         let tl = shared.timeline;
         let (schedule, credits, ring) = match shared.send_mode {
             SendMode::Closed { in_flight } => (None, in_flight, in_flight as usize),
-            SendMode::Open { rate, connections, span } => {
+            SendMode::Open { rate, connections, span, ramp } => {
                 let backlog = rate / f64::from(connections.max(1)) * OUTSTANDING_BUDGET_S;
                 let ring = (backlog.ceil() as usize).clamp(OUTSTANDING_MIN, OUTSTANDING_MAX);
-                (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate).within(span)), 0, ring)
+                (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate).within(span).on_ramp(ramp)), 0, ring)
             }
         };
         Self {
