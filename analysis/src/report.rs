@@ -25,7 +25,7 @@ use crate::error::AnalysisError;
 use crate::format::{self, TimeUnit};
 use crate::load::{self, ProblemKind, Run};
 use crate::plot::{
-    self, CapacityProbes, Figure, FigureFiles, LatencyCdf, LatencyHeatmap, LatencyOverTime, LatencyVsRoomSize, LatencyVsSize, LatencyVsThroughput, PercentileDistribution, ServerResources,
+    self, CapacityProbes, Figure, FigureFiles, LatencyCdf, LatencyHeatmap, LatencyOverTime, LatencyVsIdle, LatencyVsRoomSize, LatencyVsSize, LatencyVsThroughput, PercentileDistribution, ServerResources,
     ThroughputOverTime,
 };
 use crate::series::{self, CapacityConfig, ConfigSeries, SweepGroup, ACHIEVED_SHARE};
@@ -88,6 +88,10 @@ pub fn report(run_dir: &Path) -> Result<ReportPaths, AnalysisError> {
     let sizes = series::size_sweep(&run);
     if !sizes.is_empty() {
         figures.push(plot::render(&LatencyVsSize { groups: &sizes }, &subtitle, &dir)?);
+    }
+    let idle = series::idle_lines(&run);
+    if !idle.is_empty() {
+        figures.push(plot::render(&LatencyVsIdle { lines: &idle }, &subtitle, &dir)?);
     }
     let fanout = crate::fanout::points(&run);
     if fanout.iter().any(|p| p.workload == "broadcast") {
@@ -162,6 +166,7 @@ pub fn document(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> Do
     }
     crate::fanout::section(&mut d, &crate::fanout::points(run), figure(LatencyVsRoomSize::NAME));
     churn_section(&mut d, run);
+    idle_section(&mut d, &series::idle_lines(run), figure(LatencyVsIdle::NAME));
     configurations(&mut d, run);
     warnings(&mut d, run);
     trial_problems(&mut d, run);
@@ -178,7 +183,7 @@ pub fn document(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> Do
              light at the lowest rate and dark at the highest.",
         ));
     }
-    let shown_above = [CapacityProbes::NAME, LatencyVsThroughput::NAME, LatencyVsSize::NAME, LatencyVsRoomSize::NAME];
+    let shown_above = [CapacityProbes::NAME, LatencyVsThroughput::NAME, LatencyVsSize::NAME, LatencyVsRoomSize::NAME, LatencyVsIdle::NAME];
     for f in figures.iter().filter(|f| !shown_above.contains(&f.name)) {
         d.push(Block::Figure(f.clone()));
     }
@@ -641,6 +646,54 @@ fn churn_section(d: &mut Document, run: &Run) {
         &["configuration", "trial", "replaced", "opened/s", "handshake p50 / p99", "clean / unclean closes", "failed to reopen", "close outcomes"],
         rows,
     )));
+}
+
+/// The idle warm-up probe: first-message latency per idle time and setting, what the data
+/// shows, and why a real network path is where the effect is larger.
+fn idle_section(d: &mut Document, lines: &[series::IdleLine], figure: Option<&FigureFiles>) {
+    if lines.is_empty() {
+        return;
+    }
+    d.heading(2, "First message after idle");
+    d.paragraph(plain(
+        "Each connection was warmed by a few round trips, stayed idle for the time shown, then sent one message; each cell is that message's \
+         round trip, p50 / p99 over the connections (medians over trials).",
+    ));
+    let idles: Vec<f64> = lines[0].points.iter().map(|p| p.0).collect();
+    let mut head = vec!["configuration".to_string()];
+    head.extend(idles.iter().map(|s| format!("after {}", format_duration(std::time::Duration::from_secs_f64(*s)))));
+    let rows = lines
+        .iter()
+        .map(|l| {
+            let mut row = vec![plain(l.name.clone())];
+            row.extend(l.points.iter().map(|p| plain(format!("{} / {}", format::latency_fixed(p.1), format::latency_fixed(p.2)))));
+            row
+        })
+        .collect();
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    d.push(Block::Table(Table::numeric(&head, rows)));
+    // What the data shows: the longest idle against the shortest, per setting.
+    let shows: Vec<String> = lines
+        .iter()
+        .filter(|l| l.points.len() >= 2)
+        .map(|l| {
+            let (a, b) = (l.points[0], l.points[l.points.len() - 1]);
+            format!("{}: p50 {} after {} idle, {} after {} ({:.1}×)", l.name, format::latency_fixed(a.1), format_duration(std::time::Duration::from_secs_f64(a.0)), format::latency_fixed(b.1), format_duration(std::time::Duration::from_secs_f64(b.0)), b.1 / a.1.max(f64::MIN_POSITIVE))
+        })
+        .collect();
+    if !shows.is_empty() {
+        d.paragraph(plain(format!("What this run shows: {}.", shows.join("; "))));
+    }
+    d.paragraph(plain(
+        "On loopback there is no congestion window to lose and no round-trip time to pay again: what idle costs here is the host's (caches, \
+         CPU frequency and idle states, the scheduler waking a sleeping thread), not TCP's. \
+         On a real network path the effect is expected to be larger: TCP restarts its congestion window after an idle period longer than \
+         the retransmission timeout (RFC 5681, section 4.1), so the first larger message after a pause goes out in several round trips \
+         unless heartbeats keep the connection from idling.",
+    ));
+    if let Some(f) = figure {
+        d.push(Block::Figure(f.clone()));
+    }
 }
 
 fn configurations(d: &mut Document, run: &Run) {

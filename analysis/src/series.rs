@@ -11,7 +11,7 @@
 
 use hdrhistogram::Histogram;
 use wsbench_core::hist::{self, LatencySummary};
-use wsbench_core::result::CapacityResult;
+use wsbench_core::result::{CapacityResult, LoadgenSummary};
 use wsbench_core::slo::Slo;
 use wsbench_core::warning::WarningKind;
 
@@ -637,4 +637,39 @@ mod tests {
         assert!((b[0].t_s - 1.0).abs() < 1e-9);
         assert_eq!((b[1].median, b[1].min, b[1].max), (30.0, 20.0, 40.0));
     }
+}
+
+/// One configuration's idle warm-up probe (`load.idle`): per idle time, the first message's p50
+/// and p99, medians over the usable trials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdleLine {
+    pub name: String,
+    /// (idle seconds, p50 µs, p99 µs, samples), by idle time.
+    pub points: Vec<(f64, f64, f64, u64)>,
+}
+
+/// The idle lines of a run, one per configuration that ran the idle probe.
+pub fn idle_lines(run: &Run) -> Vec<IdleLine> {
+    run.configs
+        .iter()
+        .filter_map(|c| {
+            let summaries: Vec<&LoadgenSummary> = c.trials.iter().filter(|t| stats::usable(t)).filter_map(|t| t.summary.as_ref()).filter(|s| !s.idle.is_empty()).collect();
+            let first = summaries.first()?;
+            let points = first
+                .idle
+                .iter()
+                .enumerate()
+                .map(|(k, p)| {
+                    let at = |f: fn(&wsbench_core::result::IdlePoint) -> f64| {
+                        let mut v: Vec<f64> = summaries.iter().filter_map(|s| s.idle.get(k)).map(f).collect();
+                        v.sort_by(f64::total_cmp);
+                        v[v.len() / 2]
+                    };
+                    let n = summaries.iter().filter_map(|s| s.idle.get(k)).map(|q| q.latency_us.count).sum();
+                    (p.idle_s, at(|q| q.latency_us.p50), at(|q| q.latency_us.p99), n)
+                })
+                .collect();
+            Some(IdleLine { name: c.name.clone(), points })
+        })
+        .collect()
 }

@@ -852,6 +852,9 @@ mod tests {
             fanout: Default::default(),
             churn: Default::default(),
             stages: Vec::new(),
+            idle: Vec::new(),
+            ping_interval: None,
+            nodelay: true,
         }
     }
 

@@ -120,3 +120,32 @@ fn a_step_between_two_stages_shows_in_intervals_csv_at_the_boundary() {
     let report = fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(report.contains("2. a step to 2,000 msgs/s"), "the report lists the stages: {report}");
 }
+
+#[test]
+fn the_idle_warmup_scenario_draws_one_line_per_setting() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/idle-warmup.toml");
+    let text = fs::read_to_string(scenario).unwrap();
+    let (out, run) = run_scenario(tmp.path(), "idle-warmup", &text, &["--set", "load.idle=[\"10ms\",\"50ms\"]", "--set", "load.connections=3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for (config, nodelay, ping) in [("nodelay", true, false), ("nodelay-heartbeat", true, true), ("nagle", false, false), ("nagle-heartbeat", false, true)] {
+        let s = summary(&run.join(config).join("trial-1"));
+        assert_eq!((s.config.nodelay, s.config.ping_interval.is_some()), (nodelay, ping), "{config}");
+        let idle: Vec<f64> = s.idle.iter().map(|p| p.idle_s).collect();
+        assert_eq!(idle, [0.01, 0.05], "{config}");
+        for p in &s.idle {
+            assert_eq!((p.latency_us.count, p.lost), (3, 0), "{config}: one probe per connection");
+            assert!(p.latency_us.p50 > 0.0);
+        }
+        assert_eq!(s.messages.received, 6);
+    }
+    let report = fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("## First message after idle") && report.contains("RFC 5681"), "{report}");
+    for config in ["nodelay-heartbeat", "nagle"] {
+        assert!(report.contains(&format!("| {config}")), "{config} has a row: {report}");
+    }
+    let png = run.join("report/latency-vs-idle.png");
+    assert!(fs::metadata(&png).map(|m| m.len() > 10_000).unwrap_or(false), "{} drawn", png.display());
+}

@@ -403,7 +403,40 @@ pub struct LoadPlan {
     /// warm-up runs at) to the stage's own over its duration; `duration` is their sum.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<Stage>,
+    /// Idle warm-up probe (empty: an ordinary run): each connection, warmed by a few round
+    /// trips, stays idle this long, then sends one message, for every idle time in turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "durations")]
+    pub idle: Vec<Duration>,
+    /// Client heartbeats: a ping every this long while a connection is idle (idle probe only).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_duration::option")]
+    pub ping_interval: Option<Duration>,
+    /// TCP_NODELAY on the client's sockets (on unless `--no-nodelay`).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub nodelay: bool,
     pub out: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
+/// A list of durations as `["100ms", "1s"]`.
+mod durations {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(d.iter().map(|d| crate::units::format_duration(*d)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<String>::deserialize(d)?.iter().map(|s| crate::units::parse_duration(s).map_err(serde::de::Error::custom)).collect()
+    }
 }
 
 /// One stage of a ramp (see [`LoadPlan::stages`]).
@@ -609,6 +642,9 @@ impl Default for LoadPlan {
             fanout: Fanout::default(),
             churn: Churn::default(),
             stages: Vec::new(),
+            idle: Vec::new(),
+            ping_interval: None,
+            nodelay: true,
             out: None,
         }
     }
@@ -685,6 +721,15 @@ impl LoadPlan {
         a.extend(self.churn.to_args());
         for st in &self.stages {
             a.extend(["--stage".into(), st.to_arg()]);
+        }
+        if !self.idle.is_empty() {
+            a.extend(["--idle".into(), self.idle.iter().map(|d| format_duration(*d)).collect::<Vec<_>>().join(",")]);
+        }
+        if let Some(p) = self.ping_interval {
+            a.extend(["--ping-interval".into(), format_duration(p)]);
+        }
+        if !self.nodelay {
+            a.push("--no-nodelay".into());
         }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);

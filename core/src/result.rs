@@ -259,6 +259,20 @@ pub struct LoadgenSummary {
     /// `messages.sent` what the publishers sent and `messages.received` the deliveries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fanout: Option<FanoutReport>,
+    /// Idle warm-up probes (`--idle`): the first message's round trip after each idle time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idle: Vec<IdlePoint>,
+}
+
+/// The first message after one idle time, over every connection of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdlePoint {
+    /// How long the connections stayed idle before the message, in seconds.
+    pub idle_s: f64,
+    /// Round trip of that message (sent to echo), one sample per connection.
+    pub latency_us: LatencySummary,
+    /// Probes whose echo did not come back within the bound.
+    pub lost: u64,
 }
 
 /// A shard's place in the whole load. Its `config` holds its own part (connections, rates);

@@ -221,6 +221,10 @@ pub struct LoadSpec {
     pub churn: crate::plan::Churn,
     /// Open-loop ramp (`[[load.stages]]`); `duration` is then the stages' sum.
     pub stages: Vec<crate::plan::Stage>,
+    /// Idle warm-up probe (load keys `idle`, `ping_interval`, `nodelay`; see [`crate::plan::LoadPlan::idle`]).
+    pub idle: Vec<Duration>,
+    pub ping_interval: Option<Duration>,
+    pub nodelay: bool,
 }
 
 impl BuiltinServer {
@@ -270,6 +274,9 @@ impl LoadSpec {
             fanout: self.fanout,
             churn: self.churn,
             stages: self.stages.clone(),
+            idle: self.idle.clone(),
+            ping_interval: self.ping_interval,
+            nodelay: self.nodelay,
             ..Default::default()
         }
     }
@@ -385,6 +392,10 @@ struct LoadSection {
     #[serde(default, deserialize_with = "crate::units::serde_share::deserialize_option")]
     lifetime_jitter: Option<f64>,
     stages: Option<Vec<crate::plan::Stage>>,
+    idle: Option<Vec<String>>,
+    #[serde(default, with = "serde_duration::option")]
+    ping_interval: Option<Duration>,
+    nodelay: Option<bool>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -407,7 +418,8 @@ impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
             connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers,
-            reconnect_after, connection_lifetime, lifetime_jitter, stages
+            reconnect_after, connection_lifetime, lifetime_jitter, stages,
+            idle, ping_interval, nodelay
         })
     }
 }
@@ -806,7 +818,18 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
             lifetime_jitter: l.lifetime_jitter.unwrap_or(0.0),
         },
         stages,
+        idle: l
+            .idle
+            .iter()
+            .flatten()
+            .map(|d| crate::units::parse_duration(d).map_err(|e| cfg(format!("load key `idle`: {e}"))))
+            .collect::<Result<_, _>>()?,
+        ping_interval: l.ping_interval,
+        nodelay: l.nodelay.unwrap_or(true),
     };
+    if load.ping_interval.is_some() && load.idle.is_empty() {
+        return Err(cfg("load key `ping_interval` applies to the idle probe (load key `idle`)".into()));
+    }
     if let Err(e) = check_fanout(&load) {
         return Err(cfg(e));
     }

@@ -194,6 +194,20 @@ pub struct LoadgenArgs {
     #[arg(long = "stage", value_name = "DURATION:RATE[:CONNECTIONS]")]
     pub stages: Vec<Stage>,
 
+    /// Idle warm-up probe instead of a load: every connection, warmed by a few round trips,
+    /// stays idle for each of these times in turn (e.g. 100ms,1s,5s) and then sends one
+    /// message; summary.json `idle` gives that message's round trip per idle time.
+    #[arg(long, value_name = "D1,D2,...", value_delimiter = ',', value_parser = parse_duration)]
+    pub idle: Vec<Duration>,
+
+    /// With --idle: send a ping every this long while idle (client heartbeats).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub ping_interval: Option<Duration>,
+
+    /// Leave Nagle's algorithm on (no TCP_NODELAY on the client's sockets).
+    #[arg(long)]
+    pub no_nodelay: bool,
+
     /// Run the Autobahn client cases against a fuzzing server at ADDR (host:port, e.g.
     /// `kosoku -m fuzzingserver`) instead of generating load; the other options are ignored.
     #[arg(long, value_name = "ADDR")]
@@ -263,6 +277,9 @@ impl LoadgenArgs {
                 ..Fanout::default()
             },
             stages: self.stages,
+            idle: self.idle,
+            ping_interval: self.ping_interval,
+            nodelay: !self.no_nodelay,
             churn: Churn { reconnect_after: self.reconnect_after, connection_lifetime: self.connection_lifetime, lifetime_jitter: self.lifetime_jitter },
             out: self.out,
         };
@@ -307,7 +324,8 @@ pub fn target(plan: &LoadPlan) -> Result<Target, String> {
         (None, true) => Trust::Insecure,
         (None, false) => Trust::System,
     };
-    Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?.with_headers(plan.headers.clone(), plan.subprotocols.clone())
+    let target = Target::new(&plan.url, parts.addr, &parts.host, parts.secure, trust)?.with_headers(plan.headers.clone(), plan.subprotocols.clone())?;
+    Ok(Target { nodelay: plan.nodelay, ..target })
 }
 
 /// A workload's name as plans and results use it.
@@ -379,6 +397,15 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
         return Err(format!("--max-loss is {}; it is a share between 0 and 1 (0 % and 100 %)", plan.max_loss));
     }
     plan.churn.validate()?;
+    if plan.ping_interval.is_some() && plan.idle.is_empty() {
+        return Err("--ping-interval applies to the idle probe (--idle)".into());
+    }
+    if plan.ping_interval.is_some_and(|p| p < Duration::from_millis(1)) {
+        return Err("--ping-interval must be at least 1ms".into());
+    }
+    if !plan.idle.is_empty() && (plan.engine != Engine::Tungstenite || plan.workload.is_fanout() || !plan.churn.is_off() || !plan.stages.is_empty() || plan.shard.is_some()) {
+        return Err("--idle probes echo connections on the tungstenite client, one process; drop --engine zero-alloc, --workload, churn, --stage and --shard".into());
+    }
     if !plan.stages.is_empty() {
         wsbench_core::plan::check_stages(&plan.stages, plan.rate, plan.connections, "--stage")?;
         if plan.shard.is_some() || plan.workload.is_fanout() {
@@ -482,8 +509,12 @@ mod tests {
                 fanout: Fanout::default(),
                 churn: Churn::default(),
                 stages: Vec::new(),
+                idle: Vec::new(),
+                ping_interval: None,
+                nodelay: true,
                 out: Some("results/x/trial-1".into()),
             },
+            LoadPlan { idle: vec![Duration::from_millis(100), Duration::from_secs(1)], ping_interval: Some(Duration::from_millis(50)), nodelay: false, ..Default::default() },
             LoadPlan {
                 rate: Some(500.0),
                 duration: Duration::from_millis(2_500),

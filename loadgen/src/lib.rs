@@ -23,6 +23,7 @@ pub mod client;
 pub mod connection;
 pub mod fanout;
 pub mod fleet;
+pub mod idle;
 pub mod pacer;
 pub mod progress;
 pub mod recorder;
@@ -105,6 +106,9 @@ pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
     fleet::raise_fd_limit();
     if plan.workload.is_fanout() {
         return run_fanout(plan, command);
+    }
+    if !plan.idle.is_empty() {
+        return run_idle(plan, command);
     }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -191,6 +195,55 @@ fn run_fanout(plan: LoadPlan, command: Vec<String>) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// [`run_main`] for the idle warm-up probe ([`idle`]).
+fn run_idle(plan: LoadPlan, command: Vec<String>) -> ExitCode {
+    let target = match args::target(&plan) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: cannot start the tokio runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let out = plan.out.clone();
+    let (summary, hists, started) = tokio::task::LocalSet::new().block_on(&rt, idle::run(plan, &target, command));
+    if let Some(dir) = &out {
+        let written = std::fs::create_dir_all(dir).map_err(|e| e.to_string()).and_then(|()| idle::write_files(dir, &summary, &hists, started)).and_then(|()| writer::write_summary(dir, &summary));
+        if let Err(e) = written {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
+    match &out {
+        None => report(&summary, None),
+        Some(_) => {
+            for p in &summary.idle {
+                eprintln!(
+                    "loadgen: after {} idle: first message p50 {} p99 {} ({} connections{})",
+                    wsbench_core::units::format_duration(Duration::from_secs_f64(p.idle_s)),
+                    latency_us(p.latency_us.p50),
+                    latency_us(p.latency_us.p99),
+                    p.latency_us.count,
+                    if p.lost > 0 { format!(", {} lost", p.lost) } else { String::new() }
+                );
+            }
+            if let Some(r) = &summary.reason {
+                eprintln!("loadgen: {r}");
+            }
+            for c in &summary.failed_checks {
+                eprintln!("loadgen: failed: {c}");
+            }
+        }
+    }
+    ExitCode::from(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
 }
 
 /// Resolves with the signal's name on the first SIGINT or SIGTERM.
@@ -595,6 +648,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         start: i.start,
         setup: i.setup,
         fanout: None,
+        idle: Vec::new(),
     };
     s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);

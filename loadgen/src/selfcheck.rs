@@ -143,6 +143,7 @@ mod tests {
             start: None,
             setup: Default::default(),
             fanout: None,
+            idle: Vec::new(),
         }
     }
 

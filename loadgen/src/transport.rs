@@ -41,6 +41,8 @@ pub struct Target {
     pub headers: Vec<(String, String)>,
     /// Subprotocols offered, in order of preference; none: no `Sec-WebSocket-Protocol` header.
     pub subprotocols: Vec<String>,
+    /// Set TCP_NODELAY on every socket (the default; `--no-nodelay` leaves Nagle on).
+    pub nodelay: bool,
 }
 
 /// How long opening a transport took, in nanoseconds.
@@ -75,7 +77,7 @@ impl Target {
         } else {
             None
         };
-        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new() })
+        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new(), nodelay: true })
     }
 
     /// Sends `headers` with every handshake request; a name or value HTTP forbids is an error.
@@ -122,7 +124,7 @@ impl Target {
         let t0 = now_ns();
         let tcp = TcpStream::connect(addr).await.map_err(|e| ConnectError::io(&e, format!("cannot connect to {addr}: {e}")))?;
         let t1 = now_ns();
-        tcp.set_nodelay(true).map_err(|e| ConnectError::io(&e, format!("cannot set TCP_NODELAY: {e}")))?;
+        tcp.set_nodelay(self.nodelay).map_err(|e| ConnectError::io(&e, format!("cannot set TCP_NODELAY: {e}")))?;
         let mut times = OpenTimes { connect_ns: t1 - t0, tls_ns: None };
         let Some((connector, name)) = &self.tls else {
             return Ok((Transport::Plain(tcp), times));
