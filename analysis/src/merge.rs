@@ -385,7 +385,8 @@ fn combine_rows<'a>(shards: impl IntoIterator<Item = &'a [IntervalRow]>, latency
     for shard in shards {
         for (k, r) in shard.iter().enumerate() {
             if k == rows.len() {
-                rows.push(IntervalRow { elapsed_s: r.elapsed_s, ..Default::default() });
+                // Processes share the timeline, so a ramp's stage is the same in each.
+                rows.push(IntervalRow { elapsed_s: r.elapsed_s, stage: r.stage, ..Default::default() });
                 fallback.push([0.0; 5]);
             }
             let m = &mut rows[k];

@@ -11,7 +11,7 @@
 
 use hdrhistogram::Histogram;
 use wsbench_core::hist::{self, LatencySummary};
-use wsbench_core::result::{CapacityResult, SearchOver};
+use wsbench_core::result::{CapacityResult, LoadgenSummary, SearchOver};
 use wsbench_core::slo::Slo;
 use wsbench_core::warning::WarningKind;
 
@@ -113,6 +113,9 @@ pub struct ConfigSeries {
     /// Set when the configuration is a point of a rate sweep, so figures can draw the points of
     /// one sweep as shades of one colour.
     pub family: Option<Family>,
+    /// On a ramp (`stages`): where one stage gives way to the next, in seconds since the
+    /// measured window began (over-time figures draw them as vertical lines).
+    pub stage_bounds_s: Vec<f64>,
 }
 
 /// A configuration's place in a rate sweep.
@@ -178,6 +181,7 @@ impl ConfigSeries {
             server_cpu_pct: samples(|s| s.cpu_pct),
             server_rss_mib: samples(|s| s.rss_bytes as f64 / (1024.0 * 1024.0)),
             family: None,
+            stage_bounds_s: used.iter().find_map(|t| t.summary.as_ref()).map_or_else(Vec::new, |s| stage_bounds_s(&s.config.stages)),
         }
     }
 
@@ -194,6 +198,20 @@ impl ConfigSeries {
         }
         all
     }
+}
+
+/// Where each stage but the last ends, in seconds since the measured window began; a step (a
+/// stage of no duration) shares its bound with the stage before it, so it is drawn once.
+pub fn stage_bounds_s(stages: &[wsbench_core::plan::Stage]) -> Vec<f64> {
+    let mut t = 0.0;
+    let mut bounds: Vec<f64> = Vec::new();
+    for st in stages.iter().take(stages.len().saturating_sub(1)) {
+        t += st.duration.as_secs_f64();
+        if t > 0.0 && bounds.last() != Some(&t) {
+            bounds.push(t);
+        }
+    }
+    bounds
 }
 
 /// The percentile curve of a histogram, HdrHistogram style: points at quantiles that get denser
@@ -641,4 +659,39 @@ mod tests {
         assert!((b[0].t_s - 1.0).abs() < 1e-9);
         assert_eq!((b[1].median, b[1].min, b[1].max), (30.0, 20.0, 40.0));
     }
+}
+
+/// One configuration's idle warm-up probe (`load.idle`): per idle time, the first message's p50
+/// and p99, medians over the usable trials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdleLine {
+    pub name: String,
+    /// (idle seconds, p50 µs, p99 µs, samples), by idle time.
+    pub points: Vec<(f64, f64, f64, u64)>,
+}
+
+/// The idle lines of a run, one per configuration that ran the idle probe.
+pub fn idle_lines(run: &Run) -> Vec<IdleLine> {
+    run.configs
+        .iter()
+        .filter_map(|c| {
+            let summaries: Vec<&LoadgenSummary> = c.trials.iter().filter(|t| stats::usable(t)).filter_map(|t| t.summary.as_ref()).filter(|s| !s.idle.is_empty()).collect();
+            let first = summaries.first()?;
+            let points = first
+                .idle
+                .iter()
+                .enumerate()
+                .map(|(k, p)| {
+                    let at = |f: fn(&wsbench_core::result::IdlePoint) -> f64| {
+                        let mut v: Vec<f64> = summaries.iter().filter_map(|s| s.idle.get(k)).map(f).collect();
+                        v.sort_by(f64::total_cmp);
+                        v[v.len() / 2]
+                    };
+                    let n = summaries.iter().filter_map(|s| s.idle.get(k)).map(|q| q.latency_us.count).sum();
+                    (p.idle_s, at(|q| q.latency_us.p50), at(|q| q.latency_us.p99), n)
+                })
+                .collect();
+            Some(IdleLine { name: c.name.clone(), points })
+        })
+        .collect()
 }

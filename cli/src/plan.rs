@@ -14,6 +14,11 @@ const SERVER_OVERHEAD: Duration = Duration::from_millis(500);
 /// The longest one load generator of `load` can take: connecting, warm-up, the measured window
 /// and the whole drain timeout.
 pub fn trial_time(load: &LoadSpec) -> Duration {
+    if !load.idle.is_empty() {
+        // The idle probe: every idle time in turn, each echo bounded by 5 s, and the connect.
+        let idle: Duration = load.idle.iter().sum();
+        return idle + Duration::from_secs(5) * (load.idle.len() as u32 + 1) + Duration::from_secs_f64(f64::from(load.connections) / load.connect_rate);
+    }
     load.warmup + load.duration + load.drain_timeout + Duration::from_secs_f64(f64::from(load.connections) / load.connect_rate)
 }
 

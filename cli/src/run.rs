@@ -754,6 +754,7 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 connections,
                 connect_rate: load.connect_rate * share,
                 rate: load.rate.map(|r| r * share),
+                stages: load.stages.iter().map(|st| st.scaled(share)).collect(),
                 // The budget is the whole configuration's, shared out like the connections.
                 max_failed_connections: part.share(load.max_failed_connections),
                 // `ca` is set by the trial when its server has TLS.
@@ -929,6 +930,11 @@ mod tests {
             workload: wsbench_core::plan::Workload::Echo,
             fanout: Default::default(),
             foreign: None,
+            churn: Default::default(),
+            stages: Vec::new(),
+            idle: Vec::new(),
+            ping_interval: None,
+            nodelay: true,
         }
     }
 

@@ -446,7 +446,185 @@ pub struct LoadPlan {
     /// `mode` is the frame type. Absent: wsbench's own header and filler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub foreign: Option<Foreign>,
+    /// Connection churn: connections close and reopen during the run (off by default).
+    #[serde(default, skip_serializing_if = "Churn::is_off")]
+    pub churn: Churn,
+    /// Open loop: k6-style stages over the measured window (empty: one steady `rate`). The rate
+    /// moves linearly from the previous stage's rate (the first stage's from `rate`, which the
+    /// warm-up runs at) to the stage's own over its duration; `duration` is their sum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
+    /// Idle warm-up probe (empty: an ordinary run): each connection, warmed by a few round
+    /// trips, stays idle this long, then sends one message, for every idle time in turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "durations")]
+    pub idle: Vec<Duration>,
+    /// Client heartbeats: a ping every this long while a connection is idle (idle probe only).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_duration::option")]
+    pub ping_interval: Option<Duration>,
+    /// TCP_NODELAY on the client's sockets (on unless `--no-nodelay`).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub nodelay: bool,
     pub out: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
+/// A list of durations as `["100ms", "1s"]`.
+mod durations {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(d.iter().map(|d| crate::units::format_duration(*d)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<String>::deserialize(d)?.iter().map(|s| crate::units::parse_duration(s).map_err(serde::de::Error::custom)).collect()
+    }
+}
+
+/// One stage of a ramp (see [`LoadPlan::stages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// How long the stage lasts; 0 makes the rate jump to `rate` at once (a step).
+    #[serde(with = "serde_duration")]
+    pub duration: Duration,
+    /// Messages per second over all connections at the stage's end.
+    pub rate: f64,
+    /// Connections at the stage's end. Connection ramps are not built yet: when given, it must
+    /// equal the load's `connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
+}
+
+/// The most stages a ramp may have.
+pub const MAX_STAGES: usize = 64;
+
+impl Stage {
+    /// `DURATION:RATE[:CONNECTIONS]`, as `--stage` takes it (e.g. `10s:2000:50`).
+    pub fn to_arg(&self) -> String {
+        let mut a = format!("{}:{}", format_duration(self.duration), self.rate);
+        if let Some(c) = self.connections {
+            a += &format!(":{c}");
+        }
+        a
+    }
+
+    /// The same stage with its rate scaled by `share` (a process's or shard's part of the load).
+    pub fn scaled(&self, share: f64) -> Self {
+        Self { rate: self.rate * share, ..*self }
+    }
+}
+
+impl std::str::FromStr for Stage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: String| format!("--stage `{s}`: {why}; write DURATION:RATE[:CONNECTIONS], e.g. 10s:2000:50");
+        let mut parts = s.split(':');
+        let duration = crate::units::parse_duration(parts.next().unwrap_or("").trim()).map_err(bad)?;
+        let rate = parts.next().ok_or_else(|| bad("no rate".into()))?.trim().parse::<f64>().map_err(|e| bad(format!("the rate is not a number ({e})")))?;
+        let connections = parts.next().map(|c| c.trim().parse::<u32>().map_err(|e| bad(format!("the connections are not a count ({e})")))).transpose()?;
+        if parts.next().is_some() {
+            return Err(bad("too many parts".into()));
+        }
+        Ok(Self { duration, rate, connections })
+    }
+}
+
+/// Checks a ramp against the rest of the load; `Ok` with the measured window's length (the
+/// stages' sum). The error speaks of `what` (`--stage` or `load key \`stages\``).
+pub fn check_stages(stages: &[Stage], rate: Option<f64>, connections: u32, what: &str) -> Result<Duration, String> {
+    if stages.len() > MAX_STAGES {
+        return Err(format!("{what}: {} stages; at most {MAX_STAGES}", stages.len()));
+    }
+    if rate.is_none() {
+        return Err(format!("{what} ramps the open-loop rate from `rate`, which is not given; give the rate the warm-up runs at and the first stage starts from"));
+    }
+    for (i, st) in stages.iter().enumerate() {
+        if !(st.rate >= 0.0 && st.rate.is_finite()) {
+            return Err(format!("{what} {}: rate {} must be 0 or more messages per second", i + 1, st.rate));
+        }
+        if st.connections.is_some_and(|c| c != connections) {
+            return Err(format!(
+                "{what} {}: connections {} differ from the load's {connections}; ramping connections is not built yet, only the rate",
+                i + 1,
+                st.connections.unwrap_or(0)
+            ));
+        }
+    }
+    let total: Duration = stages.iter().map(|s| s.duration).sum();
+    if total.is_zero() {
+        return Err(format!("{what}: the stages last 0s together; give at least one a duration"));
+    }
+    Ok(total)
+}
+
+/// Connection churn: each connection closes cleanly (1000) after `reconnect_after` messages or
+/// after its lifetime, whichever comes first, and a new one opens in its place (same place in
+/// the send schedule), so the server's accept and handshake path works under load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Churn {
+    /// Messages sent on one connection before it is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_after: Option<u64>,
+    /// How long one connection lives before it is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_duration::option")]
+    pub connection_lifetime: Option<Duration>,
+    /// Each lifetime is drawn uniformly within ± this share of `connection_lifetime` (0 to 1),
+    /// so connections opened together do not all close together.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lifetime_jitter: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+impl Churn {
+    /// True when connections are never replaced.
+    pub fn is_off(&self) -> bool {
+        self.reconnect_after.is_none() && self.connection_lifetime.is_none()
+    }
+
+    /// The load generator's flags for these settings.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(n) = self.reconnect_after {
+            a.extend(["--reconnect-after".into(), n.to_string()]);
+        }
+        if let Some(d) = self.connection_lifetime {
+            a.extend(["--connection-lifetime".into(), format_duration(d)]);
+        }
+        if self.lifetime_jitter > 0.0 {
+            a.extend(["--lifetime-jitter".into(), self.lifetime_jitter.to_string()]);
+        }
+        a
+    }
+
+    /// Checks the settings; the error names the flags.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.reconnect_after == Some(0) {
+            return Err("--reconnect-after must be at least 1 message".into());
+        }
+        if self.connection_lifetime.is_some_and(|d| d < Duration::from_millis(10)) {
+            return Err("--connection-lifetime must be at least 10ms: shorter, a connection spends its life opening and closing".into());
+        }
+        if !(0.0..=1.0).contains(&self.lifetime_jitter) {
+            return Err(format!("--lifetime-jitter is {}; give a share between 0 and 100 %", self.lifetime_jitter));
+        }
+        if self.lifetime_jitter > 0.0 && self.connection_lifetime.is_none() {
+            return Err("--lifetime-jitter applies to --connection-lifetime, which is not given".into());
+        }
+        Ok(())
+    }
 }
 
 /// What a header's value is replaced with in results.
@@ -516,6 +694,11 @@ impl Default for LoadPlan {
             workload: Workload::Echo,
             fanout: Fanout::default(),
             foreign: None,
+            churn: Churn::default(),
+            stages: Vec::new(),
+            idle: Vec::new(),
+            ping_interval: None,
+            nodelay: true,
             out: None,
         }
     }
@@ -598,6 +781,19 @@ impl LoadPlan {
         if let Some(f) = &self.foreign {
             a.extend(f.to_args());
         }
+        a.extend(self.churn.to_args());
+        for st in &self.stages {
+            a.extend(["--stage".into(), st.to_arg()]);
+        }
+        if !self.idle.is_empty() {
+            a.extend(["--idle".into(), self.idle.iter().map(|d| format_duration(*d)).collect::<Vec<_>>().join(",")]);
+        }
+        if let Some(p) = self.ping_interval {
+            a.extend(["--ping-interval".into(), format_duration(p)]);
+        }
+        if !self.nodelay {
+            a.push("--no-nodelay".into());
+        }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);
         }
@@ -616,6 +812,7 @@ impl LoadPlan {
             connections,
             connect_rate: self.connect_rate * part,
             rate: self.rate.map(|r| r * part),
+            stages: self.stages.iter().map(|st| st.scaled(part)).collect(),
             max_failed_connections: shard.share(self.max_failed_connections),
             shard: None,
             ..self.clone()

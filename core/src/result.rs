@@ -118,11 +118,59 @@ pub struct ConnectionCounts {
     /// the window never began.
     #[serde(default)]
     pub held: Option<u32>,
+    /// Runs with churn (`--reconnect-after`, `--connection-lifetime`): the connections that
+    /// replaced others and how the replaced ones closed. Absent without churn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnReport>,
+}
+
+/// What churn did: connections closed and opened in their place during the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChurnReport {
+    /// Connections opened in place of closed ones, warm-up and drain included.
+    pub opened: u64,
+    /// Of those, opened within the measured window.
+    pub opened_in_window: u64,
+    /// `opened_in_window` per second of the measured window.
+    pub opened_per_s: f64,
+    /// Replacements that failed to open, by cause; each ends its place in the schedule and is
+    /// counted in `failed`/`failures` of the connection counts as well.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, u32>,
+    /// Closing handshakes by outcome: `close 1000 normal closure` (the server answered our 1000
+    /// with its own), another code, `no close reply within 1s`, `reset`, ...
+    pub closes: BTreeMap<String, u64>,
+    /// Closes the server answered with 1000 within the bound.
+    pub clean: u64,
+    /// Every other close (wrong code, no reply in time, reset).
+    pub unclean: u64,
+}
+
+impl std::ops::AddAssign<&ChurnReport> for ChurnReport {
+    fn add_assign(&mut self, o: &ChurnReport) {
+        self.opened += o.opened;
+        self.opened_in_window += o.opened_in_window;
+        // Processes run side by side over the same window: their rates add.
+        self.opened_per_s += o.opened_per_s;
+        self.clean += o.clean;
+        self.unclean += o.unclean;
+        for (k, n) in &o.failures {
+            *self.failures.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &o.closes {
+            *self.closes.entry(k.clone()).or_default() += n;
+        }
+    }
 }
 
 impl std::ops::AddAssign<&ConnectionCounts> for ConnectionCounts {
     fn add_assign(&mut self, o: &ConnectionCounts) {
         self.target += o.target;
+        match (&mut self.churn, &o.churn) {
+            (Some(a), Some(b)) => *a += b,
+            (a @ None, Some(b)) => *a = Some(b.clone()),
+            _ => {}
+        }
         self.established += o.established;
         self.failed += o.failed;
         self.held = match (self.held, o.held) {
@@ -229,6 +277,20 @@ pub struct LoadgenSummary {
     /// `messages.sent` what the publishers sent and `messages.received` the deliveries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fanout: Option<FanoutReport>,
+    /// Idle warm-up probes (`--idle`): the first message's round trip after each idle time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idle: Vec<IdlePoint>,
+}
+
+/// The first message after one idle time, over every connection of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdlePoint {
+    /// How long the connections stayed idle before the message, in seconds.
+    pub idle_s: f64,
+    /// Round trip of that message (sent to echo), one sample per connection.
+    pub latency_us: LatencySummary,
+    /// Probes whose echo did not come back within the bound.
+    pub lost: u64,
 }
 
 /// A shard's place in the whole load. Its `config` holds its own part (connections, rates);
@@ -448,6 +510,10 @@ pub struct IntervalRow {
     pub open_min: u32,
     #[serde(default)]
     pub open_max: u32,
+    /// Runs on a ramp (`stages`): the stage (from 1) that holds most of this interval; empty
+    /// without stages.
+    #[serde(default)]
+    pub stage: Option<u32>,
 }
 
 /// One row of `processes.csv`, sampled from /proc once per second by the orchestrator.

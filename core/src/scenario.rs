@@ -224,6 +224,14 @@ pub struct LoadSpec {
     pub fanout: Fanout,
     /// Load keys `template` and `match_json` / `match_regex`: messages from a template.
     pub foreign: Option<crate::plan::Foreign>,
+    /// Connection churn (load keys `reconnect_after`, `connection_lifetime`, `lifetime_jitter`).
+    pub churn: crate::plan::Churn,
+    /// Open-loop ramp (`[[load.stages]]`); `duration` is then the stages' sum.
+    pub stages: Vec<crate::plan::Stage>,
+    /// Idle warm-up probe (load keys `idle`, `ping_interval`, `nodelay`; see [`crate::plan::LoadPlan::idle`]).
+    pub idle: Vec<Duration>,
+    pub ping_interval: Option<Duration>,
+    pub nodelay: bool,
 }
 
 impl BuiltinServer {
@@ -273,6 +281,11 @@ impl LoadSpec {
             workload: self.workload,
             fanout: self.fanout,
             foreign: self.foreign.clone(),
+            churn: self.churn,
+            stages: self.stages.clone(),
+            idle: self.idle.clone(),
+            ping_interval: self.ping_interval,
+            nodelay: self.nodelay,
             ..Default::default()
         }
     }
@@ -403,6 +416,16 @@ struct LoadSection {
     template: Option<String>,
     match_json: Option<String>,
     match_regex: Option<String>,
+    reconnect_after: Option<u64>,
+    #[serde(default, with = "serde_duration::option")]
+    connection_lifetime: Option<Duration>,
+    #[serde(default, deserialize_with = "crate::units::serde_share::deserialize_option")]
+    lifetime_jitter: Option<f64>,
+    stages: Option<Vec<crate::plan::Stage>>,
+    idle: Option<Vec<String>>,
+    #[serde(default, with = "serde_duration::option")]
+    ping_interval: Option<Duration>,
+    nodelay: Option<bool>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -425,7 +448,9 @@ impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
             connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers,
-            template, match_json, match_regex
+            template, match_json, match_regex,
+            reconnect_after, connection_lifetime, lifetime_jitter, stages,
+            idle, ping_interval, nodelay
         })
     }
 }
@@ -865,14 +890,32 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
             return Err(cfg("load key `template` runs on the tungstenite client; remove load key `engine = \"zero-alloc\"`".into()));
         }
     }
+    let stages = l.stages.clone().unwrap_or_default();
+    let connections = l.connections.map(|c| c.get()).unwrap_or(10);
+    let duration = if stages.is_empty() {
+        l.duration.unwrap_or(Duration::from_secs(10))
+    } else {
+        if l.rates.is_some() || l.sizes.is_some() {
+            return Err(cfg("load key `stages` is a ramp of its own; it does not combine with `rates` or `sizes`".into()));
+        }
+        let total = crate::plan::check_stages(&stages, l.rate, connections, "load key `stages`").map_err(cfg)?;
+        if l.duration.is_some_and(|d| d != total) {
+            return Err(cfg(format!(
+                "load key `duration` ({}) differs from the stages' sum ({}); leave `duration` out with stages",
+                crate::units::format_duration(l.duration.unwrap_or_default()),
+                crate::units::format_duration(total)
+            )));
+        }
+        total
+    };
     let load = LoadSpec {
-        connections: l.connections.map(|c| c.get()).unwrap_or(10),
+        connections,
         connect_rate: l.connect_rate.unwrap_or(1000.0),
         size: l.size.unwrap_or(32),
         // A template is text unless said otherwise: JSON and most protocols are.
         mode: l.mode.unwrap_or(if foreign.is_some() { Mode::Text } else { Mode::default() }),
         engine: l.engine.unwrap_or_default(),
-        duration: l.duration.unwrap_or(Duration::from_secs(10)),
+        duration,
         warmup: l.warmup.unwrap_or(Duration::from_secs(2)),
         in_flight: l.in_flight.map(|c| c.get()).unwrap_or(1),
         rate: l.rate,
@@ -887,9 +930,33 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         workload,
         fanout,
         foreign,
+        churn: crate::plan::Churn {
+            reconnect_after: l.reconnect_after,
+            connection_lifetime: l.connection_lifetime,
+            lifetime_jitter: l.lifetime_jitter.unwrap_or(0.0),
+        },
+        stages,
+        idle: l
+            .idle
+            .iter()
+            .flatten()
+            .map(|d| crate::units::parse_duration(d).map_err(|e| cfg(format!("load key `idle`: {e}"))))
+            .collect::<Result<_, _>>()?,
+        ping_interval: l.ping_interval,
+        nodelay: l.nodelay.unwrap_or(true),
     };
+    if load.ping_interval.is_some() && load.idle.is_empty() {
+        return Err(cfg("load key `ping_interval` applies to the idle probe (load key `idle`)".into()));
+    }
     if let Err(e) = check_fanout(&load) {
         return Err(cfg(e));
+    }
+    if let Err(e) = load.churn.validate() {
+        // The flags' names, as the scenario's keys.
+        return Err(cfg(e.replace("--reconnect-after", "load key `reconnect_after`").replace("--connection-lifetime", "load key `connection_lifetime`").replace("--lifetime-jitter", "load key `lifetime_jitter`")));
+    }
+    if !load.churn.is_off() && load.workload.is_fanout() {
+        return Err(cfg("load keys `reconnect_after` and `connection_lifetime` apply to the echo workload only".into()));
     }
     if load.spin > crate::plan::MAX_SPIN {
         return Err(cfg(format!("load key `spin` is {}; spinning longer than {} only burns a core", crate::units::format_duration(load.spin), crate::units::format_duration(crate::plan::MAX_SPIN))));
@@ -1123,6 +1190,18 @@ mod tests {
         assert_eq!(parse("[load]\ninterval = \"100ms\"\n").unwrap().configs[0].load.interval, Duration::from_millis(100));
         let e = parse("[load]\ninterval = \"10ms\"\n").unwrap_err();
         assert!(e.to_string().contains("interval") && e.to_string().contains("50ms"), "{e}");
+    }
+
+    #[test]
+    fn churn_keys_reach_the_plan_and_are_checked() {
+        let l = &parse("[load]\nreconnect_after = 10\nconnection_lifetime = \"30s\"\nlifetime_jitter = \"10%\"\n").unwrap().configs[0].load;
+        assert_eq!(l.churn, crate::plan::Churn { reconnect_after: Some(10), connection_lifetime: Some(Duration::from_secs(30)), lifetime_jitter: 0.1 });
+        assert_eq!(l.plan("ws://127.0.0.1:1/").churn, l.churn);
+        assert!(parse("[load]\n").unwrap().configs[0].load.churn.is_off());
+        let e = parse("[load]\nreconnect_after = 0\n").unwrap_err();
+        assert!(e.to_string().contains("load key `reconnect_after`"), "{e}");
+        let e = parse("[load]\nlifetime_jitter = 0.1\n").unwrap_err();
+        assert!(e.to_string().contains("load key `connection_lifetime`"), "{e}");
     }
 
     #[test]

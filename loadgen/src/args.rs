@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
-use wsbench_core::plan::{Correlation, Engine, Fanout, Foreign, LoadPlan, Mode, Shard, Workload, MIN_INTERVAL};
+use wsbench_core::plan::{Churn, Correlation, Engine, Fanout, Foreign, LoadPlan, Mode, Shard, Stage, Workload, MIN_INTERVAL};
 use wsbench_core::token::TokenSecret;
 use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
@@ -228,6 +228,44 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "REGEX")]
     pub match_regex: Option<String>,
 
+    /// Churn: close each connection cleanly (1000) after it has sent N messages and open a new
+    /// one in its place (the same place in the send schedule), so the server's accept and
+    /// handshake path is under load. Tungstenite client only, for now.
+    #[arg(long, value_name = "N")]
+    pub reconnect_after: Option<u64>,
+
+    /// Churn: close each connection cleanly after it has been open this long (e.g. 30s) and
+    /// open a new one in its place. With --reconnect-after, whichever comes first.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub connection_lifetime: Option<Duration>,
+
+    /// Draw each connection's lifetime uniformly within ± this share of --connection-lifetime
+    /// (e.g. 10%), so connections opened together do not all close together.
+    #[arg(long, value_name = "SHARE", default_value = "0", value_parser = parse_share)]
+    pub lifetime_jitter: f64,
+
+    /// Open loop: a stage of a ramp, DURATION:RATE[:CONNECTIONS] (repeatable, e.g. --stage
+    /// 10s:2000 --stage 0s:8000 --stage 10s:8000). The rate moves linearly from the previous
+    /// stage's (the first from --rate, which the warm-up runs at) to RATE over DURATION; 0s
+    /// makes a step. --duration becomes the stages' sum. CONNECTIONS, when given, must equal
+    /// --connections: connection ramps are not built yet.
+    #[arg(long = "stage", value_name = "DURATION:RATE[:CONNECTIONS]")]
+    pub stages: Vec<Stage>,
+
+    /// Idle warm-up probe instead of a load: every connection, warmed by a few round trips,
+    /// stays idle for each of these times in turn (e.g. 100ms,1s,5s) and then sends one
+    /// message; summary.json `idle` gives that message's round trip per idle time.
+    #[arg(long, value_name = "D1,D2,...", value_delimiter = ',', value_parser = parse_duration)]
+    pub idle: Vec<Duration>,
+
+    /// With --idle: send a ping every this long while idle (client heartbeats).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub ping_interval: Option<Duration>,
+
+    /// Leave Nagle's algorithm on (no TCP_NODELAY on the client's sockets).
+    #[arg(long)]
+    pub no_nodelay: bool,
+
     /// Run the Autobahn client cases against a fuzzing server at ADDR (host:port, e.g.
     /// `kosoku -m fuzzingserver`) instead of generating load; the other options are ignored.
     #[arg(long, value_name = "ADDR")]
@@ -294,6 +332,8 @@ impl LoadgenArgs {
         if self.deflate && self.engine != Engine::ZeroAlloc {
             return Err(format!("--deflate needs --engine zero-alloc: the {} client (tungstenite 0.29) has no permessage-deflate and never offers it", self.engine.name()));
         }
+        // With stages the measured window is theirs.
+        let duration = if self.stages.is_empty() { self.duration } else { self.stages.iter().map(|s| s.duration).sum() };
         let plan = LoadPlan {
             url: self.url,
             connections: self.connections,
@@ -301,7 +341,7 @@ impl LoadgenArgs {
             size: self.size,
             mode,
             engine: self.engine,
-            duration: self.duration,
+            duration,
             warmup: self.warmup,
             in_flight: self.in_flight,
             rate: self.rate,
@@ -334,6 +374,11 @@ impl LoadgenArgs {
                 ..Fanout::default()
             },
             foreign,
+            stages: self.stages,
+            idle: self.idle,
+            ping_interval: self.ping_interval,
+            nodelay: !self.no_nodelay,
+            churn: Churn { reconnect_after: self.reconnect_after, connection_lifetime: self.connection_lifetime, lifetime_jitter: self.lifetime_jitter },
             out: self.out,
         };
         validate(&plan)?;
@@ -385,6 +430,7 @@ pub fn target(plan: &LoadPlan) -> Result<Target, String> {
         .with_headers(plan.headers.clone(), plan.subprotocols.clone())?
         .with_token(secret);
     target.deflate = plan.deflate;
+    target.nodelay = plan.nodelay;
     Ok(target)
 }
 
@@ -464,6 +510,30 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
             return Err(format!("--template measures request and reply; it does not combine with --workload {}", plan.workload.name()));
         }
         crate::template::Foreign::new(f)?;
+    }
+    plan.churn.validate()?;
+    if plan.ping_interval.is_some() && plan.idle.is_empty() {
+        return Err("--ping-interval applies to the idle probe (--idle)".into());
+    }
+    if plan.ping_interval.is_some_and(|p| p < Duration::from_millis(1)) {
+        return Err("--ping-interval must be at least 1ms".into());
+    }
+    if !plan.idle.is_empty() && (plan.engine != Engine::Tungstenite || plan.workload.is_fanout() || !plan.churn.is_off() || !plan.stages.is_empty() || plan.shard.is_some()) {
+        return Err("--idle probes echo connections on the tungstenite client, one process; drop --engine zero-alloc, --workload, churn, --stage and --shard".into());
+    }
+    if !plan.stages.is_empty() {
+        wsbench_core::plan::check_stages(&plan.stages, plan.rate, plan.connections, "--stage")?;
+        if plan.shard.is_some() || plan.workload.is_fanout() {
+            return Err("--stage ramps one process's echo load; it does not combine with --shard/--shards or a fan-out --workload yet".into());
+        }
+    }
+    if !plan.churn.is_off() {
+        if plan.workload.is_fanout() {
+            return Err(format!("--reconnect-after and --connection-lifetime apply to the echo workload, not --workload {}", plan.workload.name()));
+        }
+        if plan.engine == Engine::ZeroAlloc {
+            return Err("--reconnect-after and --connection-lifetime run on the tungstenite client only for now; use --engine tungstenite".into());
+        }
     }
     crate::fanout::validate(plan)
 }
@@ -560,8 +630,21 @@ mod tests {
                 workload: Workload::Echo,
                 fanout: Fanout::default(),
                 foreign: None,
+                churn: Churn::default(),
+                stages: Vec::new(),
+                idle: Vec::new(),
+                ping_interval: None,
+                nodelay: true,
                 out: Some("results/x/trial-1".into()),
             },
+            LoadPlan { idle: vec![Duration::from_millis(100), Duration::from_secs(1)], ping_interval: Some(Duration::from_millis(50)), nodelay: false, ..Default::default() },
+            LoadPlan {
+                rate: Some(500.0),
+                duration: Duration::from_millis(2_500),
+                stages: vec![Stage { duration: Duration::from_secs(2), rate: 1_000.0, connections: None }, Stage { duration: Duration::from_millis(500), rate: 0.0, connections: Some(10) }],
+                ..Default::default()
+            },
+            LoadPlan { churn: Churn { reconnect_after: Some(10), connection_lifetime: Some(Duration::from_millis(1_500)), lifetime_jitter: 0.1 }, ..Default::default() },
             LoadPlan { url: "wss://localhost:8443/".into(), ca: Some("ca.pem".into()), ..Default::default() },
             LoadPlan { url: "wss://localhost:8443/".into(), insecure: true, ..Default::default() },
             LoadPlan {

@@ -140,7 +140,8 @@ pub enum SendMode {
     Closed { in_flight: u32 },
     /// Send `rate` messages per second over all `connections` of the process; a shard sends
     /// its part of the whole load's schedule (`span`).
-    Open { rate: f64, connections: u32, span: Option<crate::schedule::ShardSpan> },
+    /// On a ramp (`ramp`), `rate` is its peak, which sizes buffers.
+    Open { rate: f64, connections: u32, span: Option<crate::schedule::ShardSpan>, ramp: Option<&'static crate::schedule::Ramp> },
 }
 
 /// What every connection of a worker shares.
@@ -168,6 +169,14 @@ pub struct ConnShared {
     pub foreign: Option<crate::template::Foreign>,
     /// permessage-deflate byte counts, added by each connection as it ends.
     pub compression: Cell<crate::setup::CompressionCounts>,
+    /// Churn settings (off by default) and the bound on waiting for a replaced connection's
+    /// echoes before it closes (the drain timeout).
+    pub churn: wsbench_core::plan::Churn,
+    pub churn_drain_ns: u64,
+    /// Where replacement connections go.
+    pub target: std::sync::Arc<Target>,
+    /// What churn did on this worker.
+    pub churn_tally: RefCell<crate::churn::ChurnTally>,
 }
 
 /// A request to end the run early.
@@ -223,7 +232,16 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
         want_flush: false,
         blocked: false,
     };
-    let end = conn.run_loop().await;
+    let end = loop {
+        match conn.run_loop().await {
+            Step::End(end) => break end,
+            Step::Churn => {
+                if let Err(cause) = conn.replace().await {
+                    break ConnEnd::Dropped(cause);
+                }
+            }
+        }
+    };
     conn.session.give_up_outstanding();
     match &end {
         ConnEnd::Finished => {
@@ -239,17 +257,32 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
     end
 }
 
+/// How one connection's loop ended: the place's end, or churn (replace the connection).
+enum Step {
+    End(ConnEnd),
+    Churn,
+}
+
+impl From<ConnEnd> for Step {
+    fn from(end: ConnEnd) -> Self {
+        Step::End(end)
+    }
+}
+
 impl Connection<'_> {
-    async fn run_loop(&mut self) -> ConnEnd {
+    async fn run_loop(&mut self) -> Step {
         let mut turns = Turns::new(&mut self.session);
         loop {
             if !self.blocked {
                 if let Err(cause) = self.send_due() {
-                    return ConnEnd::Dropped(cause);
+                    return ConnEnd::Dropped(cause).into();
                 }
             }
             if self.session.is_done() {
-                return ConnEnd::Finished;
+                return ConnEnd::Finished.into();
+            }
+            if self.session.wants_reconnect() {
+                return Step::Churn;
             }
             turns.arm(&self.session);
             // While the sink pushes back, a past send deadline would fire on every turn: wait
@@ -261,19 +294,19 @@ impl Connection<'_> {
             let io = match turns.wait(&mut self.session, timer_on, poll_fn(|cx| poll_io(ws, want_flush, blocked, batch_reads, cx))).await {
                 Turn::Io(io) => io,
                 Turn::Again => continue,
-                Turn::End(end) => return end,
+                Turn::End(end) => return end.into(),
             };
             match io {
                 Io::Frame(msg) => {
                     if let Some(end) = self.on_frame(msg) {
-                        return end;
+                        return end.into();
                     }
                     if let Some(end) = self.read_ready() {
-                        return end;
+                        return end.into();
                     }
                 }
                 Io::Writable => {}
-                Io::Failed(cause) => return ConnEnd::Dropped(cause),
+                Io::Failed(cause) => return ConnEnd::Dropped(cause).into(),
             }
         }
     }
@@ -365,6 +398,39 @@ impl Connection<'_> {
         None
     }
 
+    /// Churn: closes the connection (1000, the reply awaited for [`CLOSE_TIMEOUT`] at most)
+    /// and opens a new one in its place; `Err` names why the place ends (the replacement could
+    /// not be opened). Echoes still outstanding are counted as unanswered first.
+    async fn replace(&mut self) -> Result<(), String> {
+        let shared = self.session.shared;
+        self.session.give_up_outstanding();
+        let outcome = close_and_wait(&mut self.ws).await;
+        shared.churn_tally.borrow_mut().closed(&outcome);
+        let open_loop = self.session.is_open_loop();
+        let target = &*shared.target;
+        let opened = tokio::time::timeout(crate::fleet::CONNECT_TIMEOUT, connect(target, shared.size as u64, open_loop)).await;
+        let now = now_ns();
+        match opened {
+            Ok(Ok((ws, times))) => {
+                let window = crate::fleet::window_end(&shared.timeline, *shared.stop.borrow());
+                shared.churn_tally.borrow_mut().opened(&times, now >= shared.timeline.measured_start_ns && now < window);
+                self.ws = ws;
+                self.want_flush = false;
+                self.blocked = false;
+                self.session.reconnected(now);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                shared.churn_tally.borrow_mut().failed(e.cause.clone());
+                Err(format!("replacement connection failed: {}", e.cause))
+            }
+            Err(_) => {
+                shared.churn_tally.borrow_mut().failed("timeout".into());
+                Err("replacement connection failed: timeout".into())
+            }
+        }
+    }
+
     /// Normal closure (1000), waiting a bounded time for the server's reply.
     async fn close(&mut self) {
         let ws = &mut self.ws;
@@ -377,6 +443,31 @@ impl Connection<'_> {
         })
         .await;
     }
+}
+
+/// Sends a close frame with 1000 and reads until the server's reply and the end of the
+/// connection, within [`CLOSE_TIMEOUT`]; late echoes are ignored.
+async fn close_and_wait(ws: &mut WsStream) -> crate::churn::CloseOutcome {
+    use crate::churn::CloseOutcome;
+    let r = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        if let Err(e) = ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: Utf8Bytes::from_static("") })).await {
+            return CloseOutcome::Failed(describe_error(&e));
+        }
+        let mut reply = None;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => reply = Some(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => {}
+                None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => break,
+                Some(Err(e)) if reply.is_none() => return CloseOutcome::Failed(describe_error(&e)),
+                // A reset after the reply: the close handshake itself was complete.
+                Some(Err(_)) => break,
+            }
+        }
+        reply.map_or(CloseOutcome::NoReply, CloseOutcome::Replied)
+    })
+    .await;
+    r.unwrap_or(CloseOutcome::TimedOut(CLOSE_TIMEOUT))
 }
 
 /// Polls the socket for the next thing worth reporting: an incoming frame, a failure, or the

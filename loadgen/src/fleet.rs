@@ -54,8 +54,11 @@ pub struct WorkerReport {
     /// Heap allocations made by the worker thread over the measured window (all zero when the
     /// process does not count allocations); `None` when the window never began.
     pub allocations: Option<u64>,
-    /// How long this worker's connections took to open, and their first round trips.
+    /// How long this worker's connections took to open, and their first round trips
+    /// (replacements under churn included).
     pub setup: SetupTimes,
+    /// What churn did on this worker.
+    pub churn: crate::churn::ChurnTally,
 }
 
 /// The control thread's handle on all workers.
@@ -254,7 +257,8 @@ impl WorkerJob {
             // (JSON-RPC's carries the params back), so a run's replies never grow them.
             size = size.max(2 * f.template.max_len() as u64);
         }
-        let batch = crate::zero::expected_batch(self.plan.rate, self.plan.connections, self.plan.in_flight);
+        let peak = self.plan.rate.map(|r| self.plan.stages.iter().map(|s| s.rate).fold(r, f64::max));
+        let batch = crate::zero::expected_batch(peak, self.plan.connections, self.plan.in_flight);
         for &i in &self.connections {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
             tokio::select! {
@@ -311,7 +315,12 @@ impl WorkerJob {
         recorder.begin(timeline.measured_start_ns);
         // The open connections share the whole rate (see the module docs).
         let send_mode = match self.plan.rate {
-            Some(rate) => SendMode::Open { rate, connections: start.established.max(1), span: start.span },
+            Some(rate) => {
+                // A ramp runs the warm-up at `rate`, then its stages; buffers follow its peak.
+                let ramp = (!self.plan.stages.is_empty()).then(|| crate::schedule::Ramp::new(self.plan.warmup, rate, &self.plan.stages).leak());
+                let peak = ramp.map_or(rate, |r| r.peak_rate().max(rate));
+                SendMode::Open { rate: peak, connections: start.established.max(1), span: start.span, ramp }
+            }
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
         let first_index = start.first_index.get(self.id).copied().unwrap_or(0);
@@ -353,6 +362,10 @@ impl WorkerJob {
             first_message: std::cell::RefCell::new(std::mem::replace(&mut setup.first_message, wsbench_core::hist::new_histogram())),
             foreign: self.foreign.clone(),
             compression: std::cell::Cell::new(Default::default()),
+            churn: self.plan.churn,
+            churn_drain_ns: duration_ns(self.plan.drain_timeout),
+            target: Arc::clone(&self.target),
+            churn_tally: Default::default(),
         });
         let tasks: Vec<_> = conns
             .into_iter()
@@ -417,7 +430,10 @@ impl WorkerJob {
         let _ = self.collector.send(last);
         setup.first_message = shared.first_message.replace(wsbench_core::hist::new_histogram());
         setup.compression.add(&shared.compression.get());
-        WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup }
+        let churn = shared.churn_tally.take();
+        // Replacements were opened under load: their setup times join the others'.
+        setup.add(&churn.setup);
+        WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup, churn }
     }
 }
 

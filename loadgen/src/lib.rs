@@ -18,10 +18,12 @@
 pub mod args;
 pub mod autobahn;
 pub mod capped;
+pub mod churn;
 pub mod client;
 pub mod connection;
 pub mod fanout;
 pub mod fleet;
+pub mod idle;
 pub mod pacer;
 pub mod progress;
 pub mod recorder;
@@ -106,6 +108,9 @@ pub fn run_main(args: LoadgenArgs, command: Vec<String>) -> ExitCode {
     if plan.workload.is_fanout() {
         return run_fanout(plan, command);
     }
+    if !plan.idle.is_empty() {
+        return run_idle(plan, command);
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -168,6 +173,55 @@ fn conclude(result: Result<LoadgenSummary, RunError>) -> ExitCode {
 /// shard, missing deliveries), else [`EXIT_FAILED`].
 pub fn exit_code(s: &LoadgenSummary) -> u8 {
     if s.passed() { EXIT_OK } else { EXIT_FAILED }
+}
+
+/// [`run_main`] for the idle warm-up probe ([`idle`]).
+fn run_idle(plan: LoadPlan, command: Vec<String>) -> ExitCode {
+    let target = match args::target(&plan) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: cannot start the tokio runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let out = plan.out.clone();
+    let (summary, hists, started) = tokio::task::LocalSet::new().block_on(&rt, idle::run(plan, &target, command));
+    if let Some(dir) = &out {
+        let written = std::fs::create_dir_all(dir).map_err(|e| e.to_string()).and_then(|()| idle::write_files(dir, &summary, &hists, started)).and_then(|()| writer::write_summary(dir, &summary));
+        if let Err(e) = written {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
+    match &out {
+        None => report(&summary, None),
+        Some(_) => {
+            for p in &summary.idle {
+                eprintln!(
+                    "loadgen: after {} idle: first message p50 {} p99 {} ({} connections{})",
+                    wsbench_core::units::format_duration(Duration::from_secs_f64(p.idle_s)),
+                    latency_us(p.latency_us.p50),
+                    latency_us(p.latency_us.p99),
+                    p.latency_us.count,
+                    if p.lost > 0 { format!(", {} lost", p.lost) } else { String::new() }
+                );
+            }
+            if let Some(r) = &summary.reason {
+                eprintln!("loadgen: {r}");
+            }
+            for c in &summary.failed_checks {
+                eprintln!("loadgen: failed: {c}");
+            }
+        }
+    }
+    ExitCode::from(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
 }
 
 /// Resolves with the signal's name on the first SIGINT or SIGTERM.
@@ -261,7 +315,11 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let timeline = (control.reason.is_none()).then(|| Timeline::new(start_ns, plan.warmup, plan.duration, plan.drain_timeout).with_interval(plan.interval));
     let measured_start_ns = timeline.map_or(now, |t| t.measured_start_ns);
     let start = wsbench_core::clock::wall_at(measured_start_ns, now, now_wall);
-    let _ = begin_tx.send(Begin { start, measured_start_ns, workers });
+    let stage_ends_ns = plan.stages.iter().scan(0u64, |end, st| {
+        *end += duration_ns(st.duration);
+        Some(*end)
+    });
+    let _ = begin_tx.send(Begin { start, measured_start_ns, workers, stage_ends_ns: stage_ends_ns.collect() });
     // The workers hold the only interval senders now: the collector ends when they all have.
     drop(collector_tx);
     match timeline {
@@ -279,10 +337,12 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     // The workers' allocations over the window; unknown when any worker has no figure.
     let mut worker_allocations = Some(0u64);
     let mut setup = SetupTimes::default();
+    let mut churn = churn::ChurnTally::default();
     for (w, r) in worker_reports.into_iter().enumerate() {
         match r {
             Ok(r) => {
                 setup.add(&r.setup);
+                churn.add(&r.churn);
                 busiest = busiest.max(r.cpu_pct.unwrap_or(0.0));
                 worker_allocations = worker_allocations.zip(r.allocations).map(|(a, b)| a + b);
             }
@@ -310,6 +370,14 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     });
     let offered = !plan.subprotocols.is_empty();
     let deflate_offered = plan.deflate.is_some();
+    if !plan.churn.is_off() {
+        // A replacement that failed to open is a failed connection like any other.
+        for (cause, n) in &churn.failures {
+            control.connections.failed += n;
+            *control.connections.failures.entry(format!("replacement: {cause}")).or_default() += n;
+        }
+        control.connections.churn = Some(churn.report(duration_s));
+    }
     let summary = summarize(SummaryInputs {
         plan,
         command,
@@ -537,7 +605,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         complete: i.reason.is_none(),
         reason: i.reason,
         wsbench_version: wsbench_core::VERSION.to_owned(),
-        rate: i.plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked, sent_msgs_per_s: per_s(m.sent) }),
+        rate: i.plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked_rate(&i.plan, asked), sent_msgs_per_s: per_s(m.sent) }),
         config: i.plan,
         command: redact_headers(i.command),
         host: HostInfo::current(),
@@ -559,10 +627,21 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         start: i.start,
         setup: i.setup,
         fanout: None,
+        idle: Vec::new(),
     };
     s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);
     s
+}
+
+/// The rate asked over the measured window: `rate`, or on a ramp its mean over the stages.
+fn asked_rate(plan: &LoadPlan, rate: f64) -> f64 {
+    if plan.stages.is_empty() || plan.duration.is_zero() {
+        return rate;
+    }
+    let ramp = schedule::Ramp::new(plan.warmup, rate, &plan.stages);
+    let (w, d) = (plan.warmup.as_secs_f64(), plan.duration.as_secs_f64());
+    (ramp.messages_at(w + d) - ramp.messages_at(w)) / d
 }
 
 /// The command line as results record it: the values of `--header` replaced, as in the plan.
@@ -612,6 +691,7 @@ fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
     let m = &s.messages;
     let c = &s.connections;
     let pace = match s.rate {
+        Some(r) if !s.config.stages.is_empty() => format!("open loop on a ramp of {} stages, {} msgs/s on average", s.config.stages.len(), thousands(r.asked_msgs_per_s)),
         Some(r) => format!("open loop at {} msgs/s", thousands(r.asked_msgs_per_s)),
         None => format!("closed loop, {} in flight per connection", s.config.in_flight),
     };
@@ -635,12 +715,17 @@ fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
             thousands(f.deliveries_per_s)
         )
     });
+    let churn = c.churn.as_ref().map_or(String::new(), |ch| {
+        let hs = s.setup.handshake_us.map(|h| format!(", handshake p50 {} p99 {}", latency_us(h.p50), latency_us(h.p99))).unwrap_or_default();
+        format!("\x20 churn       {} connections replaced ({}/s in the window{hs}), {} closed cleanly, {} not\n", ch.opened, thousands(ch.opened_per_s), ch.clean, ch.unclean)
+    });
     format!(
         "{} connections, {pace}, {:.1} s measured{}\n\
          \x20 throughput  {} msgs/s ({} {answers})\n\
          \x20 latency     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
          \x20 errors      {}{unanswered}{unmatched}{unsolicited}{failed}\n\
          {fanout}\
+         {churn}\
          \x20 results     {}\n",
         thousands(f64::from(c.target)),
         s.duration_s,

@@ -83,6 +83,95 @@ pub struct OpenLoopSchedule {
     connections: u64,
     ns_per_msg: f64,
     span: ShardSpan,
+    /// A ramp's rate over time; `None`: the steady `1 / ns_per_msg`. A reference keeps the
+    /// schedule `Copy` and small on the hot path (see [`Ramp::leak`]).
+    ramp: Option<&'static Ramp>,
+}
+
+/// The rate over time of a ramp (k6-style stages, [`wsbench_core::plan::Stage`]), as pieces on
+/// which the rate moves linearly, counted from the schedule's start (the warm-up's, which runs
+/// at the steady rate). Message `g` of the process is intended when the messages asked so far,
+/// the integral of the rate, reach `g`: inverting a linear rate's quadratic integral.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ramp {
+    pieces: Vec<Piece>,
+}
+
+/// One piece of a [`Ramp`]: from `start_s` (seconds since the schedule's start), `messages`
+/// asked before it, a rate of `rate` msgs/s moving by `slope` msgs/s per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Piece {
+    start_s: f64,
+    messages: f64,
+    rate: f64,
+    slope: f64,
+}
+
+impl Ramp {
+    /// The ramp of a run whose warm-up lasts `warmup` at `rate`, followed by `stages`.
+    pub fn new(warmup: Duration, rate: f64, stages: &[wsbench_core::plan::Stage]) -> Self {
+        let mut pieces = vec![Piece { start_s: 0.0, messages: 0.0, rate, slope: 0.0 }];
+        let (mut t, mut n, mut r) = (warmup.as_secs_f64(), rate * warmup.as_secs_f64(), rate);
+        for st in stages {
+            let d = st.duration.as_secs_f64();
+            if d == 0.0 {
+                // A step: the next piece starts from the new rate.
+                r = st.rate;
+                continue;
+            }
+            let slope = (st.rate - r) / d;
+            pieces.push(Piece { start_s: t, messages: n, rate: r, slope });
+            n += r * d + slope * d * d / 2.0;
+            t += d;
+            r = st.rate;
+        }
+        // After the last stage the rate stays; nothing is sent then, but times stay ordered.
+        pieces.push(Piece { start_s: t, messages: n, rate: r, slope: 0.0 });
+        Self { pieces }
+    }
+
+    /// Keeps the ramp for the rest of the process, so schedules can refer to it: one per worker,
+    /// made once before the run, never freed (a few hundred bytes).
+    pub fn leak(self) -> &'static Ramp {
+        Box::leak(Box::new(self))
+    }
+
+    /// The piece in which the `g`-th message (continuous count) falls.
+    fn piece_for_messages(&self, g: f64) -> &Piece {
+        let i = self.pieces.partition_point(|p| p.messages <= g);
+        &self.pieces[i.saturating_sub(1)]
+    }
+
+    /// Seconds since the start at which `g` messages have been asked; infinite when the rate
+    /// has gone to 0 for good before that.
+    pub fn time_of(&self, g: f64) -> f64 {
+        let p = self.piece_for_messages(g);
+        let x = g - p.messages;
+        // r·τ + s·τ²/2 = x, solved in the form that stays exact when s is 0 or negative.
+        let disc = p.rate * p.rate + 2.0 * p.slope * x;
+        if disc < 0.0 {
+            return f64::INFINITY;
+        }
+        let denom = p.rate + disc.sqrt();
+        if denom <= 0.0 {
+            return if x <= 0.0 { p.start_s } else { f64::INFINITY };
+        }
+        p.start_s + 2.0 * x / denom
+    }
+
+    /// Messages asked from the start until `t_s` seconds after it.
+    pub fn messages_at(&self, t_s: f64) -> f64 {
+        let i = self.pieces.partition_point(|p| p.start_s <= t_s);
+        let p = &self.pieces[i.saturating_sub(1)];
+        let tau = (t_s - p.start_s).max(0.0);
+        p.messages + p.rate * tau + p.slope * tau * tau / 2.0
+    }
+
+    /// The highest rate anywhere on the ramp (buffers are sized for it).
+    pub fn peak_rate(&self) -> f64 {
+        let ends = self.pieces.windows(2).map(|w| w[0].rate + w[0].slope * (w[1].start_s - w[0].start_s));
+        self.pieces.iter().map(|p| p.rate).chain(ends).fold(0.0, f64::max)
+    }
 }
 
 /// Where a shard's open-loop messages sit in the whole load's schedule.
@@ -135,7 +224,12 @@ impl OpenLoopSchedule {
     pub fn new(start_ns: u64, connection: u32, connections: u32, rate: f64) -> Self {
         assert!(rate > 0.0 && rate.is_finite(), "rate must be positive, got {rate}");
         assert!(connection < connections, "connection {connection} of {connections}");
-        Self { start_ns, connection: u64::from(connection), connections: u64::from(connections), ns_per_msg: NS_PER_S as f64 / rate, span: ShardSpan::WHOLE }
+        Self { start_ns, connection: u64::from(connection), connections: u64::from(connections), ns_per_msg: NS_PER_S as f64 / rate, span: ShardSpan::WHOLE, ramp: None }
+    }
+
+    /// The same connection's schedule on a ramp (shards have no ramps).
+    pub fn on_ramp(self, ramp: Option<&'static Ramp>) -> Self {
+        Self { ramp, ..self }
     }
 
     /// The same connection's schedule within a shard's part of a larger load: `connection` and
@@ -152,6 +246,10 @@ impl OpenLoopSchedule {
     #[inline]
     pub fn intended(&self, k: u64) -> u64 {
         let g = self.span.global(self.connection + k * self.connections);
+        if let Some(ramp) = self.ramp {
+            let t = ramp.time_of(g as f64);
+            return if t.is_finite() { self.start_ns.saturating_add((t * NS_PER_S as f64).round() as u64) } else { u64::MAX };
+        }
         // f64 is exact to the nanosecond for offsets below 2^53 ns (104 days).
         self.start_ns + (g as f64 * self.ns_per_msg).round() as u64
     }
@@ -167,7 +265,11 @@ impl OpenLoopSchedule {
             return 0;
         }
         // Estimate, then correct for rounding in either direction.
-        let mut k = ((t - self.start_ns) as f64 / self.period_ns()).floor() as u64;
+        let mut k = match self.ramp {
+            // Messages of the process asked by then, of which this connection has every n-th.
+            Some(ramp) => ((ramp.messages_at((t - self.start_ns) as f64 / NS_PER_S as f64) - self.connection as f64) / self.connections as f64).max(0.0).floor() as u64,
+            None => ((t - self.start_ns) as f64 / self.period_ns()).floor() as u64,
+        };
         while k > 0 && self.intended(k - 1) >= t {
             k -= 1;
         }
@@ -189,8 +291,53 @@ impl OpenLoopSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsbench_core::plan::Stage;
 
     const S: u64 = NS_PER_S;
+
+    fn stage(secs: f64, rate: f64) -> Stage {
+        Stage { duration: Duration::from_secs_f64(secs), rate, connections: None }
+    }
+
+    #[test]
+    fn a_ramp_asks_the_integral_of_its_rate() {
+        // 1 s warm-up at 100/s, then 100 -> 300/s over 2 s, a step to 50/s, 1 s flat.
+        let r = Ramp::new(Duration::from_secs(1), 100.0, &[stage(2.0, 300.0), stage(0.0, 50.0), stage(1.0, 50.0)]);
+        assert!((r.messages_at(1.0) - 100.0).abs() < 1e-9);
+        assert!((r.messages_at(3.0) - 500.0).abs() < 1e-9, "100 + (100+300)/2·2");
+        assert!((r.messages_at(4.0) - 550.0).abs() < 1e-9);
+        for g in [0.0, 50.0, 100.0, 250.0, 499.0, 500.0, 525.0, 549.0] {
+            let t = r.time_of(g);
+            assert!((r.messages_at(t) - g).abs() < 1e-6, "g {g}: t {t}");
+        }
+        assert_eq!(r.peak_rate(), 300.0);
+    }
+
+    #[test]
+    fn a_ramp_down_to_zero_never_reaches_the_messages_beyond_it() {
+        let r = Ramp::new(Duration::ZERO, 100.0, &[stage(2.0, 0.0)]);
+        assert!((r.messages_at(2.0) - 100.0).abs() < 1e-9);
+        assert!(r.time_of(99.0).is_finite());
+        assert_eq!(r.time_of(101.0), f64::INFINITY);
+    }
+
+    #[test]
+    fn connections_share_a_ramp_in_turn() {
+        let ramp = Ramp::new(Duration::ZERO, 1_000.0, &[stage(1.0, 3_000.0)]).leak();
+        let scheds: Vec<_> = (0..4).map(|i| OpenLoopSchedule::new(0, i, 4, 1_000.0).on_ramp(Some(ramp))).collect();
+        let mut all: Vec<u64> = scheds.iter().flat_map(|s| (0..600).map(|k| s.intended(k))).collect();
+        all.sort_unstable();
+        // 2,000 messages in the second: 1,000·0.5 + 2,000·0.5²/2 = 750 in its first half.
+        let first_half = all.iter().filter(|&&t| t < S / 2).count();
+        let second_half = all.iter().filter(|&&t| (S / 2..S).contains(&t)).count();
+        assert!((first_half as i64 - 750).abs() <= 2 && (second_half as i64 - 1_250).abs() <= 2, "{first_half} {second_half}");
+        for s in &scheds {
+            for t in [0, S / 3, S / 2, 9 * S / 10] {
+                let k = s.first_at_or_after(t);
+                assert!(s.intended(k) >= t && (k == 0 || s.intended(k - 1) < t));
+            }
+        }
+    }
 
     #[test]
     fn timeline_phases_follow_each_other() {

@@ -58,6 +58,15 @@ pub fn failed_checks(s: &LoadgenSummary) -> Vec<String> {
             plan.max_failed_connections
         ));
     }
+    if let Some(ch) = c.churn.as_ref().filter(|ch| ch.unclean > 0) {
+        let ways: Vec<String> = ch.closes.iter().filter(|(k, _)| k.as_str() != "close 1000 normal closure").map(|(k, n)| format!("{n}× {k}")).collect();
+        failed.push(format!(
+            "{} of {} replaced connections did not close cleanly ({}): the server did not answer close 1000 with its own",
+            ch.unclean,
+            ch.clean + ch.unclean,
+            ways.join(", ")
+        ));
+    }
     if let Some(start) = s.start.as_ref().filter(|st| st.late) {
         let shard = s.shard.as_ref().map(|sh| format!("shard {}/{} ", sh.index, sh.count)).unwrap_or_default();
         failed.push(format!(
@@ -158,6 +167,7 @@ mod tests {
             start: None,
             setup: Default::default(),
             fanout: None,
+            idle: Vec::new(),
         }
     }
 

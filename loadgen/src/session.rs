@@ -64,6 +64,16 @@ pub struct Session<'a> {
     drain_deadline: u64,
     /// When the measured window closes (earlier after a stop): echoes after it are late.
     window_end: u64,
+    /// Churn: this connection's place in the schedule, which seeds its lifetimes.
+    index: u32,
+    /// Churn: messages sent on the current connection, and the sequence number of its first.
+    conn_sent: u64,
+    conn_first_seq: u64,
+    /// Churn: connections opened in this place so far (the first included).
+    generation: u64,
+    /// Churn: when the current connection is to be replaced (u64::MAX: never). From then on
+    /// nothing is sent until the echoes are back and a new connection is open.
+    churn_at: u64,
 }
 
 impl<'a> Session<'a> {
@@ -73,10 +83,10 @@ impl<'a> Session<'a> {
         let tl = shared.timeline;
         let (schedule, credits, ring) = match shared.send_mode {
             SendMode::Closed { in_flight } => (None, in_flight, in_flight as usize),
-            SendMode::Open { rate, connections, span } => {
+            SendMode::Open { rate, connections, span, ramp } => {
                 let backlog = rate / f64::from(connections.max(1)) * OUTSTANDING_BUDGET_S;
                 let ring = (backlog.ceil() as usize).clamp(OUTSTANDING_MIN, OUTSTANDING_MAX);
-                (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate).within(span)), 0, ring)
+                (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate).within(span).on_ramp(ramp)), 0, ring)
             }
         };
         Self {
@@ -100,7 +110,63 @@ impl<'a> Session<'a> {
             sending: true,
             drain_deadline: tl.drain_deadline_ns,
             window_end: tl.measured_end_ns,
+            index,
+            conn_sent: 0,
+            conn_first_seq: 0,
+            generation: 0,
+            churn_at: u64::MAX,
         }
+        .with_lifetime(now_ns())
+    }
+
+    /// Starts the current connection's lifetime at `now` (see [`wsbench_core::plan::Churn`]).
+    fn with_lifetime(mut self, now: u64) -> Self {
+        self.set_lifetime(now);
+        self
+    }
+
+    fn set_lifetime(&mut self, now: u64) {
+        self.churn_at = match self.shared.churn.connection_lifetime {
+            None => u64::MAX,
+            Some(life) => {
+                // Uniform in [1 - j, 1 + j] of the lifetime, the same for the same place and
+                // generation in every run.
+                let u = splitmix64((u64::from(self.index) << 32) ^ self.generation) as f64 / u64::MAX as f64;
+                let factor = 1.0 + self.shared.churn.lifetime_jitter * (2.0 * u - 1.0);
+                now.saturating_add((life.as_nanos() as f64 * factor) as u64)
+            }
+        };
+    }
+
+    /// Churn: the current connection is due to be replaced, so nothing more is sent on it.
+    #[inline]
+    pub fn churn_due(&self, now: u64) -> bool {
+        now >= self.churn_at
+    }
+
+    /// Churn: the current connection should close now: it is due, sending goes on, and its
+    /// echoes are back (or their wait, bounded by the drain timeout, is over: they are then
+    /// counted as unanswered).
+    pub fn wants_reconnect(&self) -> bool {
+        let now = now_ns();
+        self.sending && self.churn_due(now) && (self.outstanding.is_empty() || now >= self.churn_at.saturating_add(self.shared.churn_drain_ns))
+    }
+
+    /// Churn: a new connection took the place of the old one at `now`.
+    pub fn reconnected(&mut self, now: u64) {
+        self.generation += 1;
+        self.conn_sent = 0;
+        self.conn_first_seq = self.next_seq;
+        if let SendMode::Closed { in_flight } = self.shared.send_mode {
+            // Echoes given up on at the close took their credits with them.
+            self.credits = in_flight.saturating_sub(self.outstanding.len() as u32);
+        }
+        self.set_lifetime(now);
+    }
+
+    /// Churn: connections that took this place after the first.
+    pub fn reopened(&self) -> u64 {
+        self.generation
     }
 
     /// This connection's place among its worker's connections.
@@ -137,11 +203,17 @@ impl<'a> Session<'a> {
         if !self.sending {
             return if now_ns() < self.window_end { self.window_end } else { self.drain_deadline };
         }
-        match &self.schedule {
+        // Without churn `churn_at` is never, and the clock is not read for it.
+        if self.churn_at != u64::MAX && self.churn_due(now_ns()) {
+            // Waiting for the echoes before the close; bounded.
+            return self.churn_at.saturating_add(self.shared.churn_drain_ns);
+        }
+        let next = match &self.schedule {
             Some(s) => s.intended(self.next_seq),
             None if now_ns() < tl.start_ns => tl.start_ns,
             None => tl.measured_end_ns,
-        }
+        };
+        next.min(self.churn_at)
     }
 
     pub fn apply_stop(&mut self, stop: Stop) {
@@ -159,7 +231,8 @@ impl<'a> Session<'a> {
     /// Open loop: a message is due already, so the loop should come back at once (after reading
     /// what has arrived) rather than wait for a timer.
     pub fn is_behind(&self) -> bool {
-        self.sending && self.schedule.is_some_and(|s| s.intended(self.next_seq) <= now_ns())
+        let now = now_ns();
+        self.sending && !self.churn_due(now) && self.schedule.is_some_and(|s| s.intended(self.next_seq) <= now)
     }
 
     /// Whether a message may be sent now: `Some(intended)` when one is due, where `intended` is
@@ -198,7 +271,7 @@ impl<'a> Session<'a> {
                     self.sending = false;
                     return None;
                 }
-                if intended > now || self.batch_left == 0 {
+                if intended > now || self.batch_left == 0 || self.churn_due(now) {
                     return None;
                 }
                 self.batch_left -= 1;
@@ -212,7 +285,7 @@ impl<'a> Session<'a> {
                     self.sending = false;
                     return None;
                 }
-                (self.credits > 0).then_some(None)
+                (self.credits > 0 && !self.churn_due(now)).then_some(None)
             }
         }
     }
@@ -242,6 +315,10 @@ impl<'a> Session<'a> {
     #[inline]
     pub fn sent(&mut self, header: MessageHeader) {
         self.next_seq += 1;
+        self.conn_sent += 1;
+        if self.shared.churn.reconnect_after.is_some_and(|n| self.conn_sent >= n) {
+            self.churn_at = self.churn_at.min(header.sent_ns);
+        }
         if self.schedule.is_none() {
             self.credits -= 1;
         }
@@ -278,7 +355,7 @@ impl<'a> Session<'a> {
             }
             return;
         };
-        if h.seq == 0 {
+        if h.seq == self.conn_first_seq {
             // The connection's first exchange, warm-up or not: what a cold connection costs.
             wsbench_core::hist::record_ns(&mut self.shared.first_message.borrow_mut(), now.saturating_sub(h.sent_ns));
         }
@@ -446,6 +523,14 @@ struct ForeignConn {
     rng: fastrand::Rng,
     /// `{conn}`: the connection's number within the process.
     conn: u32,
+}
+
+/// A well-mixed 64-bit hash (SplitMix64's finalizer): lifetimes' jitter without a random crate.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The waiting half of a connection's loop, the same for both transports: it watches for a stop,

@@ -52,6 +52,8 @@ pub struct Target {
     pub token: Option<TokenSecret>,
     /// permessage-deflate offered with these parameters (the zero-alloc engine's handshake).
     pub deflate: Option<wsbench_core::codec::deflate::DeflateConfig>,
+    /// Set TCP_NODELAY on every socket (the default; `--no-nodelay` leaves Nagle on).
+    pub nodelay: bool,
 }
 
 /// How long opening a transport took, in nanoseconds.
@@ -86,7 +88,7 @@ impl Target {
         } else {
             None
         };
-        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new(), token: None, deflate: None })
+        Ok(Self { addr, url: url.to_owned(), tls, headers: Vec::new(), subprotocols: Vec::new(), token: None, deflate: None, nodelay: true })
     }
 
     /// Sends `headers` with every handshake request; a name or value HTTP forbids is an error.
@@ -153,7 +155,7 @@ impl Target {
         let t0 = now_ns();
         let tcp = TcpStream::connect(addr).await.map_err(|e| ConnectError::io(&e, format!("cannot connect to {addr}: {e}")))?;
         let t1 = now_ns();
-        tcp.set_nodelay(true).map_err(|e| ConnectError::io(&e, format!("cannot set TCP_NODELAY: {e}")))?;
+        tcp.set_nodelay(self.nodelay).map_err(|e| ConnectError::io(&e, format!("cannot set TCP_NODELAY: {e}")))?;
         let mut times = OpenTimes { connect_ns: t1 - t0, tls_ns: None };
         let Some((connector, name)) = &self.tls else {
             return Ok((Transport::Plain(tcp), times));

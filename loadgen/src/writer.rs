@@ -25,12 +25,14 @@ use crate::recorder::IntervalSet;
 
 /// What the collector learns once every connection is open: when the measured window begins
 /// and how many workers will report.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Begin {
     /// Wall-clock start of the measured window: the interval logs' start and base time.
     pub start: SystemTime,
     pub measured_start_ns: u64,
     pub workers: usize,
+    /// On a ramp: where each stage ends, in ns after the measured window's start.
+    pub stage_ends_ns: Vec<u64>,
 }
 
 /// The run's whole distributions and counts, merged from every interval.
@@ -126,7 +128,7 @@ pub fn collect(
     mut progress: Progress,
 ) -> Totals {
     let mut totals = Totals::default();
-    let Ok(Begin { start, measured_start_ns, workers }) = begin.recv() else {
+    let Ok(Begin { start, measured_start_ns, workers, stage_ends_ns }) = begin.recv() else {
         return totals;
     };
 
@@ -169,7 +171,7 @@ pub fn collect(
                 }
             }
         }
-        let row = interval_row(set, measured_start_ns);
+        let row = IntervalRow { stage: stage_of(set, measured_start_ns, &stage_ends_ns), ..interval_row(set, measured_start_ns) };
         if let Err(e) = csv.serialize(row).and_then(|()| csv.flush().map_err(csv::Error::from)) {
             fail(&name(INTERVALS_CSV), e.to_string());
         }
@@ -242,6 +244,16 @@ pub fn collect(
     totals
 }
 
+/// The stage (from 1) that holds the middle of an interval; `None` without stages.
+pub fn stage_of(set: &IntervalSet, measured_start_ns: u64, stage_ends_ns: &[u64]) -> Option<u32> {
+    if stage_ends_ns.is_empty() {
+        return None;
+    }
+    let mid = (set.start_ns / 2 + set.end_ns / 2).saturating_sub(measured_start_ns);
+    let passed = stage_ends_ns.iter().filter(|&&end| end <= mid).count();
+    Some(passed.min(stage_ends_ns.len() - 1) as u32 + 1)
+}
+
 /// The `intervals.csv` row of a merged interval.
 pub fn interval_row(set: &IntervalSet, measured_start_ns: u64) -> IntervalRow {
     let secs = set.end_ns.saturating_sub(set.start_ns) as f64 / 1e9;
@@ -261,6 +273,7 @@ pub fn interval_row(set: &IntervalSet, measured_start_ns: u64) -> IntervalRow {
         oldest_outstanding_us: set.oldest_outstanding_ns as f64 / 1_000.0,
         open_min: set.open_min,
         open_max: set.open_max,
+        stage: None,
     }
 }
 
@@ -298,7 +311,7 @@ mod tests {
         let (r0_tx, r0) = std_mpsc::channel();
         let (r1_tx, r1) = std_mpsc::channel();
         let ms = 5_000_000_000;
-        begin_tx.send(Begin { start: SystemTime::now(), measured_start_ns: ms, workers: 2 }).unwrap();
+        begin_tx.send(Begin { start: SystemTime::now(), measured_start_ns: ms, workers: 2, stage_ends_ns: Vec::new() }).unwrap();
         // Worker 1 runs ahead; worker 0 ends one interval earlier (stopped near a boundary).
         tx.send(part(1, 0, false, &[1_000, 2_000], ms)).unwrap();
         tx.send(part(1, 1, false, &[3_000], ms)).unwrap();
@@ -341,7 +354,7 @@ mod tests {
         let files = OutputFiles::create(Some(&dir)).unwrap();
         let (tx, rx) = std_mpsc::channel();
         let (begin_tx, begin) = std_mpsc::channel();
-        begin_tx.send(Begin { start: SystemTime::now(), measured_start_ns: 0, workers: 1 }).unwrap();
+        begin_tx.send(Begin { start: SystemTime::now(), measured_start_ns: 0, workers: 1, stage_ends_ns: Vec::new() }).unwrap();
         let mut s = IntervalSet::new(0);
         s.last = true;
         tx.send(s).unwrap();
@@ -349,7 +362,7 @@ mod tests {
         let totals = collect(files, begin, rx, vec![], Progress::disabled());
         assert_eq!(totals.intervals, 0);
         let csv_text = fs::read_to_string(dir.join(INTERVALS_CSV)).unwrap();
-        assert_eq!(csv_text, "elapsed_s,sent,received,errors,throughput,p50_us,p90_us,p99_us,p99_9_us,max_us,outstanding,oldest_outstanding_us,open_min,open_max\n");
+        assert_eq!(csv_text, "elapsed_s,sent,received,errors,throughput,p50_us,p90_us,p99_us,p99_9_us,max_us,outstanding,oldest_outstanding_us,open_min,open_max,stage\n");
         assert!(read_interval_log(&dir.join(LATENCY_LOG)).unwrap().is_empty());
         fs::remove_dir_all(&dir).ok();
     }
@@ -393,6 +406,7 @@ mod tests {
             start: None,
             setup: Default::default(),
             fanout: None,
+            idle: Vec::new(),
         }
     }
 }

@@ -33,7 +33,11 @@ impl Figure for LatencyOverTime<'_> {
         };
         let max_t = shown.iter().flat_map(|(_, c)| c.latency.iter().map(|p| p.t_s)).fold(0.0, f64::max);
 
-        let entries: Vec<LegendEntry> = shown.iter().map(|(i, c)| LegendEntry::line(c.name.clone(), series_color(*i, c))).collect();
+        let marks = super::shared_marks(shown.iter().map(|(_, c)| *c));
+        let mut entries: Vec<LegendEntry> = shown.iter().map(|(i, c)| LegendEntry::line(c.name.clone(), series_color(*i, c))).collect();
+        if !marks.is_empty() {
+            entries.push(LegendEntry::line("stage boundary", RGBColor(90, 90, 90)));
+        }
         let body = legend_strip(area, &entries)?;
         let panels = body.margin(0, 4, 6, 6).split_evenly((2, 2));
         for (k, (panel, (label, pick))) in panels.iter().zip(PANELS).enumerate() {
@@ -53,6 +57,7 @@ impl Figure for LatencyOverTime<'_> {
                 .x_labels(8)
                 .max_light_lines(1)
                 .draw()?;
+            super::stage_marks(&mut chart, &marks, (axis.lo, axis.hi))?;
             for (k, (i, c)) in shown.iter().enumerate() {
                 // Flat over each interval: its percentile held for that whole second.
                 let points = super::steps(c.latency.iter().map(|p| (p.start_s, p.t_s, axis.clamp(pick(p)))));

@@ -12,6 +12,7 @@ mod crisp_text;
 mod latency_cdf;
 mod latency_heatmap;
 mod latency_over_time;
+mod latency_vs_idle;
 mod latency_vs_room_size;
 mod latency_vs_size;
 mod latency_vs_throughput;
@@ -38,6 +39,7 @@ pub use capacity_probes::CapacityProbes;
 pub use latency_cdf::LatencyCdf;
 pub use latency_heatmap::LatencyHeatmap;
 pub use latency_over_time::LatencyOverTime;
+pub use latency_vs_idle::LatencyVsIdle;
 pub use latency_vs_room_size::LatencyVsRoomSize;
 pub use latency_vs_size::LatencyVsSize;
 pub use latency_vs_throughput::LatencyVsThroughput;
@@ -517,6 +519,25 @@ pub fn latency_tick(v: &f64) -> String {
     crate::format::latency_us(*v)
 }
 
+/// Dashed vertical lines at a ramp's stage boundaries, from `y.0` to `y.1` (in the chart's
+/// coordinates), under the data.
+pub fn stage_marks<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    marks: &[f64],
+    y: (f64, f64),
+) -> DrawResult<DB> {
+    let style = RGBColor(90, 90, 90).stroke_width(1);
+    for &x in marks {
+        chart.draw_series(DashedLineSeries::new([(x, y.0), (x, y.1)], 6, 4, style))?;
+    }
+    Ok(())
+}
+
+/// The stage boundaries the configurations shown share (the first one's that has any).
+pub fn shared_marks<'a>(configs: impl IntoIterator<Item = &'a ConfigSeries>) -> Vec<f64> {
+    configs.into_iter().find(|c| !c.stage_bounds_s.is_empty()).map_or_else(Vec::new, |c| c.stage_bounds_s.clone())
+}
+
 // ---------------------------------------------------------------- median lines with ranges
 
 /// A linear chart of one quantity over time: per configuration, the median over trials as a line
@@ -531,6 +552,8 @@ pub struct BandChart<'a> {
     pub series: Vec<(RGBColor, &'a [BandPoint])>,
     /// Shared across panels so their time axes line up.
     pub max_t: f64,
+    /// Instants to mark with a vertical line (a ramp's stage boundaries), in seconds.
+    pub marks: Vec<f64>,
 }
 
 impl BandChart<'_> {
@@ -560,6 +583,7 @@ impl BandChart<'_> {
             .light_line_style(light_grid())
             .max_light_lines(1)
             .draw()?;
+        stage_marks(&mut chart, &self.marks, (0.0, max_y * 1.05))?;
         // Bands first, so no band covers another configuration's line.
         for (color, points) in &self.series {
             if points.len() > 1 && points.iter().any(|p| p.max > p.min) {

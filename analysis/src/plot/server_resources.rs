@@ -39,6 +39,8 @@ impl Figure for ServerResources<'_> {
             y_tick: &|v| format!("{v:.0} %"),
             series: shown.iter().map(|(i, c)| (series_color(*i, c), c.server_cpu_pct.as_slice())).collect(),
             max_t,
+            // processes.csv counts from the trial's start, not the window's: no stage marks.
+            marks: Vec::new(),
         }
         .draw(&panels[0])?;
         BandChart {
@@ -48,6 +50,8 @@ impl Figure for ServerResources<'_> {
             y_tick: &|v| crate::format::sig3(*v),
             series: shown.iter().map(|(i, c)| (series_color(*i, c), c.server_rss_mib.as_slice())).collect(),
             max_t,
+            // processes.csv counts from the trial's start, not the window's: no stage marks.
+            marks: Vec::new(),
         }
         .draw(&panels[1])
     }

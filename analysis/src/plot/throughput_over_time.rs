@@ -35,6 +35,7 @@ impl Figure for ThroughputOverTime<'_> {
             y_tick: &|v| format::rate_tick(*v),
             series: shown.iter().map(|(i, c)| (series_color(*i, c), c.throughput.as_slice())).collect(),
             max_t: shown.iter().flat_map(|(_, c)| c.throughput.iter().map(|p| p.t_s)).fold(0.0, f64::max),
+            marks: super::shared_marks(shown.iter().map(|(_, c)| *c)),
         }
         .draw(&body.margin(0, 4, 6, 10))
     }

@@ -664,6 +664,7 @@ fn summarize(
         start: None,
         setup: Default::default(),
         fanout: Some(fanout),
+        idle: Vec::new(),
     };
     let mut summary = summary;
     summary.warnings = warnings(&summary);

@@ -1,0 +1,151 @@
+//! End to end: the life of a connection. Churn (connections closed and reopened under load)
+//! against the built-in server, through `wsbench run` and the scenario keys users write.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn run_scenario(dir: &Path, name: &str, text: &str, extra: &[&str]) -> (std::process::Output, std::path::PathBuf) {
+    let path = dir.join(format!("{name}.toml"));
+    fs::write(&path, text).unwrap();
+    let results = dir.join("results");
+    let mut child = wsbench()
+        .arg("run")
+        .arg(&path)
+        .arg("--results")
+        .arg(&results)
+        .args(["--run-id", "r1"])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if wait_for(&mut child, Duration::from_secs(90)).is_none() {
+        let _ = child.kill();
+        panic!("wsbench run {name} did not finish within 90 s");
+    }
+    (child.wait_with_output().unwrap(), results.join(name).join("r1"))
+}
+
+#[test]
+fn reconnecting_after_10_messages_opens_one_connection_per_10_messages_and_closes_cleanly() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, run) = run_scenario(
+        tmp.path(),
+        "churn",
+        "name = \"churn\"\ntrials = 1\n[load]\nconnections = 4\nin_flight = 1\nwarmup = \"300ms\"\nduration = \"2s\"\nreconnect_after = 10\n[[configs]]\nname = \"default\"\n",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s = summary(&run.join("default/trial-1"));
+    let churn = s.connections.churn.as_ref().expect("summary.json has connections.churn");
+    let sent = s.messages.sent;
+    assert!(sent >= 200, "too few messages to judge: {sent}");
+    // Each place reopens after every 10th message: within the window, one replacement per 10
+    // messages, give or take one per connection at each edge of the window.
+    let expected = sent as f64 / 10.0;
+    let slack = 2.0 * f64::from(s.connections.established) + expected * 0.02;
+    assert!((churn.opened_in_window as f64 - expected).abs() <= slack, "opened {} in the window for {sent} messages", churn.opened_in_window);
+    assert!(churn.opened >= churn.opened_in_window);
+    assert_eq!(churn.unclean, 0, "{:?}", churn.closes);
+    assert_eq!(churn.clean, churn.opened, "every replaced connection closed cleanly before its replacement opened: {churn:?}");
+    assert_eq!(churn.closes.keys().collect::<Vec<_>>(), ["close 1000 normal closure"]);
+    assert!(churn.opened_per_s > 0.0);
+    assert_eq!((s.messages.lost, s.messages.errors, s.connections.failed), (0, 0, 0));
+    // The handshake histogram holds the replacements' handshakes too.
+    let hs = s.setup.handshake_us.expect("handshake_us");
+    assert_eq!(hs.count, u64::from(s.connections.established) + churn.opened);
+    // The server saw the same: every connection accepted.
+    let server = json(&run.join("default/trial-1/server.json"));
+    assert_eq!(server["counts"]["connections_accepted"].as_u64(), Some(u64::from(s.connections.established) + churn.opened));
+    let report = fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("## Connection churn"), "{report}");
+    assert!(report.contains("reconnect after 10 messages"), "{report}");
+}
+
+#[test]
+fn churn_on_the_zero_alloc_client_is_refused_with_exit_2() {
+    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--engine", "zero-alloc", "--reconnect-after", "10"], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tungstenite client only"), "{stderr}");
+    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--lifetime-jitter", "10%"], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2), "jitter without a lifetime");
+}
+
+#[test]
+fn a_step_between_two_stages_shows_in_intervals_csv_at_the_boundary() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // 2 s at 400 msgs/s (the warm-up's rate), a step, 2 s at 2,000 msgs/s; 250 ms intervals.
+    let (out, run) = run_scenario(
+        tmp.path(),
+        "ramp",
+        "name = \"ramp\"\ntrials = 1\n[load]\nconnections = 4\nrate = 400\nwarmup = \"300ms\"\ninterval = \"250ms\"\n\
+         [[load.stages]]\nduration = \"2s\"\nrate = 400\n[[load.stages]]\nduration = \"0s\"\nrate = 2000\n[[load.stages]]\nduration = \"2s\"\nrate = 2000\n\
+         [[configs]]\nname = \"default\"\n",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let trial = run.join("default/trial-1");
+    let s = summary(&trial);
+    assert_eq!(s.config.duration, Duration::from_secs(4), "the window is the stages' sum");
+    // 400·2 + 2,000·2 messages over 4 s.
+    let asked = s.rate.expect("open loop").asked_msgs_per_s;
+    assert!((asked - 1_200.0).abs() < 1.0, "asked {asked}");
+    let mut csv = csv::Reader::from_path(trial.join("intervals.csv")).unwrap();
+    let rows: Vec<wsbench_core::result::IntervalRow> = csv.deserialize().map(|r| r.unwrap()).collect();
+    assert!(rows.len() >= 15, "{} rows", rows.len());
+    // The first interval sending more than halfway between the two rates starts at the step.
+    let midway = (400.0 + 2_000.0) / 2.0 * 0.25;
+    let first_high = rows.iter().position(|r| r.sent as f64 > midway).expect("the rate stepped up");
+    let start_s = if first_high == 0 { 0.0 } else { rows[first_high - 1].elapsed_s };
+    assert!((start_s - 2.0).abs() <= 0.25 + 1e-6, "the step shows at {start_s} s, not at 2 s: {rows:?}");
+    // Every interval knows its stage: 1 before the step, 3 after it.
+    for r in &rows {
+        let mid = r.elapsed_s - 0.125;
+        let expected = if mid < 2.0 { 1 } else { 3 };
+        assert_eq!(r.stage, Some(expected), "{r:?}");
+    }
+    let before: u64 = rows.iter().filter(|r| r.elapsed_s <= 1.75 + 1e-6).map(|r| r.sent).sum();
+    assert!((before as f64 - 700.0).abs() <= 70.0, "{before} sent in the first 1.75 s at 400 msgs/s");
+    let report = fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("2. a step to 2,000 msgs/s"), "the report lists the stages: {report}");
+}
+
+#[test]
+fn the_idle_warmup_scenario_draws_one_line_per_setting() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/idle-warmup.toml");
+    let text = fs::read_to_string(scenario).unwrap();
+    let (out, run) = run_scenario(tmp.path(), "idle-warmup", &text, &["--set", "load.idle=[\"10ms\",\"50ms\"]", "--set", "load.connections=3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for (config, nodelay, ping) in [("nodelay", true, false), ("nodelay-heartbeat", true, true), ("nagle", false, false), ("nagle-heartbeat", false, true)] {
+        let s = summary(&run.join(config).join("trial-1"));
+        assert_eq!((s.config.nodelay, s.config.ping_interval.is_some()), (nodelay, ping), "{config}");
+        let idle: Vec<f64> = s.idle.iter().map(|p| p.idle_s).collect();
+        assert_eq!(idle, [0.01, 0.05], "{config}");
+        for p in &s.idle {
+            assert_eq!((p.latency_us.count, p.lost), (3, 0), "{config}: one probe per connection");
+            assert!(p.latency_us.p50 > 0.0);
+        }
+        assert_eq!(s.messages.received, 6);
+    }
+    let report = fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("## First message after idle") && report.contains("RFC 5681"), "{report}");
+    for config in ["nodelay-heartbeat", "nagle"] {
+        assert!(report.contains(&format!("| {config}")), "{config} has a row: {report}");
+    }
+    let png = run.join("report/latency-vs-idle.png");
+    assert!(fs::metadata(&png).map(|m| m.len() > 10_000).unwrap_or(false), "{} drawn", png.display());
+}

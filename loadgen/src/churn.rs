@@ -1,0 +1,120 @@
+//! Connection churn's tally: what replacing connections took and how the replaced ones closed.
+//! A worker keeps one ([`crate::connection::ConnShared::churn_tally`]); the process adds them
+//! into `connections.churn` of the summary. Nothing here is on the per-message path.
+
+use std::collections::BTreeMap;
+
+use wsbench_core::result::ChurnReport;
+
+use crate::client::ConnectTimes;
+use crate::setup::SetupTimes;
+
+/// How one closing handshake of a replaced connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// The server answered with this close code (`None`: a close frame without a code).
+    Replied(Option<u16>),
+    /// The connection ended with no close frame from the server.
+    NoReply,
+    /// No reply within the bound.
+    TimedOut(std::time::Duration),
+    /// The close failed with an I/O or protocol error, in words.
+    Failed(String),
+}
+
+impl CloseOutcome {
+    /// Clean: the server answered our 1000 with its own 1000.
+    pub fn is_clean(&self) -> bool {
+        *self == CloseOutcome::Replied(Some(1000))
+    }
+
+    /// The outcome as `summary.json` counts it.
+    pub fn describe(&self) -> String {
+        match self {
+            CloseOutcome::Replied(code) => crate::connection::describe_close_code(*code),
+            CloseOutcome::NoReply => "closed without a close reply".into(),
+            CloseOutcome::TimedOut(d) => format!("no close reply within {}", wsbench_core::units::format_duration(*d)),
+            CloseOutcome::Failed(e) => e.clone(),
+        }
+    }
+}
+
+/// One worker's churn so far.
+#[derive(Debug, Clone, Default)]
+pub struct ChurnTally {
+    /// Setup times of the replacements (added to the process's setup histograms at the end).
+    pub setup: SetupTimes,
+    pub opened: u64,
+    pub opened_in_window: u64,
+    pub failures: BTreeMap<String, u32>,
+    pub closes: BTreeMap<String, u64>,
+    pub clean: u64,
+    pub unclean: u64,
+}
+
+impl ChurnTally {
+    pub fn closed(&mut self, outcome: &CloseOutcome) {
+        *self.closes.entry(outcome.describe()).or_default() += 1;
+        if outcome.is_clean() {
+            self.clean += 1;
+        } else {
+            self.unclean += 1;
+        }
+    }
+
+    pub fn opened(&mut self, times: &ConnectTimes, in_window: bool) {
+        self.setup.record(times);
+        self.opened += 1;
+        self.opened_in_window += u64::from(in_window);
+    }
+
+    pub fn failed(&mut self, cause: String) {
+        *self.failures.entry(cause).or_default() += 1;
+    }
+
+    /// Adds another worker's tally.
+    pub fn add(&mut self, o: &ChurnTally) {
+        self.setup.add(&o.setup);
+        self.opened += o.opened;
+        self.opened_in_window += o.opened_in_window;
+        self.clean += o.clean;
+        self.unclean += o.unclean;
+        for (k, n) in &o.failures {
+            *self.failures.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &o.closes {
+            *self.closes.entry(k.clone()).or_default() += n;
+        }
+    }
+
+    /// The summary's report over a measured window of `window_s` seconds.
+    pub fn report(&self, window_s: f64) -> ChurnReport {
+        ChurnReport {
+            opened: self.opened,
+            opened_in_window: self.opened_in_window,
+            opened_per_s: if window_s > 0.0 { self.opened_in_window as f64 / window_s } else { 0.0 },
+            failures: self.failures.clone(),
+            closes: self.closes.clone(),
+            clean: self.clean,
+            unclean: self.unclean,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_1000_reply_is_clean() {
+        let mut t = ChurnTally::default();
+        for o in [CloseOutcome::Replied(Some(1000)), CloseOutcome::Replied(Some(1001)), CloseOutcome::NoReply, CloseOutcome::TimedOut(std::time::Duration::from_secs(1))] {
+            t.closed(&o);
+        }
+        assert_eq!((t.clean, t.unclean), (1, 3));
+        assert_eq!(t.closes.get("close 1000 normal closure"), Some(&1));
+        assert_eq!(t.closes.get("no close reply within 1s"), Some(&1));
+        let r = t.report(2.0);
+        assert_eq!(r.opened_per_s, 0.0);
+    }
+}
