@@ -7,13 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use wsbench_core::event::Listening;
 use wsbench_core::warning::WarningKind;
 
 /// The scenario's service time (`--service-ms 5`), push period (`--push-every 0.25`),
@@ -30,42 +28,12 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/jsonrpc_server.py").canonicalize().unwrap()
 }
 
-/// The Python server on 127.0.0.1 with an OS-chosen port; killed when dropped.
-struct PyServer {
-    child: Child,
-    addr: String,
-}
-
-impl PyServer {
-    fn start(py: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(py)
-            .arg(script())
-            .args(["--port", "0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the Python server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = rx.recv_timeout(Duration::from_secs(10)).expect("the server printed its listening line").unwrap().unwrap();
-        let ev = Listening::parse(&line).unwrap_or_else(|| panic!("not a listening line: {line}"));
-        assert_eq!(ev.pid, child.id());
-        Self { child, addr: ev.addr }
-    }
-}
-
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The Python server on 127.0.0.1 with an OS-chosen port (it prints wsbench's listening line);
+/// killed when dropped.
+fn start_py_server(py: &str, extra: &[&str]) -> Server {
+    let mut cmd = Command::new(py);
+    cmd.arg(script()).args(["--port", "0"]).args(extra);
+    Server::spawn(cmd)
 }
 
 const TEMPLATE: &str = r#"{"jsonrpc":"2.0","id":{seq},"method":"echo","params":["{rand:16}"]}"#;
@@ -139,7 +107,7 @@ fn the_foreign_json_scenario_measures_the_service_time_and_counts_pushes_apart()
 fn replies_with_wrong_ids_are_unmatched_and_fail_the_run() {
     let py = python_with_websockets().expect("the build found Python with websockets, the test did not: run `cargo clean -p wsbench`");
     let _serial = serial();
-    let server = PyServer::start(&py, &["--service-ms", "1", "--wrong-ids"]);
+    let server = start_py_server(&py, &["--service-ms", "1", "--wrong-ids"]);
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("out");
     let url = format!("ws://{}/", server.addr);

@@ -29,14 +29,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Self {
-        let mut child = wsbench()
-            .args(["server", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start wsbench server");
+        let mut cmd = wsbench();
+        cmd.args(["server", "--listen", "127.0.0.1:0"]).args(extra);
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd`, any server that prints wsbench's listening line first on stdout (ours, or
+    /// a foreign one in scripts/), and waits for that line (at most 10 s).
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start the server");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

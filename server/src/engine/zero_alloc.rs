@@ -1263,9 +1263,11 @@ mod tests {
 
     /// A connection costs its task until it is quiet long enough to be parked, and the task is
     /// mostly this future. Grows past the limit when a field or a long-lived local is added to
-    /// the connection; measured 456 bytes (rustc 1.95; 416 before the park deadline, 320 before
-    /// the keep-alive state, budget charge and timer), the limit leaves room for compiler
-    /// differences. A parked connection keeps none of it (see `park`).
+    /// the connection; measured 488 bytes (rustc 1.95; 456 before the permessage-deflate state,
+    /// 416 before the park deadline, 320 before the keep-alive state, budget charge and timer),
+    /// the limit leaves room for compiler differences and stays under the 544 at which a
+    /// connection's task (see server.rs) grows by 128 bytes. A parked connection keeps none of
+    /// it (see `park`).
     #[tokio::test]
     async fn an_idle_connection_future_stays_small() {
         let ctx = context();
@@ -1284,7 +1286,7 @@ mod tests {
         let engine = crate::engine::serve(upgraded, &ctx, trigger.subscribe());
         let size = std::mem::size_of_val(&engine);
         assert!(
-            size <= 480,
+            size <= 512,
             "the zero-alloc connection future is {size} bytes"
         );
         drop((engine, client));
