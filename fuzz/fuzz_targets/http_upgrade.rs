@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     );
     let mut wire = req.clone().into_bytes();
     wire.extend_from_slice(data); // a first frame may follow the head at once
-    assert_eq!(parse_head(&wire), Ok(Some((Route::WebSocket { accept: derive_accept_key(key.as_bytes()), offered: vec![], room: None, origin: None, target: format!("/{path}") }, req.len()))));
+    assert_eq!(parse_head(&wire), Ok(Some((Route::WebSocket { accept: derive_accept_key(key.as_bytes()), offered: vec![], room: None, origin: None, target: format!("/{path}"), extensions: vec![] }, req.len()))));
     for cut in [0, req.len() / 2, req.len() - 1] {
         assert_eq!(parse_head(&req.as_bytes()[..cut]), Ok(None), "prefix of {cut} bytes");
     }
