@@ -523,10 +523,7 @@ impl CapacityConfig {
 
     /// Where a probe stood on the searched axis: its asked rate, or its connections.
     pub fn probe_at(&self, p: &wsbench_core::result::CapacityProbe) -> f64 {
-        match self.over {
-            SearchOver::Rate => p.asked_msgs_per_s,
-            SearchOver::Connections => p.connections.map_or(0.0, f64::from),
-        }
+        p.position(self.over)
     }
 
     /// The searched axis in words with its unit, for headers and axis titles.

@@ -502,18 +502,10 @@ fn run_search(cx: &RunContext, config: &ConfigSpec, dir: &Path, search: &Capacit
     fs::create_dir_all(dir)
         .and_then(|_| fs::write(&path, serde_json::to_vec_pretty(&result).unwrap_or_default()))
         .map_err(|e| TrialError::Failed(anyhow!("cannot write {}: {e}", path.display())))?;
-    if let Some(best) = result.probes.iter().filter(|p| p.passed).max_by(|a, b| at(search.over, a).total_cmp(&at(search.over, b))) {
+    if let Some(best) = result.probes.iter().filter(|p| p.passed).max_by(|a, b| a.position(search.over).total_cmp(&b.position(search.over))) {
         copy_files(&dir.join(&best.dir), dir).map_err(|e| TrialError::Failed(anyhow!("cannot copy the probe at capacity: {e}")))?;
     }
     Ok(result)
-}
-
-/// Where a probe stood on the searched axis: its rate, or its connections.
-fn at(over: SearchOver, p: &CapacityProbe) -> f64 {
-    match over {
-        SearchOver::Rate => p.asked_msgs_per_s,
-        SearchOver::Connections => p.connections.map_or(0.0, f64::from),
-    }
 }
 
 /// One probe as the search sees it.
@@ -586,7 +578,7 @@ fn search_capacity<E>(
         };
     }
     // The last probe at the first failing point decided it: whose limit did it show?
-    let last_at = |v: f64| probes.iter().rev().find(|p| at(search.over, p) == v);
+    let last_at = |v: f64| probes.iter().rev().find(|p| p.position(search.over) == v);
     let limited_by = match fail {
         None => LimitedBy::SearchLimit,
         Some(f) => match last_at(f) {

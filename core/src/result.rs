@@ -588,6 +588,16 @@ impl CapacityResult {
     }
 }
 
+impl CapacityProbe {
+    /// Where the probe stood on what was searched: its asked rate, or its connections.
+    pub fn position(&self, over: SearchOver) -> f64 {
+        match over {
+            SearchOver::Rate => self.asked_msgs_per_s,
+            SearchOver::Connections => self.connections.map_or(0.0, f64::from),
+        }
+    }
+}
+
 /// What a capacity search varies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
