@@ -381,13 +381,13 @@ fn combine_rows<'a>(shards: impl IntoIterator<Item = &'a [IntervalRow]>, latency
     let mut rows: Vec<IntervalRow> = Vec::new();
     // Where no histogram backs a row, the largest of the processes' percentiles is the honest
     // bound we have (it can only overstate); rows and log intervals normally match one to one.
-    let mut fallback: Vec<[f64; 5]> = Vec::new();
+    let mut fallback: Vec<[Option<f64>; 5]> = Vec::new();
     for shard in shards {
         for (k, r) in shard.iter().enumerate() {
             if k == rows.len() {
                 // Processes share the timeline, so a ramp's stage is the same in each.
                 rows.push(IntervalRow { elapsed_s: r.elapsed_s, stage: r.stage, ..Default::default() });
-                fallback.push([0.0; 5]);
+                fallback.push([None; 5]);
             }
             let m = &mut rows[k];
             m.elapsed_s = m.elapsed_s.max(r.elapsed_s);
@@ -403,7 +403,10 @@ fn combine_rows<'a>(shards: impl IntoIterator<Item = &'a [IntervalRow]>, latency
             m.open_max += r.open_max;
             let f = &mut fallback[k];
             for (slot, v) in f.iter_mut().zip([r.p50_us, r.p90_us, r.p99_us, r.p99_9_us, r.max_us]) {
-                *slot = slot.max(v);
+                *slot = match (*slot, v) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
             }
         }
     }
@@ -418,7 +421,7 @@ fn combine_rows<'a>(shards: impl IntoIterator<Item = &'a [IntervalRow]>, latency
         match latency.get(k).filter(|iv| !iv.histogram.is_empty()) {
             Some(iv) => {
                 let s = LatencySummary::from_histogram_ns(&iv.histogram);
-                (row.p50_us, row.p90_us, row.p99_us, row.p99_9_us, row.max_us) = (s.p50, s.p90, s.p99, s.p99_9, s.max);
+                (row.p50_us, row.p90_us, row.p99_us, row.p99_9_us, row.max_us) = (Some(s.p50), Some(s.p90), Some(s.p99), Some(s.p99_9), Some(s.max));
             }
             None => [row.p50_us, row.p90_us, row.p99_us, row.p99_9_us, row.max_us] = fallback[k],
         }
@@ -524,7 +527,7 @@ mod tests {
             received,
             errors: 1,
             throughput: received as f64,
-            p99_us,
+            p99_us: Some(p99_us),
             open_min: 3,
             open_max: 4,
             ..Default::default()
@@ -537,8 +540,11 @@ mod tests {
         assert_eq!((m[0].received, m[0].errors, m[0].throughput), (400, 2, 400.0));
         assert_eq!((m[1].received, m[1].throughput), (600, 600.0));
         assert_eq!((m[0].open_min, m[0].open_max), (6, 8), "open connections add up");
-        assert!((m[0].p99_us - 10.0).abs() < 0.1, "{:?}", m[0]);
-        assert_eq!(m[1].p99_us, 600.0, "no histogram: the larger bound");
+        assert!((m[0].p99_us.unwrap() - 10.0).abs() < 0.1, "{:?}", m[0]);
+        assert_eq!(m[1].p99_us, Some(600.0), "no histogram: the larger bound");
+        let silent = vec![IntervalRow { p99_us: None, ..row(1.0, 0, 0.0) }];
+        let m = combine_rows([silent.as_slice(), silent.as_slice()], &log_of(&[vec![]]));
+        assert_eq!(m[0].p99_us, None, "no reply anywhere: no percentile, not 0");
     }
 
     fn summary(connections: u32, rate: Option<f64>) -> LoadgenSummary {

@@ -48,7 +48,7 @@ fn two_processes_merge_losslessly_into_one_trial() {
     assert_eq!(rows.len(), back.len());
     for (row, iv) in rows.iter().zip(&back) {
         assert_eq!(row.received, iv.histogram.len());
-        assert_eq!(row.p99_us, LatencySummary::from_histogram_ns(&iv.histogram).p99);
+        assert_eq!(row.p99_us, Some(LatencySummary::from_histogram_ns(&iv.histogram).p99));
     }
     let on_disk: wsbench_core::result::LoadgenSummary = serde_json::from_str(&fs::read_to_string(dir.join(layout::SUMMARY)).unwrap()).unwrap();
     assert_eq!(on_disk, merged);

@@ -67,10 +67,11 @@ impl LiveLine {
             return None;
         }
         let rate: f64 = rows.iter().map(|r| r.throughput).sum();
-        let p99 = rows.iter().map(|r| r.p99_us).fold(0.0, f64::max);
+        let p99 = rows.iter().filter_map(|r| r.p99_us).reduce(f64::max);
         let outstanding: u64 = rows.iter().map(|r| r.outstanding).sum();
         let errors: u64 = rows.iter().map(|r| r.errors).sum();
-        let mut s = format!(" · measuring: {} msgs/s, p99 {}", thousands(rate), latency_us(p99));
+        let p99 = p99.map_or_else(|| "— (no reply)".to_owned(), latency_us);
+        let mut s = format!(" · measuring: {} msgs/s, p99 {p99}", thousands(rate));
         if outstanding > 0 {
             s.push_str(&format!(", {} unanswered", thousands(outstanding as f64)));
         }

@@ -491,11 +491,13 @@ pub struct IntervalRow {
     pub errors: u64,
     /// Echoes received per second in this interval.
     pub throughput: f64,
-    pub p50_us: f64,
-    pub p90_us: f64,
-    pub p99_us: f64,
-    pub p99_9_us: f64,
-    pub max_us: f64,
+    /// Latency percentiles of the replies received in this interval; empty (`None`) when none
+    /// came back, so a stalled interval never reads as 0 µs.
+    pub p50_us: Option<f64>,
+    pub p90_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub p99_9_us: Option<f64>,
+    pub max_us: Option<f64>,
     /// Messages sent and not yet answered at the interval's end: during a stall, the interval
     /// shows them here while nothing comes back.
     #[serde(default)]

@@ -155,11 +155,11 @@ pub fn write_files(dir: &std::path::Path, summary: &LoadgenSummary, hists: &[His
             elapsed_s: at.as_secs_f64(),
             sent: h.len() + p.lost,
             received: h.len(),
-            p50_us: l.p50,
-            p90_us: l.p90,
-            p99_us: l.p99,
-            p99_9_us: l.p99_9,
-            max_us: l.max,
+            p50_us: Some(l.p50),
+            p90_us: Some(l.p90),
+            p99_us: Some(l.p99),
+            p99_9_us: Some(l.p99_9),
+            max_us: Some(l.max),
             ..Default::default()
         };
         csv.serialize(row).map_err(|e| format!("cannot write {INTERVALS_CSV}: {e}"))?;

@@ -28,7 +28,7 @@ impl Progress {
     }
 
     /// Rewrites the line after an interval.
-    pub fn update(&mut self, elapsed_s: f64, msgs_per_s: f64, p99_us: f64) {
+    pub fn update(&mut self, elapsed_s: f64, msgs_per_s: f64, p99_us: Option<f64>) {
         if !self.enabled {
             return;
         }
@@ -49,8 +49,10 @@ impl Progress {
 }
 
 /// The text of the line.
-pub fn line(elapsed_s: f64, msgs_per_s: f64, p99_us: f64) -> String {
-    format!("{elapsed_s:>6.1} s  {:>10} msgs/s  p99 {}", thousands(msgs_per_s), latency_us(p99_us))
+/// `p99_us` is `None` when no reply came back in the interval.
+pub fn line(elapsed_s: f64, msgs_per_s: f64, p99_us: Option<f64>) -> String {
+    let p99 = p99_us.map_or_else(|| "— (no reply)".to_owned(), latency_us);
+    format!("{elapsed_s:>6.1} s  {:>10} msgs/s  p99 {p99}", thousands(msgs_per_s))
 }
 
 #[cfg(test)]
@@ -59,7 +61,8 @@ mod tests {
 
     #[test]
     fn line_reads_well() {
-        assert_eq!(line(3.0, 123456.4, 87.0), "   3.0 s     123,456 msgs/s  p99 87 µs");
+        assert_eq!(line(3.0, 123456.4, Some(87.0)), "   3.0 s     123,456 msgs/s  p99 87 µs");
+        assert_eq!(line(4.0, 0.0, None), "   4.0 s           0 msgs/s  p99 — (no reply)");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(1000.0), "1,000");
         assert_eq!(thousands(0.0), "0");
@@ -68,7 +71,7 @@ mod tests {
     #[test]
     fn disabled_progress_prints_nothing_and_clears_nothing() {
         let mut p = Progress::disabled();
-        p.update(1.0, 2.0, 3.0);
+        p.update(1.0, 2.0, Some(3.0));
         assert!(!p.shown);
         p.clear();
     }

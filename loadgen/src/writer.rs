@@ -257,7 +257,7 @@ pub fn stage_of(set: &IntervalSet, measured_start_ns: u64, stage_ends_ns: &[u64]
 /// The `intervals.csv` row of a merged interval.
 pub fn interval_row(set: &IntervalSet, measured_start_ns: u64) -> IntervalRow {
     let secs = set.end_ns.saturating_sub(set.start_ns) as f64 / 1e9;
-    let us = |q: f64| if set.latency.is_empty() { 0.0 } else { set.latency.value_at_quantile(q) as f64 / 1_000.0 };
+    let us = |q: f64| (!set.latency.is_empty()).then(|| set.latency.value_at_quantile(q) as f64 / 1_000.0);
     IntervalRow {
         elapsed_s: set.end_ns.saturating_sub(measured_start_ns) as f64 / 1e9,
         sent: set.counts.sent,
@@ -268,7 +268,7 @@ pub fn interval_row(set: &IntervalSet, measured_start_ns: u64) -> IntervalRow {
         p90_us: us(0.90),
         p99_us: us(0.99),
         p99_9_us: us(0.999),
-        max_us: if set.latency.is_empty() { 0.0 } else { set.latency.max() as f64 / 1_000.0 },
+        max_us: (!set.latency.is_empty()).then(|| set.latency.max() as f64 / 1_000.0),
         outstanding: set.outstanding,
         oldest_outstanding_us: set.oldest_outstanding_ns as f64 / 1_000.0,
         open_min: set.open_min,
@@ -338,7 +338,7 @@ mod tests {
         assert_eq!(rows[0].received, 3);
         assert!((rows[0].elapsed_s - 1.0).abs() < 1e-9);
         assert!((rows[0].throughput - 3.0).abs() < 1e-9);
-        assert!((rows[2].p99_us - 6.0).abs() < 0.01, "{:?}", rows[2]);
+        assert!((rows[2].p99_us.unwrap() - 6.0).abs() < 0.01, "{:?}", rows[2]);
 
         // Every set came back to its owner, emptied.
         let back: Vec<IntervalSet> = r0.try_iter().chain(r1.try_iter()).collect();

@@ -112,7 +112,7 @@ impl Figure for LatencyHeatmap<'_> {
             .flat_map(|c| c.heatmap.iter().flat_map(|col| col.cells.iter().map(move |(_, n)| *n as f64 / col.total.max(1) as f64)))
             .fold(1.0, f64::min);
         let scale = ShareScale::covering(min_share);
-        let max_t = shown.iter().flat_map(|c| c.heatmap.iter().map(|col| col.end_s)).fold(0.0, f64::max);
+        let max_t = shown.iter().flat_map(|c| c.heatmap.iter().map(|col| col.end_s).chain(super::silent_spans(c).into_iter().map(|(_, b)| b))).fold(0.0, f64::max);
 
         let (width, _) = area.dim_in_pixel();
         let (panels_area, scale_area) = area.margin(4, 8, 6, 0).split_horizontally(width - SCALE_WIDTH);
@@ -149,6 +149,15 @@ impl Figure for LatencyHeatmap<'_> {
                 })
             });
             chart.draw_series(cells)?;
+            // Intervals with no reply have no histogram: shaded and named, not left blank.
+            for (a, b) in super::silent_spans(c) {
+                chart.draw_series([Rectangle::new([(a, y.lo), (b, y.hi)], super::SILENT.filled())])?;
+                let style = text(TICK_FONT).pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ));
+                chart.draw_series([Text::new("no reply", ((a + b) / 2.0, (y.lo * y.hi).sqrt()), style)])?;
+            }
             // In backend pixels: the colour scale spans from the first panel's top to the last's bottom.
             plot_top.get_or_insert(chart.backend_coord(&(0.0, y.hi)).1);
             plot_bottom = chart.backend_coord(&(0.0, y.lo)).1;

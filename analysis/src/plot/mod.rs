@@ -533,6 +533,31 @@ pub fn stage_marks<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
     Ok(())
 }
 
+/// The shade of intervals in which no message came back.
+pub const SILENT: RGBColor = RGBColor(240, 200, 192);
+
+/// Slack when comparing interval bounds (they are written in µs).
+pub const GAP_S: f64 = 1e-3;
+
+/// The spans of the measured window in which no trial of `c` received a single reply: between
+/// two latency points, before the first and after the last (up to the end of the throughput
+/// rows, which every interval has).
+pub fn silent_spans(c: &ConfigSeries) -> Vec<(f64, f64)> {
+    let end = c.throughput.iter().map(|b| b.t_s).fold(0.0, f64::max);
+    let mut spans = Vec::new();
+    let mut at = 0.0;
+    for p in &c.latency {
+        if p.start_s > at + GAP_S {
+            spans.push((at, p.start_s));
+        }
+        at = at.max(p.t_s);
+    }
+    if end > at + GAP_S {
+        spans.push((at, end));
+    }
+    spans
+}
+
 /// The stage boundaries the configurations shown share (the first one's that has any).
 pub fn shared_marks<'a>(configs: impl IntoIterator<Item = &'a ConfigSeries>) -> Vec<f64> {
     configs.into_iter().find(|c| !c.stage_bounds_s.is_empty()).map_or_else(Vec::new, |c| c.stage_bounds_s.clone())

@@ -170,11 +170,11 @@ pub fn write_loadgen(dir: &Path, shape: &ConfigShape, seed: u64, warnings: Vec<W
             received: n,
             errors: 0,
             throughput: n as f64,
-            p50_us: s.p50,
-            p90_us: s.p90,
-            p99_us: s.p99,
-            p99_9_us: s.p99_9,
-            max_us: s.max,
+            p50_us: Some(s.p50),
+            p90_us: Some(s.p90),
+            p99_us: Some(s.p99),
+            p99_9_us: Some(s.p99_9),
+            max_us: Some(s.max),
             ..Default::default()
         })
         .unwrap();
