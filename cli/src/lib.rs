@@ -28,6 +28,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process; boxing buys nothing")]
 pub enum Command {
     /// Run a scenario: start the server and load generators as separate processes, interleave
     /// trials of every configuration, sample CPU and memory, then write the report.
