@@ -51,6 +51,15 @@ impl MessageHeader {
         put_u64(&mut buf[SENT..SENT + GROUPS], self.sent_ns);
     }
 
+    /// True when `buf` starts with exactly this header: what `decode(buf) == Some(*self)`
+    /// says (the encoding is one-to-one), for less work than decoding.
+    #[inline]
+    pub fn is_at_start_of(&self, buf: &[u8]) -> bool {
+        let mut mine = [0u8; HEADER_LEN];
+        self.encode(&mut mine);
+        buf.get(..HEADER_LEN) == Some(&mine[..])
+    }
+
     /// Reads a header; `None` when `buf` is too short or is not a wsbench message.
     #[inline]
     pub fn decode(buf: &[u8]) -> Option<Self> {
@@ -89,6 +98,7 @@ pub fn payload_matches(buf: &[u8], seq: u64) -> bool {
     buf.iter().enumerate().skip(HEADER_LEN).all(|(i, &b)| b == b'a' + ((start + i) % 26) as u8)
 }
 
+#[inline(always)]
 fn put_u64(out: &mut [u8], v: u64) {
     // Eight groups at once: the low 56 bits spread into the 7 low bits of each byte
     // (28 bits per half, then 14 per quarter, then 7 per byte), then the last eight bits.
@@ -101,6 +111,7 @@ fn put_u64(out: &mut [u8], v: u64) {
     out[9] = (v >> 63) as u8;
 }
 
+#[inline(always)]
 fn get_u64(bytes: &[u8]) -> Option<u64> {
     let mut low = [0u8; 8];
     low.copy_from_slice(&bytes[..8]);
@@ -147,6 +158,23 @@ mod tests {
         h.encode(&mut buf);
         stamp_sent(&mut buf, 2_500);
         assert_eq!(MessageHeader::decode(&buf), Some(MessageHeader { sent_ns: 2_500, ..h }));
+    }
+
+    #[test]
+    fn comparing_encodings_says_what_decoding_says() {
+        let h = MessageHeader { seq: 77, intended_ns: 1 << 40, sent_ns: (1 << 40) + 9, warmup: false };
+        let mut buf = [0u8; HEADER_LEN + 4];
+        h.encode(&mut buf);
+        assert!(h.is_at_start_of(&buf));
+        assert!(!h.is_at_start_of(&buf[..HEADER_LEN - 1]), "too short");
+        for i in 0..HEADER_LEN {
+            for bit in 0..8 {
+                let mut other = buf;
+                other[i] ^= 1 << bit;
+                assert_eq!(h.is_at_start_of(&other), MessageHeader::decode(&other) == Some(h), "byte {i} bit {bit}");
+            }
+        }
+        assert!(!MessageHeader { warmup: true, ..h }.is_at_start_of(&buf));
     }
 
     #[test]
