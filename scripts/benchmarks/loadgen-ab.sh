@@ -21,7 +21,7 @@
 #              `cargo build --release -p wsbench-loadgen --example uring_trial`), epoll against
 #              io_uring at 100 x 16 and 512 x 16, interleaved; run it with CASES=uring
 # Environment: PAIRS (5), DURATION (3s), ENGINE (zero-alloc), NEW_EXTRA (flags for NEW only),
-# SCALING_RATE (40000).
+# SCALING_RATE (40000), TASKSET_SERVER / TASKSET_LOADGEN (placement, see below).
 #
 # CPU per message is the load generator's process CPU over the measured window (summary.json
 # cpu.process_pct) divided by the messages sent per second (open loop) or answered per second
@@ -46,7 +46,14 @@ CASES=${CASES:-"open20k open100k closed16 closed512 closed1 threads2 memory"}
 read -r -a NEW_EXTRA <<<"${NEW_EXTRA:-}"
 ulimit -n "$(ulimit -Hn)"
 . "$(dirname "$0")/server.sh"
-start_server "$NEW" --engine zero-alloc --runtime current-thread
+# TASKSET_SERVER / TASKSET_LOADGEN (CPU lists for `taskset -c`) place the shared server and the
+# compared load generators, e.g. 0 and 1: on a quiet machine that keeps the two off each
+# other's core; with other work on the machine, pinning can also leave a process waiting.
+pinned() { # cpus command...
+  local cpus=$1; shift
+  if [[ -n $cpus ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
+TASKSET=${TASKSET_SERVER:-} start_server "$NEW" --engine zero-alloc --runtime current-thread
 
 flags_of() { # case -> loadgen flags
   case $1 in
@@ -63,7 +70,7 @@ flags_of() { # case -> loadgen flags
 run() { # dir bin flags...
   local dir=$1 bin=$2; shift 2
   # Exit 1 (a stalled echo, say) still leaves a summary worth reading.
-  "$bin/wsbench-loadgen" --url "ws://$ADDR/" --engine "$ENGINE" --warmup 1s --duration "$DURATION" --drain-timeout 1s \
+  pinned "${TASKSET_LOADGEN:-}" "$bin/wsbench-loadgen" --url "ws://$ADDR/" --engine "$ENGINE" --warmup 1s --duration "$DURATION" --drain-timeout 1s \
     ${EXTRA[@]+"${EXTRA[@]}"} "$@" --out "$dir" 2>"$dir.err" || true
   [[ -f $dir/summary.json ]] || { echo "loadgen wrote no summary:" >&2; tail -3 "$dir.err" >&2; exit 1; }
 }
