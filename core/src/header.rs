@@ -42,6 +42,7 @@ impl MessageHeader {
     ///
     /// # Panics
     /// If `buf` is shorter than [`HEADER_LEN`].
+    #[inline]
     pub fn encode(&self, buf: &mut [u8]) {
         buf[0] = MAGIC;
         buf[1] = FLAGS_BASE + if self.warmup { FLAG_WARMUP } else { 0 };
@@ -50,7 +51,17 @@ impl MessageHeader {
         put_u64(&mut buf[SENT..SENT + GROUPS], self.sent_ns);
     }
 
+    /// True when `buf` starts with exactly this header: what `decode(buf) == Some(*self)`
+    /// says (the encoding is one-to-one), for less work than decoding.
+    #[inline]
+    pub fn is_at_start_of(&self, buf: &[u8]) -> bool {
+        let mut mine = [0u8; HEADER_LEN];
+        self.encode(&mut mine);
+        buf.get(..HEADER_LEN) == Some(&mine[..])
+    }
+
     /// Reads a header; `None` when `buf` is too short or is not a wsbench message.
+    #[inline]
     pub fn decode(buf: &[u8]) -> Option<Self> {
         if buf.len() < HEADER_LEN || buf[0] != MAGIC {
             return None;
@@ -87,26 +98,33 @@ pub fn payload_matches(buf: &[u8], seq: u64) -> bool {
     buf.iter().enumerate().skip(HEADER_LEN).all(|(i, &b)| b == b'a' + ((start + i) % 26) as u8)
 }
 
-fn put_u64(out: &mut [u8], mut v: u64) {
-    for b in out.iter_mut() {
-        *b = (v & 0x7f) as u8;
-        v >>= 7;
-    }
+#[inline(always)]
+fn put_u64(out: &mut [u8], v: u64) {
+    // Eight groups at once: the low 56 bits spread into the 7 low bits of each byte
+    // (28 bits per half, then 14 per quarter, then 7 per byte), then the last eight bits.
+    let mut t = v & 0x00FF_FFFF_FFFF_FFFF;
+    t = ((t & 0x00FF_FFFF_F000_0000) << 4) | (t & 0x0000_0000_0FFF_FFFF);
+    t = ((t & 0x0FFF_C000_0FFF_C000) << 2) | (t & 0x0000_3FFF_0000_3FFF);
+    t = ((t & 0x3F80_3F80_3F80_3F80) << 1) | (t & 0x007F_007F_007F_007F);
+    out[..8].copy_from_slice(&t.to_le_bytes());
+    out[8] = ((v >> 56) & 0x7f) as u8;
+    out[9] = (v >> 63) as u8;
 }
 
+#[inline(always)]
 fn get_u64(bytes: &[u8]) -> Option<u64> {
-    let mut v: u64 = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b & 0x80 != 0 {
-            return None;
-        }
-        // The tenth group holds only the top bit of a u64; anything more is not ours.
-        if i == GROUPS - 1 && b > 1 {
-            return None;
-        }
-        v |= u64::from(b) << (7 * i);
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&bytes[..8]);
+    let mut t = u64::from_le_bytes(low);
+    let (b8, b9) = (bytes[8], bytes[9]);
+    // Every group below 0x80; the tenth holds only the top bit of a u64, anything more is not ours.
+    if t & 0x8080_8080_8080_8080 != 0 || b8 & 0x80 != 0 || b9 > 1 {
+        return None;
     }
-    Some(v)
+    t = ((t & 0x7F00_7F00_7F00_7F00) >> 1) | (t & 0x007F_007F_007F_007F);
+    t = ((t & 0x3FFF_0000_3FFF_0000) >> 2) | (t & 0x0000_3FFF_0000_3FFF);
+    t = ((t & 0x0FFF_FFFF_0000_0000) >> 4) | (t & 0x0000_0000_0FFF_FFFF);
+    Some(t | (u64::from(b8) << 56) | (u64::from(b9) << 63))
 }
 
 #[cfg(test)]
@@ -143,6 +161,23 @@ mod tests {
     }
 
     #[test]
+    fn comparing_encodings_says_what_decoding_says() {
+        let h = MessageHeader { seq: 77, intended_ns: 1 << 40, sent_ns: (1 << 40) + 9, warmup: false };
+        let mut buf = [0u8; HEADER_LEN + 4];
+        h.encode(&mut buf);
+        assert!(h.is_at_start_of(&buf));
+        assert!(!h.is_at_start_of(&buf[..HEADER_LEN - 1]), "too short");
+        for i in 0..HEADER_LEN {
+            for bit in 0..8 {
+                let mut other = buf;
+                other[i] ^= 1 << bit;
+                assert_eq!(h.is_at_start_of(&other), MessageHeader::decode(&other) == Some(h), "byte {i} bit {bit}");
+            }
+        }
+        assert!(!MessageHeader { warmup: true, ..h }.is_at_start_of(&buf));
+    }
+
+    #[test]
     fn rejects_foreign_bytes() {
         assert_eq!(MessageHeader::decode(b"hello"), None);
         assert_eq!(MessageHeader::decode(&[b'X'; HEADER_LEN]), None);
@@ -150,6 +185,38 @@ mod tests {
         MessageHeader::default().encode(&mut buf);
         buf[5] = 0xff;
         assert_eq!(MessageHeader::decode(&buf), None);
+    }
+
+    #[test]
+    fn groups_match_the_byte_at_a_time_definition() {
+        // The layout as documented: ten 7-bit groups, least significant first.
+        fn reference(v: u64) -> [u8; GROUPS] {
+            std::array::from_fn(|i| ((v >> (7 * i)) & 0x7f) as u8)
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut values = vec![0, 1, 0x7f, 0x80, 1 << 55, 1 << 56, (1 << 56) - 1, 1 << 63, u64::MAX];
+        values.extend((0..64).map(|b| 1u64 << b));
+        values.extend((0..1000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }));
+        for v in values {
+            let mut out = [0u8; GROUPS];
+            put_u64(&mut out, v);
+            assert_eq!(out, reference(v), "{v:#x}");
+            assert_eq!(get_u64(&out), Some(v), "{v:#x}");
+        }
+        // Any byte with its top bit set, or a tenth group above 1, is not a wsbench number.
+        for i in 0..GROUPS {
+            let mut out = reference(12345);
+            out[i] |= 0x80;
+            assert_eq!(get_u64(&out), None, "byte {i}");
+        }
+        let mut out = reference(0);
+        out[9] = 2;
+        assert_eq!(get_u64(&out), None);
     }
 
     #[test]

@@ -200,6 +200,16 @@ impl Recorder {
         record_ns(&mut self.current.send_lag, lag_ns);
     }
 
+    /// `n` measured messages went out when they were allowed to (closed loop: no send lag).
+    #[inline]
+    pub fn sent_zero_lag(&mut self, n: u64) {
+        if n > 0 {
+            self.current.counts.sent += n;
+            // Recording 0 cannot fail: it is within every histogram's bounds.
+            let _ = self.current.send_lag.record_n(0, n);
+        }
+    }
+
     /// A correct echo of a measured message arrived.
     #[inline]
     pub fn received(&mut self, latency_ns: u64, service_time_ns: u64) {
@@ -311,6 +321,18 @@ mod tests {
         assert_eq!((last.index, last.start_ns, last.end_ns, last.last), (1, 2_000, 2_500, true));
         assert_eq!(last.counts, MessageCounts { lost: 2, ..Default::default() });
         assert_eq!((last.latency.len(), last.service_time.len(), last.unanswered_min_ns), (2, 2, 900), "unanswered messages are in the histograms");
+    }
+
+    #[test]
+    fn closed_loop_sends_are_counted_per_batch_with_no_lag() {
+        let mut r = Recorder::new(0);
+        r.begin(0);
+        r.sent_zero_lag(16);
+        r.sent_zero_lag(0);
+        r.sent(7);
+        let a = r.rotate(1_000);
+        assert_eq!(a.counts.sent, 17);
+        assert_eq!((a.send_lag.len(), a.send_lag.count_at(0), a.send_lag.max()), (17, 16, 7));
     }
 
     #[test]

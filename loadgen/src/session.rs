@@ -74,6 +74,11 @@ pub struct Session<'a> {
     /// Churn: when the current connection is to be replaced (u64::MAX: never). From then on
     /// nothing is sent until the echoes are back and a new connection is open.
     churn_at: u64,
+    /// Change in messages outstanding not yet handed to the recorder (see [`Self::flush`]).
+    unflushed: i64,
+    /// Closed loop: measured messages sent since the last flush. Their send lag is 0 by
+    /// definition (sent when allowed), so it is recorded once per batch, not per message.
+    unflushed_sent: u64,
 }
 
 impl<'a> Session<'a> {
@@ -115,6 +120,8 @@ impl<'a> Session<'a> {
             conn_first_seq: 0,
             generation: 0,
             churn_at: u64::MAX,
+            unflushed: 0,
+            unflushed_sent: 0,
         }
         .with_lifetime(now_ns())
     }
@@ -332,12 +339,29 @@ impl<'a> Session<'a> {
         } else {
             self.outstanding.push_back(Pending { header, answered: false });
         }
-        let oldest = self.oldest_intended();
-        let mut rec = self.shared.recorder.borrow_mut();
-        rec.pending(self.slot, 1, oldest);
+        self.unflushed += 1;
         if !header.warmup {
-            rec.sent(header.sent_ns - header.intended_ns);
+            if self.schedule.is_none() && self.foreign.is_none() {
+                self.unflushed_sent += 1;
+            } else {
+                self.shared.recorder.borrow_mut().sent(header.sent_ns - header.intended_ns);
+            }
         }
+    }
+
+    /// Hands the batch's bookkeeping to the worker's recorder: the change in messages
+    /// outstanding and the oldest of them, and the closed-loop sends. Called before the
+    /// connection waits (by [`Turns::wait`]) and when it gives up, so the recorder is up to
+    /// date whenever another task (an interval boundary) reads it.
+    pub fn flush(&mut self) {
+        if self.unflushed == 0 && self.unflushed_sent == 0 {
+            return;
+        }
+        let mut rec = self.shared.recorder.borrow_mut();
+        rec.pending(self.slot, self.unflushed, self.oldest_intended());
+        rec.sent_zero_lag(self.unflushed_sent);
+        self.unflushed = 0;
+        self.unflushed_sent = 0;
     }
 
     /// Checks and records one echo received at `now`: it must answer the oldest outstanding
@@ -359,11 +383,11 @@ impl<'a> Session<'a> {
             // The connection's first exchange, warm-up or not: what a cold connection costs.
             wsbench_core::hist::record_ns(&mut self.shared.first_message.borrow_mut(), now.saturating_sub(h.sent_ns));
         }
-        let mut rec = self.shared.recorder.borrow_mut();
-        rec.pending(self.slot, -1, self.oldest_intended());
+        self.unflushed -= 1;
         if !h.warmup {
+            let mut rec = self.shared.recorder.borrow_mut();
             let intact = is_text == (self.shared.mode == Mode::Text)
-                && MessageHeader::decode(data) == Some(h)
+                && h.is_at_start_of(data)
                 && self.filler.matches(data, h.seq);
             if intact {
                 rec.received(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
@@ -374,7 +398,6 @@ impl<'a> Session<'a> {
                 rec.late();
             }
         }
-        drop(rec);
         if self.schedule.is_none() && self.sending {
             self.credits += 1;
         }
@@ -416,8 +439,8 @@ impl<'a> Session<'a> {
         if h.seq == 0 {
             wsbench_core::hist::record_ns(&mut self.shared.first_message.borrow_mut(), now.saturating_sub(h.sent_ns));
         }
+        self.unflushed -= 1;
         let mut rec = self.shared.recorder.borrow_mut();
-        rec.pending(self.slot, -1, self.outstanding.front().map_or(u64::MAX, |p| p.header.intended_ns));
         if !h.warmup {
             rec.received(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
             if now >= self.window_end {
@@ -434,6 +457,7 @@ impl<'a> Session<'a> {
     /// dropped connection, interrupt): each measured one is counted as unanswered and recorded at
     /// the age it has reached now, a lower bound on its latency. Runs once, after the hot path.
     pub fn give_up_outstanding(&mut self) {
+        self.flush();
         if self.outstanding.is_empty() && self.beyond == 0 {
             return;
         }
@@ -585,6 +609,7 @@ impl Turns {
 
     /// Waits for a stop, `io`, or (when `timer_on`) the deadline, in that order of preference.
     pub async fn wait<T>(&mut self, session: &mut Session<'_>, timer_on: bool, io: impl Future<Output = T>) -> Turn<T> {
+        session.flush();
         if !self.stopped {
             let changed = self.stop_rx.has_changed();
             if !matches!(changed, Ok(false)) {

@@ -14,25 +14,46 @@
 #   closed1    closed loop, 100 connections x 1 in flight, 1 thread
 #   threads2   closed16 with 2 threads (compare with closed16 for the scaling)
 #   memory     RSS per connection holding 10,000 connections at --rate 100 (less a 100-connection run)
+#   scaling    not a build comparison: NEW at 1 and at 2 threads (load generator) and 1 and 2
+#              workers (server), at the same total load, interleaved; prints CPU per message at 2
+#              over CPU per message at 1 (see "Scaling without a free core" below)
 #   uring      not a build comparison: the io_uring trial (NEW_BIN_DIR/examples/uring_trial, from
 #              `cargo build --release -p wsbench-loadgen --example uring_trial`), epoll against
 #              io_uring at 100 x 16 and 512 x 16, interleaved; run it with CASES=uring
-# Environment: PAIRS (5), DURATION (3s), ENGINE (zero-alloc), NEW_EXTRA (flags for NEW only).
+# Environment: PAIRS (5), DURATION (3s), ENGINE (zero-alloc), NEW_EXTRA (flags for NEW only),
+# SCALING_RATE (40000), TASKSET_SERVER / TASKSET_LOADGEN (placement, see below).
 #
 # CPU per message is the load generator's process CPU over the measured window (summary.json
 # cpu.process_pct) divided by the messages sent per second (open loop) or answered per second
 # (closed loop). The machine is shared: `uptime` is printed per case, read the spread first.
+#
+# Scaling without a free core: "2 threads >= 1.6 x 1 thread" cannot be timed when the server,
+# the load generator and other work share two vCPUs. What can be measured is the cost of the
+# second thread: CPU per message at 2 threads (or server workers) over 1, at the same total
+# load (open loop at SCALING_RATE, default 40,000 msgs/s, 100 connections; and closed16), and
+# open loop at the same rate per thread (50 connections and SCALING_RATE / 2 per thread: an open
+# loop's CPU per message falls as a thread's rate rises, so the same-total figure also shows
+# each thread's sparser schedule). Shared state and contention show as a higher ratio; at a
+# ratio r, two free cores would give at most 2 / r times one thread's throughput (r <= 1.25:
+# >= 1.6 x). A proxy, not the throughput itself.
 set -euo pipefail
 OLD=$1 NEW=$2
 shift 2
 [[ ${1:-} == -- ]] && shift
 EXTRA=("$@")
-PAIRS=${PAIRS:-5} DURATION=${DURATION:-3s} ENGINE=${ENGINE:-zero-alloc}
+PAIRS=${PAIRS:-5} DURATION=${DURATION:-3s} ENGINE=${ENGINE:-zero-alloc} SCALING_RATE=${SCALING_RATE:-40000}
 CASES=${CASES:-"open20k open100k closed16 closed512 closed1 threads2 memory"}
 read -r -a NEW_EXTRA <<<"${NEW_EXTRA:-}"
 ulimit -n "$(ulimit -Hn)"
 . "$(dirname "$0")/server.sh"
-start_server "$NEW" --engine zero-alloc --runtime current-thread
+# TASKSET_SERVER / TASKSET_LOADGEN (CPU lists for `taskset -c`) place the shared server and the
+# compared load generators, e.g. 0 and 1: on a quiet machine that keeps the two off each
+# other's core; with other work on the machine, pinning can also leave a process waiting.
+pinned() { # cpus command...
+  local cpus=$1; shift
+  if [[ -n $cpus ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
+TASKSET=${TASKSET_SERVER:-} start_server "$NEW" --engine zero-alloc --runtime current-thread
 
 flags_of() { # case -> loadgen flags
   case $1 in
@@ -49,7 +70,7 @@ flags_of() { # case -> loadgen flags
 run() { # dir bin flags...
   local dir=$1 bin=$2; shift 2
   # Exit 1 (a stalled echo, say) still leaves a summary worth reading.
-  "$bin/wsbench-loadgen" --url "ws://$ADDR/" --engine "$ENGINE" --warmup 1s --duration "$DURATION" --drain-timeout 1s \
+  pinned "${TASKSET_LOADGEN:-}" "$bin/wsbench-loadgen" --url "ws://$ADDR/" --engine "$ENGINE" --warmup 1s --duration "$DURATION" --drain-timeout 1s \
     ${EXTRA[@]+"${EXTRA[@]}"} "$@" --out "$dir" 2>"$dir.err" || true
   [[ -f $dir/summary.json ]] || { echo "loadgen wrote no summary:" >&2; tail -3 "$dir.err" >&2; exit 1; }
 }
@@ -65,8 +86,63 @@ rss_run() { # dir bin connections extra...
   wait "$lg" || true
 }
 
+# Server CPU per message over its life (server.json), echoing SCALING_RATE msgs/s from one
+# load-generator thread; the server runs with `--workers $2`, stopped with SIGTERM.
+server_run() { # dir workers
+  local dir=$1 workers=$2 srv addr
+  mkdir -p "$dir"
+  "$NEW/wsbench-server" --listen 127.0.0.1:0 --engine zero-alloc --runtime multi-thread --workers "$workers" --out "$dir/server" >"$dir/server.out" 2>/dev/null &
+  srv=$!
+  for _ in $(seq 100); do grep -q listening "$dir/server.out" 2>/dev/null && break; sleep 0.05; done
+  addr=$(grep -o '127\.0\.0\.1:[0-9]*' "$dir/server.out" | head -1)
+  [[ -n $addr ]] || { echo "wsbench-server --workers $workers did not start" >&2; exit 1; }
+  "$NEW/wsbench-loadgen" --url "ws://$addr/" --engine "$ENGINE" --connections 100 --threads 1 --rate "$SCALING_RATE" --warmup 1s \
+    --duration "$DURATION" --drain-timeout 1s --out "$dir/lg" >/dev/null 2>"$dir/lg.err" || true
+  kill -TERM "$srv"; wait "$srv" || true
+  [[ -f $dir/server/server.json ]] || { echo "the server wrote no server.json" >&2; exit 1; }
+}
+
+scaling() {
+  for i in $(seq "$PAIRS"); do
+    for t in 1 2; do
+      run "$OUT/scaling-open-$t-$i" "$NEW" --connections 100 --threads "$t" --rate "$SCALING_RATE"
+      # The same rate per thread: open-loop CPU per message falls as a thread's rate rises (more
+      # sends per wake-up), which the same-total comparison mixes with the cost of sharing.
+      run "$OUT/scaling-perthread-$t-$i" "$NEW" --connections $((50 * t)) --threads "$t" --rate $((SCALING_RATE / 2 * t))
+      run "$OUT/scaling-closed-$t-$i" "$NEW" --connections 100 --threads "$t" --in-flight 16
+      server_run "$OUT/scaling-server-$t-$i" "$t"
+    done
+  done
+  python3 - "$OUT" "$PAIRS" "$SCALING_RATE" <<'PY'
+import json, statistics, sys
+out, pairs, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def loadgen(d):
+    s = json.load(open(f"{d}/summary.json"))
+    per_s = s["rate"]["sent_msgs_per_s"] if s["config"].get("rate") is not None else s["throughput_msgs_per_s"]
+    return s["cpu"]["process_pct"] / 100 / per_s * 1e6 if per_s else float("nan")
+def server(d):
+    srv = json.load(open(f"{d}/server/server.json"))
+    echoed = srv["counts"]["messages_out"]
+    return srv["cpu_pct"] / 100 * srv["duration_s"] * 1e6 / echoed if echoed else float("nan")
+print(f"  CPU per message (us), median [min..max] over {pairs} runs each; ratio = 2 / 1")
+for name, kind, read in ((f"loadgen open loop {rate} msgs/s, threads", "open", loadgen),
+                         (f"loadgen open loop {int(rate) // 2} msgs/s per thread", "perthread", loadgen),
+                         ("loadgen closed 100 x 16, threads", "closed", loadgen),
+                         (f"server, {rate} msgs/s, workers", "server", server)):
+    v = {t: [read(f"{out}/scaling-{kind}-{t}-{i}") for i in range(1, pairs + 1)] for t in (1, 2)}
+    m = {t: statistics.median(v[t]) for t in v}
+    r = m[2] / m[1]
+    print(f"  {name:42} 1: {m[1]:7.3f} [{min(v[1]):.3f}..{max(v[1]):.3f}]  2: {m[2]:7.3f} [{min(v[2]):.3f}..{max(v[2]):.3f}]"
+          f"  ratio {r:.2f}  (free cores: at most {2 / r:.2f} x)")
+PY
+}
+
 for c in $CASES; do
   echo "== $c ($(uptime | sed 's/.*load/load/'))"
+  if [[ $c == scaling ]]; then
+    scaling
+    continue
+  fi
   if [[ $c == uring ]]; then
     trial=$NEW/examples/uring_trial
     [[ -x $trial ]] || { echo "no $trial: build it with cargo build --release -p wsbench-loadgen --example uring_trial" >&2; exit 1; }
