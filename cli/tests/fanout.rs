@@ -213,3 +213,57 @@ fn bad_rooms_and_missing_rates_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("give --rate"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A broadcast over `wss://` through the same seam as echo: the server's certificate checked
+/// against `--ca`, a token minted for each room's path, a subprotocol and a header offered;
+/// every member reached, and one TLS handshake time per connection.
+#[test]
+fn broadcast_over_wss_with_ca_token_subprotocol_and_header() {
+    let _serial = serial();
+    let srv_dir = out_dir("wss-server");
+    std::fs::create_dir_all(&srv_dir).unwrap();
+    let tls = wsbench::tls::throwaway(&srv_dir).unwrap();
+    let secret = srv_dir.join("token-secret");
+    std::fs::write(&secret, "a secret of more than sixteen bytes\n").unwrap();
+    let (cert, key, ca, secret) = (tls.cert.to_str().unwrap(), tls.key.to_str().unwrap(), tls.ca.to_str().unwrap(), secret.to_str().unwrap());
+    let server = Server::start(&[
+        "--workload", "broadcast", "--rooms", "2", "--tls-cert", cert, "--tls-key", key, "--token-secret", secret,
+        "--subprotocols", "chat", "--require-subprotocol", "--out", srv_dir.to_str().unwrap(),
+    ]);
+    let url = format!("wss://{}/", server.addr);
+    let dir = out_dir("wss");
+    let (code, s) = run_loadgen(
+        &url,
+        &dir,
+        &[
+            "--workload", "broadcast", "--rooms", "2", "--connections", "20", "--publishers", "2", "--rate", "200",
+            "--warmup", "500ms", "--duration", "2s", "--ca", ca, "--token-secret", secret, "--subprotocol", "chat",
+            "--header", "Authorization: Bearer s3cret-value",
+        ],
+    );
+    let f = fanout(&s);
+    assert_eq!(code, 0, "{:?} {:?} {:?}", s.failed_checks, s.reason, s.connections.failures);
+    assert!(f.published >= 390, "{f:?}");
+    assert_eq!(f.expected_deliveries, f.published * 9, "every other member of each room of 10");
+    assert_eq!((f.delivered, f.reach), (f.expected_deliveries, 1.0), "{f:?}");
+    let t = s.setup.tls.as_ref().expect("a wss:// run says how it trusted the server");
+    assert_eq!((t.trust.as_str(), t.insecure), ("ca", false));
+    assert_eq!(s.setup.tls_us.map(|h| h.count), Some(20), "one TLS handshake per connection");
+    assert_eq!(s.setup.handshake_us.map(|h| h.count), Some(20));
+    assert_eq!(s.setup.subprotocols, std::collections::BTreeMap::from([("chat".to_owned(), 20)]));
+    for log in ["tls.hlog", "connect.hlog", "handshake.hlog"] {
+        assert!(dir.join(log).is_file(), "{log}");
+    }
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    assert!(!text.contains("s3cret-value") && text.contains("Authorization"), "header values are redacted");
+    let v = stop(server, &srv_dir);
+    assert_eq!(v["limits_reached"]["tls_failures"], 0, "{v}");
+
+    // Without --ca the system's roots do not know the throwaway CA: every connection fails,
+    // named by its cause, and the run fails.
+    let server = Server::start(&["--workload", "broadcast", "--tls-cert", cert, "--tls-key", key]);
+    let out = loadgen(&["--url", &format!("wss://{}/", server.addr), "--workload", "broadcast", "--connections", "2", "--rate", "10", "--duration", "1s"], LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("TLS error"), "{stderr}");
+}

@@ -48,7 +48,7 @@ use wsbench_core::clock::{now_ns, process_cpu_ns, wall_clock_rfc3339};
 use wsbench_core::hist::LatencySummary;
 use wsbench_core::plan::LoadPlan;
 use wsbench_core::layout;
-use wsbench_core::result::{ConnectionCounts, ConnectionSetup, CpuUse, HostInfo, LoadgenSummary, RateReport, ShardReport, StartReport, TlsReport};
+use wsbench_core::result::{ConnectionCounts, ConnectionSetup, CpuUse, HostInfo, LoadgenSummary, RateReport, ShardReport, StartReport};
 use setup::SetupTimes;
 
 pub use args::LoadgenArgs;
@@ -281,9 +281,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         .name("wsbench-collector".into())
         .spawn(move || writer::collect(files, begin_rx, collector_rx, recycle_tx, Progress::for_stderr()))
         .map_err(|e| RunError::Failed(format!("cannot start the collector thread: {e}")))?;
-    if plan.insecure {
-        eprintln!("loadgen: warning: --insecure: the server's TLS certificate is not checked; anyone in the path could be answering");
-    }
+    warn_if_insecure(&plan);
     let (connect_start_ns, connect_started_at) = (now_ns(), SystemTime::now());
     let fleet = Fleet::launch(&plan, &target, workers, &collector_tx, recycle_rx).map_err(|e| RunError::Failed(format!("cannot start worker threads: {e}")))?;
 
@@ -364,10 +362,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
             control.reason.get_or_insert(e);
         }
     }
-    let tls = target.tls.is_some().then(|| TlsReport {
-        trust: if plan.insecure { "insecure" } else if plan.ca.is_some() { "ca" } else { "system" }.to_owned(),
-        insecure: plan.insecure,
-    });
+    let tls = setup::tls_report(&plan, target.tls.is_some());
     let offered = !plan.subprotocols.is_empty();
     let deflate_offered = plan.deflate.is_some();
     if !plan.churn.is_off() {
@@ -644,8 +639,15 @@ fn asked_rate(plan: &LoadPlan, rate: f64) -> f64 {
     (ramp.messages_at(w + d) - ramp.messages_at(w)) / d
 }
 
+/// Says on stderr that `--insecure` checks nothing, before any connection opens.
+pub(crate) fn warn_if_insecure(plan: &LoadPlan) {
+    if plan.insecure {
+        eprintln!("loadgen: warning: --insecure: the server's TLS certificate is not checked; anyone in the path could be answering");
+    }
+}
+
 /// The command line as results record it: the values of `--header` replaced, as in the plan.
-fn redact_headers(mut command: Vec<String>) -> Vec<String> {
+pub(crate) fn redact_headers(mut command: Vec<String>) -> Vec<String> {
     let redact = |h: &str| format!("{}: {}", h.split_once(':').map_or(h, |(n, _)| n).trim(), wsbench_core::plan::REDACTED);
     let mut next_is_header = false;
     for arg in &mut command {

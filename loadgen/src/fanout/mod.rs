@@ -16,6 +16,9 @@
 //! sequence numbers fall in the measured window and counts the ones it missed as gaps.
 //! Sink: every connection sends and nothing comes back; latency is the server's (server.json).
 //!
+//! Connections open through the transport seam the echo engines use ([`connection::connect`]
+//! over [`crate::transport::Target`]), so `wss://`, extra headers, subprotocols and tokens work
+//! here as there, and connect, TLS and handshake times land in the same setup histograms.
 //! This path runs on tokio-tungstenite clients, on a multi-thread runtime of `--threads`
 //! workers, and is not the zero-allocation hot path of the echo engines.
 
@@ -38,8 +41,10 @@ use wsbench_core::header::{fill_payload, MessageHeader};
 use wsbench_core::hist::{new_histogram, record_ns, LatencySummary, LogInterval};
 use wsbench_core::layout::{LATENCY_LOG, SEND_LAG_LOG, SERVICE_TIME_LOG};
 use wsbench_core::plan::{LoadPlan, Mode, Workload};
-use wsbench_core::result::{ConnectionCounts, CpuUse, FanoutReport, HostInfo, LoadgenSummary, MessageCounts, RateReport};
+use wsbench_core::result::{ConnectionCounts, ConnectionSetup, CpuUse, FanoutReport, HostInfo, LoadgenSummary, MessageCounts, RateReport};
 
+use crate::connection::{self, WsStream};
+use crate::setup::SetupTimes;
 use crate::RunError;
 use completion::{CompletionTable, Receipt};
 
@@ -49,6 +54,8 @@ const START_DELAY: Duration = Duration::from_millis(50);
 const INTERRUPT_DRAIN: Duration = Duration::from_millis(500);
 /// Completion-table slots per publisher: messages of at most this many seconds are tracked.
 const TRACKED_S: f64 = 4.0;
+/// Bound on opening one connection (TCP, TLS and the WebSocket handshake).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// File of the broadcast completion latency interval log.
 pub const COMPLETION_LOG: &str = "completion.hlog";
 
@@ -189,7 +196,7 @@ fn failure_cause(e: &WsError) -> String {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = WsStream;
 
 /// Checks what the one-way workloads need of a plan.
 pub fn validate(plan: &LoadPlan) -> Result<(), String> {
@@ -197,13 +204,8 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if plan.workload.is_fanout() && plan.engine != wsbench_core::plan::Engine::Tungstenite {
         return Err(format!("--workload {} runs on the tungstenite client; --engine {} is not available for it yet", plan.workload.name(), plan.engine.name()));
     }
-    // The one-way roles open their connections themselves, not through the transport seam.
     if plan.workload.is_fanout() {
         let unsupported = [
-            ("wss:// URLs", plan.url.starts_with("wss://")),
-            ("--header", !plan.headers.is_empty()),
-            ("--subprotocol", !plan.subprotocols.is_empty()),
-            ("--token-secret", plan.token_secret.is_some()),
             ("--shard/--shards", plan.shard.is_some()),
             ("--start-at", plan.start_at.is_some()),
         ];
@@ -242,6 +244,8 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
 /// Runs a one-way plan and returns its summary (files are written when the plan has `out`).
 pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::future::Future<Output = String>) -> Result<LoadgenSummary, RunError> {
     validate(&plan).map_err(RunError::Usage)?;
+    let target = crate::args::target(&plan).map_err(RunError::Usage)?;
+    crate::warn_if_insecure(&plan);
     let n = plan.connections as usize;
     let publishers = match plan.workload {
         Workload::Broadcast => plan.fanout.publishers as usize,
@@ -256,18 +260,20 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::futur
         Vec::new()
     };
 
-    // Connect, paced by --connect-rate.
+    // Connect, paced by --connect-rate, each through the seam the echo engines use.
     let connect_gap = Duration::from_secs_f64(1.0 / plan.connect_rate);
     let mut connecting = tokio::task::JoinSet::new();
     let begin = Instant::now();
+    let (connect_start_ns, connect_started_at) = (now_ns(), SystemTime::now());
     for i in 0..n {
-        let url = url_of(&plan, i);
+        let target = target.at_url(url_of(&plan, i));
+        let size = plan.size;
         connecting.spawn(async move {
             sleep_until(begin + connect_gap * i as u32).await;
-            let r = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await;
-            let r = match r {
-                Ok(Ok((ws, _))) => Ok(ws),
-                Ok(Err(e)) => Err(failure_cause(&e)),
+            // Open loop: every frame is written as it is handed over.
+            let r = match tokio::time::timeout(CONNECT_TIMEOUT, connection::connect(&target, size, true)).await {
+                Ok(Ok(opened)) => Ok(opened),
+                Ok(Err(e)) => Err(e.cause),
                 Err(_) => Err("timeout".to_owned()),
             };
             (i, r)
@@ -275,14 +281,13 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::futur
     }
     let mut sockets: Vec<Option<Ws>> = (0..n).map(|_| None).collect();
     let mut connections = ConnectionCounts { target: plan.connections, ..Default::default() };
+    let mut setup = SetupTimes::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             done = connecting.join_next() => match done {
-                Some(Ok((i, Ok(ws)))) => {
-                    if let Ok(tcp) = match ws.get_ref() { tokio_tungstenite::MaybeTlsStream::Plain(s) => Ok(s), _ => Err(()) } {
-                        let _ = tcp.set_nodelay(true);
-                    }
+                Some(Ok((i, Ok((ws, times))))) => {
+                    setup.record(&times);
                     sockets[i] = Some(ws);
                     connections.established += 1;
                 }
@@ -296,6 +301,11 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::futur
             signal = &mut shutdown => return Err(RunError::Failed(format!("{signal} while connecting"))),
         }
     }
+    if let Some(dir) = &plan.out {
+        let span = Duration::from_nanos(now_ns().saturating_sub(connect_start_ns));
+        setup.write_logs(dir, connect_started_at, span).map_err(RunError::Failed)?;
+    }
+    let setup = setup.summary(crate::setup::tls_report(&plan, target.tls.is_some()), !plan.subprotocols.is_empty(), false);
     if connections.established == 0 {
         return Err(RunError::Failed(format!("no connection opened to {}: {:?}", plan.url, connections.failures)));
     }
@@ -395,7 +405,8 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::futur
     if reason.is_none() && receivers.iter().all(|r| !r.connected || r.ended.is_some()) && plan.workload != Workload::Sink {
         reason = Some("every connection ended before the run did: the server went away".into());
     }
-    Ok(summarize(&shared, &plan, command, receivers, connections, reason, started_at, window_ns, end_ns, cpu_ns))
+    let command = crate::redact_headers(command);
+    Ok(summarize(&shared, &plan, Outcome { command, receivers, connections, setup, reason, started_at, window_ns, end_ns, cpu_ns }))
 }
 
 /// A monotonic-ns time as a tokio instant.
@@ -546,19 +557,21 @@ async fn receive_all(s: &Shared, i: usize, mut stream: Stream, mut stop: watch::
     r
 }
 
-#[allow(clippy::too_many_arguments)]
-fn summarize(
-    s: &Shared,
-    plan: &LoadPlan,
+/// What a run ended with, beside what its tasks shared.
+struct Outcome {
     command: Vec<String>,
     receivers: Vec<Receiver>,
-    mut connections: ConnectionCounts,
+    connections: ConnectionCounts,
+    setup: ConnectionSetup,
     reason: Option<String>,
     started_at: SystemTime,
     window_ns: u64,
     end_ns: u64,
     cpu_ns: u64,
-) -> LoadgenSummary {
+}
+
+fn summarize(s: &Shared, plan: &LoadPlan, o: Outcome) -> LoadgenSummary {
+    let Outcome { command, receivers, mut connections, setup, reason, started_at, window_ns, end_ns, cpu_ns } = o;
     let t = s.times;
     // Broadcasts still incomplete: at the age they reached, a lower bound.
     for (p, table) in s.tables.iter().enumerate() {
@@ -662,7 +675,7 @@ fn summarize(
         warnings: Vec::new(),
         shard: None,
         start: None,
-        setup: Default::default(),
+        setup,
         fanout: Some(fanout),
         idle: Vec::new(),
     };
