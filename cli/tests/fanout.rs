@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{json, loadgen, serial, summary, Server};
+use common::{json, loadgen, serial, summary, wsbench, Server};
 use wsbench_core::result::{FanoutReport, LoadgenSummary};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -222,7 +222,7 @@ fn broadcast_over_wss_with_ca_token_subprotocol_and_header() {
     let _serial = serial();
     let srv_dir = out_dir("wss-server");
     std::fs::create_dir_all(&srv_dir).unwrap();
-    let tls = wsbench::tls::throwaway(&srv_dir).unwrap();
+    let tls = ::wsbench::tls::throwaway(&srv_dir).unwrap();
     let secret = srv_dir.join("token-secret");
     std::fs::write(&secret, "a secret of more than sixteen bytes\n").unwrap();
     let (cert, key, ca, secret) = (tls.cert.to_str().unwrap(), tls.key.to_str().unwrap(), tls.ca.to_str().unwrap(), secret.to_str().unwrap());
@@ -266,4 +266,64 @@ fn broadcast_over_wss_with_ca_token_subprotocol_and_header() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("TLS error"), "{stderr}");
+}
+
+/// A wall-clock instant `ahead` from now, as `--start-at` takes it.
+fn start_at(ahead: Duration) -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now() + ahead).to_string()
+}
+
+/// One room of 20 with a publisher in each of two shards: every member gets every broadcast
+/// across the shards, and `wsbench collect` adds the shards up to the one-process run's counts
+/// exactly (the schedule fixes how many messages each publisher sends in the window).
+#[test]
+fn two_shards_of_a_broadcast_room_collect_to_the_one_process_run() {
+    let _serial = serial();
+    let srv_dir = out_dir("shards-server");
+    let server = Server::start(&["--workload", "broadcast", "--out", srv_dir.to_str().unwrap()]);
+    let url = server.url();
+    let load = ["--url", &url, "--workload", "broadcast", "--connections", "20", "--publishers", "2", "--rate", "200", "--warmup", "500ms", "--duration", "2s"];
+
+    let one = out_dir("shards-one");
+    let out = loadgen(&[&load[..], &["--out", one.to_str().unwrap()]].concat(), LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let whole = summary(&one);
+
+    // Without a shared start a room's shards could not keep one schedule.
+    let out = loadgen(&[&load[..], &["--shard", "0/2"]].concat(), LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--start-at"));
+
+    let dir = out_dir("shards");
+    let at = start_at(Duration::from_secs(3));
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            let shard = format!("{i}/2");
+            let args: Vec<String> = [&load[..], &["--shard", &shard, "--start-at", &at, "--out", dir.to_str().unwrap()]].concat().iter().map(|s| s.to_string()).collect();
+            std::thread::spawn(move || loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>(), LIMIT))
+        })
+        .collect();
+    for (i, h) in shards.into_iter().enumerate() {
+        let out = h.join().unwrap();
+        assert_eq!(out.status.code(), Some(0), "shard {i}: {}", String::from_utf8_lossy(&out.stderr));
+        let s = summary(&dir.join(format!("shard-{i}")));
+        let f = fanout(&s);
+        assert_eq!(s.connections.established, 10);
+        assert_eq!(f.published, whole.fanout.as_ref().unwrap().published / 2, "one publisher per shard");
+        assert_eq!(f.reach, 1.0, "shard {i}: {f:?}");
+        assert!(f.completion_within_shard && f.completed == f.published * 2, "each shard completes both publishers' broadcasts: {f:?}");
+    }
+
+    let run = out_dir("shards-collected");
+    let out = wsbench().arg("collect").arg(&dir).arg("--out").arg(&run).arg("--config").arg("room").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let merged = summary(&run.join("room").join("trial-1"));
+    let (m, w) = (fanout(&merged), fanout(&whole));
+    assert_eq!((m.published, m.expected_deliveries, m.delivered), (w.published, w.expected_deliveries, w.delivered), "{m:?} vs {w:?}");
+    assert_eq!(w.delivered, w.published * 19);
+    assert_eq!((m.reach, merged.latency_us.count), (1.0, w.delivered));
+    assert!(m.missing.is_empty() && merged.failed_checks.is_empty() && merged.complete, "{merged:?}");
+    assert_eq!(m.completion_us.map(|c| c.count), Some(m.completed), "completion merged from both shards' logs");
+    assert!(run.join("room/trial-1/completion.hlog").is_file());
+    stop(server, &srv_dir);
 }

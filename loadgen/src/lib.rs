@@ -73,7 +73,7 @@ pub const EXIT_USAGE: u8 = 2;
 const START_DELAY: Duration = Duration::from_millis(50);
 /// With --start-at, connecting begins this long (plus the connect phase's own length at
 /// --connect-rate) before the shared start.
-const START_LEAD: Duration = Duration::from_secs(2);
+pub(crate) const START_LEAD: Duration = Duration::from_secs(2);
 /// Intervals (seconds) each worker may be ahead of the collector before its hand-over waits;
 /// a collector that far behind has a stuck disk, and waiting beats growing without bound.
 const COLLECTOR_BACKLOG_S: usize = 64;
@@ -135,14 +135,11 @@ fn run_fanout(plan: LoadPlan, command: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let out = plan.out.clone();
     let result = rt.block_on(async {
         let shutdown = shutdown_signal().map_err(|e| RunError::Failed(format!("cannot install signal handlers: {e}")))?;
-        if let Some(dir) = &out {
-            std::fs::create_dir_all(dir).map_err(|e| RunError::Failed(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        // A shard writes into its own folder, which its summary names.
         let summary = fanout::run(plan, command, shutdown).await?;
-        if let Some(dir) = &out {
+        if let Some(dir) = &summary.config.out {
             writer::write_summary(dir, &summary).map_err(RunError::Failed)?;
         }
         Ok(summary)
