@@ -357,7 +357,9 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
     summary.rate = rate;
     summary.config.connections = plan_connections;
     summary.config.rate = plan_rate;
-    summary.throughput_msgs_per_s = if summary.duration_s > 0.0 { summary.messages.received_in_window() as f64 / summary.duration_s } else { 0.0 };
+    // A sink's throughput is what it sent: nothing comes back.
+    let counted = if summary.config.workload == wsbench_core::plan::Workload::Sink { summary.messages.sent } else { summary.messages.received_in_window() };
+    summary.throughput_msgs_per_s = if summary.duration_s > 0.0 { counted as f64 / summary.duration_s } else { 0.0 };
     summary.latency_us = LatencySummary::from_histogram_ns(&hist::total(&latency));
     summary.service_time_us = LatencySummary::from_histogram_ns(&hist::total(&service_time));
     summary.send_lag_us = LatencySummary::from_histogram_ns(&hist::total(&send_lag));

@@ -327,3 +327,24 @@ fn two_shards_of_a_broadcast_room_collect_to_the_one_process_run() {
     assert!(run.join("room/trial-1/completion.hlog").is_file());
     stop(server, &srv_dir);
 }
+
+/// `wsbench k8s render` of a broadcast scenario: the built-in server serves the rooms, and each
+/// pod runs its shard of the room with the shared start.
+#[test]
+fn k8s_render_splits_a_broadcast_room_over_shards() {
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/broadcast.toml");
+    let out = wsbench()
+        .args(["k8s", "render"])
+        .arg(&scenario)
+        .args(["--image", "registry.example/wsbench:1", "--shards", "4", "--config", "zero-alloc-room-1000", "--start-at", "2030-01-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job = text.split("\n---").find(|d| d.contains("kind: Job")).expect("an Indexed Job");
+    for expected in ["- --workload\n", "- broadcast\n", "- --shards\n", "- '4'", "- --start-at\n", "- --connections\n", "- '1000'"] {
+        assert!(job.contains(expected), "{expected:?} missing from\n{job}");
+    }
+    let deployment = text.split("\n---").find(|d| d.contains("kind: Deployment")).expect("the built-in server");
+    assert!(deployment.contains("broadcast"), "{deployment}");
+}

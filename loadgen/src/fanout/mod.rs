@@ -418,7 +418,12 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::futur
     });
     let started_at = SystemTime::now();
     let cpu_start = process_cpu_ns();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // So late that the window is over: publishing the whole schedule at once would only flood
+    // the server; nothing is sent and the run fails.
+    let mut reason = start_report.as_ref().filter(|st| st.late && times.window_end <= earliest).map(|st| {
+        format!("began {:.3} s after --start-at {}, when its measured window had already ended; nothing was sent", st.late_by_s, st.at)
+    });
+    let (stop_tx, stop_rx) = watch::channel(reason.is_some());
     let mut tasks = tokio::task::JoinSet::new();
     for (i, ws) in sockets.into_iter().enumerate() {
         let Some(ws) = ws else { continue };
@@ -461,7 +466,6 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::futur
     let armer = (!remote.is_empty()).then(|| tokio::spawn(arm_remote(Arc::clone(&shared), remote, stop_rx.clone())));
 
     // The run's end: the drain's end, or a signal (then a short drain).
-    let mut reason = None;
     let drain_end = instant_at(times.drain_end);
     let mut receivers: Vec<Receiver> = vec![Receiver::default(); n];
     let mut finished = 0;
@@ -764,8 +768,9 @@ fn summarize(s: &Shared, plan: &LoadPlan, o: Outcome) -> LoadgenSummary {
     let sent = s.sent_total.load(Relaxed);
     let room_sizes: Vec<u32> = (0..rooms).map(|r| s.room_size(r)).collect();
     let fanout = FanoutReport {
-        room_size_min: if plan.workload == Workload::Broadcast { room_sizes.iter().copied().min().unwrap_or(0) } else { plan.connections },
-        room_size_max: if plan.workload == Workload::Broadcast { room_sizes.iter().copied().max().unwrap_or(0) } else { plan.connections },
+        // The whole load's, also in a shard, as for a broadcast room.
+        room_size_min: if plan.workload == Workload::Broadcast { room_sizes.iter().copied().min().unwrap_or(0) } else { s.plan.connections },
+        room_size_max: if plan.workload == Workload::Broadcast { room_sizes.iter().copied().max().unwrap_or(0) } else { s.plan.connections },
         published: if plan.workload == Workload::Push { expected } else { sent },
         expected_deliveries: expected,
         delivered,
