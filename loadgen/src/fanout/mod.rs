@@ -868,3 +868,28 @@ fn warnings(s: &LoadgenSummary) -> Vec<wsbench_core::warning::Warning> {
     }
     w
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sharded_broadcast_needs_a_shared_start_and_tracks_its_part_of_each_room() {
+        let shard = Some(Shard::new(0, 2).unwrap());
+        let broadcast = LoadPlan { workload: Workload::Broadcast, rate: Some(100.0), connections: 20, shard, ..Default::default() };
+        assert!(validate(&broadcast).unwrap_err().contains("--start-at"));
+        assert_eq!(validate(&LoadPlan { start_at: Some("2030-01-01T00:00:00Z".into()), ..broadcast.clone() }), Ok(()));
+        // Push and sink connections are independent: no shared start needed.
+        assert_eq!(validate(&LoadPlan { workload: Workload::Sink, ..broadcast.clone() }), Ok(()));
+        // One room of 100,000: too many for one process, not for two shards.
+        let big = LoadPlan { connections: 100_000, start_at: Some("2030-01-01T00:00:00Z".into()), ..broadcast };
+        assert_eq!(validate(&big), Ok(()));
+        assert!(validate(&LoadPlan { shard: None, ..big }).unwrap_err().contains("--shard"));
+    }
+
+    #[test]
+    fn a_room_url_keeps_the_query() {
+        let plan = LoadPlan { url: "wss://h:1/chat?x=1".into(), workload: Workload::Broadcast, fanout: wsbench_core::plan::Fanout { rooms: 3, ..Default::default() }, ..Default::default() };
+        assert_eq!(url_of(&plan, 7), "wss://h:1/chat/room/1?x=1");
+    }
+}
