@@ -325,6 +325,11 @@ fn two_shards_of_a_broadcast_room_collect_to_the_one_process_run() {
     assert!(m.missing.is_empty() && merged.failed_checks.is_empty() && merged.complete, "{merged:?}");
     assert_eq!(m.completion_us.map(|c| c.count), Some(m.completed), "completion merged from both shards' logs");
     assert!(run.join("room/trial-1/completion.hlog").is_file());
+    // The report reads the collected run and says whose completion it shows.
+    let out = wsbench().arg("report").arg(&run).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("(within a shard)") && report.contains("lower bound of the room's completion"), "{report}");
     stop(server, &srv_dir);
 }
 
