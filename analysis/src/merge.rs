@@ -31,6 +31,8 @@ pub struct LoadgenFiles {
     pub service_time: Vec<LogInterval>,
     pub send_lag: Vec<LogInterval>,
     pub intervals: Vec<IntervalRow>,
+    /// Broadcast completion (`completion.hlog`); empty for other workloads.
+    pub completion: Vec<LogInterval>,
     /// Connection setup logs, in [`SETUP_LOGS`] order; empty where a process wrote none
     /// (results from before they existed, or no TLS for `tls.hlog`).
     pub setup: [Vec<LogInterval>; 4],
@@ -232,12 +234,17 @@ pub fn read_shard(dir: &Path) -> Result<LoadgenFiles, AnalysisError> {
             Err(AnalysisError::MissingShardFile { path: p })
         }
     };
+    let summary = load::read_summary(&need(layout::SUMMARY)?)?;
+    // The one-way workloads write no intervals.csv; a broadcast writes its completion log.
+    let fanout = summary.fanout.is_some();
+    let broadcast = summary.fanout.as_ref().is_some_and(|f| f.completion_us.is_some());
     Ok(LoadgenFiles {
-        summary: load::read_summary(&need(layout::SUMMARY)?)?,
         latency: load::read_log(&need(layout::LATENCY_LOG)?)?,
         service_time: load::read_log(&need(layout::SERVICE_TIME_LOG)?)?,
         send_lag: load::read_log(&need(layout::SEND_LAG_LOG)?)?,
-        intervals: load::read_csv(&need(layout::INTERVALS_CSV)?, "intervals.csv")?,
+        intervals: if fanout && !dir.join(layout::INTERVALS_CSV).is_file() { Vec::new() } else { load::read_csv(&need(layout::INTERVALS_CSV)?, "intervals.csv")? },
+        completion: if broadcast { load::read_log(&need(layout::COMPLETION_LOG)?)? } else { Vec::new() },
+        summary,
         setup: {
             let mut logs: [Vec<LogInterval>; 4] = Default::default();
             for (log, name) in logs.iter_mut().zip(SETUP_LOGS) {
@@ -350,7 +357,9 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
     summary.rate = rate;
     summary.config.connections = plan_connections;
     summary.config.rate = plan_rate;
-    summary.throughput_msgs_per_s = if summary.duration_s > 0.0 { summary.messages.received_in_window() as f64 / summary.duration_s } else { 0.0 };
+    // A sink's throughput is what it sent: nothing comes back.
+    let counted = if summary.config.workload == wsbench_core::plan::Workload::Sink { summary.messages.sent } else { summary.messages.received_in_window() };
+    summary.throughput_msgs_per_s = if summary.duration_s > 0.0 { counted as f64 / summary.duration_s } else { 0.0 };
     summary.latency_us = LatencySummary::from_histogram_ns(&hist::total(&latency));
     summary.service_time_us = LatencySummary::from_histogram_ns(&hist::total(&service_time));
     summary.send_lag_us = LatencySummary::from_histogram_ns(&hist::total(&send_lag));
@@ -372,7 +381,82 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
         }
     }
 
-    LoadgenFiles { summary, latency, service_time, send_lag, intervals, setup }
+    let completion = add_by_index(shards.iter().map(|s| s.completion.as_slice()));
+    if let Some(f) = combine_fanout(&shards, &completion) {
+        summary.messages.lost = f.expected_deliveries.saturating_sub(f.delivered);
+        if let Some(check) = whole_room_check(&shards, &f) {
+            summary.failed_checks.push(check);
+        }
+        summary.fanout = Some(f);
+    }
+
+    LoadgenFiles { summary, latency, service_time, send_lag, intervals, completion, setup }
+}
+
+/// The cause a shard gives a delivery that simply did not come; see [`combine_fanout`].
+const NOT_DELIVERED: &str = "not delivered by the end of the drain";
+
+/// The one-way workloads' figures of the processes added up. Counts add; reach is recomputed.
+///
+/// Broadcast shards: the whole load's expected deliveries are the sum of what each shard's
+/// publishers sent times their rooms' receivers (`expected_by_publishers`), which is exact.
+/// A shard counted other shards' publishers as scheduled; when one of them sent less, the
+/// shards' missing deliveries exceed the whole's by that much, and the excess (deliveries
+/// never asked for) is taken off the causes, `not delivered by the end of the drain` first.
+/// Completion stays per shard (`completion_within_shard`): each shard's histogram holds the
+/// time until its last member had each broadcast, and their sum is that, not the room's.
+fn combine_fanout(shards: &[LoadgenFiles], completion: &[LogInterval]) -> Option<wsbench_core::result::FanoutReport> {
+    let reports: Vec<_> = shards.iter().filter_map(|s| s.summary.fanout.as_ref()).collect();
+    let first = *reports.first()?;
+    let mut m = wsbench_core::result::FanoutReport { room_size_min: first.room_size_min, room_size_max: first.room_size_max, ..Default::default() };
+    let mut by_publishers = Some(0u64);
+    for f in &reports {
+        m.published += f.published;
+        m.expected_deliveries += f.expected_deliveries;
+        m.delivered += f.delivered;
+        m.deliveries_per_s += f.deliveries_per_s;
+        m.completed += f.completed;
+        m.incomplete += f.incomplete;
+        m.gaps += f.gaps;
+        m.untracked += f.untracked;
+        m.completion_within_shard |= f.completion_within_shard;
+        for (cause, n) in &f.missing {
+            *m.missing.entry(cause.clone()).or_default() += n;
+        }
+        by_publishers = by_publishers.zip(f.expected_by_publishers).map(|(a, b)| a + b);
+    }
+    if let Some(exact) = by_publishers {
+        m.expected_deliveries = exact;
+    }
+    let mut excess = m.missing.values().sum::<u64>().saturating_sub(m.expected_deliveries.saturating_sub(m.delivered));
+    let mut causes: Vec<String> = m.missing.keys().cloned().collect();
+    causes.sort_by_key(|c| c != NOT_DELIVERED);
+    for cause in causes {
+        let n = m.missing.get_mut(&cause).expect("listed from the map");
+        let cut = excess.min(*n);
+        *n -= cut;
+        excess -= cut;
+        if *n == 0 {
+            m.missing.remove(&cause);
+        }
+    }
+    m.reach = if m.expected_deliveries == 0 { 1.0 } else { m.delivered as f64 / m.expected_deliveries as f64 };
+    if first.completion_us.is_some() {
+        m.completion_us = Some(LatencySummary::from_histogram_ns(&hist::total(completion)));
+    }
+    Some(m)
+}
+
+/// The merged load's own judgement of missing deliveries beyond what `--max-loss` allows:
+/// each shard judged only its own members.
+fn whole_room_check(shards: &[LoadgenFiles], f: &wsbench_core::result::FanoutReport) -> Option<String> {
+    let max_loss = shards.first()?.summary.config.max_loss;
+    let lost = f.expected_deliveries.saturating_sub(f.delivered);
+    if f.expected_deliveries == 0 || lost as f64 <= max_loss * f.expected_deliveries as f64 {
+        return None;
+    }
+    let causes: Vec<String> = f.missing.iter().map(|(c, n)| format!("{n} {c}")).collect();
+    Some(format!("whole load: {lost} of {} deliveries missing ({}), more than --max-loss allows", f.expected_deliveries, causes.join(", ")))
 }
 
 /// Sums `intervals.csv` rows by index; throughput and percentiles are recomputed (percentiles
@@ -448,12 +532,19 @@ fn write(m: &LoadgenFiles, out: &Path, processes: usize, differing: &[(&'static 
     for (name, log) in [(layout::LATENCY_LOG, &m.latency), (layout::SERVICE_TIME_LOG, &m.service_time), (layout::SEND_LAG_LOG, &m.send_lag)] {
         hist::write_interval_log(&out.join(name), start, &comment, log)?;
     }
+    if !m.completion.is_empty() {
+        hist::write_interval_log(&out.join(layout::COMPLETION_LOG), start, &comment, &m.completion)?;
+    }
     for (name, log) in SETUP_LOGS.iter().zip(&m.setup) {
         if !log.is_empty() {
             hist::write_interval_log(&out.join(name), start, &comment, log)?;
         }
     }
 
+    // The one-way workloads write no intervals.csv, so their merge has none either.
+    if m.intervals.is_empty() && m.summary.fanout.is_some() {
+        return Ok(());
+    }
     let csv_path = out.join(layout::INTERVALS_CSV);
     let csv_err = |e: csv::Error| match e.into_kind() {
         csv::ErrorKind::Io(io) => AnalysisError::write(&csv_path, io),
@@ -594,6 +685,48 @@ mod tests {
         assert!(conflict(check_shard_set(&[entry("a", 0, 2, 5), other_start], &[])).contains("began at --start-at 2026-11-29T05:00:00Z"));
         let whole = ShardEntry { dir: "p".into(), shard: None, start: None };
         assert!(conflict(check_shard_set(&[entry("a", 0, 2, 5), whole], &[])).contains("p is a whole load"));
+    }
+
+    fn fanout_files(f: wsbench_core::result::FanoutReport) -> LoadgenFiles {
+        let mut summary = summary(10, Some(100.0));
+        summary.fanout = Some(f);
+        LoadgenFiles { summary, latency: Vec::new(), service_time: Vec::new(), send_lag: Vec::new(), intervals: Vec::new(), completion: log_of(&[vec![1_000; 4]]), setup: Default::default() }
+    }
+
+    #[test]
+    fn broadcast_shards_add_up_to_what_the_publishers_sent() {
+        use wsbench_core::result::FanoutReport;
+        // A room of 20, publisher 0 in shard A sent its 200 scheduled messages, publisher 1 in
+        // shard B only 190. A expected B's publisher's 200 for its 10 members and counts 100
+        // missing; nothing was lost: those 10 messages were never sent.
+        let a = FanoutReport {
+            published: 200,
+            expected_deliveries: 200 * 9 + 200 * 10,
+            delivered: 200 * 9 + 190 * 10,
+            missing: BTreeMap::from([(NOT_DELIVERED.to_owned(), 100)]),
+            expected_by_publishers: Some(200 * 19),
+            completion_us: Some(LatencySummary::default()),
+            completion_within_shard: true,
+            completed: 390,
+            ..Default::default()
+        };
+        let b = FanoutReport { published: 190, expected_deliveries: 190 * 9 + 200 * 10, delivered: 190 * 9 + 200 * 10, missing: BTreeMap::new(), expected_by_publishers: Some(190 * 19), ..a.clone() };
+        let m = combine(vec![fanout_files(a.clone()), fanout_files(b)]);
+        let f = m.summary.fanout.unwrap();
+        assert_eq!((f.published, f.expected_deliveries, f.delivered, f.reach), (390, 390 * 19, 390 * 19, 1.0));
+        assert!(f.missing.is_empty(), "{:?}", f.missing);
+        assert_eq!(f.completion_us.unwrap().count, 8, "both shards' completion logs");
+        assert!(m.summary.failed_checks.is_empty() && m.summary.messages.lost == 0);
+
+        // A member of B that never connected misses 390 deliveries: the whole load says so.
+        let mut b = FanoutReport { published: 200, expected_deliveries: 200 * 9 + 200 * 10, delivered: 200 * 9 + 200 * 10 - 390, expected_by_publishers: Some(200 * 19), ..a.clone() };
+        b.missing = BTreeMap::from([("receiver never connected".to_owned(), 390)]);
+        let a = FanoutReport { delivered: 200 * 9 + 200 * 10, missing: BTreeMap::new(), ..a };
+        let m = combine(vec![fanout_files(a), fanout_files(b)]);
+        let f = m.summary.fanout.unwrap();
+        assert_eq!((f.expected_deliveries - f.delivered, m.summary.messages.lost), (390, 390));
+        assert_eq!(f.missing, BTreeMap::from([("receiver never connected".to_owned(), 390)]));
+        assert!(m.summary.failed_checks.iter().any(|c| c.starts_with("whole load: 390 of 7600 deliveries missing")), "{:?}", m.summary.failed_checks);
     }
 
     #[test]

@@ -164,9 +164,6 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
     let server_name = k8s_name(&[&base, "server"]);
     let job_name = k8s_name(&[&base, &r.run_id]);
     let claim = r.results_claim.clone().unwrap_or_else(|| DEFAULT_CLAIM.to_owned());
-    if load.workload.is_fanout() {
-        return Err(format!("the {} workload runs in one load-generator process (broadcast completion is tracked within it), so it cannot be split into shards", load.workload.name()));
-    }
     let server_plan = match (&r.target, &config.server) {
         (Some(_), _) => None,
         (None, ServerSpec::Builtin(b)) if b.tls => {

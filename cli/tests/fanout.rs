@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{json, loadgen, serial, summary, Server};
+use common::{json, loadgen, serial, summary, wsbench, Server};
 use wsbench_core::result::{FanoutReport, LoadgenSummary};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -212,4 +212,144 @@ fn bad_rooms_and_missing_rates_are_refused_clearly() {
     let out = loadgen(&["--url", &server.url(), "--workload", "broadcast", "--connections", "4"], LIMIT);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("give --rate"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A broadcast over `wss://` through the same seam as echo: the server's certificate checked
+/// against `--ca`, a token minted for each room's path, a subprotocol and a header offered;
+/// every member reached, and one TLS handshake time per connection.
+#[test]
+fn broadcast_over_wss_with_ca_token_subprotocol_and_header() {
+    let _serial = serial();
+    let srv_dir = out_dir("wss-server");
+    std::fs::create_dir_all(&srv_dir).unwrap();
+    let tls = ::wsbench::tls::throwaway(&srv_dir).unwrap();
+    let secret = srv_dir.join("token-secret");
+    std::fs::write(&secret, "a secret of more than sixteen bytes\n").unwrap();
+    let (cert, key, ca, secret) = (tls.cert.to_str().unwrap(), tls.key.to_str().unwrap(), tls.ca.to_str().unwrap(), secret.to_str().unwrap());
+    let server = Server::start(&[
+        "--workload", "broadcast", "--rooms", "2", "--tls-cert", cert, "--tls-key", key, "--token-secret", secret,
+        "--subprotocols", "chat", "--require-subprotocol", "--out", srv_dir.to_str().unwrap(),
+    ]);
+    let url = format!("wss://{}/", server.addr);
+    let dir = out_dir("wss");
+    let (code, s) = run_loadgen(
+        &url,
+        &dir,
+        &[
+            "--workload", "broadcast", "--rooms", "2", "--connections", "20", "--publishers", "2", "--rate", "200",
+            "--warmup", "500ms", "--duration", "2s", "--ca", ca, "--token-secret", secret, "--subprotocol", "chat",
+            "--header", "Authorization: Bearer s3cret-value",
+        ],
+    );
+    let f = fanout(&s);
+    assert_eq!(code, 0, "{:?} {:?} {:?}", s.failed_checks, s.reason, s.connections.failures);
+    assert!(f.published >= 390, "{f:?}");
+    assert_eq!(f.expected_deliveries, f.published * 9, "every other member of each room of 10");
+    assert_eq!((f.delivered, f.reach), (f.expected_deliveries, 1.0), "{f:?}");
+    let t = s.setup.tls.as_ref().expect("a wss:// run says how it trusted the server");
+    assert_eq!((t.trust.as_str(), t.insecure), ("ca", false));
+    assert_eq!(s.setup.tls_us.map(|h| h.count), Some(20), "one TLS handshake per connection");
+    assert_eq!(s.setup.handshake_us.map(|h| h.count), Some(20));
+    assert_eq!(s.setup.subprotocols, std::collections::BTreeMap::from([("chat".to_owned(), 20)]));
+    for log in ["tls.hlog", "connect.hlog", "handshake.hlog"] {
+        assert!(dir.join(log).is_file(), "{log}");
+    }
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    assert!(!text.contains("s3cret-value") && text.contains("Authorization"), "header values are redacted");
+    let v = stop(server, &srv_dir);
+    assert_eq!(v["limits_reached"]["tls_failures"], 0, "{v}");
+
+    // Without --ca the system's roots do not know the throwaway CA: every connection fails,
+    // named by its cause, and the run fails.
+    let server = Server::start(&["--workload", "broadcast", "--tls-cert", cert, "--tls-key", key]);
+    let out = loadgen(&["--url", &format!("wss://{}/", server.addr), "--workload", "broadcast", "--connections", "2", "--rate", "10", "--duration", "1s"], LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("TLS error"), "{stderr}");
+}
+
+/// A wall-clock instant `ahead` from now, as `--start-at` takes it.
+fn start_at(ahead: Duration) -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now() + ahead).to_string()
+}
+
+/// One room of 20 with a publisher in each of two shards: every member gets every broadcast
+/// across the shards, and `wsbench collect` adds the shards up to the one-process run's counts
+/// exactly (the schedule fixes how many messages each publisher sends in the window).
+#[test]
+fn two_shards_of_a_broadcast_room_collect_to_the_one_process_run() {
+    let _serial = serial();
+    let srv_dir = out_dir("shards-server");
+    let server = Server::start(&["--workload", "broadcast", "--out", srv_dir.to_str().unwrap()]);
+    let url = server.url();
+    let load = ["--url", &url, "--workload", "broadcast", "--connections", "20", "--publishers", "2", "--rate", "200", "--warmup", "500ms", "--duration", "2s"];
+
+    let one = out_dir("shards-one");
+    let out = loadgen(&[&load[..], &["--out", one.to_str().unwrap()]].concat(), LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let whole = summary(&one);
+
+    // Without a shared start a room's shards could not keep one schedule.
+    let out = loadgen(&[&load[..], &["--shard", "0/2"]].concat(), LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--start-at"));
+
+    let dir = out_dir("shards");
+    let at = start_at(Duration::from_secs(3));
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            let shard = format!("{i}/2");
+            let args: Vec<String> = [&load[..], &["--shard", &shard, "--start-at", &at, "--out", dir.to_str().unwrap()]].concat().iter().map(|s| s.to_string()).collect();
+            std::thread::spawn(move || loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>(), LIMIT))
+        })
+        .collect();
+    for (i, h) in shards.into_iter().enumerate() {
+        let out = h.join().unwrap();
+        assert_eq!(out.status.code(), Some(0), "shard {i}: {}", String::from_utf8_lossy(&out.stderr));
+        let s = summary(&dir.join(format!("shard-{i}")));
+        let f = fanout(&s);
+        assert_eq!(s.connections.established, 10);
+        assert_eq!(f.published, whole.fanout.as_ref().unwrap().published / 2, "one publisher per shard");
+        assert_eq!(f.reach, 1.0, "shard {i}: {f:?}");
+        assert!(f.completion_within_shard && f.completed == f.published * 2, "each shard completes both publishers' broadcasts: {f:?}");
+    }
+
+    let run = out_dir("shards-collected");
+    let out = wsbench().arg("collect").arg(&dir).arg("--out").arg(&run).arg("--config").arg("room").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let merged = summary(&run.join("room").join("trial-1"));
+    let (m, w) = (fanout(&merged), fanout(&whole));
+    assert_eq!((m.published, m.expected_deliveries, m.delivered), (w.published, w.expected_deliveries, w.delivered), "{m:?} vs {w:?}");
+    assert_eq!(w.delivered, w.published * 19);
+    assert_eq!((m.reach, merged.latency_us.count), (1.0, w.delivered));
+    assert!(m.missing.is_empty() && merged.failed_checks.is_empty() && merged.complete, "{merged:?}");
+    assert_eq!(m.completion_us.map(|c| c.count), Some(m.completed), "completion merged from both shards' logs");
+    assert!(run.join("room/trial-1/completion.hlog").is_file());
+    // The report reads the collected run and says whose completion it shows.
+    let out = wsbench().arg("report").arg(&run).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("(within a shard)") && report.contains("lower bound of the room's completion"), "{report}");
+    stop(server, &srv_dir);
+}
+
+/// `wsbench k8s render` of a broadcast scenario: the built-in server serves the rooms, and each
+/// pod runs its shard of the room with the shared start.
+#[test]
+fn k8s_render_splits_a_broadcast_room_over_shards() {
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/broadcast.toml");
+    let out = wsbench()
+        .args(["k8s", "render"])
+        .arg(&scenario)
+        .args(["--image", "registry.example/wsbench:1", "--shards", "4", "--config", "zero-alloc-room-1000", "--start-at", "2030-01-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job = text.split("\n---").find(|d| d.contains("kind: Job")).expect("an Indexed Job");
+    for expected in ["- --workload\n", "- broadcast\n", "- --shards\n", "- '4'", "- --start-at\n", "- --connections\n", "- '1000'"] {
+        assert!(job.contains(expected), "{expected:?} missing from\n{job}");
+    }
+    let deployment = text.split("\n---").find(|d| d.contains("kind: Deployment")).expect("the built-in server");
+    assert!(deployment.contains("broadcast"), "{deployment}");
 }

@@ -20,6 +20,8 @@ pub const LATENCY_LOG: &str = "latency.hlog";
 pub const SERVICE_TIME_LOG: &str = "service_time.hlog";
 pub const SEND_LAG_LOG: &str = "send_lag.hlog";
 pub const INTERVALS_CSV: &str = "intervals.csv";
+/// Broadcast completion latency (until the last member had a message), an interval log.
+pub const COMPLETION_LOG: &str = "completion.hlog";
 /// Per-connection setup times (one interval covering the connect phase each).
 pub const CONNECT_LOG: &str = "connect.hlog";
 pub const TLS_LOG: &str = "tls.hlog";

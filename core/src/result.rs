@@ -408,6 +408,17 @@ pub struct FanoutReport {
     /// Deliveries of a message already delivered to that receiver, or that the bounded
     /// completion table no longer tracked; counted, never recorded twice.
     pub untracked: u64,
+    /// A shard of a broadcast: deliveries its publishers' measured messages asked for across
+    /// every member of their rooms, in all shards. The shards' values add up to the whole
+    /// load's `expected_deliveries` exactly, whereas a shard's own `expected_deliveries` counts
+    /// other shards' publishers as their schedule says (it cannot see what they sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_by_publishers: Option<u64>,
+    /// True when `completion_us`, `completed` and `incomplete` count per shard: until the last
+    /// member *in one shard* had a broadcast. A lower bound of the room's completion at every
+    /// quantile, since a room's completion is the largest of its shards'.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub completion_within_shard: bool,
 }
 
 impl LoadgenSummary {

@@ -48,7 +48,7 @@ use wsbench_core::clock::{now_ns, process_cpu_ns, wall_clock_rfc3339};
 use wsbench_core::hist::LatencySummary;
 use wsbench_core::plan::LoadPlan;
 use wsbench_core::layout;
-use wsbench_core::result::{ConnectionCounts, ConnectionSetup, CpuUse, HostInfo, LoadgenSummary, RateReport, ShardReport, StartReport, TlsReport};
+use wsbench_core::result::{ConnectionCounts, ConnectionSetup, CpuUse, HostInfo, LoadgenSummary, RateReport, ShardReport, StartReport};
 use setup::SetupTimes;
 
 pub use args::LoadgenArgs;
@@ -73,7 +73,7 @@ pub const EXIT_USAGE: u8 = 2;
 const START_DELAY: Duration = Duration::from_millis(50);
 /// With --start-at, connecting begins this long (plus the connect phase's own length at
 /// --connect-rate) before the shared start.
-const START_LEAD: Duration = Duration::from_secs(2);
+pub(crate) const START_LEAD: Duration = Duration::from_secs(2);
 /// Intervals (seconds) each worker may be ahead of the collector before its hand-over waits;
 /// a collector that far behind has a stuck disk, and waiting beats growing without bound.
 const COLLECTOR_BACKLOG_S: usize = 64;
@@ -135,14 +135,11 @@ fn run_fanout(plan: LoadPlan, command: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let out = plan.out.clone();
     let result = rt.block_on(async {
         let shutdown = shutdown_signal().map_err(|e| RunError::Failed(format!("cannot install signal handlers: {e}")))?;
-        if let Some(dir) = &out {
-            std::fs::create_dir_all(dir).map_err(|e| RunError::Failed(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        // A shard writes into its own folder, which its summary names.
         let summary = fanout::run(plan, command, shutdown).await?;
-        if let Some(dir) = &out {
+        if let Some(dir) = &summary.config.out {
             writer::write_summary(dir, &summary).map_err(RunError::Failed)?;
         }
         Ok(summary)
@@ -281,9 +278,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         .name("wsbench-collector".into())
         .spawn(move || writer::collect(files, begin_rx, collector_rx, recycle_tx, Progress::for_stderr()))
         .map_err(|e| RunError::Failed(format!("cannot start the collector thread: {e}")))?;
-    if plan.insecure {
-        eprintln!("loadgen: warning: --insecure: the server's TLS certificate is not checked; anyone in the path could be answering");
-    }
+    warn_if_insecure(&plan);
     let (connect_start_ns, connect_started_at) = (now_ns(), SystemTime::now());
     let fleet = Fleet::launch(&plan, &target, workers, &collector_tx, recycle_rx).map_err(|e| RunError::Failed(format!("cannot start worker threads: {e}")))?;
 
@@ -364,10 +359,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
             control.reason.get_or_insert(e);
         }
     }
-    let tls = target.tls.is_some().then(|| TlsReport {
-        trust: if plan.insecure { "insecure" } else if plan.ca.is_some() { "ca" } else { "system" }.to_owned(),
-        insecure: plan.insecure,
-    });
+    let tls = setup::tls_report(&plan, target.tls.is_some());
     let offered = !plan.subprotocols.is_empty();
     let deflate_offered = plan.deflate.is_some();
     if !plan.churn.is_off() {
@@ -644,8 +636,15 @@ fn asked_rate(plan: &LoadPlan, rate: f64) -> f64 {
     (ramp.messages_at(w + d) - ramp.messages_at(w)) / d
 }
 
+/// Says on stderr that `--insecure` checks nothing, before any connection opens.
+pub(crate) fn warn_if_insecure(plan: &LoadPlan) {
+    if plan.insecure {
+        eprintln!("loadgen: warning: --insecure: the server's TLS certificate is not checked; anyone in the path could be answering");
+    }
+}
+
 /// The command line as results record it: the values of `--header` replaced, as in the plan.
-fn redact_headers(mut command: Vec<String>) -> Vec<String> {
+pub(crate) fn redact_headers(mut command: Vec<String>) -> Vec<String> {
     let redact = |h: &str| format!("{}: {}", h.split_once(':').map_or(h, |(n, _)| n).trim(), wsbench_core::plan::REDACTED);
     let mut next_is_header = false;
     for arg in &mut command {

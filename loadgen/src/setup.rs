@@ -14,6 +14,14 @@ use wsbench_core::result::{ConnectionSetup, DeflateReport, TlsReport};
 
 use crate::client::ConnectTimes;
 
+/// How a `wss://` run trusted the server (`None` for `ws://`), as every workload records it.
+pub fn tls_report(plan: &wsbench_core::plan::LoadPlan, secure: bool) -> Option<TlsReport> {
+    secure.then(|| TlsReport {
+        trust: if plan.insecure { "insecure" } else if plan.ca.is_some() { "ca" } else { "system" }.to_owned(),
+        insecure: plan.insecure,
+    })
+}
+
 /// One process's (or worker's) connection setup times, in nanoseconds.
 #[derive(Debug, Clone)]
 pub struct SetupTimes {

@@ -107,6 +107,12 @@ impl Target {
         Ok(self)
     }
 
+    /// The same server, TLS, headers and token secret at another URL of it (a broadcast
+    /// room's path): a token is then minted for that URL's path.
+    pub fn at_url(&self, url: String) -> Self {
+        Self { url, ..self.clone() }
+    }
+
     /// Mints a token per connection with `secret` (see [`Target::connection_url`]).
     pub fn with_token(mut self, secret: Option<TokenSecret>) -> Self {
         self.token = secret;
