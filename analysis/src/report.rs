@@ -166,6 +166,7 @@ pub fn document(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> Do
         size_section(&mut d, &sizes, figure(LatencyVsSize::NAME));
     }
     crate::fanout::section(&mut d, &crate::fanout::points(run), figure(LatencyVsRoomSize::NAME));
+    crate::compression::section(&mut d, &crate::compression::rows(run));
     churn_section(&mut d, run);
     idle_section(&mut d, &series::idle_lines(run), figure(LatencyVsIdle::NAME));
     configurations(&mut d, run);

@@ -78,3 +78,49 @@ fn deflate_on_a_tungstenite_engine_is_a_scenario_error_naming_key_and_configurat
     assert!(stderr.contains("config `deflate`: load key `deflate` needs load key `engine = \"zero-alloc\"`"), "{stderr}");
     assert!(stderr.contains("deflate.toml:"), "the file is named: {stderr}");
 }
+
+#[test]
+fn the_deflate_scenario_reports_a_compression_ratio_below_1_beside_plain() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let short = ["--set", "trials=1", "--set", "load.duration=1s", "--set", "load.warmup=300ms", "--set", "load.connections=4"];
+    let out = run(&repo_file("scenarios/deflate.toml"), &results, &short);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let dir = results.join("deflate/r1");
+
+    // What the binaries wrote: plain offered nothing, deflate agreed on every connection.
+    assert!(summary(&dir.join("plain/trial-1")).setup.deflate.is_none());
+    let d = summary(&dir.join("deflate/trial-1")).setup.deflate.expect("summary.json has deflate");
+    assert_eq!(d.agreements.get("declined"), None, "{d:?}");
+    assert_eq!(d.agreements.values().sum::<u32>(), 4, "{d:?}");
+    let server = json(&dir.join("deflate-no-context/trial-1/server.json"));
+    assert_eq!(server["deflate"]["agreements"][0]["server_no_context_takeover"], true, "{server}");
+
+    // What the report says: a Compression section whose deflate rows compare with plain.
+    let md = fs::read_to_string(dir.join("report/report.md")).unwrap();
+    let section = md.split("## Compression").nth(1).expect("report.md has a Compression section");
+    let section = section.split("\n## ").next().unwrap();
+    let cells = |name: &str| -> Vec<String> {
+        let line = section.lines().find(|l| l.starts_with(&format!("| {name} "))).unwrap_or_else(|| panic!("no row {name}: {section}"));
+        line.split('|').map(|c| c.trim().to_owned()).collect()
+    };
+    let row = cells("deflate");
+    assert_eq!(row[2], "plain", "{row:?}");
+    assert!(row[3].contains("server_max_window_bits="), "{row:?}");
+    for col in [4, 5] {
+        let ratio: f64 = row[col].parse().unwrap_or_else(|_| panic!("ratio cell {col}: {row:?}"));
+        assert!(ratio > 0.0 && ratio < 1.0, "the filler compresses: {row:?}");
+    }
+    assert!(row[6].contains(" %)"), "throughput against plain: {row:?}");
+    assert!(cells("deflate-no-context")[3].contains("client_no_context_takeover"));
+    assert_eq!(cells("plain")[3], "plain");
+
+    // compare knows the ratio: an absolute limit every trial is past fails (exit 1).
+    let compare = |limit: &str| {
+        wsbench().arg("compare").arg(dir.join("deflate")).arg(dir.join("deflate-no-context")).args(["--fail-if", limit]).output().unwrap().status.code()
+    };
+    assert_eq!(compare("compression > 0.9"), Some(0));
+    assert_eq!(compare("compression > 0.0001"), Some(1));
+}
