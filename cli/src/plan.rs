@@ -125,6 +125,7 @@ fn load(l: &LoadSpec) -> String {
         None => format!("closed loop, {} in flight per connection", l.in_flight),
     };
     let processes = if l.processes > 1 { format!(" in {} processes", l.processes) } else { String::new() };
+    let pace = if l.bulk { format!("bulk transfer (the size fit's cross-check): {pace}") } else { pace };
     let deflate = if l.deflate { ", offering permessage-deflate" } else { "" };
     let origin = l.origin.as_ref().map(|o| format!(", Origin {o}")).unwrap_or_default();
     format!(

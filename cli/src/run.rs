@@ -929,6 +929,7 @@ mod tests {
             nodelay: true,
             deflate: false,
             origin: None,
+            bulk: false,
         }
     }
 

@@ -250,7 +250,16 @@ pub struct LoadSpec {
     /// The `Origin` header every handshake sends (load key `origin`); none by default, as tools send none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The bulk-transfer cross-check a size sweep adds (see [`BULK_IN_FLIGHT`]): the report reads
+    /// its bytes per second beside the sweep's fitted bandwidth.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bulk: bool,
 }
+
+/// Messages in flight on the one connection of a size sweep's bulk-transfer configuration: enough
+/// that a message is always on its way in each direction and in each process, so the connection
+/// streams rather than waits for round trips.
+pub const BULK_IN_FLIGHT: u32 = 8;
 
 impl BuiltinServer {
     /// The gatekeeping flags of this server, which its plan does not carry (the token secret is
@@ -619,9 +628,27 @@ impl Scenario {
                 if load.size.is_some() || load.rates.is_some() {
                     return Err(at(format!("config `{vname}`: load key `sizes` is a sweep of `size`; remove `size` and `rates`")));
                 }
-                for size in size_list(&sizes).map_err(|m| at(format!("config `{vname}`: load key `sizes`: {m}")))? {
+                let sizes = size_list(&sizes).map_err(|m| at(format!("config `{vname}`: load key `sizes`: {m}")))?;
+                for &size in &sizes {
                     let name = if vname == "default" { format!("{size}B") } else { format!("{vname}@{size}B") };
                     configs.push(resolve(&name, server.clone(), LoadSection { size: Some(size), ..load.clone() }).map_err(at)?);
+                }
+                // A direct measurement of what the fit infers: one connection streaming the
+                // largest size back to back, closed loop with a deep pipeline, so its bytes per
+                // second can stand beside the fitted bandwidth (echo workload only).
+                if server.workload.unwrap_or_default() == Workload::Echo && load.stages.is_none() && load.idle.is_none() {
+                    let name = if vname == "default" { "bulk".to_owned() } else { format!("{vname}@bulk") };
+                    let bulk = LoadSection {
+                        size: sizes.iter().max().copied(),
+                        connections: NonZeroU32::new(1),
+                        processes: NonZeroU32::new(1),
+                        in_flight: NonZeroU32::new(BULK_IN_FLIGHT),
+                        rate: None,
+                        ..load.clone()
+                    };
+                    let mut spec = resolve(&name, server.clone(), bulk).map_err(at)?;
+                    spec.load.bulk = true;
+                    configs.push(spec);
                 }
                 continue;
             }
@@ -1010,6 +1037,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         nodelay: l.nodelay.unwrap_or(true),
         deflate: l.deflate.unwrap_or(false),
         origin: l.origin.clone(),
+        bulk: false,
     };
     if load.deflate && load.engine != Engine::ZeroAlloc {
         return Err(cfg(format!(
@@ -1225,12 +1253,22 @@ mod tests {
     #[test]
     fn sizes_sweep_one_configuration_per_size() {
         let s = parse("[load]\nsizes = \"seed\"\n").unwrap();
-        assert_eq!(s.configs.iter().map(|c| c.load.size).collect::<Vec<_>>(), seed_sizes());
+        let mut sizes = seed_sizes();
+        sizes.push(1_762_560);
+        assert_eq!(s.configs.iter().map(|c| c.load.size).collect::<Vec<_>>(), sizes);
         assert_eq!(s.configs[0].name, "1020B");
         assert_eq!(s.configs[11].load.size, 1_762_560);
-        let s = parse("[load]\nsizes = [64, \"4KiB\"]\n[[configs]]\nname = \"zero\"\nserver = { engine = \"zero-alloc\" }\n[[configs]]\nname = \"tung\"\n").unwrap();
+        // The bulk cross-check: the largest size, one connection, a deep closed-loop pipeline.
+        let bulk = &s.configs[12];
+        assert_eq!((bulk.name.as_str(), bulk.load.bulk, bulk.load.connections, bulk.load.in_flight, bulk.load.rate), ("bulk", true, 1, BULK_IN_FLIGHT, None));
+        assert!(s.configs[..12].iter().all(|c| !c.load.bulk));
+        let s = parse("[load]\nrate = 100\nconnections = 4\nsizes = [64, \"4KiB\"]\n[[configs]]\nname = \"zero\"\nserver = { engine = \"zero-alloc\" }\n[[configs]]\nname = \"tung\"\n").unwrap();
         let names: Vec<&str> = s.configs.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["zero@64B", "zero@4096B", "tung@64B", "tung@4096B"]);
+        assert_eq!(names, ["zero@64B", "zero@4096B", "zero@bulk", "tung@64B", "tung@4096B", "tung@bulk"]);
+        assert_eq!((s.configs[2].load.size, s.configs[2].load.rate), (4096, None));
+        // One-way workloads have no echo to stream.
+        let s = parse("[server]\nworkload = \"sink\"\n[load]\nrate = 100\nsizes = [64, 128]\n").unwrap();
+        assert_eq!(s.configs.len(), 2);
         let e = parse("[load]\nsizes = [8]\n").unwrap_err();
         assert!(e.message.contains("header"), "{e}");
         let e = parse("[load]\nsizes = \"big\"\n").unwrap_err();
