@@ -606,7 +606,7 @@ fn size_section(d: &mut Document, groups: &[series::SizeGroup], figure: Option<&
             let (bulk, check) = match (&g.bulk, g.fit.and_then(|f| f.bandwidth_mb_s)) {
                 (None, _) => ("—".to_string(), "—".to_string()),
                 (Some(b), fitted) => (
-                    format!("{} MB/s", fixed_cell(Some(b.mb_s), |v| format::thousands(v), |v, _| format::thousands(v))),
+                    format!("{} MB/s", fixed_cell(Some(b.mb_s), format::thousands, |v, _| format::thousands(v))),
                     fitted.map_or("—".into(), |f| format!("{:.2}", f / b.mb_s.median)),
                 ),
             };

@@ -1129,8 +1129,11 @@ fn server_deflate(s: &ServerSection, engine: Engine) -> Result<Option<DeflateCon
     }))
 }
 
+/// Origins allowed, upgrades per second per peer, and the burst.
+type Gate = (Vec<String>, Option<f64>, Option<u32>);
+
 /// Server keys `allow_origin`, `conn_rate` and `conn_burst`, checked as the server's flags are.
-fn server_gate(s: &ServerSection) -> Result<(Vec<String>, Option<f64>, Option<u32>), String> {
+fn server_gate(s: &ServerSection) -> Result<Gate, String> {
     let origins = s.allow_origin.clone().unwrap_or_default();
     for o in &origins {
         check_origin(o).map_err(|e| format!("server key `allow_origin`: {e}"))?;
