@@ -21,6 +21,7 @@
 
 pub mod collect;
 pub mod compare;
+pub mod compression;
 pub mod doc;
 pub mod error;
 pub mod export;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use wsbench_core::hist::{self, LogInterval};
 use wsbench_core::layout;
-use wsbench_core::result::{CapacityResult, IntervalRow, LoadgenSummary, ProcessSample, RunManifest, ServerSummary};
+use wsbench_core::result::{CapacityResult, IntervalRow, LoadgenSummary, ProcessSample, RunManifest, ServerDeflate, ServerSummary};
 use wsbench_core::SCHEMA_VERSION;
 
 use crate::error::AnalysisError;
@@ -50,6 +50,8 @@ pub struct Trial {
     pub failure: Option<String>,
     pub summary: Option<LoadgenSummary>,
     pub server: Option<ServerSummary>,
+    /// `server.json`'s `deflate` block, when the server ran with `--deflate`.
+    pub server_deflate: Option<ServerDeflate>,
     /// `latency.hlog`, one histogram per second; empty when missing.
     pub latency: Vec<LogInterval>,
     /// `intervals.csv`; empty when missing.
@@ -246,6 +248,14 @@ fn trial(run_dir: &Path, dir: &Path, number: u32, failure: Option<String>, exter
         t.intervals = r.read(layout::INTERVALS_CSV, true, |p| read_csv(p, "intervals.csv")).unwrap_or_default();
     }
     t.server = r.read(layout::SERVER_SUMMARY, !external_server, |p| read_json(p, "server summary"));
+    if t.server.is_some() {
+        // A block beside core's schema, read on its own; unreadable, it is merely absent.
+        #[derive(serde::Deserialize)]
+        struct Extras {
+            deflate: Option<ServerDeflate>,
+        }
+        t.server_deflate = read_json::<Extras>(&dir.join(layout::SERVER_SUMMARY), "server summary").ok().and_then(|e| e.deflate);
+    }
     t.processes = r.read(layout::PROCESSES_CSV, true, |p| read_csv(p, "processes.csv")).unwrap_or_default();
     t.problems = r.problems;
     t

@@ -40,6 +40,8 @@ pub enum Unit {
     Bytes,
     /// Events per message (allocations).
     PerMessage,
+    /// A plain ratio (compressed bytes per payload byte).
+    Ratio,
 }
 
 impl Unit {
@@ -52,6 +54,7 @@ impl Unit {
             Self::CpuPercent => "% of one core",
             Self::Bytes => "bytes",
             Self::PerMessage => "per message",
+            Self::Ratio => "ratio",
         }
     }
 
@@ -65,6 +68,7 @@ impl Unit {
             Self::CpuPercent => format::percent(v),
             Self::Bytes => format::bytes(v),
             Self::PerMessage => per_message(v),
+            Self::Ratio => per_message(v),
         }
     }
 }
@@ -122,6 +126,10 @@ pub const METRICS: &[Metric] = &[
     Metric { key: "tls", aliases: &["tls-handshake"], label: "TLS handshake p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.tls_us?.p50) },
     Metric { key: "handshake", aliases: &["ws-handshake"], label: "WebSocket handshake p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.handshake_us?.p50) },
     Metric { key: "first-message", aliases: &["first"], label: "first message p50", unit: Unit::Latency, better: Better::Lower, value: |t| Some(t.summary.as_ref()?.setup.first_message_us?.p50) },
+    // permessage-deflate: wire bytes over payload bytes, both ways (summary.json's `deflate`);
+    // only trials whose messages were compressed have it.
+    Metric { key: "compression", aliases: &["compression-ratio", "deflate-ratio"], label: "compression (wire/payload)", unit: Unit::Ratio, better: Better::Lower, value: stats::compression_ratio },
+    Metric { key: "cpu-per-message", aliases: &["server-cpu-per-message"], label: "server CPU per message", unit: Unit::Latency, better: Better::Lower, value: stats::server_cpu_us_per_message },
     // A search over connections: its answer is a count; `capacity` is then the rate at it.
     Metric { key: "capacity_connections", aliases: &["connections_capacity"], label: "capacity (connections)", unit: Unit::Count, better: Better::Higher, value: |t| Some(f64::from(t.capacity.as_ref()?.capacity_connections?)) },
 ];
@@ -179,6 +187,7 @@ mod tests {
         assert_eq!(Unit::PerMessage.format(0.012_345), "0.0123");
         assert_eq!(Unit::PerMessage.format(2.0), "2.00");
         assert_eq!(Unit::PerMessage.format(123.4), "123");
+        assert_eq!(Unit::Ratio.format(0.027_007), "0.0270");
     }
 
     #[test]

@@ -344,6 +344,36 @@ pub struct SizeGroup {
     /// Sorted by size.
     pub points: Vec<SizePoint>,
     pub fit: Option<SizeFit>,
+    /// The sweep's bulk-transfer configuration, when the run has one: a direct measurement of
+    /// the bandwidth the fit infers.
+    pub bulk: Option<BulkPoint>,
+}
+
+/// A size sweep's bulk transfer: one connection streaming `size`-byte messages closed loop with
+/// a deep pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkPoint {
+    pub name: String,
+    pub size: u64,
+    pub in_flight: u64,
+    /// Payload bytes per second each way (echoes per second × size), as MB/s (10^6 bytes), median
+    /// over trials with min–max.
+    pub mb_s: Spread,
+}
+
+/// What a bulk configuration shares with the size sweep it cross-checks: its server, and its
+/// load but for what the bulk transfer sets itself.
+fn bulk_key(e: &wsbench_core::result::ConfigEntry) -> Option<(serde_json::Value, serde_json::Value)> {
+    let mut load = e.load.clone();
+    let o = load.as_object_mut()?;
+    for k in ["size", "connections", "processes", "in_flight", "rate", "bulk"] {
+        o.remove(k);
+    }
+    Some((e.server.clone(), load))
+}
+
+fn is_bulk(e: &wsbench_core::result::ConfigEntry) -> bool {
+    e.load.get("bulk").and_then(serde_json::Value::as_bool) == Some(true)
 }
 
 /// The payload-size sweeps of a run: configurations grouped by everything but `size` (same
@@ -355,21 +385,33 @@ pub fn size_sweep(run: &crate::load::Run) -> Vec<SizeGroup> {
         let size = load.as_object_mut()?.remove("size")?.as_u64()?;
         Some((size, (e.server.clone(), load, e.group.clone(), e.asked_rate.map(f64::to_bits))))
     };
-    let mut groups: Vec<(_, Vec<SizePoint>)> = Vec::new();
+    let mut groups: Vec<(_, Vec<SizePoint>, &wsbench_core::result::ConfigEntry)> = Vec::new();
+    let mut bulks = Vec::new();
     for (entry, config) in run.manifest.configs.iter().zip(&run.configs) {
+        if is_bulk(entry) {
+            bulks.push((entry, config));
+            continue;
+        }
         let Some((size, rest)) = key(entry) else { continue };
         let s = stats::ConfigStats::of(config);
         let (Some(p50), Some(p99)) = (s.p50_us, s.p99_us) else { continue };
         let point = SizePoint { name: config.name.clone(), size, p50, p99, throughput: s.throughput };
-        match groups.iter_mut().find(|(k, _)| *k == rest) {
-            Some((_, points)) => points.push(point),
-            None => groups.push((rest, vec![point])),
+        match groups.iter_mut().find(|(k, _, _)| *k == rest) {
+            Some((_, points, _)) => points.push(point),
+            None => groups.push((rest, vec![point], entry)),
         }
     }
     let whole_run = groups.len() == 1;
+    let bulk_of = |entry: &wsbench_core::result::ConfigEntry| {
+        let (e, config) = bulks.iter().find(|(b, _)| bulk_key(b).is_some() && bulk_key(b) == bulk_key(entry))?;
+        let size = e.load.get("size")?.as_u64()?;
+        let used = config.trials.iter().filter(|t| stats::usable(t));
+        let mb_s = Spread::of(used.filter_map(|t| t.summary.as_ref()).map(|s| s.throughput_msgs_per_s * size as f64 / 1e6))?;
+        Some(BulkPoint { name: config.name.clone(), size, in_flight: e.load.get("in_flight").and_then(serde_json::Value::as_u64).unwrap_or(0), mb_s })
+    };
     groups
         .into_iter()
-        .filter_map(|(_, mut points)| {
+        .filter_map(|(_, mut points, entry)| {
             points.sort_by_key(|p| p.size);
             let mut sizes: Vec<u64> = points.iter().map(|p| p.size).collect();
             sizes.dedup();
@@ -378,7 +420,7 @@ pub fn size_sweep(run: &crate::load::Run) -> Vec<SizeGroup> {
             }
             let fit = SizeFit::of(&points.iter().map(|p| (p.size as f64, p.p50.median)).collect::<Vec<_>>());
             let name = if whole_run { String::new() } else { shared_name(&points) };
-            Some(SizeGroup { name, points, fit })
+            Some(SizeGroup { name, points, fit, bulk: bulk_of(entry) })
         })
         .collect()
 }

@@ -173,7 +173,7 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
             return Err("the configuration's server has tokens = true, whose throwaway secret exists only within `wsbench run`; start the server with your own --token-secret and give --target".into())
         }
         // The pod's every address: the Service forwards to it.
-        (None, ServerSpec::Builtin(b)) => Some(b.plan(format!("0.0.0.0:{SERVER_PORT}").parse().expect("literal address"), None, None)),
+        (None, ServerSpec::Builtin(b)) => Some((b.plan(format!("0.0.0.0:{SERVER_PORT}").parse().expect("literal address"), None, None), b.gate_args())),
         (None, ServerSpec::Command(_)) => return Err("the configuration's server is an external command; give --target with the URL at which the pods reach that server".into()),
     };
     let url = match &r.target {
@@ -219,13 +219,14 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
             }),
         ));
     }
-    if let Some(sp) = &server_plan {
+    if let Some((sp, gate_args)) = &server_plan {
         let cpus = match sp.runtime {
             wsbench_core::plan::Runtime::CurrentThread => 1,
             wsbench_core::plan::Runtime::MultiThread => sp.workers.max(1),
         };
         let mut server_args = vec!["server".to_owned()];
         server_args.extend(sp.to_args());
+        server_args.extend(gate_args.iter().cloned());
         let server_labels = json!({ "app.kubernetes.io/name": "wsbench", "app.kubernetes.io/instance": base, "app.kubernetes.io/component": "server" });
         docs.push((
             "The built-in server under test (the scenario's [server]); the shards reach it through the Service below.".into(),

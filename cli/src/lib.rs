@@ -214,7 +214,8 @@ pub struct CompareArgs {
     /// 'throughput < 50000'. With fewer than 5 trials a side, changes are not judged
     /// (inconclusive, exit 0) and an absolute limit fails only when every trial is past it.
     /// Metrics: capacity, throughput, p50, p95, p99, p99.9, max, errors, cpu, rss, allocations,
-    /// loadgen-allocations. Repeatable.
+    /// loadgen-allocations, connect, tls, handshake, first-message, compression (wire bytes per
+    /// payload byte with permessage-deflate), cpu-per-message, capacity_connections. Repeatable.
     #[arg(long = "fail-if", value_name = "CONDITION")]
     pub fail_if: Vec<String>,
     /// Output: aligned tables, GitHub Markdown (for a job summary or PR comment), or JSON.

@@ -103,6 +103,16 @@ fn server(c: &ConfigSpec) -> String {
             if let Some(p) = &b.pause {
                 let _ = write!(s, ", pauses {} every {}", format_duration(p.pause_for), format_duration(p.every));
             }
+            if let Some(d) = &b.deflate {
+                let params = d.to_args()[1..].join(" ");
+                let _ = write!(s, ", permessage-deflate ({})", if params.is_empty() { "default parameters" } else { &params });
+            }
+            if !b.allow_origins.is_empty() {
+                let _ = write!(s, ", origins {}", b.allow_origins.join(" "));
+            }
+            if let Some(r) = b.conn_rate {
+                let _ = write!(s, ", {} upgrades/s per peer (burst {})", thousands(r), b.conn_burst.map_or("1 s of it".into(), |n| n.to_string()));
+            }
             s
         }
         ServerSpec::Command(cmd) => format!("command `{}`", cmd.command.join(" ")),
@@ -115,8 +125,11 @@ fn load(l: &LoadSpec) -> String {
         None => format!("closed loop, {} in flight per connection", l.in_flight),
     };
     let processes = if l.processes > 1 { format!(" in {} processes", l.processes) } else { String::new() };
+    let pace = if l.bulk { format!("bulk transfer (the size fit's cross-check): {pace}") } else { pace };
+    let deflate = if l.deflate { ", offering permessage-deflate" } else { "" };
+    let origin = l.origin.as_ref().map(|o| format!(", Origin {o}")).unwrap_or_default();
     format!(
-        "{}{processes}, {pace}, {} B {} messages, {} engine; warm-up {}, measured {}",
+        "{}{processes}, {pace}, {} B {} messages, {} engine{deflate}{origin}; warm-up {}, measured {}",
         plural(l.connections as usize, "connection"),
         l.size,
         l.mode.name(),

@@ -764,7 +764,7 @@ fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path, tls: Option<&cra
             let tls = tls.map(|t| TlsFiles { cert: t.cert.clone(), key: t.key.clone() });
             let plan = b.plan("127.0.0.1:0".parse().expect("literal address"), tls, Some(dir.to_owned()));
             let mut cmd = Command::new(&cx.exe);
-            cmd.arg("server").args(plan.to_args());
+            cmd.arg("server").args(plan.to_args()).args(b.gate_args());
             if let Some(secret) = token_secret {
                 cmd.arg("--token-secret").arg(secret);
             }
@@ -927,6 +927,9 @@ mod tests {
             idle: Vec::new(),
             ping_interval: None,
             nodelay: true,
+            deflate: false,
+            origin: None,
+            bulk: false,
         }
     }
 

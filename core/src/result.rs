@@ -365,6 +365,38 @@ pub struct DeflateReport {
     pub ratio_in: Option<f64>,
 }
 
+/// `server.json`'s `deflate` block (written by servers run with `--deflate`): how many
+/// connections offered and negotiated permessage-deflate, the parameter sets agreed, bytes on the
+/// wire against payload bytes each way, and the server's time spent inflating and compressing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerDeflate {
+    pub offered: u64,
+    pub negotiated: u64,
+    /// Each parameter set agreed, with its connections.
+    #[serde(default)]
+    pub agreements: Vec<ServerDeflateAgreement>,
+    pub messages_in: u64,
+    pub wire_bytes_in: u64,
+    pub payload_bytes_in: u64,
+    pub ratio_in: Option<f64>,
+    pub messages_out: u64,
+    pub payload_bytes_out: u64,
+    pub wire_bytes_out: u64,
+    pub ratio_out: Option<f64>,
+    /// Inflating and compressing, seconds of CPU over the run.
+    pub cpu_s: f64,
+    /// `cpu_s` over every compressed message, in and out, in nanoseconds.
+    pub ns_per_message: Option<f64>,
+}
+
+/// One parameter set a server agreed to, and on how many connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerDeflateAgreement {
+    #[serde(flatten)]
+    pub agreement: crate::codec::deflate::Agreement,
+    pub connections: u64,
+}
+
 /// How a `wss://` server's certificate was checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsReport {

@@ -29,6 +29,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::codec::deflate::DeflateConfig;
 use crate::header::HEADER_LEN;
 use crate::layout;
 use crate::plan::{Engine, Fanout, Handler, Mode, Pause, Runtime, Workload, DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE_SIZE, MIN_INTERVAL};
@@ -170,6 +171,18 @@ pub struct BuiltinServer {
     /// that the load generators mint their tokens with (`--token-secret` on both sides).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tokens: bool,
+    /// Accept permessage-deflate within these bounds (server keys `deflate` and
+    /// `deflate_*`, as the flags name them); zero-alloc engine only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<DeflateConfig>,
+    /// Gatekeeping: origins allowed (`allow_origin`), upgrades per second per peer
+    /// (`conn_rate`) and the burst a peer starts with (`conn_burst`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn_burst: Option<u32>,
     /// Broadcast and push settings (server keys `rooms`, `echo_to_sender`, `push_rate`, `push_size`).
     pub fanout: Fanout,
 }
@@ -232,9 +245,39 @@ pub struct LoadSpec {
     pub idle: Vec<Duration>,
     pub ping_interval: Option<Duration>,
     pub nodelay: bool,
+    /// Offer permessage-deflate with the default parameters (load key `deflate`; zero-alloc client).
+    pub deflate: bool,
+    /// The `Origin` header every handshake sends (load key `origin`); none by default, as tools send none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The bulk-transfer cross-check a size sweep adds (see [`BULK_IN_FLIGHT`]): the report reads
+    /// its bytes per second beside the sweep's fitted bandwidth.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bulk: bool,
 }
 
+/// Messages in flight on the one connection of a size sweep's bulk-transfer configuration: enough
+/// that a message is always on its way in each direction and in each process, so the connection
+/// streams rather than waits for round trips.
+pub const BULK_IN_FLIGHT: u32 = 8;
+
 impl BuiltinServer {
+    /// The gatekeeping flags of this server, which its plan does not carry (the token secret is
+    /// the trial's own and added where it is made).
+    pub fn gate_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for o in &self.allow_origins {
+            a.extend(["--allow-origin".to_owned(), o.clone()]);
+        }
+        if let Some(r) = self.conn_rate {
+            a.extend(["--conn-rate".to_owned(), r.to_string()]);
+        }
+        if let Some(b) = self.conn_burst {
+            a.extend(["--conn-burst".to_owned(), b.to_string()]);
+        }
+        a
+    }
+
     /// The plan of a server process for this configuration, listening on `listen`.
     pub fn plan(&self, listen: std::net::SocketAddr, tls: Option<crate::plan::TlsFiles>, out: Option<PathBuf>) -> crate::plan::ServerPlan {
         crate::plan::ServerPlan {
@@ -249,7 +292,7 @@ impl BuiltinServer {
             tls,
             subprotocols: Vec::new(),
             require_subprotocol: false,
-            deflate: None,
+            deflate: self.deflate,
             fanout: self.fanout,
             out,
         }
@@ -286,6 +329,8 @@ impl LoadSpec {
             idle: self.idle.clone(),
             ping_interval: self.ping_interval,
             nodelay: self.nodelay,
+            deflate: self.deflate.then(DeflateConfig::default),
+            headers: self.origin.iter().map(|o| ("Origin".to_owned(), o.clone())).collect(),
             ..Default::default()
         }
     }
@@ -370,6 +415,14 @@ struct ServerSection {
     pause_for: Option<Duration>,
     tls: Option<bool>,
     tokens: Option<bool>,
+    deflate: Option<bool>,
+    deflate_server_max_window_bits: Option<u8>,
+    deflate_client_max_window_bits: Option<u8>,
+    deflate_server_no_context_takeover: Option<bool>,
+    deflate_client_no_context_takeover: Option<bool>,
+    allow_origin: Option<Vec<String>>,
+    conn_rate: Option<f64>,
+    conn_burst: Option<u32>,
     command: Option<Vec<String>>,
     #[serde(default, with = "serde_duration::option")]
     ready_timeout: Option<Duration>,
@@ -426,6 +479,8 @@ struct LoadSection {
     #[serde(default, with = "serde_duration::option")]
     ping_interval: Option<Duration>,
     nodelay: Option<bool>,
+    deflate: Option<bool>,
+    origin: Option<String>,
 }
 
 /// `over` wins where it says something; `base` fills the rest.
@@ -439,7 +494,9 @@ impl ServerSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, ServerSection {
             engine, workload, handler, runtime, workers, max_message_size, pause_every, pause_for, tls, tokens, command, ready_timeout, path,
-            rooms, echo_to_sender, push_rate, push_size
+            rooms, echo_to_sender, push_rate, push_size,
+            deflate, deflate_server_max_window_bits, deflate_client_max_window_bits, deflate_server_no_context_takeover, deflate_client_no_context_takeover,
+            allow_origin, conn_rate, conn_burst
         })
     }
 }
@@ -450,7 +507,8 @@ impl LoadSection {
             connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers,
             template, match_json, match_regex,
             reconnect_after, connection_lifetime, lifetime_jitter, stages,
-            idle, ping_interval, nodelay
+            idle, ping_interval, nodelay,
+            deflate, origin
         })
     }
 }
@@ -570,9 +628,27 @@ impl Scenario {
                 if load.size.is_some() || load.rates.is_some() {
                     return Err(at(format!("config `{vname}`: load key `sizes` is a sweep of `size`; remove `size` and `rates`")));
                 }
-                for size in size_list(&sizes).map_err(|m| at(format!("config `{vname}`: load key `sizes`: {m}")))? {
+                let sizes = size_list(&sizes).map_err(|m| at(format!("config `{vname}`: load key `sizes`: {m}")))?;
+                for &size in &sizes {
                     let name = if vname == "default" { format!("{size}B") } else { format!("{vname}@{size}B") };
                     configs.push(resolve(&name, server.clone(), LoadSection { size: Some(size), ..load.clone() }).map_err(at)?);
+                }
+                // A direct measurement of what the fit infers: one connection streaming the
+                // largest size back to back, closed loop with a deep pipeline, so its bytes per
+                // second can stand beside the fitted bandwidth (echo workload only).
+                if server.workload.unwrap_or_default() == Workload::Echo && load.stages.is_none() && load.idle.is_none() {
+                    let name = if vname == "default" { "bulk".to_owned() } else { format!("{vname}@bulk") };
+                    let bulk = LoadSection {
+                        size: sizes.iter().max().copied(),
+                        connections: NonZeroU32::new(1),
+                        processes: NonZeroU32::new(1),
+                        in_flight: NonZeroU32::new(BULK_IN_FLIGHT),
+                        rate: None,
+                        ..load.clone()
+                    };
+                    let mut spec = resolve(&name, server.clone(), bulk).map_err(at)?;
+                    spec.load.bulk = true;
+                    configs.push(spec);
                 }
                 continue;
             }
@@ -822,6 +898,14 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 ("echo_to_sender", s.echo_to_sender.is_some()),
                 ("push_rate", s.push_rate.is_some()),
                 ("push_size", s.push_size.is_some()),
+                ("deflate", s.deflate.is_some()),
+                ("deflate_server_max_window_bits", s.deflate_server_max_window_bits.is_some()),
+                ("deflate_client_max_window_bits", s.deflate_client_max_window_bits.is_some()),
+                ("deflate_server_no_context_takeover", s.deflate_server_no_context_takeover.is_some()),
+                ("deflate_client_no_context_takeover", s.deflate_client_no_context_takeover.is_some()),
+                ("allow_origin", s.allow_origin.is_some()),
+                ("conn_rate", s.conn_rate.is_some()),
+                ("conn_burst", s.conn_burst.is_some()),
             ];
             if let Some((k, _)) = builtin_keys.iter().find(|(_, set)| *set) {
                 return Err(cfg(format!("server key `{k}` applies to the built-in server, but `command` runs an external one; remove one of them")));
@@ -850,8 +934,11 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 }
                 _ => return Err(cfg("server keys `pause_every` and `pause_for` go together; give both".into())),
             };
+            let engine = s.engine.unwrap_or_default();
+            let deflate = server_deflate(&s, engine).map_err(cfg)?;
+            let (allow_origins, conn_rate, conn_burst) = server_gate(&s).map_err(cfg)?;
             ServerSpec::Builtin(BuiltinServer {
-                engine: s.engine.unwrap_or_default(),
+                engine,
                 workload: s.workload.unwrap_or_default(),
                 handler: s.handler.unwrap_or_default(),
                 runtime: s.runtime.unwrap_or_default(),
@@ -860,6 +947,10 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 pause,
                 tls: s.tls.unwrap_or(false),
                 tokens: s.tokens.unwrap_or(false),
+                deflate,
+                allow_origins,
+                conn_rate,
+                conn_burst,
                 fanout: Fanout {
                     rooms: s.rooms.map_or(1, |r| r.get()),
                     echo_to_sender: s.echo_to_sender.unwrap_or(false),
@@ -944,7 +1035,22 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
             .collect::<Result<_, _>>()?,
         ping_interval: l.ping_interval,
         nodelay: l.nodelay.unwrap_or(true),
+        deflate: l.deflate.unwrap_or(false),
+        origin: l.origin.clone(),
+        bulk: false,
     };
+    if load.deflate && load.engine != Engine::ZeroAlloc {
+        return Err(cfg(format!(
+            "load key `deflate` needs load key `engine = \"zero-alloc\"`: the {} client (tungstenite 0.29) has no permessage-deflate",
+            load.engine.name()
+        )));
+    }
+    if load.deflate && load.foreign.is_some() {
+        return Err(cfg("load key `deflate` runs on the zero-alloc client, and `template` on the tungstenite client; remove one".into()));
+    }
+    if let Some(o) = &load.origin {
+        check_origin(o).map_err(|e| cfg(format!("load key `origin`: {e}")))?;
+    }
     if load.ping_interval.is_some() && load.idle.is_empty() {
         return Err(cfg("load key `ping_interval` applies to the idle probe (load key `idle`)".into()));
     }
@@ -987,6 +1093,68 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         return Err(cfg(format!("load key `processes` ({}) exceeds `connections` ({}); every process needs a connection", load.processes, load.connections)));
     }
     Ok(ConfigSpec { name: name.to_owned(), group: None, server, load })
+}
+
+/// Server keys `deflate` and `deflate_*`: the bounds the server accepts an offer within.
+fn server_deflate(s: &ServerSection, engine: Engine) -> Result<Option<DeflateConfig>, String> {
+    let params = [
+        ("deflate_server_max_window_bits", s.deflate_server_max_window_bits.is_some()),
+        ("deflate_client_max_window_bits", s.deflate_client_max_window_bits.is_some()),
+        ("deflate_server_no_context_takeover", s.deflate_server_no_context_takeover.is_some()),
+        ("deflate_client_no_context_takeover", s.deflate_client_no_context_takeover.is_some()),
+    ];
+    if s.deflate != Some(true) {
+        return match params.iter().find(|(_, set)| *set) {
+            Some((k, _)) => Err(format!("server key `{k}` is a parameter of permessage-deflate; add server key `deflate = true`")),
+            None => Ok(None),
+        };
+    }
+    if engine != Engine::ZeroAlloc {
+        return Err(format!(
+            "server key `deflate` needs server key `engine = \"zero-alloc\"`: the {} engine (tungstenite 0.29) has no permessage-deflate",
+            engine.name()
+        ));
+    }
+    let range = crate::codec::deflate::MIN_WINDOW_BITS..=crate::codec::deflate::MAX_WINDOW_BITS;
+    for (k, v) in [("deflate_server_max_window_bits", s.deflate_server_max_window_bits), ("deflate_client_max_window_bits", s.deflate_client_max_window_bits)] {
+        if let Some(b) = v.filter(|b| !range.contains(b)) {
+            return Err(format!("server key `{k}` is {b}; window bits go from {} to {}", range.start(), range.end()));
+        }
+    }
+    Ok(Some(DeflateConfig {
+        server_max_window_bits: s.deflate_server_max_window_bits.unwrap_or(crate::codec::deflate::MAX_WINDOW_BITS),
+        client_max_window_bits: s.deflate_client_max_window_bits,
+        server_no_context_takeover: s.deflate_server_no_context_takeover.unwrap_or(false),
+        client_no_context_takeover: s.deflate_client_no_context_takeover.unwrap_or(false),
+    }))
+}
+
+/// Origins allowed, upgrades per second per peer, and the burst.
+type Gate = (Vec<String>, Option<f64>, Option<u32>);
+
+/// Server keys `allow_origin`, `conn_rate` and `conn_burst`, checked as the server's flags are.
+fn server_gate(s: &ServerSection) -> Result<Gate, String> {
+    let origins = s.allow_origin.clone().unwrap_or_default();
+    for o in &origins {
+        check_origin(o).map_err(|e| format!("server key `allow_origin`: {e}"))?;
+    }
+    if let Some(r) = s.conn_rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+        return Err(format!("server key `conn_rate` is {r}; give upgrades per second per peer, above 0"));
+    }
+    match (s.conn_rate, s.conn_burst) {
+        (None, Some(_)) => Err("server key `conn_burst` is the burst of `conn_rate`; give `conn_rate` too".into()),
+        (_, Some(0)) => Err("server key `conn_burst` must be at least 1: a peer with an empty bucket could never connect".into()),
+        (rate, burst) => Ok((origins, rate, burst)),
+    }
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, no path.
+fn check_origin(o: &str) -> Result<(), String> {
+    let host = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+    match host.map(|h| h.strip_suffix('/').unwrap_or(h)) {
+        Some(h) if !h.is_empty() && !h.contains(['/', '?', '#', ' ', '\r', '\n']) => Ok(()),
+        _ => Err(format!("{o:?} is not an origin; give scheme://host[:port] with no path, e.g. https://a.example")),
+    }
 }
 
 /// What the broadcast, push and sink workloads need of a configuration.
@@ -1088,12 +1256,22 @@ mod tests {
     #[test]
     fn sizes_sweep_one_configuration_per_size() {
         let s = parse("[load]\nsizes = \"seed\"\n").unwrap();
-        assert_eq!(s.configs.iter().map(|c| c.load.size).collect::<Vec<_>>(), seed_sizes());
+        let mut sizes = seed_sizes();
+        sizes.push(1_762_560);
+        assert_eq!(s.configs.iter().map(|c| c.load.size).collect::<Vec<_>>(), sizes);
         assert_eq!(s.configs[0].name, "1020B");
         assert_eq!(s.configs[11].load.size, 1_762_560);
-        let s = parse("[load]\nsizes = [64, \"4KiB\"]\n[[configs]]\nname = \"zero\"\nserver = { engine = \"zero-alloc\" }\n[[configs]]\nname = \"tung\"\n").unwrap();
+        // The bulk cross-check: the largest size, one connection, a deep closed-loop pipeline.
+        let bulk = &s.configs[12];
+        assert_eq!((bulk.name.as_str(), bulk.load.bulk, bulk.load.connections, bulk.load.in_flight, bulk.load.rate), ("bulk", true, 1, BULK_IN_FLIGHT, None));
+        assert!(s.configs[..12].iter().all(|c| !c.load.bulk));
+        let s = parse("[load]\nrate = 100\nconnections = 4\nsizes = [64, \"4KiB\"]\n[[configs]]\nname = \"zero\"\nserver = { engine = \"zero-alloc\" }\n[[configs]]\nname = \"tung\"\n").unwrap();
         let names: Vec<&str> = s.configs.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["zero@64B", "zero@4096B", "tung@64B", "tung@4096B"]);
+        assert_eq!(names, ["zero@64B", "zero@4096B", "zero@bulk", "tung@64B", "tung@4096B", "tung@bulk"]);
+        assert_eq!((s.configs[2].load.size, s.configs[2].load.rate), (4096, None));
+        // One-way workloads have no echo to stream.
+        let s = parse("[server]\nworkload = \"sink\"\n[load]\nrate = 100\nsizes = [64, 128]\n").unwrap();
+        assert_eq!(s.configs.len(), 2);
         let e = parse("[load]\nsizes = [8]\n").unwrap_err();
         assert!(e.message.contains("header"), "{e}");
         let e = parse("[load]\nsizes = \"big\"\n").unwrap_err();
@@ -1295,6 +1473,58 @@ mod tests {
         assert_eq!(s.configs[0].load.connections, 20, "checked as its first probe runs");
         let e = parse("[search]\nover = \"conns\"\nslo = \"p95 <= 250ms\"\n").unwrap_err();
         assert!(e.message.contains("over"), "{e}");
+    }
+
+    #[test]
+    fn deflate_keys_reach_both_plans_and_tungstenite_declines_them_by_key_and_config() {
+        let s = parse(
+            "[server]\nengine = \"zero-alloc\"\ndeflate = true\ndeflate_server_max_window_bits = 10\ndeflate_client_no_context_takeover = true\n\
+             [load]\nengine = \"zero-alloc\"\ndeflate = true\n",
+        )
+        .unwrap();
+        let c = &s.configs[0];
+        let ServerSpec::Builtin(b) = &c.server else { panic!() };
+        let d = b.deflate.expect("deflate reaches the server");
+        assert_eq!((d.server_max_window_bits, d.client_max_window_bits, d.server_no_context_takeover, d.client_no_context_takeover), (10, None, false, true));
+        let args = b.plan("127.0.0.1:0".parse().unwrap(), None, None).to_args();
+        assert!(args.windows(2).any(|w| w == ["--deflate-server-max-window-bits", "10"]) && args.contains(&"--deflate-client-no-context-takeover".into()), "{args:?}");
+        assert!(c.load.plan("ws://127.0.0.1:1/").to_args().contains(&"--deflate".into()));
+        // Without the keys nothing is offered or accepted.
+        let plain = &parse("[server]\nengine = \"zero-alloc\"\n").unwrap().configs[0];
+        assert!(matches!(&plain.server, ServerSpec::Builtin(b) if b.deflate.is_none()) && plain.load.plan("ws://x/").deflate.is_none());
+
+        for (text, says, line) in [
+            ("[server]\ndeflate = true\n", "server key `deflate` needs server key `engine = \"zero-alloc\"`: the tungstenite engine", 1),
+            ("[[configs]]\nname = \"tung\"\nload = { deflate = true }\n", "config `tung`: load key `deflate` needs load key `engine = \"zero-alloc\"`", 3),
+            ("[server]\nengine = \"zero-alloc\"\ndeflate_server_max_window_bits = 10\n", "add server key `deflate = true`", 1),
+            ("[server]\nengine = \"zero-alloc\"\ndeflate = true\ndeflate_client_max_window_bits = 8\n", "server key `deflate_client_max_window_bits` is 8", 1),
+            ("[server]\ncommand = [\"x\"]\ndeflate = true\n", "server key `deflate` applies to the built-in server", 1),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.contains(says), "{text}: {e}");
+            assert!(e.to_string().starts_with(&format!("scenarios/t.toml:{line}:")), "{text}: {e}");
+        }
+        let e = parse("[server]\ndeflate = \"yes\"\n").unwrap_err();
+        assert!(e.message.contains("key `deflate`"), "{e}");
+    }
+
+    #[test]
+    fn gate_keys_reach_the_server_and_the_origin_the_load_generator() {
+        let s = parse("[server]\nallow_origin = [\"https://a.example\", \"http://b:8080\"]\nconn_rate = 50\nconn_burst = 5\n[load]\norigin = \"https://a.example\"\n").unwrap();
+        let ServerSpec::Builtin(b) = &s.configs[0].server else { panic!() };
+        assert_eq!(b.gate_args(), ["--allow-origin", "https://a.example", "--allow-origin", "http://b:8080", "--conn-rate", "50", "--conn-burst", "5"]);
+        assert_eq!(s.configs[0].load.plan("ws://x/").headers, [("Origin".to_owned(), "https://a.example".to_owned())]);
+        for (text, says) in [
+            ("[server]\nallow_origin = [\"a.example\"]\n", "server key `allow_origin`: \"a.example\" is not an origin"),
+            ("[server]\nconn_burst = 5\n", "give `conn_rate` too"),
+            ("[server]\nconn_rate = 5\nconn_burst = 0\n", "at least 1"),
+            ("[server]\nconn_rate = 0\n", "server key `conn_rate` is 0"),
+            ("[load]\norigin = \"https://a.example/path\"\n", "load key `origin`"),
+            ("[server]\ncommand = [\"x\"]\nconn_rate = 5\n", "server key `conn_rate` applies to the built-in server"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.contains(says), "{text}: {e}");
+        }
     }
 
     #[test]

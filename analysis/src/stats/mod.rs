@@ -64,6 +64,22 @@ pub fn server_cpu_pct(t: &Trial) -> Option<f64> {
     mean(t.server_samples().map(|s| s.cpu_pct)).or_else(|| t.server.as_ref().map(|s| s.cpu_pct))
 }
 
+/// Server CPU time per message received, µs: `server.json`'s lifetime CPU over the messages it
+/// received in that time (warm-up included in both, so an idle start and stop weigh a little).
+pub fn server_cpu_us_per_message(t: &Trial) -> Option<f64> {
+    let s = t.server.as_ref()?;
+    (s.counts.messages_in > 0).then(|| s.cpu_pct / 100.0 * s.duration_s * 1e6 / s.counts.messages_in as f64)
+}
+
+/// Bytes on the wire over payload bytes, both directions together, of the compressed messages a
+/// trial's load generators sent and received (`summary.json`'s `deflate`); `None` when no
+/// message was compressed (deflate not offered, or declined).
+pub fn compression_ratio(t: &Trial) -> Option<f64> {
+    let d = t.summary.as_ref()?.setup.deflate.as_ref()?;
+    let payload = d.payload_bytes_out + d.payload_bytes_in;
+    (payload > 0).then(|| (d.wire_bytes_out + d.wire_bytes_in) as f64 / payload as f64)
+}
+
 /// Peak resident memory of the server over a trial, from `processes.csv`.
 pub fn server_peak_rss(t: &Trial) -> Option<f64> {
     t.server_samples().map(|s| s.rss_bytes).max().map(|b| b as f64)
