@@ -32,32 +32,27 @@ fn run_scenario(dir: &Path, name: &str, text: &str, extra: &[&str]) -> (std::pro
     (child.wait_with_output().unwrap(), results.join(name).join("r1"))
 }
 
-#[test]
-fn reconnecting_after_10_messages_opens_one_connection_per_10_messages_and_closes_cleanly() {
+/// Runs a closed-loop churn scenario on `engine` with `churn` (scenario keys) and checks what
+/// every churn run must show; returns the summary.
+fn churn_run(engine: &str, churn: &str, report_says: &str) -> wsbench_core::result::LoadgenSummary {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let (out, run) = run_scenario(
         tmp.path(),
         "churn",
-        "name = \"churn\"\ntrials = 1\n[load]\nconnections = 4\nin_flight = 1\nwarmup = \"300ms\"\nduration = \"2s\"\nreconnect_after = 10\n[[configs]]\nname = \"default\"\n",
+        &format!("name = \"churn\"\ntrials = 1\n[load]\nengine = \"{engine}\"\nconnections = 4\nin_flight = 1\nwarmup = \"300ms\"\nduration = \"2s\"\n{churn}\n[[configs]]\nname = \"default\"\n"),
         &[],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let s = summary(&run.join("default/trial-1"));
     let churn = s.connections.churn.as_ref().expect("summary.json has connections.churn");
-    let sent = s.messages.sent;
-    assert!(sent >= 200, "too few messages to judge: {sent}");
-    // Each place reopens after every 10th message: within the window, one replacement per 10
-    // messages, give or take one per connection at each edge of the window.
-    let expected = sent as f64 / 10.0;
-    let slack = 2.0 * f64::from(s.connections.established) + expected * 0.02;
-    assert!((churn.opened_in_window as f64 - expected).abs() <= slack, "opened {} in the window for {sent} messages", churn.opened_in_window);
-    assert!(churn.opened >= churn.opened_in_window);
+    assert!(churn.opened_in_window > 0 && churn.opened >= churn.opened_in_window, "{churn:?}");
     assert_eq!(churn.unclean, 0, "{:?}", churn.closes);
     assert_eq!(churn.clean, churn.opened, "every replaced connection closed cleanly before its replacement opened: {churn:?}");
     assert_eq!(churn.closes.keys().collect::<Vec<_>>(), ["close 1000 normal closure"]);
     assert!(churn.opened_per_s > 0.0);
+    assert!(churn.allocations_per_replacement.is_some_and(|a| a > 0.0), "opening a connection allocates, and the figure says how much: {churn:?}");
     assert_eq!((s.messages.lost, s.messages.errors, s.connections.failed), (0, 0, 0));
     // The handshake histogram holds the replacements' handshakes too.
     let hs = s.setup.handshake_us.expect("handshake_us");
@@ -67,15 +62,44 @@ fn reconnecting_after_10_messages_opens_one_connection_per_10_messages_and_close
     assert_eq!(server["counts"]["connections_accepted"].as_u64(), Some(u64::from(s.connections.established) + churn.opened));
     let report = fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(report.contains("## Connection churn"), "{report}");
-    assert!(report.contains("reconnect after 10 messages"), "{report}");
+    assert!(report.contains(report_says), "{report}");
+    s
+}
+
+/// Each place reopens after every 10th message: within the window, one replacement per 10
+/// messages, give or take one per connection at each edge of the window.
+fn assert_one_replacement_per_10_messages(s: &wsbench_core::result::LoadgenSummary) {
+    let churn = s.connections.churn.as_ref().unwrap();
+    let sent = s.messages.sent;
+    assert!(sent >= 200, "too few messages to judge: {sent}");
+    let expected = sent as f64 / 10.0;
+    let slack = 2.0 * f64::from(s.connections.established) + expected * 0.02;
+    assert!((churn.opened_in_window as f64 - expected).abs() <= slack, "opened {} in the window for {sent} messages", churn.opened_in_window);
 }
 
 #[test]
-fn churn_on_the_zero_alloc_client_is_refused_with_exit_2() {
-    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--engine", "zero-alloc", "--reconnect-after", "10"], Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("tungstenite client only"), "{stderr}");
+fn reconnecting_after_10_messages_opens_one_connection_per_10_messages_and_closes_cleanly() {
+    let s = churn_run("tungstenite", "reconnect_after = 10", "reconnect after 10 messages");
+    assert_one_replacement_per_10_messages(&s);
+}
+
+#[test]
+fn the_zero_alloc_client_reconnects_after_10_messages_the_same_way() {
+    let s = churn_run("zero-alloc", "reconnect_after = 10", "reconnect after 10 messages");
+    assert_one_replacement_per_10_messages(&s);
+    assert_eq!(s.config.engine, wsbench_core::plan::Engine::ZeroAlloc);
+}
+
+#[test]
+fn the_zero_alloc_client_replaces_connections_at_the_end_of_their_lifetime() {
+    let s = churn_run("zero-alloc", "connection_lifetime = \"100ms\"", "connections live 100ms");
+    let churn = s.connections.churn.as_ref().unwrap();
+    // 4 places, each replaced every 100 ms (plus the swap's time) over a 2 s window: 80 at most.
+    assert!((50..=84).contains(&churn.opened_in_window), "{} replacements in the window", churn.opened_in_window);
+}
+
+#[test]
+fn churn_without_a_lifetime_to_jitter_is_refused_with_exit_2() {
     let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--lifetime-jitter", "10%"], Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2), "jitter without a lifetime");
 }

@@ -230,7 +230,7 @@ pub struct LoadgenArgs {
 
     /// Churn: close each connection cleanly (1000) after it has sent N messages and open a new
     /// one in its place (the same place in the send schedule), so the server's accept and
-    /// handshake path is under load. Tungstenite client only, for now.
+    /// handshake path is under load. Both client engines.
     #[arg(long, value_name = "N")]
     pub reconnect_after: Option<u64>,
 
@@ -530,9 +530,6 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if !plan.churn.is_off() {
         if plan.workload.is_fanout() {
             return Err(format!("--reconnect-after and --connection-lifetime apply to the echo workload, not --workload {}", plan.workload.name()));
-        }
-        if plan.engine == Engine::ZeroAlloc {
-            return Err("--reconnect-after and --connection-lifetime run on the tungstenite client only for now; use --engine tungstenite".into());
         }
     }
     crate::fanout::validate(plan)

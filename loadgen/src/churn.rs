@@ -2,7 +2,9 @@
 //! A worker keeps one ([`crate::connection::ConnShared::churn_tally`]); the process adds them
 //! into `connections.churn` of the summary. Nothing here is on the per-message path.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::future::{poll_fn, Future};
 
 use wsbench_core::result::ChurnReport;
 
@@ -50,6 +52,24 @@ pub struct ChurnTally {
     pub closes: BTreeMap<String, u64>,
     pub clean: u64,
     pub unclean: u64,
+    /// Heap allocations made while replacing connections (see [`counted`]); kept apart from the
+    /// per-message figure, which must stay at 0.
+    pub allocations: u64,
+}
+
+/// Runs `fut`, adding the allocations this thread makes while polling it to `count`.
+///
+/// A replacement runs between the worker's other connections: counting only inside its own
+/// polls leaves their per-message allocations where they belong, in the hot path's figure.
+pub async fn counted<F: Future>(count: &Cell<u64>, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    poll_fn(|cx| {
+        let before = wsbench_core::alloc::thread_allocations();
+        let r = fut.as_mut().poll(cx);
+        count.set(count.get() + wsbench_core::alloc::thread_allocations().saturating_sub(before));
+        r
+    })
+    .await
 }
 
 impl ChurnTally {
@@ -79,6 +99,7 @@ impl ChurnTally {
         self.opened_in_window += o.opened_in_window;
         self.clean += o.clean;
         self.unclean += o.unclean;
+        self.allocations += o.allocations;
         for (k, n) in &o.failures {
             *self.failures.entry(k.clone()).or_default() += n;
         }
@@ -87,9 +108,12 @@ impl ChurnTally {
         }
     }
 
-    /// The summary's report over a measured window of `window_s` seconds.
-    pub fn report(&self, window_s: f64) -> ChurnReport {
+    /// The summary's report over a measured window of `window_s` seconds; `counting` says
+    /// whether this process counts allocations at all.
+    pub fn report(&self, window_s: f64, counting: bool) -> ChurnReport {
+        let attempts = self.opened + self.failures.values().map(|&n| u64::from(n)).sum::<u64>();
         ChurnReport {
+            allocations_per_replacement: (counting && attempts > 0).then(|| self.allocations as f64 / attempts as f64),
             opened: self.opened,
             opened_in_window: self.opened_in_window,
             opened_per_s: if window_s > 0.0 { self.opened_in_window as f64 / window_s } else { 0.0 },
@@ -114,7 +138,7 @@ mod tests {
         assert_eq!((t.clean, t.unclean), (1, 3));
         assert_eq!(t.closes.get("close 1000 normal closure"), Some(&1));
         assert_eq!(t.closes.get("no close reply within 1s"), Some(&1));
-        let r = t.report(2.0);
+        let r = t.report(2.0, false);
         assert_eq!(r.opened_per_s, 0.0);
     }
 }

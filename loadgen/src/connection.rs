@@ -177,6 +177,19 @@ pub struct ConnShared {
     pub target: std::sync::Arc<Target>,
     /// What churn did on this worker.
     pub churn_tally: RefCell<crate::churn::ChurnTally>,
+    /// Allocations this worker thread made replacing connections ([`crate::churn::counted`]).
+    pub churn_allocations: Cell<u64>,
+    /// The zero-alloc engine's buffers are sized for this many messages per batch
+    /// ([`crate::zero::expected_batch`]), replacements' as the first connections'.
+    pub batch: usize,
+}
+
+impl ConnShared {
+    /// This thread's allocations so far, less those made replacing connections: what the
+    /// per-message figure counts.
+    pub fn hot_allocations(&self) -> u64 {
+        wsbench_core::alloc::thread_allocations().saturating_sub(self.churn_allocations.get())
+    }
 }
 
 /// A request to end the run early.
@@ -258,7 +271,7 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
 }
 
 /// How one connection's loop ended: the place's end, or churn (replace the connection).
-enum Step {
+pub(crate) enum Step {
     End(ConnEnd),
     Churn,
 }
@@ -402,6 +415,11 @@ impl Connection<'_> {
     /// and opens a new one in its place; `Err` names why the place ends (the replacement could
     /// not be opened). Echoes still outstanding are counted as unanswered first.
     async fn replace(&mut self) -> Result<(), String> {
+        let shared = self.session.shared;
+        crate::churn::counted(&shared.churn_allocations, self.replace_uncounted()).await
+    }
+
+    async fn replace_uncounted(&mut self) -> Result<(), String> {
         let shared = self.session.shared;
         self.session.give_up_outstanding();
         let outcome = close_and_wait(&mut self.ws).await;

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::LocalSet;
-use wsbench_core::alloc;
 use wsbench_core::clock::{now_ns, thread_cpu_ns};
 use wsbench_core::plan::LoadPlan;
 
@@ -257,8 +256,7 @@ impl WorkerJob {
             // (JSON-RPC's carries the params back), so a run's replies never grow them.
             size = size.max(2 * f.template.max_len() as u64);
         }
-        let peak = self.plan.rate.map(|r| self.plan.stages.iter().map(|s| s.rate).fold(r, f64::max));
-        let batch = crate::zero::expected_batch(peak, self.plan.connections, self.plan.in_flight);
+        let batch = zero_batch(&self.plan);
         for &i in &self.connections {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
             tokio::select! {
@@ -366,6 +364,8 @@ impl WorkerJob {
             churn_drain_ns: duration_ns(self.plan.drain_timeout),
             target: Arc::clone(&self.target),
             churn_tally: Default::default(),
+            churn_allocations: std::cell::Cell::new(0),
+            batch: zero_batch(&self.plan),
         });
         let tasks: Vec<_> = conns
             .into_iter()
@@ -422,7 +422,7 @@ impl WorkerJob {
         }
 
         let end = window_end(&timeline, *self.stop.borrow());
-        cpu.end();
+        cpu.end(shared.hot_allocations());
         while let Ok(set) = self.recycled.try_recv() {
             shared.recorder.borrow_mut().give_back(set);
         }
@@ -430,11 +430,18 @@ impl WorkerJob {
         let _ = self.collector.send(last);
         setup.first_message = shared.first_message.replace(wsbench_core::hist::new_histogram());
         setup.compression.add(&shared.compression.get());
-        let churn = shared.churn_tally.take();
+        let mut churn = shared.churn_tally.take();
+        churn.allocations = shared.churn_allocations.get();
         // Replacements were opened under load: their setup times join the others'.
         setup.add(&churn.setup);
         WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup, churn }
     }
+}
+
+/// The zero-alloc engine's batch for `plan`: buffers follow the peak rate.
+fn zero_batch(plan: &LoadPlan) -> usize {
+    let peak = plan.rate.map(|r| plan.stages.iter().map(|s| s.rate).fold(r, f64::max));
+    crate::zero::expected_batch(peak, plan.connections, plan.in_flight)
 }
 
 /// What the connect phase of a worker came to.
@@ -511,7 +518,7 @@ async fn ticker(shared: &ConnShared, collector: &std_mpsc::SyncSender<IntervalSe
     let tl = shared.timeline;
     let mut stop_rx = shared.stop.clone();
     if wait_until(&mut stop_rx, tl.measured_start_ns).await {
-        cpu.start();
+        cpu.start(shared.hot_allocations());
         let mut k = 0;
         while tl.interval_end(k) < tl.measured_end_ns && wait_until(&mut stop_rx, tl.interval_end(k)).await {
             let mut rec = shared.recorder.borrow_mut();
@@ -523,7 +530,7 @@ async fn ticker(shared: &ConnShared, collector: &std_mpsc::SyncSender<IntervalSe
         }
         // At the window's end, or at once when it was cut short.
         wait_until(&mut stop_rx, tl.measured_end_ns).await;
-        cpu.end();
+        cpu.end(shared.hot_allocations());
     }
     std::future::pending::<()>().await;
 }
@@ -539,7 +546,7 @@ async fn wait_until(stop_rx: &mut watch::Receiver<Option<Stop>>, t: u64) -> bool
 }
 
 /// The worker thread's CPU clock and allocation count at the start and end of the measured
-/// window. The allocation count is this thread's own ([`alloc::thread_allocations`]), so the
+/// window. The allocation count is this thread's own ([`wsbench_core::alloc::thread_allocations`]), so the
 /// collector's once-per-second file writing is not mistaken for the hot path's.
 #[derive(Debug, Default)]
 struct CpuWindow {
@@ -548,19 +555,21 @@ struct CpuWindow {
 }
 
 impl CpuWindow {
-    fn reading() -> (u64, u64, u64) {
-        (now_ns(), thread_cpu_ns(), alloc::thread_allocations())
+    /// `allocations` is the thread's count less what replacing connections made
+    /// ([`ConnShared::hot_allocations`]).
+    fn reading(allocations: u64) -> (u64, u64, u64) {
+        (now_ns(), thread_cpu_ns(), allocations)
     }
 
-    fn start(&mut self) {
-        self.start = Some(Self::reading());
+    fn start(&mut self, allocations: u64) {
+        self.start = Some(Self::reading(allocations));
     }
 
     /// Takes the end reading, once: the clocks and the count are read together, so a window
     /// cut short is measured up to when the worker noticed.
-    fn end(&mut self) {
+    fn end(&mut self, allocations: u64) {
         if self.start.is_some() && self.end.is_none() {
-            self.end = Some(Self::reading());
+            self.end = Some(Self::reading(allocations));
         }
     }
 
@@ -636,14 +645,14 @@ mod tests {
     #[test]
     fn cpu_window_needs_both_readings() {
         let mut c = CpuWindow::default();
-        c.end();
+        c.end(0);
         assert_eq!(c.pct(), None, "no start, no figure");
-        c.start();
+        c.start(0);
         let t0 = now_ns();
         while now_ns() - t0 < 5_000_000 {
             std::hint::black_box(0);
         }
-        c.end();
+        c.end(0);
         let pct = c.pct().unwrap();
         assert!(pct > 10.0 && pct <= 110.0, "busy loop measured {pct} %");
     }

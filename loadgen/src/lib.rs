@@ -376,7 +376,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
             control.connections.failed += n;
             *control.connections.failures.entry(format!("replacement: {cause}")).or_default() += n;
         }
-        control.connections.churn = Some(churn.report(duration_s));
+        control.connections.churn = Some(churn.report(duration_s, wsbench_core::alloc::is_counting()));
     }
     let summary = summarize(SummaryInputs {
         plan,
@@ -717,7 +717,8 @@ fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
     });
     let churn = c.churn.as_ref().map_or(String::new(), |ch| {
         let hs = s.setup.handshake_us.map(|h| format!(", handshake p50 {} p99 {}", latency_us(h.p50), latency_us(h.p99))).unwrap_or_default();
-        format!("\x20 churn       {} connections replaced ({}/s in the window{hs}), {} closed cleanly, {} not\n", ch.opened, thousands(ch.opened_per_s), ch.clean, ch.unclean)
+        let allocs = ch.allocations_per_replacement.map(|a| format!(", {a:.1} allocations each")).unwrap_or_default();
+        format!("\x20 churn       {} connections replaced ({}/s in the window{hs}{allocs}), {} closed cleanly, {} not\n", ch.opened, thousands(ch.opened_per_s), ch.clean, ch.unclean)
     });
     format!(
         "{} connections, {pace}, {:.1} s measured{}\n\

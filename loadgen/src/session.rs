@@ -148,6 +148,10 @@ impl<'a> Session<'a> {
     /// echoes are back (or their wait, bounded by the drain timeout, is over: they are then
     /// counted as unanswered).
     pub fn wants_reconnect(&self) -> bool {
+        // Not due before its time: without churn the clock is not read.
+        if self.churn_at == u64::MAX {
+            return false;
+        }
         let now = now_ns();
         self.sending && self.churn_due(now) && (self.outstanding.is_empty() || now >= self.churn_at.saturating_add(self.shared.churn_drain_ns))
     }
@@ -497,7 +501,7 @@ impl<'a> Session<'a> {
     /// [`ConnShared::allocations_at_first_finish`]); called before closing.
     pub fn note_finish(&self) {
         if self.shared.allocations_at_first_finish.get().is_none() {
-            self.shared.allocations_at_first_finish.set(Some(wsbench_core::alloc::thread_allocations()));
+            self.shared.allocations_at_first_finish.set(Some(self.shared.hot_allocations()));
         }
     }
 
