@@ -41,6 +41,34 @@ impl CloseOutcome {
     }
 }
 
+/// Between closing a place's connection and opening the next one: churn opens it at once
+/// (`reopen_at` `None`); a connection ramp that closed the place counts it closed and waits
+/// until the ramp reaches it again. False when the place stays closed: never reopened, or the
+/// run stops or its window ends first.
+pub async fn until_reopen(shared: &crate::connection::ConnShared, reopen_at: Option<u64>) -> bool {
+    let Some(at) = reopen_at else { return true };
+    crate::fleet::connection_closed(shared);
+    wait_to_open(shared, at).await
+}
+
+/// Waits until `at` for a connection ramp to open a place; false when the run stops or the
+/// measured window ends first. The place counts as open from then on.
+pub async fn wait_to_open(shared: &crate::connection::ConnShared, at: u64) -> bool {
+    if at >= crate::fleet::window_end(&shared.timeline, *shared.stop.borrow()) {
+        return false;
+    }
+    let mut stop = shared.stop.clone();
+    let reached = tokio::select! {
+        biased;
+        _ = stop.wait_for(|s| s.is_some()) => false,
+        () = tokio::time::sleep_until(crate::fleet::instant_at(at)) => true,
+    };
+    if reached {
+        shared.recorder.borrow_mut().opened();
+    }
+    reached
+}
+
 /// One worker's churn so far.
 #[derive(Debug, Clone, Default)]
 pub struct ChurnTally {

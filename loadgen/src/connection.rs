@@ -182,6 +182,8 @@ pub struct ConnShared {
     /// The zero-alloc engine's buffers are sized for this many messages per batch
     /// ([`crate::zero::expected_batch`]), replacements' as the first connections'.
     pub batch: usize,
+    /// Connection ramps: the open count over time and who sends what (`None`: no ramp).
+    pub connection_ramp: Option<&'static crate::schedule::ConnectionRamp>,
 }
 
 impl ConnShared {
@@ -208,6 +210,9 @@ pub enum ConnEnd {
     Finished,
     /// The peer closed or reset the connection, or I/O failed; the text says how.
     Dropped(String),
+    /// A connection ramp closed the place (cleanly, counted then) and does not open it again
+    /// before the window ends.
+    Retired,
 }
 
 /// What the socket had to say.
@@ -248,11 +253,11 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
     let end = loop {
         match conn.run_loop().await {
             Step::End(end) => break end,
-            Step::Churn => {
-                if let Err(cause) = conn.replace().await {
-                    break ConnEnd::Dropped(cause);
-                }
-            }
+            Step::Churn => match conn.replace().await {
+                Ok(true) => {}
+                Ok(false) => break ConnEnd::Retired,
+                Err(cause) => break ConnEnd::Dropped(cause),
+            },
         }
     };
     conn.session.give_up_outstanding();
@@ -266,6 +271,7 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
             let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.ws.flush()).await;
             conn.session.report_drop(cause);
         }
+        ConnEnd::Retired => {}
     }
     end
 }
@@ -412,18 +418,22 @@ impl Connection<'_> {
     }
 
     /// Churn: closes the connection (1000, the reply awaited for [`CLOSE_TIMEOUT`] at most)
-    /// and opens a new one in its place; `Err` names why the place ends (the replacement could
-    /// not be opened). Echoes still outstanding are counted as unanswered first.
-    async fn replace(&mut self) -> Result<(), String> {
+    /// and opens a new one in its place (a connection ramp's when the ramp reaches it again);
+    /// `Ok(false)`: the ramp keeps the place closed; `Err` names why the place ends (the
+    /// replacement could not be opened). Echoes still outstanding are counted as unanswered first.
+    async fn replace(&mut self) -> Result<bool, String> {
         let shared = self.session.shared;
         crate::churn::counted(&shared.churn_allocations, self.replace_uncounted()).await
     }
 
-    async fn replace_uncounted(&mut self) -> Result<(), String> {
+    async fn replace_uncounted(&mut self) -> Result<bool, String> {
         let shared = self.session.shared;
         self.session.give_up_outstanding();
         let outcome = close_and_wait(&mut self.ws).await;
         shared.churn_tally.borrow_mut().closed(&outcome);
+        if !crate::churn::until_reopen(shared, self.session.reopen_at()).await {
+            return Ok(false);
+        }
         let open_loop = self.session.is_open_loop();
         let target = &*shared.target;
         let opened = tokio::time::timeout(crate::fleet::CONNECT_TIMEOUT, connect(target, shared.size as u64, open_loop)).await;
@@ -436,7 +446,7 @@ impl Connection<'_> {
                 self.want_flush = false;
                 self.blocked = false;
                 self.session.reconnected(now);
-                Ok(())
+                Ok(true)
             }
             Ok(Err(e)) => {
                 shared.churn_tally.borrow_mut().failed(e.cause.clone());

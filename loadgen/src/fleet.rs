@@ -25,7 +25,7 @@ use wsbench_core::clock::{now_ns, thread_cpu_ns};
 use wsbench_core::plan::LoadPlan;
 
 use crate::client::{self, Client, ConnectError, ConnectTimes};
-use crate::connection::{ConnShared, SendMode, Stop};
+use crate::connection::{ConnEnd, ConnShared, SendMode, Stop};
 use crate::pacer::SendClock;
 use crate::recorder::{IntervalSet, Recorder};
 use crate::schedule::{duration_ns, ShardSpan, Timeline};
@@ -257,7 +257,9 @@ impl WorkerJob {
             size = size.max(2 * f.template.max_len() as u64);
         }
         let batch = zero_batch(&self.plan);
-        for &i in &self.connections {
+        // A connection ramp opens the rest of its places later, when it reaches them.
+        let first = self.plan.first_connections();
+        for &i in self.connections.iter().filter(|&&i| i < first) {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
             tokio::select! {
                 biased;
@@ -309,31 +311,49 @@ impl WorkerJob {
     /// thread's CPU use over the measured window.
     async fn run_connections(self, conns: Vec<(u32, Client)>, start: Start, mut setup: SetupTimes) -> WorkerReport {
         let timeline = start.timeline;
-        let mut recorder = Recorder::with_spares(self.id, crate::recorder::spare_sets_for(timeline.interval_ns)).with_connections(conns.len());
-        recorder.begin(timeline.measured_start_ns);
         // The open connections share the whole rate (see the module docs).
+        let mut connection_ramp = None;
         let send_mode = match self.plan.rate {
             Some(rate) => {
                 // A ramp runs the warm-up at `rate`, then its stages; buffers follow its peak.
                 let ramp = (!self.plan.stages.is_empty()).then(|| crate::schedule::Ramp::new(self.plan.warmup, rate, &self.plan.stages).leak());
                 let peak = ramp.map_or(rate, |r| r.peak_rate().max(rate));
-                SendMode::Open { rate: peak, connections: start.established.max(1), span: start.span, ramp }
+                let mut connections = start.established.max(1);
+                if let Some(r) = ramp.filter(|_| self.plan.ramps_connections()) {
+                    // Places keep their numbers; buffers follow the fewest open (the most rate each).
+                    let cr = crate::schedule::ConnectionRamp::new(timeline.start_ns, self.plan.warmup, self.plan.first_connections(), &self.plan.stages, r).leak();
+                    connections = cr.fewest().max(1);
+                    connection_ramp = Some(cr);
+                }
+                SendMode::Open { rate: peak, connections, span: start.span, ramp }
             }
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
+        // A connection ramp runs every place of the worker, open or not yet; otherwise the
+        // connections that opened, numbered afresh.
+        let places: Vec<(u32, Option<Client>)> = match connection_ramp {
+            Some(_) => {
+                let mut conns = conns.into_iter().peekable();
+                self.connections.iter().map(|&i| (i, conns.next_if(|(j, _)| *j == i).map(|(_, c)| c))).collect()
+            }
+            None => conns.into_iter().map(|(i, c)| (i, Some(c))).collect(),
+        };
+        let open_now = places.iter().filter(|(_, c)| c.is_some()).count();
+        let mut recorder = Recorder::with_spares(self.id, crate::recorder::spare_sets_for(timeline.interval_ns)).with_slots(places.len(), open_now);
+        recorder.begin(timeline.measured_start_ns);
         let first_index = start.first_index.get(self.id).copied().unwrap_or(0);
         // A worker with dense deadlines coalesces its timer's firings (see `SendClock::new`);
         // one that spins wants each deadline to the microsecond.
         let worker_rate = match send_mode {
-            SendMode::Open { rate, connections, .. } => rate * conns.len() as f64 / f64::from(connections),
+            SendMode::Open { rate, connections, .. } => rate * open_now as f64 / f64::from(connections),
             SendMode::Closed { .. } => 0.0,
         };
         let coalesce_ns = if self.plan.spin.is_zero() && worker_rate > crate::pacer::COALESCE_ABOVE_RATE { crate::pacer::COALESCE_NS } else { 0 };
-        let clock = match SendClock::new(conns.len(), duration_ns(self.plan.spin), coalesce_ns) {
+        let clock = match SendClock::new(places.len(), duration_ns(self.plan.spin), coalesce_ns) {
             Ok(c) => c,
             Err(e) => {
                 // Without a timer nothing can be paced: count every connection as dropped.
-                for _ in &conns {
+                for _ in places.iter().filter(|(_, c)| c.is_some()) {
                     let _ = self.events.send(Event::Dropped(format!("cannot create a timerfd: {e}")));
                 }
                 recorder.error();
@@ -366,16 +386,26 @@ impl WorkerJob {
             churn_tally: Default::default(),
             churn_allocations: std::cell::Cell::new(0),
             batch: zero_batch(&self.plan),
+            connection_ramp,
         });
-        let tasks: Vec<_> = conns
+        let first_connections = self.plan.first_connections();
+        let (engine, open_loop) = (self.plan.engine, self.plan.is_open_loop());
+        let tasks: Vec<_> = places
             .into_iter()
             .enumerate()
-            .map(|(slot, (_, ws))| {
+            .map(|(slot, (i, client))| {
                 let shared = shared.clone();
-                let index = first_index + slot as u32;
+                let index = if connection_ramp.is_some() { i } else { first_index + slot as u32 };
                 tokio::task::spawn_local(async move {
-                    let end = ws.run(index, slot, &shared).await;
-                    connection_closed(&shared);
+                    let end = match client {
+                        Some(ws) => ws.run(index, slot, &shared).await,
+                        // A place of the ramp's first count that failed to open: counted then.
+                        None if index < first_connections => return ConnEnd::Retired,
+                        None => open_later(engine, open_loop, index, slot, &shared).await,
+                    };
+                    if end != ConnEnd::Retired {
+                        connection_closed(&shared);
+                    }
                     end
                 })
             })
@@ -441,7 +471,9 @@ impl WorkerJob {
 /// The zero-alloc engine's batch for `plan`: buffers follow the peak rate.
 fn zero_batch(plan: &LoadPlan) -> usize {
     let peak = plan.rate.map(|r| plan.stages.iter().map(|s| s.rate).fold(r, f64::max));
-    crate::zero::expected_batch(peak, plan.connections, plan.in_flight)
+    // A connection ramp's rate is shared by the fewest connections at some point.
+    let fewest = plan.stages.iter().filter_map(|s| s.connections).fold(plan.first_connections(), u32::min);
+    crate::zero::expected_batch(peak, fewest, plan.in_flight)
 }
 
 /// What the connect phase of a worker came to.
@@ -499,8 +531,48 @@ async fn wake_on_stop(shared: &ConnShared) {
     std::future::pending::<()>().await;
 }
 
+/// A connection ramp's place that is closed when the run starts: opened when the ramp
+/// reaches it (counted as a replacement, its allocations apart), then run like any other.
+async fn open_later(engine: wsbench_core::plan::Engine, open_loop: bool, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
+    let Some(at) = shared.connection_ramp.and_then(|cr| cr.next_open(0, index).map(|s| cr.segment(s).start_ns)) else {
+        return ConnEnd::Retired;
+    };
+    let opened = crate::churn::counted(&shared.churn_allocations, async {
+        if !crate::churn::wait_to_open(shared, at).await {
+            return None;
+        }
+        let r = tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &shared.target, shared.size as u64, open_loop, shared.batch)).await;
+        let now = now_ns();
+        let mut tally = shared.churn_tally.borrow_mut();
+        Some(match r {
+            Ok(Ok((client, times))) => {
+                tally.opened(&times, now >= shared.timeline.measured_start_ns && now < window_end(&shared.timeline, *shared.stop.borrow()));
+                Ok(client)
+            }
+            Ok(Err(e)) => {
+                tally.failed(e.cause.clone());
+                Err(format!("connection opened by the ramp failed: {}", e.cause))
+            }
+            Err(_) => {
+                tally.failed("timeout".into());
+                Err("connection opened by the ramp failed: timeout".into())
+            }
+        })
+    })
+    .await;
+    match opened {
+        None => ConnEnd::Retired,
+        Some(Ok(client)) => client.run(index, slot, shared).await,
+        Some(Err(cause)) => {
+            shared.recorder.borrow_mut().error();
+            (shared.on_drop)(cause.clone());
+            ConnEnd::Dropped(cause)
+        }
+    }
+}
+
 /// Tells the recorder a connection ended, and whether the measured window was still open.
-fn connection_closed(shared: &ConnShared) {
+pub(crate) fn connection_closed(shared: &ConnShared) {
     let in_window = now_ns() < window_end(&shared.timeline, *shared.stop.borrow());
     shared.recorder.borrow_mut().closed(in_window);
 }

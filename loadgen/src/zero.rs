@@ -503,7 +503,8 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
             LoopStep::End(end) => Some(end),
             // Churn: a new connection in this place, and what its server sent right away.
             LoopStep::Churn => match conn.replace().await {
-                Ok(()) => conn.on_read(),
+                Ok(true) => conn.on_read(),
+                Ok(false) => Some(ConnEnd::Retired),
                 Err(cause) => Some(ConnEnd::Dropped(cause)),
             },
         };
@@ -520,6 +521,7 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
             let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.wire.drain_writes()).await;
             conn.session.report_drop(cause);
         }
+        ConnEnd::Retired => {}
     }
     end
 }
@@ -810,21 +812,24 @@ impl ZeroConn<'_> {
     }
 
     /// Churn: closes the connection (1000, the reply awaited for [`CLOSE_TIMEOUT`] at most) and
-    /// opens a new one in its place, as the tungstenite engine's `Connection::replace` does;
-    /// `Err` names why the place ends. The closed connection's read buffer, send row, message
+    /// opens a new one in its place, as the tungstenite engine's `Connection::replace` does
+    /// (`Ok(false)`: a connection ramp keeps the place closed); `Err` names why the place ends. The closed connection's read buffer, send row, message
     /// assembler and fragment buffer serve the new one; what allocates is counted apart
     /// ([`crate::churn::counted`]).
-    async fn replace(&mut self) -> Result<(), String> {
+    async fn replace(&mut self) -> Result<bool, String> {
         let shared = self.session.shared;
         crate::churn::counted(&shared.churn_allocations, self.replace_uncounted()).await
     }
 
-    async fn replace_uncounted(&mut self) -> Result<(), String> {
+    async fn replace_uncounted(&mut self) -> Result<bool, String> {
         let shared = self.session.shared;
         self.session.give_up_outstanding();
         let outcome = self.close_and_wait().await;
         shared.churn_tally.borrow_mut().closed(&outcome);
         self.add_compression_counts();
+        if !crate::churn::until_reopen(shared, self.session.reopen_at()).await {
+            return Ok(false);
+        }
         let rbuf = std::mem::take(&mut self.wire.rbuf);
         let opened = tokio::time::timeout(crate::fleet::CONNECT_TIMEOUT, connect_reusing(&shared.target, shared.size as u64, shared.batch, Some(rbuf))).await;
         let now = now_ns();
@@ -862,7 +867,7 @@ impl ZeroConn<'_> {
         self.fragments.clear();
         self.oversized = false;
         self.session.reconnected(now);
-        Ok(())
+        Ok(true)
     }
 
     /// Sends close 1000 and reads until the server's close frame, within [`CLOSE_TIMEOUT`];
