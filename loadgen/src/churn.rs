@@ -41,6 +41,31 @@ impl CloseOutcome {
     }
 }
 
+/// Runs the future `make` returns, adding to `count` the allocations made building it and in
+/// its first poll: a connection's setup (its buffers, its session's ring) when a connection
+/// ramp opens its place mid-run. The rest of its life is the per-message path, not counted here.
+pub async fn counted_start<F: Future>(count: &Cell<u64>, make: impl FnOnce() -> F) -> F::Output {
+    let before = wsbench_core::alloc::thread_allocations();
+    let mut fut = std::pin::pin!(make());
+    let mut first = true;
+    poll_fn(|cx| {
+        let r = fut.as_mut().poll(cx);
+        if std::mem::take(&mut first) {
+            count.set(count.get() + wsbench_core::alloc::thread_allocations().saturating_sub(before));
+        }
+        r
+    })
+    .await
+}
+
+/// Drops a connection a ramp retired, adding the allocations that takes to `count`: tokio
+/// queues a dropped socket's registration for release, in a list it allocates afresh.
+pub fn counted_drop<T>(count: &Cell<u64>, value: T) {
+    let before = wsbench_core::alloc::thread_allocations();
+    drop(value);
+    count.set(count.get() + wsbench_core::alloc::thread_allocations().saturating_sub(before));
+}
+
 /// Between closing a place's connection and opening the next one: churn opens it at once
 /// (`reopen_at` `None`); a connection ramp that closed the place counts it closed and waits
 /// until the ramp reaches it again. False when the place stays closed: never reopened, or the

@@ -271,7 +271,8 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
             let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.ws.flush()).await;
             conn.session.report_drop(cause);
         }
-        ConnEnd::Retired => {}
+        // Closing a retired place is the ramp's, counted with it.
+        ConnEnd::Retired => crate::churn::counted_drop(&shared.churn_allocations, conn),
     }
     end
 }

@@ -562,7 +562,8 @@ async fn open_later(engine: wsbench_core::plan::Engine, open_loop: bool, index: 
     .await;
     match opened {
         None => ConnEnd::Retired,
-        Some(Ok(client)) => client.run(index, slot, shared).await,
+        // Its buffers are made as it starts: part of opening it, counted with it.
+        Some(Ok(client)) => crate::churn::counted_start(&shared.churn_allocations, || client.run(index, slot, shared)).await,
         Some(Err(cause)) => {
             shared.recorder.borrow_mut().error();
             (shared.on_drop)(cause.clone());

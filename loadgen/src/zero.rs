@@ -521,7 +521,8 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
             let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.wire.drain_writes()).await;
             conn.session.report_drop(cause);
         }
-        ConnEnd::Retired => {}
+        // Closing a retired place is the ramp's, counted with it.
+        ConnEnd::Retired => crate::churn::counted_drop(&shared.churn_allocations, conn),
     }
     end
 }
