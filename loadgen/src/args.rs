@@ -26,7 +26,8 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:9001/")]
     pub url: String,
 
-    /// Connections to open.
+    /// Connections to open. With a connection ramp (--stage DURATION:RATE:CONNECTIONS), the
+    /// connections open during the warm-up, from which the first stage ramps.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub connections: u32,
 
