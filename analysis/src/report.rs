@@ -828,14 +828,20 @@ fn describe_load(s: &LoadgenSummary) -> String {
                 .iter()
                 .enumerate()
                 .map(|(i, st)| {
+                    // A connection ramp's stages say where the open count goes as well.
+                    let conns = match st.connections {
+                        Some(c) if p.ramps_connections() => format!(" and {c} connections"),
+                        _ => String::new(),
+                    };
                     if st.duration.is_zero() {
-                        format!("{}. a step to {} msgs/s", i + 1, format::rate(st.rate))
+                        format!("{}. a step to {} msgs/s{conns}", i + 1, format::rate(st.rate))
                     } else {
-                        format!("{}. {} to {} msgs/s", i + 1, format_duration(st.duration), format::rate(st.rate))
+                        format!("{}. {} to {} msgs/s{conns}", i + 1, format_duration(st.duration), format::rate(st.rate))
                     }
                 })
                 .collect();
-            format!("open loop on a ramp from {} msgs/s (the warm-up's rate), stages {}; the rate moves linearly within each stage", format::rate(r), stages.join(", "))
+            let (from, moves) = if p.ramps_connections() { (format!(" and {} connections", p.first_connections()), "the rate and the open connections move") } else { (String::new(), "the rate moves") };
+            format!("open loop on a ramp from {} msgs/s{from} (the warm-up's), stages {}; {moves} linearly within each stage", format::rate(r), stages.join(", "))
         }
         Some(r) => format!("open loop at {} msgs/s", format::rate(r)),
         None => format!("closed loop, {} in flight per connection", p.in_flight),
@@ -851,7 +857,7 @@ fn describe_load(s: &LoadgenSummary) -> String {
     let churn = if churn.is_empty() { String::new() } else { format!(", {}", churn.join(", ")) };
     format!(
         "{} connections, {} {} messages, {}{churn}, {} measured after {} warm-up",
-        p.connections,
+        if p.ramps_connections() { format!("up to {}", p.connections) } else { p.connections.to_string() },
         format::bytes(p.size as f64),
         p.mode.name(),
         schedule,

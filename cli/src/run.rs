@@ -751,8 +751,11 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
                 max_failed_connections: part.share(load.max_failed_connections),
                 // `ca` is set by the trial when its server has TLS.
                 out: Some(if p == 1 { trial_dir.to_owned() } else { layout::shard_dir(trial_dir, i as usize) }),
+                // Ramped again below from this process's own count.
+                start_connections: None,
                 ..load.plan(url)
             }
+            .with_connection_ramp()
         })
         .collect()
 }

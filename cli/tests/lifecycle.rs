@@ -32,32 +32,27 @@ fn run_scenario(dir: &Path, name: &str, text: &str, extra: &[&str]) -> (std::pro
     (child.wait_with_output().unwrap(), results.join(name).join("r1"))
 }
 
-#[test]
-fn reconnecting_after_10_messages_opens_one_connection_per_10_messages_and_closes_cleanly() {
+/// Runs a closed-loop churn scenario on `engine` with `churn` (scenario keys) and checks what
+/// every churn run must show; returns the summary.
+fn churn_run(engine: &str, churn: &str, report_says: &str) -> wsbench_core::result::LoadgenSummary {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let (out, run) = run_scenario(
         tmp.path(),
         "churn",
-        "name = \"churn\"\ntrials = 1\n[load]\nconnections = 4\nin_flight = 1\nwarmup = \"300ms\"\nduration = \"2s\"\nreconnect_after = 10\n[[configs]]\nname = \"default\"\n",
+        &format!("name = \"churn\"\ntrials = 1\n[load]\nengine = \"{engine}\"\nconnections = 4\nin_flight = 1\nwarmup = \"300ms\"\nduration = \"2s\"\n{churn}\n[[configs]]\nname = \"default\"\n"),
         &[],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let s = summary(&run.join("default/trial-1"));
     let churn = s.connections.churn.as_ref().expect("summary.json has connections.churn");
-    let sent = s.messages.sent;
-    assert!(sent >= 200, "too few messages to judge: {sent}");
-    // Each place reopens after every 10th message: within the window, one replacement per 10
-    // messages, give or take one per connection at each edge of the window.
-    let expected = sent as f64 / 10.0;
-    let slack = 2.0 * f64::from(s.connections.established) + expected * 0.02;
-    assert!((churn.opened_in_window as f64 - expected).abs() <= slack, "opened {} in the window for {sent} messages", churn.opened_in_window);
-    assert!(churn.opened >= churn.opened_in_window);
+    assert!(churn.opened_in_window > 0 && churn.opened >= churn.opened_in_window, "{churn:?}");
     assert_eq!(churn.unclean, 0, "{:?}", churn.closes);
     assert_eq!(churn.clean, churn.opened, "every replaced connection closed cleanly before its replacement opened: {churn:?}");
     assert_eq!(churn.closes.keys().collect::<Vec<_>>(), ["close 1000 normal closure"]);
     assert!(churn.opened_per_s > 0.0);
+    assert!(churn.allocations_per_replacement.is_some_and(|a| a > 0.0), "opening a connection allocates, and the figure says how much: {churn:?}");
     assert_eq!((s.messages.lost, s.messages.errors, s.connections.failed), (0, 0, 0));
     // The handshake histogram holds the replacements' handshakes too.
     let hs = s.setup.handshake_us.expect("handshake_us");
@@ -67,15 +62,44 @@ fn reconnecting_after_10_messages_opens_one_connection_per_10_messages_and_close
     assert_eq!(server["counts"]["connections_accepted"].as_u64(), Some(u64::from(s.connections.established) + churn.opened));
     let report = fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(report.contains("## Connection churn"), "{report}");
-    assert!(report.contains("reconnect after 10 messages"), "{report}");
+    assert!(report.contains(report_says), "{report}");
+    s
+}
+
+/// Each place reopens after every 10th message: within the window, one replacement per 10
+/// messages, give or take one per connection at each edge of the window.
+fn assert_one_replacement_per_10_messages(s: &wsbench_core::result::LoadgenSummary) {
+    let churn = s.connections.churn.as_ref().unwrap();
+    let sent = s.messages.sent;
+    assert!(sent >= 200, "too few messages to judge: {sent}");
+    let expected = sent as f64 / 10.0;
+    let slack = 2.0 * f64::from(s.connections.established) + expected * 0.02;
+    assert!((churn.opened_in_window as f64 - expected).abs() <= slack, "opened {} in the window for {sent} messages", churn.opened_in_window);
 }
 
 #[test]
-fn churn_on_the_zero_alloc_client_is_refused_with_exit_2() {
-    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--engine", "zero-alloc", "--reconnect-after", "10"], Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("tungstenite client only"), "{stderr}");
+fn reconnecting_after_10_messages_opens_one_connection_per_10_messages_and_closes_cleanly() {
+    let s = churn_run("tungstenite", "reconnect_after = 10", "reconnect after 10 messages");
+    assert_one_replacement_per_10_messages(&s);
+}
+
+#[test]
+fn the_zero_alloc_client_reconnects_after_10_messages_the_same_way() {
+    let s = churn_run("zero-alloc", "reconnect_after = 10", "reconnect after 10 messages");
+    assert_one_replacement_per_10_messages(&s);
+    assert_eq!(s.config.engine, wsbench_core::plan::Engine::ZeroAlloc);
+}
+
+#[test]
+fn the_zero_alloc_client_replaces_connections_at_the_end_of_their_lifetime() {
+    let s = churn_run("zero-alloc", "connection_lifetime = \"100ms\"", "connections live 100ms");
+    let churn = s.connections.churn.as_ref().unwrap();
+    // 4 places, each replaced every 100 ms (plus the swap's time) over a 2 s window: 80 at most.
+    assert!((50..=84).contains(&churn.opened_in_window), "{} replacements in the window", churn.opened_in_window);
+}
+
+#[test]
+fn churn_without_a_lifetime_to_jitter_is_refused_with_exit_2() {
     let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--lifetime-jitter", "10%"], Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2), "jitter without a lifetime");
 }
@@ -148,4 +172,94 @@ fn the_idle_warmup_scenario_draws_one_line_per_setting() {
     }
     let png = run.join("report/latency-vs-idle.png");
     assert!(fs::metadata(&png).map(|m| m.len() > 10_000).unwrap_or(false), "{} drawn", png.display());
+}
+
+/// The `intervals.csv` rows of a trial.
+fn interval_rows(trial: &Path) -> Vec<wsbench_core::result::IntervalRow> {
+    let mut csv = csv::Reader::from_path(trial.join("intervals.csv")).unwrap();
+    csv.deserialize().map(|r| r.unwrap()).collect()
+}
+
+/// Checks a 5 → 20 → 5 connection ramp (2 s at 5, 2 s up to 20, 1 s down to 5; 1,000 msgs/s;
+/// 250 ms intervals): what intervals.csv, summary.json and the server saw.
+fn assert_ramp_5_20_5(trial: &Path) -> wsbench_core::result::LoadgenSummary {
+    let s = summary(trial);
+    assert_eq!((s.config.connections, s.config.first_connections()), (20, 5), "the plan holds the most open at once and starts from 5");
+    let rows = interval_rows(trial);
+    assert!(rows.len() >= 19, "{} rows", rows.len());
+    let stage = |k: u32| rows.iter().filter(move |r| r.stage == Some(k));
+    // The first stage holds the load's 5; nothing opens before the ramp begins.
+    assert!(stage(1).all(|r| (r.open_min, r.open_max) == (5, 5)), "stage 1: {rows:?}");
+    // The second stage opens one connection at a time up to 20, reached before its end.
+    let up: Vec<u32> = stage(2).map(|r| r.open_max).collect();
+    assert!(up.windows(2).all(|w| w[0] <= w[1]), "the open count only rises in stage 2: {up:?}");
+    assert_eq!(up.last(), Some(&20), "stage 2 reaches 20: {up:?}");
+    assert!(up[0] < 12, "and starts near 5: {up:?}");
+    // The third closes them again, back to 5 by the end.
+    assert_eq!(stage(3).last().map(|r| r.open_min), Some(5), "{rows:?}");
+    // Every message once: the schedule's 5,000 measured messages, none twice (a ramp that
+    // handed a message to two connections would send more).
+    let planned = 5_000;
+    assert!(s.messages.sent <= planned + 1 && s.messages.sent as f64 >= 0.97 * planned as f64, "sent {} of {planned}", s.messages.sent);
+    assert_eq!((s.messages.lost, s.messages.errors, s.messages.corrupted, s.connections.failed), (0, 0, 0, 0));
+    // 15 opened on the way up, 15 closed cleanly on the way down.
+    let ch = s.connections.churn.as_ref().expect("the ramp's opens and closes are in connections.churn");
+    assert_eq!((ch.opened, ch.clean, ch.unclean), (15, 15, 0), "{ch:?}");
+    assert_eq!(ch.closes.keys().collect::<Vec<_>>(), ["close 1000 normal closure"]);
+    assert_eq!(s.setup.handshake_us.expect("handshake_us").count, 20, "every connection's handshake is timed");
+    assert_eq!(s.connections.held, Some(5));
+    assert!(s.warnings.iter().all(|w| w.kind != wsbench_core::warning::WarningKind::ConnectionsNotHeld), "holding 5 of 20 is the plan, not a shortfall: {:?}", s.warnings);
+    s
+}
+
+#[test]
+fn a_connection_ramp_opens_connections_up_to_the_stage_s_count_and_closes_them_cleanly_on_the_way_down() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, run) = run_scenario(
+        tmp.path(),
+        "connramp",
+        "name = \"connramp\"\ntrials = 1\n[load]\nconnections = 5\nrate = 1000\nwarmup = \"300ms\"\ninterval = \"250ms\"\n\
+         [[load.stages]]\nduration = \"2s\"\nrate = 1000\n[[load.stages]]\nduration = \"2s\"\nrate = 1000\nconnections = 20\n[[load.stages]]\nduration = \"1s\"\nrate = 1000\nconnections = 5\n\
+         [[configs]]\nname = \"default\"\n",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let trial = run.join("default/trial-1");
+    assert_ramp_5_20_5(&trial);
+    let server = json(&trial.join("server.json"));
+    assert_eq!(server["counts"]["connections_accepted"].as_u64(), Some(20));
+    let report = fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("2. 2s to 1,000 msgs/s and 20 connections"), "the report lists the stages with their connections: {report}");
+}
+
+#[test]
+fn the_zero_alloc_client_ramps_connections_from_the_command_line_too() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&[]);
+    let out_dir = tmp.path().join("out");
+    let out = loadgen(
+        &[
+            "--url", &server.url(), "--engine", "zero-alloc", "--connections", "5", "--rate", "1000", "--warmup", "300ms", "--interval", "250ms",
+            "--stage", "2s:1000", "--stage", "2s:1000:20", "--stage", "1s:1000:5", "--out", out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = assert_ramp_5_20_5(&out_dir);
+    assert_eq!(s.config.engine, wsbench_core::plan::Engine::ZeroAlloc);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("15 connections opened as the ramp reached them"), "{stdout}");
+}
+
+#[test]
+fn a_connection_ramp_to_zero_or_with_churn_is_refused_with_exit_2() {
+    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--rate", "100", "--stage", "1s:100:0"], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least one connection"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--rate", "100", "--connections", "2", "--stage", "1s:100:4", "--reconnect-after", "10"], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not combine"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -365,7 +365,13 @@ pub const MAX_SPIN: Duration = Duration::from_millis(1);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadPlan {
     pub url: String,
+    /// Connections the process holds; with a connection ramp, the most open at once (see
+    /// [`LoadPlan::start_connections`]).
     pub connections: u32,
+    /// Connection ramps: connections open when the warm-up begins, from which the first stage
+    /// ramps (the load's `connections` as written). Absent: `connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_connections: Option<u32>,
     /// New connections opened per second while connecting.
     pub connect_rate: f64,
     /// Message size in bytes, header included (at least [`crate::header::HEADER_LEN`]).
@@ -499,8 +505,8 @@ pub struct Stage {
     pub duration: Duration,
     /// Messages per second over all connections at the stage's end.
     pub rate: f64,
-    /// Connections at the stage's end. Connection ramps are not built yet: when given, it must
-    /// equal the load's `connections`.
+    /// Connections open at the stage's end (absent: as before it); the open count moves
+    /// linearly from the previous stage's (the first stage's from the load's `connections`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u32>,
 }
@@ -541,7 +547,7 @@ impl std::str::FromStr for Stage {
 
 /// Checks a ramp against the rest of the load; `Ok` with the measured window's length (the
 /// stages' sum). The error speaks of `what` (`--stage` or `load key \`stages\``).
-pub fn check_stages(stages: &[Stage], rate: Option<f64>, connections: u32, what: &str) -> Result<Duration, String> {
+pub fn check_stages(stages: &[Stage], rate: Option<f64>, what: &str) -> Result<Duration, String> {
     if stages.len() > MAX_STAGES {
         return Err(format!("{what}: {} stages; at most {MAX_STAGES}", stages.len()));
     }
@@ -552,12 +558,8 @@ pub fn check_stages(stages: &[Stage], rate: Option<f64>, connections: u32, what:
         if !(st.rate >= 0.0 && st.rate.is_finite()) {
             return Err(format!("{what} {}: rate {} must be 0 or more messages per second", i + 1, st.rate));
         }
-        if st.connections.is_some_and(|c| c != connections) {
-            return Err(format!(
-                "{what} {}: connections {} differ from the load's {connections}; ramping connections is not built yet, only the rate",
-                i + 1,
-                st.connections.unwrap_or(0)
-            ));
+        if st.connections == Some(0) {
+            return Err(format!("{what} {}: connections 0; a stage keeps at least one connection open (ramp the rate to 0 to pause sending)", i + 1));
         }
     }
     let total: Duration = stages.iter().map(|s| s.duration).sum();
@@ -668,6 +670,7 @@ impl Default for LoadPlan {
         Self {
             url: "ws://127.0.0.1:9001/".into(),
             connections: 10,
+            start_connections: None,
             connect_rate: 1000.0,
             size: 32,
             mode: Mode::Binary,
@@ -705,13 +708,34 @@ impl Default for LoadPlan {
 }
 
 impl LoadPlan {
+    /// Connections open when the warm-up begins.
+    pub fn first_connections(&self) -> u32 {
+        self.start_connections.unwrap_or(self.connections)
+    }
+
+    /// True when a stage moves the number of open connections.
+    pub fn ramps_connections(&self) -> bool {
+        let first = self.first_connections();
+        self.stages.iter().any(|s| s.connections.is_some_and(|c| c != first))
+    }
+
+    /// The same plan with `connections` (the count at the start) ramped by its stages: the most
+    /// open at once become `connections`, the count at the start `start_connections`.
+    pub fn with_connection_ramp(mut self) -> Self {
+        let first = self.first_connections();
+        let most = self.stages.iter().filter_map(|s| s.connections).fold(first, u32::max);
+        self.connections = most;
+        self.start_connections = (most != first).then_some(first);
+        self
+    }
+
     /// The `wsbench loadgen` / `wsbench-loadgen` arguments that reproduce this plan.
     pub fn to_args(&self) -> Vec<String> {
         let mut a = vec![
             "--url".into(),
             self.url.clone(),
             "--connections".into(),
-            self.connections.to_string(),
+            self.first_connections().to_string(),
             "--connect-rate".into(),
             self.connect_rate.to_string(),
             "--size".into(),

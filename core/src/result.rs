@@ -144,10 +144,19 @@ pub struct ChurnReport {
     pub clean: u64,
     /// Every other close (wrong code, no reply in time, reset).
     pub unclean: u64,
+    /// Heap allocations per replacement (closing one connection and opening the next), counted
+    /// apart from the per-message figures; absent when the process does not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations_per_replacement: Option<f64>,
 }
 
 impl std::ops::AddAssign<&ChurnReport> for ChurnReport {
     fn add_assign(&mut self, o: &ChurnReport) {
+        // Weighted by the replacements each side opened.
+        self.allocations_per_replacement = match (self.allocations_per_replacement, o.allocations_per_replacement) {
+            (Some(a), Some(b)) if self.opened + o.opened > 0 => Some((a * self.opened as f64 + b * o.opened as f64) / (self.opened + o.opened) as f64),
+            (a, b) => a.or(b),
+        };
         self.opened += o.opened;
         self.opened_in_window += o.opened_in_window;
         // Processes run side by side over the same window: their rates add.

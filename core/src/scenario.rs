@@ -333,6 +333,7 @@ impl LoadSpec {
             headers: self.origin.iter().map(|o| ("Origin".to_owned(), o.clone())).collect(),
             ..Default::default()
         }
+        .with_connection_ramp()
     }
 }
 
@@ -989,7 +990,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         if l.rates.is_some() || l.sizes.is_some() {
             return Err(cfg("load key `stages` is a ramp of its own; it does not combine with `rates` or `sizes`".into()));
         }
-        let total = crate::plan::check_stages(&stages, l.rate, connections, "load key `stages`").map_err(cfg)?;
+        let total = crate::plan::check_stages(&stages, l.rate, "load key `stages`").map_err(cfg)?;
         if l.duration.is_some_and(|d| d != total) {
             return Err(cfg(format!(
                 "load key `duration` ({}) differs from the stages' sum ({}); leave `duration` out with stages",
@@ -1091,6 +1092,15 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
     }
     if load.processes > load.connections {
         return Err(cfg(format!("load key `processes` ({}) exceeds `connections` ({}); every process needs a connection", load.processes, load.connections)));
+    }
+    if load.stages.iter().any(|s| s.connections.is_some_and(|c| c != load.connections)) {
+        // One process opens and closes the connections of a connection ramp.
+        if load.processes > 1 {
+            return Err(cfg("load key `stages` ramps connections in one process; leave `processes` out, or give the stages no `connections`".into()));
+        }
+        if !load.churn.is_off() {
+            return Err(cfg("a connection ramp (`connections` in load key `stages`) does not combine with `reconnect_after` or `connection_lifetime` yet".into()));
+        }
     }
     Ok(ConfigSpec { name: name.to_owned(), group: None, server, load })
 }
@@ -1380,6 +1390,22 @@ mod tests {
         assert!(e.to_string().contains("load key `reconnect_after`"), "{e}");
         let e = parse("[load]\nlifetime_jitter = 0.1\n").unwrap_err();
         assert!(e.to_string().contains("load key `connection_lifetime`"), "{e}");
+    }
+
+    #[test]
+    fn a_connection_ramp_plans_for_its_most_connections_and_starts_from_the_load_s() {
+        let ramp = "[load]\nconnections = 5\nrate = 100\n[[load.stages]]\nduration = \"2s\"\nrate = 100\nconnections = 50\n[[load.stages]]\nduration = \"1s\"\nrate = 100\nconnections = 10\n";
+        let plan = parse(ramp).unwrap().configs[0].load.plan("ws://127.0.0.1:1/");
+        assert_eq!((plan.connections, plan.start_connections, plan.first_connections()), (50, Some(5), 5));
+        assert!(plan.ramps_connections());
+        assert!(plan.to_args().windows(2).any(|w| w == ["--connections", "5"]), "the load generator is told the count it starts from");
+        let e = parse(&ramp.replacen("rate = 100\n", "rate = 100\nprocesses = 2\n", 1)).unwrap_err();
+        assert!(e.to_string().contains("one process"), "{e}");
+        let e = parse(&ramp.replace("connections = 10", "connections = 0")).unwrap_err();
+        assert!(e.to_string().contains("at least one connection"), "{e}");
+        // Stages that keep the load's count ramp the rate only.
+        let plan = parse("[load]\nconnections = 5\nrate = 100\n[[load.stages]]\nduration = \"1s\"\nrate = 200\nconnections = 5\n").unwrap().configs[0].load.plan("ws://x:1/");
+        assert_eq!((plan.connections, plan.start_connections, plan.ramps_connections()), (5, None, false));
     }
 
     #[test]

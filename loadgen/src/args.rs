@@ -26,7 +26,8 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:9001/")]
     pub url: String,
 
-    /// Connections to open.
+    /// Connections to open. With a connection ramp (--stage DURATION:RATE:CONNECTIONS), the
+    /// connections open during the warm-up, from which the first stage ramps.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub connections: u32,
 
@@ -230,7 +231,7 @@ pub struct LoadgenArgs {
 
     /// Churn: close each connection cleanly (1000) after it has sent N messages and open a new
     /// one in its place (the same place in the send schedule), so the server's accept and
-    /// handshake path is under load. Tungstenite client only, for now.
+    /// handshake path is under load. Both client engines.
     #[arg(long, value_name = "N")]
     pub reconnect_after: Option<u64>,
 
@@ -247,8 +248,10 @@ pub struct LoadgenArgs {
     /// Open loop: a stage of a ramp, DURATION:RATE[:CONNECTIONS] (repeatable, e.g. --stage
     /// 10s:2000 --stage 0s:8000 --stage 10s:8000). The rate moves linearly from the previous
     /// stage's (the first from --rate, which the warm-up runs at) to RATE over DURATION; 0s
-    /// makes a step. --duration becomes the stages' sum. CONNECTIONS, when given, must equal
-    /// --connections: connection ramps are not built yet.
+    /// makes a step. --duration becomes the stages' sum. CONNECTIONS moves the number of open
+    /// connections linearly the same way, from the previous stage's (the first from
+    /// --connections) to CONNECTIONS (at least 1): connections open as the ramp reaches them
+    /// and close cleanly (1000) on the way down; the rate is shared by those open.
     #[arg(long = "stage", value_name = "DURATION:RATE[:CONNECTIONS]")]
     pub stages: Vec<Stage>,
 
@@ -380,7 +383,9 @@ impl LoadgenArgs {
             nodelay: !self.no_nodelay,
             churn: Churn { reconnect_after: self.reconnect_after, connection_lifetime: self.connection_lifetime, lifetime_jitter: self.lifetime_jitter },
             out: self.out,
-        };
+            start_connections: None,
+        }
+        .with_connection_ramp();
         validate(&plan)?;
         Ok(plan)
     }
@@ -459,7 +464,7 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if plan.ca.is_some() && plan.insecure {
         return Err("--ca and --insecure exclude each other: --ca checks the certificate, --insecure does not".into());
     }
-    if plan.connections == 0 {
+    if plan.first_connections() == 0 {
         return Err("--connections must be at least 1".into());
     }
     if plan.spin > wsbench_core::plan::MAX_SPIN {
@@ -522,18 +527,16 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
         return Err("--idle probes echo connections on the tungstenite client, one process; drop --engine zero-alloc, --workload, churn, --stage and --shard".into());
     }
     if !plan.stages.is_empty() {
-        wsbench_core::plan::check_stages(&plan.stages, plan.rate, plan.connections, "--stage")?;
+        wsbench_core::plan::check_stages(&plan.stages, plan.rate, "--stage")?;
+        if plan.ramps_connections() && !plan.churn.is_off() {
+            return Err("a connection ramp (--stage DURATION:RATE:CONNECTIONS) does not combine with --reconnect-after or --connection-lifetime yet".into());
+        }
         if plan.shard.is_some() || plan.workload.is_fanout() {
             return Err("--stage ramps one process's echo load; it does not combine with --shard/--shards or a fan-out --workload yet".into());
         }
     }
-    if !plan.churn.is_off() {
-        if plan.workload.is_fanout() {
-            return Err(format!("--reconnect-after and --connection-lifetime apply to the echo workload, not --workload {}", plan.workload.name()));
-        }
-        if plan.engine == Engine::ZeroAlloc {
-            return Err("--reconnect-after and --connection-lifetime run on the tungstenite client only for now; use --engine tungstenite".into());
-        }
+    if !plan.churn.is_off() && plan.workload.is_fanout() {
+        return Err(format!("--reconnect-after and --connection-lifetime apply to the echo workload, not --workload {}", plan.workload.name()));
     }
     crate::fanout::validate(plan)
 }
@@ -599,6 +602,7 @@ mod tests {
             LoadPlan {
                 url: "ws://localhost:8080/echo".into(),
                 connections: 250,
+                start_connections: None,
                 connect_rate: 125.5,
                 size: 64 << 10,
                 mode: Mode::Text,
@@ -645,6 +649,15 @@ mod tests {
                 ..Default::default()
             },
             LoadPlan { churn: Churn { reconnect_after: Some(10), connection_lifetime: Some(Duration::from_millis(1_500)), lifetime_jitter: 0.1 }, ..Default::default() },
+            // A connection ramp: 20 at most, 5 at the start.
+            LoadPlan {
+                rate: Some(1_000.0),
+                connections: 5,
+                duration: Duration::from_secs(1),
+                stages: vec![Stage { duration: Duration::from_secs(1), rate: 1_000.0, connections: Some(20) }],
+                ..Default::default()
+            }
+            .with_connection_ramp(),
             LoadPlan { url: "wss://localhost:8443/".into(), ca: Some("ca.pem".into()), ..Default::default() },
             LoadPlan { url: "wss://localhost:8443/".into(), insecure: true, ..Default::default() },
             LoadPlan {

@@ -177,6 +177,21 @@ pub struct ConnShared {
     pub target: std::sync::Arc<Target>,
     /// What churn did on this worker.
     pub churn_tally: RefCell<crate::churn::ChurnTally>,
+    /// Allocations this worker thread made replacing connections ([`crate::churn::counted`]).
+    pub churn_allocations: Cell<u64>,
+    /// The zero-alloc engine's buffers are sized for this many messages per batch
+    /// ([`crate::zero::expected_batch`]), replacements' as the first connections'.
+    pub batch: usize,
+    /// Connection ramps: the open count over time and who sends what (`None`: no ramp).
+    pub connection_ramp: Option<&'static crate::schedule::ConnectionRamp>,
+}
+
+impl ConnShared {
+    /// This thread's allocations so far, less those made replacing connections: what the
+    /// per-message figure counts.
+    pub fn hot_allocations(&self) -> u64 {
+        wsbench_core::alloc::thread_allocations().saturating_sub(self.churn_allocations.get())
+    }
 }
 
 /// A request to end the run early.
@@ -195,6 +210,9 @@ pub enum ConnEnd {
     Finished,
     /// The peer closed or reset the connection, or I/O failed; the text says how.
     Dropped(String),
+    /// A connection ramp closed the place (cleanly, counted then) and does not open it again
+    /// before the window ends.
+    Retired,
 }
 
 /// What the socket had to say.
@@ -235,11 +253,11 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
     let end = loop {
         match conn.run_loop().await {
             Step::End(end) => break end,
-            Step::Churn => {
-                if let Err(cause) = conn.replace().await {
-                    break ConnEnd::Dropped(cause);
-                }
-            }
+            Step::Churn => match conn.replace().await {
+                Ok(true) => {}
+                Ok(false) => break ConnEnd::Retired,
+                Err(cause) => break ConnEnd::Dropped(cause),
+            },
         }
     };
     conn.session.give_up_outstanding();
@@ -253,12 +271,14 @@ pub async fn run(ws: WsStream, index: u32, slot: usize, shared: &ConnShared) -> 
             let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.ws.flush()).await;
             conn.session.report_drop(cause);
         }
+        // Closing a retired place is the ramp's, counted with it.
+        ConnEnd::Retired => crate::churn::counted_drop(&shared.churn_allocations, conn),
     }
     end
 }
 
 /// How one connection's loop ended: the place's end, or churn (replace the connection).
-enum Step {
+pub(crate) enum Step {
     End(ConnEnd),
     Churn,
 }
@@ -399,13 +419,22 @@ impl Connection<'_> {
     }
 
     /// Churn: closes the connection (1000, the reply awaited for [`CLOSE_TIMEOUT`] at most)
-    /// and opens a new one in its place; `Err` names why the place ends (the replacement could
-    /// not be opened). Echoes still outstanding are counted as unanswered first.
-    async fn replace(&mut self) -> Result<(), String> {
+    /// and opens a new one in its place (a connection ramp's when the ramp reaches it again);
+    /// `Ok(false)`: the ramp keeps the place closed; `Err` names why the place ends (the
+    /// replacement could not be opened). Echoes still outstanding are counted as unanswered first.
+    async fn replace(&mut self) -> Result<bool, String> {
+        let shared = self.session.shared;
+        crate::churn::counted(&shared.churn_allocations, self.replace_uncounted()).await
+    }
+
+    async fn replace_uncounted(&mut self) -> Result<bool, String> {
         let shared = self.session.shared;
         self.session.give_up_outstanding();
         let outcome = close_and_wait(&mut self.ws).await;
         shared.churn_tally.borrow_mut().closed(&outcome);
+        if !crate::churn::until_reopen(shared, self.session.reopen_at()).await {
+            return Ok(false);
+        }
         let open_loop = self.session.is_open_loop();
         let target = &*shared.target;
         let opened = tokio::time::timeout(crate::fleet::CONNECT_TIMEOUT, connect(target, shared.size as u64, open_loop)).await;
@@ -418,7 +447,7 @@ impl Connection<'_> {
                 self.want_flush = false;
                 self.blocked = false;
                 self.session.reconnected(now);
-                Ok(())
+                Ok(true)
             }
             Ok(Err(e)) => {
                 shared.churn_tally.borrow_mut().failed(e.cause.clone());

@@ -21,12 +21,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::LocalSet;
-use wsbench_core::alloc;
 use wsbench_core::clock::{now_ns, thread_cpu_ns};
 use wsbench_core::plan::LoadPlan;
 
 use crate::client::{self, Client, ConnectError, ConnectTimes};
-use crate::connection::{ConnShared, SendMode, Stop};
+use crate::connection::{ConnEnd, ConnShared, SendMode, Stop};
 use crate::pacer::SendClock;
 use crate::recorder::{IntervalSet, Recorder};
 use crate::schedule::{duration_ns, ShardSpan, Timeline};
@@ -257,9 +256,10 @@ impl WorkerJob {
             // (JSON-RPC's carries the params back), so a run's replies never grow them.
             size = size.max(2 * f.template.max_len() as u64);
         }
-        let peak = self.plan.rate.map(|r| self.plan.stages.iter().map(|s| s.rate).fold(r, f64::max));
-        let batch = crate::zero::expected_batch(peak, self.plan.connections, self.plan.in_flight);
-        for &i in &self.connections {
+        let batch = zero_batch(&self.plan);
+        // A connection ramp opens the rest of its places later, when it reaches them.
+        let first = self.plan.first_connections();
+        for &i in self.connections.iter().filter(|&&i| i < first) {
             let at = self.connect_start_ns + (f64::from(i) * ns_per_connection) as u64;
             tokio::select! {
                 biased;
@@ -311,31 +311,49 @@ impl WorkerJob {
     /// thread's CPU use over the measured window.
     async fn run_connections(self, conns: Vec<(u32, Client)>, start: Start, mut setup: SetupTimes) -> WorkerReport {
         let timeline = start.timeline;
-        let mut recorder = Recorder::with_spares(self.id, crate::recorder::spare_sets_for(timeline.interval_ns)).with_connections(conns.len());
-        recorder.begin(timeline.measured_start_ns);
         // The open connections share the whole rate (see the module docs).
+        let mut connection_ramp = None;
         let send_mode = match self.plan.rate {
             Some(rate) => {
                 // A ramp runs the warm-up at `rate`, then its stages; buffers follow its peak.
                 let ramp = (!self.plan.stages.is_empty()).then(|| crate::schedule::Ramp::new(self.plan.warmup, rate, &self.plan.stages).leak());
                 let peak = ramp.map_or(rate, |r| r.peak_rate().max(rate));
-                SendMode::Open { rate: peak, connections: start.established.max(1), span: start.span, ramp }
+                let mut connections = start.established.max(1);
+                if let Some(r) = ramp.filter(|_| self.plan.ramps_connections()) {
+                    // Places keep their numbers; buffers follow the fewest open (the most rate each).
+                    let cr = crate::schedule::ConnectionRamp::new(timeline.start_ns, self.plan.warmup, self.plan.first_connections(), &self.plan.stages, r).leak();
+                    connections = cr.fewest().max(1);
+                    connection_ramp = Some(cr);
+                }
+                SendMode::Open { rate: peak, connections, span: start.span, ramp }
             }
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
+        // A connection ramp runs every place of the worker, open or not yet; otherwise the
+        // connections that opened, numbered afresh.
+        let places: Vec<(u32, Option<Client>)> = match connection_ramp {
+            Some(_) => {
+                let mut conns = conns.into_iter().peekable();
+                self.connections.iter().map(|&i| (i, conns.next_if(|(j, _)| *j == i).map(|(_, c)| c))).collect()
+            }
+            None => conns.into_iter().map(|(i, c)| (i, Some(c))).collect(),
+        };
+        let open_now = places.iter().filter(|(_, c)| c.is_some()).count();
+        let mut recorder = Recorder::with_spares(self.id, crate::recorder::spare_sets_for(timeline.interval_ns)).with_slots(places.len(), open_now);
+        recorder.begin(timeline.measured_start_ns);
         let first_index = start.first_index.get(self.id).copied().unwrap_or(0);
         // A worker with dense deadlines coalesces its timer's firings (see `SendClock::new`);
         // one that spins wants each deadline to the microsecond.
         let worker_rate = match send_mode {
-            SendMode::Open { rate, connections, .. } => rate * conns.len() as f64 / f64::from(connections),
+            SendMode::Open { rate, connections, .. } => rate * open_now as f64 / f64::from(connections),
             SendMode::Closed { .. } => 0.0,
         };
         let coalesce_ns = if self.plan.spin.is_zero() && worker_rate > crate::pacer::COALESCE_ABOVE_RATE { crate::pacer::COALESCE_NS } else { 0 };
-        let clock = match SendClock::new(conns.len(), duration_ns(self.plan.spin), coalesce_ns) {
+        let clock = match SendClock::new(places.len(), duration_ns(self.plan.spin), coalesce_ns) {
             Ok(c) => c,
             Err(e) => {
                 // Without a timer nothing can be paced: count every connection as dropped.
-                for _ in &conns {
+                for _ in places.iter().filter(|(_, c)| c.is_some()) {
                     let _ = self.events.send(Event::Dropped(format!("cannot create a timerfd: {e}")));
                 }
                 recorder.error();
@@ -366,16 +384,28 @@ impl WorkerJob {
             churn_drain_ns: duration_ns(self.plan.drain_timeout),
             target: Arc::clone(&self.target),
             churn_tally: Default::default(),
+            churn_allocations: std::cell::Cell::new(0),
+            batch: zero_batch(&self.plan),
+            connection_ramp,
         });
-        let tasks: Vec<_> = conns
+        let first_connections = self.plan.first_connections();
+        let (engine, open_loop) = (self.plan.engine, self.plan.is_open_loop());
+        let tasks: Vec<_> = places
             .into_iter()
             .enumerate()
-            .map(|(slot, (_, ws))| {
+            .map(|(slot, (i, client))| {
                 let shared = shared.clone();
-                let index = first_index + slot as u32;
+                let index = if connection_ramp.is_some() { i } else { first_index + slot as u32 };
                 tokio::task::spawn_local(async move {
-                    let end = ws.run(index, slot, &shared).await;
-                    connection_closed(&shared);
+                    let end = match client {
+                        Some(ws) => ws.run(index, slot, &shared).await,
+                        // A place of the ramp's first count that failed to open: counted then.
+                        None if index < first_connections => return ConnEnd::Retired,
+                        None => open_later(engine, open_loop, index, slot, &shared).await,
+                    };
+                    if end != ConnEnd::Retired {
+                        connection_closed(&shared);
+                    }
                     end
                 })
             })
@@ -422,7 +452,7 @@ impl WorkerJob {
         }
 
         let end = window_end(&timeline, *self.stop.borrow());
-        cpu.end();
+        cpu.end(shared.hot_allocations());
         while let Ok(set) = self.recycled.try_recv() {
             shared.recorder.borrow_mut().give_back(set);
         }
@@ -430,11 +460,20 @@ impl WorkerJob {
         let _ = self.collector.send(last);
         setup.first_message = shared.first_message.replace(wsbench_core::hist::new_histogram());
         setup.compression.add(&shared.compression.get());
-        let churn = shared.churn_tally.take();
+        let mut churn = shared.churn_tally.take();
+        churn.allocations = shared.churn_allocations.get();
         // Replacements were opened under load: their setup times join the others'.
         setup.add(&churn.setup);
         WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup, churn }
     }
+}
+
+/// The zero-alloc engine's batch for `plan`: buffers follow the peak rate.
+fn zero_batch(plan: &LoadPlan) -> usize {
+    let peak = plan.rate.map(|r| plan.stages.iter().map(|s| s.rate).fold(r, f64::max));
+    // A connection ramp's rate is shared by the fewest connections at some point.
+    let fewest = plan.stages.iter().filter_map(|s| s.connections).fold(plan.first_connections(), u32::min);
+    crate::zero::expected_batch(peak, fewest, plan.in_flight)
 }
 
 /// What the connect phase of a worker came to.
@@ -492,8 +531,49 @@ async fn wake_on_stop(shared: &ConnShared) {
     std::future::pending::<()>().await;
 }
 
+/// A connection ramp's place that is closed when the run starts: opened when the ramp
+/// reaches it (counted as a replacement, its allocations apart), then run like any other.
+async fn open_later(engine: wsbench_core::plan::Engine, open_loop: bool, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
+    let Some(at) = shared.connection_ramp.and_then(|cr| cr.next_open(0, index).map(|s| cr.segment(s).start_ns)) else {
+        return ConnEnd::Retired;
+    };
+    let opened = crate::churn::counted(&shared.churn_allocations, async {
+        if !crate::churn::wait_to_open(shared, at).await {
+            return None;
+        }
+        let r = tokio::time::timeout(CONNECT_TIMEOUT, client::connect(engine, &shared.target, shared.size as u64, open_loop, shared.batch)).await;
+        let now = now_ns();
+        let mut tally = shared.churn_tally.borrow_mut();
+        Some(match r {
+            Ok(Ok((client, times))) => {
+                tally.opened(&times, now >= shared.timeline.measured_start_ns && now < window_end(&shared.timeline, *shared.stop.borrow()));
+                Ok(client)
+            }
+            Ok(Err(e)) => {
+                tally.failed(e.cause.clone());
+                Err(format!("connection opened by the ramp failed: {}", e.cause))
+            }
+            Err(_) => {
+                tally.failed("timeout".into());
+                Err("connection opened by the ramp failed: timeout".into())
+            }
+        })
+    })
+    .await;
+    match opened {
+        None => ConnEnd::Retired,
+        // Its buffers are made as it starts: part of opening it, counted with it.
+        Some(Ok(client)) => crate::churn::counted_start(&shared.churn_allocations, || client.run(index, slot, shared)).await,
+        Some(Err(cause)) => {
+            shared.recorder.borrow_mut().error();
+            (shared.on_drop)(cause.clone());
+            ConnEnd::Dropped(cause)
+        }
+    }
+}
+
 /// Tells the recorder a connection ended, and whether the measured window was still open.
-fn connection_closed(shared: &ConnShared) {
+pub(crate) fn connection_closed(shared: &ConnShared) {
     let in_window = now_ns() < window_end(&shared.timeline, *shared.stop.borrow());
     shared.recorder.borrow_mut().closed(in_window);
 }
@@ -511,7 +591,7 @@ async fn ticker(shared: &ConnShared, collector: &std_mpsc::SyncSender<IntervalSe
     let tl = shared.timeline;
     let mut stop_rx = shared.stop.clone();
     if wait_until(&mut stop_rx, tl.measured_start_ns).await {
-        cpu.start();
+        cpu.start(shared.hot_allocations());
         let mut k = 0;
         while tl.interval_end(k) < tl.measured_end_ns && wait_until(&mut stop_rx, tl.interval_end(k)).await {
             let mut rec = shared.recorder.borrow_mut();
@@ -523,7 +603,7 @@ async fn ticker(shared: &ConnShared, collector: &std_mpsc::SyncSender<IntervalSe
         }
         // At the window's end, or at once when it was cut short.
         wait_until(&mut stop_rx, tl.measured_end_ns).await;
-        cpu.end();
+        cpu.end(shared.hot_allocations());
     }
     std::future::pending::<()>().await;
 }
@@ -539,7 +619,7 @@ async fn wait_until(stop_rx: &mut watch::Receiver<Option<Stop>>, t: u64) -> bool
 }
 
 /// The worker thread's CPU clock and allocation count at the start and end of the measured
-/// window. The allocation count is this thread's own ([`alloc::thread_allocations`]), so the
+/// window. The allocation count is this thread's own ([`wsbench_core::alloc::thread_allocations`]), so the
 /// collector's once-per-second file writing is not mistaken for the hot path's.
 #[derive(Debug, Default)]
 struct CpuWindow {
@@ -548,19 +628,21 @@ struct CpuWindow {
 }
 
 impl CpuWindow {
-    fn reading() -> (u64, u64, u64) {
-        (now_ns(), thread_cpu_ns(), alloc::thread_allocations())
+    /// `allocations` is the thread's count less what replacing connections made
+    /// ([`ConnShared::hot_allocations`]).
+    fn reading(allocations: u64) -> (u64, u64, u64) {
+        (now_ns(), thread_cpu_ns(), allocations)
     }
 
-    fn start(&mut self) {
-        self.start = Some(Self::reading());
+    fn start(&mut self, allocations: u64) {
+        self.start = Some(Self::reading(allocations));
     }
 
     /// Takes the end reading, once: the clocks and the count are read together, so a window
     /// cut short is measured up to when the worker noticed.
-    fn end(&mut self) {
+    fn end(&mut self, allocations: u64) {
         if self.start.is_some() && self.end.is_none() {
-            self.end = Some(Self::reading());
+            self.end = Some(Self::reading(allocations));
         }
     }
 
@@ -636,14 +718,14 @@ mod tests {
     #[test]
     fn cpu_window_needs_both_readings() {
         let mut c = CpuWindow::default();
-        c.end();
+        c.end(0);
         assert_eq!(c.pct(), None, "no start, no figure");
-        c.start();
+        c.start(0);
         let t0 = now_ns();
         while now_ns() - t0 < 5_000_000 {
             std::hint::black_box(0);
         }
-        c.end();
+        c.end(0);
         let pct = c.pct().unwrap();
         assert!(pct > 10.0 && pct <= 110.0, "busy loop measured {pct} %");
     }

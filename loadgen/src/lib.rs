@@ -362,13 +362,14 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let tls = setup::tls_report(&plan, target.tls.is_some());
     let offered = !plan.subprotocols.is_empty();
     let deflate_offered = plan.deflate.is_some();
-    if !plan.churn.is_off() {
-        // A replacement that failed to open is a failed connection like any other.
+    if !plan.churn.is_off() || plan.ramps_connections() {
+        // A replacement (or a place a connection ramp opened) that failed to open is a failed
+        // connection like any other.
         for (cause, n) in &churn.failures {
             control.connections.failed += n;
             *control.connections.failures.entry(format!("replacement: {cause}")).or_default() += n;
         }
-        control.connections.churn = Some(churn.report(duration_s));
+        control.connections.churn = Some(churn.report(duration_s, wsbench_core::alloc::is_counting()));
     }
     let summary = summarize(SummaryInputs {
         plan,
@@ -716,7 +717,11 @@ fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
     });
     let churn = c.churn.as_ref().map_or(String::new(), |ch| {
         let hs = s.setup.handshake_us.map(|h| format!(", handshake p50 {} p99 {}", latency_us(h.p50), latency_us(h.p99))).unwrap_or_default();
-        format!("\x20 churn       {} connections replaced ({}/s in the window{hs}), {} closed cleanly, {} not\n", ch.opened, thousands(ch.opened_per_s), ch.clean, ch.unclean)
+        let allocs = ch.allocations_per_replacement.map(|a| format!(", {a:.1} allocations each")).unwrap_or_default();
+        if s.config.ramps_connections() {
+            return format!("\x20 ramp        {} connections opened as the ramp reached them, {} closed (cleanly: {}, not: {}){hs}{allocs}\n", ch.opened, ch.clean + ch.unclean, ch.clean, ch.unclean);
+        }
+        format!("\x20 churn       {} connections replaced ({}/s in the window{hs}{allocs}), {} closed cleanly, {} not\n", ch.opened, thousands(ch.opened_per_s), ch.clean, ch.unclean)
     });
     format!(
         "{} connections, {pace}, {:.1} s measured{}\n\

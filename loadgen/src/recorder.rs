@@ -162,6 +162,22 @@ impl Recorder {
         }
     }
 
+    /// A connection of the worker opened (a connection ramp reached its place).
+    pub fn opened(&mut self) {
+        self.open += 1;
+        self.current.open_max = self.current.open_max.max(self.open);
+    }
+
+    /// Tracks `slots` places of which `open` are open now (a connection ramp opens the rest
+    /// later, see [`Self::opened`]).
+    pub fn with_slots(self, slots: usize, open: usize) -> Self {
+        let mut r = self.with_connections(slots);
+        r.open = u32::try_from(open).unwrap_or(u32::MAX);
+        r.current.open_min = r.open;
+        r.current.open_max = r.open;
+        r
+    }
+
     /// Connections of the worker open now.
     pub fn open(&self) -> u32 {
         self.open

@@ -86,6 +86,9 @@ pub struct OpenLoopSchedule {
     /// A ramp's rate over time; `None`: the steady `1 / ns_per_msg`. A reference keeps the
     /// schedule `Copy` and small on the hot path (see [`Ramp::leak`]).
     ramp: Option<&'static Ramp>,
+    /// Message numbers start here: a connection ramp's segment begins at its first message
+    /// (see [`ConnectionRamp`]).
+    offset: u64,
 }
 
 /// The rate over time of a ramp (k6-style stages, [`wsbench_core::plan::Stage`]), as pieces on
@@ -174,6 +177,102 @@ impl Ramp {
     }
 }
 
+/// How many connections are open over a run whose stages ramp them, and which connection
+/// sends which message.
+///
+/// The open count moves linearly over each stage like the rate, from the previous stage's
+/// count (the warm-up's: the load's `connections`) to the stage's; it changes by one
+/// connection at a time, each change halfway between two whole counts (so the mean over a
+/// stage is the linear one), and connections `0..open` are the ones open. The run is cut into
+/// segments at each change; in a segment that opens at message `first` with `open`
+/// connections, connection `j < open` sends messages `first + j + m * open`, so the open
+/// connections share the rate evenly and every message has exactly one sender. Connections
+/// beyond `open` are closed for the segment and send nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionRamp {
+    segments: Vec<Segment>,
+}
+
+/// One stretch of a [`ConnectionRamp`] with a constant open count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    /// When it begins (monotonic ns).
+    pub start_ns: u64,
+    /// The first message of the process intended at or after `start_ns`.
+    pub first: u64,
+    /// Connections open during it.
+    pub open: u32,
+}
+
+impl ConnectionRamp {
+    /// The ramp of a run starting at `start_ns` whose warm-up lasts `warmup` with `first`
+    /// connections, followed by `stages`; `rate` says when each message is intended.
+    pub fn new(start_ns: u64, warmup: Duration, first: u32, stages: &[wsbench_core::plan::Stage], rate: &Ramp) -> Self {
+        let mut changes = vec![(0.0f64, first)];
+        let (mut t, mut n) = (warmup.as_secs_f64(), first);
+        for st in stages {
+            let d = st.duration.as_secs_f64();
+            let to = st.connections.unwrap_or(n);
+            if d == 0.0 {
+                if to != n {
+                    changes.push((t, to));
+                }
+            } else {
+                let steps = n.abs_diff(to);
+                for m in 1..=steps {
+                    let at = t + d * (f64::from(m) - 0.5) / f64::from(steps);
+                    changes.push((at, if to > n { n + m } else { n - m }));
+                }
+            }
+            t += d;
+            n = to;
+        }
+        let segments = changes
+            .into_iter()
+            .map(|(t_s, open)| Segment {
+                start_ns: start_ns.saturating_add((t_s * NS_PER_S as f64).round() as u64),
+                // Message g is intended when the rate's integral reaches g.
+                first: (rate.messages_at(t_s) - 1e-9).max(0.0).ceil() as u64,
+                open,
+            })
+            .collect();
+        Self { segments }
+    }
+
+    /// Keeps the ramp for the rest of the process (see [`Ramp::leak`]).
+    pub fn leak(self) -> &'static ConnectionRamp {
+        Box::leak(Box::new(self))
+    }
+
+    /// Segment `i` (there is always a first).
+    #[inline]
+    pub fn segment(&self, i: usize) -> Segment {
+        self.segments[i.min(self.segments.len() - 1)]
+    }
+
+    /// The first message after segment `i` (`u64::MAX` after the last).
+    #[inline]
+    pub fn end_of(&self, i: usize) -> u64 {
+        self.segments.get(i + 1).map_or(u64::MAX, |s| s.first)
+    }
+
+    /// The first segment from `from` on in which connection `j` is open.
+    pub fn next_open(&self, from: usize, j: u32) -> Option<usize> {
+        (from..self.segments.len()).find(|&i| j < self.segments[i].open)
+    }
+
+    /// Connections open at `t_ns`.
+    pub fn open_at(&self, t_ns: u64) -> u32 {
+        let i = self.segments.partition_point(|s| s.start_ns <= t_ns);
+        self.segments[i.saturating_sub(1)].open
+    }
+
+    /// The fewest connections open at once anywhere on the ramp.
+    pub fn fewest(&self) -> u32 {
+        self.segments.iter().map(|s| s.open).min().unwrap_or(0)
+    }
+}
+
 /// Where a shard's open-loop messages sit in the whole load's schedule.
 ///
 /// The whole load (`total` connections, `rate` msgs/s) intends its message `g` at `g / rate`,
@@ -224,7 +323,14 @@ impl OpenLoopSchedule {
     pub fn new(start_ns: u64, connection: u32, connections: u32, rate: f64) -> Self {
         assert!(rate > 0.0 && rate.is_finite(), "rate must be positive, got {rate}");
         assert!(connection < connections, "connection {connection} of {connections}");
-        Self { start_ns, connection: u64::from(connection), connections: u64::from(connections), ns_per_msg: NS_PER_S as f64 / rate, span: ShardSpan::WHOLE, ramp: None }
+        Self { start_ns, connection: u64::from(connection), connections: u64::from(connections), ns_per_msg: NS_PER_S as f64 / rate, span: ShardSpan::WHOLE, ramp: None, offset: 0 }
+    }
+
+    /// The same schedule numbering the process's messages from `first` (a segment of a
+    /// [`ConnectionRamp`]: this connection's `k`-th message is then message
+    /// `first + connection + k * connections`).
+    pub fn from_message(self, first: u64) -> Self {
+        Self { offset: first, ..self }
     }
 
     /// The same connection's schedule on a ramp (shards have no ramps).
@@ -245,7 +351,7 @@ impl OpenLoopSchedule {
     /// Intended send time of this connection's `k`-th message (0-based).
     #[inline]
     pub fn intended(&self, k: u64) -> u64 {
-        let g = self.span.global(self.connection + k * self.connections);
+        let g = self.offset + self.span.global(self.connection + k * self.connections);
         if let Some(ramp) = self.ramp {
             let t = ramp.time_of(g as f64);
             return if t.is_finite() { self.start_ns.saturating_add((t * NS_PER_S as f64).round() as u64) } else { u64::MAX };
@@ -267,8 +373,8 @@ impl OpenLoopSchedule {
         // Estimate, then correct for rounding in either direction.
         let mut k = match self.ramp {
             // Messages of the process asked by then, of which this connection has every n-th.
-            Some(ramp) => ((ramp.messages_at((t - self.start_ns) as f64 / NS_PER_S as f64) - self.connection as f64) / self.connections as f64).max(0.0).floor() as u64,
-            None => ((t - self.start_ns) as f64 / self.period_ns()).floor() as u64,
+            Some(ramp) => ((ramp.messages_at((t - self.start_ns) as f64 / NS_PER_S as f64) - (self.offset + self.connection) as f64) / self.connections as f64).max(0.0).floor() as u64,
+            None => (((t - self.start_ns) as f64 - self.offset as f64 * self.ns_per_msg) / self.period_ns()).max(0.0).floor() as u64,
         };
         while k > 0 && self.intended(k - 1) >= t {
             k -= 1;
@@ -297,6 +403,33 @@ mod tests {
 
     fn stage(secs: f64, rate: f64) -> Stage {
         Stage { duration: Duration::from_secs_f64(secs), rate, connections: None }
+    }
+
+    #[test]
+    fn a_connection_ramp_moves_the_open_count_one_connection_at_a_time() {
+        let st = |secs: f64, connections: u32| Stage { duration: Duration::from_secs_f64(secs), rate: 1_000.0, connections: Some(connections) };
+        let stages = [st(1.0, 5), st(2.0, 20), st(0.0, 8), st(1.0, 8)];
+        let rate = Ramp::new(Duration::from_secs(1), 1_000.0, &stages);
+        let cr = ConnectionRamp::new(10 * S, Duration::from_secs(1), 5, &stages, &rate);
+        // Warm-up and first stage at 5; 15 changes over the 2 s ramp, halfway between counts.
+        assert_eq!(cr.open_at(10 * S), 5);
+        assert_eq!(cr.open_at(12 * S), 5);
+        assert_eq!(cr.open_at(12 * S + S / 15 - 1), 5, "the first opens half a step in");
+        assert_eq!(cr.open_at(12 * S + S / 15 + 1), 6);
+        assert_eq!(cr.open_at(13 * S), 13, "halfway: 12.5 rounds to the half-step rule's 13");
+        assert_eq!(cr.open_at(14 * S - 1), 20);
+        assert_eq!(cr.open_at(14 * S), 8, "a 0s stage is a step");
+        assert_eq!(cr.fewest(), 5);
+        // Segments begin at the first message intended at or after them, in order.
+        for i in 0..cr.segments.len() - 1 {
+            let (a, b) = (cr.segment(i), cr.segment(i + 1));
+            assert!(a.start_ns <= b.start_ns && a.first <= b.first && cr.end_of(i) == b.first);
+            let t = (b.start_ns - 10 * S) as f64 / S as f64;
+            assert!(rate.time_of(b.first as f64) >= t - 1e-9 && (b.first == 0 || rate.time_of(b.first as f64 - 1.0) < t), "segment {}", i + 1);
+        }
+        assert_eq!(cr.end_of(cr.segments.len() - 1), u64::MAX);
+        assert_eq!(cr.next_open(0, 7), Some(cr.segments.iter().position(|s| s.open > 7).unwrap()));
+        assert_eq!(cr.next_open(cr.segments.len() - 1, 8), None, "place 8 stays closed after the step down");
     }
 
     #[test]

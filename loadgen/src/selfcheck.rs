@@ -113,8 +113,10 @@ pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
         let c = &s.connections;
         w.push(Warning::connections_failed_by_cause(c.failed, c.target, &crate::describe_causes(&c.failures)));
     }
-    if let Some(held) = s.connections.held.filter(|h| *h < s.connections.target) {
-        w.push(Warning::connections_not_held(held, s.connections.target));
+    // A connection ramp plans to hold its fewest at some point, not all of them throughout.
+    let planned = if s.config.ramps_connections() { s.config.stages.iter().filter_map(|st| st.connections).fold(s.config.first_connections(), u32::min) } else { s.connections.target };
+    if let Some(held) = s.connections.held.filter(|h| *h < planned) {
+        w.push(Warning::connections_not_held(held, planned));
     }
     if let Some(rate) = s.rate {
         // A window that never began says nothing about the rate.

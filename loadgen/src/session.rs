@@ -20,7 +20,7 @@ use wsbench_core::header::MessageHeader;
 use wsbench_core::plan::Mode;
 
 use crate::connection::{ConnShared, ConnEnd, Filler, SendMode, Stop};
-use crate::schedule::OpenLoopSchedule;
+use crate::schedule::{ConnectionRamp, OpenLoopSchedule};
 use crate::template::{Correlator, Found, Values};
 
 /// Open loop: the ring of outstanding messages holds this much backlog (at the connection's
@@ -79,6 +79,14 @@ pub struct Session<'a> {
     /// Closed loop: measured messages sent since the last flush. Their send lag is 0 by
     /// definition (sent when allowed), so it is recorded once per batch, not per message.
     unflushed_sent: u64,
+    /// Connection ramps: the process's open count over time, the segment this connection's
+    /// schedule is in, and the sequence number its first message there has.
+    ramp: Option<&'static ConnectionRamp>,
+    segment: usize,
+    k0: u64,
+    /// Connection ramps: when the place, closed at `churn_at`, opens again (`None`: at once,
+    /// as churn does; `u64::MAX`: never).
+    reopen_at: Option<u64>,
 }
 
 impl<'a> Session<'a> {
@@ -91,7 +99,9 @@ impl<'a> Session<'a> {
             SendMode::Open { rate, connections, span, ramp } => {
                 let backlog = rate / f64::from(connections.max(1)) * OUTSTANDING_BUDGET_S;
                 let ring = (backlog.ceil() as usize).clamp(OUTSTANDING_MIN, OUTSTANDING_MAX);
-                (Some(OpenLoopSchedule::new(tl.start_ns, index, connections, rate).within(span).on_ramp(ramp)), 0, ring)
+                // A connection ramp's places beyond the fewest get their schedule per segment.
+                let connection = if shared.connection_ramp.is_some() { index.min(connections.max(1) - 1) } else { index };
+                (Some(OpenLoopSchedule::new(tl.start_ns, connection, connections, rate).within(span).on_ramp(ramp)), 0, ring)
             }
         };
         Self {
@@ -122,8 +132,67 @@ impl<'a> Session<'a> {
             churn_at: u64::MAX,
             unflushed: 0,
             unflushed_sent: 0,
+            ramp: shared.connection_ramp,
+            segment: 0,
+            k0: 0,
+            reopen_at: None,
         }
         .with_lifetime(now_ns())
+        .on_connection_ramp()
+    }
+
+    /// Connection ramps: places the schedule in the first segment this connection is open in
+    /// (the fleet opens it then).
+    fn on_connection_ramp(mut self) -> Self {
+        if let Some(cr) = self.ramp {
+            self.segment = cr.next_open(0, self.index).unwrap_or(usize::MAX);
+            self.schedule = self.segment_schedule().or(self.schedule);
+            self.advance_segment();
+        }
+        self
+    }
+
+    /// This connection's schedule in its current segment of the connection ramp (`None` past
+    /// the last, where it is closed for good).
+    fn segment_schedule(&self) -> Option<OpenLoopSchedule> {
+        let (cr, SendMode::Open { rate, ramp, .. }) = (self.ramp?, self.shared.send_mode) else { return None };
+        if self.segment == usize::MAX {
+            return None;
+        }
+        let seg = cr.segment(self.segment);
+        Some(OpenLoopSchedule::new(self.shared.timeline.start_ns, self.index, seg.open, rate).on_ramp(ramp).from_message(seg.first))
+    }
+
+    /// Connection ramps: once the next message falls past the current segment, moves to the
+    /// next segment this connection is open in. When it is closed in between, the connection
+    /// closes when that begins (`churn_at`, as churn's) and opens again when it ends
+    /// (`reopen_at`); one closing is planned at a time, the next once it has opened again.
+    fn advance_segment(&mut self) {
+        let Some(cr) = self.ramp else { return };
+        while self.segment != usize::MAX && self.reopen_at.is_none() {
+            let seg = cr.segment(self.segment);
+            let next = seg.first + u64::from(self.index) + (self.next_seq - self.k0) * u64::from(seg.open);
+            if next < cr.end_of(self.segment) {
+                return;
+            }
+            self.segment += 1;
+            if self.index >= cr.segment(self.segment).open {
+                self.churn_at = self.churn_at.min(cr.segment(self.segment).start_ns);
+                self.segment = cr.next_open(self.segment, self.index).unwrap_or(usize::MAX);
+                self.reopen_at = Some(if self.segment == usize::MAX { u64::MAX } else { cr.segment(self.segment).start_ns });
+            }
+            // Closed for good: the last schedule stays, its next message past the close.
+            if let Some(s) = self.segment_schedule() {
+                self.schedule = Some(s);
+                self.k0 = self.next_seq;
+            }
+        }
+    }
+
+    /// Connection ramps: when the place, closed now, opens again (`None`: churn's replacement,
+    /// at once; `u64::MAX`: never).
+    pub fn reopen_at(&self) -> Option<u64> {
+        self.reopen_at
     }
 
     /// Starts the current connection's lifetime at `now` (see [`wsbench_core::plan::Churn`]).
@@ -155,12 +224,17 @@ impl<'a> Session<'a> {
     /// echoes are back (or their wait, bounded by the drain timeout, is over: they are then
     /// counted as unanswered).
     pub fn wants_reconnect(&self) -> bool {
+        // Not due before its time: without churn the clock is not read.
+        if self.churn_at == u64::MAX {
+            return false;
+        }
         let now = now_ns();
         self.sending && self.churn_due(now) && (self.outstanding.is_empty() || now >= self.churn_at.saturating_add(self.shared.churn_drain_ns))
     }
 
     /// Churn: a new connection took the place of the old one at `now`.
     pub fn reconnected(&mut self, now: u64) {
+        self.reopen_at = None;
         self.generation += 1;
         self.conn_sent = 0;
         self.conn_first_seq = self.next_seq;
@@ -169,6 +243,7 @@ impl<'a> Session<'a> {
             self.credits = in_flight.saturating_sub(self.outstanding.len() as u32);
         }
         self.set_lifetime(now);
+        self.advance_segment();
     }
 
     /// Churn: connections that took this place after the first.
@@ -216,7 +291,7 @@ impl<'a> Session<'a> {
             return self.churn_at.saturating_add(self.shared.churn_drain_ns);
         }
         let next = match &self.schedule {
-            Some(s) => s.intended(self.next_seq),
+            Some(s) => s.intended(self.next_seq - self.k0),
             None if now_ns() < tl.start_ns => tl.start_ns,
             None => tl.measured_end_ns,
         };
@@ -239,7 +314,7 @@ impl<'a> Session<'a> {
     /// what has arrived) rather than wait for a timer.
     pub fn is_behind(&self) -> bool {
         let now = now_ns();
-        self.sending && !self.churn_due(now) && self.schedule.is_some_and(|s| s.intended(self.next_seq) <= now)
+        self.sending && !self.churn_due(now) && self.schedule.is_some_and(|s| s.intended(self.next_seq - self.k0) <= now)
     }
 
     /// Whether a message may be sent now: `Some(intended)` when one is due, where `intended` is
@@ -262,15 +337,19 @@ impl<'a> Session<'a> {
         let tl = self.shared.timeline;
         match self.schedule {
             Some(s) => {
-                let mut intended = s.intended(self.next_seq);
+                let mut intended = s.intended(self.next_seq - self.k0);
                 if tl.is_warmup(intended) && !tl.is_warmup(now) {
                     // A warm-up backlog is never measured: skip it, so that a load generator
                     // behind schedule still sends measured messages in the window (its lag
                     // then shows in send lag and latency) instead of warm-up ones only.
-                    let first = s.first_at_or_after(tl.measured_start_ns);
+                    let first = self.k0 + s.first_at_or_after(tl.measured_start_ns);
                     self.skipped = (self.next_seq, first);
                     self.next_seq = first;
-                    intended = s.intended(self.next_seq);
+                    self.advance_segment();
+                    intended = match self.schedule {
+                        Some(s) => s.intended(self.next_seq - self.k0),
+                        None => return None,
+                    };
                 }
                 // Sending ends with the window, even with a backlog left: what was not sent in
                 // time shows as a rate not reached, and the drain stays bounded.
@@ -323,6 +402,9 @@ impl<'a> Session<'a> {
     pub fn sent(&mut self, header: MessageHeader) {
         self.next_seq += 1;
         self.conn_sent += 1;
+        if self.ramp.is_some() {
+            self.advance_segment();
+        }
         if self.shared.churn.reconnect_after.is_some_and(|n| self.conn_sent >= n) {
             self.churn_at = self.churn_at.min(header.sent_ns);
         }
@@ -473,7 +555,7 @@ impl<'a> Session<'a> {
             // both (sent no earlier than intended, so never less than the age since sending).
             let mut seq = self.beyond_next;
             for _ in 0..self.beyond {
-                let intended = s.intended(seq);
+                let intended = s.intended(seq.saturating_sub(self.k0));
                 seq = self.seq_after(seq);
                 if !tl.is_warmup(intended) {
                     rec.unanswered(now.saturating_sub(intended), now.saturating_sub(intended));
@@ -489,7 +571,7 @@ impl<'a> Session<'a> {
     fn oldest_intended(&self) -> u64 {
         match (self.outstanding.front(), self.schedule) {
             (Some(p), _) => p.header.intended_ns,
-            (None, Some(s)) if self.beyond > 0 => s.intended(self.beyond_next),
+            (None, Some(s)) if self.beyond > 0 => s.intended(self.beyond_next.saturating_sub(self.k0)),
             _ => u64::MAX,
         }
     }
@@ -511,7 +593,7 @@ impl<'a> Session<'a> {
         let seq = self.beyond_next;
         self.beyond -= 1;
         self.beyond_next = self.seq_after(seq);
-        let intended_ns = s.intended(seq);
+        let intended_ns = s.intended(seq.saturating_sub(self.k0));
         let echoed = MessageHeader::decode(data).map_or(0, |h| h.sent_ns);
         let sent_ns = if (intended_ns..=now_ns()).contains(&echoed) { echoed } else { intended_ns };
         Some(MessageHeader { seq, intended_ns, sent_ns, warmup: self.shared.timeline.is_warmup(intended_ns) })
@@ -521,7 +603,7 @@ impl<'a> Session<'a> {
     /// [`ConnShared::allocations_at_first_finish`]); called before closing.
     pub fn note_finish(&self) {
         if self.shared.allocations_at_first_finish.get().is_none() {
-            self.shared.allocations_at_first_finish.set(Some(wsbench_core::alloc::thread_allocations()));
+            self.shared.allocations_at_first_finish.set(Some(self.shared.hot_allocations()));
         }
     }
 

@@ -40,7 +40,8 @@ use wsbench_core::plan::Mode;
 
 use crate::client::{ConnectError, ConnectTimes};
 use crate::transport::{Target, Transport};
-use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, CLOSE_TIMEOUT};
+use crate::churn::CloseOutcome;
+use crate::connection::{describe_close_code, describe_io_error, ConnEnd, ConnShared, Step as LoopStep, CLOSE_TIMEOUT};
 use crate::session::{Session, Turn, Turns};
 use crate::setup::CompressionCounts;
 
@@ -103,6 +104,13 @@ impl ZeroStream {
 /// Opens one connection: the transport ([`Target::open`]), then the WebSocket handshake, done by
 /// hand. `batch` is the connection's [`expected_batch`].
 pub async fn connect(target: &Target, size: u64, batch: usize) -> Result<(ZeroStream, ConnectTimes), ConnectError> {
+    connect_reusing(target, size, batch, None).await
+}
+
+/// [`connect`], reading the handshake response into `reuse` (a closed connection's read buffer)
+/// and keeping it as the new read buffer when it is large enough, so a replacement under churn
+/// allocates no buffer of its own.
+async fn connect_reusing(target: &Target, size: u64, batch: usize, reuse: Option<Box<[u8]>>) -> Result<(ZeroStream, ConnectTimes), ConnectError> {
     let (url, addr) = (target.url.as_str(), target.addr.as_str());
     let asked = target.connection_url();
     let req = asked.as_ref().into_client_request().map_err(|e| ConnectError::new("bad URL", format!("`{url}` is not a WebSocket URL: {e}")))?;
@@ -122,9 +130,26 @@ pub async fn connect(target: &Target, size: u64, batch: usize) -> Result<(ZeroSt
     let t0 = now_ns();
 
     let size = usize::try_from(size).unwrap_or(usize::MAX);
-    let mut head = vec![0u8; HANDSHAKE_BUFFER];
+    // A reused buffer too small for the response head is swapped for a larger one when it fills.
+    // Only a reused buffer becomes the read buffer: a fresh head buffer is larger than most
+    // connections need, and memory per connection follows what it has in flight.
+    let mut reused = reuse.as_ref().is_some_and(|b| !b.is_empty());
+    let mut head = reuse.filter(|b| !b.is_empty()).unwrap_or_else(|| vec![0u8; HANDSHAKE_BUFFER].into_boxed_slice());
+    // The reused buffer, once the head outgrew it: still the read buffer afterwards.
+    let mut spare: Option<Box<[u8]>> = None;
     let mut rend = 0;
     let (head_len, subprotocol, agreed) = loop {
+        if rend == head.len() {
+            if rend >= HANDSHAKE_BUFFER {
+                return Err(ConnectError::new("handshake error: response head too long", failed(format!("response head longer than {rend} bytes"))));
+            }
+            let mut larger = vec![0u8; HANDSHAKE_BUFFER].into_boxed_slice();
+            larger[..rend].copy_from_slice(&head[..rend]);
+            let old = std::mem::replace(&mut head, larger);
+            if std::mem::take(&mut reused) {
+                spare = Some(old);
+            }
+        }
         let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut head[rend..]).await.map_err(|e| ConnectError::io(&e, failed(e.to_string())))?;
         if n == 0 {
             return Err(ConnectError::new("closed", failed("the server closed the connection".into())));
@@ -133,16 +158,20 @@ pub async fn connect(target: &Target, size: u64, batch: usize) -> Result<(ZeroSt
         if let Some(done) = check_response_with(&head[..rend], &key, &target.subprotocols, target.deflate.as_ref()).map_err(|e| ConnectError::new(e.cause(), failed(e.to_string())))? {
             break done;
         }
-        if rend == head.len() {
-            return Err(ConnectError::new("handshake error: response head too long", failed(format!("response head longer than {rend} bytes"))));
-        }
     };
     let handshake_ns = now_ns() - t0;
-    // What the server sent right behind its response is kept; the rest of `head` is not.
-    let early = &head[head_len..rend];
+    // What the server sent right behind its response is kept; the rest of the head is not.
+    let early = head_len..rend;
     let frame_size = if agreed.is_some() { size.saturating_add(deflate_slack(size)) } else { size };
-    let mut rbuf = vec![0u8; read_buffer_len(frame_size, batch).max(early.len())].into_boxed_slice();
-    rbuf[..early.len()].copy_from_slice(early);
+    let want = read_buffer_len(frame_size, batch).max(early.len());
+    let rbuf = if reused && head.len() >= want {
+        head.copy_within(early.clone(), 0);
+        head
+    } else {
+        let mut rbuf = spare.filter(|b| b.len() >= want).unwrap_or_else(|| vec![0u8; want].into_boxed_slice());
+        rbuf[..early.len()].copy_from_slice(&head[early.clone()]);
+        rbuf
+    };
     let times = ConnectTimes { connect_ns: open.connect_ns, tls_ns: open.tls_ns, handshake_ns, subprotocol, deflate: agreed };
     Ok((ZeroStream { tcp, rbuf, rstart: 0, rend: early.len(), deflate: agreed }, times))
 }
@@ -465,16 +494,22 @@ struct ZeroConn<'a> {
 pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
     let mut conn = ZeroConn::new(stream, index, slot, shared);
     // Bytes the server sent right behind its handshake response.
-    let mut end = conn.on_read();
-    if end.is_none() {
-        end = Some(conn.run_loop().await);
-    }
-    let end = end.unwrap_or(ConnEnd::Finished);
-    if let Some(z) = &conn.z {
-        let mut all = shared.compression.get();
-        all.add(&z.counts);
-        shared.compression.set(all);
-    }
+    let mut early = conn.on_read();
+    let end = loop {
+        if let Some(end) = early {
+            break end;
+        }
+        early = match conn.run_loop().await {
+            LoopStep::End(end) => Some(end),
+            // Churn: a new connection in this place, and what its server sent right away.
+            LoopStep::Churn => match conn.replace().await {
+                Ok(true) => conn.on_read(),
+                Ok(false) => Some(ConnEnd::Retired),
+                Err(cause) => Some(ConnEnd::Dropped(cause)),
+            },
+        };
+    };
+    conn.add_compression_counts();
     conn.session.give_up_outstanding();
     match &end {
         ConnEnd::Finished => {
@@ -486,6 +521,8 @@ pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShare
             let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.wire.drain_writes()).await;
             conn.session.report_drop(cause);
         }
+        // Closing a retired place is the ramp's, counted with it.
+        ConnEnd::Retired => crate::churn::counted_drop(&shared.churn_allocations, conn),
     }
     end
 }
@@ -562,12 +599,15 @@ impl<'a> ZeroConn<'a> {
 }
 
 impl ZeroConn<'_> {
-    async fn run_loop(&mut self) -> ConnEnd {
+    async fn run_loop(&mut self) -> LoopStep {
         let mut turns = Turns::new(&mut self.session);
         loop {
             self.send_due();
             if self.session.is_done() {
-                return ConnEnd::Finished;
+                return ConnEnd::Finished.into();
+            }
+            if self.session.wants_reconnect() {
+                return LoopStep::Churn;
             }
             turns.arm(&self.session);
             // While the row is full, a past send deadline would fire on every turn: wait for
@@ -577,16 +617,16 @@ impl ZeroConn<'_> {
             let io = match turns.wait(&mut self.session, timer_on, poll_fn(|cx| wire.poll_io(cx))).await {
                 Turn::Io(io) => io,
                 Turn::Again => continue,
-                Turn::End(end) => return end,
+                Turn::End(end) => return end.into(),
             };
             match io {
                 Io::Read => {
                     if let Some(end) = self.on_read() {
-                        return end;
+                        return end.into();
                     }
                 }
                 Io::Writable => {}
-                Io::Failed(cause) => return ConnEnd::Dropped(cause),
+                Io::Failed(cause) => return ConnEnd::Dropped(cause).into(),
             }
         }
     }
@@ -760,6 +800,124 @@ impl ZeroConn<'_> {
     fn protocol_error(&mut self, e: ProtocolError) -> ConnEnd {
         self.wire.queue_close(e.close_code());
         ConnEnd::Dropped(format!("protocol error from the server: {e}"))
+    }
+
+    /// Adds this connection's permessage-deflate byte counts to the worker's.
+    fn add_compression_counts(&mut self) {
+        if let Some(z) = &mut self.z {
+            let shared = self.session.shared;
+            let mut all = shared.compression.get();
+            all.add(&std::mem::take(&mut z.counts));
+            shared.compression.set(all);
+        }
+    }
+
+    /// Churn: closes the connection (1000, the reply awaited for [`CLOSE_TIMEOUT`] at most) and
+    /// opens a new one in its place, as the tungstenite engine's `Connection::replace` does
+    /// (`Ok(false)`: a connection ramp keeps the place closed); `Err` names why the place ends. The closed connection's read buffer, send row, message
+    /// assembler and fragment buffer serve the new one; what allocates is counted apart
+    /// ([`crate::churn::counted`]).
+    async fn replace(&mut self) -> Result<bool, String> {
+        let shared = self.session.shared;
+        crate::churn::counted(&shared.churn_allocations, self.replace_uncounted()).await
+    }
+
+    async fn replace_uncounted(&mut self) -> Result<bool, String> {
+        let shared = self.session.shared;
+        self.session.give_up_outstanding();
+        let outcome = self.close_and_wait().await;
+        shared.churn_tally.borrow_mut().closed(&outcome);
+        self.add_compression_counts();
+        if !crate::churn::until_reopen(shared, self.session.reopen_at()).await {
+            return Ok(false);
+        }
+        let rbuf = std::mem::take(&mut self.wire.rbuf);
+        let opened = tokio::time::timeout(crate::fleet::CONNECT_TIMEOUT, connect_reusing(&shared.target, shared.size as u64, shared.batch, Some(rbuf))).await;
+        let now = now_ns();
+        let (stream, times) = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => {
+                shared.churn_tally.borrow_mut().failed(e.cause.clone());
+                return Err(format!("replacement connection failed: {}", e.cause));
+            }
+            Err(_) => {
+                shared.churn_tally.borrow_mut().failed("timeout".into());
+                return Err("replacement connection failed: timeout".into());
+            }
+        };
+        if stream.deflate.is_some() != self.z.is_some() {
+            // The send row's frames were laid out for the first answer.
+            let cause = "replacement connection failed: the server answered the permessage-deflate offer differently than before";
+            shared.churn_tally.borrow_mut().failed("handshake error: permessage-deflate answer changed".into());
+            return Err(cause.into());
+        }
+        if let (Some(a), Some(z)) = (stream.deflate, self.z.as_mut()) {
+            // Fresh compression contexts for the fresh connection.
+            z.inflater = Inflater::new(a.server_max_window_bits, a.server_no_context_takeover, shared.size);
+            z.deflater = Deflater::new(a.client_max_window_bits, a.client_no_context_takeover, 6);
+        }
+        let window = crate::fleet::window_end(&shared.timeline, *shared.stop.borrow());
+        shared.churn_tally.borrow_mut().opened(&times, now >= shared.timeline.measured_start_ns && now < window);
+        let w = &mut self.wire;
+        w.tcp = stream.tcp;
+        w.rbuf = stream.rbuf;
+        (w.rstart, w.rend) = (stream.rstart, stream.rend);
+        (w.filled, w.written, w.ctrl_len, w.ctrl_written, w.blocked) = (0, 0, 0, 0, false);
+        self.max_payload = w.rbuf.len() - MAX_HEADER_LEN;
+        self.assembler = MessageAssembler::new(self.max_payload);
+        self.fragments.clear();
+        self.oversized = false;
+        self.session.reconnected(now);
+        Ok(true)
+    }
+
+    /// Sends close 1000 and reads until the server's close frame, within [`CLOSE_TIMEOUT`];
+    /// late echoes are skipped.
+    async fn close_and_wait(&mut self) -> CloseOutcome {
+        let rsv = if self.z.is_some() { RSV1 } else { 0 };
+        let w = &mut self.wire;
+        let r = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            // A half-written pong goes first: a close cannot be queued behind it.
+            if let Err(e) = w.drain_writes().await {
+                return CloseOutcome::Failed(e.to_string());
+            }
+            w.queue_close(code::NORMAL);
+            if let Err(e) = w.drain_writes().await {
+                return CloseOutcome::Failed(e.to_string());
+            }
+            loop {
+                loop {
+                    match frame::parse_with(&w.rbuf[w.rstart..w.rend], Role::Client, usize::MAX >> 1, rsv) {
+                        Ok(Parsed::Frame(f)) if f.opcode == Opcode::Close => {
+                            let payload = &w.rbuf[w.rstart + f.header_len..w.rstart + f.len()];
+                            return match close::parse(payload) {
+                                Ok(c) => CloseOutcome::Replied(c.map(|c| c.code)),
+                                Err(e) => CloseOutcome::Failed(format!("protocol error from the server: {e}")),
+                            };
+                        }
+                        Ok(Parsed::Frame(f)) => w.rstart += f.len(),
+                        Ok(Parsed::Incomplete(_)) => break,
+                        Err(e) => return CloseOutcome::Failed(format!("protocol error from the server: {e}")),
+                    }
+                }
+                if w.rstart == w.rend {
+                    (w.rstart, w.rend) = (0, 0);
+                } else if w.rend == w.rbuf.len() {
+                    w.compact();
+                }
+                if w.rend == w.rbuf.len() {
+                    // A frame larger than the buffer: not an echo of ours, and not a close.
+                    return CloseOutcome::Failed("protocol error from the server: a frame larger than any echo".into());
+                }
+                match tokio::io::AsyncReadExt::read(&mut w.tcp, &mut w.rbuf[w.rend..]).await {
+                    Ok(0) => return CloseOutcome::NoReply,
+                    Ok(n) => w.rend += n,
+                    Err(e) => return CloseOutcome::Failed(describe_io_error(&e)),
+                }
+            }
+        })
+        .await;
+        r.unwrap_or(CloseOutcome::TimedOut(CLOSE_TIMEOUT))
     }
 
     /// Normal closure (1000), waiting a bounded time for the server's close; late echoes are

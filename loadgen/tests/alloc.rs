@@ -160,3 +160,60 @@ fn zero_alloc_engine_open_loop_past_a_full_ring_allocates_nothing_and_loses_noth
     assert!(s.latency_us.max >= 1_000_000.0, "the stall shows: latency max {} us", s.latency_us.max);
     assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated in the measured window");
 }
+
+/// Churn on the zero-alloc client: connections replaced every 500 messages under load. Opening
+/// a connection allocates (the socket's registration, the handshake request and its parsing),
+/// so those allocations are counted apart, per replacement, and the per-message figure of the
+/// worker threads must still be exactly 0.
+#[test]
+fn zero_alloc_engine_under_churn_allocates_nothing_per_message_and_counts_replacements_apart() {
+    let s = run(
+        "alloc-zero-churn",
+        LoadPlan {
+            engine: Engine::ZeroAlloc,
+            connections: 8,
+            in_flight: 4,
+            threads: 2,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(4),
+            churn: wsbench_core::plan::Churn { reconnect_after: Some(500), ..Default::default() },
+            ..Default::default()
+        },
+    );
+    let churn = s.connections.churn.as_ref().expect("churn reported");
+    eprintln!("zero-alloc churn: {} replacements, {:?} allocations per replacement, closes {:?}", churn.opened, churn.allocations_per_replacement, churn.closes);
+    assert!(churn.opened >= 100, "too few replacements to judge: {}", churn.opened);
+    assert_eq!((churn.clean, churn.unclean), (churn.opened, 0), "{:?}", churn.closes);
+    let per = churn.allocations_per_replacement.expect("a counting process reports the figure");
+    assert!(per > 0.0, "opening a connection allocates; a figure of 0 would mean nothing was counted");
+    // The whole process also holds this test's echo server, whose accepts allocate too: only
+    // the worker threads' figure is the load generator's hot path.
+    assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated per message in the measured window");
+}
+
+/// A connection ramp on the zero-alloc client, 4 → 16 → 4 connections: opening a place (its
+/// socket, handshake and buffers) and closing it are counted apart, as churn's replacements
+/// are, and the per-message path of the worker threads stays at exactly 0.
+#[test]
+fn zero_alloc_engine_on_a_connection_ramp_allocates_nothing_per_message() {
+    use wsbench_core::plan::Stage;
+    let stage = |secs: u64, connections: u32| Stage { duration: Duration::from_secs(secs), rate: 30_000.0, connections: Some(connections) };
+    let s = run(
+        "alloc-zero-connection-ramp",
+        LoadPlan {
+            engine: Engine::ZeroAlloc,
+            connections: 4,
+            rate: Some(30_000.0),
+            threads: 2,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(4),
+            stages: vec![stage(1, 4), stage(2, 16), stage(1, 4)],
+            ..Default::default()
+        }
+        .with_connection_ramp(),
+    );
+    let churn = s.connections.churn.as_ref().expect("the ramp's opens and closes are reported");
+    eprintln!("connection ramp: {} opened, {} closed cleanly, {:?} allocations per opening", churn.opened, churn.clean, churn.allocations_per_replacement);
+    assert_eq!((churn.opened, churn.clean, churn.unclean), (12, 12, 0), "{churn:?}");
+    assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated per message in the measured window");
+}
