@@ -570,7 +570,7 @@ mod clock_tests {
                 async move { c.run().await }
             });
             let t0 = now_ns();
-            let (a, b) = (t0 + 2_000_000, t0 + 3_000_000);
+            let (a, b) = (t0 + 2_000_000, t0 + 12_000_000);
             // Both registered before either fires; woken only by the clock.
             let [first, second] = [(0, a), (1, b)].map(|(slot, deadline)| {
                 let c = clock.clone();
@@ -582,8 +582,10 @@ mod clock_tests {
             let (woke, fired) = tokio::time::timeout(std::time::Duration::from_secs(5), first).await.expect("woken").unwrap();
             assert!(woke >= a && fired >= a, "woke the first before its deadline");
             let (woke, _) = tokio::time::timeout(std::time::Duration::from_secs(5), second).await.expect("woken").unwrap();
-            // Due 1 ms after the first, served by the next firing, a period after the first.
-            assert!(woke >= fired + period, "fired again {} ns after the last firing", woke - fired);
+            // Due 10 ms after the first, served by the next firing, a period after the first;
+            // unless the first firing itself came after the second deadline (a machine so busy
+            // the timer woke over 10 ms late), when one firing rightly serves both.
+            assert!(woke >= fired + period || fired >= b, "fired again {} ns after the last firing", woke - fired);
             driver.abort();
         });
     }
