@@ -44,8 +44,9 @@ pub struct Session<'a> {
     pub filler: &'a Filler,
     /// The messages sent and not yet echoed, oldest first (in sequence order).
     outstanding: VecDeque<Pending>,
-    /// Template loads: this connection's correlation rule, random generator and number.
-    foreign: Option<ForeignConn>,
+    /// Template loads: this connection's correlation rule, random generator and number. Boxed:
+    /// inline, every echo connection's task would carry its 88 bytes.
+    foreign: Option<Box<ForeignConn>>,
     /// Open loop, echo: messages sent and not yet echoed after those in `outstanding`, which
     /// was full when they were sent (a server more than a second behind). They are the last
     /// `beyond` messages sent, the oldest numbered `beyond_next`; their intended times are the
@@ -100,11 +101,13 @@ impl<'a> Session<'a> {
             schedule,
             filler: &shared.filler,
             outstanding: VecDeque::with_capacity(ring),
-            foreign: shared.foreign.as_ref().map(|f| ForeignConn {
-                correlator: f.correlator.clone(),
-                // Seeded by the connection's number: a rerun sends the same random text.
-                rng: fastrand::Rng::with_seed(0x5753_4245_4e43_4800 ^ u64::from(index)),
-                conn: index,
+            foreign: shared.foreign.as_ref().map(|f| {
+                Box::new(ForeignConn {
+                    correlator: f.correlator.clone(),
+                    // Seeded by the connection's number: a rerun sends the same random text.
+                    rng: fastrand::Rng::with_seed(0x5753_4245_4e43_4800 ^ u64::from(index)),
+                    conn: index,
+                })
             }),
             beyond: 0,
             beyond_next: 0,
@@ -337,7 +340,7 @@ impl<'a> Session<'a> {
             }
             self.beyond += 1;
         } else {
-            self.outstanding.push_back(Pending { header, answered: false });
+            self.outstanding.push_back(Pending::new(header));
         }
         self.unflushed += 1;
         if !header.warmup {
@@ -372,7 +375,7 @@ impl<'a> Session<'a> {
             return self.on_reply(data, now);
         }
         let tl = self.shared.timeline;
-        let Some(h) = self.outstanding.pop_front().map(|p| p.header).or_else(|| self.take_beyond(data)) else {
+        let Some(h) = self.outstanding.pop_front().map(|p| p.header()).or_else(|| self.take_beyond(data)) else {
             // An echo of nothing: the server made it up.
             if !tl.is_warmup(now) {
                 self.shared.recorder.borrow_mut().unexpected();
@@ -421,7 +424,7 @@ impl<'a> Session<'a> {
                 return;
             }
         };
-        let at = self.outstanding.binary_search_by_key(&seq, |p| p.header.seq).ok().filter(|&i| !self.outstanding[i].answered);
+        let at = self.outstanding.binary_search_by_key(&seq, |p| p.seq).ok().filter(|&i| !self.outstanding[i].answered);
         let Some(i) = at else {
             if counted {
                 let mut rec = self.shared.recorder.borrow_mut();
@@ -432,7 +435,7 @@ impl<'a> Session<'a> {
             return;
         };
         self.outstanding[i].answered = true;
-        let h = self.outstanding[i].header;
+        let h = self.outstanding[i].header();
         while self.outstanding.front().is_some_and(|p| p.answered) {
             self.outstanding.pop_front();
         }
@@ -465,7 +468,7 @@ impl<'a> Session<'a> {
         let tl = self.shared.timeline;
         let mut rec = self.shared.recorder.borrow_mut();
         let left = self.outstanding.iter().filter(|p| !p.answered);
-        for h in left.clone().map(|p| p.header).filter(|h| !h.warmup) {
+        for h in left.clone().map(|p| p.header()).filter(|h| !h.warmup) {
             rec.unanswered(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
         }
         if let Some(s) = self.schedule {
@@ -488,7 +491,7 @@ impl<'a> Session<'a> {
     /// The intended time of the oldest message outstanding, `u64::MAX` when none is.
     fn oldest_intended(&self) -> u64 {
         match (self.outstanding.front(), self.schedule) {
-            (Some(p), _) => p.header.intended_ns,
+            (Some(p), _) => p.intended_ns,
             (None, Some(s)) if self.beyond > 0 => s.intended(self.beyond_next),
             _ => u64::MAX,
         }
@@ -532,13 +535,29 @@ impl<'a> Session<'a> {
     }
 }
 
-/// A message sent and not yet given up on.
+/// A message sent and not yet given up on: its header's fields, flattened so that the flag
+/// fits in the header's padding (32 bytes a message in every connection's ring, not 40).
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    header: MessageHeader,
+    seq: u64,
+    intended_ns: u64,
+    sent_ns: u64,
+    warmup: bool,
     /// Template loads: its reply came while an older message was still outstanding (replies
     /// may come in any order; answered messages leave the ring once they reach its front).
     answered: bool,
+}
+
+impl Pending {
+    #[inline]
+    fn new(h: MessageHeader) -> Self {
+        Self { seq: h.seq, intended_ns: h.intended_ns, sent_ns: h.sent_ns, warmup: h.warmup, answered: false }
+    }
+
+    #[inline]
+    fn header(&self) -> MessageHeader {
+        MessageHeader { seq: self.seq, intended_ns: self.intended_ns, sent_ns: self.sent_ns, warmup: self.warmup }
+    }
 }
 
 /// A connection's part of a template load.
@@ -635,5 +654,20 @@ impl Turns {
             // Timer off (the transport waits to write): only a stop can wake it besides the I/O.
             () = shared.clock.wait_for_stop(slot), if !timer_on => Turn::Again,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection holds a ring of these, sized for a second of its sends: an entry stays
+    /// as small as the header it keeps.
+    #[test]
+    fn outstanding_entries_are_a_header_long() {
+        assert_eq!(std::mem::size_of::<Pending>(), std::mem::size_of::<MessageHeader>());
+        let h = MessageHeader { seq: 7, intended_ns: 1, sent_ns: 2, warmup: true };
+        assert_eq!(Pending::new(h).header(), h);
+        assert!(!Pending::new(h).answered);
     }
 }
