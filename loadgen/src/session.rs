@@ -76,10 +76,12 @@ pub struct Session<'a> {
     /// nothing is sent until the echoes are back and a new connection is open.
     churn_at: u64,
     /// Change in messages outstanding not yet handed to the recorder (see [`Self::flush`]).
-    unflushed: i64,
+    /// Both counts cover one turn (a flush before every wait), so 32 bits are plenty, and every
+    /// connection carries them.
+    unflushed: i32,
     /// Closed loop: measured messages sent since the last flush. Their send lag is 0 by
     /// definition (sent when allowed), so it is recorded once per batch, not per message.
-    unflushed_sent: u64,
+    unflushed_sent: u32,
 }
 
 impl<'a> Session<'a> {
@@ -361,8 +363,8 @@ impl<'a> Session<'a> {
             return;
         }
         let mut rec = self.shared.recorder.borrow_mut();
-        rec.pending(self.slot, self.unflushed, self.oldest_intended());
-        rec.sent_zero_lag(self.unflushed_sent);
+        rec.pending(self.slot, i64::from(self.unflushed), self.oldest_intended());
+        rec.sent_zero_lag(u64::from(self.unflushed_sent));
         self.unflushed = 0;
         self.unflushed_sent = 0;
     }

@@ -69,8 +69,11 @@ pub fn expected_batch(rate: Option<f64>, connections: u32, in_flight: u32) -> us
 }
 /// A control frame: the longest header and the longest payload.
 const CONTROL_FRAME: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
+/// A control frame we send: its payload is at most 125 bytes, so the header is two bytes and
+/// the mask key.
+const SENT_CONTROL_FRAME: usize = 2 + 4 + MAX_CONTROL_PAYLOAD;
 // Its lengths are kept in bytes (see `Wire`).
-const _: () = assert!(CONTROL_FRAME <= u8::MAX as usize);
+const _: () = assert!(SENT_CONTROL_FRAME <= u8::MAX as usize);
 
 /// An open connection, handshake done, ready for [`run`].
 pub struct ZeroStream {
@@ -321,7 +324,7 @@ struct Wire {
     filled: usize,
     written: usize,
     /// A control frame to send (pong or close), written between data frames.
-    ctrl: [u8; CONTROL_FRAME],
+    ctrl: [u8; SENT_CONTROL_FRAME],
     ctrl_len: u8,
     ctrl_written: u8,
     /// The row was full: nothing is sent until it drains.
@@ -483,18 +486,20 @@ pub fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShared) -> 
             shared.compression.set(all);
         }
         conn.session.give_up_outstanding();
-        match &end {
+        // `end` is not kept across the closing waits: they are the largest of the future.
+        match end {
             ConnEnd::Finished => {
                 conn.session.note_finish();
                 conn.close().await;
+                ConnEnd::Finished
             }
             ConnEnd::Dropped(cause) => {
                 // Send the close reply or error close that ending queued; a reset fails at once.
                 let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.wire.drain_writes()).await;
-                conn.session.report_drop(cause);
+                conn.session.report_drop(&cause);
+                ConnEnd::Dropped(cause)
             }
         }
-        end
     }
 }
 
@@ -555,7 +560,7 @@ impl<'a> ZeroConn<'a> {
                 header_len: header_len as u8,
                 filled: 0,
                 written: 0,
-                ctrl: [0; CONTROL_FRAME],
+                ctrl: [0; SENT_CONTROL_FRAME],
                 ctrl_len: 0,
                 ctrl_written: 0,
                 blocked: false,
@@ -845,16 +850,22 @@ mod tests {
 
     /// Every connection's task holds this future (boxed) for its whole life: at a low rate it
     /// is the largest part of the load generator's memory per connection (issue 15: at most
-    /// 2 KiB of RSS, see docs/benchmarks.md). It was 784 bytes when that held (017ebb4), grew
-    /// to 1,024 with inline template and churn state and the stream kept as an argument, and
-    /// is 824 now. State a plain connection does not use belongs in a box, not under a raised
-    /// bound.
+    /// 2 KiB of RSS, see docs/benchmarks.md). It was 784 bytes when that held (017ebb4) and
+    /// 1,024 when it no longer did (template, ramp, shard, churn and per-turn state inline).
+    /// State a plain connection does not use belongs in a box, not under a raised bound.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn connection_future_stays_small() {
         let size = future_size(run);
         eprintln!("zero-alloc connection future: {size} bytes (ZeroConn {}, Session {}, Wire {})", std::mem::size_of::<ZeroConn<'_>>(), std::mem::size_of::<Session<'_>>(), std::mem::size_of::<Wire>());
-        assert!(size <= 824, "the zero-alloc connection future is {size} bytes; box what a plain connection does not use");
+        assert!(size <= 808, "the zero-alloc connection future is {size} bytes; box what a plain connection does not use");
+    }
+
+    #[test]
+    fn the_longest_control_frame_we_send_fits_its_buffer() {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = write::header(&mut header, true, Opcode::Pong, MAX_CONTROL_PAYLOAD, Some([1, 2, 3, 4]));
+        assert_eq!(n + MAX_CONTROL_PAYLOAD, SENT_CONTROL_FRAME);
     }
 
     #[test]
