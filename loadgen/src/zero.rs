@@ -486,7 +486,7 @@ pub fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShared) -> 
             shared.compression.set(all);
         }
         conn.session.give_up_outstanding();
-        // `end` is not kept across the closing waits: they are the largest of the future.
+        // Taken by value: a finished connection keeps nothing of `end` across its close.
         match end {
             ConnEnd::Finished => {
                 conn.session.note_finish();
