@@ -20,7 +20,7 @@ use wsbench_core::header::MessageHeader;
 use wsbench_core::plan::Mode;
 
 use crate::connection::{ConnShared, ConnEnd, Filler, SendMode, Stop};
-use crate::schedule::{ConnectionRamp, OpenLoopSchedule};
+use crate::schedule::OpenLoopSchedule;
 use crate::template::{Correlator, Found, Values};
 
 /// Open loop: the ring of outstanding messages holds this much backlog (at the connection's
@@ -44,8 +44,9 @@ pub struct Session<'a> {
     pub filler: &'a Filler,
     /// The messages sent and not yet echoed, oldest first (in sequence order).
     outstanding: VecDeque<Pending>,
-    /// Template loads: this connection's correlation rule, random generator and number.
-    foreign: Option<ForeignConn>,
+    /// Template loads: this connection's correlation rule, random generator and number. Boxed:
+    /// inline, every echo connection's task would carry its 88 bytes.
+    foreign: Option<Box<ForeignConn>>,
     /// Open loop, echo: messages sent and not yet echoed after those in `outstanding`, which
     /// was full when they were sent (a server more than a second behind). They are the last
     /// `beyond` messages sent, the oldest numbered `beyond_next`; their intended times are the
@@ -75,18 +76,19 @@ pub struct Session<'a> {
     /// nothing is sent until the echoes are back and a new connection is open.
     churn_at: u64,
     /// Change in messages outstanding not yet handed to the recorder (see [`Self::flush`]).
-    unflushed: i64,
+    /// Both counts cover one turn (a flush before every wait), so 32 bits are plenty, and every
+    /// connection carries them.
+    unflushed: i32,
     /// Closed loop: measured messages sent since the last flush. Their send lag is 0 by
     /// definition (sent when allowed), so it is recorded once per batch, not per message.
-    unflushed_sent: u64,
-    /// Connection ramps: the process's open count over time, the segment this connection's
-    /// schedule is in, and the sequence number its first message there has.
-    ramp: Option<&'static ConnectionRamp>,
+    unflushed_sent: u32,
+    /// Connection ramps (`shared.connection_ramp`): the segment this connection's schedule is
+    /// in, and the sequence number its first message there has.
     segment: usize,
     k0: u64,
-    /// Connection ramps: when the place, closed at `churn_at`, opens again (`None`: at once,
-    /// as churn does; `u64::MAX`: never).
-    reopen_at: Option<u64>,
+    /// Connection ramps: when the place, closed at `churn_at`, opens again (0: at once, as
+    /// churn does; `u64::MAX`: never). Not an `Option`: every connection carries it.
+    reopen_at: u64,
 }
 
 impl<'a> Session<'a> {
@@ -110,11 +112,13 @@ impl<'a> Session<'a> {
             schedule,
             filler: &shared.filler,
             outstanding: VecDeque::with_capacity(ring),
-            foreign: shared.foreign.as_ref().map(|f| ForeignConn {
-                correlator: f.correlator.clone(),
-                // Seeded by the connection's number: a rerun sends the same random text.
-                rng: fastrand::Rng::with_seed(0x5753_4245_4e43_4800 ^ u64::from(index)),
-                conn: index,
+            foreign: shared.foreign.as_ref().map(|f| {
+                Box::new(ForeignConn {
+                    correlator: f.correlator.clone(),
+                    // Seeded by the connection's number: a rerun sends the same random text.
+                    rng: fastrand::Rng::with_seed(0x5753_4245_4e43_4800 ^ u64::from(index)),
+                    conn: index,
+                })
             }),
             beyond: 0,
             beyond_next: 0,
@@ -132,10 +136,9 @@ impl<'a> Session<'a> {
             churn_at: u64::MAX,
             unflushed: 0,
             unflushed_sent: 0,
-            ramp: shared.connection_ramp,
             segment: 0,
             k0: 0,
-            reopen_at: None,
+            reopen_at: 0,
         }
         .with_lifetime(now_ns())
         .on_connection_ramp()
@@ -144,7 +147,7 @@ impl<'a> Session<'a> {
     /// Connection ramps: places the schedule in the first segment this connection is open in
     /// (the fleet opens it then).
     fn on_connection_ramp(mut self) -> Self {
-        if let Some(cr) = self.ramp {
+        if let Some(cr) = self.shared.connection_ramp {
             self.segment = cr.next_open(0, self.index).unwrap_or(usize::MAX);
             self.schedule = self.segment_schedule().or(self.schedule);
             self.advance_segment();
@@ -155,7 +158,7 @@ impl<'a> Session<'a> {
     /// This connection's schedule in its current segment of the connection ramp (`None` past
     /// the last, where it is closed for good).
     fn segment_schedule(&self) -> Option<OpenLoopSchedule> {
-        let (cr, SendMode::Open { rate, ramp, .. }) = (self.ramp?, self.shared.send_mode) else { return None };
+        let (cr, SendMode::Open { rate, ramp, .. }) = (self.shared.connection_ramp?, self.shared.send_mode) else { return None };
         if self.segment == usize::MAX {
             return None;
         }
@@ -168,8 +171,8 @@ impl<'a> Session<'a> {
     /// closes when that begins (`churn_at`, as churn's) and opens again when it ends
     /// (`reopen_at`); one closing is planned at a time, the next once it has opened again.
     fn advance_segment(&mut self) {
-        let Some(cr) = self.ramp else { return };
-        while self.segment != usize::MAX && self.reopen_at.is_none() {
+        let Some(cr) = self.shared.connection_ramp else { return };
+        while self.segment != usize::MAX && self.reopen_at == 0 {
             let seg = cr.segment(self.segment);
             let next = seg.first + u64::from(self.index) + (self.next_seq - self.k0) * u64::from(seg.open);
             if next < cr.end_of(self.segment) {
@@ -179,7 +182,7 @@ impl<'a> Session<'a> {
             if self.index >= cr.segment(self.segment).open {
                 self.churn_at = self.churn_at.min(cr.segment(self.segment).start_ns);
                 self.segment = cr.next_open(self.segment, self.index).unwrap_or(usize::MAX);
-                self.reopen_at = Some(if self.segment == usize::MAX { u64::MAX } else { cr.segment(self.segment).start_ns });
+                self.reopen_at = if self.segment == usize::MAX { u64::MAX } else { cr.segment(self.segment).start_ns };
             }
             // Closed for good: the last schedule stays, its next message past the close.
             if let Some(s) = self.segment_schedule() {
@@ -192,7 +195,7 @@ impl<'a> Session<'a> {
     /// Connection ramps: when the place, closed now, opens again (`None`: churn's replacement,
     /// at once; `u64::MAX`: never).
     pub fn reopen_at(&self) -> Option<u64> {
-        self.reopen_at
+        (self.reopen_at != 0).then_some(self.reopen_at)
     }
 
     /// Starts the current connection's lifetime at `now` (see [`wsbench_core::plan::Churn`]).
@@ -234,7 +237,7 @@ impl<'a> Session<'a> {
 
     /// Churn: a new connection took the place of the old one at `now`.
     pub fn reconnected(&mut self, now: u64) {
-        self.reopen_at = None;
+        self.reopen_at = 0;
         self.generation += 1;
         self.conn_sent = 0;
         self.conn_first_seq = self.next_seq;
@@ -402,7 +405,7 @@ impl<'a> Session<'a> {
     pub fn sent(&mut self, header: MessageHeader) {
         self.next_seq += 1;
         self.conn_sent += 1;
-        if self.ramp.is_some() {
+        if self.shared.connection_ramp.is_some() {
             self.advance_segment();
         }
         if self.shared.churn.reconnect_after.is_some_and(|n| self.conn_sent >= n) {
@@ -419,7 +422,7 @@ impl<'a> Session<'a> {
             }
             self.beyond += 1;
         } else {
-            self.outstanding.push_back(Pending { header, answered: false });
+            self.outstanding.push_back(Pending::new(header));
         }
         self.unflushed += 1;
         if !header.warmup {
@@ -440,8 +443,8 @@ impl<'a> Session<'a> {
             return;
         }
         let mut rec = self.shared.recorder.borrow_mut();
-        rec.pending(self.slot, self.unflushed, self.oldest_intended());
-        rec.sent_zero_lag(self.unflushed_sent);
+        rec.pending(self.slot, i64::from(self.unflushed), self.oldest_intended());
+        rec.sent_zero_lag(u64::from(self.unflushed_sent));
         self.unflushed = 0;
         self.unflushed_sent = 0;
     }
@@ -454,7 +457,7 @@ impl<'a> Session<'a> {
             return self.on_reply(data, now);
         }
         let tl = self.shared.timeline;
-        let Some(h) = self.outstanding.pop_front().map(|p| p.header).or_else(|| self.take_beyond(data)) else {
+        let Some(h) = self.outstanding.pop_front().map(|p| p.header()).or_else(|| self.take_beyond(data)) else {
             // An echo of nothing: the server made it up.
             if !tl.is_warmup(now) {
                 self.shared.recorder.borrow_mut().unexpected();
@@ -503,7 +506,7 @@ impl<'a> Session<'a> {
                 return;
             }
         };
-        let at = self.outstanding.binary_search_by_key(&seq, |p| p.header.seq).ok().filter(|&i| !self.outstanding[i].answered);
+        let at = self.outstanding.binary_search_by_key(&seq, |p| p.seq).ok().filter(|&i| !self.outstanding[i].answered);
         let Some(i) = at else {
             if counted {
                 let mut rec = self.shared.recorder.borrow_mut();
@@ -514,7 +517,7 @@ impl<'a> Session<'a> {
             return;
         };
         self.outstanding[i].answered = true;
-        let h = self.outstanding[i].header;
+        let h = self.outstanding[i].header();
         while self.outstanding.front().is_some_and(|p| p.answered) {
             self.outstanding.pop_front();
         }
@@ -547,7 +550,7 @@ impl<'a> Session<'a> {
         let tl = self.shared.timeline;
         let mut rec = self.shared.recorder.borrow_mut();
         let left = self.outstanding.iter().filter(|p| !p.answered);
-        for h in left.clone().map(|p| p.header).filter(|h| !h.warmup) {
+        for h in left.clone().map(|p| p.header()).filter(|h| !h.warmup) {
             rec.unanswered(now.saturating_sub(h.intended_ns), now.saturating_sub(h.sent_ns));
         }
         if let Some(s) = self.schedule {
@@ -570,7 +573,7 @@ impl<'a> Session<'a> {
     /// The intended time of the oldest message outstanding, `u64::MAX` when none is.
     fn oldest_intended(&self) -> u64 {
         match (self.outstanding.front(), self.schedule) {
-            (Some(p), _) => p.header.intended_ns,
+            (Some(p), _) => p.intended_ns,
             (None, Some(s)) if self.beyond > 0 => s.intended(self.beyond_next.saturating_sub(self.k0)),
             _ => u64::MAX,
         }
@@ -614,13 +617,29 @@ impl<'a> Session<'a> {
     }
 }
 
-/// A message sent and not yet given up on.
+/// A message sent and not yet given up on: its header's fields, flattened so that the flag
+/// fits in the header's padding (32 bytes a message in every connection's ring, not 40).
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    header: MessageHeader,
+    seq: u64,
+    intended_ns: u64,
+    sent_ns: u64,
+    warmup: bool,
     /// Template loads: its reply came while an older message was still outstanding (replies
     /// may come in any order; answered messages leave the ring once they reach its front).
     answered: bool,
+}
+
+impl Pending {
+    #[inline]
+    fn new(h: MessageHeader) -> Self {
+        Self { seq: h.seq, intended_ns: h.intended_ns, sent_ns: h.sent_ns, warmup: h.warmup, answered: false }
+    }
+
+    #[inline]
+    fn header(&self) -> MessageHeader {
+        MessageHeader { seq: self.seq, intended_ns: self.intended_ns, sent_ns: self.sent_ns, warmup: self.warmup }
+    }
 }
 
 /// A connection's part of a template load.
@@ -717,5 +736,20 @@ impl Turns {
             // Timer off (the transport waits to write): only a stop can wake it besides the I/O.
             () = shared.clock.wait_for_stop(slot), if !timer_on => Turn::Again,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection holds a ring of these, sized for a second of its sends: an entry stays
+    /// as small as the header it keeps.
+    #[test]
+    fn outstanding_entries_are_a_header_long() {
+        assert_eq!(std::mem::size_of::<Pending>(), std::mem::size_of::<MessageHeader>());
+        let h = MessageHeader { seq: 7, intended_ns: 1, sent_ns: 2, warmup: true };
+        assert_eq!(Pending::new(h).header(), h);
+        assert!(!Pending::new(h).answered);
     }
 }

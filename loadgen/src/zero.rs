@@ -21,7 +21,7 @@
 //! connection like tungstenite's does (the fleet hears "close 1001 going away" and the like), and
 //! a protocol violation by the server is answered with the close code the codec assigns.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::pin::Pin;
@@ -70,6 +70,11 @@ pub fn expected_batch(rate: Option<f64>, connections: u32, in_flight: u32) -> us
 }
 /// A control frame: the longest header and the longest payload.
 const CONTROL_FRAME: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
+/// A control frame we send: its payload is at most 125 bytes, so the header is two bytes and
+/// the mask key.
+const SENT_CONTROL_FRAME: usize = 2 + 4 + MAX_CONTROL_PAYLOAD;
+// Its lengths are kept in bytes (see `Wire`).
+const _: () = assert!(SENT_CONTROL_FRAME <= u8::MAX as usize);
 
 /// An open connection, handshake done, ready for [`run`].
 pub struct ZeroStream {
@@ -341,15 +346,16 @@ struct Wire {
     /// Frame slots, `frame_len` bytes each; their headers are written once.
     row: Box<[u8]>,
     frame_len: usize,
-    /// Header length of a data frame; its last four bytes are the mask key.
-    header_len: usize,
+    /// Header length of a data frame; its last four bytes are the mask key. This and the
+    /// control frame's lengths are bytes: every connection's task carries them.
+    header_len: u8,
     /// Bytes of `row` filled (whole frames) and written so far.
     filled: usize,
     written: usize,
     /// A control frame to send (pong or close), written between data frames.
-    ctrl: [u8; CONTROL_FRAME],
-    ctrl_len: usize,
-    ctrl_written: usize,
+    ctrl: [u8; SENT_CONTROL_FRAME],
+    ctrl_len: u8,
+    ctrl_written: u8,
     /// The row was full: nothing is sent until it drains.
     blocked: bool,
     rng: XorShift,
@@ -375,7 +381,7 @@ impl Wire {
         self.ctrl[..n].copy_from_slice(&header[..n]);
         self.ctrl[n..n + payload.len()].copy_from_slice(payload);
         mask::apply(&mut self.ctrl[n..n + payload.len()], key);
-        self.ctrl_len = n + payload.len();
+        self.ctrl_len = (n + payload.len()) as u8;
         self.ctrl_written = 0;
         true
     }
@@ -392,16 +398,19 @@ impl Wire {
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Option<Io> {
         loop {
             let ctrl_pending = self.ctrl_written < self.ctrl_len;
-            let (buf, done) = if ctrl_pending && (self.ctrl_written > 0 || self.written == self.filled) {
-                (&self.ctrl[self.ctrl_written..self.ctrl_len], &mut self.ctrl_written)
+            let ctrl = ctrl_pending && (self.ctrl_written > 0 || self.written == self.filled);
+            let buf = if ctrl {
+                &self.ctrl[usize::from(self.ctrl_written)..usize::from(self.ctrl_len)]
             } else if self.written < self.filled {
-                (&self.row[self.written..self.filled], &mut self.written)
+                &self.row[self.written..self.filled]
             } else {
                 return None;
             };
             match Pin::new(&mut self.tcp).poll_write(cx, buf) {
                 Poll::Ready(Ok(0)) => return Some(Io::Failed("connection closed".into())),
-                Poll::Ready(Ok(n)) => *done += n,
+                // At most the control frame's length, which fits a byte.
+                Poll::Ready(Ok(n)) if ctrl => self.ctrl_written += n as u8,
+                Poll::Ready(Ok(n)) => self.written += n,
                 Poll::Ready(Err(e)) => return Some(Io::Failed(describe_io_error(&e))),
                 Poll::Pending => return None,
             }
@@ -481,8 +490,6 @@ struct ZeroConn<'a> {
     fragments: Vec<u8>,
     /// The fragmented echo outgrew what we sent: it is recorded as corrupted when it ends.
     oversized: bool,
-    /// Largest frame payload accepted: what fits in the read buffer.
-    max_payload: usize,
     /// permessage-deflate, when negotiated: messages are built in its `plain` buffer and
     /// compressed into the row, frame by frame, instead of in place.
     z: Option<Box<ClientDeflate>>,
@@ -491,40 +498,56 @@ struct ZeroConn<'a> {
 /// Runs connection number `index` (of the whole process) until it has sent its share, drained
 /// and closed, or until the peer drops it; the zero-alloc counterpart of
 /// [`crate::connection::run`].
-pub async fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShared) -> ConnEnd {
+///
+/// Not an `async fn`: its arguments would keep their room (the stream alone is 72 bytes) in
+/// every connection's task for the whole run, next to the connection built from them.
+pub fn run(stream: ZeroStream, index: u32, slot: usize, shared: &ConnShared) -> impl Future<Output = ConnEnd> + '_ {
     let mut conn = ZeroConn::new(stream, index, slot, shared);
-    // Bytes the server sent right behind its handshake response.
-    let mut early = conn.on_read();
-    let end = loop {
-        if let Some(end) = early {
-            break end;
-        }
-        early = match conn.run_loop().await {
-            LoopStep::End(end) => Some(end),
-            // Churn: a new connection in this place, and what its server sent right away.
-            LoopStep::Churn => match conn.replace().await {
-                Ok(true) => conn.on_read(),
-                Ok(false) => Some(ConnEnd::Retired),
-                Err(cause) => Some(ConnEnd::Dropped(cause)),
-            },
+    async move {
+        // Nothing of an ending is held across an await: it would take room in every task.
+        let end = 'run: {
+            // Bytes the server sent right behind its handshake response.
+            if let Some(end) = conn.on_read() {
+                break 'run end;
+            }
+            loop {
+                match conn.run_loop().await {
+                    LoopStep::End(end) => break 'run end,
+                    // Churn: a new connection in this place, and what its server sent right away.
+                    LoopStep::Churn => match conn.replace().await {
+                        Ok(true) => {
+                            if let Some(end) = conn.on_read() {
+                                break 'run end;
+                            }
+                        }
+                        Ok(false) => break 'run ConnEnd::Retired,
+                        Err(cause) => break 'run ConnEnd::Dropped(cause),
+                    },
+                }
+            }
         };
-    };
-    conn.add_compression_counts();
-    conn.session.give_up_outstanding();
-    match &end {
-        ConnEnd::Finished => {
-            conn.session.note_finish();
-            conn.close().await;
+        conn.add_compression_counts();
+        conn.session.give_up_outstanding();
+        // Taken by value: a finished connection keeps nothing of `end` across its close.
+        match end {
+            ConnEnd::Finished => {
+                conn.session.note_finish();
+                conn.close().await;
+                ConnEnd::Finished
+            }
+            ConnEnd::Dropped(cause) => {
+                // Send the close reply or error close that ending queued; a reset fails at once.
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.wire.drain_writes()).await;
+                conn.session.report_drop(&cause);
+                ConnEnd::Dropped(cause)
+            }
+            ConnEnd::Retired => {
+                // Closing a retired place is the ramp's, counted with it.
+                crate::churn::counted_drop(&shared.churn_allocations, conn);
+                ConnEnd::Retired
+            }
         }
-        ConnEnd::Dropped(cause) => {
-            // Send the close reply or error close that ending queued; a reset fails at once.
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), conn.wire.drain_writes()).await;
-            conn.session.report_drop(cause);
-        }
-        // Closing a retired place is the ramp's, counted with it.
-        ConnEnd::Retired => crate::churn::counted_drop(&shared.churn_allocations, conn),
     }
-    end
 }
 
 impl<'a> ZeroConn<'a> {
@@ -541,6 +564,7 @@ impl<'a> ZeroConn<'a> {
         // The data frame header, written into every slot now; only its mask key changes later.
         let mut header = [0u8; MAX_HEADER_LEN];
         let header_len = write::header(&mut header, true, opcode, size, Some(rng.mask_key()));
+        debug_assert!(header_len <= MAX_HEADER_LEN);
         // A compressed frame's length varies: slots are sized for the longest one, and each
         // frame is written where the last one ended.
         let frame_len = match stream.deflate {
@@ -580,10 +604,10 @@ impl<'a> ZeroConn<'a> {
                 rend: stream.rend,
                 row,
                 frame_len,
-                header_len,
+                header_len: header_len as u8,
                 filled: 0,
                 written: 0,
-                ctrl: [0; CONTROL_FRAME],
+                ctrl: [0; SENT_CONTROL_FRAME],
                 ctrl_len: 0,
                 ctrl_written: 0,
                 blocked: false,
@@ -592,7 +616,6 @@ impl<'a> ZeroConn<'a> {
             assembler: MessageAssembler::new(max_payload),
             fragments: Vec::with_capacity(size),
             oversized: false,
-            max_payload,
             z,
         }
     }
@@ -666,8 +689,9 @@ impl ZeroConn<'_> {
             }
             let slot = &mut w.row[w.filled..w.filled + w.frame_len];
             let key = w.rng.mask_key();
-            slot[w.header_len - 4..w.header_len].copy_from_slice(&key);
-            let payload = &mut slot[w.header_len..];
+            let header_len = usize::from(w.header_len);
+            slot[header_len - 4..header_len].copy_from_slice(&key);
+            let payload = &mut slot[header_len..];
             payload[HEADER_LEN..].copy_from_slice(self.session.filler.tail(self.session.next_seq()));
             // Open loop: the actual send time is read as late as possible, right before masking
             // and the write; it is the next message's `now` as well.
@@ -690,7 +714,9 @@ impl ZeroConn<'_> {
         loop {
             let w = &mut self.wire;
             let rsv = if self.z.is_some() { RSV1 } else { 0 };
-            let parsed = match frame::parse_with(&w.rbuf[w.rstart..w.rend], Role::Client, self.max_payload, rsv) {
+            // Largest frame payload accepted: what fits in the read buffer.
+            let max_payload = w.rbuf.len() - MAX_HEADER_LEN;
+            let parsed = match frame::parse_with(&w.rbuf[w.rstart..w.rend], Role::Client, max_payload, rsv) {
                 Ok(p) => p,
                 Err(e) => return Some(self.protocol_error(e)),
             };
@@ -819,7 +845,13 @@ impl ZeroConn<'_> {
     /// ([`crate::churn::counted`]).
     async fn replace(&mut self) -> Result<bool, String> {
         let shared = self.session.shared;
-        crate::churn::counted(&shared.churn_allocations, self.replace_uncounted()).await
+        // Boxed, and the box counted with the replacement: a replacement's connect is far
+        // larger than the loop around it and would otherwise take room in every connection's
+        // task for the whole run (see `connection_future_stays_small`).
+        let before = wsbench_core::alloc::thread_allocations();
+        let replacing = Box::pin(self.replace_uncounted());
+        shared.churn_allocations.set(shared.churn_allocations.get() + wsbench_core::alloc::thread_allocations().saturating_sub(before));
+        crate::churn::counted(&shared.churn_allocations, replacing).await
     }
 
     async fn replace_uncounted(&mut self) -> Result<bool, String> {
@@ -863,8 +895,7 @@ impl ZeroConn<'_> {
         w.rbuf = stream.rbuf;
         (w.rstart, w.rend) = (stream.rstart, stream.rend);
         (w.filled, w.written, w.ctrl_len, w.ctrl_written, w.blocked) = (0, 0, 0, 0, false);
-        self.max_payload = w.rbuf.len() - MAX_HEADER_LEN;
-        self.assembler = MessageAssembler::new(self.max_payload);
+        self.assembler = MessageAssembler::new(w.rbuf.len() - MAX_HEADER_LEN);
         self.fragments.clear();
         self.oversized = false;
         self.session.reconnected(now);
@@ -983,6 +1014,31 @@ mod tests {
         assert_eq!(read_buffer_len(64 << 10, 2), 2 * ((64 << 10) + MAX_HEADER_LEN));
         assert_eq!(read_buffer_len(64 << 10, 1), 2 * ((64 << 10) + MAX_HEADER_LEN));
         assert_eq!(read_buffer_len(100, 64), 64 * (100 + MAX_HEADER_LEN));
+    }
+
+    /// Size of the future `f` returns, without making one.
+    fn future_size<'a, F: std::future::Future>(_: impl FnOnce(ZeroStream, u32, usize, &'a ConnShared) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every connection's task holds this future (boxed) for its whole life: at a low rate it
+    /// is the largest part of the load generator's memory per connection (issue 15: at most
+    /// 2 KiB of RSS, see docs/benchmarks.md). It was 784 bytes when that held (017ebb4) and
+    /// 1,024 when it no longer did (template, ramp, shard, churn and per-turn state inline).
+    /// State a plain connection does not use belongs in a box, not under a raised bound.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn connection_future_stays_small() {
+        let size = future_size(run);
+        eprintln!("zero-alloc connection future: {size} bytes (ZeroConn {}, Session {}, Wire {})", std::mem::size_of::<ZeroConn<'_>>(), std::mem::size_of::<Session<'_>>(), std::mem::size_of::<Wire>());
+        assert!(size <= 840, "the zero-alloc connection future is {size} bytes; box what a plain connection does not use");
+    }
+
+    #[test]
+    fn the_longest_control_frame_we_send_fits_its_buffer() {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = write::header(&mut header, true, Opcode::Pong, MAX_CONTROL_PAYLOAD, Some([1, 2, 3, 4]));
+        assert_eq!(n + MAX_CONTROL_PAYLOAD, SENT_CONTROL_FRAME);
     }
 
     #[test]
