@@ -11,23 +11,7 @@ use common::*;
 
 /// Runs `wsbench run SCENARIO --results DIR --run-id r1 EXTRA...` within 120 s.
 fn run(scenario: &Path, results: &Path, extra: &[&str]) -> std::process::Output {
-    let mut child = wsbench()
-        .arg("run")
-        .arg(scenario)
-        .arg("--results")
-        .arg(results)
-        .args(["--run-id", "r1"])
-        .args(extra)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    if wait_for(&mut child, Duration::from_secs(120)).is_none() {
-        let _ = child.kill();
-        panic!("wsbench run {} did not finish within 120 s", scenario.display());
-    }
-    child.wait_with_output().unwrap()
+    run_r1(scenario, results, extra, Duration::from_secs(120))
 }
 
 fn repo_file(rel: &str) -> PathBuf {

@@ -13,23 +13,7 @@ fn run_scenario(dir: &Path, name: &str, text: &str, extra: &[&str]) -> (std::pro
     let path = dir.join(format!("{name}.toml"));
     fs::write(&path, text).unwrap();
     let results = dir.join("results");
-    let mut child = wsbench()
-        .arg("run")
-        .arg(&path)
-        .arg("--results")
-        .arg(&results)
-        .args(["--run-id", "r1"])
-        .args(extra)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    if wait_for(&mut child, Duration::from_secs(90)).is_none() {
-        let _ = child.kill();
-        panic!("wsbench run {name} did not finish within 90 s");
-    }
-    (child.wait_with_output().unwrap(), results.join(name).join("r1"))
+    (run_r1(&path, &results, extra, Duration::from_secs(90)), results.join(name).join("r1"))
 }
 
 /// Runs a closed-loop churn scenario on `engine` with `churn` (scenario keys) and checks what

@@ -83,6 +83,27 @@ pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     None
 }
 
+/// Runs `wsbench run SCENARIO --results RESULTS --run-id r1 EXTRA...` to completion (bounded).
+pub fn run_r1(scenario: &Path, results: &Path, extra: &[&str], limit: Duration) -> Output {
+    let mut child = wsbench()
+        .arg("run")
+        .arg(scenario)
+        .arg("--results")
+        .arg(results)
+        .args(["--run-id", "r1"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if wait_for(&mut child, limit).is_none() {
+        let _ = child.kill();
+        panic!("wsbench run {} did not finish within {limit:?}", scenario.display());
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// Runs `wsbench loadgen` to completion (bounded) and returns its output.
 pub fn loadgen(args: &[&str], limit: Duration) -> Output {
     let mut child = wsbench().arg("loadgen").args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
