@@ -180,7 +180,7 @@ fn assert_ramp_5_20_5(trial: &Path) -> wsbench_core::result::LoadgenSummary {
     assert_eq!(up.last(), Some(&20), "stage 2 reaches 20: {up:?}");
     assert!(up[0] < 12, "and starts near 5: {up:?}");
     // The third closes them again, back to 5 by the end.
-    assert_eq!(stage(3).last().map(|r| r.open_min), Some(5), "{rows:?}");
+    assert_eq!(stage(3).next_back().map(|r| r.open_min), Some(5), "{rows:?}");
     // Every message once: the schedule's 5,000 measured messages, none twice (a ramp that
     // handed a message to two connections would send more).
     let planned = 5_000;
