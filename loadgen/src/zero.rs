@@ -845,13 +845,10 @@ impl ZeroConn<'_> {
     /// ([`crate::churn::counted`]).
     async fn replace(&mut self) -> Result<bool, String> {
         let shared = self.session.shared;
-        // Boxed, and the box counted with the replacement: a replacement's connect is far
-        // larger than the loop around it and would otherwise take room in every connection's
-        // task for the whole run (see `connection_future_stays_small`).
-        let before = wsbench_core::alloc::thread_allocations();
-        let replacing = Box::pin(self.replace_uncounted());
-        shared.churn_allocations.set(shared.churn_allocations.get() + wsbench_core::alloc::thread_allocations().saturating_sub(before));
-        crate::churn::counted(&shared.churn_allocations, replacing).await
+        // Boxed inside the counted polls, so the box is counted with the replacement: a
+        // replacement's connect is far larger than the loop around it and would otherwise take
+        // room in every connection's task for the whole run (see `connection_future_stays_small`).
+        crate::churn::counted(&shared.churn_allocations, async { Box::pin(self.replace_uncounted()).await }).await
     }
 
     async fn replace_uncounted(&mut self) -> Result<bool, String> {
