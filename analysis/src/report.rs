@@ -589,8 +589,11 @@ fn size_section(d: &mut Document, groups: &[series::SizeGroup], figure: Option<&
     d.paragraph(plain(
         "Configurations that differ only in message size, with the model t = t0 + size / bandwidth fitted to their p50 latency \
          (least squares on relative error, as the log axes show it). t0 is the fixed cost of a message whatever its size; bandwidth is \
-         how fast latency grows with size: copying, masking and the path between the processes. On loopback both are this host's, \
-         not a network's.",
+         how fast latency grows with size: copying, masking and the path between the processes. Where one straight line does not \
+         hold, the fit bends once, at a knee: messages that no longer fit the socket buffers cost more per byte (each process is \
+         woken several times per message), so the bandwidth stated is that of the sizes past the knee, and the knee column gives \
+         the size and the bandwidth below it. The knee is kept only when it fits better by the Bayesian information criterion, \
+         which charges it for its extra parameters. On loopback all of it is this host's, not a network's.",
     ));
     let rows = groups
         .iter()
@@ -601,6 +604,15 @@ fn size_section(d: &mut Document, groups: &[series::SizeGroup], figure: Option<&
                     f.bandwidth_mb_s.map_or("no size cost measured".into(), |b| format!("{} MB/s", format::thousands(b))),
                 ),
                 None => ("—".into(), "—".into()),
+            };
+            let knee = match g.fit.and_then(|f| f.knee) {
+                Some(k) => format!(
+                    "{}; below it {}",
+                    format::bytes(k.size_bytes),
+                    k.below_mb_s.map_or("no size cost".into(), |b| format!("{} MB/s", format::thousands(b)))
+                ),
+                None if g.fit.is_some() => "none: one line".into(),
+                None => "—".into(),
             };
             let (lo, hi) = (g.points[0].size as f64, g.points[g.points.len() - 1].size as f64);
             let (bulk, check) = match (&g.bulk, g.fit.and_then(|f| f.bandwidth_mb_s)) {
@@ -615,12 +627,13 @@ fn size_section(d: &mut Document, groups: &[series::SizeGroup], figure: Option<&
                 plain(format!("{} – {} ({} sizes)", format::bytes(lo), format::bytes(hi), g.points.len())),
                 plain(t0),
                 plain(bw),
+                plain(knee),
                 plain(bulk),
                 plain(check),
             ]
         })
         .collect();
-    d.push(Block::Table(Table::numeric(&["sweep", "sizes", "t0 (fixed cost)", "bandwidth (fitted)", "bulk transfer", "fitted / bulk"], rows)));
+    d.push(Block::Table(Table::numeric(&["sweep", "sizes", "t0 (fixed cost)", "bandwidth (fitted)", "knee", "bulk transfer", "fitted / bulk"], rows)));
     if let Some(b) = groups.iter().find_map(|g| g.bulk.as_ref()) {
         d.paragraph(plain(format!(
             "Bulk transfer measures the bandwidth directly, in the same run: one connection streams {} messages back to back, \
@@ -634,12 +647,11 @@ fn size_section(d: &mut Document, groups: &[series::SizeGroup], figure: Option<&
         let apart: Vec<String> = groups.iter().filter_map(bulk_disagreement).collect();
         if !apart.is_empty() {
             d.paragraph(plain(format!(
-                "Not within 2× of each other: {}. Where they part: the fit weighs every size by its relative error, so its slope is set by \
-                 the sizes whose latency stands clearly above t0 yet is measured precisely, the middle of the sweep; messages larger than \
-                 the loopback socket buffers cost more per byte (each process is woken several times per message, and on a busy host \
-                 each wake-up may wait for a CPU), which one straight line does not follow. And p50 leaves out the round trips that \
-                 waited, which throughput and the bulk transfer include. Read the fitted bandwidth as the per-byte cost of mid-size \
-                 messages on an idle path, the bulk figure as what streaming large messages achieved on this host.",
+                "Not within 2× of each other: {}. Where they can part: p50 leaves out the round trips that waited for a CPU, which \
+                 throughput and the bulk transfer include; a pipeline of large messages can stall on flow control (a side that stops \
+                 reading while its own write waits) where one message at a time does not; and with too few sizes past the socket \
+                 buffers the fit cannot see the knee and takes its slope from the middle sizes. Read the fitted bandwidth as the \
+                 per-byte cost of one message on an idle path, the bulk figure as what streaming large messages achieved on this host.",
                 apart.join("; ")
             )));
         }

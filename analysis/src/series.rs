@@ -292,46 +292,126 @@ pub struct SizePoint {
     pub throughput: Option<Spread>,
 }
 
-/// The latency model of a size sweep, `t = t0 + size / bandwidth`, fitted to the p50 medians.
+/// The latency model of a size sweep, `t = t0 + size / bandwidth`, fitted to the p50 medians; with
+/// a knee where the per-byte cost changes when one straight line does not hold (a message that no
+/// longer fits the socket buffers costs more per byte than one that does).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SizeFit {
     /// The fixed cost of a message, µs (the line's value at size 0).
     pub t0_us: f64,
-    /// Bytes per µs the latency grows by, as MB/s (10^6 bytes per second); `None` when latency did
-    /// not grow with size, so there is no per-byte cost to state.
+    /// Bytes per µs the latency grows by at the largest sizes (past the knee, if there is one), as
+    /// MB/s (10^6 bytes per second); `None` when latency did not grow with size there.
     pub bandwidth_mb_s: Option<f64>,
+    /// Where the per-byte cost changes, when the data show that it does.
+    pub knee: Option<Knee>,
+}
+
+/// The bend of a two-segment size fit: below `size_bytes` latency grows at `below_mb_s`, above
+/// it at the fit's `bandwidth_mb_s`; the two segments meet at the knee.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Knee {
+    pub size_bytes: f64,
+    /// `None`: latency did not grow with size below the knee.
+    pub below_mb_s: Option<f64>,
+}
+
+/// Least squares with weights: the coefficients of `basis` that best give `y`, or `None` when the
+/// basis does not tell them apart on these points. Normal equations, solved by elimination with
+/// partial pivoting (at most three unknowns here).
+fn weighted_least_squares<const N: usize>(rows: &[([f64; N], f64, f64)]) -> Option<[f64; N]> {
+    let mut a = [[0.0; N]; N];
+    let mut b = [0.0; N];
+    for (basis, y, w) in rows {
+        for i in 0..N {
+            b[i] += w * basis[i] * y;
+            for j in 0..N {
+                a[i][j] += w * basis[i] * basis[j];
+            }
+        }
+    }
+    let scale = (0..N).map(|i| a[i][i]).fold(0.0, f64::max);
+    for col in 0..N {
+        let pivot = (col..N).max_by(|&r, &s| a[r][col].abs().total_cmp(&a[s][col].abs()))?;
+        if a[pivot][col].abs() <= 1e-12 * scale {
+            return None;
+        }
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        let pivot_row = a[col];
+        for r in (0..N).filter(|&r| r != col) {
+            let f = a[r][col] / pivot_row[col];
+            for (x, p) in a[r].iter_mut().zip(pivot_row).skip(col) {
+                *x -= f * p;
+            }
+            b[r] -= f * b[col];
+        }
+    }
+    Some(std::array::from_fn(|i| b[i] / a[i][i]))
 }
 
 impl SizeFit {
     /// Least squares weighted by 1/t², so every size counts by its relative error as on the
-    /// figure's log axes, rather than the largest sizes deciding everything.
+    /// figure's log axes, rather than the largest sizes deciding everything. One straight line,
+    /// or two segments meeting at a knee (at one of the sizes, with at least two sizes on either
+    /// side and a steeper segment above it) when that fits better by the Bayesian information
+    /// criterion, which charges the knee for its two extra parameters: a sweep whose largest
+    /// messages cost more per byte then gets the bandwidth they had, not that of the middle sizes.
     pub fn of(points: &[(f64, f64)]) -> Option<Self> {
-        let pts: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && *y > 0.0).collect();
+        let mut pts: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && *y > 0.0).collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         if pts.len() < 2 {
             return None;
         }
-        let (mut sw, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (x, y) in &pts {
-            let w = 1.0 / (y * y);
-            sw += w;
-            sx += w * x;
-            sy += w * y;
-            sxx += w * x * x;
-            sxy += w * x * y;
+        // Sizes in units of the largest keep the normal equations well conditioned.
+        let unit = pts.iter().map(|p| p.0.abs()).fold(0.0, f64::max).max(1.0);
+        let mb_s = |slope_per_unit: f64| (slope_per_unit > 0.0).then(|| unit / slope_per_unit);
+        let n = pts.len() as f64;
+        // Residuals below 0.01 % are below any latency measurement's precision: a knee must not win
+        // by fitting rounding.
+        let cost = |sse: f64, params: f64| n * (sse / n).max(1e-8).ln() + params * n.ln();
+        let sse = |f: &dyn Fn(f64) -> f64| pts.iter().map(|(x, y)| ((f(*x) - y) / y).powi(2)).sum::<f64>();
+
+        let line: Vec<([f64; 2], f64, f64)> = pts.iter().map(|(x, y)| ([1.0, x / unit], *y, 1.0 / (y * y))).collect();
+        let [t0, slope] = weighted_least_squares(&line)?;
+        let straight = Self { t0_us: t0, bandwidth_mb_s: mb_s(slope), knee: None };
+        let mut best = (cost(sse(&|x| t0 + slope * x / unit), 2.0), straight);
+
+        // A knee needs two sizes on each side to be told from noise.
+        for k in 1..pts.len().saturating_sub(2) {
+            let at = pts[k].0;
+            let rows: Vec<([f64; 3], f64, f64)> =
+                pts.iter().map(|(x, y)| ([1.0, x / unit, ((x - at) / unit).max(0.0)], *y, 1.0 / (y * y))).collect();
+            let Some([mut t0, mut below, mut extra]) = weighted_least_squares(&rows) else { continue };
+            let mut params = 4.0;
+            if below < 0.0 {
+                // Latency does not fall with size: flat below the knee.
+                let rows: Vec<([f64; 2], f64, f64)> = rows.iter().map(|([one, _, past], y, w)| ([*one, *past], *y, *w)).collect();
+                let Some([t, e]) = weighted_least_squares(&rows) else { continue };
+                (t0, below, extra, params) = (t, 0.0, e, 3.0);
+            }
+            let above = below + extra;
+            if extra <= 0.0 {
+                continue;
+            }
+            let c = cost(sse(&|x| t0 + below * x / unit + extra * ((x - at) / unit).max(0.0)), params);
+            if c < best.0 {
+                let knee = Knee { size_bytes: at, below_mb_s: mb_s(below) };
+                best = (c, Self { t0_us: t0, bandwidth_mb_s: mb_s(above), knee: Some(knee) });
+            }
         }
-        let det = sw * sxx - sx * sx;
-        if det.abs() <= f64::EPSILON * sw * sxx {
-            return None;
-        }
-        let slope = (sw * sxy - sx * sy) / det; // µs per byte
-        let t0_us = (sy - slope * sx) / sw;
-        // bytes/µs = MB/s.
-        Some(Self { t0_us, bandwidth_mb_s: (slope > 0.0).then(|| 1.0 / slope) })
+        Some(best.1)
     }
 
     /// The model's latency at `size` bytes, µs.
     pub fn at(&self, size: f64) -> f64 {
-        self.t0_us + self.bandwidth_mb_s.map_or(0.0, |bw| size / bw)
+        let per_byte = |bw: Option<f64>| bw.map_or(0.0, |bw| 1.0 / bw);
+        match self.knee {
+            None => self.t0_us + size * per_byte(self.bandwidth_mb_s),
+            Some(k) => {
+                let below = size.min(k.size_bytes) * per_byte(k.below_mb_s);
+                self.t0_us + below + (size - k.size_bytes).max(0.0) * per_byte(self.bandwidth_mb_s)
+            }
+        }
     }
 }
 
@@ -684,10 +764,36 @@ mod tests {
         assert!((fit.t0_us - 30.0).abs() < 1e-6, "{fit:?}");
         assert!((fit.bandwidth_mb_s.unwrap() - 1_000.0).abs() < 1e-6, "{fit:?}");
         assert!((fit.at(2_000.0) - 32.0).abs() < 1e-6);
+        assert_eq!(fit.knee, None, "one straight line needs no knee: {fit:?}");
         // Flat latency: no per-byte cost to state.
         let flat = SizeFit::of(&[(32.0, 50.0), (1024.0, 50.0), (4096.0, 49.0)]).unwrap();
         assert!(flat.bandwidth_mb_s.is_none(), "{flat:?}");
         assert!(SizeFit::of(&[(32.0, 50.0)]).is_none());
+    }
+
+    #[test]
+    fn the_size_fit_bends_where_the_per_byte_cost_changes() {
+        // 20 µs fixed and 3,000 MB/s up to 127,500 B (within the socket buffers), 1,000 MB/s past
+        // it, with ±3 % of deterministic noise: one line would take its slope from the middle.
+        let seed = |i: u32| f64::from(i * i * i) * 1020.0;
+        let truth = |size: f64| 20.0 + size.min(127_500.0) / 3_000.0 + (size - 127_500.0).max(0.0) / 1_000.0;
+        let pts: Vec<(f64, f64)> = (1..=12).map(|i| (seed(i), truth(seed(i)) * (1.0 + 0.03 * if i % 2 == 0 { 1.0 } else { -1.0 }))).collect();
+        let fit = SizeFit::of(&pts).unwrap();
+        let knee = fit.knee.expect("a knee");
+        assert!((knee.size_bytes - 127_500.0).abs() < 1.0, "{fit:?}");
+        let bw = fit.bandwidth_mb_s.unwrap();
+        assert!((bw / 1_000.0 - 1.0).abs() < 0.1, "{fit:?}");
+        assert!((knee.below_mb_s.unwrap() / 3_000.0 - 1.0).abs() < 0.3, "{fit:?}");
+        assert!((fit.at(1_762_560.0) / truth(1_762_560.0) - 1.0).abs() < 0.05, "{fit:?}");
+        // Flat, then rising: no per-byte cost below the knee.
+        let pts: Vec<(f64, f64)> = (1..=8).map(|i| {
+            let size = f64::from(i) * 100_000.0;
+            (size, if size <= 300_000.0 { 50.0 } else { 50.0 + (size - 300_000.0) / 500.0 })
+        }).collect();
+        let fit = SizeFit::of(&pts).unwrap();
+        assert_eq!(fit.knee.map(|k| k.size_bytes), Some(300_000.0), "{fit:?}");
+        assert_eq!(fit.knee.unwrap().below_mb_s, None, "{fit:?}");
+        assert!((fit.bandwidth_mb_s.unwrap() - 500.0).abs() < 1.0, "{fit:?}");
     }
 
     #[test]
