@@ -296,7 +296,8 @@ fn setup_table(d: &mut Document, stats: &[ConfigStats]) {
     }
     d.paragraph(plain(
         "Connection setup, per connection: TCP connect, TLS handshake (wss:// only), WebSocket handshake (request written to \
-         101 parsed) and the first message's round trip; each cell is p50 / p99 over a trial's connections.",
+         101 parsed) and the first message's round trip (in a fan-out run, each receiving connection's first delivery, one \
+         way); each cell is p50 / p99 over a trial's connections.",
     ));
     let rows = stats
         .iter()

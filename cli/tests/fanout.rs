@@ -69,6 +69,11 @@ fn room_of_100(engine: &str) -> serde_json::Value {
     for log in ["latency.hlog", "completion.hlog", "send_lag.hlog"] {
         assert!(dir.join(log).is_file(), "{log}");
     }
+    // Each receiving member's first delivery (the publisher receives none of its own).
+    assert_eq!(s.setup.first_message_us.map(|h| h.count), Some(99), "{:?}", s.setup);
+    let log = std::fs::read(dir.join("first_message.hlog")).unwrap();
+    let first = wsbench_core::hist::parse_interval_log(&log, &dir.join("first_message.hlog")).unwrap();
+    assert_eq!(wsbench_core::hist::total(&first).len(), 99);
     let v = stop(server, &srv_dir);
     assert_eq!(v["fanout"]["slow_receivers_closed"], 0, "{v}");
     v
@@ -179,6 +184,7 @@ fn push_shows_a_server_pause_in_one_way_latency() {
     assert!(f.expected_deliveries >= 10 * 590, "{f:?}");
     assert_eq!((f.reach, f.gaps), (1.0, 0), "{f:?}");
     assert!(s.latency_us.max >= 50_000.0, "a 100 ms pause shows: {:?}", s.latency_us);
+    assert_eq!(s.setup.first_message_us.map(|h| h.count), Some(10), "one first delivery per connection: {:?}", s.setup);
     let v = stop(server, &srv_dir);
     assert!(v["pauses"].as_u64().unwrap() >= 3, "{v}");
 }

@@ -126,7 +126,7 @@ impl SetupTimes {
             (CONNECT_LOG, &self.connect, "TCP connect per connection"),
             (TLS_LOG, &self.tls, "TLS handshake per connection"),
             (HANDSHAKE_LOG, &self.handshake, "WebSocket handshake per connection (request written to 101 parsed)"),
-            (FIRST_MESSAGE_LOG, &self.first_message, "first message round trip per connection"),
+            (FIRST_MESSAGE_LOG, &self.first_message, "first message per connection (echo: its round trip; fan-out: its delivery)"),
         ];
         for (name, h, comment) in logs {
             if name == TLS_LOG && h.is_empty() {

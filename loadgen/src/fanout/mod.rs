@@ -126,6 +126,9 @@ struct Receiver {
     delivered: u64,
     /// Push: sequence numbers in the window it should have received (from the schedule).
     expected_push: u64,
+    /// The first message it received, warm-up included: its one-way latency, ns (the fan-out
+    /// counterpart of an echo connection's first round trip).
+    first_ns: Option<u64>,
 }
 
 /// Everything the tasks share.
@@ -364,12 +367,13 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::futur
             signal = shutdown.as_mut() => return Err(RunError::Failed(format!("{signal} while connecting"))),
         }
     }
-    if let Some(dir) = &part.out {
-        let span = Duration::from_nanos(now_ns().saturating_sub(connect_start_ns));
-        setup.write_logs(dir, connect_started_at, span).map_err(RunError::Failed)?;
-    }
-    let setup = setup.summary(crate::setup::tls_report(&whole, target.tls.is_some()), !whole.subprotocols.is_empty(), false);
+    // The setup logs are written once every connection's first message is in (after the run),
+    // each one interval covering the connect phase.
+    let connect_span = Duration::from_nanos(now_ns().saturating_sub(connect_start_ns));
     if connections.established == 0 {
+        if let Some(dir) = &part.out {
+            setup.write_logs(dir, connect_started_at, connect_span).map_err(RunError::Failed)?;
+        }
         return Err(RunError::Failed(format!("no connection opened to {}: {:?}", whole.url, connections.failures)));
     }
 
@@ -498,6 +502,13 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl std::futur
     if reason.is_none() && receivers.iter().all(|r| !r.connected || r.ended.is_some()) && whole.workload != Workload::Sink {
         reason = Some("every connection ended before the run did: the server went away".into());
     }
+    for ns in receivers.iter().filter_map(|r| r.first_ns) {
+        record_ns(&mut setup.first_message, ns);
+    }
+    if let Some(dir) = &part.out {
+        setup.write_logs(dir, connect_started_at, connect_span).map_err(RunError::Failed)?;
+    }
+    let setup = setup.summary(crate::setup::tls_report(&whole, target.tls.is_some()), !whole.subprotocols.is_empty(), false);
     let command = crate::redact_headers(command);
     Ok(summarize(&shared, &part, Outcome { command, receivers, connections, setup, reason, started_at, window_ns, end_ns, cpu_ns, shard: shard_report, start: start_report }))
 }
@@ -644,10 +655,11 @@ async fn receive_all(s: &Shared, i: usize, mut stream: Stream, mut stop: watch::
             Workload::Broadcast => s.intended(h.seq & 0xffff_ffff),
             _ => h.intended_ns,
         };
+        let latency = now.saturating_sub(intended);
+        r.first_ns.get_or_insert(latency);
         if h.warmup || intended < t.window || intended >= t.window_end {
             continue;
         }
-        let latency = now.saturating_sub(intended);
         r.delivered += 1;
         if now > t.window_end {
             s.late.fetch_add(1, Relaxed);
