@@ -422,6 +422,7 @@ struct ServerSection {
     deflate_server_no_context_takeover: Option<bool>,
     deflate_client_no_context_takeover: Option<bool>,
     allow_origin: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::units::serde_rate::deserialize_option")]
     conn_rate: Option<f64>,
     conn_burst: Option<u32>,
     command: Option<Vec<String>>,
@@ -1536,7 +1537,7 @@ mod tests {
 
     #[test]
     fn gate_keys_reach_the_server_and_the_origin_the_load_generator() {
-        let s = parse("[server]\nallow_origin = [\"https://a.example\", \"http://b:8080\"]\nconn_rate = 50\nconn_burst = 5\n[load]\norigin = \"https://a.example\"\n").unwrap();
+        let s = parse("[server]\nallow_origin = [\"https://a.example\", \"http://b:8080\"]\nconn_rate = \"50/s\"\nconn_burst = 5\n[load]\norigin = \"https://a.example\"\n").unwrap();
         let ServerSpec::Builtin(b) = &s.configs[0].server else { panic!() };
         assert_eq!(b.gate_args(), ["--allow-origin", "https://a.example", "--allow-origin", "http://b:8080", "--conn-rate", "50", "--conn-burst", "5"]);
         assert_eq!(s.configs[0].load.plan("ws://x/").headers, [("Origin".to_owned(), "https://a.example".to_owned())]);
@@ -1544,7 +1545,8 @@ mod tests {
             ("[server]\nallow_origin = [\"a.example\"]\n", "server key `allow_origin`: \"a.example\" is not an origin"),
             ("[server]\nconn_burst = 5\n", "give `conn_rate` too"),
             ("[server]\nconn_rate = 5\nconn_burst = 0\n", "at least 1"),
-            ("[server]\nconn_rate = 0\n", "server key `conn_rate` is 0"),
+            ("[server]\nconn_rate = 0\n", "the rate must be above 0"),
+            ("[server]\nconn_rate = \"50/h\"\n", "per second or per minute"),
             ("[load]\norigin = \"https://a.example/path\"\n", "load key `origin`"),
             ("[server]\ncommand = [\"x\"]\nconn_rate = 5\n", "server key `conn_rate` applies to the built-in server"),
         ] {

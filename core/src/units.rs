@@ -73,6 +73,44 @@ pub fn parse_share(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a rate of events: `100/s`, `6000/min` (or `/m`), or a bare number per second.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let (n, per) = match s.split_once('/') {
+        Some((n, "s")) => (n, 1.0),
+        Some((n, "min" | "m")) => (n, 60.0),
+        Some(_) => return Err(format!("{s:?}: give a rate per second or per minute, e.g. 100/s or 6000/min")),
+        None => (s, 1.0),
+    };
+    let n: f64 = n.trim().parse().map_err(|_| format!("{s:?}: give a number per second, e.g. 100/s"))?;
+    let rate = n / per;
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(format!("{s:?}: the rate must be above 0, e.g. 100/s"));
+    }
+    Ok(rate)
+}
+
+/// Serde helper for rates written as a number per second (`100`) or a string (`"100/s"`,
+/// `"6000/min"`).
+pub mod serde_rate {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(f64),
+        Text(String),
+    }
+
+    /// For `Option<f64>` fields.
+    pub fn deserialize_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        let v = match Raw::deserialize(d)? {
+            Raw::Number(n) => super::parse_rate(&n.to_string()),
+            Raw::Text(s) => super::parse_rate(&s),
+        };
+        v.map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Serde helper for shares written as a fraction (`0.001`) or a percentage string (`"0.1%"`).
 pub mod serde_share {
     use super::*;

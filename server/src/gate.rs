@@ -149,21 +149,7 @@ pub fn parse_origin(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-/// `--conn-rate`: `100/s`, `6000/min` or a bare number of upgrades per second.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let (n, per) = match s.split_once('/') {
-        Some((n, "s")) => (n, 1.0),
-        Some((n, "min" | "m")) => (n, 60.0),
-        Some(_) => return Err(format!("{s:?}: give upgrades per second or per minute, e.g. 100/s or 6000/min")),
-        None => (s, 1.0),
-    };
-    let n: f64 = n.trim().parse().map_err(|_| format!("{s:?}: give a number of upgrades, e.g. 100/s"))?;
-    let rate = n / per;
-    if !(rate.is_finite() && rate > 0.0) {
-        return Err(format!("{s:?}: the rate must be above 0, e.g. 100/s"));
-    }
-    Ok(rate)
-}
+pub use wsbench_core::units::parse_rate;
 
 /// One token bucket per peer IP address, each starting full at `burst` and refilling at `rate`
 /// per second up to `burst`. Locked once per upgrade, never per message.
