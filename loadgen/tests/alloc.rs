@@ -130,6 +130,32 @@ fn zero_alloc_engine_open_loop_sends_receives_and_records_without_allocating() {
     assert_hot_path_allocates_nothing(&s);
 }
 
+/// Kernel receive timestamps on the zero-alloc open loop: reading at the worker's firings with
+/// `recvmsg` and its control message, converting the stamp and the extra clock bookkeeping
+/// allocate nothing either.
+#[test]
+fn zero_alloc_engine_open_loop_with_kernel_stamps_allocates_nothing() {
+    let s = run(
+        "alloc-zero-open-kernel-stamps",
+        LoadPlan {
+            engine: Engine::ZeroAlloc,
+            connections: 16,
+            rate: Some(30_000.0),
+            mode: Mode::Text,
+            size: 1024,
+            threads: 2,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(4),
+            rx_timestamps: wsbench_core::plan::RxTimestamps::Kernel,
+            ..Default::default()
+        },
+    );
+    let rx = s.rx_timestamps.as_ref().expect("kernel stamps are reported");
+    assert_eq!((rx.kernel_connections, rx.user_connections), (16, 0), "{rx:?}");
+    assert!(rx.kernel_echoes >= s.messages.received, "every echo timed by the kernel: {rx:?}");
+    assert_hot_path_allocates_nothing(&s);
+}
+
 /// A server more than a second behind: the open-loop ring of outstanding messages (a second of
 /// each connection's backlog) fills, and the messages sent beyond it are still counted, checked
 /// and recorded, without growing the ring (it once grew here mid-run on a machine so busy that
