@@ -217,6 +217,34 @@ fn zero_alloc_engine_under_churn_allocates_nothing_per_message_and_counts_replac
     assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated per message in the measured window");
 }
 
+/// Churn with kernel receive stamps, open loop: a connection about to close lets every segment
+/// wake it again (the server's close reply is a single small frame), and its replacement gets
+/// stamps too; every close is clean and the hot path still allocates nothing.
+#[test]
+fn zero_alloc_engine_under_churn_with_kernel_stamps_closes_cleanly() {
+    let s = run(
+        "alloc-zero-churn-kernel-stamps",
+        LoadPlan {
+            engine: Engine::ZeroAlloc,
+            connections: 8,
+            rate: Some(30_000.0),
+            threads: 2,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(4),
+            churn: wsbench_core::plan::Churn { reconnect_after: Some(2_000), ..Default::default() },
+            rx_timestamps: wsbench_core::plan::RxTimestamps::Kernel,
+            ..Default::default()
+        },
+    );
+    let churn = s.connections.churn.as_ref().expect("churn reported");
+    assert!(churn.opened >= 30, "too few replacements to judge: {}", churn.opened);
+    assert_eq!((churn.clean, churn.unclean), (churn.opened, 0), "{:?}", churn.closes);
+    let rx = s.rx_timestamps.as_ref().expect("kernel stamps are reported");
+    assert_eq!((rx.kernel_connections, rx.user_connections), (8, 0), "{rx:?}");
+    assert!(rx.kernel_echoes >= s.messages.received, "replacements are stamped too: {rx:?}");
+    assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated per message in the measured window");
+}
+
 /// A connection ramp on the zero-alloc client, 4 → 16 → 4 connections: opening a place (its
 /// socket, handshake and buffers) and closing it are counted apart, as churn's replacements
 /// are, and the per-message path of the worker threads stays at exactly 0.
