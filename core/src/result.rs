@@ -321,6 +321,22 @@ pub struct RxTimestampReport {
     pub clock_offset_change_ns: u64,
 }
 
+impl RxTimestampReport {
+    /// Adds another process's figures (shards): counts add, the first fallback reason stays.
+    pub fn add(&mut self, o: &RxTimestampReport) {
+        self.kernel_connections += o.kernel_connections;
+        self.user_connections += o.user_connections;
+        if self.fallback.is_none() {
+            self.fallback.clone_from(&o.fallback);
+        }
+        self.kernel_echoes += o.kernel_echoes;
+        self.shared_stamps += o.shared_stamps;
+        self.refused += o.refused;
+        self.empty_reads += o.empty_reads;
+        self.clock_offset_change_ns = self.clock_offset_change_ns.max(o.clock_offset_change_ns);
+    }
+}
+
 /// The first message after one idle time, over every connection of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdlePoint {
