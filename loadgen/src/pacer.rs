@@ -249,14 +249,12 @@ impl SendClock {
     }
 
     fn poll_wait(&self, slot: usize, deadline_ns: u64, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if now_ns() >= deadline_ns {
-            return Poll::Ready(Ok(()));
-        }
+        let due = now_ns() >= deadline_ns;
         let mut guard = self.state.borrow_mut();
         let s = &mut *guard;
-        if s.read_woken[slot] {
-            // A firing came for its read (see `read_from`).
-            s.read_woken[slot] = false;
+        // A firing came for its read (see `read_from`), or its deadline came: either way the
+        // connection reads now, so a flag left from the same firing must not end the next wait.
+        if std::mem::take(&mut s.read_woken[slot]) || due {
             return Poll::Ready(Ok(()));
         }
         if s.deadline[slot] != deadline_ns {
