@@ -533,6 +533,9 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
         crate::template::Foreign::new(f)?;
     }
     plan.churn.validate()?;
+    if plan.rx_timestamps == RxTimestamps::Kernel && (plan.engine != Engine::ZeroAlloc || plan.workload.is_fanout() || !plan.idle.is_empty()) {
+        return Err("--rx-timestamps kernel is for the zero-alloc engine's echo load (--engine zero-alloc, no --workload, no --idle)".into());
+    }
     if plan.ping_interval.is_some() && plan.idle.is_empty() {
         return Err("--ping-interval applies to the idle probe (--idle)".into());
     }
@@ -757,6 +760,9 @@ mod tests {
         assert!(bad(&["--header", "Sec-WebSocket-Protocol: a"]).contains("--subprotocol"));
         assert!(bad(&["--threads", "0"]).contains("--threads"));
         assert!(bad(&["--in-flight", "0"]).contains("--in-flight"));
+        assert!(bad(&["--rx-timestamps", "kernel"]).contains("--engine zero-alloc"), "the tungstenite client has no kernel stamps");
+        assert!(bad(&["--rx-timestamps", "kernel", "--engine", "zero-alloc", "--workload", "sink", "--rate", "10"]).contains("--rx-timestamps"));
+        assert!(parse(&["--rx-timestamps".into(), "both".into()]).is_err());
         assert!(parse(&["--max-loss".into(), "120%".into()]).is_err());
         assert_eq!(parse(&["--max-loss".into(), "0.1%".into()]).unwrap().max_loss, 0.001);
         for msg in [bad(&["--size", "31"]), bad(&["--url", "nonsense"])] {
