@@ -374,6 +374,12 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
     summary.setup.tls_us = step(1);
     summary.setup.handshake_us = step(2);
     summary.setup.first_message_us = step(3);
+    // Kernel receive stamps: every shard's counts (the first shard's alone would under-count).
+    summary.rx_timestamps = shards.iter().filter_map(|s| s.summary.rx_timestamps.as_ref()).fold(None, |all, r| {
+        let mut all = all.unwrap_or_default();
+        all.add(r);
+        Some(all)
+    });
     summary.setup.subprotocols = BTreeMap::new();
     for s in &shards {
         for (p, n) in &s.summary.setup.subprotocols {
@@ -685,6 +691,22 @@ mod tests {
         assert!(conflict(check_shard_set(&[entry("a", 0, 2, 5), other_start], &[])).contains("began at --start-at 2026-11-29T05:00:00Z"));
         let whole = ShardEntry { dir: "p".into(), shard: None, start: None };
         assert!(conflict(check_shard_set(&[entry("a", 0, 2, 5), whole], &[])).contains("p is a whole load"));
+    }
+
+    #[test]
+    fn kernel_receive_stamp_counts_of_shards_add_up() {
+        use wsbench_core::result::RxTimestampReport;
+        let files = |rx: Option<RxTimestampReport>| {
+            let mut summary = summary(10, Some(100.0));
+            summary.rx_timestamps = rx;
+            LoadgenFiles { summary, latency: Vec::new(), service_time: Vec::new(), send_lag: Vec::new(), intervals: Vec::new(), completion: Vec::new(), setup: Default::default() }
+        };
+        let a = RxTimestampReport { kernel_connections: 5, kernel_echoes: 1_000, shared_stamps: 3, empty_reads: 7, clock_offset_change_ns: 2, ..Default::default() };
+        let b = RxTimestampReport { kernel_connections: 4, user_connections: 1, fallback: Some("wss://".into()), kernel_echoes: 900, refused: 1, clock_offset_change_ns: 9, ..Default::default() };
+        let m = combine(vec![files(Some(a)), files(Some(b))]).summary.rx_timestamps.expect("both shards had stamps");
+        assert_eq!((m.kernel_connections, m.user_connections, m.kernel_echoes, m.shared_stamps, m.refused, m.empty_reads), (9, 1, 1_900, 3, 1, 7));
+        assert_eq!((m.fallback.as_deref(), m.clock_offset_change_ns), (Some("wss://"), 9));
+        assert_eq!(combine(vec![files(None), files(None)]).summary.rx_timestamps, None);
     }
 
     fn fanout_files(f: wsbench_core::result::FanoutReport) -> LoadgenFiles {

@@ -470,7 +470,31 @@ pub struct LoadPlan {
     /// TCP_NODELAY on the client's sockets (on unless `--no-nodelay`).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub nodelay: bool,
+    /// Where an echo's arrival time comes from (`--rx-timestamps`).
+    #[serde(default)]
+    pub rx_timestamps: RxTimestamps,
     pub out: Option<PathBuf>,
+}
+
+/// Where the load generator takes an echo's arrival time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RxTimestamps {
+    /// The monotonic clock read when the echo is handled: the thread wakes for every echo.
+    #[default]
+    User,
+    /// Open loop, zero-alloc client, `ws://`: the kernel's receive stamp, read at the worker's
+    /// next wake-up (no wake-up for the echo itself); other connections fall back to `user`.
+    Kernel,
+}
+
+impl RxTimestamps {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Kernel => "kernel",
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -702,6 +726,7 @@ impl Default for LoadPlan {
             idle: Vec::new(),
             ping_interval: None,
             nodelay: true,
+            rx_timestamps: RxTimestamps::default(),
             out: None,
         }
     }
@@ -817,6 +842,9 @@ impl LoadPlan {
         }
         if !self.nodelay {
             a.push("--no-nodelay".into());
+        }
+        if self.rx_timestamps != RxTimestamps::default() {
+            a.extend(["--rx-timestamps".into(), self.rx_timestamps.name().into()]);
         }
         if let Some(out) = &self.out {
             a.extend(["--out".into(), out.display().to_string()]);

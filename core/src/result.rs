@@ -289,6 +289,52 @@ pub struct LoadgenSummary {
     /// Idle warm-up probes (`--idle`): the first message's round trip after each idle time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub idle: Vec<IdlePoint>,
+    /// Kernel receive timestamps (`--rx-timestamps kernel`): how many connections and echoes
+    /// used them and how exact they were. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_timestamps: Option<RxTimestampReport>,
+}
+
+/// What `--rx-timestamps kernel` did. Latency is still measured from the intended send time;
+/// only the arrival time is the kernel's (when the segment reached the socket) instead of the
+/// moment the load generator handled it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RxTimestampReport {
+    /// Connections that timed their echoes by the kernel's stamp.
+    pub kernel_connections: u64,
+    /// Connections that timed them in user space instead, and why (the first reason seen).
+    pub user_connections: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// Echoes timed by a kernel stamp.
+    pub kernel_echoes: u64,
+    /// Of those, echoes read together with a later segment: TCP gives the last segment's
+    /// stamp, so theirs is an upper bound (latency over-stated by at most the gap).
+    pub shared_stamps: u64,
+    /// Stamps missing or implausible (from the future, older than 10 s): those echoes were
+    /// timed when read.
+    pub refused: u64,
+    /// Reads at a wake-up that found nothing yet (a system call for nothing).
+    pub empty_reads: u64,
+    /// Largest change of the wall-clock-to-monotonic offset re-measured during the run, in ns
+    /// (a step of the wall clock; stamps are converted with the latest offset).
+    pub clock_offset_change_ns: u64,
+}
+
+impl RxTimestampReport {
+    /// Adds another process's figures (shards): counts add, the first fallback reason stays.
+    pub fn add(&mut self, o: &RxTimestampReport) {
+        self.kernel_connections += o.kernel_connections;
+        self.user_connections += o.user_connections;
+        if self.fallback.is_none() {
+            self.fallback.clone_from(&o.fallback);
+        }
+        self.kernel_echoes += o.kernel_echoes;
+        self.shared_stamps += o.shared_stamps;
+        self.refused += o.refused;
+        self.empty_reads += o.empty_reads;
+        self.clock_offset_change_ns = self.clock_offset_change_ns.max(o.clock_offset_change_ns);
+    }
 }
 
 /// The first message after one idle time, over every connection of the run.

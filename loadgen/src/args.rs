@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wsbench_core::header::HEADER_LEN;
-use wsbench_core::plan::{Churn, Correlation, Engine, Fanout, Foreign, LoadPlan, Mode, Shard, Stage, Workload, MIN_INTERVAL};
+use wsbench_core::plan::{Churn, Correlation, Engine, Fanout, Foreign, LoadPlan, Mode, RxTimestamps, Shard, Stage, Workload, MIN_INTERVAL};
 use wsbench_core::token::TokenSecret;
 use wsbench_core::units::{format_duration, parse_duration, parse_share, parse_size};
 
@@ -269,6 +269,13 @@ pub struct LoadgenArgs {
     #[arg(long)]
     pub no_nodelay: bool,
 
+    /// Where an echo's arrival time comes from: `user` (the clock when the load generator
+    /// handles it; the thread wakes for every echo) or `kernel` (open loop, zero-alloc engine,
+    /// ws://: the kernel's receive stamp, read at the worker's next wake-up instead of waking
+    /// for the echo; other connections fall back to user and summary.json says why).
+    #[arg(long, value_name = "user|kernel", default_value = "user", value_parser = parse_rx_timestamps)]
+    pub rx_timestamps: RxTimestamps,
+
     /// Run the Autobahn client cases against a fuzzing server at ADDR (host:port, e.g.
     /// `kosoku -m fuzzingserver`) instead of generating load; the other options are ignored.
     #[arg(long, value_name = "ADDR")]
@@ -381,6 +388,7 @@ impl LoadgenArgs {
             idle: self.idle,
             ping_interval: self.ping_interval,
             nodelay: !self.no_nodelay,
+            rx_timestamps: self.rx_timestamps,
             churn: Churn { reconnect_after: self.reconnect_after, connection_lifetime: self.connection_lifetime, lifetime_jitter: self.lifetime_jitter },
             out: self.out,
             start_connections: None,
@@ -455,6 +463,14 @@ fn parse_engine(s: &str) -> Result<Engine, String> {
         .ok_or_else(|| format!("unknown engine `{s}`; use tungstenite or zero-alloc"))
 }
 
+/// `user` or `kernel`.
+fn parse_rx_timestamps(s: &str) -> Result<RxTimestamps, String> {
+    [RxTimestamps::User, RxTimestamps::Kernel]
+        .into_iter()
+        .find(|e| e.name() == s)
+        .ok_or_else(|| format!("unknown receive timestamps `{s}`; use user or kernel"))
+}
+
 /// Checks a plan however it was made (command line or library call).
 pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     let parts = url_parts(&plan.url)?;
@@ -517,6 +533,9 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
         crate::template::Foreign::new(f)?;
     }
     plan.churn.validate()?;
+    if plan.rx_timestamps == RxTimestamps::Kernel && (plan.engine != Engine::ZeroAlloc || plan.workload.is_fanout() || !plan.idle.is_empty()) {
+        return Err("--rx-timestamps kernel is for the zero-alloc engine's echo load (--engine zero-alloc, no --workload, no --idle)".into());
+    }
     if plan.ping_interval.is_some() && plan.idle.is_empty() {
         return Err("--ping-interval applies to the idle probe (--idle)".into());
     }
@@ -639,6 +658,7 @@ mod tests {
                 idle: Vec::new(),
                 ping_interval: None,
                 nodelay: true,
+                rx_timestamps: RxTimestamps::Kernel,
                 out: Some("results/x/trial-1".into()),
             },
             LoadPlan { idle: vec![Duration::from_millis(100), Duration::from_secs(1)], ping_interval: Some(Duration::from_millis(50)), nodelay: false, ..Default::default() },
@@ -740,6 +760,9 @@ mod tests {
         assert!(bad(&["--header", "Sec-WebSocket-Protocol: a"]).contains("--subprotocol"));
         assert!(bad(&["--threads", "0"]).contains("--threads"));
         assert!(bad(&["--in-flight", "0"]).contains("--in-flight"));
+        assert!(bad(&["--rx-timestamps", "kernel"]).contains("--engine zero-alloc"), "the tungstenite client has no kernel stamps");
+        assert!(bad(&["--rx-timestamps", "kernel", "--engine", "zero-alloc", "--workload", "sink", "--rate", "10"]).contains("--rx-timestamps"));
+        assert!(parse(&["--rx-timestamps".into(), "both".into()]).is_err());
         assert!(parse(&["--max-loss".into(), "120%".into()]).is_err());
         assert_eq!(parse(&["--max-loss".into(), "0.1%".into()]).unwrap().max_loss, 0.001);
         for msg in [bad(&["--size", "31"]), bad(&["--url", "nonsense"])] {

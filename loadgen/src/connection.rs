@@ -184,6 +184,10 @@ pub struct ConnShared {
     pub batch: usize,
     /// Connection ramps: the open count over time and who sends what (`None`: no ramp).
     pub connection_ramp: Option<&'static crate::schedule::ConnectionRamp>,
+    /// Kernel receive timestamps: asked for (`--rx-timestamps kernel`), and the worker's
+    /// conversion of them and counts.
+    pub rx_kernel: bool,
+    pub rx: crate::rxstamp::RxClock,
 }
 
 impl ConnShared {

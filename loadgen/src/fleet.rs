@@ -58,6 +58,8 @@ pub struct WorkerReport {
     pub setup: SetupTimes,
     /// What churn did on this worker.
     pub churn: crate::churn::ChurnTally,
+    /// What kernel receive timestamps did on this worker, and why a connection fell back.
+    pub rx: (crate::rxstamp::RxCounts, Option<&'static str>),
 }
 
 /// The control thread's handle on all workers.
@@ -387,6 +389,8 @@ impl WorkerJob {
             churn_allocations: std::cell::Cell::new(0),
             batch: zero_batch(&self.plan),
             connection_ramp,
+            rx_kernel: self.plan.rx_timestamps == wsbench_core::plan::RxTimestamps::Kernel,
+            rx: crate::rxstamp::RxClock::new(places.len()),
         });
         let first_connections = self.plan.first_connections();
         let (engine, open_loop) = (self.plan.engine, self.plan.is_open_loop());
@@ -466,7 +470,8 @@ impl WorkerJob {
         churn.allocations = shared.churn_allocations.get();
         // Replacements were opened under load: their setup times join the others'.
         setup.add(&churn.setup);
-        WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup, churn }
+        let rx = (shared.rx.counts.get(), shared.rx.fallback.get());
+        WorkerReport { cpu_pct: cpu.pct(), allocations: cpu.allocations(shared.allocations_at_first_finish.get()), setup, churn, rx }
     }
 }
 

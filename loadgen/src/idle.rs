@@ -133,6 +133,7 @@ pub async fn run(plan: LoadPlan, target: &Target, command: Vec<String>) -> (Load
         setup: Default::default(),
         fanout: None,
         idle,
+        rx_timestamps: None,
     };
     s.failed_checks = crate::selfcheck::failed_checks(&s);
     s.warnings = crate::selfcheck::warnings(&s).into_iter().filter(|w| w.kind != wsbench_core::warning::WarningKind::TooFewSamples).collect();

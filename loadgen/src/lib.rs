@@ -27,6 +27,7 @@ pub mod idle;
 pub mod pacer;
 pub mod progress;
 pub mod recorder;
+pub mod rxstamp;
 pub mod schedule;
 pub mod selfcheck;
 pub mod session;
@@ -48,7 +49,7 @@ use wsbench_core::clock::{now_ns, process_cpu_ns, wall_clock_rfc3339};
 use wsbench_core::hist::LatencySummary;
 use wsbench_core::plan::LoadPlan;
 use wsbench_core::layout;
-use wsbench_core::result::{ConnectionCounts, ConnectionSetup, CpuUse, HostInfo, LoadgenSummary, RateReport, ShardReport, StartReport};
+use wsbench_core::result::{ConnectionCounts, ConnectionSetup, CpuUse, HostInfo, LoadgenSummary, RateReport, RxTimestampReport, ShardReport, StartReport};
 use setup::SetupTimes;
 
 pub use args::LoadgenArgs;
@@ -333,11 +334,14 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let mut worker_allocations = Some(0u64);
     let mut setup = SetupTimes::default();
     let mut churn = churn::ChurnTally::default();
+    let (mut rx, mut rx_fallback) = (rxstamp::RxCounts::default(), None);
     for (w, r) in worker_reports.into_iter().enumerate() {
         match r {
             Ok(r) => {
                 setup.add(&r.setup);
                 churn.add(&r.churn);
+                rx.add(&r.rx.0);
+                rx_fallback = rx_fallback.or(r.rx.1);
                 busiest = busiest.max(r.cpu_pct.unwrap_or(0.0));
                 worker_allocations = worker_allocations.zip(r.allocations).map(|(a, b)| a + b);
             }
@@ -371,6 +375,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         }
         control.connections.churn = Some(churn.report(duration_s, wsbench_core::alloc::is_counting()));
     }
+    let plan_rx = plan.rx_timestamps;
     let summary = summarize(SummaryInputs {
         plan,
         command,
@@ -384,6 +389,16 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
         shard,
         start: start_report,
         setup: setup.summary(tls, offered, deflate_offered),
+        rx_timestamps: (plan_rx == wsbench_core::plan::RxTimestamps::Kernel).then(|| RxTimestampReport {
+            kernel_connections: rx.kernel_connections,
+            user_connections: rx.user_connections,
+            fallback: rx_fallback.map(str::to_owned),
+            kernel_echoes: rx.kernel_echoes,
+            shared_stamps: rx.shared_stamps,
+            refused: rx.refused,
+            empty_reads: rx.empty_reads,
+            clock_offset_change_ns: rx.offset_change_ns,
+        }),
     });
     if let Some(dir) = &summary.config.out {
         writer::write_summary(dir, &summary).map_err(RunError::Failed)?;
@@ -578,6 +593,7 @@ struct SummaryInputs<'a> {
     shard: Option<ShardReport>,
     start: Option<StartReport>,
     setup: ConnectionSetup,
+    rx_timestamps: Option<RxTimestampReport>,
 }
 
 /// Allocations over the measured window; `None` where the window never began.
@@ -621,6 +637,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         setup: i.setup,
         fanout: None,
         idle: Vec::new(),
+        rx_timestamps: i.rx_timestamps,
     };
     s.failed_checks = selfcheck::failed_checks(&s);
     s.warnings = selfcheck::warnings(&s);
@@ -799,6 +816,7 @@ mod tests {
             shard: None,
             start: None,
             setup: ConnectionSetup::default(),
+            rx_timestamps: None,
         })
     }
 
@@ -820,6 +838,7 @@ mod tests {
             shard: None,
             start: None,
             setup: ConnectionSetup::default(),
+            rx_timestamps: None,
         });
         assert!(s.complete);
         assert_eq!(s.throughput_msgs_per_s, 1_500.0);

@@ -117,6 +117,10 @@ impl Pacer {
 /// second due as well.
 const SECOND_TIMER_GAP_NS: u64 = 25_000;
 
+/// A read waiting for a firing ([`SendClock::read_from`]) waits this long at most: a timer
+/// is armed for it only when no firing comes sooner.
+pub const READ_WITHIN_NS: u64 = 1_000_000;
+
 /// A worker whose deadlines come more often than this (per second) coalesces its firings.
 pub const COALESCE_ABOVE_RATE: f64 = 50_000.0;
 /// Least time between two firings of a coalescing clock: at 100,000 msgs/s a firing serves
@@ -142,6 +146,12 @@ struct ClockState {
     armed: [u64; 2],
     /// When the clock last fired and woke a connection (0: never).
     fired_at: u64,
+    /// Reads that may wait for a firing that comes anyway (kernel receive timestamps): per
+    /// slot the instant from which any firing should wake it (0: none), queued like deadlines,
+    /// and whether a firing has (the slot's wait is then over).
+    read_at: Vec<u64>,
+    read_queue: BinaryHeap<Reverse<(u64, u32)>>,
+    read_woken: Vec<bool>,
 }
 
 impl ClockState {
@@ -152,6 +162,17 @@ impl ClockState {
                 return Some(d);
             }
             self.queue.pop();
+        }
+        None
+    }
+
+    /// The earliest live read instant (see [`SendClock::read_from`]), dropping stale ones.
+    fn earliest_read(&mut self) -> Option<u64> {
+        while let Some(&Reverse((d, slot))) = self.read_queue.peek() {
+            if self.read_at[slot as usize] == d {
+                return Some(d);
+            }
+            self.read_queue.pop();
         }
         None
     }
@@ -192,6 +213,9 @@ impl SendClock {
             wakers: vec![None; slots],
             armed: [0; 2],
             fired_at: 0,
+            read_at: vec![0; slots],
+            read_queue: BinaryHeap::with_capacity(2 * slots + 16),
+            read_woken: vec![false; slots],
         };
         Ok(Self { pacers: [Pacer::new()?, Pacer::new()?], spin_ns, coalesce_ns, state: RefCell::new(state) })
     }
@@ -202,12 +226,37 @@ impl SendClock {
         std::future::poll_fn(move |cx| self.poll_wait(slot, deadline_ns, cx))
     }
 
-    fn poll_wait(&self, slot: usize, deadline_ns: u64, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if now_ns() >= deadline_ns {
-            return Poll::Ready(Ok(()));
-        }
+    /// Asks that any firing from `read_at` on (0: none) also end connection `slot`'s next
+    /// [`Self::wait`], as if its deadline had come: a connection with echoes to read (kernel
+    /// receive timestamps) lets the next firing for another connection wake it. A timer is
+    /// armed for the read only when no firing comes by `read_at` + [`READ_WITHIN_NS`].
+    pub fn read_from(&self, slot: usize, read_at: u64) -> io::Result<()> {
         let mut guard = self.state.borrow_mut();
         let s = &mut *guard;
+        if s.read_at[slot] == read_at {
+            return Ok(());
+        }
+        s.read_at[slot] = read_at;
+        if read_at == 0 {
+            return Ok(());
+        }
+        if s.read_queue.len() == s.read_queue.capacity() {
+            let live = &s.read_at;
+            s.read_queue.retain(|&Reverse((d, k))| live[k as usize] == d);
+        }
+        s.read_queue.push(Reverse((read_at, slot as u32)));
+        self.arm_if_earlier(s, read_at.saturating_add(READ_WITHIN_NS))
+    }
+
+    fn poll_wait(&self, slot: usize, deadline_ns: u64, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let due = now_ns() >= deadline_ns;
+        let mut guard = self.state.borrow_mut();
+        let s = &mut *guard;
+        // A firing came for its read (see `read_from`), or its deadline came: either way the
+        // connection reads now, so a flag left from the same firing must not end the next wait.
+        if std::mem::take(&mut s.read_woken[slot]) || due {
+            return Poll::Ready(Ok(()));
+        }
         if s.deadline[slot] != deadline_ns {
             s.deadline[slot] = deadline_ns;
             if s.queue.len() == s.queue.capacity() {
@@ -215,27 +264,33 @@ impl SendClock {
                 s.queue.retain(|&Reverse((d, k))| live[k as usize] == d);
             }
             s.queue.push(Reverse((deadline_ns, slot as u32)));
-            let mut arm_at = self.arm_at(deadline_ns);
-            if self.coalesce_ns > 0 {
-                arm_at = arm_at.max(s.fired_at.saturating_add(self.coalesce_ns));
-            }
-            // Armed when it comes before what is armed: the earliest deadline is always armed,
-            // and with both timers armed, the two earliest. A later one is left to the firings.
-            let (k, bound) = match s.armed {
-                // Coalescing uses one timer (see `fire`).
-                [a, _] if self.coalesce_ns > 0 => (0, if a == 0 { u64::MAX } else { a }),
-                [0, 0] => (0, u64::MAX),
-                [a, 0] => (1, a),
-                [0, b] => (0, b),
-                [a, b] if a > b => (0, a),
-                [_, b] => (1, b),
-            };
-            if arm_at < bound && !s.armed.contains(&arm_at) {
-                self.pacers[k].set(arm_at)?;
-                s.armed[k] = arm_at;
-            }
+            let arm_at = self.arm_at(deadline_ns);
+            self.arm_if_earlier(s, arm_at)?;
         }
         self.keep_waker(s, slot, cx)
+    }
+
+    /// Arms a timer for `arm_at` when it comes before what is armed: the earliest deadline is
+    /// always armed, and with both timers armed, the two earliest. A later one is left to the
+    /// firings.
+    fn arm_if_earlier(&self, s: &mut ClockState, mut arm_at: u64) -> io::Result<()> {
+        if self.coalesce_ns > 0 {
+            arm_at = arm_at.max(s.fired_at.saturating_add(self.coalesce_ns));
+        }
+        let (k, bound) = match s.armed {
+            // Coalescing uses one timer (see `fire`).
+            [a, _] if self.coalesce_ns > 0 => (0, if a == 0 { u64::MAX } else { a }),
+            [0, 0] => (0, u64::MAX),
+            [a, 0] => (1, a),
+            [0, b] => (0, b),
+            [a, b] if a > b => (0, a),
+            [_, b] => (1, b),
+        };
+        if arm_at < bound && !s.armed.contains(&arm_at) {
+            self.pacers[k].set(arm_at)?;
+            s.armed[k] = arm_at;
+        }
+        Ok(())
     }
 
     fn keep_waker(&self, s: &mut ClockState, slot: usize, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -333,12 +388,39 @@ impl SendClock {
                 w.wake();
             }
         }
+        // Reads due ride on this firing.
+        while let Some(&Reverse((d, slot))) = s.read_queue.peek() {
+            if d > now {
+                break;
+            }
+            s.read_queue.pop();
+            let k = slot as usize;
+            if s.read_at[k] == d {
+                s.read_at[k] = 0;
+                s.read_woken[k] = true;
+                if let Some(w) = s.wakers[k].take() {
+                    w.wake();
+                }
+            }
+        }
         // Timers whose instant has passed have fired (or will, at once): they are free.
         for a in &mut s.armed {
             if *a <= now {
                 *a = 0;
             }
         }
+        // Reads still waiting bound the next firing too (rarely: a firing for a send comes first
+        // at any useful rate).
+        let read_by = s.earliest_read().map(|r| r.saturating_add(READ_WITHIN_NS));
+        self.arm_for_deadlines(s, now)?;
+        if let Some(by) = read_by {
+            self.arm_if_earlier(s, by)?;
+        }
+        Ok(())
+    }
+
+    /// Arms the timers for the next deadlines, after a firing.
+    fn arm_for_deadlines(&self, s: &mut ClockState, now: u64) -> io::Result<()> {
         if self.coalesce_ns > 0 {
             // One timer, for the earliest deadline but no sooner than `coalesce_ns` after this
             // firing: re-armed at most once per firing, so a second timer saves nothing.

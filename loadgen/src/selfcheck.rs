@@ -170,6 +170,7 @@ mod tests {
             setup: Default::default(),
             fanout: None,
             idle: Vec::new(),
+            rx_timestamps: None,
         }
     }
 

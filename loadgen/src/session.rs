@@ -570,6 +570,23 @@ impl<'a> Session<'a> {
         self.beyond = 0;
     }
 
+    /// Messages sent and not yet answered or given up.
+    #[inline]
+    pub fn outstanding_len(&self) -> u64 {
+        self.outstanding.len() as u64 + self.beyond
+    }
+
+    /// When the oldest message outstanding was sent, `None` when none is (a message beyond the
+    /// ring counts from its intended time, earlier than it was sent).
+    #[inline]
+    pub fn oldest_sent(&self) -> Option<u64> {
+        match (self.outstanding.front(), self.schedule) {
+            (Some(p), _) => Some(p.sent_ns),
+            (None, Some(s)) if self.beyond > 0 => Some(s.intended(self.beyond_next.saturating_sub(self.k0))),
+            _ => None,
+        }
+    }
+
     /// The intended time of the oldest message outstanding, `u64::MAX` when none is.
     fn oldest_intended(&self) -> u64 {
         match (self.outstanding.front(), self.schedule) {

@@ -24,6 +24,7 @@
 use std::future::{poll_fn, Future};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -328,8 +329,9 @@ impl XorShift {
 
 /// What the socket had to say.
 enum Io {
-    /// New bytes are in the read buffer.
-    Read,
+    /// New bytes are in the read buffer, with the kernel's receive stamp of the last segment
+    /// (`CLOCK_REALTIME` ns; 0 without kernel stamps).
+    Read(u64),
     /// The send row was full and has drained: sending may resume.
     Writable,
     Failed(String),
@@ -358,6 +360,11 @@ struct Wire {
     ctrl_written: u8,
     /// The row was full: nothing is sent until it drains.
     blocked: bool,
+    /// Kernel receive timestamps ([`crate::rxstamp`]): [`RX_KERNEL`], reads go through
+    /// `recvmsg` and take the kernel's stamp; [`RX_QUIET`], the low-water mark is raised, so an
+    /// echo does not wake the worker and the connection reads at its wake-ups instead. One
+    /// byte: it fits the padding every connection's task has anyway.
+    rx: u8,
     rng: XorShift,
 }
 
@@ -438,6 +445,9 @@ impl Wire {
             // the buffer holds at least one of the largest frame accepted.
             self.compact();
         }
+        if self.rx & RX_KERNEL != 0 {
+            return self.poll_read_stamped(cx);
+        }
         let mut rb = ReadBuf::new(&mut self.rbuf[self.rend..]);
         match Pin::new(&mut self.tcp).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) => {
@@ -446,10 +456,66 @@ impl Wire {
                     return Poll::Ready(Io::Failed("connection closed without a close frame".into()));
                 }
                 self.rend += n;
-                Poll::Ready(Io::Read)
+                Poll::Ready(Io::Read(0))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Io::Failed(describe_io_error(&e))),
             Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Kernel stamps: reads once the socket reports readable (a read buffer's worth arrived,
+    /// the peer closed, or after the low-water mark went back to 1) through `recvmsg`, so the
+    /// stamp comes along; tokio's readiness is cleared when there was nothing after all.
+    fn poll_read_stamped(&mut self, cx: &mut Context<'_>) -> Poll<Io> {
+        let Transport::Plain(tcp) = &self.tcp else { return Poll::Ready(Io::Failed("kernel receive timestamps need a plain socket".into())) };
+        let fd = tcp.as_raw_fd();
+        loop {
+            match tcp.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Io::Failed(describe_io_error(&e))),
+                Poll::Ready(Ok(())) => {}
+            }
+            let buf = &mut self.rbuf[self.rend..];
+            match tcp.try_io(tokio::io::Interest::READABLE, || crate::rxstamp::recv(fd, buf)) {
+                Ok((0, _)) => return Poll::Ready(Io::Failed("connection closed without a close frame".into())),
+                Ok((n, stamp)) => {
+                    self.rend += n;
+                    // A missing stamp reads as 0, which the conversion refuses (and counts).
+                    return Poll::Ready(Io::Read(stamp.max(1)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Io::Failed(describe_io_error(&e))),
+            }
+        }
+    }
+
+    /// Kernel stamps: reads what has arrived without waiting: `Ok(None)` when nothing had,
+    /// `Ok(Some((n, stamp)))` otherwise (`n` 0: the peer closed).
+    fn read_now(&mut self) -> Result<Option<(usize, u64)>, String> {
+        let Transport::Plain(tcp) = &self.tcp else { return Ok(None) };
+        let fd = tcp.as_raw_fd();
+        if self.rend == self.rbuf.len() {
+            self.compact();
+        }
+        match crate::rxstamp::recv(fd, &mut self.rbuf[self.rend..]) {
+            Ok((n, stamp)) => {
+                self.rend += n;
+                Ok(Some((n, stamp.max(1))))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(describe_io_error(&e)),
+        }
+    }
+
+    /// Kernel stamps: lets every segment wake the worker again (the drain, closing): a close
+    /// frame or the last echoes are then read as they come. Stamps are still taken.
+    fn wake_on_every_echo(&mut self) {
+        if self.rx & RX_QUIET != 0 {
+            self.rx &= !RX_QUIET;
+            if let Transport::Plain(tcp) = &self.tcp {
+                // Failing, the socket keeps its mark: a read buffer's worth or a close still wakes it.
+                let _ = crate::rxstamp::set_lowat(tcp.as_raw_fd(), 1);
+            }
         }
     }
 
@@ -611,6 +677,7 @@ impl<'a> ZeroConn<'a> {
                 ctrl_len: 0,
                 ctrl_written: 0,
                 blocked: false,
+                rx: 0,
                 rng,
             },
             assembler: MessageAssembler::new(max_payload),
@@ -618,13 +685,74 @@ impl<'a> ZeroConn<'a> {
             oversized: false,
             z,
         }
+        .with_kernel_stamps()
+    }
+
+    /// Kernel receive timestamps, when asked for and this connection can use them (see
+    /// [`crate::rxstamp`]); otherwise the fallback is counted with its reason.
+    fn with_kernel_stamps(mut self) -> Self {
+        let shared = self.session.shared;
+        if !shared.rx_kernel {
+            return self;
+        }
+        let why = match shared.send_mode {
+            _ if !matches!(self.wire.tcp, Transport::Plain(_)) => Some("wss:// (TLS decrypts in user space: its records carry no stamps)"),
+            crate::connection::SendMode::Closed { .. } => Some("closed loop (an echo releases the next send, so the worker wakes for it anyway)"),
+            // A connection sending more rarely would wake just to read (pings, close frames).
+            crate::connection::SendMode::Open { rate, connections, .. } if rate / f64::from(connections.max(1)) < MIN_KERNEL_STAMP_RATE => {
+                Some("a connection sends fewer than 100 msgs/s (it would wake to read anyway)")
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            shared.rx.fell_back(why);
+            return self;
+        }
+        if self.enable_kernel_stamps() {
+            shared.rx.update(|c| c.kernel_connections += 1);
+        } else {
+            shared.rx.fell_back("setsockopt SO_TIMESTAMPNS or SO_RCVLOWAT failed");
+        }
+        self
+    }
+
+    /// Turns stamps on for the current socket; false when the kernel refused.
+    fn enable_kernel_stamps(&mut self) -> bool {
+        let w = &mut self.wire;
+        let Transport::Plain(tcp) = &w.tcp else { return false };
+        // A read buffer's worth (at least two echoes) still wakes the worker, so the buffer
+        // never holds back the socket.
+        let ok = crate::rxstamp::enable(tcp.as_raw_fd(), w.rbuf.len()).is_ok();
+        w.rx = if ok { RX_KERNEL | RX_QUIET } else { 0 };
+        self.session.shared.rx.set_last_read(self.session.slot(), now_ns());
+        ok
     }
 }
+
+/// [`Wire::rx`]: kernel receive timestamps on; the low-water mark raised.
+const RX_KERNEL: u8 = 1;
+const RX_QUIET: u8 = 2;
+/// Kernel stamps: a connection sending fewer messages per second than this times its echoes
+/// in user space (see [`ZeroConn::with_kernel_stamps`]).
+const MIN_KERNEL_STAMP_RATE: f64 = 100.0;
+/// Kernel stamps: with nothing outstanding, a connection reads at least this often (pings).
+const READ_IDLE_NS: u64 = 10_000_000;
 
 impl ZeroConn<'_> {
     async fn run_loop(&mut self) -> LoopStep {
         let mut turns = Turns::new(&mut self.session);
         loop {
+            if self.wire.rx & RX_QUIET != 0 {
+                if !self.session.sending {
+                    self.wire.wake_on_every_echo();
+                }
+                // Echoes that arrived since the last wake-up, timed by the kernel.
+                if self.session.oldest_sent().is_some() || now_ns() >= self.session.shared.rx.last_read(self.session.slot()) + READ_IDLE_NS {
+                    if let Some(end) = self.read_arrived() {
+                        return end.into();
+                    }
+                }
+            }
             self.send_due();
             if self.session.is_done() {
                 return ConnEnd::Finished.into();
@@ -636,6 +764,12 @@ impl ZeroConn<'_> {
             // While the row is full, a past send deadline would fire on every turn: wait for
             // the write instead.
             let timer_on = !(self.session.sending && self.wire.blocked);
+            if self.wire.rx & RX_QUIET != 0 {
+                let shared = self.session.shared;
+                if let Err(e) = shared.clock.read_from(self.session.slot(), self.read_from()) {
+                    return ConnEnd::Dropped(format!("cannot arm the timerfd: {e}")).into();
+                }
+            }
             let wire = &mut self.wire;
             let io = match turns.wait(&mut self.session, timer_on, poll_fn(|cx| wire.poll_io(cx))).await {
                 Turn::Io(io) => io,
@@ -643,8 +777,13 @@ impl ZeroConn<'_> {
                 Turn::End(end) => return end.into(),
             };
             match io {
-                Io::Read => {
+                Io::Read(0) => {
                     if let Some(end) = self.on_read() {
+                        return end.into();
+                    }
+                }
+                Io::Read(stamp) => {
+                    if let Some(end) = self.on_read_stamped(stamp) {
                         return end.into();
                     }
                 }
@@ -708,9 +847,79 @@ impl ZeroConn<'_> {
         w.blocked = self.session.sending;
     }
 
+    /// Kernel stamps, quiet socket: from when any firing of the worker's clock should read:
+    /// [`crate::rxstamp::RxClock::wait_for_echo`] after the oldest message outstanding was
+    /// sent, or [`READ_IDLE_NS`] after the last read when none is. The clock bounds the wait
+    /// (see [`crate::pacer::SendClock::read_from`]), so a read adds no firing between sends.
+    fn read_from(&self) -> u64 {
+        let rx = &self.session.shared.rx;
+        let last_read = rx.last_read(self.session.slot());
+        match self.session.oldest_sent() {
+            Some(sent) => {
+                // Each read that found nothing doubles the wait since sending: a stalled
+                // server costs a few reads per message, not one per wake-up of the worker.
+                sent + rx.wait_for_echo().max(2 * last_read.saturating_sub(sent))
+            }
+            None => last_read + READ_IDLE_NS,
+        }
+    }
+
+    /// Kernel stamps: reads and handles everything that has arrived; `Some` ends the connection.
+    fn read_arrived(&mut self) -> Option<ConnEnd> {
+        let mut empty = true;
+        self.session.shared.rx.set_last_read(self.session.slot(), now_ns());
+        loop {
+            let room = self.wire.rbuf.len() - self.wire.rend;
+            match self.wire.read_now() {
+                Ok(None) => {
+                    if empty {
+                        self.session.shared.rx.update(|c| c.empty_reads += 1);
+                    }
+                    return None;
+                }
+                Ok(Some((0, _))) => return Some(ConnEnd::Dropped("connection closed without a close frame".into())),
+                Ok(Some((n, stamp))) => {
+                    empty = false;
+                    if let Some(end) = self.on_read_stamped(stamp) {
+                        return Some(end);
+                    }
+                    if n < room {
+                        return None;
+                    }
+                }
+                Err(cause) => return Some(ConnEnd::Dropped(cause)),
+            }
+        }
+    }
+
+    /// [`Self::on_read`] for bytes read with the kernel's receive stamp `stamp` (of the last
+    /// segment read): every echo completed by them arrived then. When more than one is, or bytes
+    /// of a later frame came along, the earlier ones arrived sooner: counted as shared stamps.
+    fn on_read_stamped(&mut self, stamp: u64) -> Option<ConnEnd> {
+        let rx = &self.session.shared.rx;
+        let at = rx.arrival(stamp, now_ns());
+        if let Some(sent) = self.session.oldest_sent() {
+            rx.observe_echo(at.saturating_sub(sent));
+        }
+        let before = self.session.outstanding_len();
+        let end = self.on_read_at(at);
+        let echoes = before.saturating_sub(self.session.outstanding_len());
+        let w = &self.wire;
+        let shared = if w.rstart < w.rend { echoes } else { echoes.saturating_sub(1) };
+        rx.update(|c| {
+            c.kernel_echoes += echoes;
+            c.shared_stamps += shared;
+        });
+        end
+    }
+
     /// Handles every whole frame in the read buffer; `Some` ends the connection.
     fn on_read(&mut self) -> Option<ConnEnd> {
-        let now = now_ns();
+        self.on_read_at(now_ns())
+    }
+
+    /// [`Self::on_read`], the frames having arrived at `now`.
+    fn on_read_at(&mut self, now: u64) -> Option<ConnEnd> {
         loop {
             let w = &mut self.wire;
             let rsv = if self.z.is_some() { RSV1 } else { 0 };
@@ -854,6 +1063,7 @@ impl ZeroConn<'_> {
     async fn replace_uncounted(&mut self) -> Result<bool, String> {
         let shared = self.session.shared;
         self.session.give_up_outstanding();
+        self.wire.wake_on_every_echo();
         let outcome = self.close_and_wait().await;
         shared.churn_tally.borrow_mut().closed(&outcome);
         self.add_compression_counts();
@@ -895,6 +1105,10 @@ impl ZeroConn<'_> {
         self.assembler = MessageAssembler::new(w.rbuf.len() - MAX_HEADER_LEN);
         self.fragments.clear();
         self.oversized = false;
+        if self.wire.rx & RX_KERNEL != 0 && !self.enable_kernel_stamps() {
+            // Timed in user space from now on; counted once, as a connection that fell back.
+            shared.rx.fell_back("setsockopt SO_TIMESTAMPNS or SO_RCVLOWAT failed");
+        }
         self.session.reconnected(now);
         Ok(true)
     }
@@ -951,6 +1165,7 @@ impl ZeroConn<'_> {
     /// Normal closure (1000), waiting a bounded time for the server's close; late echoes are
     /// ignored.
     async fn close(&mut self) {
+        self.wire.wake_on_every_echo();
         self.wire.queue_close(code::NORMAL);
         let w = &mut self.wire;
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {

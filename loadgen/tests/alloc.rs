@@ -130,6 +130,32 @@ fn zero_alloc_engine_open_loop_sends_receives_and_records_without_allocating() {
     assert_hot_path_allocates_nothing(&s);
 }
 
+/// Kernel receive timestamps on the zero-alloc open loop: reading at the worker's firings with
+/// `recvmsg` and its control message, converting the stamp and the extra clock bookkeeping
+/// allocate nothing either.
+#[test]
+fn zero_alloc_engine_open_loop_with_kernel_stamps_allocates_nothing() {
+    let s = run(
+        "alloc-zero-open-kernel-stamps",
+        LoadPlan {
+            engine: Engine::ZeroAlloc,
+            connections: 16,
+            rate: Some(30_000.0),
+            mode: Mode::Text,
+            size: 1024,
+            threads: 2,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(4),
+            rx_timestamps: wsbench_core::plan::RxTimestamps::Kernel,
+            ..Default::default()
+        },
+    );
+    let rx = s.rx_timestamps.as_ref().expect("kernel stamps are reported");
+    assert_eq!((rx.kernel_connections, rx.user_connections), (16, 0), "{rx:?}");
+    assert!(rx.kernel_echoes >= s.messages.received, "every echo timed by the kernel: {rx:?}");
+    assert_hot_path_allocates_nothing(&s);
+}
+
 /// A server more than a second behind: the open-loop ring of outstanding messages (a second of
 /// each connection's backlog) fills, and the messages sent beyond it are still counted, checked
 /// and recorded, without growing the ring (it once grew here mid-run on a machine so busy that
@@ -188,6 +214,34 @@ fn zero_alloc_engine_under_churn_allocates_nothing_per_message_and_counts_replac
     assert!(per > 0.0, "opening a connection allocates; a figure of 0 would mean nothing was counted");
     // The whole process also holds this test's echo server, whose accepts allocate too: only
     // the worker threads' figure is the load generator's hot path.
+    assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated per message in the measured window");
+}
+
+/// Churn with kernel receive stamps, open loop: a connection about to close lets every segment
+/// wake it again (the server's close reply is a single small frame), and its replacement gets
+/// stamps too; every close is clean and the hot path still allocates nothing.
+#[test]
+fn zero_alloc_engine_under_churn_with_kernel_stamps_closes_cleanly() {
+    let s = run(
+        "alloc-zero-churn-kernel-stamps",
+        LoadPlan {
+            engine: Engine::ZeroAlloc,
+            connections: 8,
+            rate: Some(30_000.0),
+            threads: 2,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(4),
+            churn: wsbench_core::plan::Churn { reconnect_after: Some(2_000), ..Default::default() },
+            rx_timestamps: wsbench_core::plan::RxTimestamps::Kernel,
+            ..Default::default()
+        },
+    );
+    let churn = s.connections.churn.as_ref().expect("churn reported");
+    assert!(churn.opened >= 30, "too few replacements to judge: {}", churn.opened);
+    assert_eq!((churn.clean, churn.unclean), (churn.opened, 0), "{:?}", churn.closes);
+    let rx = s.rx_timestamps.as_ref().expect("kernel stamps are reported");
+    assert_eq!((rx.kernel_connections, rx.user_connections), (8, 0), "{rx:?}");
+    assert!(rx.kernel_echoes >= s.messages.received, "replacements are stamped too: {rx:?}");
     assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated per message in the measured window");
 }
 

@@ -204,3 +204,24 @@ fn bad_ca_files_and_tls_flags_on_ws_urls_are_usage_errors() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("wss://"), "{stderr}");
 }
+
+/// TLS decrypts in user space, so its records carry no kernel stamps: `--rx-timestamps kernel`
+/// on wss:// keeps today's timing, and summary.json says so.
+#[test]
+#[cfg_attr(not(python_websockets), ignore = "Python cannot import websockets, which this check needs (pip install websockets==17.4; set WSBENCH_PYTHON)")]
+fn kernel_receive_stamps_fall_back_on_wss_and_say_why() {
+    let _serial = serial();
+    let py = python().expect("the build found Python with websockets, the test did not: run `cargo clean -p wsbench-loadgen -p wsbench-server`");
+    let files = tls_files(&out_dir("tls-files-rx"));
+    let server = PythonServer::start(&py, &files, &[]);
+    let url = server.url();
+    let dir = out_dir("tls-zero-kernel-stamps");
+    let args = ["--url", &url, "--engine", "zero-alloc", "--connections", "3", "--rate", "600", "--rx-timestamps", "kernel", "--insecure", "--duration", "1s", "--warmup", "200ms", "--out", dir.to_str().unwrap()];
+    let (status, _, stderr) = run_loadgen(&args, LIMIT);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let s = read_results(&dir).summary;
+    assert!(s.messages.received > 100, "{:?}", s.messages);
+    let rx = s.rx_timestamps.expect("asked for, so reported");
+    assert_eq!((rx.kernel_connections, rx.user_connections, rx.kernel_echoes), (0, 3, 0), "{rx:?}");
+    assert!(rx.fallback.as_deref().is_some_and(|f| f.contains("wss://")), "{rx:?}");
+}

@@ -13,7 +13,7 @@ use wsbench_core::plan::{Engine, Mode};
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs 1 KiB messages for 2 s and checks that every one came back intact.
-fn clean_run(name: &str, extra: &[&str], mode: Mode) {
+fn clean_run(name: &str, extra: &[&str], mode: Mode) -> wsbench_core::result::LoadgenSummary {
     let _turn = serial();
     let server = EchoServer::start(None);
     let dir = out_dir(name);
@@ -35,6 +35,7 @@ fn clean_run(name: &str, extra: &[&str], mode: Mode) {
     assert_eq!((s.messages.errors, s.messages.corrupted, s.messages.lost), (0, 0, 0), "{:?}", s.messages);
     assert_eq!((s.connections.established, s.connections.failed), (8, 0));
     eprintln!("{name}: {:.0} msgs/s, latency p50 {} us p99 {} us", s.throughput_msgs_per_s, s.latency_us.p50, s.latency_us.p99);
+    r.summary
 }
 
 #[test]
@@ -55,6 +56,30 @@ fn open_loop_binary_echoes_check_out() {
 #[test]
 fn open_loop_text_echoes_check_out() {
     clean_run("zero-open-text", &["--rate", "20000"], Mode::Text);
+}
+
+/// `--rx-timestamps kernel`: every echo still checks out, and is timed by the kernel's stamp
+/// (the in-test server is a different peer from wsbench's own, so nothing here depends on it).
+#[test]
+fn open_loop_with_kernel_stamps_echoes_check_out() {
+    let s = clean_run("zero-open-kernel-stamps", &["--rate", "20000", "--rx-timestamps", "kernel"], Mode::Binary);
+    let rx = s.rx_timestamps.expect("kernel stamps are reported");
+    assert_eq!((rx.kernel_connections, rx.user_connections, rx.fallback.as_deref()), (8, 0, None), "{rx:?}");
+    assert!(rx.kernel_echoes >= s.messages.received, "{rx:?}");
+    // A stamp from before the first segment of the run can be missing (the kernel turns
+    // stamping on asynchronously); a refused stamp is timed when read and counted.
+    assert!(rx.refused < 100, "{rx:?}");
+    // Timed by the kernel, an echo is never earlier than its send: service time stays positive.
+    assert!(s.service_time_us.p50 > 0.0, "{:?}", s.service_time_us);
+}
+
+/// Closed loop wakes for every echo anyway: kernel stamps are not used, and the summary says why.
+#[test]
+fn closed_loop_falls_back_to_user_time_and_says_why() {
+    let s = clean_run("zero-closed-kernel-stamps", &["--in-flight", "2", "--rx-timestamps", "kernel"], Mode::Binary);
+    let rx = s.rx_timestamps.expect("asked for, so reported");
+    assert_eq!((rx.kernel_connections, rx.user_connections, rx.kernel_echoes), (0, 8, 0));
+    assert!(rx.fallback.as_deref().is_some_and(|f| f.contains("closed loop")), "{rx:?}");
 }
 
 #[test]
@@ -100,6 +125,24 @@ fn a_server_going_away_is_named_by_its_close_code() {
     let r = read_results(&dir);
     r.assert_consistent();
     assert_eq!(r.summary.reason.as_deref(), Some("server closed 3 of 3 connections (close 1001 going away)"));
+}
+
+/// With kernel stamps a single frame does not wake the worker: the server's close frame is
+/// read at the connection's next firing, and the run ends the same way.
+#[test]
+fn a_server_going_away_is_heard_with_kernel_stamps() {
+    let server = EchoServer::start(None);
+    let dir = out_dir("zero-away-kernel-stamps");
+    let url = server.url();
+    let child = spawn_loadgen(&["--url", &url, "--engine", "zero-alloc", "--connections", "3", "--threads", "2", "--rate", "600", "--rx-timestamps", "kernel", "--duration", "60s", "--warmup", "0s", "--out", dir.to_str().unwrap()]);
+    wait_for_rows(&dir, 1);
+    server.go_away();
+    let (status, _, stderr) = wait(child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    let r = read_results(&dir);
+    r.assert_consistent();
+    assert_eq!(r.summary.reason.as_deref(), Some("server closed 3 of 3 connections (close 1001 going away)"));
+    assert_eq!(r.summary.rx_timestamps.map(|rx| rx.kernel_connections), Some(3));
 }
 
 #[test]

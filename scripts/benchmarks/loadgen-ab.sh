@@ -8,6 +8,9 @@
 # Each BIN_DIR holds wsbench-server and wsbench-loadgen; the server is NEW's. Cases (CASES picks
 # some, default all):
 #   open20k    open loop, 20,000 msgs/s, 50 connections, 1 thread
+#   open80k    open loop, 80,000 msgs/s, 50 connections, 1 thread
+#   open100    open loop, 100 msgs/s, 1 connection (low load: latency as timed, e.g. user against
+#              kernel receive stamps with one build twice and NEW_EXTRA="--rx-timestamps kernel")
 #   open100k   open loop, 100,000 msgs/s, 50 connections, 1 thread
 #   closed16   closed loop, 100 connections x 16 in flight, 1 thread
 #   closed512  closed loop, 512 connections x 16 in flight, 1 thread
@@ -21,11 +24,15 @@
 #              `cargo build --release -p wsbench-loadgen --example uring_trial`), epoll against
 #              io_uring at 100 x 16 and 512 x 16, interleaved; run it with CASES=uring
 # Environment: PAIRS (5), DURATION (3s), ENGINE (zero-alloc), NEW_EXTRA (flags for NEW only),
-# SCALING_RATE (40000), TASKSET_SERVER / TASKSET_LOADGEN (placement, see below).
+# SCALING_RATE (40000), TASKSET_SERVER / TASKSET_LOADGEN (placement, see below), PERF=1 (each
+# load-generator run under `perf stat`: system calls and context switches per message, see below).
 #
 # CPU per message is the load generator's process CPU over the measured window (summary.json
 # cpu.process_pct) divided by the messages sent per second (open loop) or answered per second
 # (closed loop). The machine is shared: `uptime` is printed per case, read the spread first.
+# With PERF=1, perf stat counts over the whole process run (warm-up and drain included), divided
+# by the messages of warm-up and window (sent msgs/s x their length): context switches (the
+# worker's sleeps), epoll_wait, sendto, recvfrom + recvmsg and timerfd_settime per message.
 #
 # Scaling without a free core: "2 threads >= 1.6 x 1 thread" cannot be timed when the server,
 # the load generator and other work share two vCPUs. What can be measured is the cost of the
@@ -58,6 +65,8 @@ TASKSET=${TASKSET_SERVER:-} start_server "$NEW" --engine zero-alloc --runtime cu
 flags_of() { # case -> loadgen flags
   case $1 in
     open20k) echo "--connections 50 --threads 1 --rate 20000" ;;
+    open80k) echo "--connections 50 --threads 1 --rate 80000" ;;
+    open100) echo "--connections 1 --threads 1 --rate 100" ;;
     open100k) echo "--connections 50 --threads 1 --rate 100000" ;;
     closed16) echo "--connections 100 --threads 1 --in-flight 16" ;;
     closed512) echo "--connections 512 --threads 1 --in-flight 16 --connect-rate 5000" ;;
@@ -70,7 +79,9 @@ flags_of() { # case -> loadgen flags
 run() { # dir bin flags...
   local dir=$1 bin=$2; shift 2
   # Exit 1 (a stalled echo, say) still leaves a summary worth reading.
-  pinned "${TASKSET_LOADGEN:-}" "$bin/wsbench-loadgen" --url "ws://$ADDR/" --engine "$ENGINE" --warmup 1s --duration "$DURATION" --drain-timeout 1s \
+  local perf=()
+  [[ ${PERF:-} == 1 ]] && perf=(perf stat -x, -o "$dir.perf" -e context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_recvmsg,syscalls:sys_enter_timerfd_settime)
+  pinned "${TASKSET_LOADGEN:-}" ${perf[@]+"${perf[@]}"} "$bin/wsbench-loadgen" --url "ws://$ADDR/" --engine "$ENGINE" --warmup 1s --duration "$DURATION" --drain-timeout 1s \
     ${EXTRA[@]+"${EXTRA[@]}"} "$@" --out "$dir" 2>"$dir.err" || true
   [[ -f $dir/summary.json ]] || { echo "loadgen wrote no summary:" >&2; tail -3 "$dir.err" >&2; exit 1; }
 }
@@ -182,6 +193,13 @@ PY
   python3 - "$OUT" "$c" "$PAIRS" <<'PY'
 import json, statistics, sys
 out, case, pairs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def warmup_s(w):
+    # summary.json writes durations as text ("1s", "500ms").
+    w = str(w)
+    for unit, k in (("ms", 1e-3), ("us", 1e-6), ("s", 1.0)):
+        if w.endswith(unit):
+            return float(w[: -len(unit)]) * k
+    return 0.0
 def figures(d):
     if case == "memory":
         small, big = (int(open(f"{d}{s}.rss").read()) for s in ("-small", ""))
@@ -193,9 +211,22 @@ def figures(d):
     per_s = s["rate"]["sent_msgs_per_s"] if open_loop else s["throughput_msgs_per_s"]
     f = {"cpu_us_per_msg": s["cpu"]["process_pct"] / 100 / per_s * 1e6 if per_s else float("nan"),
          "answered_msgs_per_s": s["throughput_msgs_per_s"], "busiest_thread_pct": s["cpu"]["busiest_thread_pct"],
-         "latency_p99_us": s["latency_us"]["p99"],
+         "latency_p50_us": s["latency_us"]["p50"], "latency_p99_us": s["latency_us"]["p99"],
+         "service_p50_us": s["service_time_us"]["p50"], "service_p99_us": s["service_time_us"]["p99"],
          "worker_allocs_per_msg": s.get("worker_allocations_per_message") or 0.0,
          "unanswered+errors": s["messages"]["unanswered"] + s["messages"]["errors"] + s["messages"]["corrupted"]}
+    try:
+        ev = {}
+        for line in open(f"{d}.perf"):
+            p = line.strip().split(",")
+            if len(p) > 3 and p[0][:1].isdigit():
+                ev[p[2].split(":")[-1].replace("sys_enter_", "")] = float(p[0])
+        whole = per_s * (s["duration_s"] + warmup_s(s["config"]["warmup"]))
+        f.update({"ctx_switches_per_msg": ev["context-switches"] / whole, "epoll_wait_per_msg": ev["epoll_wait"] / whole,
+                  "sendto_per_msg": ev["sendto"] / whole, "recv_per_msg": (ev["recvfrom"] + ev["recvmsg"]) / whole,
+                  "timerfd_settime_per_msg": ev["timerfd_settime"] / whole})
+    except (OSError, KeyError):
+        pass
     if open_loop:
         g = s["send_lag_us"]
         f.update({"sent_msgs_per_s": per_s, "send_lag_p50_us": g["p50"], "send_lag_p99_us": g["p99"], "send_lag_p99_9_us": g["p99_9"]})

@@ -211,6 +211,7 @@ pub fn write_loadgen(dir: &Path, shape: &ConfigShape, seed: u64, warnings: Vec<W
         setup: Default::default(),
         fanout: None,
         idle: Vec::new(),
+        rx_timestamps: None,
     };
     fs::write(dir.join(layout::SUMMARY), serde_json::to_string_pretty(&summary).unwrap()).unwrap();
     TrialTruth { summary, latency }

@@ -832,6 +832,7 @@ fn summarize(s: &Shared, plan: &LoadPlan, o: Outcome) -> LoadgenSummary {
         setup,
         fanout: Some(fanout),
         idle: Vec::new(),
+        rx_timestamps: None,
     };
     let mut summary = summary;
     // Failed connections and a late start are judged as for echo; missing deliveries above.
