@@ -22,22 +22,31 @@
 //!   the input buffer on the next turn. Empty, and normally unallocated, while idle.
 //! - a [`Spill`], allocated only while one of its buffers is in use and dropped when all are
 //!   empty again, so an idle connection carries a null pointer for it:
-//!   - `large`: a frame bigger than the input buffer, appended to a buffer of its own as its
-//!     bytes arrive (grown by a quarter at a time, never to the declared length up front), then
-//!     unmasked and echoed in place (its reply header is written over the end of the client's
-//!     longer, masked header);
+//!   - `large`: a frame bigger than the input buffer, read straight into a buffer of its own as
+//!     its bytes arrive (grown by a quarter at a time, never to the declared length up front),
+//!     then unmasked and echoed in place (its reply header is written over the end of the
+//!     client's longer, masked header);
 //!   - `message`: the payload of a fragmented message, collected behind room for the reply's
 //!     header so that it too is echoed in place, as one message;
 //!   - `outbox`: replies the socket would not take yet. Reading goes on while they are fewer
 //!     than `--max-write-buffer` bytes and the client is closed (1008) past it; an echo built
 //!     in place is written before anything more is read.
+//!   - `kept`: once an echo built in place is written (or a large message needed no echo),
+//!     its buffer is kept, empty, for the next large frame or fragmented message, so that a
+//!     connection streaming large messages allocates only for its first (and for a larger
+//!     one), rather than regrowing from nothing and faulting in fresh pages each time. One
+//!     buffer is kept (the largest), charged to the budget like the rest, and only while the
+//!     budget is at most half spent; it is given back when the connection has been quiet for
+//!     `--park-after` (by parking, or, for a connection that is never parked, after the same
+//!     time or 1 s when parking is off) and at the next turn after the budget refused anyone.
 //!
 //! # Limits
 //!
-//! What `partial`, `large`, `message` and an in-place echo hold is charged to the server's
-//! partial-message budget (`--max-buffered`, see `limits`): before a large frame's or a
+//! What `partial`, `large`, `message`, `kept` and an in-place echo hold is charged to the
+//! server's message budget (`--max-buffered`, see `limits`): before a large frame's or a
 //! fragmented message's buffer grows, and once per turn for the rest; the connection that
-//! would go past it is closed with 1008. One boxed timer per connection serves the read
+//! would go past it is closed with 1008. A kept buffer therefore never takes the server past
+//! its bound, and kept buffers together hold at most half of it. One boxed timer per connection serves the read
 //! timeout and the keep-alive (`limits::KeepAlive` decides; the timer is re-armed only when it
 //! fires), and reading notes the time of the last input once per turn.
 //!
