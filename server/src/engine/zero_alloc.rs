@@ -38,7 +38,8 @@
 //!     buffer is kept (the largest), charged to the budget like the rest, and only while the
 //!     budget is at most half spent; it is given back when the connection has been quiet for
 //!     `--park-after` (by parking, or, for a connection that is never parked, after the same
-//!     time or 1 s when parking is off) and at the next turn after the budget refused anyone.
+//!     time or 1 s when parking is off), and once after the budget has refused anyone: at the
+//!     connection's next turn, or when its buffer comes back from the message that used it.
 //!
 //! # Limits
 //!
@@ -282,8 +283,20 @@ struct Spill {
     /// [`Connection::keep`]): charged to the budget, given back when the connection goes quiet
     /// or the budget refuses someone.
     kept: Vec<u8>,
-    /// The budget's refusal count when `kept` was kept.
+    /// The budget's refusal count when the buffer now kept (or in use, taken from `kept`) was
+    /// allocated: if the budget has refused anyone since, it is not kept again.
     kept_refusals: usize,
+}
+
+impl Spill {
+    /// The kept buffer (empty, and possibly without capacity), for a large frame or a
+    /// fragmented message about to begin; dates a fresh one to `refusals`.
+    fn take_kept(&mut self, refusals: usize) -> Vec<u8> {
+        if self.kept.capacity() == 0 {
+            self.kept_refusals = refusals;
+        }
+        std::mem::take(&mut self.kept)
+    }
 }
 
 impl Outbox {
@@ -339,7 +352,11 @@ fn read_append(
         Poll::Ready(Ok(())) => rb.filled().len(),
     };
     // A reader could swap in a buffer of its own; then its bytes are not in ours.
-    assert_eq!(start, rb.filled().as_ptr(), "the read went into another buffer");
+    assert_eq!(
+        start,
+        rb.filled().as_ptr(),
+        "the read went into another buffer"
+    );
     // SAFETY: the read initialised the first `n` bytes of the spare capacity (ReadBuf tracks
     // what was filled, and it is our buffer, checked above), and `n <= max <= spare capacity`.
     unsafe { buf.set_len(buf.len() + n) };
@@ -595,8 +612,8 @@ impl<'a> Connection<'a> {
         push_frame(&mut self.spill().outbox.copied, Opcode::Ping, &[]);
     }
 
-    /// Drops the spill buffers once none is in use and none is kept, and the kept buffer once
-    /// the budget has refused anyone since it was kept.
+    /// Drops the spill buffers once none is in use and none is kept, and the kept buffer if
+    /// the budget has refused anyone since it was allocated.
     #[inline]
     fn trim(&mut self) {
         if let Some(s) = self.spill.as_mut() {
@@ -618,21 +635,22 @@ impl<'a> Connection<'a> {
     /// message, so that a connection streaming large messages stops allocating after its first
     /// (and regrowing, and faulting in fresh pages, each time). Its capacity stays charged to
     /// the budget; only one buffer is kept (the larger), and only while the budget is at most
-    /// half spent. Given back when the connection goes quiet ([`release_kept`]) or the budget
-    /// refuses anyone ([`trim`]).
+    /// half spent. Given back when the connection goes quiet ([`release_kept`]) or, by the
+    /// [`trim`] that follows every keep and turn, when the budget has refused anyone since the
+    /// buffer was allocated.
     ///
     /// [`release_kept`]: Self::release_kept
     /// [`trim`]: Self::trim
     fn keep(&mut self, mut buf: Vec<u8>) {
-        let kept = self.spill.as_ref().map_or(0, |s| s.kept.capacity());
-        if buf.capacity() <= kept || !self.ctx.budget.may_keep() {
+        let budget = &self.ctx.budget;
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        if buf.capacity() <= spill.kept.capacity() || !budget.may_keep() {
             return;
         }
         buf.clear();
-        let refusals = self.ctx.budget.refusals();
-        let spill = self.spill();
         spill.kept = buf;
-        spill.kept_refusals = refusals;
     }
 
     /// Whether a large-message buffer is kept.
@@ -805,8 +823,9 @@ impl<'a> Connection<'a> {
             return;
         }
         if needed > SCRATCH_LEN {
+            let refusals = self.ctx.budget.refusals();
             let spill = self.spill();
-            let mut large = std::mem::take(&mut spill.kept);
+            let mut large = spill.take_kept(refusals);
             large.extend_from_slice(rest);
             spill.large = large;
             spill.large_needed = needed;
@@ -847,7 +866,8 @@ impl<'a> Connection<'a> {
         let Some(spill) = self.spill.as_ref() else {
             return Poll::Ready(Turn::Continue);
         };
-        let (have, needed, cap) = (spill.large.len(), spill.large_needed, spill.large.capacity());
+        let (have, needed) = (spill.large.len(), spill.large_needed);
+        let cap = spill.large.capacity();
         if have == cap {
             let target = grown_capacity(cap, have + 1, needed);
             let held = self.held_bytes() + (target - cap);
@@ -992,10 +1012,11 @@ impl<'a> Connection<'a> {
             // The common case: a whole message in one frame, echoed from where it is.
             return self.deliver(kind, payload, out);
         }
-        if first && self.keeps() {
+        if first {
+            let refusals = self.ctx.budget.refusals();
             let spill = self.spill();
-            if spill.message.capacity() < spill.kept.capacity() {
-                spill.message = std::mem::take(&mut spill.kept);
+            if spill.message.capacity() == 0 {
+                spill.message = spill.take_kept(refusals);
             }
         }
         let (len, cap) = self
@@ -1310,7 +1331,8 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
                 } else {
                     conn.release_kept();
                     let parks = parks(conn);
-                    if parks && conn.is_quiet() && conn.outbox_is_empty() && conn.ctx.lot.is_open() {
+                    let idle = conn.is_quiet() && conn.outbox_is_empty();
+                    if parks && idle && conn.ctx.lot.is_open() {
                         return Poll::Ready(Turn::Park);
                     }
                     // Something is in flight (a ping just queued, say): look again later.
