@@ -51,6 +51,8 @@ const HANDSHAKE_BUFFER: usize = 8 << 10;
 /// Smallest read buffer of a connection: one control frame of the largest size (a ping or close
 /// with 125 bytes of payload), which every connection must be able to take whole.
 const MIN_READ_BUFFER: usize = CONTROL_FRAME;
+/// The read buffer holds a batch of echoes up to about this many bytes (at least two frames).
+const READ_BUFFER_BYTES: usize = 1 << 20;
 /// The send row holds at most about this many bytes of frames (at least two frames).
 const SEND_ROW_BYTES: usize = 64 << 10;
 const MAX_BATCH: usize = 256;
@@ -183,9 +185,14 @@ async fn connect_reusing(target: &Target, size: u64, batch: usize, reuse: Option
 }
 
 /// The read buffer for echoes of `size` bytes, `batch` at a time: at least two whole frames, so
-/// a read rarely has to wait for a frame split at the end of the buffer to be moved to its start.
+/// a read rarely has to wait for a frame split at the end of the buffer to be moved to its start
+/// (echoes of one length never need it: a frame that ends at the buffer's end empties it), and a
+/// batch of them up to [`READ_BUFFER_BYTES`]. Large echoes gain nothing from more: a read takes
+/// what has arrived, and a buffer several times the cache would only be refilled from memory.
 fn read_buffer_len(size: usize, batch: usize) -> usize {
-    size.saturating_add(MAX_HEADER_LEN).saturating_mul(batch.max(2)).max(MIN_READ_BUFFER)
+    let frame = size.saturating_add(MAX_HEADER_LEN);
+    let frames = batch.max(2).min((READ_BUFFER_BYTES / frame).max(2));
+    frame.saturating_mul(frames).max(MIN_READ_BUFFER)
 }
 
 /// The handshake request for `path` on `host`, with a random `Sec-WebSocket-Key`, `headers`, the
@@ -1226,6 +1233,9 @@ mod tests {
         assert_eq!(read_buffer_len(64 << 10, 2), 2 * ((64 << 10) + MAX_HEADER_LEN));
         assert_eq!(read_buffer_len(64 << 10, 1), 2 * ((64 << 10) + MAX_HEADER_LEN));
         assert_eq!(read_buffer_len(100, 64), 64 * (100 + MAX_HEADER_LEN));
+        // Large echoes, 8 in flight: two frames, not eight (a read takes what has arrived).
+        assert_eq!(read_buffer_len(1_762_560, 8), 2 * (1_762_560 + MAX_HEADER_LEN));
+        assert_eq!(read_buffer_len(256 << 10, 8), 3 * ((256 << 10) + MAX_HEADER_LEN));
     }
 
     /// Size of the future `f` returns, without making one.

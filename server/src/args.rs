@@ -233,7 +233,7 @@ pub const MAX_PUSH_SIZE: u64 = 64 << 10;
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
-    /// Server-wide memory for partially received messages; the connection that would go past it is closed with 1008.
+    /// Server-wide memory for partially received messages (and, on the zero-alloc engine, the large-message buffers connections keep between messages, kept only while at most half of it is spent); the connection that would go past it is closed with 1008.
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub max_buffered: u64,
 
@@ -265,7 +265,7 @@ pub struct LimitArgs {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Zero-alloc engine: a connection quiet this long (nothing half-read or unwritten) leaves its task and waits in the server's epoll set, about 230 B instead of 1.7 KiB. Waking it again costs a few allocations and some CPU, so loads sparser than one message per connection per this long are no longer allocation-free. 0s: never park.
+    /// Zero-alloc engine: a connection quiet this long (nothing half-read or unwritten) leaves its task and waits in the server's epoll set, about 230 B instead of 1.7 KiB. Waking it again costs a few allocations and some CPU, so loads sparser than one message per connection per this long are no longer allocation-free. A quiet connection also gives back the large-message buffer it kept (after 1s when parking is off). 0s: never park.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub park_after: Duration,
 }

@@ -92,11 +92,15 @@ pub fn default_max_connections() -> usize {
     usize::try_from(soft.saturating_sub(FD_RESERVE).max(1)).unwrap_or(usize::MAX)
 }
 
-/// The server-wide allowance for partial-message memory.
+/// The server-wide allowance for message memory: partial messages, and the large-message
+/// buffers connections keep between messages (which are charged too, so that what is kept can
+/// never take a server past its bound).
 #[derive(Debug)]
 pub struct Budget {
     used: AtomicUsize,
     max: usize,
+    /// Requests refused so far: connections that keep buffers give them back when this moves.
+    refusals: AtomicUsize,
 }
 
 impl Budget {
@@ -104,6 +108,7 @@ impl Budget {
         Self {
             used: AtomicUsize::new(0),
             max,
+            refusals: AtomicUsize::new(0),
         }
     }
 
@@ -112,12 +117,31 @@ impl Budget {
         self.used.load(Relaxed)
     }
 
+    /// Whether a connection may keep a buffer it no longer uses (already charged): only while
+    /// at most half the budget is spent, so kept buffers never crowd out messages in progress.
+    #[inline]
+    pub fn may_keep(&self) -> bool {
+        self.used() <= self.max / 2
+    }
+
+    /// How many requests the budget has refused: a change means memory is short, and kept
+    /// buffers are to be given back.
+    #[inline]
+    pub fn refusals(&self) -> usize {
+        self.refusals.load(Relaxed)
+    }
+
     fn try_take(&self, n: usize) -> bool {
-        self.used
+        let taken = self
+            .used
             .fetch_update(Relaxed, Relaxed, |u| {
                 u.checked_add(n).filter(|&total| total <= self.max)
             })
-            .is_ok()
+            .is_ok();
+        if !taken {
+            self.refusals.fetch_add(1, Relaxed);
+        }
+        taken
     }
 
     fn give_back(&self, n: usize) {
@@ -328,6 +352,19 @@ mod tests {
         assert_eq!(budget.used(), 100);
         drop(a);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn buffers_are_kept_only_below_half_the_budget_and_refusals_are_counted() {
+        let budget = Budget::new(1000);
+        let mut a = Charge::new(&budget);
+        a.set(500).unwrap();
+        assert!(budget.may_keep());
+        a.set(501).unwrap();
+        assert!(!budget.may_keep());
+        assert_eq!(budget.refusals(), 0);
+        assert_eq!(a.set(1001), Err(OverBudget));
+        assert_eq!(budget.refusals(), 1);
     }
 
     #[test]

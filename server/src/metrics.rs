@@ -38,6 +38,8 @@ pub struct Metrics {
     close_timeouts: AtomicU64,
     /// Idle connections parked (see `park`), counted each time.
     parks: AtomicU64,
+    /// Large-message buffers given back by connections that went quiet without being parked.
+    buffers_released: AtomicU64,
     refused_origin: AtomicU64,
     refused_token_missing: AtomicU64,
     refused_token_forged: AtomicU64,
@@ -350,6 +352,16 @@ impl Metrics {
     /// and buffers they left are freed.
     pub(crate) fn parks(&self) -> u64 {
         self.parks.load(Relaxed)
+    }
+
+    /// A connection that is not parked gave back the large buffer it kept.
+    pub(crate) fn buffer_released(&self) {
+        self.buffers_released.fetch_add(1, Relaxed);
+    }
+
+    /// Kept buffers given back since the server started: a cue for the memory trimmer too.
+    pub(crate) fn buffers_released(&self) -> u64 {
+        self.buffers_released.load(Relaxed)
     }
 }
 

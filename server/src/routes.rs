@@ -100,7 +100,7 @@ pub fn metrics_text(s: &Snapshot) -> String {
         (
             "wsbench_server_buffered_bytes",
             Kind::Gauge,
-            "Bytes of partially received messages held now (bounded by --max-buffered).",
+            "Bytes of partially received messages held now, and large-message buffers kept between messages (bounded by --max-buffered).",
             s.buffered_bytes,
         ),
         (

@@ -4,7 +4,8 @@
 //! their buffers and tasks used stay resident, and a second flood on another thread's arena
 //! adds to them. This module runs one thread that, at most once per [`PERIOD`], asks glibc to
 //! return free pages (`malloc_trim(0)`, which also releases whole free pages inside the heap)
-//! when sockets have closed (or idle connections were parked) since it last did. It never trims while nothing closes, so a
+//! when sockets have closed (or idle connections were parked, or quiet ones gave back the large
+//! buffers they kept) since it last did. It never trims while nothing closes, so a
 //! steady benchmark is not disturbed; the allocator itself (and its counting) is unchanged.
 //!
 //! [`fix_mmap_threshold`] keeps large allocations in their own mappings: glibc otherwise raises
@@ -35,8 +36,10 @@ impl Trimmer {
         let thread = std::thread::Builder::new()
             .name("wsbench-trim".into())
             .spawn(move || {
-                // A parked connection frees its task and buffers as a closed one does.
-                let freed = || metrics.sockets_closed() + metrics.parks();
+                // A parked connection frees its task and buffers as a closed one does, and a
+                // quiet one its kept large-message buffer.
+                let freed =
+                    || metrics.sockets_closed() + metrics.parks() + metrics.buffers_released();
                 let mut seen = freed();
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(PERIOD) {
                     let closed = freed();

@@ -208,6 +208,33 @@ async fn zero_alloc_echo_path_allocates_nothing() {
     assert_echo_path_allocates_nothing("zero-alloc").await;
 }
 
+/// Large messages (each past the 64 KiB shared buffer, so read into a buffer of the
+/// connection's own and echoed in place): after the first, a connection reuses the buffer it
+/// kept, so the runtime threads allocate nothing per message at any size.
+async fn assert_large_echoes_allocate_nothing(size: usize, messages: u64) {
+    let m = measure_sized("zero-alloc", "zero-alloc", messages, size).await;
+    assert!(m.messages >= messages, "{} of {messages}", m.messages);
+    assert_eq!(
+        m.summary.one_way_latency_us.count, m.messages,
+        "every measured message was recorded"
+    );
+    assert_eq!(
+        m.summary.worker_allocations_per_message,
+        Some(0.0),
+        "the runtime threads allocated while echoing {size}-byte messages"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_alloc_256kib_echoes_allocate_nothing() {
+    assert_large_echoes_allocate_nothing(256 << 10, 4_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_alloc_1mib_echoes_allocate_nothing() {
+    assert_large_echoes_allocate_nothing(1 << 20, 1_000).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alloc_handler_allocates_on_every_message() {
     let m = measure("tungstenite", "alloc", 30_000).await;

@@ -138,6 +138,89 @@ async fn the_connection_that_would_spend_the_budget_is_closed_with_1008() {
     }
 }
 
+/// A zero-alloc connection keeps its large-message buffer between messages (charged to the
+/// budget, so `/metrics` shows it), and gives it back once quiet: by being parked, or, when
+/// it is never parked (`--park-after 0s`), after a second of quiet all the same. Either way it
+/// serves the next large message again, and the server's memory goes back down.
+#[tokio::test]
+async fn a_quiet_connection_gives_its_large_buffer_back() {
+    const LARGE: usize = 4 << 20;
+    for args in [&[][..], &["--park-after", "0s"][..]] {
+        let server = start("zero-alloc", args).await;
+        let base = server.rss_kib();
+        let mut ws = server.connect().await;
+        for round in 0..2u8 {
+            let payload = vec![round; LARGE];
+            ws.send(Message::binary(payload.clone()))
+                .await
+                .expect("send");
+            let echo = timeout(STEP, ws.next()).await.expect("echo in time");
+            assert_eq!(echo.expect("open").expect("echo"), Message::binary(payload));
+            wait_metric(&server, "wsbench_server_buffered_bytes", |v| {
+                v >= LARGE as u64
+            })
+            .await;
+            let kept = server.rss_kib();
+            assert!(
+                kept >= base + 3 * 1024,
+                "{args:?} round {round}: RSS {base} KiB -> {kept} KiB with a 4 MiB buffer kept"
+            );
+            // Quiet for a second: the buffer goes, and its pages with it.
+            wait_metric(&server, "wsbench_server_buffered_bytes", |v| v == 0).await;
+            let until = Instant::now() + STEP;
+            while server.rss_kib() > kept - 3 * 1024 {
+                assert!(
+                    Instant::now() < until,
+                    "{args:?}: RSS stays at {} KiB",
+                    server.rss_kib()
+                );
+                sleep(Duration::from_millis(100)).await;
+            }
+            let parked = server.metric("wsbench_server_sockets_parked").await;
+            assert_eq!(parked, u64::from(args.is_empty()), "{args:?}");
+        }
+    }
+}
+
+/// Kept buffers give way to a budget under pressure: once the budget has refused a
+/// connection, one that kept a large buffer gives it back, long before it would count as
+/// quiet (`--park-after 60s`): at its next turn (a small message), or, streaming, when the
+/// buffer comes back from the large message that used it. The buffer of the large message
+/// after that is kept again.
+#[tokio::test]
+async fn kept_buffers_are_given_back_when_the_budget_refuses_anyone() {
+    const LARGE: usize = 3 << 20;
+    const BUFFERED: &str = "wsbench_server_buffered_bytes";
+    let server = start(
+        "zero-alloc",
+        &["--max-buffered", "8MiB", "--park-after", "60s"],
+    )
+    .await;
+    let mut ws = server.connect().await;
+    let mut echo = async |payload: Vec<u8>| {
+        ws.send(Message::binary(payload.clone()))
+            .await
+            .expect("send");
+        let echo = timeout(STEP, ws.next()).await.expect("echo in time");
+        assert_eq!(echo.expect("open").expect("echo"), Message::binary(payload));
+    };
+    // 6 MiB of a claimed 16 MB frame on top of the 3 MiB kept: past 8 MiB, refused.
+    let refuse = async || {
+        let mut claimer = RawClient::connect(server.addr, &claim_header(CLAIMED)).await;
+        claimer.send(&vec![9u8; 6 << 20]).await;
+        assert_eq!(close_code(&mut claimer).await, Some(1008));
+    };
+    for next in [vec![0; 15], vec![3; LARGE]] {
+        echo(vec![1; LARGE]).await;
+        wait_metric(&server, BUFFERED, |v| v >= LARGE as u64).await;
+        refuse().await;
+        echo(next).await;
+        wait_metric(&server, BUFFERED, |v| v == 0).await;
+    }
+    echo(vec![2; LARGE]).await;
+    wait_metric(&server, BUFFERED, |v| v >= LARGE as u64).await;
+}
+
 #[tokio::test]
 async fn half_a_message_then_silence_is_closed_with_1008_after_the_read_timeout() {
     for engine in ENGINES {

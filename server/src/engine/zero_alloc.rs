@@ -22,22 +22,32 @@
 //!   the input buffer on the next turn. Empty, and normally unallocated, while idle.
 //! - a [`Spill`], allocated only while one of its buffers is in use and dropped when all are
 //!   empty again, so an idle connection carries a null pointer for it:
-//!   - `large`: a frame bigger than the input buffer, appended to a buffer of its own as its
-//!     bytes arrive (grown by a quarter at a time, never to the declared length up front), then
-//!     unmasked and echoed in place (its reply header is written over the end of the client's
-//!     longer, masked header);
+//!   - `large`: a frame bigger than the input buffer, read straight into a buffer of its own as
+//!     its bytes arrive (grown by a quarter at a time, never to the declared length up front),
+//!     then unmasked and echoed in place (its reply header is written over the end of the
+//!     client's longer, masked header);
 //!   - `message`: the payload of a fragmented message, collected behind room for the reply's
 //!     header so that it too is echoed in place, as one message;
 //!   - `outbox`: replies the socket would not take yet. Reading goes on while they are fewer
 //!     than `--max-write-buffer` bytes and the client is closed (1008) past it; an echo built
 //!     in place is written before anything more is read.
+//!   - `kept`: once an echo built in place is written (or a large message needed no echo),
+//!     its buffer is kept, empty, for the next large frame or fragmented message, so that a
+//!     connection streaming large messages allocates only for its first (and for a larger
+//!     one), rather than regrowing from nothing and faulting in fresh pages each time. One
+//!     buffer is kept (the largest), charged to the budget like the rest, and only while the
+//!     budget is at most half spent; it is given back when the connection has been quiet for
+//!     `--park-after` (by parking, or, for a connection that is never parked, after the same
+//!     time or 1 s when parking is off), and once after the budget has refused anyone: at the
+//!     connection's next turn, or when its buffer comes back from the message that used it.
 //!
 //! # Limits
 //!
-//! What `partial`, `large`, `message` and an in-place echo hold is charged to the server's
-//! partial-message budget (`--max-buffered`, see `limits`): before a large frame's or a
+//! What `partial`, `large`, `message`, `kept` and an in-place echo hold is charged to the
+//! server's message budget (`--max-buffered`, see `limits`): before a large frame's or a
 //! fragmented message's buffer grows, and once per turn for the rest; the connection that
-//! would go past it is closed with 1008. One boxed timer per connection serves the read
+//! would go past it is closed with 1008. A kept buffer therefore never takes the server past
+//! its bound, and kept buffers together hold at most half of it. One boxed timer per connection serves the read
 //! timeout and the keep-alive (`limits::KeepAlive` decides; the timer is re-armed only when it
 //! fires), and reading notes the time of the last input once per turn.
 //!
@@ -94,7 +104,7 @@ use wsbench_core::codec::{
 use super::{ConnectionContext, Upgraded, CLOSE_WAIT};
 use crate::limits::{Charge, Due, KeepAlive, LimitHit, OverBudget};
 use crate::metrics::{ConnectionCounts, DeflateCounts, Metrics, OpenConnection};
-use crate::park::IdleConnection;
+use crate::park::{IdleConnection, PARK_AFTER};
 use crate::shutdown::Shutdown;
 use crate::workload::{AnyWorkload, DataKind, Reply, Workload};
 
@@ -239,19 +249,21 @@ impl Outbox {
         self.copied_pos == self.copied.len() && self.owned_pos == self.owned.len()
     }
 
-    /// Writes everything out, freeing each buffer once written.
+    /// Writes everything out. `copied` is freed once written; `owned` is emptied but keeps its
+    /// capacity, for the connection to keep or free (see [`Connection::keep`]).
     fn poll_flush(&mut self, stream: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        for (buf, pos) in [
-            (&mut self.copied, &mut self.copied_pos),
-            (&mut self.owned, &mut self.owned_pos),
-        ] {
-            *pos += write_some(stream, cx, &buf[*pos..])?;
-            if *pos < buf.len() {
-                return Poll::Pending;
-            }
-            *buf = Vec::new();
-            *pos = 0;
+        self.copied_pos += write_some(stream, cx, &self.copied[self.copied_pos..])?;
+        if self.copied_pos < self.copied.len() {
+            return Poll::Pending;
         }
+        self.copied = Vec::new();
+        self.copied_pos = 0;
+        self.owned_pos += write_some(stream, cx, &self.owned[self.owned_pos..])?;
+        if self.owned_pos < self.owned.len() {
+            return Poll::Pending;
+        }
+        self.owned.clear();
+        self.owned_pos = 0;
         Poll::Ready(Ok(()))
     }
 }
@@ -267,6 +279,24 @@ struct Spill {
     large_needed: usize,
     message: Vec<u8>,
     outbox: Outbox,
+    /// An empty buffer kept from the last large or fragmented message, for the next one (see
+    /// [`Connection::keep`]): charged to the budget, given back when the connection goes quiet
+    /// or the budget refuses someone.
+    kept: Vec<u8>,
+    /// The budget's refusal count when the buffer now kept (or in use, taken from `kept`) was
+    /// allocated: if the budget has refused anyone since, it is not kept again.
+    kept_refusals: usize,
+}
+
+impl Spill {
+    /// The kept buffer (empty, and possibly without capacity), for a large frame or a
+    /// fragmented message about to begin; dates a fresh one to `refusals`.
+    fn take_kept(&mut self, refusals: usize) -> Vec<u8> {
+        if self.kept.capacity() == 0 {
+            self.kept_refusals = refusals;
+        }
+        std::mem::take(&mut self.kept)
+    }
 }
 
 impl Outbox {
@@ -304,6 +334,35 @@ fn write_some(stream: &mut Stream, cx: &mut Context<'_>, buf: &[u8]) -> io::Resu
     Ok(pos)
 }
 
+/// One read of at most `max` bytes appended to `buf`, into its spare capacity (which must
+/// hold them): `Some(n)` bytes, or `None` at end of stream or on error.
+fn read_append(
+    stream: &mut Stream,
+    cx: &mut Context<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Poll<Option<usize>> {
+    let spare = &mut buf.spare_capacity_mut()[..max];
+    let start = spare.as_ptr().cast::<u8>();
+    let mut rb = ReadBuf::uninit(spare);
+    let n = match Pin::new(stream).poll_read(cx, &mut rb) {
+        Poll::Pending => return Poll::Pending,
+        Poll::Ready(Err(_)) => return Poll::Ready(None),
+        Poll::Ready(Ok(())) if rb.filled().is_empty() => return Poll::Ready(None),
+        Poll::Ready(Ok(())) => rb.filled().len(),
+    };
+    // A reader could swap in a buffer of its own; then its bytes are not in ours.
+    assert_eq!(
+        start,
+        rb.filled().as_ptr(),
+        "the read went into another buffer"
+    );
+    // SAFETY: the read initialised the first `n` bytes of the spare capacity (ReadBuf tracks
+    // what was filled, and it is our buffer, checked above), and `n <= max <= spare capacity`.
+    unsafe { buf.set_len(buf.len() + n) };
+    Poll::Ready(Some(n))
+}
+
 /// One read into `buf`: `Some(n)` bytes, or `None` at end of stream or on error.
 fn read_some(stream: &mut Stream, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Option<usize>> {
     let mut rb = ReadBuf::new(buf);
@@ -318,8 +377,9 @@ fn read_some(stream: &mut Stream, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<
 }
 
 /// The capacity a large frame's buffer grows to when `cap` cannot take `want` bytes: by a
-/// quarter (at least 64 KiB), so that it holds at most a quarter more than has arrived while
-/// copies stay linear in the frame's length, and never past the frame's `needed` length.
+/// quarter (at least 64 KiB), so that it holds at most a quarter (or 64 KiB) more than has
+/// arrived while copies stay linear in the frame's length, and never past the frame's `needed`
+/// length.
 fn grown_capacity(cap: usize, want: usize, needed: usize) -> usize {
     (cap + (cap / 4).max(SCRATCH_LEN)).max(want).min(needed)
 }
@@ -518,7 +578,10 @@ impl<'a> Connection<'a> {
     fn held_bytes(&self) -> usize {
         self.partial.capacity()
             + self.spill.as_ref().map_or(0, |s| {
-                s.large.capacity() + s.message.capacity() + s.outbox.owned.capacity()
+                s.large.capacity()
+                    + s.message.capacity()
+                    + s.outbox.owned.capacity()
+                    + s.kept.capacity()
             })
             + self.compression.as_ref().map_or(0, |c| c.held_bytes())
     }
@@ -549,11 +612,17 @@ impl<'a> Connection<'a> {
         push_frame(&mut self.spill().outbox.copied, Opcode::Ping, &[]);
     }
 
-    /// Drops the spill buffers once none is in use.
+    /// Drops the spill buffers once none is in use and none is kept, and the kept buffer if
+    /// the budget has refused anyone since it was allocated.
     #[inline]
     fn trim(&mut self) {
-        if self.spill.as_ref().is_some_and(|s| s.is_unused()) {
-            self.spill = None;
+        if let Some(s) = self.spill.as_mut() {
+            if s.kept.capacity() > 0 && s.kept_refusals != self.ctx.budget.refusals() {
+                s.kept = Vec::new();
+            }
+            if s.is_unused() && s.kept.capacity() == 0 {
+                self.spill = None;
+            }
         }
         if self.partial.is_empty() && self.partial.capacity() > PARTIAL_KEEP {
             self.partial = Vec::new();
@@ -562,8 +631,47 @@ impl<'a> Connection<'a> {
         let _ = self.settle_charge();
     }
 
+    /// Keeps `buf`, a large-message buffer no longer in use, for the next large or fragmented
+    /// message, so that a connection streaming large messages stops allocating after its first
+    /// (and regrowing, and faulting in fresh pages, each time). Its capacity stays charged to
+    /// the budget; only one buffer is kept (the larger), and only while the budget is at most
+    /// half spent. Given back when the connection goes quiet ([`release_kept`]) or, by the
+    /// [`trim`] that follows every keep and turn, when the budget has refused anyone since the
+    /// buffer was allocated.
+    ///
+    /// [`release_kept`]: Self::release_kept
+    /// [`trim`]: Self::trim
+    fn keep(&mut self, mut buf: Vec<u8>) {
+        let budget = &self.ctx.budget;
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        if buf.capacity() <= spill.kept.capacity() || !budget.may_keep() {
+            return;
+        }
+        buf.clear();
+        spill.kept = buf;
+    }
+
+    /// Whether a large-message buffer is kept.
+    #[inline]
+    fn keeps(&self) -> bool {
+        self.spill.as_ref().is_some_and(|s| s.kept.capacity() > 0)
+    }
+
+    /// The connection went quiet: gives its kept buffer back.
+    fn release_kept(&mut self) {
+        if self.keeps() {
+            if let Some(s) = self.spill.as_mut() {
+                s.kept = Vec::new();
+            }
+            self.trim();
+            self.ctx.metrics.buffer_released();
+        }
+    }
+
     /// Writes the outbox (after the inbox of a broadcast or push receiver); frees what was
-    /// written.
+    /// written, but keeps an in-place echo's buffer if it may (see [`keep`](Self::keep)).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(mailbox) = self.workload.mailbox() {
             let stream = &mut self.stream;
@@ -577,6 +685,10 @@ impl<'a> Connection<'a> {
         };
         let flushed = spill.outbox.poll_flush(&mut self.stream, cx);
         if flushed.is_ready() {
+            if spill.outbox.owned.capacity() > 0 {
+                let owned = std::mem::take(&mut spill.outbox.owned);
+                self.keep(owned);
+            }
             self.trim();
         }
         flushed
@@ -599,7 +711,7 @@ impl<'a> Connection<'a> {
             let Scratch { input, out } = &mut *scratch.borrow_mut();
             out.clear();
             let turn = if self.in_large_frame() {
-                self.large_turn(cx, input, out)
+                self.large_turn(cx, out)
             } else {
                 self.small_turn(cx, input, out)
             };
@@ -704,14 +816,18 @@ impl<'a> Connection<'a> {
 
     /// Keeps the start of a frame that needs `needed` bytes in all for the next turn: in
     /// `partial` if it will fit the shared buffer, else in a buffer of its own that grows as
-    /// the frame's bytes arrive (a peer's claim of 16 MB costs nothing until it sends them).
+    /// the frame's bytes arrive (a peer's claim of 16 MB costs nothing until it sends them),
+    /// the kept buffer if there is one.
     fn carry(&mut self, rest: &[u8], needed: usize) {
         if rest.is_empty() {
             return;
         }
         if needed > SCRATCH_LEN {
+            let refusals = self.ctx.budget.refusals();
             let spill = self.spill();
-            spill.large = rest.to_vec();
+            let mut large = spill.take_kept(refusals);
+            large.extend_from_slice(rest);
+            spill.large = large;
             spill.large_needed = needed;
         } else {
             self.partial.extend_from_slice(rest);
@@ -742,39 +858,36 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
-    /// A turn on a large frame: read through the shared input buffer and append to the
-    /// frame's own buffer (grown by [`grown_capacity`], charged to the budget before it grows) until the frame is whole, then handle it and echo it in place.
-    fn large_turn(
-        &mut self,
-        cx: &mut Context<'_>,
-        input: &mut [u8],
-        out: &mut Vec<u8>,
-    ) -> Poll<Turn> {
-        let Some(spill) = self.spill.as_mut() else {
+    /// A turn on a large frame: one read straight into the frame's own buffer, at most to the
+    /// frame's end, until the frame is whole, then handle it and echo it in place. The buffer
+    /// grows by [`grown_capacity`] only when full, charged to the budget before it grows, so
+    /// it holds at most a quarter (or 64 KiB) more than has arrived.
+    fn large_turn(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<Turn> {
+        let Some(spill) = self.spill.as_ref() else {
             return Poll::Ready(Turn::Continue);
         };
         let (have, needed) = (spill.large.len(), spill.large_needed);
-        let want = (needed - have).min(input.len());
-        let n = match read_some(&mut self.stream, cx, &mut input[..want]) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => return Poll::Ready(Turn::Gone),
-            Poll::Ready(Some(n)) => n,
-        };
-        self.keep_alive.input(Instant::now());
         let cap = spill.large.capacity();
-        if have + n > cap {
-            let target = grown_capacity(cap, have + n, needed);
+        if have == cap {
+            let target = grown_capacity(cap, have + 1, needed);
             let held = self.held_bytes() + (target - cap);
             if self.charge.set(held).is_err() {
                 return Poll::Ready(Turn::Limit(LimitHit::OverBudget));
             }
+            self.spill().large.reserve_exact(target - have);
         }
+        let Connection { stream, spill, .. } = self;
+        let Some(spill) = spill.as_mut() else {
+            return Poll::Ready(Turn::Continue);
+        };
+        let want = (needed - have).min(spill.large.capacity() - have);
+        match read_append(stream, cx, &mut spill.large, want) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(Turn::Gone),
+            Poll::Ready(Some(_)) => {}
+        }
+        self.keep_alive.input(Instant::now());
         let spill = self.spill();
-        if have + n > spill.large.capacity() {
-            let target = grown_capacity(spill.large.capacity(), have + n, needed);
-            spill.large.reserve_exact(target - have);
-        }
-        spill.large.extend_from_slice(&input[..n]);
         let mut buf = std::mem::take(&mut spill.large);
         if buf.len() < needed {
             let advanced = self.advance_cut_frame(&mut buf);
@@ -802,7 +915,10 @@ impl<'a> Connection<'a> {
                 outbox.owned_pos = start;
                 Turn::Continue
             }
-            Handled::Done | Handled::EchoedOwned => Turn::Continue,
+            Handled::Done | Handled::EchoedOwned => {
+                self.keep(buf);
+                Turn::Continue
+            }
             Handled::Closed => Turn::Closed,
             Handled::Failed(e) => Turn::Failed(e),
             Handled::Limit(hit) => Turn::Limit(hit),
@@ -896,6 +1012,13 @@ impl<'a> Connection<'a> {
             // The common case: a whole message in one frame, echoed from where it is.
             return self.deliver(kind, payload, out);
         }
+        if first {
+            let refusals = self.ctx.budget.refusals();
+            let spill = self.spill();
+            if spill.message.capacity() == 0 {
+                spill.message = spill.take_kept(refusals);
+            }
+        }
         let (len, cap) = self
             .spill
             .as_ref()
@@ -923,8 +1046,11 @@ impl<'a> Connection<'a> {
                 outbox.owned_pos = start;
                 Handled::EchoedOwned
             }
-            // The workload answered with bytes of its own; the message buffer is freed.
-            other => other,
+            // The workload answered with bytes of its own, or nothing.
+            other => {
+                self.keep(message);
+                other
+            }
         }
     }
 
@@ -1143,6 +1269,17 @@ fn run<'a>(
     }
 }
 
+/// How long a connection must be quiet to give back its kept buffer: `--park-after`, or
+/// [`PARK_AFTER`] when parking is off.
+#[inline]
+fn quiet_after(limits: &crate::limits::Limits) -> Duration {
+    if limits.park_after.is_zero() {
+        PARK_AFTER
+    } else {
+        limits.park_after
+    }
+}
+
 /// Takes turns until the connection ends one way or another: writes the outbox, reads and
 /// handles input, and keeps the connection's timer (keep-alive, read timeout).
 ///
@@ -1161,16 +1298,20 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
         return Turn::Shutdown;
     }
     let limits = &conn.ctx.limits;
-    // When to look whether the connection has been quiet long enough to be parked.
-    let park_after = limits.park_after;
-    let mut park_at = (conn.may_park() && !park_after.is_zero()).then(|| Instant::now() + park_after);
-    let deadline = |conn: &Connection<'_>, park_at: Option<Instant>| {
+    // A connection quiet for `quiet_after` gives back its kept buffer and, if it may, is
+    // parked. Recomputed rather than kept: every byte of this future is a byte per connection.
+    let parks = |conn: &Connection<'_>| conn.may_park() && !limits.park_after.is_zero();
+    // When to look whether the connection has been quiet long enough: always if it may be
+    // parked, otherwise only while it keeps a buffer.
+    let mut quiet_at = parks(conn).then(|| Instant::now() + quiet_after(limits));
+    let deadline = |conn: &Connection<'_>, quiet_at: Option<Instant>| {
         let keep_alive = conn.keep_alive.deadline(limits, Instant::now());
-        park_at.map_or(keep_alive, |at| keep_alive.min(at))
+        quiet_at.map_or(keep_alive, |at| keep_alive.min(at))
     };
     // One timer per connection, boxed so the idle task stays small; it is re-armed only when
-    // it fires, never per message.
-    let mut timer = Box::pin(sleep_until(deadline(conn, park_at)));
+    // it fires (or a connection that is never parked begins to keep a buffer), never per
+    // message.
+    let mut timer = Box::pin(sleep_until(deadline(conn, quiet_at)));
     poll_fn(|cx| loop {
         if shutdown.is_requested() {
             return Poll::Ready(Turn::Shutdown);
@@ -1183,18 +1324,22 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
                 Due::Ping => conn.queue_ping(),
                 Due::Wait => {}
             }
-            if let Some(at) = park_at.as_mut().filter(|at| now >= **at) {
-                let quiet_until = conn.keep_alive.last_input() + park_after;
-                if quiet_until > now {
-                    *at = quiet_until;
-                } else if conn.is_quiet() && conn.outbox_is_empty() && conn.ctx.lot.is_open() {
-                    return Poll::Ready(Turn::Park);
+            if quiet_at.is_some_and(|at| now >= at) {
+                let quiet_until = conn.keep_alive.last_input() + quiet_after(limits);
+                quiet_at = if quiet_until > now {
+                    Some(quiet_until)
                 } else {
+                    conn.release_kept();
+                    let parks = parks(conn);
+                    let idle = conn.is_quiet() && conn.outbox_is_empty();
+                    if parks && idle && conn.ctx.lot.is_open() {
+                        return Poll::Ready(Turn::Park);
+                    }
                     // Something is in flight (a ping just queued, say): look again later.
-                    *at = now + park_after;
-                }
+                    parks.then(|| now + quiet_after(limits))
+                };
             }
-            timer.as_mut().reset(deadline(conn, park_at));
+            timer.as_mut().reset(deadline(conn, quiet_at));
             continue;
         }
         if let Some(mailbox) = conn.workload.mailbox() {
@@ -1209,6 +1354,11 @@ async fn message_loop(conn: &mut Connection<'_>, shutdown: &mut Shutdown) -> Tur
                 Poll::Pending if conn.owned_pending() => return Poll::Pending,
                 Poll::Pending => {}
             }
+        }
+        if quiet_at.is_none() && conn.keeps() {
+            // Rare: a connection that is never parked has just begun to keep a buffer.
+            quiet_at = Some(conn.keep_alive.last_input() + quiet_after(limits));
+            timer.as_mut().reset(deadline(conn, quiet_at));
         }
         let turn = match conn.poll_turn(cx) {
             Poll::Pending => return Poll::Pending,
@@ -1263,7 +1413,8 @@ mod tests {
 
     /// A connection costs its task until it is quiet long enough to be parked, and the task is
     /// mostly this future. Grows past the limit when a field or a long-lived local is added to
-    /// the connection; measured 488 bytes (rustc 1.95; 456 before the permessage-deflate state,
+    /// the connection; measured 480 bytes (rustc 1.95; 488 before the kept large-message
+    /// buffer's quiet check replaced the park deadline's locals, 456 before the permessage-deflate state,
     /// 416 before the park deadline, 320 before the keep-alive state, budget charge and timer),
     /// the limit leaves room for compiler differences and stays under the 544 at which a
     /// connection's task (see server.rs) grows by 128 bytes. A parked connection keeps none of
