@@ -528,11 +528,11 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     }
     if !plan.stages.is_empty() {
         wsbench_core::plan::check_stages(&plan.stages, plan.rate, "--stage")?;
-        if plan.ramps_connections() && !plan.churn.is_off() {
-            return Err("a connection ramp (--stage DURATION:RATE:CONNECTIONS) does not combine with --reconnect-after or --connection-lifetime yet".into());
+        if plan.workload.is_fanout() {
+            return Err("--stage ramps the echo load; it does not combine with a fan-out --workload yet".into());
         }
-        if plan.shard.is_some() || plan.workload.is_fanout() {
-            return Err("--stage ramps one process's echo load; it does not combine with --shard/--shards or a fan-out --workload yet".into());
+        if let Some(shard) = plan.shard.filter(|s| s.count > plan.fewest_connections()) {
+            return Err(format!("--shard {shard}: the connection ramp falls to {} connections; every shard needs one open at every instant, so at most {} shards", plan.fewest_connections(), plan.fewest_connections()));
         }
     }
     if !plan.churn.is_off() && plan.workload.is_fanout() {
