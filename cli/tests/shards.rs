@@ -355,6 +355,30 @@ fn k8s_render_prints_an_indexed_job_of_shards_that_starts_them_together() {
 }
 
 #[test]
+fn k8s_render_shards_a_connection_ramp_down_to_its_fewest_connections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("ramp.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"ramp\"\ntrials = 1\n[load]\nconnections = 4\nrate = 800\n[[load.stages]]\nduration = \"2s\"\nrate = 800\nconnections = 12\n[[load.stages]]\nduration = \"2s\"\nrate = 800\nconnections = 2\n",
+    )
+    .unwrap();
+    let scenario = scenario.to_str().unwrap();
+    let o = render(&[scenario, "--image", "registry.example/wsbench:1", "--shards", "2", "--run-id", "t1", "--start-at", "2030-01-01T00:00:00Z"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let docs = yaml_docs(&String::from_utf8(o.stdout).unwrap());
+    let job = of_kind(&docs, "Job")[0];
+    let args: Vec<&str> = job["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let stages: Vec<&str> = args.windows(2).filter(|w| w[0] == "--stage").map(|w| w[1]).collect();
+    assert_eq!(stages, ["2s:800:12", "2s:800:2"], "every pod runs the whole ramp and takes its places: {args:?}");
+    assert!(args.windows(2).any(|w| w == ["--connections", "4"]) && args.windows(2).any(|w| w == ["--shards", "2"]), "{args:?}");
+    // The ramp falls to 2 connections: a third shard would hold none then.
+    let o = render(&[scenario, "--image", "registry.example/wsbench:1", "--shards", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the 2 connections its ramp falls to"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
 fn the_rendered_shards_run_and_collect_refuses_until_every_one_is_there() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
