@@ -213,7 +213,8 @@ pub struct LoadSpec {
     pub in_flight: u32,
     /// Open loop: total messages per second over every process.
     pub rate: Option<f64>,
-    /// Load-generator processes; connections and rate are split between them.
+    /// Load-generator processes; connections and rate are split between them (a connection
+    /// ramp's run as its shards, each holding its places of every count).
     pub processes: u32,
     /// Worker threads per load-generator process.
     pub threads: usize,
