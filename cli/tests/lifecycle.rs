@@ -338,6 +338,12 @@ fn a_connection_ramp_in_two_processes_runs_as_two_shards_whose_open_counts_add_u
     assert_eq!(server["counts"]["connections_accepted"].as_u64(), Some(12));
     let report = fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(report.contains("2s to 800 msgs/s and 12 connections"), "the report lists the whole load's stages: {report}");
+    // Its ramp table gives the summed counts per stage, and says what a sum of minima is.
+    assert!(report.contains("## Connection ramps") && report.contains("lower bound"), "{report}");
+    let squeezed = report.split_whitespace().collect::<Vec<_>>().join(" ");
+    for row in ["| default | 1 | 1 | 4 → 4 | 4 – 4 | 2 |", "| default | 1 | 2 | 4 → 12 | 4 – 12 | 2 |", "| default | 1 | 3 | 12 → 4 | 4 – 12 | 2 |"] {
+        assert!(squeezed.contains(row), "{row} in {report}");
+    }
 }
 
 /// `reconnect_after = 10` on a ramp: besides the ramp's 8 openings, about one replacement per
@@ -381,4 +387,44 @@ fn the_zero_alloc_client_churns_on_a_connection_ramp_too() {
     assert_ramp_churns_every_10_messages(&s);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("opened as the ramp reached them or replaced under churn"), "{stdout}");
+}
+
+#[test]
+fn two_shards_of_a_connection_ramp_collect_into_open_counts_that_follow_the_ramp() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&[]);
+    let out_dir = tmp.path().join("out");
+    // Both shards begin their warm-up at the same instant, a few seconds from now.
+    let at = humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(3)).to_string();
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            let shard = format!("{i}/2");
+            let args = [
+                "loadgen", "--url", &server.url(), "--connections", "4", "--rate", "800", "--warmup", "300ms", "--interval", "250ms", "--stage", "1s:800", "--stage", "2s:800:12",
+                "--stage", "2s:800:4", "--shard", &shard, "--start-at", &at, "--out", out_dir.to_str().unwrap(),
+            ];
+            wsbench().args(args).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for (i, mut shard) in shards.into_iter().enumerate() {
+        let status = wait_for(&mut shard, Duration::from_secs(60));
+        if status.is_none() {
+            let _ = shard.kill();
+        }
+        let o = shard.wait_with_output().unwrap();
+        assert!(o.status.success(), "shard {i}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(open_rows(&out_dir.join(format!("shard-{i}"))), ramp_4_12_4_rows(|c| wsbench_core::plan::Shard { index: i as u32, count: 2 }.share(c)), "shard {i}");
+    }
+    let collected = tmp.path().join("collected");
+    let o = wsbench().arg("collect").arg(&out_dir).arg("--out").arg(&collected).args(["--config", "default"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let trial = collected.join("default/trial-1");
+    let s = assert_ramp_4_12_4(&trial);
+    assert_eq!(s.connections.churn.as_ref().map(|c| c.opened), Some(8));
+    let o = wsbench().arg("report").arg(&collected).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = fs::read_to_string(collected.join("report/report.md")).unwrap();
+    let squeezed = report.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(squeezed.contains("| default | 1 | 2 | 4 → 12 | 4 – 12 | 2 |") && report.contains("lower bound"), "{report}");
 }
