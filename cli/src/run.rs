@@ -40,7 +40,7 @@ const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slack on top of a load generator's planned time before it is interrupted.
 const LOADGEN_SLACK: Duration = Duration::from_secs(30);
 /// Time for a trial's shards to start before their shared start (see [`shared_start`]).
-const SHARD_START_MARGIN: Duration = Duration::from_millis(1_500);
+pub(crate) const SHARD_START_MARGIN: Duration = Duration::from_millis(1_500);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
