@@ -307,7 +307,18 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
     let mut rate: Option<RateReport> = None;
     let mut plan_rate: Option<f64> = None;
     let mut plan_connections = 0;
+    // A ramp's stages, and a connection ramp's count at the start, add up like the rate and
+    // connections (each process or shard holds its part of every stage).
+    let mut stages = first.config.stages.clone();
+    let mut start_connections = first.config.start_connections.map(|_| 0);
     for (i, s) in shards.iter().map(|s| &s.summary).enumerate() {
+        if i > 0 && s.config.stages.len() == stages.len() {
+            for (m, st) in stages.iter_mut().zip(&s.config.stages) {
+                m.rate += st.rate;
+                m.connections = m.connections.zip(st.connections).map(|(a, b)| a + b);
+            }
+        }
+        start_connections = start_connections.map(|n| n + s.config.first_connections());
         summary.messages += s.messages;
         summary.connections += &s.connections;
         summary.unanswered_min_age_us = match (summary.unanswered_min_age_us, s.unanswered_min_age_us) {
@@ -357,6 +368,8 @@ pub fn combine(shards: Vec<LoadgenFiles>) -> LoadgenFiles {
     summary.rate = rate;
     summary.config.connections = plan_connections;
     summary.config.rate = plan_rate;
+    summary.config.stages = stages;
+    summary.config.start_connections = start_connections;
     // A sink's throughput is what it sent: nothing comes back.
     let counted = if summary.config.workload == wsbench_core::plan::Workload::Sink { summary.messages.sent } else { summary.messages.received_in_window() };
     summary.throughput_msgs_per_s = if summary.duration_s > 0.0 { counted as f64 / summary.duration_s } else { 0.0 };
@@ -488,7 +501,8 @@ fn combine_rows<'a>(shards: impl IntoIterator<Item = &'a [IntervalRow]>, latency
             m.outstanding += r.outstanding;
             m.oldest_outstanding_us = m.oldest_outstanding_us.max(r.oldest_outstanding_us);
             // Each process's fewest and most open connections, summed: the merged minimum is a
-            // lower bound and the maximum an upper one, as a process sums its worker threads.
+            // lower bound and the maximum an upper one (the processes' fewest need not fall at
+            // the same instant), as a process sums its worker threads.
             m.open_min += r.open_min;
             m.open_max += r.open_max;
             let f = &mut fallback[k];

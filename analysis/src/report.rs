@@ -168,6 +168,7 @@ pub fn document(run: &Run, stats: &[ConfigStats], figures: &[FigureFiles]) -> Do
     crate::fanout::section(&mut d, &crate::fanout::points(run), figure(LatencyVsRoomSize::NAME));
     crate::compression::section(&mut d, &crate::compression::rows(run));
     churn_section(&mut d, run);
+    ramp_section(&mut d, run);
     idle_section(&mut d, &series::idle_lines(run), figure(LatencyVsIdle::NAME));
     configurations(&mut d, run);
     warnings(&mut d, run);
@@ -738,6 +739,67 @@ fn churn_section(d: &mut Document, run: &Run) {
         &["configuration", "trial", "replaced", "opened/s", "handshake p50 / p99", "clean / unclean closes", "failed to reopen", "close outcomes"],
         rows,
     )));
+}
+
+/// Connection ramps: per trial and stage, the open count the plan moves to and the fewest and
+/// most connections open over the stage's intervals, as `intervals.csv` has them.
+fn ramp_section(d: &mut Document, run: &Run) {
+    let mut several = false;
+    let rows: Vec<Vec<Inline>> = run
+        .configs
+        .iter()
+        .flat_map(|c| c.trials.iter().map(move |t| (c, t)))
+        .filter_map(|(c, t)| {
+            let s = t.summary.as_ref()?;
+            s.config.ramps_connections().then_some((c, t, s))
+        })
+        .flat_map(|(c, t, s)| {
+            let (p, processes) = (&s.config, shards_of(s));
+            several |= processes > 1;
+            let mut planned = p.first_connections();
+            p.stages
+                .iter()
+                .enumerate()
+                .map(|(i, st)| {
+                    let from = planned;
+                    planned = st.connections.unwrap_or(from);
+                    let k = i as u32 + 1;
+                    let rows = t.intervals.iter().filter(|r| r.stage == Some(k));
+                    let open = match (rows.clone().map(|r| r.open_min).min(), rows.map(|r| r.open_max).max()) {
+                        (Some(a), Some(b)) => format!("{} – {}", count(f64::from(a)), count(f64::from(b))),
+                        _ => "–".into(),
+                    };
+                    vec![plain(c.name.clone()), plain(t.number.to_string()), plain(k.to_string()), plain(format!("{from} → {planned}")), plain(open), plain(processes.to_string())]
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    d.heading(2, "Connection ramps");
+    let mut text = String::from(
+        "Per stage, the open connections the plan moves between and the fewest and most open over the stage's intervals (intervals.csv `open_min` / `open_max`; a connection replaced under churn counts as open throughout).",
+    );
+    if several {
+        text.push_str(
+            " Where a trial ran as several shards (load-generator processes, each holding its places of every count), each interval's figures are the sums of theirs, so the fewest is a lower bound and the most an upper bound of the whole's (exact where the count only rises or only falls within the interval).",
+        );
+    }
+    d.paragraph(plain(text));
+    d.push(Block::Table(Table::numeric(&["configuration", "trial", "stage", "planned", "open (fewest – most)", "shards"], rows)));
+}
+
+/// How many shards a merged result came from, as its command says (`--shard i/n`, `--shards
+/// n`: merged results keep the first shard's command); 1 for a process of its own.
+fn shards_of(s: &LoadgenSummary) -> u32 {
+    let after = |flag: &str| s.command.windows(2).find(|w| w[0] == flag).map(|w| w[1].as_str());
+    let n = match (after("--shard"), after("--shards")) {
+        (Some(i_n), _) => i_n.split_once('/').and_then(|(_, n)| n.parse().ok()),
+        (None, Some(n)) => n.parse().ok(),
+        (None, None) => None,
+    };
+    n.unwrap_or(1)
 }
 
 /// The idle warm-up probe: first-message latency per idle time and setting, what the data

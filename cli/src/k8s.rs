@@ -152,8 +152,12 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
     if r.shards == 0 {
         return Err("--shards must be at least 1".into());
     }
-    if r.shards > load.connections {
-        return Err(format!("--shards {} exceeds the configuration's {} connections; every shard needs a connection", r.shards, load.connections));
+    // A connection ramp's shards each hold their places of every count: one open at least.
+    let counts = || load.stages.iter().filter_map(|s| s.connections);
+    let (fewest, most) = (counts().fold(load.connections, u32::min), counts().fold(load.connections, u32::max));
+    if r.shards > fewest {
+        let what = if fewest < load.connections { format!("the {fewest} connections its ramp falls to") } else { format!("the configuration's {fewest} connections") };
+        return Err(format!("--shards {} exceeds {what}; every shard needs a connection open at every instant", r.shards));
     }
     if let Some(ns) = &r.namespace {
         if k8s_name(&[ns]) != *ns {
@@ -257,19 +261,19 @@ pub fn render(scenario: &Scenario, config: &ConfigSpec, r: &Render) -> Result<St
     }
     // Memory: the histograms (a few MB per worker) plus what connections hold (tens of KiB
     // each at most, with the tungstenite engine's 8 KiB read buffers and in-flight messages).
-    let per_shard = load.connections.div_ceil(r.shards);
+    let per_shard = most.div_ceil(r.shards);
     let size_kib = load.size.div_ceil(1024) as u32;
     let memory_mib = 128 + 32 * load.threads as u32 + per_shard.saturating_mul(64 + 2 * size_kib * load.in_flight.min(64)) / 1024;
     docs.push((
         format!(
             "{} load-generator shards, one pod each, all beginning their warm-up at {} (--start-at).\n\
              Each pod runs `wsbench loadgen ... --shards {}`: it reads its index from JOB_COMPLETION_INDEX and takes connections\n\
-             index, index+{}, ... of {} and their part of the open-loop schedule. backoffLimit 0: a retried shard would start after\n\
+             index, index+{}, ... of {} (of every count on a connection ramp) and their part of the open-loop schedule. backoffLimit 0: a retried shard would start after\n\
              --start-at and only be marked late. Requests equal limits (Guaranteed QoS) so that a shard is not throttled mid-run.\n\
              File descriptors: a shard needs one per connection ({} here); `wsbench loadgen` raises its soft RLIMIT_NOFILE to the hard\n\
              limit, which the container runtime sets (containerd and CRI-O: 1048576 by default; check `ulimit -Hn` in a pod).\n\
              Source ports: one pod opens at most ~28,000 connections to one server address (net.ipv4.ip_local_port_range).",
-            r.shards, r.start_at, r.shards, r.shards, load.connections, per_shard
+            r.shards, r.start_at, r.shards, r.shards, most, per_shard
         ),
         json!({
             "apiVersion": "batch/v1", "kind": "Job", "metadata": meta(&job_name),

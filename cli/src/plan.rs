@@ -19,7 +19,14 @@ pub fn trial_time(load: &LoadSpec) -> Duration {
         let idle: Duration = load.idle.iter().sum();
         return idle + Duration::from_secs(5) * (load.idle.len() as u32 + 1) + Duration::from_secs_f64(f64::from(load.connections) / load.connect_rate);
     }
-    load.warmup + load.duration + load.drain_timeout + Duration::from_secs_f64(f64::from(load.connections) / load.connect_rate)
+    // A connection ramp's processes wait for a shared start.
+    let shared_start = if load.processes > 1 && ramps_connections(load) { crate::run::SHARD_START_MARGIN } else { Duration::ZERO };
+    load.warmup + load.duration + load.drain_timeout + Duration::from_secs_f64(f64::from(load.connections) / load.connect_rate) + shared_start
+}
+
+/// True when the load's stages move its open connections.
+fn ramps_connections(l: &LoadSpec) -> bool {
+    l.stages.iter().any(|s| s.connections.is_some_and(|c| c != l.connections))
 }
 
 /// The longest one trial of `config` can take, with a search's every probe.
@@ -124,7 +131,11 @@ fn load(l: &LoadSpec) -> String {
         Some(r) => format!("open loop at {} msgs/s", thousands(r)),
         None => format!("closed loop, {} in flight per connection", l.in_flight),
     };
-    let processes = if l.processes > 1 { format!(" in {} processes", l.processes) } else { String::new() };
+    let processes = match l.processes {
+        p if p > 1 && ramps_connections(l) => format!(" in {p} processes (the connection ramp's shards, starting together)"),
+        p if p > 1 => format!(" in {p} processes"),
+        _ => String::new(),
+    };
     let pace = if l.bulk { format!("bulk transfer (the size fit's cross-check): {pace}") } else { pace };
     let deflate = if l.deflate { ", offering permessage-deflate" } else { "" };
     let origin = l.origin.as_ref().map(|o| format!(", Origin {o}")).unwrap_or_default();

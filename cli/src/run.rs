@@ -39,6 +39,8 @@ const SERVER_READY_TIMEOUT: Duration = Duration::from_secs(10);
 const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slack on top of a load generator's planned time before it is interrupted.
 const LOADGEN_SLACK: Duration = Duration::from_secs(30);
+/// Time for a trial's shards to start before their shared start (see [`shared_start`]).
+pub(crate) const SHARD_START_MARGIN: Duration = Duration::from_millis(1_500);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -362,9 +364,13 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{}{}", server.addr, path);
     let mut plans = split_load(&config.load, &url, &dir);
+    let start_at = plans.iter().find(|p| p.shard.is_some()).map(shared_start);
     for plan in &mut plans {
         plan.ca = tls.as_ref().map(|t| t.ca.clone());
         plan.token_secret = token_secret.clone();
+        if plan.shard.is_some() {
+            plan.start_at.clone_from(&start_at);
+        }
     }
 
     let mut loadgens = Vec::new();
@@ -383,7 +389,7 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
     let load = &config.load;
     let planned = plan::trial_time(load);
     let deadline = Instant::now() + planned + LOADGEN_SLACK;
-    let mut live = LiveLine::new(planned, cx.after_this.get(), plans.iter().filter_map(|p| p.out.as_ref().map(|d| d.join(layout::INTERVALS_CSV))).collect());
+    let mut live = LiveLine::new(planned, cx.after_this.get(), plans.iter().filter_map(|p| results_dir(p).map(|d| d.join(layout::INTERVALS_CSV))).collect());
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; loadgens.len()];
     let mut forwarded = false;
     while statuses.iter().any(Option::is_none) {
@@ -419,6 +425,13 @@ fn run_trial(cx: &RunContext, config: &ConfigSpec, dir: &Path) -> Result<Loadgen
         let _ = s.finish();
     }
 
+    // Shards wrote into `shard-<i>/`; a trial's processes live in `loadgen-<i>/`.
+    for (i, plan) in plans.iter().enumerate() {
+        if let Some(from) = results_dir(plan).filter(|d| plan.shard.is_some() && d.exists()) {
+            let to = layout::shard_dir(&dir, i);
+            fs::rename(&from, &to).map_err(|e| TrialError::Failed(anyhow!("cannot move {} to {}: {e}", from.display(), to.display())))?;
+        }
+    }
     if plans.len() > 1 {
         let shards: Vec<PathBuf> = (0..plans.len()).map(|i| layout::shard_dir(&dir, i)).filter(|d| d.join(layout::SUMMARY).exists()).collect();
         if !shards.is_empty() {
@@ -735,8 +748,17 @@ fn read_summary(path: &Path) -> Result<LoadgenSummary> {
 /// Splits a configuration's load over its processes: connections as evenly as possible (the
 /// shards' rule, [`Shard::share`]), the rate in proportion to each process's connections, every
 /// process writing into its own folder.
+///
+/// A connection ramp's processes are its shards instead (`--shard i/n`): each holds its places
+/// of every open count and sends exactly their part of the one-process schedule. Shards write
+/// into `<trial>/shard-<i>/` ([`results_dir`]) and share a start, which the trial sets
+/// ([`shared_start`]) when it starts them.
 pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan> {
     let p = load.processes.max(1);
+    let whole = load.plan(url);
+    if p > 1 && whole.ramps_connections() {
+        return (0..p).map(|i| LoadPlan { shard: Some(Shard { index: i, count: p }), out: Some(trial_dir.to_owned()), ..whole.clone() }).collect();
+    }
     (0..p)
         .map(|i| {
             let part = Shard { index: i, count: p };
@@ -758,6 +780,19 @@ pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan>
             .with_connection_ramp()
         })
         .collect()
+}
+
+/// Where the load generator of `plan` writes its files: a shard into its own folder below `--out`.
+pub fn results_dir(plan: &LoadPlan) -> Option<PathBuf> {
+    let out = plan.out.as_ref()?;
+    Some(plan.shard.map_or_else(|| out.clone(), |s| layout::shard_results_dir(out, s.index)))
+}
+
+/// The instant (RFC 3339 UTC) at which a trial's shards begin their warm-up together: once
+/// every process has started (`SHARD_START_MARGIN`) and opened its first connections.
+fn shared_start(plan: &LoadPlan) -> String {
+    let connect = Duration::from_secs_f64(f64::from(plan.first_connections()) / plan.connect_rate);
+    humantime::format_rfc3339_millis(std::time::SystemTime::now() + SHARD_START_MARGIN + connect).to_string()
 }
 
 fn start_server(cx: &RunContext, spec: &ServerSpec, dir: &Path, tls: Option<&crate::tls::TrialTls>, token_secret: Option<&Path>) -> Result<ServerProcess> {

@@ -239,11 +239,192 @@ fn the_zero_alloc_client_ramps_connections_from_the_command_line_too() {
 }
 
 #[test]
-fn a_connection_ramp_to_zero_or_with_churn_is_refused_with_exit_2() {
+fn a_connection_ramp_to_zero_or_over_more_shards_than_its_fewest_connections_is_refused_with_exit_2() {
     let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--rate", "100", "--stage", "1s:100:0"], Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least one connection"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--rate", "100", "--connections", "2", "--stage", "1s:100:4", "--reconnect-after", "10"], Duration::from_secs(10));
+    // Falling to 2 connections, a third shard would hold none.
+    let out = loadgen(&["--url", "ws://127.0.0.1:9/", "--rate", "100", "--connections", "4", "--stage", "1s:100:2", "--shard", "2/3"], Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not combine"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 2 shards"), "{}", String::from_utf8_lossy(&out.stderr));
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, _) = run_scenario(
+        tmp.path(),
+        "toofew",
+        "name = \"toofew\"\ntrials = 1\n[load]\nconnections = 4\nrate = 100\nprocesses = 3\n[[load.stages]]\nduration = \"1s\"\nrate = 100\nconnections = 2\n[[configs]]\nname = \"default\"\n",
+        &["--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the 2 connections the ramp in `stages` falls to"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A 4 → 12 → 4 connection ramp at 800 msgs/s: 1 s at 4, 2 s up to 12, 2 s down to 4, in
+/// 250 ms intervals after a 300 ms warm-up (scenario keys; `extra` goes before the stages).
+fn ramp_4_12_4(name: &str, extra: &str) -> String {
+    format!(
+        "name = \"{name}\"\ntrials = 1\n[load]\nconnections = 4\nrate = 800\nwarmup = \"300ms\"\ninterval = \"250ms\"\n{extra}\n\
+         [[load.stages]]\nduration = \"1s\"\nrate = 800\n[[load.stages]]\nduration = \"2s\"\nrate = 800\nconnections = 12\n[[load.stages]]\nduration = \"2s\"\nrate = 800\nconnections = 4\n\
+         [[configs]]\nname = \"default\"\n"
+    )
+}
+
+/// The fewest and most connections open in each of the 20 rows of [`ramp_4_12_4`], by the
+/// ramp's rule: each change falls halfway between two whole counts, here every 250 ms from
+/// 1.125 s, mid-interval, so every row knows its fewest and most exactly. `share` gives a
+/// shard's part of a count (its places `i, i + n, ...` below it).
+fn ramp_4_12_4_rows(share: impl Fn(u32) -> u32) -> Vec<(u32, u32)> {
+    (0..20u32)
+        .map(|k| match k {
+            0..=3 => (4, 4),
+            4..=11 => (k, k + 1),
+            _ => (23 - k, 24 - k),
+        })
+        .map(|(a, b)| (share(a), share(b)))
+        .collect()
+}
+
+/// The measured rows' fewest and most open connections (the last row also holds the drain).
+fn open_rows(dir: &Path) -> Vec<(u32, u32)> {
+    let rows = interval_rows(dir);
+    assert!(rows.len() >= 20, "{} rows: {rows:?}", rows.len());
+    rows.iter().take(20).map(|r| (r.open_min, r.open_max)).collect()
+}
+
+/// What every run of [`ramp_4_12_4`] must show, whether in one process or in shards: the
+/// schedule's messages each sent once and answered, and open counts that follow the ramp.
+fn assert_ramp_4_12_4(trial: &Path) -> wsbench_core::result::LoadgenSummary {
+    let s = summary(trial);
+    assert_eq!((s.config.connections, s.config.first_connections()), (12, 4), "the whole load: at most 12 open, 4 at the start");
+    assert_eq!(open_rows(trial), ramp_4_12_4_rows(|c| c), "open counts per interval");
+    let planned = 4_000;
+    assert!(s.messages.sent <= planned + 1 && s.messages.sent as f64 >= 0.97 * planned as f64, "sent {} of {planned}", s.messages.sent);
+    assert_eq!((s.messages.lost, s.messages.errors, s.messages.corrupted, s.connections.failed), (0, 0, 0, 0));
+    let ch = s.connections.churn.as_ref().expect("connections.churn");
+    assert_eq!(ch.unclean, 0, "{:?}", ch.closes);
+    assert_eq!(ch.closes.keys().collect::<Vec<_>>(), ["close 1000 normal closure"]);
+    assert_eq!(ch.clean, ch.opened, "every connection opened after the start closed once, cleanly (the ramp's 8 places, and churn's replacements): {ch:?}");
+    assert_eq!(s.setup.handshake_us.expect("handshake_us").count, 4 + ch.opened, "every connection's handshake is timed");
+    s
+}
+
+#[test]
+fn a_connection_ramp_in_two_processes_runs_as_two_shards_whose_open_counts_add_up_to_the_ramp() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, run) = run_scenario(tmp.path(), "rampshard", &ramp_4_12_4("rampshard", "processes = 2"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let trial = run.join("default/trial-1");
+    let s = assert_ramp_4_12_4(&trial);
+    let ch = s.connections.churn.as_ref().unwrap();
+    assert_eq!((ch.opened, ch.clean), (8, 8), "the ramp opened places 4..11 and closed them again: {ch:?}");
+    assert_eq!(s.config.stages.iter().map(|st| (st.rate, st.connections)).collect::<Vec<_>>(), [(800.0, None), (800.0, Some(12)), (800.0, Some(4))], "the merged plan is the whole load's");
+    // Each process is a shard holding its places of every count: 0, 2, 4, ... and 1, 3, 5, ...
+    let mut asked = Vec::new();
+    for i in 0..2u32 {
+        let dir = trial.join(format!("loadgen-{i}"));
+        let part = summary(&dir);
+        let shard = part.shard.as_ref().expect("the process ran as a shard");
+        assert_eq!((shard.index, shard.count, shard.total_connections), (i, 2, 12));
+        assert!(part.start.as_ref().is_some_and(|st| !st.late), "the shards began together: {:?}", part.start);
+        assert_eq!((part.config.connections, part.config.first_connections()), (6, 2));
+        let place_share = |c: u32| wsbench_core::plan::Shard { index: i, count: 2 }.share(c);
+        assert_eq!(open_rows(&dir), ramp_4_12_4_rows(place_share), "shard {i}'s open counts");
+        asked.push(part.rate.expect("open loop").asked_msgs_per_s);
+    }
+    // Shard 0 holds 3 of 5 places, 4 of 7, ...: asked more than half, and the two the whole.
+    assert!(asked[0] > 400.0 && (asked[0] + asked[1] - 800.0).abs() < 1.0, "{asked:?}");
+    let server = json(&trial.join("server.json"));
+    assert_eq!(server["counts"]["connections_accepted"].as_u64(), Some(12));
+    let report = fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("2s to 800 msgs/s and 12 connections"), "the report lists the whole load's stages: {report}");
+    // Its ramp table gives the summed counts per stage, and says what a sum of minima is.
+    assert!(report.contains("## Connection ramps") && report.contains("lower bound"), "{report}");
+    let squeezed = report.split_whitespace().collect::<Vec<_>>().join(" ");
+    for row in ["| default | 1 | 1 | 4 → 4 | 4 – 4 | 2 |", "| default | 1 | 2 | 4 → 12 | 4 – 12 | 2 |", "| default | 1 | 3 | 12 → 4 | 4 – 12 | 2 |"] {
+        assert!(squeezed.contains(row), "{row} in {report}");
+    }
+}
+
+/// `reconnect_after = 10` on a ramp: besides the ramp's 8 openings, about one replacement per
+/// 10 messages (give or take two per place at the window's edges and the ramp's steps).
+fn assert_ramp_churns_every_10_messages(s: &wsbench_core::result::LoadgenSummary) {
+    let ch = s.connections.churn.as_ref().unwrap();
+    let expected = s.messages.sent as f64 / 10.0;
+    let replaced = ch.opened_in_window as f64 - 8.0;
+    assert!((replaced - expected).abs() <= 2.0 * 12.0 + 0.05 * expected, "{replaced} replaced in the window for {} messages: {ch:?}", s.messages.sent);
+}
+
+#[test]
+fn a_connection_ramp_with_churn_in_two_shards_closes_every_connection_cleanly_and_follows_the_ramp() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, run) = run_scenario(tmp.path(), "rampchurn", &ramp_4_12_4("rampchurn", "processes = 2\nreconnect_after = 10"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let trial = run.join("default/trial-1");
+    let s = assert_ramp_4_12_4(&trial);
+    assert_ramp_churns_every_10_messages(&s);
+    let server = json(&trial.join("server.json"));
+    assert_eq!(server["counts"]["connections_accepted"].as_u64(), Some(4 + s.connections.churn.as_ref().unwrap().opened));
+}
+
+#[test]
+fn the_zero_alloc_client_churns_on_a_connection_ramp_too() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&[]);
+    let out_dir = tmp.path().join("out");
+    let out = loadgen(
+        &[
+            "--url", &server.url(), "--engine", "zero-alloc", "--connections", "4", "--rate", "800", "--warmup", "300ms", "--interval", "250ms",
+            "--stage", "1s:800", "--stage", "2s:800:12", "--stage", "2s:800:4", "--reconnect-after", "10", "--out", out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = assert_ramp_4_12_4(&out_dir);
+    assert_ramp_churns_every_10_messages(&s);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("opened as the ramp reached them or replaced under churn"), "{stdout}");
+}
+
+#[test]
+fn two_shards_of_a_connection_ramp_collect_into_open_counts_that_follow_the_ramp() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&[]);
+    let out_dir = tmp.path().join("out");
+    // Both shards begin their warm-up at the same instant, a few seconds from now.
+    let at = humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(3)).to_string();
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            let shard = format!("{i}/2");
+            let args = [
+                "loadgen", "--url", &server.url(), "--connections", "4", "--rate", "800", "--warmup", "300ms", "--interval", "250ms", "--stage", "1s:800", "--stage", "2s:800:12",
+                "--stage", "2s:800:4", "--shard", &shard, "--start-at", &at, "--out", out_dir.to_str().unwrap(),
+            ];
+            wsbench().args(args).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for (i, mut shard) in shards.into_iter().enumerate() {
+        let status = wait_for(&mut shard, Duration::from_secs(60));
+        if status.is_none() {
+            let _ = shard.kill();
+        }
+        let o = shard.wait_with_output().unwrap();
+        assert!(o.status.success(), "shard {i}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(open_rows(&out_dir.join(format!("shard-{i}"))), ramp_4_12_4_rows(|c| wsbench_core::plan::Shard { index: i as u32, count: 2 }.share(c)), "shard {i}");
+    }
+    let collected = tmp.path().join("collected");
+    let o = wsbench().arg("collect").arg(&out_dir).arg("--out").arg(&collected).args(["--config", "default"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let trial = collected.join("default/trial-1");
+    let s = assert_ramp_4_12_4(&trial);
+    assert_eq!(s.connections.churn.as_ref().map(|c| c.opened), Some(8));
+    let o = wsbench().arg("report").arg(&collected).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = fs::read_to_string(collected.join("report/report.md")).unwrap();
+    let squeezed = report.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(squeezed.contains("| default | 1 | 2 | 4 → 12 | 4 – 12 | 2 |") && report.contains("lower bound"), "{report}");
 }

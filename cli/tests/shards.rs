@@ -93,7 +93,11 @@ fn echo(stream: std::net::TcpStream, listener: usize, seen: &Mutex<Vec<Seen>>) {
                     return;
                 }
             }
-            Message::Close(_) => return,
+            Message::Close(_) => {
+                // tungstenite queued its reply (1000 to a 1000): send it, as a ramp's close awaits it.
+                let _ = ws.flush();
+                return;
+            }
             _ => {}
         }
     }
@@ -193,6 +197,56 @@ fn two_shards_started_together_send_exactly_the_one_process_schedule() {
     // independent starts.
     let first = |l: usize| union.iter().find(|s| s.listener == l).unwrap().intended_ns;
     assert!(first(1).abs_diff(first(0) + NS_PER_MSG) < 500_000, "shard 1 begins 2.5 ms after shard 0");
+}
+
+/// Runs `load` as two shards (listeners 0 and 1) and as one process (listener 2) against a
+/// recording server and checks that the shards' measured messages are the one process's: as
+/// many, intended at the same offsets from the first.
+fn assert_two_shards_send_the_one_process_schedule(load: &[&str], measured_msgs: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = RecordingServer::start(3);
+    let out = tmp.path().join("sharded");
+    let at = start_at(Duration::from_secs(4));
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            let shard = format!("{i}/2");
+            spawn_loadgen(&[load, &["--url", &server.urls[i], "--shard", &shard, "--start-at", &at, "--out", out.to_str().unwrap()]].concat())
+        })
+        .collect();
+    for (i, child) in shards.into_iter().enumerate() {
+        let o = finish(child, Duration::from_secs(40));
+        assert!(o.status.success(), "shard {i}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let single = tmp.path().join("single");
+    let o = loadgen(&[load, &["--url", &server.urls[2], "--out", single.to_str().unwrap()]].concat(), Duration::from_secs(40));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen = server.seen();
+    let (one, union) = (measured(&seen, &[2]), measured(&seen, &[0, 1]));
+    assert_eq!((one.len(), union.len()), (measured_msgs, measured_msgs), "every message of the schedule, once");
+    let mut worst = 0;
+    for (k, (a, b)) in union.iter().zip(&one).enumerate() {
+        let (offset, want) = (a.intended_ns - union[0].intended_ns, b.intended_ns - one[0].intended_ns);
+        assert!(offset.abs_diff(want) < 500_000, "message {k}: {offset} ns after the first, one process {want} ns");
+        worst = worst.max(offset.abs_diff(want));
+    }
+    assert!(union.iter().any(|s| s.listener == 0) && union.iter().any(|s| s.listener == 1), "both shards sent");
+    eprintln!("shards vs one process on a ramp: intended times differ by at most {worst} ns");
+}
+
+#[test]
+fn two_shards_of_a_rate_ramp_send_exactly_its_one_process_schedule() {
+    let _serial = serial();
+    // 400/s, up to 1,200/s over 1 s, a step down to 200/s held 1 s: 400 + 800 + 200 measured.
+    let load = ["--connections", "5", "--rate", "400", "--warmup", "500ms", "--drain-timeout", "1s", "--connect-rate", "100", "--stage", "1s:400", "--stage", "1s:1200", "--stage", "0s:200", "--stage", "1s:200"];
+    assert_two_shards_send_the_one_process_schedule(&load, 1_400);
+}
+
+#[test]
+fn two_shards_of_a_connection_ramp_send_exactly_its_one_process_schedule() {
+    let _serial = serial();
+    // 400/s throughout while the open connections go 4 -> 10 -> 4: 1,200 measured.
+    let load = ["--connections", "4", "--rate", "400", "--warmup", "500ms", "--drain-timeout", "1s", "--connect-rate", "100", "--stage", "1s:400", "--stage", "1s:400:10", "--stage", "1s:400:4"];
+    assert_two_shards_send_the_one_process_schedule(&load, 1_200);
 }
 
 #[test]
@@ -352,6 +406,30 @@ fn k8s_render_prints_an_indexed_job_of_shards_that_starts_them_together() {
         assert!(stderr.contains(why), "{args:?}: {stderr}");
         assert!(o.stdout.is_empty());
     }
+}
+
+#[test]
+fn k8s_render_shards_a_connection_ramp_down_to_its_fewest_connections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("ramp.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"ramp\"\ntrials = 1\n[load]\nconnections = 4\nrate = 800\n[[load.stages]]\nduration = \"2s\"\nrate = 800\nconnections = 12\n[[load.stages]]\nduration = \"2s\"\nrate = 800\nconnections = 2\n",
+    )
+    .unwrap();
+    let scenario = scenario.to_str().unwrap();
+    let o = render(&[scenario, "--image", "registry.example/wsbench:1", "--shards", "2", "--run-id", "t1", "--start-at", "2030-01-01T00:00:00Z"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let docs = yaml_docs(&String::from_utf8(o.stdout).unwrap());
+    let job = of_kind(&docs, "Job")[0];
+    let args: Vec<&str> = job["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let stages: Vec<&str> = args.windows(2).filter(|w| w[0] == "--stage").map(|w| w[1]).collect();
+    assert_eq!(stages, ["2s:800:12", "2s:800:2"], "every pod runs the whole ramp and takes its places: {args:?}");
+    assert!(args.windows(2).any(|w| w == ["--connections", "4"]) && args.windows(2).any(|w| w == ["--shards", "2"]), "{args:?}");
+    // The ramp falls to 2 connections: a third shard would hold none then.
+    let o = render(&[scenario, "--image", "registry.example/wsbench:1", "--shards", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the 2 connections its ramp falls to"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]

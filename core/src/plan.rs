@@ -738,6 +738,12 @@ impl LoadPlan {
         self.start_connections.unwrap_or(self.connections)
     }
 
+    /// The fewest connections open at once anywhere on the ramp (all of them without one):
+    /// every shard or process of a ramped load needs one open at every instant.
+    pub fn fewest_connections(&self) -> u32 {
+        self.stages.iter().filter_map(|s| s.connections).fold(self.first_connections(), u32::min)
+    }
+
     /// True when a stage moves the number of open connections.
     pub fn ramps_connections(&self) -> bool {
         let first = self.first_connections();
@@ -864,7 +870,9 @@ impl LoadPlan {
             connections,
             connect_rate: self.connect_rate * part,
             rate: self.rate.map(|r| r * part),
-            stages: self.stages.iter().map(|st| st.scaled(part)).collect(),
+            // A connection ramp's places split as connections do: the shard's share of each count.
+            stages: self.stages.iter().map(|st| Stage { connections: st.connections.map(|c| shard.share(c)), ..st.scaled(part) }).collect(),
+            start_connections: self.start_connections.map(|c| shard.share(c)),
             max_failed_connections: shard.share(self.max_failed_connections),
             shard: None,
             ..self.clone()
@@ -953,6 +961,24 @@ mod tests {
         assert_eq!(parts.iter().map(|p| p.connect_rate).sum::<f64>(), 100.0);
         assert!(parts.iter().all(|p| p.shard.is_none()));
         assert_eq!(whole.shard_part(), whole);
+    }
+
+    #[test]
+    fn a_shard_of_a_connection_ramp_takes_its_places_of_every_count() {
+        // 4 -> 12 -> 4 in 2 shards: shard 0 holds places 0, 2, 4, ..., shard 1 places 1, 3, ...
+        let st = |c: u32| Stage { duration: Duration::from_secs(1), rate: 1_200.0, connections: Some(c) };
+        let whole = LoadPlan { connections: 4, rate: Some(1_200.0), stages: vec![st(12), st(4)], ..Default::default() }.with_connection_ramp();
+        assert_eq!((whole.connections, whole.first_connections(), whole.fewest_connections()), (12, 4, 4));
+        let parts: Vec<_> = (0..2).map(|i| LoadPlan { shard: Some(Shard::new(i, 2).unwrap()), ..whole.clone() }.shard_part()).collect();
+        for p in &parts {
+            assert_eq!((p.connections, p.first_connections()), (6, 2));
+            assert_eq!(p.stages.iter().map(|s| s.connections).collect::<Vec<_>>(), [Some(6), Some(2)]);
+            assert_eq!(p.stages.iter().map(|s| s.rate).collect::<Vec<_>>(), [600.0, 600.0]);
+        }
+        let odd = LoadPlan { connections: 5, rate: Some(1_000.0), stages: vec![st(7)], ..Default::default() }.with_connection_ramp();
+        let parts: Vec<_> = (0..3).map(|i| LoadPlan { shard: Some(Shard::new(i, 3).unwrap()), ..odd.clone() }.shard_part()).collect();
+        assert_eq!(parts.iter().map(|p| p.first_connections()).collect::<Vec<_>>(), [2, 2, 1], "places 0,3 / 1,4 / 2");
+        assert_eq!(parts.iter().map(|p| p.connections).collect::<Vec<_>>(), [3, 2, 2], "places 0,3,6 / 1,4 / 2,5");
     }
 
     #[test]

@@ -213,7 +213,8 @@ pub struct LoadSpec {
     pub in_flight: u32,
     /// Open loop: total messages per second over every process.
     pub rate: Option<f64>,
-    /// Load-generator processes; connections and rate are split between them.
+    /// Load-generator processes; connections and rate are split between them (a connection
+    /// ramp's run as its shards, each holding its places of every count).
     pub processes: u32,
     /// Worker threads per load-generator process.
     pub threads: usize,
@@ -1094,14 +1095,10 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
     if load.processes > load.connections {
         return Err(cfg(format!("load key `processes` ({}) exceeds `connections` ({}); every process needs a connection", load.processes, load.connections)));
     }
-    if load.stages.iter().any(|s| s.connections.is_some_and(|c| c != load.connections)) {
-        // One process opens and closes the connections of a connection ramp.
-        if load.processes > 1 {
-            return Err(cfg("load key `stages` ramps connections in one process; leave `processes` out, or give the stages no `connections`".into()));
-        }
-        if !load.churn.is_off() {
-            return Err(cfg("a connection ramp (`connections` in load key `stages`) does not combine with `reconnect_after` or `connection_lifetime` yet".into()));
-        }
+    // The processes of a connection ramp run as its shards, each holding its places of every count.
+    let fewest = load.stages.iter().filter_map(|s| s.connections).fold(load.connections, u32::min);
+    if load.processes > fewest {
+        return Err(cfg(format!("load key `processes` ({}) exceeds the {fewest} connections the ramp in `stages` falls to; every process needs one open at every instant", load.processes)));
     }
     Ok(ConfigSpec { name: name.to_owned(), group: None, server, load })
 }
@@ -1400,8 +1397,12 @@ mod tests {
         assert_eq!((plan.connections, plan.start_connections, plan.first_connections()), (50, Some(5), 5));
         assert!(plan.ramps_connections());
         assert!(plan.to_args().windows(2).any(|w| w == ["--connections", "5"]), "the load generator is told the count it starts from");
-        let e = parse(&ramp.replacen("rate = 100\n", "rate = 100\nprocesses = 2\n", 1)).unwrap_err();
-        assert!(e.to_string().contains("one process"), "{e}");
+        // Its processes run as its shards: each needs a place open at every instant.
+        assert_eq!(parse(&ramp.replacen("rate = 100\n", "rate = 100\nprocesses = 5\n", 1)).unwrap().configs[0].load.processes, 5);
+        let e = parse(&ramp.replacen("rate = 100\n", "rate = 100\nprocesses = 6\n", 1)).unwrap_err();
+        assert!(e.to_string().contains("exceeds `connections` (5)"), "{e}");
+        let e = parse(&ramp.replacen("connections = 5\n", "connections = 12\n", 1).replacen("rate = 100\n", "rate = 100\nprocesses = 11\n", 1)).unwrap_err();
+        assert!(e.to_string().contains("the 10 connections the ramp in `stages` falls to"), "{e}");
         let e = parse(&ramp.replace("connections = 10", "connections = 0")).unwrap_err();
         assert!(e.to_string().contains("at least one connection"), "{e}");
         // Stages that keep the load's count ramp the rate only.

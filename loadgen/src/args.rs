@@ -103,7 +103,8 @@ pub struct LoadgenArgs {
     /// Be shard INDEX/COUNT (e.g. 0/2) of a load split over several processes or hosts:
     /// --connections, --connect-rate, --rate and --max-failed-connections then give the whole
     /// load, and this process takes its exact part (connections INDEX, INDEX+COUNT, ...; the
-    /// shards' open-loop schedules together are the one-process schedule). Results go to
+    /// shards' open-loop schedules together are the one-process schedule; on a connection
+    /// ramp, its places INDEX, INDEX+COUNT, ... of every open count). Results go to
     /// OUT/shard-INDEX/.
     #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_shard, conflicts_with = "shards")]
     pub shard: Option<Shard>,
@@ -251,7 +252,9 @@ pub struct LoadgenArgs {
     /// makes a step. --duration becomes the stages' sum. CONNECTIONS moves the number of open
     /// connections linearly the same way, from the previous stage's (the first from
     /// --connections) to CONNECTIONS (at least 1): connections open as the ramp reaches them
-    /// and close cleanly (1000) on the way down; the rate is shared by those open.
+    /// and close cleanly (1000) on the way down; the rate is shared by those open. With
+    /// --shard, every shard runs the whole ramp and holds its places of every count; with
+    /// churn, open connections churn as without a ramp.
     #[arg(long = "stage", value_name = "DURATION:RATE[:CONNECTIONS]")]
     pub stages: Vec<Stage>,
 
@@ -547,11 +550,11 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     }
     if !plan.stages.is_empty() {
         wsbench_core::plan::check_stages(&plan.stages, plan.rate, "--stage")?;
-        if plan.ramps_connections() && !plan.churn.is_off() {
-            return Err("a connection ramp (--stage DURATION:RATE:CONNECTIONS) does not combine with --reconnect-after or --connection-lifetime yet".into());
+        if plan.workload.is_fanout() {
+            return Err("--stage ramps the echo load; it does not combine with a fan-out --workload yet".into());
         }
-        if plan.shard.is_some() || plan.workload.is_fanout() {
-            return Err("--stage ramps one process's echo load; it does not combine with --shard/--shards or a fan-out --workload yet".into());
+        if let Some(shard) = plan.shard.filter(|s| s.count > plan.fewest_connections()) {
+            return Err(format!("--shard {shard}: the connection ramp falls to {} connections; every shard needs one open at every instant, so at most {} shards", plan.fewest_connections(), plan.fewest_connections()));
         }
     }
     if !plan.churn.is_off() && plan.workload.is_fanout() {

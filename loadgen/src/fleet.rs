@@ -22,13 +22,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::LocalSet;
 use wsbench_core::clock::{now_ns, thread_cpu_ns};
-use wsbench_core::plan::LoadPlan;
+use wsbench_core::plan::{LoadPlan, Shard};
 
 use crate::client::{self, Client, ConnectError, ConnectTimes};
 use crate::connection::{ConnEnd, ConnShared, SendMode, Stop};
 use crate::pacer::SendClock;
 use crate::recorder::{IntervalSet, Recorder};
-use crate::schedule::{duration_ns, ShardSpan, Timeline};
+use crate::schedule::{duration_ns, ConnectionRamp, Ramp, ShardSpan, Timeline};
 use crate::setup::SetupTimes;
 use crate::transport::Target;
 
@@ -71,20 +71,34 @@ pub struct Start {
     pub established: u32,
     /// Per worker, the number its first open connection gets (its connections follow it).
     pub first_index: Arc<[u32]>,
-    /// A shard's place in the whole load's open-loop schedule; `None` for a whole load.
+    /// A shard's place in the whole load's open-loop schedule; `None` for a whole load, and
+    /// for a shard of a connection ramp, whose places keep their numbers in the whole.
     pub span: Option<ShardSpan>,
+    /// The ramp of the whole load's rate (`None`: a steady rate), made once for the process.
+    pub ramp: Option<&'static Ramp>,
+    /// A connection ramp: the whole load's open count and who sends what (`None`: no ramp).
+    pub connection_ramp: Option<&'static ConnectionRamp>,
+    /// A shard of a connection ramp: its place `j` is the whole load's place `shard.global_index(j)`.
+    pub shard: Option<Shard>,
 }
 
 impl Start {
     /// The start of a run whose workers opened `established[w]` connections each.
     pub fn new(timeline: Timeline, established: &[u32]) -> Self {
         let first_index = established.iter().scan(0u32, |next, n| Some(std::mem::replace(next, *next + n))).collect();
-        Self { timeline, established: established.iter().sum(), first_index, span: None }
+        Self { timeline, established: established.iter().sum(), first_index, span: None, ramp: None, connection_ramp: None, shard: None }
     }
 
-    /// The same start for a shard of a larger load.
-    pub fn within(self, span: Option<ShardSpan>) -> Self {
-        Self { span, ..self }
+    /// The same start for this process as `shard` of `whole` (or all of it): the open-loop
+    /// schedule of the whole load, its ramps made once here. Shards of a ramp follow the
+    /// whole load's ramp, so that together they send its one-process schedule.
+    pub fn of_load(self, whole: &LoadPlan, shard: Option<Shard>) -> Self {
+        let Some(rate) = whole.rate else { return self };
+        let ramp = (!whole.stages.is_empty()).then(|| Ramp::new(whole.warmup, rate, &whole.stages).leak());
+        let connection_ramp = ramp.filter(|_| whole.ramps_connections()).map(|r| ConnectionRamp::new(self.timeline.start_ns, whole.warmup, whole.first_connections(), &whole.stages, r).leak());
+        // A connection ramp's places send by their numbers in the whole, never by a span.
+        let span = shard.filter(|_| connection_ramp.is_none()).map(|s| ShardSpan::new(s, whole.connections, rate));
+        Self { span, ramp, connection_ramp, shard: shard.filter(|_| connection_ramp.is_some()), ..self }
     }
 }
 
@@ -314,23 +328,23 @@ impl WorkerJob {
     async fn run_connections(self, conns: Vec<(u32, Client)>, start: Start, mut setup: SetupTimes) -> WorkerReport {
         let timeline = start.timeline;
         // The open connections share the whole rate (see the module docs).
-        let mut connection_ramp = None;
+        let connection_ramp = start.connection_ramp;
         let send_mode = match self.plan.rate {
-            Some(rate) => {
-                // A ramp runs the warm-up at `rate`, then its stages; buffers follow its peak.
-                let ramp = (!self.plan.stages.is_empty()).then(|| crate::schedule::Ramp::new(self.plan.warmup, rate, &self.plan.stages).leak());
-                let peak = ramp.map_or(rate, |r| r.peak_rate().max(rate));
-                let mut connections = start.established.max(1);
-                if let Some(r) = ramp.filter(|_| self.plan.ramps_connections()) {
-                    // Places keep their numbers; buffers follow the fewest open (the most rate each).
-                    let cr = crate::schedule::ConnectionRamp::new(timeline.start_ns, self.plan.warmup, self.plan.first_connections(), &self.plan.stages, r).leak();
-                    connections = cr.fewest().max(1);
-                    connection_ramp = Some(cr);
+            Some(rate) => match (start.ramp, connection_ramp) {
+                // Places keep their numbers in the whole load; buffers follow the whole's peak
+                // rate over its fewest open (the most rate each).
+                (Some(ramp), Some(cr)) => SendMode::Open { rate: ramp.peak_rate(), connections: cr.fewest().max(1), span: None, ramp: Some(ramp) },
+                // A ramp runs the warm-up at `rate`, then its stages; buffers follow this
+                // process's part of its peak (rates are linear between stages).
+                (ramp, _) => {
+                    let peak = self.plan.stages.iter().map(|s| s.rate).fold(rate, f64::max);
+                    SendMode::Open { rate: peak, connections: start.established.max(1), span: start.span, ramp }
                 }
-                SendMode::Open { rate: peak, connections, span: start.span, ramp }
-            }
+            },
             None => SendMode::Closed { in_flight: self.plan.in_flight },
         };
+        // A shard's place `j` of a connection ramp is the whole load's place `shard.global_index(j)`.
+        let place = |j: u32| start.shard.map_or(j, |s| s.global_index(j) as u32);
         // A connection ramp runs every place of the worker, open or not yet; otherwise the
         // connections that opened, numbered afresh.
         let places: Vec<(u32, Option<Client>)> = match connection_ramp {
@@ -392,14 +406,15 @@ impl WorkerJob {
             rx_kernel: self.plan.rx_timestamps == wsbench_core::plan::RxTimestamps::Kernel,
             rx: crate::rxstamp::RxClock::new(places.len()),
         });
-        let first_connections = self.plan.first_connections();
+        // Places the ramp opens at the start (numbered in the whole load).
+        let first_connections = connection_ramp.map_or(0, |cr| cr.segment(0).open);
         let (engine, open_loop) = (self.plan.engine, self.plan.is_open_loop());
         let tasks: Vec<_> = places
             .into_iter()
             .enumerate()
             .map(|(slot, (i, client))| {
                 let shared = shared.clone();
-                let index = if connection_ramp.is_some() { i } else { first_index + slot as u32 };
+                let index = if connection_ramp.is_some() { place(i) } else { first_index + slot as u32 };
                 tokio::task::spawn_local(async move {
                     let end = match client {
                         Some(ws) => ws.run(index, slot, &shared).await,

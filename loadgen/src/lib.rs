@@ -246,7 +246,8 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let start_at = plan.start_at.as_deref().map(wsbench_core::clock::parse_rfc3339).transpose().map_err(RunError::Usage)?;
     // A shard runs its part of the whole plan; the whole is recorded in its summary's `shard`.
     let shard = plan.shard.map(|s| ShardReport { index: s.index, count: s.count, total_connections: plan.connections, total_rate: plan.rate });
-    let span = plan.shard.zip(plan.rate).map(|(s, rate)| schedule::ShardSpan::new(s, plan.connections, rate));
+    // The whole load's schedule, which a shard takes its part of.
+    let (whole, shard_of) = (plan.clone(), plan.shard);
     let plan = {
         let mut part = plan.shard_part();
         if let (Some(s), Some(out)) = (plan.shard, &plan.out) {
@@ -319,7 +320,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     // The workers hold the only interval senders now: the collector ends when they all have.
     drop(collector_tx);
     match timeline {
-        Some(tl) => control.fleet.start(fleet::Start::new(tl, &control.established_by_worker).within(span)),
+        Some(tl) => control.fleet.start(fleet::Start::new(tl, &control.established_by_worker).of_load(&whole, shard_of)),
         None => control.stop_now(now, now),
     }
 
@@ -366,7 +367,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
     let tls = setup::tls_report(&plan, target.tls.is_some());
     let offered = !plan.subprotocols.is_empty();
     let deflate_offered = plan.deflate.is_some();
-    if !plan.churn.is_off() || plan.ramps_connections() {
+    if !plan.churn.is_off() || whole.ramps_connections() {
         // A replacement (or a place a connection ramp opened) that failed to open is a failed
         // connection like any other.
         for (cause, n) in &churn.failures {
@@ -399,6 +400,7 @@ pub async fn run(plan: LoadPlan, command: Vec<String>, shutdown: impl Future<Out
             empty_reads: rx.empty_reads,
             clock_offset_change_ns: rx.offset_change_ns,
         }),
+        asked: shard_of.and_then(|s| shard_asked_rate(&whole, s)),
     });
     if let Some(dir) = &summary.config.out {
         writer::write_summary(dir, &summary).map_err(RunError::Failed)?;
@@ -594,6 +596,9 @@ struct SummaryInputs<'a> {
     start: Option<StartReport>,
     setup: ConnectionSetup,
     rx_timestamps: Option<RxTimestampReport>,
+    /// The rate asked of this process when the plan's own rate does not say it: a shard of a
+    /// connection ramp (see [`shard_asked_rate`]).
+    asked: Option<f64>,
 }
 
 /// Allocations over the measured window; `None` where the window never began.
@@ -614,7 +619,7 @@ fn summarize(i: SummaryInputs<'_>) -> LoadgenSummary {
         complete: i.reason.is_none(),
         reason: i.reason,
         wsbench_version: wsbench_core::VERSION.to_owned(),
-        rate: i.plan.rate.map(|asked| RateReport { asked_msgs_per_s: asked_rate(&i.plan, asked), sent_msgs_per_s: per_s(m.sent) }),
+        rate: i.plan.rate.map(|asked| RateReport { asked_msgs_per_s: i.asked.unwrap_or_else(|| asked_rate(&i.plan, asked)), sent_msgs_per_s: per_s(m.sent) }),
         config: i.plan,
         command: redact_headers(i.command),
         host: HostInfo::current(),
@@ -652,6 +657,21 @@ fn asked_rate(plan: &LoadPlan, rate: f64) -> f64 {
     let ramp = schedule::Ramp::new(plan.warmup, rate, &plan.stages);
     let (w, d) = (plan.warmup.as_secs_f64(), plan.duration.as_secs_f64());
     (ramp.messages_at(w + d) - ramp.messages_at(w)) / d
+}
+
+/// The rate asked of `shard` of `whole`, a connection ramp, over the measured window: its
+/// places' messages, counted from the schedule. Its part of the whole moves with the open
+/// count (shard 0 of 2 holds 3 of 5 places, then 3 of 6), so the part's rate is not it.
+fn shard_asked_rate(whole: &LoadPlan, shard: wsbench_core::plan::Shard) -> Option<f64> {
+    let rate = whole.rate?;
+    if !whole.ramps_connections() || whole.duration.is_zero() {
+        return None;
+    }
+    let ramp = schedule::Ramp::new(whole.warmup, rate, &whole.stages);
+    let cr = schedule::ConnectionRamp::new(0, whole.warmup, whole.first_connections(), &whole.stages, &ramp);
+    let (w, d) = (whole.warmup.as_secs_f64(), whole.duration.as_secs_f64());
+    let sent = cr.messages_of(ramp.first_message_at(w), ramp.first_message_at(w + d), |place| shard.owns(u64::from(place)));
+    Some(sent as f64 / d)
 }
 
 /// Says on stderr that `--insecure` checks nothing, before any connection opens.
@@ -735,6 +755,9 @@ fn human_summary(s: &LoadgenSummary, dir: &Path) -> String {
     let churn = c.churn.as_ref().map_or(String::new(), |ch| {
         let hs = s.setup.handshake_us.map(|h| format!(", handshake p50 {} p99 {}", latency_us(h.p50), latency_us(h.p99))).unwrap_or_default();
         let allocs = ch.allocations_per_replacement.map(|a| format!(", {a:.1} allocations each")).unwrap_or_default();
+        if s.config.ramps_connections() && !s.config.churn.is_off() {
+            return format!("\x20 ramp+churn  {} connections opened as the ramp reached them or replaced under churn ({}/s in the window), {} closed (cleanly: {}, not: {}){hs}{allocs}\n", ch.opened, thousands(ch.opened_per_s), ch.clean + ch.unclean, ch.clean, ch.unclean);
+        }
         if s.config.ramps_connections() {
             return format!("\x20 ramp        {} connections opened as the ramp reached them, {} closed (cleanly: {}, not: {}){hs}{allocs}\n", ch.opened, ch.clean + ch.unclean, ch.clean, ch.unclean);
         }
@@ -817,7 +840,20 @@ mod tests {
             start: None,
             setup: ConnectionSetup::default(),
             rx_timestamps: None,
+            asked: None,
         })
+    }
+
+    #[test]
+    fn the_shards_of_a_connection_ramp_are_asked_their_places_messages() {
+        use wsbench_core::plan::{Shard, Stage};
+        // 4 -> 12 -> 4 at 800 msgs/s: shard 0 holds 3 of 5 places, 4 of 7, ..., so more than half.
+        let st = |secs: u64, c: u32| Stage { duration: Duration::from_secs(secs), rate: 800.0, connections: Some(c) };
+        let whole = LoadPlan { connections: 4, rate: Some(800.0), warmup: Duration::from_millis(300), duration: Duration::from_secs(5), stages: vec![st(1, 4), st(2, 12), st(2, 4)], ..Default::default() }.with_connection_ramp();
+        let asked: Vec<f64> = (0..2).map(|i| shard_asked_rate(&whole, Shard::new(i, 2).unwrap()).unwrap()).collect();
+        assert!((asked[0] + asked[1] - 800.0).abs() <= 1.0 / 5.0, "the shards are asked the whole: {asked:?}");
+        assert!(asked[0] > 400.0 && asked[1] < 400.0, "{asked:?}");
+        assert_eq!(shard_asked_rate(&LoadPlan { rate: Some(800.0), ..Default::default() }, Shard::new(0, 2).unwrap()), None, "a steady load's part is its rate's");
     }
 
     #[test]
@@ -839,6 +875,7 @@ mod tests {
             start: None,
             setup: ConnectionSetup::default(),
             rx_timestamps: None,
+            asked: None,
         });
         assert!(s.complete);
         assert_eq!(s.throughput_msgs_per_s, 1_500.0);

@@ -170,6 +170,12 @@ impl Ramp {
         p.messages + p.rate * tau + p.slope * tau * tau / 2.0
     }
 
+    /// The first message (of the process) intended at or after `t_s` seconds from the start.
+    pub fn first_message_at(&self, t_s: f64) -> u64 {
+        // Message g is intended when the rate's integral reaches g.
+        (self.messages_at(t_s) - 1e-9).max(0.0).ceil() as u64
+    }
+
     /// The highest rate anywhere on the ramp (buffers are sized for it).
     pub fn peak_rate(&self) -> f64 {
         let ends = self.pieces.windows(2).map(|w| w[0].rate + w[0].slope * (w[1].start_s - w[0].start_s));
@@ -231,8 +237,7 @@ impl ConnectionRamp {
             .into_iter()
             .map(|(t_s, open)| Segment {
                 start_ns: start_ns.saturating_add((t_s * NS_PER_S as f64).round() as u64),
-                // Message g is intended when the rate's integral reaches g.
-                first: (rate.messages_at(t_s) - 1e-9).max(0.0).ceil() as u64,
+                first: rate.first_message_at(t_s),
                 open,
             })
             .collect();
@@ -270,6 +275,25 @@ impl ConnectionRamp {
     /// The fewest connections open at once anywhere on the ramp.
     pub fn fewest(&self) -> u32 {
         self.segments.iter().map(|s| s.open).min().unwrap_or(0)
+    }
+
+    /// How many of the messages `from..to` the places for which `owns` is true send (a
+    /// shard's, say): in each segment, place `j` sends every `open`-th message from `first + j`.
+    pub fn messages_of(&self, from: u64, to: u64, owns: impl Fn(u32) -> bool) -> u64 {
+        // Numbers below `x` that leave `r` modulo `m`.
+        let below = |x: u64, m: u64, r: u64| if x > r { (x - r - 1) / m + 1 } else { 0 };
+        let mut n = 0;
+        for (i, seg) in self.segments.iter().enumerate() {
+            let (a, b) = (seg.first.max(from), self.end_of(i).min(to));
+            if a >= b {
+                continue;
+            }
+            let open = u64::from(seg.open);
+            for j in (0..seg.open).filter(|&j| owns(j)) {
+                n += below(b - seg.first, open, u64::from(j)) - below(a - seg.first, open, u64::from(j));
+            }
+        }
+        n
     }
 }
 
@@ -333,7 +357,8 @@ impl OpenLoopSchedule {
         Self { offset: first, ..self }
     }
 
-    /// The same connection's schedule on a ramp (shards have no ramps).
+    /// The same connection's schedule on a ramp. A shard's ramp is the whole load's: its
+    /// messages keep their numbers in the whole, and the ramp says when each is due.
     pub fn on_ramp(self, ramp: Option<&'static Ramp>) -> Self {
         Self { ramp, ..self }
     }
@@ -372,8 +397,13 @@ impl OpenLoopSchedule {
         }
         // Estimate, then correct for rounding in either direction.
         let mut k = match self.ramp {
-            // Messages of the process asked by then, of which this connection has every n-th.
-            Some(ramp) => ((ramp.messages_at((t - self.start_ns) as f64 / NS_PER_S as f64) - (self.offset + self.connection) as f64) / self.connections as f64).max(0.0).floor() as u64,
+            // Messages of the whole load asked by then, of which a shard has `owned` in every
+            // `block` and this connection every n-th of those.
+            Some(ramp) => {
+                let asked = ramp.messages_at((t - self.start_ns) as f64 / NS_PER_S as f64) - self.offset as f64;
+                let own = asked * self.span.owned as f64 / self.span.block as f64;
+                ((own - self.connection as f64) / self.connections as f64).max(0.0).floor() as u64
+            }
             None => (((t - self.start_ns) as f64 - self.offset as f64 * self.ns_per_msg) / self.period_ns()).max(0.0).floor() as u64,
         };
         while k > 0 && self.intended(k - 1) >= t {
@@ -430,6 +460,18 @@ mod tests {
         assert_eq!(cr.end_of(cr.segments.len() - 1), u64::MAX);
         assert_eq!(cr.next_open(0, 7), Some(cr.segments.iter().position(|s| s.open > 7).unwrap()));
         assert_eq!(cr.next_open(cr.segments.len() - 1, 8), None, "place 8 stays closed after the step down");
+        // Counting a place's messages agrees with sending them one by one.
+        let (from, to) = (rate.first_message_at(1.5), rate.first_message_at(4.5));
+        let mut by_place = [0u64; 20];
+        for (i, seg) in cr.segments.iter().enumerate() {
+            for g in seg.first.max(from)..cr.end_of(i).min(to) {
+                by_place[((g - seg.first) % u64::from(seg.open)) as usize] += 1;
+            }
+        }
+        for j in 0..20u32 {
+            assert_eq!(cr.messages_of(from, to, |p| p == j), by_place[j as usize], "place {j}");
+        }
+        assert_eq!(cr.messages_of(from, to, |_| true), to - from);
     }
 
     #[test]
@@ -608,6 +650,45 @@ mod tests {
         }).collect();
         shared.sort();
         assert_eq!(shared, part);
+    }
+
+    #[test]
+    fn the_shards_of_a_ramp_together_send_exactly_its_one_process_schedule() {
+        // 1 s warm-up at 1,000/s, up to 3,000/s over 1 s, a step down to 500/s held for 1 s.
+        let stages = [stage(1.0, 3_000.0), stage(0.0, 500.0), stage(1.0, 500.0)];
+        let ramp = Ramp::new(Duration::from_secs(1), 1_000.0, &stages).leak();
+        let rounds = 40;
+        for total in [1u32, 2, 5, 7, 12] {
+            let one: Vec<(u64, u64)> = {
+                let mut all: Vec<(u64, u64)> = (0..total)
+                    .flat_map(|c| {
+                        let s = OpenLoopSchedule::new(S, c, total, 1_000.0).on_ramp(Some(ramp));
+                        (0..rounds).map(move |k| (s.intended(k), u64::from(c)))
+                    })
+                    .collect();
+                all.sort();
+                all
+            };
+            for count in 1..=total {
+                let mut union: Vec<(u64, u64)> = Vec::new();
+                for i in 0..count {
+                    let shard = Shard::new(i, count).unwrap();
+                    let owned = shard.share(total);
+                    let span = ShardSpan::new(shard, total, 1_000.0);
+                    for j in 0..owned {
+                        let s = OpenLoopSchedule::new(S, j, owned, 1_000.0 * f64::from(owned) / f64::from(total)).within(Some(span)).on_ramp(Some(ramp));
+                        union.extend((0..rounds).map(|k| (s.intended(k), shard.global_index(j))));
+                        // Finding the next message after an instant is exact within a shard's ramp too.
+                        for k in [0, rounds / 3, rounds - 1] {
+                            let t = s.intended(k);
+                            assert_eq!((s.first_at_or_after(t), s.first_at_or_after(t + 1)), (k, k + 1), "{total} in {count}, shard {i} place {j}");
+                        }
+                    }
+                }
+                union.sort();
+                assert_eq!(union, one, "{total} connections in {count} shards");
+            }
+        }
     }
 
     #[test]

@@ -72,8 +72,9 @@ pub struct Session<'a> {
     conn_first_seq: u64,
     /// Churn: connections opened in this place so far (the first included).
     generation: u64,
-    /// Churn: when the current connection is to be replaced (u64::MAX: never). From then on
-    /// nothing is sent until the echoes are back and a new connection is open.
+    /// Churn: when the current connection is to be replaced or closed, by churn or by a
+    /// connection ramp, whichever comes first (u64::MAX: never). From then on nothing is sent
+    /// until the echoes are back and a new connection is open.
     churn_at: u64,
     /// Change in messages outstanding not yet handed to the recorder (see [`Self::flush`]).
     /// Both counts cover one turn (a flush before every wait), so 32 bits are plenty, and every
@@ -83,13 +84,18 @@ pub struct Session<'a> {
     /// definition (sent when allowed), so it is recorded once per batch, not per message.
     unflushed_sent: u32,
     /// Connection ramps (`shared.connection_ramp`): the segment this connection's schedule is
-    /// in, and the sequence number its first message there has.
-    segment: usize,
+    /// in ([`NO_SEGMENT`]: closed for good), and the sequence number its first message there has.
+    segment: u32,
     k0: u64,
-    /// Connection ramps: when the place, closed at `churn_at`, opens again (0: at once, as
-    /// churn does; `u64::MAX`: never). Not an `Option`: every connection carries it.
-    reopen_at: u64,
+    /// Connection ramps: the segment at whose start the ramp closes this place, planned once
+    /// its last message before then is sent ([`NO_SEGMENT`]: none planned). `segment` is then
+    /// the one in which it opens again. Segment numbers, not instants: every connection
+    /// carries them.
+    close_segment: u32,
 }
+
+/// No segment of a connection ramp (see [`Session::segment`]).
+const NO_SEGMENT: u32 = u32::MAX;
 
 impl<'a> Session<'a> {
     /// The session of connection number `index` (of the process's open connections), the
@@ -138,7 +144,7 @@ impl<'a> Session<'a> {
             unflushed_sent: 0,
             segment: 0,
             k0: 0,
-            reopen_at: 0,
+            close_segment: NO_SEGMENT,
         }
         .with_lifetime(now_ns())
         .on_connection_ramp()
@@ -148,7 +154,7 @@ impl<'a> Session<'a> {
     /// (the fleet opens it then).
     fn on_connection_ramp(mut self) -> Self {
         if let Some(cr) = self.shared.connection_ramp {
-            self.segment = cr.next_open(0, self.index).unwrap_or(usize::MAX);
+            self.segment = cr.next_open(0, self.index).map_or(NO_SEGMENT, |i| i as u32);
             self.schedule = self.segment_schedule().or(self.schedule);
             self.advance_segment();
         }
@@ -159,30 +165,32 @@ impl<'a> Session<'a> {
     /// the last, where it is closed for good).
     fn segment_schedule(&self) -> Option<OpenLoopSchedule> {
         let (cr, SendMode::Open { rate, ramp, .. }) = (self.shared.connection_ramp?, self.shared.send_mode) else { return None };
-        if self.segment == usize::MAX {
+        if self.segment == NO_SEGMENT {
             return None;
         }
-        let seg = cr.segment(self.segment);
+        let seg = cr.segment(self.segment as usize);
         Some(OpenLoopSchedule::new(self.shared.timeline.start_ns, self.index, seg.open, rate).on_ramp(ramp).from_message(seg.first))
     }
 
     /// Connection ramps: once the next message falls past the current segment, moves to the
     /// next segment this connection is open in. When it is closed in between, the connection
-    /// closes when that begins (`churn_at`, as churn's) and opens again when it ends
-    /// (`reopen_at`); one closing is planned at a time, the next once it has opened again.
+    /// closes when that begins (`close_segment`; `churn_at` follows it, so churn's step does
+    /// the closing) and opens again when it ends; one closing is planned at a time, the next
+    /// once it has opened again. Churn may replace the connection meanwhile: the closing stays.
     fn advance_segment(&mut self) {
         let Some(cr) = self.shared.connection_ramp else { return };
-        while self.segment != usize::MAX && self.reopen_at == 0 {
-            let seg = cr.segment(self.segment);
+        while self.segment != NO_SEGMENT && self.close_segment == NO_SEGMENT {
+            let seg = cr.segment(self.segment as usize);
             let next = seg.first + u64::from(self.index) + (self.next_seq - self.k0) * u64::from(seg.open);
-            if next < cr.end_of(self.segment) {
+            if next < cr.end_of(self.segment as usize) {
                 return;
             }
             self.segment += 1;
-            if self.index >= cr.segment(self.segment).open {
-                self.churn_at = self.churn_at.min(cr.segment(self.segment).start_ns);
-                self.segment = cr.next_open(self.segment, self.index).unwrap_or(usize::MAX);
-                self.reopen_at = if self.segment == usize::MAX { u64::MAX } else { cr.segment(self.segment).start_ns };
+            let at = cr.segment(self.segment as usize);
+            if self.index >= at.open {
+                self.churn_at = self.churn_at.min(at.start_ns);
+                self.close_segment = self.segment;
+                self.segment = cr.next_open(self.segment as usize, self.index).map_or(NO_SEGMENT, |i| i as u32);
             }
             // Closed for good: the last schedule stays, its next message past the close.
             if let Some(s) = self.segment_schedule() {
@@ -192,10 +200,25 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Connection ramps: when the place, closed now, opens again (`None`: churn's replacement,
-    /// at once; `u64::MAX`: never).
-    pub fn reopen_at(&self) -> Option<u64> {
-        (self.reopen_at != 0).then_some(self.reopen_at)
+    /// When the ramp closes this place (`u64::MAX`: no closing planned).
+    fn ramp_close_at(&self) -> u64 {
+        match self.shared.connection_ramp {
+            Some(cr) if self.close_segment != NO_SEGMENT => cr.segment(self.close_segment as usize).start_ns,
+            _ => u64::MAX,
+        }
+    }
+
+    /// Asked once the connection has closed: when its place opens again. `None`: churn's
+    /// replacement, at once. `Some`: a connection ramp closed the place (its closing has come,
+    /// whether churn's fell due with it or earlier), which opens again then (`u64::MAX`: never);
+    /// the closing is done with, and no replacement opens meanwhile.
+    pub fn reopen_at(&mut self) -> Option<u64> {
+        if now_ns() < self.ramp_close_at() {
+            return None;
+        }
+        let cr = self.shared.connection_ramp?;
+        self.close_segment = NO_SEGMENT;
+        Some(if self.segment == NO_SEGMENT { u64::MAX } else { cr.segment(self.segment as usize).start_ns })
     }
 
     /// Starts the current connection's lifetime at `now` (see [`wsbench_core::plan::Churn`]).
@@ -205,7 +228,7 @@ impl<'a> Session<'a> {
     }
 
     fn set_lifetime(&mut self, now: u64) {
-        self.churn_at = match self.shared.churn.connection_lifetime {
+        let lifetime = match self.shared.churn.connection_lifetime {
             None => u64::MAX,
             Some(life) => {
                 // Uniform in [1 - j, 1 + j] of the lifetime, the same for the same place and
@@ -215,6 +238,8 @@ impl<'a> Session<'a> {
                 now.saturating_add((life.as_nanos() as f64 * factor) as u64)
             }
         };
+        // A closing the ramp planned stays planned across churn's replacements.
+        self.churn_at = lifetime.min(self.ramp_close_at());
     }
 
     /// Churn: the current connection is due to be replaced, so nothing more is sent on it.
@@ -235,9 +260,9 @@ impl<'a> Session<'a> {
         self.sending && self.churn_due(now) && (self.outstanding.is_empty() || now >= self.churn_at.saturating_add(self.shared.churn_drain_ns))
     }
 
-    /// Churn: a new connection took the place of the old one at `now`.
+    /// Churn: a new connection took the place of the old one at `now` (or a connection ramp
+    /// opened the place again).
     pub fn reconnected(&mut self, now: u64) {
-        self.reopen_at = 0;
         self.generation += 1;
         self.conn_sent = 0;
         self.conn_first_seq = self.next_seq;

@@ -271,3 +271,33 @@ fn zero_alloc_engine_on_a_connection_ramp_allocates_nothing_per_message() {
     assert_eq!((churn.opened, churn.clean, churn.unclean), (12, 12, 0), "{churn:?}");
     assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated per message in the measured window");
 }
+
+/// The same ramp with churn: an open place is replaced after every 2,000 messages as well, and
+/// the ramp closes places (and any replacement pending) on the way down. Opening and closing,
+/// by the ramp or by churn, are counted apart; the per-message path stays at exactly 0.
+#[test]
+fn zero_alloc_engine_on_a_connection_ramp_with_churn_allocates_nothing_per_message() {
+    use wsbench_core::plan::Stage;
+    let stage = |secs: u64, connections: u32| Stage { duration: Duration::from_secs(secs), rate: 30_000.0, connections: Some(connections) };
+    let s = run(
+        "alloc-zero-connection-ramp-churn",
+        LoadPlan {
+            engine: Engine::ZeroAlloc,
+            connections: 4,
+            rate: Some(30_000.0),
+            threads: 2,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(4),
+            stages: vec![stage(1, 4), stage(2, 16), stage(1, 4)],
+            churn: wsbench_core::plan::Churn { reconnect_after: Some(2_000), ..Default::default() },
+            ..Default::default()
+        }
+        .with_connection_ramp(),
+    );
+    let churn = s.connections.churn.as_ref().expect("the ramp's and churn's opens and closes are reported");
+    eprintln!("connection ramp with churn: {} opened, {} closed cleanly, {:?} allocations per opening", churn.opened, churn.clean, churn.allocations_per_replacement);
+    assert!(churn.opened > 12 + 20, "churn replaced connections besides the ramp's 12 openings: {churn:?}");
+    assert_eq!((churn.clean, churn.unclean), (churn.opened, 0), "every close, the ramp's or churn's, once and clean: {churn:?}");
+    assert_eq!((s.messages.lost, s.connections.failed), (0, 0));
+    assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated per message in the measured window");
+}
