@@ -127,20 +127,21 @@ fn a_size_sweep_measures_a_bulk_transfer_and_the_report_puts_it_beside_the_fit()
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let dir = results.join("sweep/r1");
 
-    // The bulk configuration ran in the same run: one connection, the largest size, 8 in flight.
+    // The bulk configuration ran in the same run: one connection, the largest size, 2 in flight.
     let manifest = json(&dir.join("run.json"));
     let bulk = manifest["configs"].as_array().unwrap().iter().find(|c| c["name"] == "bulk").expect("run.json lists `bulk`");
-    assert_eq!((bulk["load"]["bulk"].as_bool(), bulk["load"]["size"].as_u64(), bulk["load"]["in_flight"].as_u64()), (Some(true), Some(1 << 20), Some(8)));
+    assert_eq!((bulk["load"]["bulk"].as_bool(), bulk["load"]["size"].as_u64(), bulk["load"]["in_flight"].as_u64()), (Some(true), Some(1 << 20), Some(u64::from(wsbench_core::scenario::BULK_IN_FLIGHT))));
     let s = summary(&dir.join("bulk/trial-1"));
     assert!(s.passed() && s.messages.received > 0 && s.config.connections == 1, "{:?}", s.messages);
 
-    // The report's size table: fitted bandwidth, bulk transfer and their ratio, consistent.
+    // The report's size table: fitted bandwidth, its knee, bulk transfer and their ratio, consistent.
     let md = fs::read_to_string(dir.join("report/report.md")).unwrap();
     let section = md.split("## Message size").nth(1).expect("a Message size section").split("\n## ").next().unwrap();
     let row: Vec<&str> = section.lines().find(|l| l.starts_with("| all configurations")).expect("the sweep's row").split('|').map(str::trim).collect();
     let mb_s = |cell: &str| -> f64 { cell.trim_end_matches(" MB/s").replace(',', "").parse().unwrap_or_else(|_| panic!("{cell:?} in {row:?}")) };
-    let (fitted, bulk_mb_s) = (mb_s(row[4]), mb_s(row[5]));
-    let ratio: f64 = row[6].parse().unwrap();
+    let (fitted, bulk_mb_s) = (mb_s(row[4]), mb_s(row[6]));
+    assert!(row[5] == "none: one line" || row[5].contains("; below it "), "{row:?}");
+    let ratio: f64 = row[7].parse().unwrap();
     assert!(bulk_mb_s > 0.0 && fitted > 0.0, "{row:?}");
     assert!((ratio - fitted / bulk_mb_s).abs() <= 0.02 * ratio + 0.01, "{row:?}");
     // The bulk figure is the bulk trial's own: echoes per second × size.

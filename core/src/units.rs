@@ -89,47 +89,35 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     Ok(rate)
 }
 
-/// Serde helper for rates written as a number per second (`100`) or a string (`"100/s"`,
-/// `"6000/min"`).
-pub mod serde_rate {
-    use serde::{Deserialize, Deserializer};
-
-    #[derive(Deserialize)]
+/// A number or a string, either read by `parse`: the one shape of the serde helpers below.
+fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D, parse: fn(&str) -> Result<f64, String>) -> Result<Option<f64>, D::Error> {
+    #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Raw {
         Number(f64),
         Text(String),
     }
+    let v = match <Raw as serde::Deserialize>::deserialize(d)? {
+        Raw::Number(n) => parse(&n.to_string()),
+        Raw::Text(s) => parse(&s),
+    };
+    v.map(Some).map_err(serde::de::Error::custom)
+}
 
+/// Serde helper for rates written as a number per second (`100`) or a string (`"100/s"`,
+/// `"6000/min"`).
+pub mod serde_rate {
     /// For `Option<f64>` fields.
-    pub fn deserialize_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        let v = match Raw::deserialize(d)? {
-            Raw::Number(n) => super::parse_rate(&n.to_string()),
-            Raw::Text(s) => super::parse_rate(&s),
-        };
-        v.map(Some).map_err(serde::de::Error::custom)
+    pub fn deserialize_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        super::number_or_text(d, super::parse_rate)
     }
 }
 
 /// Serde helper for shares written as a fraction (`0.001`) or a percentage string (`"0.1%"`).
 pub mod serde_share {
-    use super::*;
-    use serde::{Deserialize, Deserializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Number(f64),
-        Text(String),
-    }
-
     /// For `Option<f64>` fields.
-    pub fn deserialize_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        let v = match Raw::deserialize(d)? {
-            Raw::Number(n) => parse_share(&n.to_string()),
-            Raw::Text(s) => parse_share(&s),
-        };
-        v.map(Some).map_err(serde::de::Error::custom)
+    pub fn deserialize_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        super::number_or_text(d, super::parse_share)
     }
 }
 
