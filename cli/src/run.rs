@@ -957,6 +957,7 @@ mod tests {
             max_failed_connections: 4,
             realtime: false,
             spin: Duration::ZERO,
+            coalesce: Default::default(),
             workload: wsbench_core::plan::Workload::Echo,
             fanout: Default::default(),
             foreign: None,

@@ -232,6 +232,9 @@ pub struct LoadSpec {
     /// Open loop: wake this long before a send is due and spin the rest (see [`crate::plan::LoadPlan::spin`]).
     #[serde(with = "serde_duration")]
     pub spin: Duration,
+    /// Open loop: how each worker groups its timer's firings (see [`crate::plan::Coalesce`]).
+    #[serde(default)]
+    pub coalesce: crate::plan::Coalesce,
     /// The built-in server's workload, which the load generators drive.
     pub workload: Workload,
     /// The server's fan-out settings, with load key `publishers`.
@@ -325,6 +328,7 @@ impl LoadSpec {
             max_failed_connections: self.max_failed_connections,
             realtime: self.realtime,
             spin: self.spin,
+            coalesce: self.coalesce,
             workload: self.workload,
             fanout: self.fanout,
             foreign: self.foreign.clone(),
@@ -470,6 +474,8 @@ struct LoadSection {
     realtime: Option<bool>,
     #[serde(default, with = "serde_duration::option")]
     spin: Option<Duration>,
+    /// `"auto"` or a duration (see [`crate::plan::Coalesce`]).
+    coalesce: Option<crate::plan::Coalesce>,
     publishers: Option<NonZeroU32>,
     /// Other people's protocols (see [`crate::plan::Foreign`]).
     template: Option<String>,
@@ -510,7 +516,7 @@ impl ServerSection {
 impl LoadSection {
     fn overlay(&self, over: &Self) -> Self {
         overlay!(self, over, LoadSection {
-            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, publishers,
+            connections, connect_rate, size, mode, engine, duration, warmup, in_flight, rate, rates, sizes, processes, threads, drain_timeout, interval, max_loss, max_failed_connections, realtime, spin, coalesce, publishers,
             template, match_json, match_regex,
             reconnect_after, connection_lifetime, lifetime_jitter, stages,
             idle, ping_interval, nodelay,
@@ -1024,6 +1030,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         max_failed_connections: l.max_failed_connections.unwrap_or(0),
         realtime: l.realtime.unwrap_or(false),
         spin: l.spin.unwrap_or(Duration::ZERO),
+        coalesce: l.coalesce.unwrap_or_default(),
         workload,
         fanout,
         foreign,
@@ -1069,6 +1076,9 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
     }
     if !load.churn.is_off() && load.workload.is_fanout() {
         return Err(cfg("load keys `reconnect_after` and `connection_lifetime` apply to the echo workload only".into()));
+    }
+    if !load.spin.is_zero() && matches!(load.coalesce, crate::plan::Coalesce::Every(d) if !d.is_zero()) {
+        return Err(cfg("load keys `spin` and `coalesce` exclude each other: spinning sends each message to the microsecond, coalescing gives that up".into()));
     }
     if load.spin > crate::plan::MAX_SPIN {
         return Err(cfg(format!("load key `spin` is {}; spinning longer than {} only burns a core", crate::units::format_duration(load.spin), crate::units::format_duration(crate::plan::MAX_SPIN))));
@@ -1363,6 +1373,23 @@ mod tests {
         assert_eq!(s.configs[0].load.engine, Engine::Tungstenite);
         assert_eq!(s.configs[1].load.engine, Engine::ZeroAlloc);
         assert_eq!(s.configs[1].load.connections, 4);
+    }
+
+    #[test]
+    fn coalesce_is_auto_unless_asked_and_excludes_spinning() {
+        use crate::plan::Coalesce;
+        assert_eq!(parse("[load]\nconnections = 4\n").unwrap().configs[0].load.coalesce, Coalesce::Auto);
+        assert_eq!(parse("[load]\ncoalesce = \"1ms\"\n").unwrap().configs[0].load.coalesce, Coalesce::Every(Duration::from_millis(1)));
+        assert_eq!(parse("[load]\ncoalesce = \"0s\"\nspin = \"20us\"\n").unwrap().configs[0].load.coalesce, Coalesce::Every(Duration::ZERO));
+        let e = parse("[load]\ncoalesce = \"1ms\"\nspin = \"20us\"\n").unwrap_err().to_string();
+        assert!(e.contains("`spin` and `coalesce` exclude each other"), "{e}");
+        let e = parse("[load]\ncoalesce = \"50ms\"\n").unwrap_err().to_string();
+        assert!(e.contains("coalesce") && e.contains("10ms"), "{e}");
+        // The plan carries it to the load generator's command line, and back.
+        let plan = parse("[load]\ncoalesce = \"1ms\"\n").unwrap().configs[0].load.plan("ws://127.0.0.1:1/echo");
+        assert_eq!(plan.coalesce, Coalesce::Every(Duration::from_millis(1)));
+        let args = plan.to_args();
+        assert!(args.windows(2).any(|w| w[0] == "--coalesce" && w[1] == "1ms"), "{args:?}");
     }
 
     #[test]

@@ -29,13 +29,17 @@ pub struct Timeline {
     pub drain_deadline_ns: u64,
     /// Length of one histogram interval.
     pub interval_ns: u64,
+    /// How long after `measured_end_ns` a message intended before it may still leave: a
+    /// coalescing clock fires up to its period after a deadline, so one firing may come after
+    /// the end for deadlines before it (0: none).
+    pub send_grace_ns: u64,
 }
 
 impl Timeline {
     pub fn new(start_ns: u64, warmup: Duration, duration: Duration, drain_timeout: Duration) -> Self {
         let measured_start_ns = start_ns + duration_ns(warmup);
         let measured_end_ns = measured_start_ns + duration_ns(duration);
-        Self { start_ns, measured_start_ns, measured_end_ns, drain_deadline_ns: measured_end_ns + duration_ns(drain_timeout), interval_ns: NS_PER_S }
+        Self { start_ns, measured_start_ns, measured_end_ns, drain_deadline_ns: measured_end_ns + duration_ns(drain_timeout), interval_ns: NS_PER_S, send_grace_ns: 0 }
     }
 
     /// The same timeline with histogram intervals of `interval` (one second by default).
@@ -53,6 +57,13 @@ impl Timeline {
     #[inline]
     pub fn may_send(&self, t: u64) -> bool {
         t < self.measured_end_ns
+    }
+
+    /// True when a message intended in the window may still leave at `now` (see
+    /// [`Self::send_grace_ns`]); a backlog later than that is left unsent.
+    #[inline]
+    pub fn may_send_late_at(&self, now: u64) -> bool {
+        now < self.measured_end_ns.saturating_add(self.send_grace_ns)
     }
 
     /// The absolute end of interval `k` (intervals count from 0 at `measured_start_ns`).
@@ -524,6 +535,10 @@ mod tests {
         assert!(!t.is_warmup(t.measured_start_ns));
         assert!(t.may_send(t.measured_end_ns - 1));
         assert!(!t.may_send(t.measured_end_ns));
+        // No grace unless a coalescing clock asks for it.
+        assert!(!t.may_send_late_at(t.measured_end_ns));
+        let g = Timeline { send_grace_ns: 1_000_000, ..t };
+        assert!(g.may_send_late_at(t.measured_end_ns + 999_999) && !g.may_send_late_at(t.measured_end_ns + 1_000_000));
         assert_eq!(t.interval_end(0), t.measured_start_ns + S);
         assert_eq!(t.interval_end(2), t.measured_start_ns + 3 * S);
     }

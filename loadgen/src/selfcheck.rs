@@ -9,7 +9,7 @@
 //! (exit code 1), because the server did not answer or connections could not be opened.
 
 use wsbench_core::result::LoadgenSummary;
-use wsbench_core::warning::{Warning, LOADGEN_CPU_LIMIT_PCT, MIN_SAMPLES, SEND_LAG_P99_LIMIT_US};
+use wsbench_core::warning::{Warning, LOADGEN_CPU_LIMIT_PCT, MIN_SAMPLES};
 
 /// Open loop: an answered rate below this share of the asked rate means the rate was not reached
 /// (the same share the capacity search and the sweep's knee use).
@@ -87,8 +87,8 @@ pub fn warnings(s: &LoadgenSummary) -> Vec<Warning> {
     } else if !s.complete {
         w.push(Warning::incomplete("unknown reason"));
     }
-    if s.send_lag_us.count > 0 && s.send_lag_us.p99 > SEND_LAG_P99_LIMIT_US {
-        w.push(Warning::send_lag_high_with(s.send_lag_us.p99, Some(s.cpu.busiest_thread_pct)));
+    if s.send_lag_us.count > 0 && s.send_lag_us.p99 > wsbench_core::warning::send_lag_limit_us(s.config.coalesce) {
+        w.push(Warning::send_lag_high_with(s.send_lag_us.p99, Some(s.cpu.busiest_thread_pct), s.config.coalesce));
     }
     if s.cpu.busiest_thread_pct > LOADGEN_CPU_LIMIT_PCT {
         w.push(Warning::loadgen_saturated(s.cpu.busiest_thread_pct));
@@ -193,6 +193,18 @@ mod tests {
     #[test]
     fn a_healthy_run_has_no_warnings() {
         assert!(warnings(&healthy()).is_empty(), "{:?}", warnings(&healthy()));
+    }
+
+    #[test]
+    fn a_coalescing_period_asked_for_is_lag_by_design_but_not_past_it() {
+        let mut s = healthy();
+        s.config.coalesce = wsbench_core::plan::Coalesce::Every(std::time::Duration::from_millis(1));
+        s.send_lag_us.p99 = 1_500.0;
+        assert!(warnings(&s).is_empty(), "{:?}", warnings(&s));
+        s.send_lag_us.p99 = 2_100.0;
+        assert_eq!(kinds(&s), [SendLagHigh]);
+        let m = &warnings(&s)[0].message;
+        assert!(m.contains("over 2") && m.contains("--coalesce 1ms"), "{m}");
     }
 
     #[test]

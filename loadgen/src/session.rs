@@ -381,7 +381,7 @@ impl<'a> Session<'a> {
                 }
                 // Sending ends with the window, even with a backlog left: what was not sent in
                 // time shows as a rate not reached, and the drain stays bounded.
-                if !tl.may_send(intended) || !tl.may_send(now) {
+                if !tl.may_send(intended) || !tl.may_send_late_at(now) {
                     self.sending = false;
                     return None;
                 }

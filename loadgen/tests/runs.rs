@@ -104,6 +104,40 @@ fn open_loop_sends_rate_times_duration() {
     );
 }
 
+/// `--coalesce 10ms`: one firing serves every send due in 10 ms, so sends leave late by design,
+/// and the lag is measured and charged to latency, never hidden; every message due in the
+/// window still leaves, the last ones after a firing that comes after the window's end.
+#[test]
+fn coalesced_sends_are_late_by_design_and_none_is_left_out() {
+    let _turn = serial();
+    let server = EchoServer::start(None);
+    let dir = out_dir("open-coalesced");
+    let url = server.url();
+    let (status, _, stderr) = run_loadgen(
+        &["--url", &url, "--connections", "10", "--rate", "10000", "--duration", "2s", "--warmup", "500ms", "--coalesce", "10ms", "--out", dir.to_str().unwrap()],
+        LIMIT,
+    );
+    assert!(status.success(), "exit {status}; stderr:\n{stderr}");
+    let r = read_results(&dir);
+    r.assert_consistent();
+    let s = &r.summary;
+    assert_eq!(s.config.coalesce, wsbench_core::plan::Coalesce::Every(Duration::from_millis(10)));
+    assert!(s.command.iter().any(|a| a == "--coalesce"));
+    // Firings at least 10 ms apart: a send waits for the next one, half the period on average.
+    // (Load can only make it later.) Precise pacing here is tens of microseconds.
+    assert!(s.send_lag_us.p50 >= 2_000.0, "send lag p50 {} us", s.send_lag_us.p50);
+    assert!(s.latency_us.p50 >= s.service_time_us.p50 + 2_000.0, "latency {:?} service {:?}", s.latency_us, s.service_time_us);
+    // Up to one period's messages (100) are due after the last firing in the window: they
+    // leave too, so the schedule is kept up to one message per connection.
+    assert!(s.messages.sent.abs_diff(20_000) <= 10, "sent {}", s.messages.sent);
+    assert_eq!(s.messages.received, s.messages.sent);
+    assert_eq!((s.messages.corrupted, s.messages.lost, s.messages.errors), (0, 0, 0));
+    // Lag of up to the period was asked for: only lag past it (and the usual 1 ms) warns.
+    for w in s.warnings.iter().filter(|w| w.kind == WarningKind::SendLagHigh) {
+        assert!(s.send_lag_us.p99 > 11_000.0 && w.message.contains("--coalesce 10ms"), "{w:?}");
+    }
+}
+
 /// A server slower than the asked rate: 10 connections, each echo held 10 ms, one at a time per
 /// connection, so at most ~1,000 answers per second against 2,000 asked. The backlog is answered
 /// during the drain after the window; those echoes arrive but are late, and the throughput counts
