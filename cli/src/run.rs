@@ -750,13 +750,15 @@ fn read_summary(path: &Path) -> Result<LoadgenSummary> {
 /// process writing into its own folder.
 ///
 /// A connection ramp's processes are its shards instead (`--shard i/n`): each holds its places
-/// of every open count and sends exactly their part of the one-process schedule. Shards write
+/// of every open count and sends exactly their part of the one-process schedule. So are a
+/// broadcast's: a room's members in one process receive what its publishers in another send,
+/// on one schedule, and `collect`'s merge adds deliveries up exactly. Shards write
 /// into `<trial>/shard-<i>/` ([`results_dir`]) and share a start, which the trial sets
 /// ([`shared_start`]) when it starts them.
 pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan> {
     let p = load.processes.max(1);
     let whole = load.plan(url);
-    if p > 1 && whole.ramps_connections() {
+    if p > 1 && (whole.ramps_connections() || whole.workload == wsbench_core::plan::Workload::Broadcast) {
         return (0..p).map(|i| LoadPlan { shard: Some(Shard { index: i, count: p }), out: Some(trial_dir.to_owned()), ..whole.clone() }).collect();
     }
     (0..p)

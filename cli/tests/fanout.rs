@@ -339,6 +339,41 @@ fn two_shards_of_a_broadcast_room_collect_to_the_one_process_run() {
     stop(server, &srv_dir);
 }
 
+/// `processes = 2` of a broadcast in a scenario: `wsbench run` starts the two load generators
+/// as shards of the room with a shared start, and the trial's merged result is the whole
+/// room's: every publisher's broadcasts reach every other member, across the processes.
+#[test]
+fn a_broadcast_in_two_processes_runs_as_two_shards_of_one_room() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("room2.toml");
+    std::fs::write(
+        &path,
+        "name = \"room2\"\ntrials = 1\n[server]\nworkload = \"broadcast\"\n[load]\nconnections = 20\npublishers = 2\nrate = 200\nwarmup = \"500ms\"\nduration = \"2s\"\nprocesses = 2\n[[configs]]\nname = \"default\"\n",
+    )
+    .unwrap();
+    let results = tmp.path().join("results");
+    let out = common::run_r1(&path, &results, &[], Duration::from_secs(90));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let trial = results.join("room2/r1/default/trial-1");
+    for i in 0..2u32 {
+        let part = summary(&trial.join(format!("loadgen-{i}")));
+        let shard = part.shard.as_ref().expect("each process ran as a shard of the room");
+        assert_eq!((shard.index, shard.count, part.connections.established), (i, 2, 10));
+        assert!(part.start.as_ref().is_some_and(|st| !st.late), "the shards began together: {:?}", part.start);
+        assert_eq!(fanout(&part).reach, 1.0, "shard {i}");
+    }
+    let merged = summary(&trial);
+    let f = fanout(&merged);
+    // Two publishers at 100 msgs/s each for 2 s; each broadcast goes to the 19 other members.
+    assert_eq!(f.published, 400, "{f:?}");
+    assert_eq!((f.expected_deliveries, f.delivered, f.reach), (f.published * 19, f.published * 19, 1.0), "{f:?}");
+    assert_eq!(merged.latency_us.count, f.delivered);
+    assert!(f.missing.is_empty() && merged.failed_checks.is_empty() && merged.complete, "{merged:?}");
+    let server = json(&trial.join("server.json"));
+    assert_eq!(server["counts"]["connections_accepted"].as_u64(), Some(20));
+}
+
 /// `wsbench k8s render` of a broadcast scenario: the built-in server serves the rooms, and each
 /// pod runs its shard of the room with the shared start.
 #[test]

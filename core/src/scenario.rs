@@ -1198,9 +1198,6 @@ fn check_fanout(load: &LoadSpec) -> Result<(), String> {
         }
     }
     if load.workload == Workload::Broadcast {
-        if load.processes > 1 {
-            return Err("workload `broadcast` tracks every room within one load-generator process: set load key `processes` to 1 (use `threads`)".into());
-        }
         if f.rooms > load.connections || f.publishers > load.connections {
             return Err(format!("server key `rooms` ({}) and load key `publishers` ({}) must not exceed `connections` ({})", f.rooms, f.publishers, load.connections));
         }
@@ -1604,8 +1601,8 @@ mod tests {
         assert_eq!((c.load.workload, c.load.fanout.publishers, c.load.fanout.rooms), (Workload::Broadcast, 8, 4));
         let e = parse("[server]\nworkload = \"broadcast\"\n[load]\nconnections = 4\n").unwrap_err();
         assert!(e.message.contains("give load key `rate`"), "{e}");
-        let e = parse("[server]\nworkload = \"broadcast\"\n[load]\nconnections = 4\nrate = 10\nprocesses = 2\n").unwrap_err();
-        assert!(e.message.contains("`processes` to 1"), "{e}");
+        // Processes of a broadcast run as shards of its rooms (see `wsbench run`).
+        assert_eq!(parse("[server]\nworkload = \"broadcast\"\n[load]\nconnections = 4\nrate = 10\nprocesses = 2\n").unwrap().configs[0].load.processes, 2);
         let e = parse("[server]\ncommand = [\"x\"]\nrooms = 2\n").unwrap_err();
         assert!(e.message.contains("server key `rooms` applies to the built-in server"), "{e}");
         let s = parse("[server]\nworkload = \"push\"\npush_rate = 50\npush_size = \"1KiB\"\n").unwrap();
