@@ -251,6 +251,9 @@ pub struct LoadSpec {
     pub nodelay: bool,
     /// Offer permessage-deflate with the default parameters (load key `deflate`; zero-alloc client).
     pub deflate: bool,
+    /// Where an echo's arrival time comes from (load key `rx_timestamps`: `"user"` or `"kernel"`).
+    #[serde(default)]
+    pub rx_timestamps: crate::plan::RxTimestamps,
     /// The `Origin` header every handshake sends (load key `origin`); none by default, as tools send none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
@@ -338,6 +341,7 @@ impl LoadSpec {
             ping_interval: self.ping_interval,
             nodelay: self.nodelay,
             deflate: self.deflate.then(DeflateConfig::default),
+            rx_timestamps: self.rx_timestamps,
             headers: self.origin.iter().map(|o| ("Origin".to_owned(), o.clone())).collect(),
             ..Default::default()
         }
@@ -492,6 +496,7 @@ struct LoadSection {
     ping_interval: Option<Duration>,
     nodelay: Option<bool>,
     deflate: Option<bool>,
+    rx_timestamps: Option<crate::plan::RxTimestamps>,
     origin: Option<String>,
 }
 
@@ -520,7 +525,7 @@ impl LoadSection {
             template, match_json, match_regex,
             reconnect_after, connection_lifetime, lifetime_jitter, stages,
             idle, ping_interval, nodelay,
-            deflate, origin
+            deflate, rx_timestamps, origin
         })
     }
 }
@@ -1049,9 +1054,13 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         ping_interval: l.ping_interval,
         nodelay: l.nodelay.unwrap_or(true),
         deflate: l.deflate.unwrap_or(false),
+        rx_timestamps: l.rx_timestamps.unwrap_or_default(),
         origin: l.origin.clone(),
         bulk: false,
     };
+    if load.rx_timestamps == crate::plan::RxTimestamps::Kernel && (load.engine != Engine::ZeroAlloc || load.workload.is_fanout() || !load.idle.is_empty()) {
+        return Err(cfg("load key `rx_timestamps = \"kernel\"` is for the zero-alloc client's echo load: set `engine = \"zero-alloc\"`, and no fan-out workload or `idle`".into()));
+    }
     if load.deflate && load.engine != Engine::ZeroAlloc {
         return Err(cfg(format!(
             "load key `deflate` needs load key `engine = \"zero-alloc\"`: the {} client (tungstenite 0.29) has no permessage-deflate",
@@ -1370,6 +1379,20 @@ mod tests {
         assert_eq!(s.configs[0].load.engine, Engine::Tungstenite);
         assert_eq!(s.configs[1].load.engine, Engine::ZeroAlloc);
         assert_eq!(s.configs[1].load.connections, 4);
+    }
+
+    #[test]
+    fn rx_timestamps_is_a_load_key_for_the_zero_alloc_echo_load() {
+        use crate::plan::RxTimestamps;
+        assert_eq!(parse("[load]\nconnections = 4\n").unwrap().configs[0].load.rx_timestamps, RxTimestamps::User);
+        let s = parse("[load]\nengine = \"zero-alloc\"\nrate = 100\nrx_timestamps = \"kernel\"\n").unwrap();
+        let plan = s.configs[0].load.plan("ws://127.0.0.1:1/echo");
+        assert_eq!(plan.rx_timestamps, RxTimestamps::Kernel);
+        assert!(plan.to_args().windows(2).any(|w| w[0] == "--rx-timestamps" && w[1] == "kernel"));
+        let e = parse("[load]\nrx_timestamps = \"kernel\"\n").unwrap_err().to_string();
+        assert!(e.contains("rx_timestamps") && e.contains("zero-alloc"), "{e}");
+        let e = parse("[load]\nrx_timestamps = \"nic\"\n").unwrap_err().to_string();
+        assert!(e.contains("rx_timestamps") || e.contains("unknown variant"), "{e}");
     }
 
     #[test]
