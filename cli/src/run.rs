@@ -969,6 +969,7 @@ mod tests {
             ping_interval: None,
             nodelay: true,
             deflate: false,
+            rx_timestamps: Default::default(),
             origin: None,
             bulk: false,
         }
