@@ -749,8 +749,10 @@ fn read_summary(path: &Path) -> Result<LoadgenSummary> {
 /// shards' rule, [`Shard::share`]), the rate in proportion to each process's connections, every
 /// process writing into its own folder.
 ///
-/// A connection ramp's processes are its shards instead (`--shard i/n`): each holds its places
-/// of every open count and sends exactly their part of the one-process schedule. So are a
+/// A ramp's processes are its shards instead (`--shard i/n`): each holds its places of every
+/// open count and sends exactly their part of the one-process schedule, from a shared start,
+/// so every process steps at the same instant (independent processes would each start their
+/// stages when they happened to begin). So are a
 /// broadcast's: a room's members in one process receive what its publishers in another send,
 /// on one schedule, and `collect`'s merge adds deliveries up exactly. Shards write
 /// into `<trial>/shard-<i>/` ([`results_dir`]) and share a start, which the trial sets
@@ -758,7 +760,7 @@ fn read_summary(path: &Path) -> Result<LoadgenSummary> {
 pub fn split_load(load: &LoadSpec, url: &str, trial_dir: &Path) -> Vec<LoadPlan> {
     let p = load.processes.max(1);
     let whole = load.plan(url);
-    if p > 1 && (whole.ramps_connections() || whole.workload == wsbench_core::plan::Workload::Broadcast) {
+    if p > 1 && (!whole.stages.is_empty() || whole.workload == wsbench_core::plan::Workload::Broadcast) {
         return (0..p).map(|i| LoadPlan { shard: Some(Shard { index: i, count: p }), out: Some(trial_dir.to_owned()), ..whole.clone() }).collect();
     }
     (0..p)

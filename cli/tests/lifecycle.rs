@@ -307,6 +307,32 @@ fn assert_ramp_4_12_4(trial: &Path) -> wsbench_core::result::LoadgenSummary {
     s
 }
 
+/// A rate step (400 → 1,600 msgs/s) in two processes: they run as shards from a shared start,
+/// so both step at the same instant, and the trial's intervals show the one-process schedule,
+/// 100 messages per 250 ms before the step and 400 after it, each to a message per shard.
+#[test]
+fn a_rate_step_in_two_processes_steps_at_one_instant() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = "name = \"ratestep\"\ntrials = 1\n[load]\nconnections = 4\nrate = 400\nwarmup = \"300ms\"\ninterval = \"250ms\"\nprocesses = 2\n\
+                [[load.stages]]\nduration = \"1s\"\nrate = 400\n[[load.stages]]\nduration = \"0s\"\nrate = 1600\n[[load.stages]]\nduration = \"1s\"\nrate = 1600\n\
+                [[configs]]\nname = \"default\"\n";
+    let (out, run) = run_scenario(tmp.path(), "ratestep", text, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let trial = run.join("default/trial-1");
+    for i in 0..2u32 {
+        let part = summary(&trial.join(format!("loadgen-{i}")));
+        let shard = part.shard.as_ref().expect("the process ran as a shard");
+        assert_eq!((shard.index, shard.count), (i, 2));
+        assert!(part.start.as_ref().is_some_and(|st| !st.late), "the shards began together: {:?}", part.start);
+    }
+    let s = summary(&trial);
+    assert_eq!((s.messages.lost, s.messages.errors, s.connections.failed), (0, 0, 0));
+    let sent: Vec<u64> = interval_rows(&trial).iter().take(8).map(|r| r.sent).collect();
+    let want = [100, 100, 100, 100, 400, 400, 400, 400];
+    assert!(sent.iter().zip(want).all(|(got, want)| got.abs_diff(want) <= 2), "sent per interval {sent:?}, planned {want:?}");
+}
+
 #[test]
 fn a_connection_ramp_in_two_processes_runs_as_two_shards_whose_open_counts_add_up_to_the_ramp() {
     let _serial = serial();
