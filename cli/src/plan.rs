@@ -137,7 +137,7 @@ fn load(l: &LoadSpec) -> String {
         _ => String::new(),
     };
     let pace = if l.bulk { format!("bulk transfer (the size fit's cross-check): {pace}") } else { pace };
-    let deflate = if l.deflate { ", offering permessage-deflate" } else { "" };
+    let deflate = if l.deflate.is_some() { ", offering permessage-deflate" } else { "" };
     let origin = l.origin.as_ref().map(|o| format!(", Origin {o}")).unwrap_or_default();
     format!(
         "{}{processes}, {pace}, {} B {} messages, {} engine{deflate}{origin}; warm-up {}, measured {}",

@@ -970,7 +970,7 @@ mod tests {
             idle: Vec::new(),
             ping_interval: None,
             nodelay: true,
-            deflate: false,
+            deflate: None,
             rx_timestamps: Default::default(),
             origin: None,
             bulk: false,

@@ -249,8 +249,10 @@ pub struct LoadSpec {
     pub idle: Vec<Duration>,
     pub ping_interval: Option<Duration>,
     pub nodelay: bool,
-    /// Offer permessage-deflate with the default parameters (load key `deflate`; zero-alloc client).
-    pub deflate: bool,
+    /// Offer permessage-deflate (load keys `deflate` and `deflate_*`, as the flags name them;
+    /// zero-alloc client).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<DeflateConfig>,
     /// Where an echo's arrival time comes from (load key `rx_timestamps`: `"user"` or `"kernel"`).
     #[serde(default)]
     pub rx_timestamps: crate::plan::RxTimestamps,
@@ -340,7 +342,7 @@ impl LoadSpec {
             idle: self.idle.clone(),
             ping_interval: self.ping_interval,
             nodelay: self.nodelay,
-            deflate: self.deflate.then(DeflateConfig::default),
+            deflate: self.deflate,
             rx_timestamps: self.rx_timestamps,
             headers: self.origin.iter().map(|o| ("Origin".to_owned(), o.clone())).collect(),
             ..Default::default()
@@ -496,6 +498,10 @@ struct LoadSection {
     ping_interval: Option<Duration>,
     nodelay: Option<bool>,
     deflate: Option<bool>,
+    deflate_server_max_window_bits: Option<u8>,
+    deflate_client_max_window_bits: Option<u8>,
+    deflate_server_no_context_takeover: Option<bool>,
+    deflate_client_no_context_takeover: Option<bool>,
     rx_timestamps: Option<crate::plan::RxTimestamps>,
     origin: Option<String>,
 }
@@ -525,7 +531,8 @@ impl LoadSection {
             template, match_json, match_regex,
             reconnect_after, connection_lifetime, lifetime_jitter, stages,
             idle, ping_interval, nodelay,
-            deflate, rx_timestamps, origin
+            deflate, deflate_server_max_window_bits, deflate_client_max_window_bits, deflate_server_no_context_takeover, deflate_client_no_context_takeover,
+            rx_timestamps, origin
         })
     }
 }
@@ -982,6 +989,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         ServerSpec::Builtin(b) => (b.workload, b.fanout),
         ServerSpec::Command(_) => (Workload::Echo, Fanout::default()),
     };
+    let deflate = load_deflate(&l, l.engine.unwrap_or_default()).map_err(cfg)?;
     let foreign = match (l.template, l.match_json, l.match_regex) {
         (None, None, None) => None,
         (Some(template), Some(p), None) => Some(crate::plan::Foreign { template, correlation: crate::plan::Correlation::MatchJson(p) }),
@@ -1053,7 +1061,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
             .collect::<Result<_, _>>()?,
         ping_interval: l.ping_interval,
         nodelay: l.nodelay.unwrap_or(true),
-        deflate: l.deflate.unwrap_or(false),
+        deflate,
         rx_timestamps: l.rx_timestamps.unwrap_or_default(),
         origin: l.origin.clone(),
         bulk: false,
@@ -1061,13 +1069,7 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
     if load.rx_timestamps == crate::plan::RxTimestamps::Kernel && (load.engine != Engine::ZeroAlloc || load.workload.is_fanout() || !load.idle.is_empty()) {
         return Err(cfg("load key `rx_timestamps = \"kernel\"` is for the zero-alloc client's echo load: set `engine = \"zero-alloc\"`, and no fan-out workload or `idle`".into()));
     }
-    if load.deflate && load.engine != Engine::ZeroAlloc {
-        return Err(cfg(format!(
-            "load key `deflate` needs load key `engine = \"zero-alloc\"`: the {} client (tungstenite 0.29) has no permessage-deflate",
-            load.engine.name()
-        )));
-    }
-    if load.deflate && load.foreign.is_some() {
+    if load.deflate.is_some() && load.foreign.is_some() {
         return Err(cfg("load key `deflate` runs on the zero-alloc client, and `template` on the tungstenite client; remove one".into()));
     }
     if let Some(o) = &load.origin {
@@ -1125,38 +1127,74 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
     Ok(ConfigSpec { name: name.to_owned(), group: None, server, load })
 }
 
-/// Server keys `deflate` and `deflate_*`: the bounds the server accepts an offer within.
-fn server_deflate(s: &ServerSection, engine: Engine) -> Result<Option<DeflateConfig>, String> {
+/// Keys `deflate` and `deflate_*` of one section, as written.
+#[derive(Clone, Copy)]
+struct DeflateKeys {
+    on: Option<bool>,
+    server_max_window_bits: Option<u8>,
+    client_max_window_bits: Option<u8>,
+    server_no_context_takeover: Option<bool>,
+    client_no_context_takeover: Option<bool>,
+}
+
+/// Keys `deflate` and `deflate_*` of `section` (`server`, `load`), named as the flags are on
+/// both sides: the bounds the server accepts an offer within, or what the client offers.
+/// `side` names what runs there (`engine`, `client`).
+fn deflate_keys(section: &str, side: &str, k: DeflateKeys, engine: Engine) -> Result<Option<DeflateConfig>, String> {
     let params = [
-        ("deflate_server_max_window_bits", s.deflate_server_max_window_bits.is_some()),
-        ("deflate_client_max_window_bits", s.deflate_client_max_window_bits.is_some()),
-        ("deflate_server_no_context_takeover", s.deflate_server_no_context_takeover.is_some()),
-        ("deflate_client_no_context_takeover", s.deflate_client_no_context_takeover.is_some()),
+        ("deflate_server_max_window_bits", k.server_max_window_bits.is_some()),
+        ("deflate_client_max_window_bits", k.client_max_window_bits.is_some()),
+        ("deflate_server_no_context_takeover", k.server_no_context_takeover.is_some()),
+        ("deflate_client_no_context_takeover", k.client_no_context_takeover.is_some()),
     ];
-    if s.deflate != Some(true) {
+    if k.on != Some(true) {
         return match params.iter().find(|(_, set)| *set) {
-            Some((k, _)) => Err(format!("server key `{k}` is a parameter of permessage-deflate; add server key `deflate = true`")),
+            Some((p, _)) => Err(format!("{section} key `{p}` is a parameter of permessage-deflate; add {section} key `deflate = true`")),
             None => Ok(None),
         };
     }
     if engine != Engine::ZeroAlloc {
         return Err(format!(
-            "server key `deflate` needs server key `engine = \"zero-alloc\"`: the {} engine (tungstenite 0.29) has no permessage-deflate",
+            "{section} key `deflate` needs {section} key `engine = \"zero-alloc\"`: the {} {side} (tungstenite 0.29) has no permessage-deflate",
             engine.name()
         ));
     }
     let range = crate::codec::deflate::MIN_WINDOW_BITS..=crate::codec::deflate::MAX_WINDOW_BITS;
-    for (k, v) in [("deflate_server_max_window_bits", s.deflate_server_max_window_bits), ("deflate_client_max_window_bits", s.deflate_client_max_window_bits)] {
+    for (p, v) in [("deflate_server_max_window_bits", k.server_max_window_bits), ("deflate_client_max_window_bits", k.client_max_window_bits)] {
         if let Some(b) = v.filter(|b| !range.contains(b)) {
-            return Err(format!("server key `{k}` is {b}; window bits go from {} to {}", range.start(), range.end()));
+            return Err(format!("{section} key `{p}` is {b}; window bits go from {} to {}", range.start(), range.end()));
         }
     }
     Ok(Some(DeflateConfig {
-        server_max_window_bits: s.deflate_server_max_window_bits.unwrap_or(crate::codec::deflate::MAX_WINDOW_BITS),
-        client_max_window_bits: s.deflate_client_max_window_bits,
-        server_no_context_takeover: s.deflate_server_no_context_takeover.unwrap_or(false),
-        client_no_context_takeover: s.deflate_client_no_context_takeover.unwrap_or(false),
+        server_max_window_bits: k.server_max_window_bits.unwrap_or(crate::codec::deflate::MAX_WINDOW_BITS),
+        client_max_window_bits: k.client_max_window_bits,
+        server_no_context_takeover: k.server_no_context_takeover.unwrap_or(false),
+        client_no_context_takeover: k.client_no_context_takeover.unwrap_or(false),
     }))
+}
+
+/// Server keys `deflate` and `deflate_*`: the bounds the server accepts an offer within.
+fn server_deflate(s: &ServerSection, engine: Engine) -> Result<Option<DeflateConfig>, String> {
+    let keys = DeflateKeys {
+        on: s.deflate,
+        server_max_window_bits: s.deflate_server_max_window_bits,
+        client_max_window_bits: s.deflate_client_max_window_bits,
+        server_no_context_takeover: s.deflate_server_no_context_takeover,
+        client_no_context_takeover: s.deflate_client_no_context_takeover,
+    };
+    deflate_keys("server", "engine", keys, engine)
+}
+
+/// Load keys `deflate` and `deflate_*`: what the client offers.
+fn load_deflate(l: &LoadSection, engine: Engine) -> Result<Option<DeflateConfig>, String> {
+    let keys = DeflateKeys {
+        on: l.deflate,
+        server_max_window_bits: l.deflate_server_max_window_bits,
+        client_max_window_bits: l.deflate_client_max_window_bits,
+        server_no_context_takeover: l.deflate_server_no_context_takeover,
+        client_no_context_takeover: l.deflate_client_no_context_takeover,
+    };
+    deflate_keys("load", "client", keys, engine)
 }
 
 /// Origins allowed, upgrades per second per peer, and the burst.
@@ -1567,6 +1605,13 @@ mod tests {
         let args = b.plan("127.0.0.1:0".parse().unwrap(), None, None).to_args();
         assert!(args.windows(2).any(|w| w == ["--deflate-server-max-window-bits", "10"]) && args.contains(&"--deflate-client-no-context-takeover".into()), "{args:?}");
         assert!(c.load.plan("ws://127.0.0.1:1/").to_args().contains(&"--deflate".into()));
+        // The client's offer takes the same parameters, under the load section.
+        let s = parse("[load]\nengine = \"zero-alloc\"\ndeflate = true\ndeflate_client_max_window_bits = 10\ndeflate_server_no_context_takeover = true\n").unwrap();
+        let plan = s.configs[0].load.plan("ws://127.0.0.1:1/");
+        let d = plan.deflate.expect("deflate reaches the load generator");
+        assert_eq!((d.server_max_window_bits, d.client_max_window_bits, d.server_no_context_takeover, d.client_no_context_takeover), (15, Some(10), true, false));
+        let args = plan.to_args();
+        assert!(args.windows(2).any(|w| w == ["--deflate-client-max-window-bits", "10"]) && args.contains(&"--deflate-server-no-context-takeover".into()), "{args:?}");
         // Without the keys nothing is offered or accepted.
         let plain = &parse("[server]\nengine = \"zero-alloc\"\n").unwrap().configs[0];
         assert!(matches!(&plain.server, ServerSpec::Builtin(b) if b.deflate.is_none()) && plain.load.plan("ws://x/").deflate.is_none());
@@ -1577,6 +1622,8 @@ mod tests {
             ("[server]\nengine = \"zero-alloc\"\ndeflate_server_max_window_bits = 10\n", "add server key `deflate = true`", 1),
             ("[server]\nengine = \"zero-alloc\"\ndeflate = true\ndeflate_client_max_window_bits = 8\n", "server key `deflate_client_max_window_bits` is 8", 1),
             ("[server]\ncommand = [\"x\"]\ndeflate = true\n", "server key `deflate` applies to the built-in server", 1),
+            ("[load]\nengine = \"zero-alloc\"\ndeflate_client_no_context_takeover = true\n", "add load key `deflate = true`", 1),
+            ("[load]\nengine = \"zero-alloc\"\ndeflate = true\ndeflate_server_max_window_bits = 16\n", "load key `deflate_server_max_window_bits` is 16", 1),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.message.contains(says), "{text}: {e}");
