@@ -133,10 +133,17 @@ fn load(l: &LoadSpec) -> String {
     };
     let processes = match l.processes {
         p if p > 1 && ramps_connections(l) => format!(" in {p} processes (the connection ramp's shards, starting together)"),
+        p if p > 1 && !l.stages.is_empty() => format!(" in {p} processes (the ramp's shards, starting together)"),
+        p if p > 1 && l.workload == wsbench_core::plan::Workload::Broadcast => format!(" in {p} processes (shards of the rooms, starting together)"),
         p if p > 1 => format!(" in {p} processes"),
         _ => String::new(),
     };
     let pace = if l.bulk { format!("bulk transfer (the size fit's cross-check): {pace}") } else { pace };
+    let pace = match l.coalesce {
+        wsbench_core::plan::Coalesce::Every(d) if !d.is_zero() && l.rate.is_some() => format!("{pace} (sends coalesced every {})", format_duration(d)),
+        _ => pace,
+    };
+    let pace = if l.rx_timestamps == wsbench_core::plan::RxTimestamps::Kernel { format!("{pace}, kernel receive stamps") } else { pace };
     let deflate = if l.deflate.is_some() { ", offering permessage-deflate" } else { "" };
     let origin = l.origin.as_ref().map(|o| format!(", Origin {o}")).unwrap_or_default();
     format!(
@@ -175,5 +182,8 @@ mod tests {
         assert!(text.contains("order: a #1, b #1, a #2, b #2"), "{text}");
         // 4 trials × (1 + 2 + 1 + 0.02 s connecting + 0.5 s) = 18.08 s.
         assert!(text.contains("time: at most 18s"), "{text}");
+        let s = Scenario::parse(Path::new("scenarios/x.toml"), "name = \"x\"\n[load]\nrate = 4000\ncoalesce = \"1ms\"\n[[configs]]\nname = \"a\"\n").unwrap();
+        let text = describe(&s, Path::new("results"));
+        assert!(text.contains("open loop at 4,000 msgs/s (sends coalesced every 1ms)"), "{text}");
     }
 }
