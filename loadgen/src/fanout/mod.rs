@@ -241,6 +241,9 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if plan.workload.is_fanout() && plan.engine != wsbench_core::plan::Engine::Tungstenite {
         return Err(format!("--workload {} runs on the tungstenite client; --engine {} is not available for it yet", plan.workload.name(), plan.engine.name()));
     }
+    if plan.workload.is_fanout() && (!plan.spin.is_zero() || plan.coalesce != wsbench_core::plan::Coalesce::Auto) {
+        return Err(format!("--spin and --coalesce pace the echo load's send clock; --workload {} paces its publishers otherwise and would ignore them", plan.workload.name()));
+    }
     // A member in one shard receives what a publisher in another sends, on one schedule.
     if plan.workload == Workload::Broadcast && plan.shard.is_some() && plan.start_at.is_none() {
         return Err("--workload broadcast split into shards needs --start-at: the members of a room in one shard receive what its publishers in another send, and both must keep one schedule".into());
@@ -894,6 +897,11 @@ mod tests {
         assert_eq!(validate(&LoadPlan { start_at: Some("2030-01-01T00:00:00Z".into()), ..broadcast.clone() }), Ok(()));
         // Push and sink connections are independent: no shared start needed.
         assert_eq!(validate(&LoadPlan { workload: Workload::Sink, ..broadcast.clone() }), Ok(()));
+        // The echo load's send clock is not theirs: its knobs are refused, not ignored.
+        let sink = LoadPlan { workload: Workload::Sink, ..broadcast.clone() };
+        for plan in [LoadPlan { spin: std::time::Duration::from_micros(20), ..sink.clone() }, LoadPlan { coalesce: wsbench_core::plan::Coalesce::Every(std::time::Duration::from_millis(1)), ..sink.clone() }] {
+            assert!(validate(&plan).unwrap_err().contains("--spin and --coalesce"), "{plan:?}");
+        }
         // One room of 100,000: too many for one process, not for two shards.
         let big = LoadPlan { connections: 100_000, start_at: Some("2030-01-01T00:00:00Z".into()), ..broadcast };
         assert_eq!(validate(&big), Ok(()));
