@@ -578,7 +578,7 @@ fn write(m: &LoadgenFiles, out: &Path, processes: usize, differing: &[(&'static 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use hdrhistogram::Histogram;
     use std::time::Duration;
@@ -658,7 +658,8 @@ mod tests {
         assert_eq!(m[0].p99_us, None, "no reply anywhere: no percentile, not 0");
     }
 
-    fn summary(connections: u32, rate: Option<f64>) -> LoadgenSummary {
+    /// A bare summary of `connections` at `rate` (open loop) or closed loop, for tests.
+    pub(crate) fn summary(connections: u32, rate: Option<f64>) -> LoadgenSummary {
         let json = serde_json::json!({
             "schema_version": SCHEMA_VERSION, "complete": true, "wsbench_version": "0", "command": [],
             "host": {"hostname": "h", "os": "Linux", "kernel": "6", "arch": "x86_64", "cpus": 2},

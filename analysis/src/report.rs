@@ -921,6 +921,22 @@ fn describe_load(s: &LoadgenSummary) -> String {
         Some(r) => format!("open loop at {} msgs/s", format::rate(r)),
         None => format!("closed loop, {} in flight per connection", p.in_flight),
     };
+    // How the sends were paced and timed, where it is not the default: it moves the figures.
+    let mut pacing = Vec::new();
+    if p.rate.is_some() {
+        match p.coalesce {
+            wsbench_core::plan::Coalesce::Every(d) if !d.is_zero() => pacing.push(format!("sends coalesced every {}, up to that late by design", format_duration(d))),
+            wsbench_core::plan::Coalesce::Every(_) => pacing.push("sends never coalesced".into()),
+            wsbench_core::plan::Coalesce::Auto => {}
+        }
+        if !p.spin.is_zero() {
+            pacing.push(format!("spinning the last {} before each send", format_duration(p.spin)));
+        }
+    }
+    if p.rx_timestamps == wsbench_core::plan::RxTimestamps::Kernel {
+        pacing.push("echo arrival from kernel receive stamps".into());
+    }
+    let schedule = if pacing.is_empty() { schedule } else { format!("{schedule} ({})", pacing.join("; ")) };
     let mut churn = Vec::new();
     if let Some(n) = p.churn.reconnect_after {
         churn.push(format!("reconnect after {n} messages"));
@@ -1057,6 +1073,16 @@ mod tests {
 
     fn spread(median: f64, min: f64, max: f64, n: usize) -> Option<Spread> {
         Some(Spread { median, min, max, n })
+    }
+
+    #[test]
+    fn the_load_says_how_sends_were_paced_and_timed_when_not_by_default() {
+        let mut s = crate::merge::tests::summary(50, Some(20_000.0));
+        assert!(describe_load(&s).contains("open loop at 20,000 msgs/s, "), "{}", describe_load(&s));
+        s.config.coalesce = wsbench_core::plan::Coalesce::Every(std::time::Duration::from_millis(1));
+        s.config.rx_timestamps = wsbench_core::plan::RxTimestamps::Kernel;
+        let text = describe_load(&s);
+        assert!(text.contains("open loop at 20,000 msgs/s (sends coalesced every 1ms, up to that late by design; echo arrival from kernel receive stamps)"), "{text}");
     }
 
     #[test]
