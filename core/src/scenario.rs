@@ -37,6 +37,19 @@ use crate::result::{SearchMetric, SearchOver};
 use crate::slo::Slo;
 use crate::units::{serde_duration, serde_size};
 
+/// The keys `deflate` and `deflate_*` of a section: the server and load sections name them alike.
+macro_rules! deflate_keys_of {
+    ($s:expr) => {
+        DeflateKeys {
+            on: $s.deflate,
+            server_max_window_bits: $s.deflate_server_max_window_bits,
+            client_max_window_bits: $s.deflate_client_max_window_bits,
+            server_no_context_takeover: $s.deflate_server_no_context_takeover,
+            client_no_context_takeover: $s.deflate_client_no_context_takeover,
+        }
+    };
+}
+
 /// A scenario error, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {
@@ -959,7 +972,8 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
                 _ => return Err(cfg("server keys `pause_every` and `pause_for` go together; give both".into())),
             };
             let engine = s.engine.unwrap_or_default();
-            let deflate = server_deflate(&s, engine).map_err(cfg)?;
+            // The bounds the server accepts an offer within.
+            let deflate = deflate_keys("server", "engine", deflate_keys_of!(s), engine).map_err(cfg)?;
             let (allow_origins, conn_rate, conn_burst) = server_gate(&s).map_err(cfg)?;
             ServerSpec::Builtin(BuiltinServer {
                 engine,
@@ -989,7 +1003,8 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
         ServerSpec::Builtin(b) => (b.workload, b.fanout),
         ServerSpec::Command(_) => (Workload::Echo, Fanout::default()),
     };
-    let deflate = load_deflate(&l, l.engine.unwrap_or_default()).map_err(cfg)?;
+    // What the client offers.
+    let deflate = deflate_keys("load", "client", deflate_keys_of!(l), l.engine.unwrap_or_default()).map_err(cfg)?;
     let foreign = match (l.template, l.match_json, l.match_regex) {
         (None, None, None) => None,
         (Some(template), Some(p), None) => Some(crate::plan::Foreign { template, correlation: crate::plan::Correlation::MatchJson(p) }),
@@ -1176,29 +1191,6 @@ fn deflate_keys(section: &str, side: &str, k: DeflateKeys, engine: Engine) -> Re
     }))
 }
 
-/// Server keys `deflate` and `deflate_*`: the bounds the server accepts an offer within.
-fn server_deflate(s: &ServerSection, engine: Engine) -> Result<Option<DeflateConfig>, String> {
-    let keys = DeflateKeys {
-        on: s.deflate,
-        server_max_window_bits: s.deflate_server_max_window_bits,
-        client_max_window_bits: s.deflate_client_max_window_bits,
-        server_no_context_takeover: s.deflate_server_no_context_takeover,
-        client_no_context_takeover: s.deflate_client_no_context_takeover,
-    };
-    deflate_keys("server", "engine", keys, engine)
-}
-
-/// Load keys `deflate` and `deflate_*`: what the client offers.
-fn load_deflate(l: &LoadSection, engine: Engine) -> Result<Option<DeflateConfig>, String> {
-    let keys = DeflateKeys {
-        on: l.deflate,
-        server_max_window_bits: l.deflate_server_max_window_bits,
-        client_max_window_bits: l.deflate_client_max_window_bits,
-        server_no_context_takeover: l.deflate_server_no_context_takeover,
-        client_no_context_takeover: l.deflate_client_no_context_takeover,
-    };
-    deflate_keys("load", "client", keys, engine)
-}
 
 /// Origins allowed, upgrades per second per peer, and the burst.
 type Gate = (Vec<String>, Option<f64>, Option<u32>);
@@ -1247,10 +1239,8 @@ fn check_fanout(load: &LoadSpec) -> Result<(), String> {
             }
         }
     }
-    if load.workload == Workload::Broadcast {
-        if f.rooms > load.connections || f.publishers > load.connections {
-            return Err(format!("server key `rooms` ({}) and load key `publishers` ({}) must not exceed `connections` ({})", f.rooms, f.publishers, load.connections));
-        }
+    if load.workload == Workload::Broadcast && (f.rooms > load.connections || f.publishers > load.connections) {
+        return Err(format!("server key `rooms` ({}) and load key `publishers` ({}) must not exceed `connections` ({})", f.rooms, f.publishers, load.connections));
     }
     Ok(())
 }

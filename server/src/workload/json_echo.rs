@@ -120,7 +120,7 @@ mod tests {
             seq,
             intended_ns: u64::MAX - seq,
             sent_ns: 1 << 62,
-            warmup: seq % 2 == 0,
+            warmup: seq.is_multiple_of(2),
         }
         .encode(&mut m);
         fill_payload(&mut m, seq);
