@@ -139,8 +139,8 @@ fn load(l: &LoadSpec) -> String {
         _ => String::new(),
     };
     let pace = if l.bulk { format!("bulk transfer (the size fit's cross-check): {pace}") } else { pace };
-    let pace = match l.coalesce {
-        wsbench_core::plan::Coalesce::Every(d) if !d.is_zero() && l.rate.is_some() => format!("{pace} (sends coalesced every {})", format_duration(d)),
+    let pace = match l.coalesce.period() {
+        Some(d) if l.rate.is_some() => format!("{pace} (sends coalesced every {})", format_duration(d)),
         _ => pace,
     };
     let pace = if l.rx_timestamps == wsbench_core::plan::RxTimestamps::Kernel { format!("{pace}, kernel receive stamps") } else { pace };

@@ -397,6 +397,26 @@ impl std::str::FromStr for Coalesce {
     }
 }
 
+impl Coalesce {
+    /// The period asked for, when one is (not `auto`, not zero).
+    pub fn period(self) -> Option<Duration> {
+        match self {
+            Self::Every(d) if !d.is_zero() => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Why open-loop pacing as asked cannot be kept, worded after "`spin` and `coalesce` ...":
+/// spinning contradicts a coalescing period, and fan-out workloads pace their publishers
+/// otherwise, so either knob would be ignored there. `None` when the two can be kept.
+pub fn pacing_conflict(spin: Duration, coalesce: Coalesce, workload: Workload) -> Option<String> {
+    if workload.is_fanout() && (!spin.is_zero() || coalesce != Coalesce::Auto) {
+        return Some(format!("pace the echo load's send clock; workload `{}` paces its publishers otherwise and would ignore them", workload.name()));
+    }
+    (!spin.is_zero() && coalesce.period().is_some()).then(|| "exclude each other: spinning sends each message to the microsecond, coalescing gives that up".into())
+}
+
 impl std::fmt::Display for Coalesce {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

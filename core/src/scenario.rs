@@ -1103,11 +1103,8 @@ fn resolve(name: &str, s: ServerSection, l: LoadSection) -> Result<ConfigSpec, S
     if !load.churn.is_off() && load.workload.is_fanout() {
         return Err(cfg("load keys `reconnect_after` and `connection_lifetime` apply to the echo workload only".into()));
     }
-    if load.workload.is_fanout() && (!load.spin.is_zero() || load.coalesce != crate::plan::Coalesce::Auto) {
-        return Err(cfg(format!("load keys `spin` and `coalesce` pace the echo load's send clock; workload `{}` paces its publishers otherwise and would ignore them", load.workload.name())));
-    }
-    if !load.spin.is_zero() && matches!(load.coalesce, crate::plan::Coalesce::Every(d) if !d.is_zero()) {
-        return Err(cfg("load keys `spin` and `coalesce` exclude each other: spinning sends each message to the microsecond, coalescing gives that up".into()));
+    if let Some(why) = crate::plan::pacing_conflict(load.spin, load.coalesce, load.workload) {
+        return Err(cfg(format!("load keys `spin` and `coalesce` {why}")));
     }
     if load.spin > crate::plan::MAX_SPIN {
         return Err(cfg(format!("load key `spin` is {}; spinning longer than {} only burns a core", crate::units::format_duration(load.spin), crate::units::format_duration(crate::plan::MAX_SPIN))));

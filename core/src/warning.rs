@@ -15,10 +15,7 @@ pub const SEND_LAG_P99_LIMIT_US: f64 = 1_000.0;
 /// The send lag p99 past which a run's load generator is judged behind: [`SEND_LAG_P99_LIMIT_US`]
 /// on top of a coalescing period asked for (a send up to that late is what was asked).
 pub fn send_lag_limit_us(coalesce: crate::plan::Coalesce) -> f64 {
-    match coalesce {
-        crate::plan::Coalesce::Every(d) => SEND_LAG_P99_LIMIT_US + d.as_secs_f64() * 1e6,
-        crate::plan::Coalesce::Auto => SEND_LAG_P99_LIMIT_US,
-    }
+    SEND_LAG_P99_LIMIT_US + coalesce.period().map_or(0.0, |d| d.as_secs_f64() * 1e6)
 }
 /// A load-generator thread busier than this (% of one core) was probably the bottleneck.
 pub const LOADGEN_CPU_LIMIT_PCT: f64 = 90.0;
@@ -68,11 +65,9 @@ impl Warning {
     /// coalescing the run asked for (its period is lag by design, see [`send_lag_limit_us`]).
     pub fn send_lag_high_with(p99_us: f64, busiest_thread_pct: Option<f64>, coalesce: crate::plan::Coalesce) -> Self {
         let lag = crate::units::latency_us(p99_us);
-        let limit = match coalesce {
-            crate::plan::Coalesce::Every(d) if !d.is_zero() => {
-                format!("{}, which allows {} for --coalesce {coalesce}", crate::units::latency_us(send_lag_limit_us(coalesce)), crate::units::latency_us(d.as_secs_f64() * 1e6))
-            }
-            _ => crate::units::latency_us(SEND_LAG_P99_LIMIT_US),
+        let limit = match coalesce.period() {
+            Some(d) => format!("{}, which allows {} for --coalesce {coalesce}", crate::units::latency_us(send_lag_limit_us(coalesce)), crate::units::latency_us(d.as_secs_f64() * 1e6)),
+            None => crate::units::latency_us(SEND_LAG_P99_LIMIT_US),
         };
         let why = match busiest_thread_pct {
             Some(pct) if pct > LOADGEN_CPU_LIMIT_PCT => format!(

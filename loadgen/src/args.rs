@@ -495,9 +495,6 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if plan.first_connections() == 0 {
         return Err("--connections must be at least 1".into());
     }
-    if !plan.spin.is_zero() && matches!(plan.coalesce, wsbench_core::plan::Coalesce::Every(d) if !d.is_zero()) {
-        return Err("--spin and --coalesce exclude each other: spinning sends each message to the microsecond, coalescing gives that up".into());
-    }
     if plan.spin > wsbench_core::plan::MAX_SPIN {
         return Err(format!("--spin is {:?}; spinning longer than 1ms only burns a core, use at most 1ms", plan.spin));
     }

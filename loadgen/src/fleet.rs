@@ -385,7 +385,7 @@ impl WorkerJob {
         // A coalesced firing may come up to its period (and a wake-up) after the window's end
         // for deadlines before it: those messages still leave, late by design, and count.
         let timeline = if coalesce_ns > 0 {
-            Timeline { send_grace_ns: coalesce_ns + duration_ns(Duration::from_micros(wsbench_core::warning::SEND_LAG_P99_LIMIT_US as u64)), ..timeline }
+            Timeline { send_grace_ns: coalesce_ns + (wsbench_core::warning::SEND_LAG_P99_LIMIT_US * 1_000.0) as u64, ..timeline }
         } else {
             timeline
         };

@@ -241,8 +241,9 @@ pub fn validate(plan: &LoadPlan) -> Result<(), String> {
     if plan.workload.is_fanout() && plan.engine != wsbench_core::plan::Engine::Tungstenite {
         return Err(format!("--workload {} runs on the tungstenite client; --engine {} is not available for it yet", plan.workload.name(), plan.engine.name()));
     }
-    if plan.workload.is_fanout() && (!plan.spin.is_zero() || plan.coalesce != wsbench_core::plan::Coalesce::Auto) {
-        return Err(format!("--spin and --coalesce pace the echo load's send clock; --workload {} paces its publishers otherwise and would ignore them", plan.workload.name()));
+    // Every plan's pacing, echo or not (this check runs for every plan).
+    if let Some(why) = wsbench_core::plan::pacing_conflict(plan.spin, plan.coalesce, plan.workload) {
+        return Err(format!("--spin and --coalesce {why}"));
     }
     // A member in one shard receives what a publisher in another sends, on one schedule.
     if plan.workload == Workload::Broadcast && plan.shard.is_some() && plan.start_at.is_none() {
