@@ -65,6 +65,13 @@ pub struct Trial {
     pub problems: Vec<TrialProblem>,
 }
 
+impl Run {
+    /// Every trial that has a load-generator summary, with its configuration, in order.
+    pub fn trial_summaries(&self) -> impl Iterator<Item = (&ConfigRun, &Trial, &LoadgenSummary)> {
+        self.configs.iter().flat_map(|c| c.trials.iter().filter_map(move |t| Some((c, t, t.summary.as_ref()?))))
+    }
+}
+
 impl Trial {
     /// The `processes.csv` rows of the server process.
     pub fn server_samples(&self) -> impl Iterator<Item = &ProcessSample> {

@@ -705,11 +705,8 @@ fn bulk_disagreement(g: &series::SizeGroup) -> Option<String> {
 /// handshakes took under load, and how the replaced ones closed.
 fn churn_section(d: &mut Document, run: &Run) {
     let rows: Vec<Vec<Inline>> = run
-        .configs
-        .iter()
-        .flat_map(|c| c.trials.iter().map(move |t| (c, t)))
-        .filter_map(|(c, t)| {
-            let s = t.summary.as_ref()?;
+        .trial_summaries()
+        .filter_map(|(c, t, s)| {
             let ch = s.connections.churn.as_ref()?;
             let hs = s.setup.handshake_us.map_or("–".into(), |h| format!("{} / {}", format::latency_fixed(h.p50), format::latency_fixed(h.p99)));
             let closes = ch.closes.iter().map(|(k, n)| format!("{n}× {k}")).collect::<Vec<_>>().join(", ");
@@ -746,13 +743,8 @@ fn churn_section(d: &mut Document, run: &Run) {
 fn ramp_section(d: &mut Document, run: &Run) {
     let mut several = false;
     let rows: Vec<Vec<Inline>> = run
-        .configs
-        .iter()
-        .flat_map(|c| c.trials.iter().map(move |t| (c, t)))
-        .filter_map(|(c, t)| {
-            let s = t.summary.as_ref()?;
-            s.config.ramps_connections().then_some((c, t, s))
-        })
+        .trial_summaries()
+        .filter(|(_, _, s)| s.config.ramps_connections())
         .flat_map(|(c, t, s)| {
             let (p, processes) = (&s.config, shards_of(s));
             several |= processes > 1;

@@ -129,28 +129,44 @@ fn measured(seen: &[Seen], listeners: &[usize]) -> Vec<Seen> {
     v
 }
 
-#[test]
-fn two_shards_started_together_send_exactly_the_one_process_schedule() {
-    let _serial = serial();
+/// `load` run as two shards from a shared start (listeners 0 and 1 of one recording server,
+/// results in `out`), then as one process (listener 2, results in `single`); every run exits 0.
+struct ShardedAndSingle {
+    _tmp: tempfile::TempDir,
+    out: std::path::PathBuf,
+    single: std::path::PathBuf,
+    at: String,
+    seen: Vec<Seen>,
+}
+
+fn run_sharded_and_single(load: &[&str]) -> ShardedAndSingle {
     let tmp = tempfile::tempdir().unwrap();
-    // Listener 0 and 1 take shard 0 and 1; listener 2 the same load from one process.
     let server = RecordingServer::start(3);
     let out = tmp.path().join("sharded");
     let at = start_at(Duration::from_secs(4));
     let shards: Vec<_> = (0..2)
         .map(|i| {
             let shard = format!("{i}/2");
-            let args = [&LOAD[..], &["--url", &server.urls[i], "--shard", &shard, "--start-at", &at, "--out", out.to_str().unwrap()]].concat();
-            spawn_loadgen(&args)
+            spawn_loadgen(&[load, &["--url", &server.urls[i], "--shard", &shard, "--start-at", &at, "--out", out.to_str().unwrap()]].concat())
         })
         .collect();
     for (i, child) in shards.into_iter().enumerate() {
         let o = finish(child, Duration::from_secs(40));
         assert!(o.status.success(), "shard {i}: {}", String::from_utf8_lossy(&o.stderr));
     }
-    let single_dir = tmp.path().join("single");
-    let o = loadgen(&[&LOAD[..], &["--url", &server.urls[2], "--out", single_dir.to_str().unwrap()]].concat(), Duration::from_secs(40));
+    let single = tmp.path().join("single");
+    let o = loadgen(&[load, &["--url", &server.urls[2], "--out", single.to_str().unwrap()]].concat(), Duration::from_secs(40));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen = server.seen();
+    ShardedAndSingle { _tmp: tmp, out, single, at, seen }
+}
+
+#[test]
+fn two_shards_started_together_send_exactly_the_one_process_schedule() {
+    let _serial = serial();
+    // Listener 0 and 1 take shard 0 and 1; listener 2 the same load from one process.
+    // The temporary folder lives as long as `_tmp`: bound, not left to `..`.
+    let ShardedAndSingle { _tmp, out, single: single_dir, at, seen } = run_sharded_and_single(&LOAD);
 
     // What users read: each shard's summary under shard-<i>/, with its part and the whole.
     let parts: Vec<_> = (0..2).map(|i| summary(&out.join(format!("shard-{i}")))).collect();
@@ -170,7 +186,6 @@ fn two_shards_started_together_send_exactly_the_one_process_schedule() {
     assert_eq!(parts.iter().map(|s| s.messages.sent).collect::<Vec<_>>(), [MEASURED * 3 / 5, MEASURED * 2 / 5], "each its share");
 
     // What the server saw: the one-process schedule is one message every 2.5 ms ...
-    let seen = server.seen();
     let one = measured(&seen, &[2]);
     assert_eq!(one.len() as u64, MEASURED);
     for (k, s) in one.iter().enumerate() {
@@ -203,24 +218,7 @@ fn two_shards_started_together_send_exactly_the_one_process_schedule() {
 /// recording server and checks that the shards' measured messages are the one process's: as
 /// many, intended at the same offsets from the first.
 fn assert_two_shards_send_the_one_process_schedule(load: &[&str], measured_msgs: usize) {
-    let tmp = tempfile::tempdir().unwrap();
-    let server = RecordingServer::start(3);
-    let out = tmp.path().join("sharded");
-    let at = start_at(Duration::from_secs(4));
-    let shards: Vec<_> = (0..2)
-        .map(|i| {
-            let shard = format!("{i}/2");
-            spawn_loadgen(&[load, &["--url", &server.urls[i], "--shard", &shard, "--start-at", &at, "--out", out.to_str().unwrap()]].concat())
-        })
-        .collect();
-    for (i, child) in shards.into_iter().enumerate() {
-        let o = finish(child, Duration::from_secs(40));
-        assert!(o.status.success(), "shard {i}: {}", String::from_utf8_lossy(&o.stderr));
-    }
-    let single = tmp.path().join("single");
-    let o = loadgen(&[load, &["--url", &server.urls[2], "--out", single.to_str().unwrap()]].concat(), Duration::from_secs(40));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let seen = server.seen();
+    let seen = run_sharded_and_single(load).seen;
     let (one, union) = (measured(&seen, &[2]), measured(&seen, &[0, 1]));
     assert_eq!((one.len(), union.len()), (measured_msgs, measured_msgs), "every message of the schedule, once");
     let mut worst = 0;

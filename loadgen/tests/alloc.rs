@@ -245,27 +245,31 @@ fn zero_alloc_engine_under_churn_with_kernel_stamps_closes_cleanly() {
     assert_eq!(s.worker_allocations_per_message, Some(0.0), "the worker threads allocated per message in the measured window");
 }
 
+/// The zero-alloc client at 30,000 msgs/s on 2 threads while the open connections go
+/// 4 → 16 → 4, with `churn` besides.
+fn ramp_4_16_4(churn: wsbench_core::plan::Churn) -> LoadPlan {
+    use wsbench_core::plan::Stage;
+    let stage = |secs: u64, connections: u32| Stage { duration: Duration::from_secs(secs), rate: 30_000.0, connections: Some(connections) };
+    LoadPlan {
+        engine: Engine::ZeroAlloc,
+        connections: 4,
+        rate: Some(30_000.0),
+        threads: 2,
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs(4),
+        stages: vec![stage(1, 4), stage(2, 16), stage(1, 4)],
+        churn,
+        ..Default::default()
+    }
+    .with_connection_ramp()
+}
+
 /// A connection ramp on the zero-alloc client, 4 → 16 → 4 connections: opening a place (its
 /// socket, handshake and buffers) and closing it are counted apart, as churn's replacements
 /// are, and the per-message path of the worker threads stays at exactly 0.
 #[test]
 fn zero_alloc_engine_on_a_connection_ramp_allocates_nothing_per_message() {
-    use wsbench_core::plan::Stage;
-    let stage = |secs: u64, connections: u32| Stage { duration: Duration::from_secs(secs), rate: 30_000.0, connections: Some(connections) };
-    let s = run(
-        "alloc-zero-connection-ramp",
-        LoadPlan {
-            engine: Engine::ZeroAlloc,
-            connections: 4,
-            rate: Some(30_000.0),
-            threads: 2,
-            warmup: Duration::from_secs(1),
-            duration: Duration::from_secs(4),
-            stages: vec![stage(1, 4), stage(2, 16), stage(1, 4)],
-            ..Default::default()
-        }
-        .with_connection_ramp(),
-    );
+    let s = run("alloc-zero-connection-ramp", ramp_4_16_4(Default::default()));
     let churn = s.connections.churn.as_ref().expect("the ramp's opens and closes are reported");
     eprintln!("connection ramp: {} opened, {} closed cleanly, {:?} allocations per opening", churn.opened, churn.clean, churn.allocations_per_replacement);
     assert_eq!((churn.opened, churn.clean, churn.unclean), (12, 12, 0), "{churn:?}");
@@ -277,23 +281,7 @@ fn zero_alloc_engine_on_a_connection_ramp_allocates_nothing_per_message() {
 /// by the ramp or by churn, are counted apart; the per-message path stays at exactly 0.
 #[test]
 fn zero_alloc_engine_on_a_connection_ramp_with_churn_allocates_nothing_per_message() {
-    use wsbench_core::plan::Stage;
-    let stage = |secs: u64, connections: u32| Stage { duration: Duration::from_secs(secs), rate: 30_000.0, connections: Some(connections) };
-    let s = run(
-        "alloc-zero-connection-ramp-churn",
-        LoadPlan {
-            engine: Engine::ZeroAlloc,
-            connections: 4,
-            rate: Some(30_000.0),
-            threads: 2,
-            warmup: Duration::from_secs(1),
-            duration: Duration::from_secs(4),
-            stages: vec![stage(1, 4), stage(2, 16), stage(1, 4)],
-            churn: wsbench_core::plan::Churn { reconnect_after: Some(2_000), ..Default::default() },
-            ..Default::default()
-        }
-        .with_connection_ramp(),
-    );
+    let s = run("alloc-zero-connection-ramp-churn", ramp_4_16_4(wsbench_core::plan::Churn { reconnect_after: Some(2_000), ..Default::default() }));
     let churn = s.connections.churn.as_ref().expect("the ramp's and churn's opens and closes are reported");
     eprintln!("connection ramp with churn: {} opened, {} closed cleanly, {:?} allocations per opening", churn.opened, churn.clean, churn.allocations_per_replacement);
     assert!(churn.opened > 12 + 20, "churn replaced connections besides the ramp's 12 openings: {churn:?}");
